@@ -1,0 +1,63 @@
+package crdt
+
+import (
+	"slices"
+	"strings"
+)
+
+// Batch is a set of session deltas joined by id. Joining deltas before
+// sending them is what lets a sender carry many writes in one message;
+// a Batch is itself a delta and merges like one. The zero Batch is empty and
+// ready to use. A Batch is not safe for concurrent use.
+type Batch struct {
+	m map[string]*Session
+}
+
+// NewBatch returns a batch holding the given deltas.
+func NewBatch(deltas ...*Session) *Batch {
+	b := &Batch{}
+	for _, d := range deltas {
+		b.Add(d)
+	}
+	return b
+}
+
+// Add joins delta into the batch. The batch keeps its own copy, so d may be
+// reused by the caller.
+func (b *Batch) Add(d *Session) {
+	if b.m == nil {
+		b.m = make(map[string]*Session)
+	}
+	if cur, ok := b.m[d.ID]; ok {
+		_, _ = cur.Merge(d) // same id: cannot fail
+		return
+	}
+	b.m[d.ID] = d.Clone()
+}
+
+// Join adds every delta of o into b.
+func (b *Batch) Join(o *Batch) {
+	for _, d := range o.m {
+		b.Add(d)
+	}
+}
+
+// Len returns the number of sessions in the batch.
+func (b *Batch) Len() int { return len(b.m) }
+
+// Get returns the joined delta for id, or nil. The result is owned by the
+// batch.
+func (b *Batch) Get(id string) *Session { return b.m[id] }
+
+// Sessions returns the deltas sorted by id. They are owned by the batch.
+func (b *Batch) Sessions() []*Session {
+	out := make([]*Session, 0, len(b.m))
+	for _, s := range b.m {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(x, y *Session) int { return strings.Compare(x.ID, y.ID) })
+	return out
+}
+
+// Reset empties the batch.
+func (b *Batch) Reset() { clear(b.m) }

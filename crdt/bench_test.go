@@ -1,0 +1,100 @@
+package crdt
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// A typical web session: 10 fields of ~90 bytes, about 1 KiB encoded.
+
+func BenchmarkMergeFieldDelta(b *testing.B) {
+	s := sampleSession(10, 90)
+	d := s.Set("field-03", make([]byte, 90), NewTimestamp(genBase.UnixMilli()+100, 0, 2))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := s.Clone()
+		if _, err := c.Merge(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMergeFullState(b *testing.B) {
+	s := sampleSession(10, 90)
+	o := sampleSession(10, 90)
+	for k, f := range o.Fields {
+		f.TS.Time++
+		o.Fields[k] = f
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		c := s.Clone()
+		if _, err := c.Merge(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMarshalSession(b *testing.B) {
+	s := sampleSession(10, 90)
+	data, _ := MarshalSession(s, DefaultLimits())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := MarshalSession(s, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshalSession(b *testing.B) {
+	data, _ := MarshalSession(sampleSession(10, 90), DefaultLimits())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalSession(data, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchBatch(n int) *Batch {
+	batch := NewBatch()
+	base := sampleSession(10, 90)
+	for i := range n {
+		d := base.Set("field-01", []byte("value"), NewTimestamp(genBase.UnixMilli()+int64(i), 0, 1))
+		d.ID = fmt.Sprintf("session-%06d", i)
+		batch.Add(d)
+	}
+	return batch
+}
+
+func BenchmarkMarshalBatch100(b *testing.B) {
+	batch := benchBatch(100)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := MarshalBatch(batch, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkUnmarshalBatch100(b *testing.B) {
+	data, _ := MarshalBatch(benchBatch(100), DefaultLimits())
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := UnmarshalBatch(data, DefaultLimits()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkClockNow(b *testing.B) {
+	c := NewClock(1, time.Second)
+	now := genBase
+	for b.Loop() {
+		c.Now(now)
+	}
+}

@@ -1,0 +1,538 @@
+package crdt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
+)
+
+// FormatVersion is the version byte written in front of every encoding.
+const FormatVersion = 1
+
+// Kinds of encoded payload, the byte after the version.
+const (
+	kindSession = 's'
+	kindBatch   = 'b'
+)
+
+// Limits bounds what a replica accepts. Decoding enforces them before it
+// allocates, so a hostile length prefix costs nothing.
+type Limits struct {
+	MaxIDBytes       int // session id length; default 256
+	MaxKeyBytes      int // field key length; default 256
+	MaxValueBytes    int // field value length; default 64 KiB
+	MaxFields        int // fields in one session or delta; default 256
+	MaxBatchSessions int // sessions in one batch; default 4096
+	MaxBatchBytes    int // encoded batch; default 1 MiB (gossipsub's message bound)
+}
+
+// DefaultLimits returns the limits documented on Limits.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxIDBytes:       256,
+		MaxKeyBytes:      256,
+		MaxValueBytes:    64 << 10,
+		MaxFields:        256,
+		MaxBatchSessions: 4096,
+		MaxBatchBytes:    1 << 20,
+	}
+}
+
+// Validate checks that every bound is positive.
+func (l Limits) Validate() error {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"MaxIDBytes", l.MaxIDBytes}, {"MaxKeyBytes", l.MaxKeyBytes}, {"MaxValueBytes", l.MaxValueBytes},
+		{"MaxFields", l.MaxFields}, {"MaxBatchSessions", l.MaxBatchSessions}, {"MaxBatchBytes", l.MaxBatchBytes}} {
+		if v.n <= 0 {
+			return fmt.Errorf("crdt: limits: %s must be positive, got %d", v.name, v.n)
+		}
+	}
+	return nil
+}
+
+// Check reports whether s is well formed and within l. Errors wrap
+// ErrInvalid or ErrTooLarge.
+func (l Limits) Check(s *Session) error {
+	switch {
+	case s.ID == "":
+		return fmt.Errorf("%w: empty id", ErrInvalid)
+	case len(s.ID) > l.MaxIDBytes:
+		return fmt.Errorf("%w: id of %d bytes (max %d)", ErrTooLarge, len(s.ID), l.MaxIDBytes)
+	case s.Absolute <= 0:
+		return fmt.Errorf("%w: session %q has no absolute deadline", ErrInvalid, s.ID)
+	case s.Absolute > MaxMillis || s.Idle < 0 || s.Idle > MaxMillis || s.LastAccess < 0 || s.LastAccess > MaxMillis:
+		return fmt.Errorf("%w: session %q has a time out of range", ErrInvalid, s.ID)
+	}
+	if !s.Destroyed.IsZero() {
+		if !s.Created.IsZero() || s.Idle != 0 || s.LastAccess != 0 || len(s.Fields) != 0 {
+			return fmt.Errorf("%w: tombstone %q carries live state", ErrInvalid, s.ID)
+		}
+		return nil
+	}
+	if s.Created.IsZero() {
+		return fmt.Errorf("%w: live session %q without a create stamp", ErrInvalid, s.ID)
+	}
+	if s.Idle <= 0 {
+		return fmt.Errorf("%w: session %q without an idle timeout", ErrInvalid, s.ID)
+	}
+	if len(s.Fields) > l.MaxFields {
+		return fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, len(s.Fields), l.MaxFields)
+	}
+	for k, f := range s.Fields {
+		switch {
+		case k == "":
+			return fmt.Errorf("%w: session %q has an empty field key", ErrInvalid, s.ID)
+		case len(k) > l.MaxKeyBytes:
+			return fmt.Errorf("%w: session %q key of %d bytes (max %d)", ErrTooLarge, s.ID, len(k), l.MaxKeyBytes)
+		case len(f.Value) > l.MaxValueBytes:
+			return fmt.Errorf("%w: session %q field %q value of %d bytes (max %d)", ErrTooLarge, s.ID, k, len(f.Value), l.MaxValueBytes)
+		case f.TS.IsZero():
+			return fmt.Errorf("%w: session %q field %q has no timestamp", ErrInvalid, s.ID, k)
+		case f.Removed && len(f.Value) != 0:
+			return fmt.Errorf("%w: session %q field %q is removed but has a value", ErrInvalid, s.ID, k)
+		}
+	}
+	return nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// MarshalSession encodes s in the wire and storage format. Equal sessions
+// encode to equal bytes (fields are written in key order).
+func MarshalSession(s *Session, l Limits) ([]byte, error) {
+	if err := l.Check(s); err != nil {
+		return nil, err
+	}
+	return marshal(kindSession, func(e *msgpack.Encoder) error { return encodeSession(e, s) })
+}
+
+// MarshalBatch encodes b, sessions in id order. It fails with ErrTooLarge when
+// the batch exceeds MaxBatchSessions or MaxBatchBytes: split it first.
+func MarshalBatch(b *Batch, l Limits) ([]byte, error) {
+	if b.Len() > l.MaxBatchSessions {
+		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, b.Len(), l.MaxBatchSessions)
+	}
+	ss := b.Sessions()
+	for _, s := range ss {
+		if err := l.Check(s); err != nil {
+			return nil, err
+		}
+	}
+	out, err := marshal(kindBatch, func(e *msgpack.Encoder) error {
+		if err := e.EncodeArrayLen(len(ss)); err != nil {
+			return err
+		}
+		for _, s := range ss {
+			if err := encodeSession(e, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && len(out) > l.MaxBatchBytes {
+		return nil, fmt.Errorf("%w: batch of %d bytes (max %d)", ErrTooLarge, len(out), l.MaxBatchBytes)
+	}
+	return out, err
+}
+
+func marshal(kind byte, body func(*msgpack.Encoder) error) ([]byte, error) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer bufPool.Put(buf)
+	buf.Reset()
+	buf.WriteByte(FormatVersion)
+	buf.WriteByte(kind)
+	e := msgpack.GetEncoder()
+	defer msgpack.PutEncoder(e)
+	e.Reset(buf)
+	if err := body(e); err != nil {
+		return nil, fmt.Errorf("crdt: encode: %w", err)
+	}
+	return bytes.Clone(buf.Bytes()), nil
+}
+
+// encodeSession writes [id, created.time, created.node, absolute, idle,
+// lastAccess, destroyed.time, destroyed.node, {key: [ts.time, ts.node,
+// value|nil]}] with keys in ascending order. A nil value marks a removal.
+func encodeSession(e *msgpack.Encoder, s *Session) error {
+	var err error
+	put := func(f func() error) {
+		if err == nil {
+			err = f()
+		}
+	}
+	put(func() error { return e.EncodeArrayLen(9) })
+	put(func() error { return e.EncodeString(s.ID) })
+	for _, v := range []uint64{s.Created.Time, uint64(s.Created.Node), uint64(s.Absolute), uint64(s.Idle),
+		uint64(s.LastAccess), s.Destroyed.Time, uint64(s.Destroyed.Node)} {
+		put(func() error { return e.EncodeUint(v) })
+	}
+	keys := make([]string, 0, len(s.Fields))
+	for k := range s.Fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	put(func() error { return e.EncodeMapLen(len(keys)) })
+	for _, k := range keys {
+		f := s.Fields[k]
+		put(func() error { return e.EncodeString(k) })
+		put(func() error { return e.EncodeArrayLen(3) })
+		put(func() error { return e.EncodeUint(f.TS.Time) })
+		put(func() error { return e.EncodeUint(uint64(f.TS.Node)) })
+		if f.Removed {
+			put(e.EncodeNil)
+		} else {
+			v := f.Value
+			if v == nil {
+				v = []byte{}
+			}
+			put(func() error { return e.EncodeBytes(v) })
+		}
+	}
+	return err
+}
+
+// UnmarshalSession decodes one session written by MarshalSession. Decoding
+// is strict: only the canonical encoding of a valid session within l is
+// accepted (so decoding and re-encoding gives the same bytes), and every
+// failure is an error wrapping ErrMalformed, ErrVersion, ErrInvalid or
+// ErrTooLarge, never a panic.
+func UnmarshalSession(data []byte, l Limits) (*Session, error) {
+	r, err := newReader(data, kindSession)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.session(l)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// UnmarshalBatch decodes a batch written by MarshalBatch, as strictly as
+// UnmarshalSession; sessions must appear once each, in ascending id order.
+func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
+	if len(data) > l.MaxBatchBytes {
+		return nil, fmt.Errorf("%w: batch of %d bytes (max %d)", ErrTooLarge, len(data), l.MaxBatchBytes)
+	}
+	r, err := newReader(data, kindBatch)
+	if err != nil {
+		return nil, err
+	}
+	n, err := r.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > l.MaxBatchSessions {
+		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, n, l.MaxBatchSessions)
+	}
+	b := &Batch{m: make(map[string]*Session, n)}
+	prev := ""
+	for i := range n {
+		s, err := r.session(l)
+		if err != nil {
+			return nil, fmt.Errorf("session %d: %w", i, err)
+		}
+		if i > 0 && strings.Compare(s.ID, prev) <= 0 {
+			return nil, fmt.Errorf("%w: session ids out of order or repeated at %q", ErrMalformed, s.ID)
+		}
+		prev = s.ID
+		b.m[s.ID] = s
+	}
+	if err := r.end(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// reader is a strict msgpack reader over a byte slice. It accepts exactly the
+// forms msgpack.Encoder writes for our types (shortest integer and length
+// encodings), so that a decoded value re-encodes to the same bytes.
+type reader struct {
+	b   []byte
+	off int
+}
+
+func newReader(data []byte, kind byte) (*reader, error) {
+	if len(data) < 2 {
+		return nil, fmt.Errorf("%w: %d bytes, too short for a header", ErrMalformed, len(data))
+	}
+	if data[0] != FormatVersion {
+		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, data[0], FormatVersion)
+	}
+	if data[1] != kind {
+		return nil, fmt.Errorf("%w: payload kind %q, want %q", ErrMalformed, data[1], kind)
+	}
+	return &reader{b: data, off: 2}, nil
+}
+
+func (r *reader) errf(format string, args ...any) error {
+	return fmt.Errorf("%w: at byte %d: %s", ErrMalformed, r.off, fmt.Sprintf(format, args...))
+}
+
+func (r *reader) end() error {
+	if r.off != len(r.b) {
+		return r.errf("%d trailing bytes", len(r.b)-r.off)
+	}
+	return nil
+}
+
+func (r *reader) next(n int) ([]byte, error) {
+	if n < 0 || len(r.b)-r.off < n {
+		return nil, r.errf("want %d bytes, %d left", n, len(r.b)-r.off)
+	}
+	p := r.b[r.off : r.off+n]
+	r.off += n
+	return p, nil
+}
+
+func (r *reader) code() (byte, error) {
+	p, err := r.next(1)
+	if err != nil {
+		return 0, err
+	}
+	return p[0], nil
+}
+
+// length reads a big-endian length of width 1, 2 or 4 and checks that a
+// shorter form would not have held it.
+func (r *reader) length(width int, floor uint64) (int, error) {
+	p, err := r.next(width)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	switch width {
+	case 1:
+		n = uint64(p[0])
+	case 2:
+		n = uint64(binary.BigEndian.Uint16(p))
+	default:
+		n = uint64(binary.BigEndian.Uint32(p))
+	}
+	if n < floor {
+		return 0, r.errf("length %d not in shortest form", n)
+	}
+	return int(n), nil
+}
+
+func (r *reader) uint() (uint64, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	if msgpcode.IsFixedNum(c) && c <= msgpcode.PosFixedNumHigh {
+		return uint64(c), nil
+	}
+	var width int
+	var floor uint64
+	switch c {
+	case msgpcode.Uint8:
+		width, floor = 1, math.MaxInt8+1
+	case msgpcode.Uint16:
+		width, floor = 2, math.MaxUint8+1
+	case msgpcode.Uint32:
+		width, floor = 4, math.MaxUint16+1
+	case msgpcode.Uint64:
+		width, floor = 8, math.MaxUint32+1
+	default:
+		return 0, r.errf("code %#x is not an unsigned integer", c)
+	}
+	p, err := r.next(width)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, b := range p {
+		n = n<<8 | uint64(b)
+	}
+	if n < floor {
+		return 0, r.errf("integer %d not in shortest form", n)
+	}
+	return n, nil
+}
+
+// millis reads a non-negative millisecond quantity that fits in 48 bits.
+func (r *reader) millis() (int64, error) {
+	n, err := r.uint()
+	if err != nil {
+		return 0, err
+	}
+	if n > MaxMillis {
+		return 0, r.errf("time %d out of range", n)
+	}
+	return int64(n), nil
+}
+
+func (r *reader) arrayLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case msgpcode.IsFixedArray(c):
+		return int(c & msgpcode.FixedArrayMask), nil
+	case c == msgpcode.Array16:
+		return r.length(2, 16)
+	case c == msgpcode.Array32:
+		return r.length(4, math.MaxUint16+1)
+	}
+	return 0, r.errf("code %#x is not an array", c)
+}
+
+func (r *reader) mapLen() (int, error) {
+	c, err := r.code()
+	if err != nil {
+		return 0, err
+	}
+	switch {
+	case msgpcode.IsFixedMap(c):
+		return int(c & msgpcode.FixedMapMask), nil
+	case c == msgpcode.Map16:
+		return r.length(2, 16)
+	case c == msgpcode.Map32:
+		return r.length(4, math.MaxUint16+1)
+	}
+	return 0, r.errf("code %#x is not a map", c)
+}
+
+// str reads a string of at most max bytes; what names the string in errors.
+func (r *reader) str(max int, what string) (string, error) {
+	c, err := r.code()
+	if err != nil {
+		return "", err
+	}
+	var n int
+	switch {
+	case msgpcode.IsFixedString(c):
+		n = int(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8:
+		n, err = r.length(1, 32)
+	case c == msgpcode.Str16:
+		n, err = r.length(2, math.MaxUint8+1)
+	case c == msgpcode.Str32:
+		n, err = r.length(4, math.MaxUint16+1)
+	default:
+		return "", r.errf("code %#x is not a string (%s)", c, what)
+	}
+	if err != nil {
+		return "", err
+	}
+	if n > max {
+		return "", fmt.Errorf("%w: %s of %d bytes (max %d)", ErrTooLarge, what, n, max)
+	}
+	p, err := r.next(n)
+	return string(p), err
+}
+
+// binOrNil reads a byte string of at most max bytes, or nil.
+func (r *reader) binOrNil(max int) (v []byte, isNil bool, err error) {
+	c, err := r.code()
+	if err != nil {
+		return nil, false, err
+	}
+	var n int
+	switch c {
+	case msgpcode.Nil:
+		return nil, true, nil
+	case msgpcode.Bin8:
+		n, err = r.length(1, 0)
+	case msgpcode.Bin16:
+		n, err = r.length(2, math.MaxUint8+1)
+	case msgpcode.Bin32:
+		n, err = r.length(4, math.MaxUint16+1)
+	default:
+		return nil, false, r.errf("code %#x is not a byte string", c)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if n > max {
+		return nil, false, fmt.Errorf("%w: value of %d bytes (max %d)", ErrTooLarge, n, max)
+	}
+	p, err := r.next(n)
+	return bytes.Clone(p), false, err
+}
+
+func (r *reader) session(l Limits) (*Session, error) {
+	n, err := r.arrayLen()
+	if err != nil {
+		return nil, err
+	}
+	if n != 9 {
+		return nil, r.errf("session array of %d elements, want 9", n)
+	}
+	s := &Session{}
+	if s.ID, err = r.str(l.MaxIDBytes, "session id"); err != nil {
+		return nil, err
+	}
+	var nums [7]uint64
+	for i := range nums {
+		if nums[i], err = r.uint(); err != nil {
+			return nil, err
+		}
+	}
+	for _, i := range []int{2, 3, 4} {
+		if nums[i] > MaxMillis {
+			return nil, r.errf("time %d out of range", nums[i])
+		}
+	}
+	s.Created = Timestamp{Time: nums[0], Node: NodeID(nums[1])}
+	s.Absolute, s.Idle, s.LastAccess = int64(nums[2]), int64(nums[3]), int64(nums[4])
+	s.Destroyed = Timestamp{Time: nums[5], Node: NodeID(nums[6])}
+	nf, err := r.mapLen()
+	if err != nil {
+		return nil, err
+	}
+	if nf > l.MaxFields {
+		return nil, fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, nf, l.MaxFields)
+	}
+	if nf > 0 {
+		s.Fields = make(map[string]Field, nf)
+	}
+	prev := ""
+	for i := range nf {
+		k, err := r.str(l.MaxKeyBytes, "field key")
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && k <= prev {
+			return nil, r.errf("field keys out of order or repeated at %q", k)
+		}
+		prev = k
+		if m, err := r.arrayLen(); err != nil || m != 3 {
+			if err == nil {
+				err = r.errf("field array of %d elements, want 3", m)
+			}
+			return nil, err
+		}
+		var f Field
+		if f.TS.Time, err = r.uint(); err != nil {
+			return nil, err
+		}
+		node, err := r.uint()
+		if err != nil {
+			return nil, err
+		}
+		f.TS.Node = NodeID(node)
+		if f.Value, f.Removed, err = r.binOrNil(l.MaxValueBytes); err != nil {
+			return nil, err
+		}
+		s.Fields[k] = f
+	}
+	if err := l.Check(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}

@@ -1,0 +1,73 @@
+package crdt
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// The decoders must never panic, and whatever they accept must be canonical:
+// re-encoding gives back the input bytes exactly.
+
+func FuzzUnmarshalSession(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		b, err := MarshalSession(s, DefaultLimits())
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := UnmarshalSession(data, DefaultLimits())
+		if err != nil {
+			return
+		}
+		again, err := MarshalSession(s, DefaultLimits())
+		if err != nil {
+			t.Fatalf("decoded session does not re-encode: %v", err)
+		}
+		if !bytes.Equal(again, data) {
+			t.Fatalf("accepted a non-canonical encoding:\n in  %x\n out %x", data, again)
+		}
+	})
+}
+
+func FuzzUnmarshalBatch(f *testing.F) {
+	b, err := MarshalBatch(NewBatch(fuzzSeeds()...), DefaultLimits())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add([]byte{FormatVersion, kindBatch, 0x90})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := UnmarshalBatch(data, DefaultLimits())
+		if err != nil {
+			return
+		}
+		again, err := MarshalBatch(b, DefaultLimits())
+		if err != nil {
+			t.Fatalf("decoded batch does not re-encode: %v", err)
+		}
+		if !bytes.Equal(again, data) {
+			t.Fatalf("accepted a non-canonical encoding:\n in  %x\n out %x", data, again)
+		}
+	})
+}
+
+func fuzzSeeds() []*Session {
+	now := genBase
+	s := Create("a", NewTimestamp(now.UnixMilli(), 0, 1), now.Add(time.Hour), time.Minute)
+	out := []*Session{s}
+	big := sampleSession(10, 90)
+	big.ID = "b"
+	out = append(out, big)
+	r := s.Clone()
+	r.ID = "c"
+	_, _ = r.Merge(r.Remove("k", NewTimestamp(now.UnixMilli()+1, 3, 1<<60)))
+	out = append(out, r)
+	for i := range 3 {
+		out = append(out, Tombstone(fmt.Sprintf("t%d", i), NewTimestamp(now.UnixMilli(), uint16(i), 2), now.Add(time.Hour)))
+	}
+	return out
+}

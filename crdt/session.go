@@ -1,0 +1,290 @@
+package crdt
+
+import (
+	"bytes"
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+)
+
+// Field is one LWW register of a session: a value, or a removal, with the
+// timestamp of the write that produced it. Value is never modified in place
+// once a Field is built; merges share it.
+type Field struct {
+	Value   []byte
+	Removed bool
+	TS      Timestamp
+}
+
+// Compare orders two writes of the same key: the later timestamp wins; on
+// equal (physical, logical) parts a removal beats a value, then the higher
+// node id wins, and byte order of the values settles the rest, so that the
+// order is total even if two replicas shared a node id by mistake.
+func (f Field) Compare(g Field) int {
+	if c := cmp.Compare(f.TS.Time, g.TS.Time); c != 0 {
+		return c
+	}
+	if f.Removed != g.Removed {
+		if f.Removed {
+			return 1
+		}
+		return -1
+	}
+	if c := cmp.Compare(f.TS.Node, g.TS.Node); c != 0 {
+		return c
+	}
+	return bytes.Compare(f.Value, g.Value)
+}
+
+// Session is the replicated state of one login session, and also the shape of
+// a delta: a delta is a Session holding only what a mutation changed, plus the
+// session's header (Created, Absolute, Idle, LastAccess), so that any delta on
+// its own tells a replica the session's deadline.
+//
+// Every component is joined independently: Created, Absolute, Idle,
+// LastAccess and Destroyed by maximum, each field by Field.Compare. Once
+// Destroyed is set, a session keeps only ID, Absolute and Destroyed (a
+// tombstone): the rest is dropped for good, which makes "destroyed" the top of
+// the lattice for everything a reader can see.
+//
+// A Session returned by a store may be shared with other readers: treat it as
+// read-only and Clone it before merging into it.
+type Session struct {
+	ID string
+	// Created is the HLC timestamp of the create. Zero in a tombstone made
+	// for a session this replica never saw.
+	Created Timestamp
+	// Absolute is the absolute deadline, Unix milliseconds, fixed at create.
+	Absolute int64
+	// Idle is the idle timeout in milliseconds.
+	Idle int64
+	// LastAccess is a max-register of Unix milliseconds moved by Touch.
+	LastAccess int64
+	// Destroyed is the timestamp of the destroy; zero while live.
+	Destroyed Timestamp
+	// Fields maps keys to their registers; nil once destroyed.
+	Fields map[string]Field
+}
+
+// Create returns a new session, which is also the delta that creates it. The
+// session expires at absolute, or after idle without a Touch, whichever comes
+// first.
+func Create(id string, ts Timestamp, absolute time.Time, idle time.Duration) *Session {
+	return &Session{
+		ID:         id,
+		Created:    ts,
+		Absolute:   absolute.UnixMilli(),
+		Idle:       idle.Milliseconds(),
+		LastAccess: ts.Millis(),
+	}
+}
+
+// Tombstone returns the delta that destroys a session this replica holds no
+// state for. deadline bounds how long the tombstone must be kept; it should
+// be no earlier than the session's absolute deadline.
+func Tombstone(id string, ts Timestamp, deadline time.Time) *Session {
+	return &Session{ID: id, Absolute: deadline.UnixMilli(), Destroyed: ts}
+}
+
+// header returns a delta carrying only s's header.
+func (s *Session) header() *Session {
+	return &Session{ID: s.ID, Created: s.Created, Absolute: s.Absolute, Idle: s.Idle, LastAccess: s.LastAccess}
+}
+
+// Set returns the delta that writes key = value at ts. It does not modify s.
+func (s *Session) Set(key string, value []byte, ts Timestamp) *Session {
+	if value == nil {
+		value = []byte{}
+	}
+	d := s.header()
+	d.Fields = map[string]Field{key: {Value: value, TS: ts}}
+	return d
+}
+
+// Remove returns the delta that removes key at ts. It does not modify s.
+func (s *Session) Remove(key string, ts Timestamp) *Session {
+	d := s.header()
+	d.Fields = map[string]Field{key: {Removed: true, TS: ts}}
+	return d
+}
+
+// Touch returns the delta that records an access at time at. LastAccess only
+// moves forward, so an older touch merges as a no-op. It does not modify s.
+func (s *Session) Touch(at time.Time) *Session {
+	d := s.header()
+	d.LastAccess = max(d.LastAccess, at.UnixMilli())
+	return d
+}
+
+// Destroy returns the delta that destroys s at ts. No later write to the same
+// id, whatever its timestamp, makes the session visible again. It does not
+// modify s.
+func (s *Session) Destroy(ts Timestamp) *Session {
+	return &Session{ID: s.ID, Absolute: s.Absolute, Destroyed: ts}
+}
+
+// Clone returns a copy of s that can be merged into without affecting s.
+// Field values are shared, as they are never modified in place.
+func (s *Session) Clone() *Session {
+	c := *s
+	if s.Fields != nil {
+		c.Fields = maps.Clone(s.Fields)
+	}
+	return &c
+}
+
+// IsDestroyed reports whether the session has been destroyed.
+func (s *Session) IsDestroyed() bool { return !s.Destroyed.IsZero() }
+
+// ExpiresAt returns the moment the session stops being visible:
+// min(absolute deadline, last access + idle timeout).
+func (s *Session) ExpiresAt() time.Time {
+	return time.UnixMilli(s.expiresAtMillis())
+}
+
+func (s *Session) expiresAtMillis() int64 {
+	return min(s.Absolute, s.LastAccess+s.Idle)
+}
+
+// Expired reports whether the session is expired at now.
+func (s *Session) Expired(now time.Time) bool {
+	return now.UnixMilli() >= s.expiresAtMillis()
+}
+
+// Visible reports whether a reader may see the session at now: it has been
+// created, not destroyed, and has not expired.
+func (s *Session) Visible(now time.Time) bool {
+	return !s.Created.IsZero() && s.Destroyed.IsZero() && !s.Expired(now)
+}
+
+// Get returns the value of key, if it is set.
+func (s *Session) Get(key string) ([]byte, bool) {
+	f, ok := s.Fields[key]
+	if !ok || f.Removed {
+		return nil, false
+	}
+	return f.Value, true
+}
+
+// Keys returns the keys that hold a value, sorted.
+func (s *Session) Keys() []string {
+	keys := make([]string, 0, len(s.Fields))
+	for k, f := range s.Fields {
+		if !f.Removed {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// Change reports what a merge altered. The zero Change means nothing did.
+type Change struct {
+	ID string
+	// Created is set when the merge brought the session's create.
+	Created bool
+	// Destroyed is set when the merge destroyed a session that was live here.
+	Destroyed bool
+	// Touched is set when LastAccess moved forward.
+	Touched bool
+	// Extended is set when Absolute or Idle grew (only concurrent creates of
+	// one id do that).
+	Extended bool
+	// Fields lists, sorted, the keys whose register changed.
+	Fields []string
+}
+
+// Empty reports whether the merge changed nothing.
+func (c Change) Empty() bool {
+	return !c.Created && !c.Destroyed && !c.Touched && !c.Extended && len(c.Fields) == 0
+}
+
+// Merge joins d into s in place and reports what changed. Merge is
+// commutative, associative and idempotent. d is not modified, but s may
+// share field values with it afterwards. Merging sessions with different ids
+// fails with ErrIDMismatch.
+func (s *Session) Merge(d *Session) (Change, error) {
+	if s.ID != d.ID {
+		return Change{}, fmt.Errorf("%w: %q into %q", ErrIDMismatch, d.ID, s.ID)
+	}
+	if !d.Destroyed.IsZero() || !s.Destroyed.IsZero() {
+		// A tombstone keeps only what bounds its life: everything else is
+		// projected away, so it is the same on every replica that has it.
+		wasLive := s.Destroyed.IsZero()
+		*s = Session{ID: s.ID, Absolute: max(s.Absolute, d.Absolute), Destroyed: maxTimestamp(s.Destroyed, d.Destroyed)}
+		return Change{ID: s.ID, Destroyed: wasLive}, nil
+	}
+	ch := Change{ID: s.ID}
+	if s.Created.IsZero() && !d.Created.IsZero() {
+		ch.Created = true
+	}
+	s.Created = maxTimestamp(s.Created, d.Created)
+	if d.Absolute > s.Absolute || d.Idle > s.Idle {
+		ch.Extended = s.Absolute != 0 || s.Idle != 0
+		s.Absolute = max(s.Absolute, d.Absolute)
+		s.Idle = max(s.Idle, d.Idle)
+	}
+	if d.LastAccess > s.LastAccess {
+		ch.Touched = true
+		s.LastAccess = d.LastAccess
+	}
+	for k, f := range d.Fields {
+		cur, ok := s.Fields[k]
+		if ok && f.Compare(cur) <= 0 {
+			continue
+		}
+		if s.Fields == nil {
+			s.Fields = make(map[string]Field, len(d.Fields))
+		}
+		s.Fields[k] = f
+		ch.Fields = append(ch.Fields, k)
+	}
+	slices.Sort(ch.Fields)
+	return ch, nil
+}
+
+// MaxMillis returns the latest physical time any part of s claims: its
+// timestamps and its last access. Admission compares it with the drift bound.
+func (s *Session) MaxMillis() int64 {
+	m := max(s.Created.Millis(), s.Destroyed.Millis(), s.LastAccess)
+	for _, f := range s.Fields {
+		m = max(m, f.TS.Millis())
+	}
+	return m
+}
+
+// MaxTimestamp returns the greatest HLC timestamp in s, for Clock.Observe.
+func (s *Session) MaxTimestamp() Timestamp {
+	m := maxTimestamp(s.Created, s.Destroyed)
+	for _, f := range s.Fields {
+		m = maxTimestamp(m, f.TS)
+	}
+	return m
+}
+
+// Admit decides whether a replica whose physical time is now may merge the
+// delta d. It returns an error wrapping ErrClockDrift when d carries a time
+// more than maxDrift ahead of now (defer it, it becomes admissible later),
+// and ErrExpired when d's session is past its absolute deadline (refuse it
+// for good: it can never become visible, and its tombstone may already have
+// been collected here).
+func Admit(d *Session, now time.Time, maxDrift time.Duration) error {
+	if err := CheckDrift(d.MaxMillis(), now, maxDrift); err != nil {
+		return fmt.Errorf("session %q: %w", d.ID, err)
+	}
+	if now.UnixMilli() >= d.Absolute {
+		return fmt.Errorf("%w: session %q deadline %s", ErrExpired, d.ID,
+			time.UnixMilli(d.Absolute).UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+// Collectable reports whether a replica may forget s entirely at now: its
+// absolute deadline plus maxDrift has passed, so every copy anywhere is
+// expired and every delta for it is refused by Admit. Tombstones are kept
+// until then, which is what makes Destroy final.
+func (s *Session) Collectable(now time.Time, maxDrift time.Duration) bool {
+	return now.UnixMilli() >= s.Absolute+maxDrift.Milliseconds()
+}
