@@ -1,0 +1,63 @@
+package persist
+
+import (
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Buckets is the number of anti-entropy buckets. A session belongs to bucket
+// BucketOf(id) on every peer.
+const Buckets = 4096
+
+// BucketOf returns the anti-entropy bucket of a session id.
+func BucketOf(id string) int { return int(xxhash.Sum64String(id) % Buckets) }
+
+// entryHash fingerprints one stored session by its canonical encoding, which
+// equal replicas share byte for byte.
+func entryHash(encoded []byte) uint64 { return xxhash.Sum64(encoded) }
+
+// Digests is a snapshot of the store's bucket digests. Two stores holding the
+// same sessions have equal digests; a bucket whose digests differ holds at
+// least one session that differs.
+type Digests struct {
+	// Root combines every bucket: equal roots mean, with overwhelming
+	// probability, equal stores, so peers in agreement compare 8 bytes.
+	Root uint64
+	// Buckets holds one digest per bucket.
+	Buckets [Buckets]uint64
+}
+
+// digests keeps each bucket's digest as the XOR of its entries' hashes.
+// XOR makes an update O(1) (remove the old hash, add the new) and lets
+// concurrent committers apply their updates in any order.
+type digests struct {
+	buckets [Buckets]atomic.Uint64
+	root    atomic.Uint64
+}
+
+func (d *digests) update(bucket int, oldHash, newHash uint64) {
+	x := oldHash ^ newHash
+	if x == 0 {
+		return
+	}
+	xorInto(&d.buckets[bucket], x)
+	xorInto(&d.root, x)
+}
+
+func xorInto(a *atomic.Uint64, x uint64) {
+	for {
+		old := a.Load()
+		if a.CompareAndSwap(old, old^x) {
+			return
+		}
+	}
+}
+
+func (d *digests) snapshot() *Digests {
+	out := &Digests{Root: d.root.Load()}
+	for i := range d.buckets {
+		out.Buckets[i] = d.buckets[i].Load()
+	}
+	return out
+}

@@ -1,0 +1,58 @@
+// Package persist is sessionmesh's durable replica: every session a peer
+// holds, as crdt state in Badger, with what anti-entropy needs to find
+// differences between peers cheaply.
+//
+// # Writing
+//
+// Store.Apply merges a crdt.Batch of deltas at the caller's local time in one
+// Badger transaction (retried on conflict, so concurrent callers need no lock)
+// and returns the changes. Deltas are admitted first (crdt.Admit): one stamped
+// beyond the drift bound comes back in Result.Deferred to be offered again
+// later, one for a session past its absolute deadline, or malformed, or over
+// Options.Limits, comes back in Result.Refused. Nothing is merged partially.
+//
+// What an acknowledged write (Apply returned without error) survives depends
+// on Options.Durability:
+//
+//	DurabilitySync  fsynced before Apply returns: survives kill -9 and power loss
+//	DurabilityGroup fsynced before Apply returns, one fsync shared by the
+//	                writes of a GroupWindow: survives kill -9 and power loss
+//	DurabilityNone  in the OS page cache when Apply returns: survives kill -9;
+//	                a power loss may lose the last GroupWindow of writes
+//
+// Readers may see a write before it is durable (in DurabilityGroup, between
+// its commit and its fsync).
+//
+// # Reading
+//
+// Store.Get serves hot sessions from an in-memory cache of decoded sessions
+// and falls back to Badger. The cache is updated by joining each committed
+// state into it, which is order-insensitive, so it never goes back to an
+// older state when commits race. Sessions returned are shared and read-only.
+//
+// # Anti-entropy digests
+//
+// Sessions fall into Buckets buckets by a hash of their id. Each bucket's
+// digest is the XOR of the hashes of its sessions' canonical encodings,
+// updated in O(1) per write; Digests.Root combines them all. Peers holding
+// the same sessions have equal digests, so comparing Root costs 8 bytes when
+// they agree, and Store.Bucket lists a differing bucket's sessions. Digests
+// are kept in memory and rebuilt by one scan at Open, so they can never
+// disagree with the data after a crash.
+//
+// # Garbage collection
+//
+// A session or tombstone is collected once its absolute deadline plus
+// MaxDrift has passed (crdt.Session.Collectable). An index ordered by deadline
+// makes each pass cost what it removes, bounded by Options.GCBatch; Badger's
+// value-log GC runs after each pass so the disk space comes back. Sessions
+// that expired by idle timeout stay (invisible) until their absolute
+// deadline: forgetting them earlier would let a touch from a partitioned peer
+// recreate them without their fields.
+//
+// # On disk
+//
+// A store directory holds Badger's files only, tagged as sessionmesh's in the
+// manifest and by a format marker. Open refuses anything else (ErrForeign),
+// unreadable files (ErrCorrupt) and a wrong encryption key (ErrBadKey).
+package persist

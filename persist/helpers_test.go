@@ -1,0 +1,73 @@
+package persist
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+var t0 = time.UnixMilli(1_700_000_000_000)
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testOptions(dir string) Options {
+	o := DefaultOptions(dir)
+	if dir == "" {
+		o = InMemoryOptions()
+	}
+	o.Logger = quietLogger()
+	o.GCInterval = 0
+	return o
+}
+
+func openStore(t testing.TB, o Options) *Store {
+	t.Helper()
+	s, err := Open(o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// newSession returns the create delta of a session with n fields, stamped by
+// node, living for an hour from at.
+func newSession(id string, node crdt.NodeID, at time.Time, n int) *crdt.Session {
+	c := crdt.NewClock(node, 5*time.Second)
+	s := crdt.Create(id, c.Now(at), at.Add(time.Hour), 30*time.Minute)
+	for i := range n {
+		_, _ = s.Merge(s.Set(fmt.Sprintf("f%02d", i), []byte(fmt.Sprintf("value-%d-%s", i, id)), c.Now(at)))
+	}
+	return s
+}
+
+func apply(t testing.TB, s *Store, now time.Time, deltas ...*crdt.Session) Result {
+	t.Helper()
+	res, err := s.Apply(crdt.NewBatch(deltas...), now)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return res
+}
+
+func mustGet(t testing.TB, s *Store, id string) *crdt.Session {
+	t.Helper()
+	got, err := s.Get(id)
+	if err != nil {
+		t.Fatalf("get %q: %v", id, err)
+	}
+	return got
+}
+
+func encoded(t testing.TB, s *crdt.Session) string {
+	t.Helper()
+	b, err := crdt.MarshalSession(s, crdt.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

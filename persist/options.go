@@ -1,0 +1,145 @@
+package persist
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// Durability says when Apply returns relative to the disk.
+type Durability int
+
+const (
+	// DurabilitySync returns from Apply once the write is fsynced: an
+	// acknowledged write survives a process crash and a power loss.
+	// Concurrent Apply calls share one fsync (Badger groups them).
+	DurabilitySync Durability = iota
+	// DurabilityGroup returns from Apply once a shared fsync, issued at most
+	// GroupWindow after the commit, has covered it: the same guarantee as
+	// DurabilitySync, with fewer fsyncs under load and up to GroupWindow more
+	// latency per write.
+	DurabilityGroup
+	// DurabilityNone returns from Apply once the write is in the operating
+	// system's page cache: an acknowledged write survives a crash of the
+	// process (kill -9) but a power loss or kernel crash may lose the writes
+	// of the last GroupWindow, when a background fsync runs.
+	DurabilityNone
+)
+
+// String returns the name used in configuration.
+func (d Durability) String() string {
+	switch d {
+	case DurabilitySync:
+		return "sync"
+	case DurabilityGroup:
+		return "group"
+	case DurabilityNone:
+		return "none"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// ParseDurability parses "sync", "group" or "none".
+func ParseDurability(s string) (Durability, error) {
+	for _, d := range []Durability{DurabilitySync, DurabilityGroup, DurabilityNone} {
+		if d.String() == s {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("persist: unknown durability %q (want sync, group or none)", s)
+}
+
+// Options configure a Store. Start from DefaultOptions or InMemoryOptions.
+type Options struct {
+	// Dir is the data directory. Ignored when InMemory is set.
+	Dir string
+	// InMemory keeps everything in memory (tests and the simulator).
+	InMemory bool
+	// Durability chooses when Apply returns; default DurabilitySync.
+	Durability Durability
+	// GroupWindow bounds how long a write waits for its shared fsync
+	// (DurabilityGroup) or stays unsynced (DurabilityNone). Default 2ms.
+	GroupWindow time.Duration
+	// EncryptionKey turns on encryption at rest (AES, Badger's) with a key
+	// of 16, 24 or 32 bytes. A store written with a key can only be opened
+	// with the same key.
+	EncryptionKey []byte
+	// Limits bound every session stored; deltas beyond them are refused.
+	Limits crdt.Limits
+	// MaxDrift is the clock drift bound: deltas stamped further ahead are
+	// deferred, and sessions are kept until their absolute deadline plus
+	// MaxDrift. It must match the node's. Default 5s.
+	MaxDrift time.Duration
+	// CacheSessions is how many decoded sessions the read cache keeps.
+	// Default 65536; 0 turns the cache off.
+	CacheSessions int
+	// GCInterval is the period of background garbage collection; 0 turns
+	// it off (call CollectGarbage yourself). Default 30s.
+	GCInterval time.Duration
+	// GCBatch bounds the sessions removed in one collection pass, so that a
+	// pass never holds up writers for long. Default 10000.
+	GCBatch int
+	// MemTableSize is Badger's memtable size in bytes. Default 16 MiB.
+	MemTableSize int64
+	// BlockCacheSize is Badger's block cache in bytes. Default 64 MiB.
+	BlockCacheSize int64
+	// Now is the clock used by background garbage collection only; the
+	// simulator replaces it. Default time.Now.
+	Now func() time.Time
+	// Logger receives the store's and Badger's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultOptions returns options for a store on disk in dir.
+func DefaultOptions(dir string) Options {
+	return Options{
+		Dir:            dir,
+		Durability:     DurabilitySync,
+		GroupWindow:    2 * time.Millisecond,
+		Limits:         crdt.DefaultLimits(),
+		MaxDrift:       5 * time.Second,
+		CacheSessions:  1 << 16,
+		GCInterval:     30 * time.Second,
+		GCBatch:        10_000,
+		MemTableSize:   16 << 20,
+		BlockCacheSize: 64 << 20,
+		Now:            time.Now,
+		Logger:         slog.Default(),
+	}
+}
+
+// InMemoryOptions returns options for a store that lives in memory only.
+func InMemoryOptions() Options {
+	o := DefaultOptions("")
+	o.InMemory = true
+	return o
+}
+
+// Validate checks the options against each other.
+func (o Options) Validate() error {
+	switch {
+	case !o.InMemory && o.Dir == "":
+		return fmt.Errorf("persist: options: Dir is empty and InMemory is off")
+	case o.Durability < DurabilitySync || o.Durability > DurabilityNone:
+		return fmt.Errorf("persist: options: unknown durability %d", o.Durability)
+	case o.Durability != DurabilitySync && o.GroupWindow <= 0:
+		return fmt.Errorf("persist: options: durability %s needs a positive GroupWindow", o.Durability)
+	case o.EncryptionKey != nil && len(o.EncryptionKey) != 16 && len(o.EncryptionKey) != 24 && len(o.EncryptionKey) != 32:
+		return fmt.Errorf("%w: key of %d bytes, want 16, 24 or 32", ErrBadKey, len(o.EncryptionKey))
+	case o.MaxDrift < 0:
+		return fmt.Errorf("persist: options: negative MaxDrift")
+	case o.CacheSessions < 0:
+		return fmt.Errorf("persist: options: negative CacheSessions")
+	case o.GCInterval < 0 || (o.GCInterval > 0 && o.GCBatch <= 0):
+		return fmt.Errorf("persist: options: GCInterval needs a positive GCBatch")
+	case o.MemTableSize < 1<<20:
+		return fmt.Errorf("persist: options: MemTableSize below 1 MiB")
+	case o.BlockCacheSize < 0:
+		return fmt.Errorf("persist: options: negative BlockCacheSize")
+	case o.Now == nil || o.Logger == nil:
+		return fmt.Errorf("persist: options: Now and Logger must be set")
+	}
+	return o.Limits.Validate()
+}

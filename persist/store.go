@@ -1,0 +1,358 @@
+package persist
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// Key layout. Sessions sit under their bucket so that anti-entropy reads a
+// bucket with one prefix scan; the expiry index orders sessions by absolute
+// deadline so that collection visits only what is due.
+//
+//	's' bucket(2, big-endian) id           -> crdt.MarshalSession
+//	'x' deadline(8, big-endian ms) id      -> empty
+//	'm' "format"                           -> formatMarker
+const (
+	prefixSession = 's'
+	prefixExpiry  = 'x'
+)
+
+var (
+	formatKey    = []byte("mformat")
+	formatMarker = []byte("sessionmesh/persist/1")
+)
+
+// badgerMagic is written into Badger's manifest, so that another
+// application's Badger directory is refused at Open instead of being mixed
+// with ours.
+const badgerMagic = 0x534d // "SM"
+
+func sessionKey(id string) []byte {
+	k := make([]byte, 3+len(id))
+	k[0] = prefixSession
+	binary.BigEndian.PutUint16(k[1:], uint16(BucketOf(id)))
+	copy(k[3:], id)
+	return k
+}
+
+func expiryKey(deadline int64, id string) []byte {
+	k := make([]byte, 9+len(id))
+	k[0] = prefixExpiry
+	binary.BigEndian.PutUint64(k[1:], uint64(deadline))
+	copy(k[9:], id)
+	return k
+}
+
+// Store is the durable replica: every session this peer holds, with bucket
+// digests for anti-entropy and a read cache. It is safe for concurrent use;
+// writers need no lock of ours (Badger transactions, retried on conflict).
+type Store struct {
+	opts    Options
+	db      *badger.DB
+	log     *slog.Logger
+	cache   *cache
+	digests digests
+	syncer  *syncer
+
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open opens or creates the store described by o. A directory holding
+// anything but a sessionmesh store fails with ErrForeign, unreadable store
+// files with ErrCorrupt, a wrong encryption key with ErrBadKey.
+func Open(o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	where := o.Dir
+	if o.InMemory {
+		where = "(in memory)"
+	} else if err := checkDir(o.Dir); err != nil {
+		return nil, err
+	}
+	bo := badger.DefaultOptions(o.Dir).
+		WithInMemory(o.InMemory).
+		WithSyncWrites(o.Durability == DurabilitySync).
+		WithLogger(badgerLogger{o.Logger}).
+		WithExternalMagic(badgerMagic).
+		WithMemTableSize(o.MemTableSize).
+		WithNumMemtables(3).
+		WithNumCompactors(2).
+		WithBlockCacheSize(o.BlockCacheSize).
+		WithMetricsEnabled(false)
+	if o.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	if o.EncryptionKey != nil {
+		// Badger requires an index cache with encryption.
+		bo = bo.WithEncryptionKey(o.EncryptionKey).WithIndexCacheSize(16 << 20)
+	}
+	db, err := badger.Open(bo)
+	if err != nil {
+		return nil, classifyOpenError(where, err)
+	}
+	s := &Store{
+		opts:   o,
+		db:     db,
+		log:    o.Logger.With("component", "persist"),
+		cache:  newCache(o.CacheSessions),
+		closed: make(chan struct{}),
+	}
+	if err := s.checkFormat(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("persist: open %s: %w", where, err)
+	}
+	if err := s.rebuildDigests(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("persist: open %s: %w", where, err)
+	}
+	if !o.InMemory && o.Durability != DurabilitySync {
+		s.syncer = newSyncer(db, o.GroupWindow, s.log)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.syncer.run(s.closed) }()
+	}
+	if o.GCInterval > 0 {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.gcLoop() }()
+	}
+	return s, nil
+}
+
+// checkDir refuses a directory that has files but no Badger manifest: it
+// belongs to someone else, and Badger would create its files beside theirs.
+func checkDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("persist: open %s: %w", dir, err)
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST")); err != nil {
+		return fmt.Errorf("persist: open %s: %w: directory is not empty and has no store manifest", dir, ErrForeign)
+	}
+	return nil
+}
+
+func classifyOpenError(where string, err error) error {
+	msg := err.Error()
+	switch {
+	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
+		return fmt.Errorf("persist: open %s: %w: %w", where, ErrBadKey, err)
+	case strings.Contains(msg, "directory lock"):
+		return fmt.Errorf("persist: open %s: %w: %w", where, ErrLocked, err)
+	case strings.Contains(strings.ToLower(msg), "external magic"):
+		return fmt.Errorf("persist: open %s: %w: %w", where, ErrForeign, err)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("persist: open %s: %w", where, err)
+	}
+	return fmt.Errorf("persist: open %s: %w: %w", where, ErrCorrupt, err)
+}
+
+// checkFormat writes the format marker into a new store and checks it in an
+// existing one.
+func (s *Store) checkFormat() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(formatKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			empty, err := isEmpty(txn)
+			if err != nil {
+				return err
+			}
+			if !empty {
+				return fmt.Errorf("%w: data without a format marker", ErrForeign)
+			}
+			return txn.Set(formatKey, formatMarker)
+		}
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrCorrupt, err)
+		}
+		if string(v) != string(formatMarker) {
+			return fmt.Errorf("%w: format %q, this build reads %q", ErrForeign, v, formatMarker)
+		}
+		return nil
+	})
+}
+
+func isEmpty(txn *badger.Txn) (bool, error) {
+	it := txn.NewIterator(badger.IteratorOptions{})
+	defer it.Close()
+	it.Rewind()
+	return !it.Valid(), nil
+}
+
+// rebuildDigests recomputes every bucket digest from the stored sessions.
+// Digests live in memory only, so they can never disagree with the data
+// after a crash.
+func (s *Store) rebuildDigests() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixSession}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			k := item.Key()
+			if len(k) < 3 {
+				return fmt.Errorf("%w: short session key %x", ErrCorrupt, k)
+			}
+			err := item.Value(func(v []byte) error {
+				s.digests.update(int(binary.BigEndian.Uint16(k[1:3])), 0, entryHash(v))
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrCorrupt, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Close stops background work, fsyncs and closes the store. Further calls
+// fail with ErrClosed.
+func (s *Store) Close() error {
+	err := ErrClosed
+	s.closeOnce.Do(func() {
+		close(s.closed)
+		s.wg.Wait()
+		err = nil
+		if !s.opts.InMemory {
+			err = s.db.Sync()
+		}
+		if cerr := s.db.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			err = fmt.Errorf("persist: close: %w", err)
+		}
+	})
+	return err
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Get returns the stored state of a session, tombstones included, or
+// ErrNotFound. Hot sessions come from memory. The result is shared: do not
+// modify it (Clone it first). Whether the session is visible is the
+// caller's decision at its own time (crdt.Session.Visible).
+func (s *Store) Get(id string) (*crdt.Session, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if c := s.cache.get(id); c != nil {
+		return c, nil
+	}
+	var out *crdt.Session
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		out, _, err = s.read(txn, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if out == nil {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	s.cache.join(out)
+	// Another writer may have joined a newer state meanwhile.
+	if c := s.cache.get(id); c != nil {
+		return c, nil
+	}
+	return out, nil
+}
+
+// read loads a session inside txn. It returns nil without error when absent,
+// and the stored bytes' hash.
+func (s *Store) read(txn *badger.Txn, id string) (*crdt.Session, uint64, error) {
+	item, err := txn.Get(sessionKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, 0, nil
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("persist: read %q: %w", id, err)
+	}
+	var sess *crdt.Session
+	var h uint64
+	err = item.Value(func(v []byte) error {
+		h = entryHash(v)
+		var derr error
+		sess, derr = crdt.UnmarshalSession(v, s.opts.Limits)
+		return derr
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("persist: read %q: %w: %w", id, ErrCorrupt, err)
+	}
+	if sess.ID != id {
+		return nil, 0, fmt.Errorf("persist: read %q: %w: record holds session %q", id, ErrCorrupt, sess.ID)
+	}
+	return sess, h, nil
+}
+
+// Digests returns a snapshot of the bucket digests.
+func (s *Store) Digests() *Digests { return s.digests.snapshot() }
+
+// Bucket calls fn with every session stored in bucket, in key order, from
+// one consistent snapshot. Each session is decoded for this call and belongs
+// to fn. An error from fn stops the iteration and is returned.
+func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) error) error {
+	if bucket < 0 || bucket >= Buckets {
+		return fmt.Errorf("persist: bucket %d out of range [0, %d)", bucket, Buckets)
+	}
+	if s.isClosed() {
+		return ErrClosed
+	}
+	prefix := []byte{prefixSession, 0, 0}
+	binary.BigEndian.PutUint16(prefix[1:], uint16(bucket))
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var sess *crdt.Session
+			err := it.Item().Value(func(v []byte) error {
+				var derr error
+				sess, derr = crdt.UnmarshalSession(v, s.opts.Limits)
+				return derr
+			})
+			if err != nil {
+				return fmt.Errorf("persist: bucket %d: %w: %w", bucket, ErrCorrupt, err)
+			}
+			if err := fn(sess); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Size returns Badger's on-disk size estimate: LSM tables and value log.
+func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }

@@ -1,0 +1,251 @@
+package persist
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+func TestApplyAndGet(t *testing.T) {
+	s := openStore(t, testOptions(""))
+	create := newSession("s1", 1, t0, 2)
+	res := apply(t, s, t0, create)
+	if len(res.Changes) != 1 || !res.Changes[0].Created {
+		t.Fatalf("changes = %+v", res.Changes)
+	}
+	got := mustGet(t, s, "s1")
+	if v, ok := got.Get("f01"); !ok || string(v) != "value-1-s1" {
+		t.Fatalf("f01 = %q %v", v, ok)
+	}
+	if res := apply(t, s, t0, create); len(res.Changes) != 0 {
+		t.Fatalf("re-applying a delta reported %+v", res.Changes)
+	}
+	d := got.Set("f01", []byte("new"), crdt.NewTimestamp(t0.UnixMilli()+10, 0, 2))
+	res = apply(t, s, t0, d)
+	if len(res.Changes) != 1 || len(res.Changes[0].Fields) != 1 || res.Changes[0].Fields[0] != "f01" {
+		t.Fatalf("changes = %+v", res.Changes)
+	}
+	if v, _ := mustGet(t, s, "s1").Get("f01"); string(v) != "new" {
+		t.Fatalf("read after write = %q", v)
+	}
+	if _, err := s.Get("nope"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing session: %v", err)
+	}
+}
+
+func TestApplyDefersAndRefuses(t *testing.T) {
+	o := testOptions("")
+	o.MaxDrift = time.Second
+	s := openStore(t, o)
+	base := newSession("s1", 1, t0, 0)
+	apply(t, s, t0, base)
+
+	future := base.Set("k", []byte("v"), crdt.NewTimestamp(t0.Add(time.Minute).UnixMilli(), 0, 9))
+	expired := newSession("old", 1, t0.Add(-2*time.Hour), 1)
+	invalid := &crdt.Session{ID: "bad", Absolute: t0.Add(time.Hour).UnixMilli()} // live without a create stamp
+	res := apply(t, s, t0, future, expired, invalid)
+	if len(res.Changes) != 0 {
+		t.Fatalf("nothing should merge, got %+v", res.Changes)
+	}
+	if len(res.Deferred) != 1 || res.Deferred[0].ID != "s1" {
+		t.Fatalf("deferred = %+v", res.Deferred)
+	}
+	if len(res.Refused) != 2 {
+		t.Fatalf("refused = %+v", res.Refused)
+	}
+	for _, r := range res.Refused {
+		want := map[string]error{"old": crdt.ErrExpired, "bad": crdt.ErrInvalid}[r.ID]
+		if !errors.Is(r.Err, want) {
+			t.Errorf("refusal of %s: %v, want %v", r.ID, r.Err, want)
+		}
+	}
+	if _, ok := mustGet(t, s, "s1").Get("k"); ok {
+		t.Fatal("a deferred delta was merged")
+	}
+	// Deferred, not lost: offered again once local time has caught up.
+	res = apply(t, s, t0.Add(time.Minute), res.Deferred...)
+	if len(res.Changes) != 1 {
+		t.Fatalf("deferred delta did not merge later: %+v", res)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(testOptions(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply(t, s, t0, newSession("a", 1, t0, 3), newSession("b", 1, t0, 1))
+	before := s.Digests()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second close: %v", err)
+	}
+	if _, err := s.Get("a"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("get after close: %v", err)
+	}
+	s2 := openStore(t, testOptions(dir))
+	if got := mustGet(t, s2, "a"); len(got.Keys()) != 3 {
+		t.Fatalf("reopened session keys = %v", got.Keys())
+	}
+	if after := s2.Digests(); *after != *before {
+		t.Fatal("digests rebuilt at open differ from the ones maintained before")
+	}
+}
+
+func TestEncryptionAtRest(t *testing.T) {
+	dir := t.TempDir()
+	key := []byte("0123456789abcdef0123456789abcdef")
+	o := testOptions(dir)
+	o.EncryptionKey = key
+	s, err := Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "super-secret-session-value"
+	sess := newSession("enc", 1, t0, 0)
+	apply(t, s, t0, sess.Set("token", []byte(secret), crdt.NewTimestamp(t0.UnixMilli()+1, 0, 1)))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The plaintext must not appear in any file.
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		if containsBytes(b, []byte(secret)) {
+			t.Fatalf("plaintext found in %s", filepath.Base(f))
+		}
+	}
+	o.EncryptionKey = []byte("fedcba9876543210fedcba9876543210")
+	if _, err := Open(o); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("open with the wrong key: %v, want ErrBadKey", err)
+	}
+	o.EncryptionKey = []byte("short")
+	if _, err := Open(o); !errors.Is(err, ErrBadKey) {
+		t.Fatalf("open with a malformed key: %v, want ErrBadKey", err)
+	}
+	o.EncryptionKey = key
+	s = openStore(t, o)
+	if v, _ := mustGet(t, s, "enc").Get("token"); string(v) != secret {
+		t.Fatalf("decrypted value = %q", v)
+	}
+}
+
+func containsBytes(hay, needle []byte) bool {
+	for i := 0; i+len(needle) <= len(hay); i++ {
+		if string(hay[i:i+len(needle)]) == string(needle) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestOpenRefusesForeignAndCorruptData(t *testing.T) {
+	t.Run("other files", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("hello"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(testOptions(dir)); !errors.Is(err, ErrForeign) {
+			t.Fatalf("got %v, want ErrForeign", err)
+		}
+	})
+	t.Run("another application's badger", func(t *testing.T) {
+		dir := t.TempDir()
+		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = db.Update(func(txn *badger.Txn) error { return txn.Set([]byte("k"), []byte("v")) })
+		_ = db.Close()
+		if _, err := Open(testOptions(dir)); !errors.Is(err, ErrForeign) {
+			t.Fatalf("got %v, want ErrForeign", err)
+		}
+	})
+	t.Run("corrupt manifest", func(t *testing.T) {
+		dir := t.TempDir()
+		s, err := Open(testOptions(dir))
+		if err != nil {
+			t.Fatal(err)
+		}
+		apply(t, s, t0, newSession("a", 1, t0, 1))
+		_ = s.Close()
+		if err := os.WriteFile(filepath.Join(dir, "MANIFEST"), []byte("garbage garbage garbage"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(testOptions(dir)); !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrForeign) {
+			t.Fatalf("got %v, want ErrCorrupt or ErrForeign", err)
+		}
+	})
+	t.Run("corrupt record", func(t *testing.T) {
+		s := openStore(t, testOptions(""))
+		err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(sessionKey("x"), []byte{1, 's', 0xc1}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Get("x"); !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("got %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("in use", func(t *testing.T) {
+		dir := t.TempDir()
+		openStore(t, testOptions(dir))
+		if _, err := Open(testOptions(dir)); !errors.Is(err, ErrLocked) {
+			t.Fatalf("got %v, want ErrLocked", err)
+		}
+	})
+}
+
+func TestOptionsValidate(t *testing.T) {
+	o := DefaultOptions("")
+	if err := o.Validate(); err == nil {
+		t.Fatal("empty Dir without InMemory accepted")
+	}
+	o = InMemoryOptions()
+	o.Durability = DurabilityGroup
+	o.GroupWindow = 0
+	if err := o.Validate(); err == nil {
+		t.Fatal("group durability without a window accepted")
+	}
+	for _, name := range []string{"sync", "group", "none"} {
+		d, err := ParseDurability(name)
+		if err != nil || d.String() != name {
+			t.Fatalf("ParseDurability(%q) = %v, %v", name, d, err)
+		}
+	}
+	if _, err := ParseDurability("fast"); err == nil {
+		t.Fatal("unknown durability parsed")
+	}
+}
+
+func TestDurabilityModes(t *testing.T) {
+	for _, d := range []Durability{DurabilitySync, DurabilityGroup, DurabilityNone} {
+		t.Run(d.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions(dir)
+			o.Durability = d
+			s, err := Open(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 {
+				apply(t, s, t0, newSession(string(rune('a'+i)), 1, t0, 1))
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s = openStore(t, o)
+			for i := range 20 {
+				mustGet(t, s, string(rune('a'+i)))
+			}
+		})
+	}
+}
