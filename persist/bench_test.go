@@ -1,0 +1,175 @@
+package persist
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// Benchmarks run on disk without fsync (DurabilityNone) unless named Sync,
+// beside a raw Badger baseline doing the same writes, so that figures can be
+// read as ratios from one run:
+//
+//	go test ./persist -run '^$' -bench . -benchmem
+
+const benchSessions = 10_000
+
+func benchStore(b *testing.B, cache int, d Durability) (*Store, []*crdt.Session) {
+	b.Helper()
+	o := testOptions(b.TempDir())
+	o.Durability = d
+	o.CacheSessions = cache
+	s := openStore(b, o)
+	states := make([]*crdt.Session, benchSessions)
+	batch := crdt.NewBatch()
+	for i := range states {
+		states[i] = newSession(fmt.Sprintf("bench-session-%06d", i), 1, t0, 10)
+		batch.Add(states[i])
+		if batch.Len() == 500 {
+			if _, err := s.Apply(batch, t0); err != nil {
+				b.Fatal(err)
+			}
+			batch = crdt.NewBatch()
+		}
+	}
+	return s, states
+}
+
+// BenchmarkBadgerBaselineUpdate is raw Badger: one read-modify-write
+// transaction of a ~1 KiB value, no sync. Apply does this plus decode, merge,
+// encode, hashing and index upkeep.
+func BenchmarkBadgerBaselineUpdate(b *testing.B) {
+	s, states := benchStore(b, 0, DurabilityNone)
+	val, _ := crdt.MarshalSession(states[0], crdt.DefaultLimits())
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		key := sessionKey(states[i%benchSessions].ID)
+		err := s.db.Update(func(txn *badger.Txn) error {
+			if _, err := txn.Get(key); err != nil {
+				return err
+			}
+			return txn.Set(key, val)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkApplySingle(b *testing.B) {
+	benchApplySingle(b, DurabilityNone)
+}
+
+func BenchmarkApplySingleSync(b *testing.B) {
+	benchApplySingle(b, DurabilitySync)
+}
+
+func benchApplySingle(b *testing.B, d Durability) {
+	s, states := benchStore(b, 1<<16, d)
+	clock := crdt.NewClock(2, s.opts.MaxDrift)
+	clock.Now(t0.Add(time.Millisecond)) // after every stamp of the setup
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		st := states[i%benchSessions]
+		delta := st.Set("f03", []byte("updated-value"), clock.Now(t0))
+		mustChange(b, s, crdt.NewBatch(delta))
+		i++
+	}
+}
+
+// BenchmarkApplyBatched100 reports per-delta cost in batches of 100, as a
+// peer applies a gossip message.
+func BenchmarkApplyBatched100(b *testing.B) {
+	s, states := benchStore(b, 1<<16, DurabilityNone)
+	clock := crdt.NewClock(2, s.opts.MaxDrift)
+	clock.Now(t0.Add(time.Millisecond)) // after every stamp of the setup
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		batch := crdt.NewBatch()
+		for range 100 {
+			st := states[i%benchSessions]
+			batch.Add(st.Set("f03", []byte("updated-value"), clock.Now(t0)))
+			i++
+		}
+		mustChange(b, s, batch)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/delta")
+}
+
+func BenchmarkApplyParallel(b *testing.B) {
+	s, states := benchStore(b, 1<<16, DurabilityNone)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			st := states[int(i)%benchSessions]
+			// Logical counters keep every stamp within the drift bound.
+			delta := st.Set("f03", []byte("v"), crdt.NewTimestamp(t0.UnixMilli()+1+i>>16, uint16(i), 2))
+			res, err := s.Apply(crdt.NewBatch(delta), t0)
+			if err != nil || len(res.Changes) != 1 {
+				b.Errorf("apply: %v, %+v", err, res)
+				return
+			}
+		}
+	})
+}
+
+func BenchmarkGetHot(b *testing.B) {
+	s, states := benchStore(b, 1<<16, DurabilityNone)
+	for _, st := range states {
+		mustGet(b, s, st.ID)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Get(states[i%benchSessions].ID); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkGetCold(b *testing.B) {
+	s, states := benchStore(b, 0, DurabilityNone)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := s.Get(states[i%benchSessions].ID); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+func BenchmarkDigestUpdate(b *testing.B) {
+	var d digests
+	enc, _ := crdt.MarshalSession(newSession("x", 1, t0, 10), crdt.DefaultLimits())
+	b.SetBytes(int64(len(enc)))
+	i := 0
+	for b.Loop() {
+		h := entryHash(enc)
+		d.update(i%Buckets, h, h+1)
+		i++
+	}
+}
+
+// mustChange applies a batch and fails unless every delta merged.
+func mustChange(b *testing.B, s *Store, batch *crdt.Batch) {
+	res, err := s.Apply(batch, t0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(res.Changes) != batch.Len() {
+		b.Fatalf("%d of %d deltas merged (deferred %d, refused %d)", len(res.Changes), batch.Len(), len(res.Deferred), len(res.Refused))
+	}
+}
