@@ -22,13 +22,19 @@ const (
 	kindBatch   = 'b'
 )
 
-// Limits bounds what a replica accepts. Decoding enforces them before it
-// allocates, so a hostile length prefix costs nothing.
+// Limits bounds what a replica accepts and stores. Decoding enforces them
+// before it allocates, so a hostile length prefix costs nothing.
+//
+// Merging deltas that are each within the limits can produce a state beyond
+// them (say, peers on both sides of a partition adding fields to one
+// session). Writers should therefore hold local writes well under these
+// bounds, so that merged states stay inside them; a delta whose merge would
+// still overflow is refused by the store (persist).
 type Limits struct {
 	MaxIDBytes       int // session id length; default 256
 	MaxKeyBytes      int // field key length; default 256
 	MaxValueBytes    int // field value length; default 64 KiB
-	MaxFields        int // fields in one session or delta; default 256
+	MaxFields        int // fields in one session or delta, removed ones included; default 1024
 	MaxBatchSessions int // sessions in one batch; default 4096
 	MaxBatchBytes    int // encoded batch; default 1 MiB (gossipsub's message bound)
 }
@@ -39,7 +45,7 @@ func DefaultLimits() Limits {
 		MaxIDBytes:       256,
 		MaxKeyBytes:      256,
 		MaxValueBytes:    64 << 10,
-		MaxFields:        256,
+		MaxFields:        1024,
 		MaxBatchSessions: 4096,
 		MaxBatchBytes:    1 << 20,
 	}

@@ -41,6 +41,9 @@ type update struct {
 	state            *crdt.Session
 	oldHash, newHash uint64
 	change           crdt.Change
+	// refused is set, and nothing written, when the merged state would
+	// exceed the limits.
+	refused error
 }
 
 // Apply merges a batch of deltas into the store at local time now and
@@ -77,6 +80,10 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 		return res, err
 	}
 	for _, u := range ups {
+		if u.refused != nil {
+			res.Refused = append(res.Refused, Refusal{ID: u.state.ID, Err: u.refused})
+			continue
+		}
 		s.digests.update(BucketOf(u.state.ID), u.oldHash, u.newHash)
 		s.cache.join(u.state)
 		if !u.change.Empty() {
@@ -139,10 +146,12 @@ func (s *Store) commitOnce(deltas []*crdt.Session) ([]update, error) {
 			return nil, err
 		}
 		enc, err := crdt.MarshalSession(cur, s.opts.Limits)
+		if errors.Is(err, crdt.ErrTooLarge) {
+			// Each delta was within the limits but their merge is not.
+			ups = append(ups, update{state: d, refused: fmt.Errorf("merged state: %w", err)})
+			continue
+		}
 		if err != nil {
-			// The merge of valid deltas outgrew a limit (concurrent
-			// writers each under it). Keeping the larger state is what
-			// converges; the limits are sized for that.
 			return nil, fmt.Errorf("persist: apply %q: %w", d.ID, err)
 		}
 		newHash := entryHash(enc)

@@ -249,3 +249,29 @@ func TestDurabilityModes(t *testing.T) {
 		})
 	}
 }
+
+func TestMergedStateOverLimitIsRefused(t *testing.T) {
+	o := testOptions("")
+	o.Limits.MaxFields = 4
+	s := openStore(t, o)
+	base := newSession("full", 1, t0, 0)
+	apply(t, s, t0, base)
+	mk := func(node crdt.NodeID, keys ...string) *crdt.Session {
+		d := base.Clone()
+		for i, k := range keys {
+			_, _ = d.Merge(base.Set(k, []byte("v"), crdt.NewTimestamp(t0.UnixMilli()+int64(i)+1, 0, node)))
+		}
+		return d
+	}
+	apply(t, s, t0, mk(1, "a", "b", "c"))
+	res := apply(t, s, t0, mk(2, "d", "e"), newSession("other", 1, t0, 1))
+	if len(res.Refused) != 1 || res.Refused[0].ID != "full" || !errors.Is(res.Refused[0].Err, crdt.ErrTooLarge) {
+		t.Fatalf("refused = %+v", res.Refused)
+	}
+	if len(res.Changes) != 1 || res.Changes[0].ID != "other" {
+		t.Fatalf("the rest of the batch must still apply: %+v", res.Changes)
+	}
+	if got := mustGet(t, s, "full"); len(got.Keys()) != 3 {
+		t.Fatalf("keys = %v", got.Keys())
+	}
+}
