@@ -1,0 +1,138 @@
+package node
+
+import (
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Clock gives the node its physical time. The simulator passes a virtual
+// one.
+type Clock interface{ Now() time.Time }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// WallClock is the real clock, the default.
+var WallClock Clock = wallClock{}
+
+// Config configures a node. Start from DefaultConfig.
+type Config struct {
+	// DataDir holds the store and the peer identity; "" keeps everything
+	// in memory (tests).
+	DataDir string
+	// Durability of acknowledged writes; see persist.Durability.
+	Durability persist.Durability
+	// EncryptionKey turns on encryption at rest (16, 24 or 32 bytes).
+	EncryptionKey []byte
+
+	// IdleTimeout and AbsoluteLifetime are the defaults for new sessions.
+	IdleTimeout      time.Duration
+	AbsoluteLifetime time.Duration
+	// MaxDrift bounds how far ahead of local time a remote timestamp may
+	// be before it is deferred. All peers should agree on it.
+	MaxDrift time.Duration
+	// TouchFraction: a touch that moves last access by less than this
+	// fraction of the idle timeout stays local (not stored, not sent), so
+	// page views do not all become broadcasts. Peers may then disagree on a
+	// session's idle expiry by up to TouchFraction × IdleTimeout.
+	TouchFraction float64
+	// MaxFields bounds the fields of a session for local writes, below
+	// Limits.MaxFields so that concurrent writers stay under that bound.
+	MaxFields int
+	// Limits bound what the node accepts from the network and stores.
+	Limits crdt.Limits
+
+	// FlushDelay is how long a local delta may wait to be batched with
+	// others before it is broadcast; FlushBytes flushes earlier.
+	FlushDelay time.Duration
+	FlushBytes int
+	// SyncInterval is the period of anti-entropy rounds (one random peer
+	// each); a round also starts on every new connection.
+	SyncInterval time.Duration
+	// SyncTimeout abandons a round that stalls.
+	SyncTimeout time.Duration
+	// MaxConcurrentSyncs bounds rounds in progress, both directions.
+	MaxConcurrentSyncs int
+	// SyncChunkBytes bounds one anti-entropy message.
+	SyncChunkBytes int
+	// GCInterval and GCBatch drive garbage collection of expired sessions.
+	GCInterval time.Duration
+	GCBatch    int
+	// MaxDeferred bounds deltas kept for later because of clock drift;
+	// beyond it they are dropped and anti-entropy brings them back.
+	MaxDeferred int
+
+	// Clock is the physical clock (default WallClock); Rand the source of
+	// tokens and of the seed for peer choice (default crypto/rand).
+	Clock Clock
+	Rand  io.Reader
+	// Logger (default slog.Default()) and Metrics (default none).
+	Logger  *slog.Logger
+	Metrics Metrics
+}
+
+// DefaultConfig returns a configuration for a peer in memory with the
+// defaults documented on each field.
+func DefaultConfig() Config {
+	return Config{
+		Durability:         persist.DurabilitySync,
+		IdleTimeout:        30 * time.Minute,
+		AbsoluteLifetime:   12 * time.Hour,
+		MaxDrift:           5 * time.Second,
+		TouchFraction:      0.1,
+		MaxFields:          256,
+		Limits:             crdt.DefaultLimits(),
+		FlushDelay:         2 * time.Millisecond,
+		FlushBytes:         64 << 10,
+		SyncInterval:       10 * time.Second,
+		SyncTimeout:        30 * time.Second,
+		MaxConcurrentSyncs: 4,
+		SyncChunkBytes:     256 << 10,
+		GCInterval:         time.Minute,
+		GCBatch:            10_000,
+		MaxDeferred:        10_000,
+		Clock:              WallClock,
+		Rand:               rand.Reader,
+		Logger:             slog.Default(),
+		Metrics:            nopMetrics{},
+	}
+}
+
+// Validate checks the configuration with clear errors.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("node: config: "+format, args...)
+	}
+	switch {
+	case c.IdleTimeout <= 0 || c.AbsoluteLifetime <= 0:
+		return bad("IdleTimeout and AbsoluteLifetime must be positive")
+	case c.MaxDrift < 0:
+		return bad("MaxDrift must not be negative")
+	case c.TouchFraction < 0 || c.TouchFraction >= 1:
+		return bad("TouchFraction must be in [0, 1), got %v", c.TouchFraction)
+	case c.MaxFields <= 0 || c.MaxFields > c.Limits.MaxFields:
+		return bad("MaxFields must be in [1, Limits.MaxFields=%d], got %d", c.Limits.MaxFields, c.MaxFields)
+	case c.FlushDelay < 0 || c.FlushBytes <= 0:
+		return bad("FlushDelay must not be negative and FlushBytes must be positive")
+	case c.FlushBytes > c.Limits.MaxBatchBytes/2:
+		return bad("FlushBytes %d leaves no headroom under Limits.MaxBatchBytes %d", c.FlushBytes, c.Limits.MaxBatchBytes)
+	case c.SyncInterval <= 0 || c.SyncTimeout <= 0 || c.MaxConcurrentSyncs <= 0:
+		return bad("SyncInterval, SyncTimeout and MaxConcurrentSyncs must be positive")
+	case c.SyncChunkBytes <= 0 || c.SyncChunkBytes > c.Limits.MaxBatchBytes/2:
+		return bad("SyncChunkBytes must be in (0, Limits.MaxBatchBytes/2]")
+	case c.GCInterval <= 0 || c.GCBatch <= 0:
+		return bad("GCInterval and GCBatch must be positive")
+	case c.MaxDeferred < 0:
+		return bad("MaxDeferred must not be negative")
+	case c.Clock == nil || c.Rand == nil || c.Logger == nil || c.Metrics == nil:
+		return bad("Clock, Rand, Logger and Metrics must be set")
+	}
+	return c.Limits.Validate()
+}

@@ -1,0 +1,627 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// PeerID identifies a peer on the network (a libp2p peer id in production).
+type PeerID string
+
+// Store is what the node needs from the durable replica; *persist.Store
+// satisfies it.
+type Store interface {
+	Apply(b *crdt.Batch, now time.Time) (persist.Result, error)
+	Get(id string) (*crdt.Session, error)
+	Digests() *persist.Digests
+	Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) error) error
+	CollectGarbage(now time.Time, budget int) (int, error)
+}
+
+// Message is a direct message for one peer.
+type Message struct {
+	To   PeerID
+	Data []byte
+}
+
+// Ready is the work a Core hands out after a step: what to broadcast, what
+// to send, and the remote changes to report. The runtime carries it out;
+// the simulator delivers it over its virtual network.
+type Ready struct {
+	Broadcasts [][]byte
+	Messages   []Message
+	Changes    []Change
+}
+
+// Empty reports whether there is nothing to do.
+func (r Ready) Empty() bool {
+	return len(r.Broadcasts) == 0 && len(r.Messages) == 0 && len(r.Changes) == 0
+}
+
+// Change is an entry of the change feed.
+type Change struct {
+	crdt.Change
+	// Remote is set for changes that arrived from another peer (From).
+	Remote bool
+	From   PeerID
+}
+
+// PeerInfo describes a connected peer as this node sees it.
+type PeerInfo struct {
+	ID PeerID
+	// ClockOffset estimates the peer's clock minus ours, from the send time
+	// carried by anti-entropy messages (transit time counts against it).
+	ClockOffset time.Duration
+	// LastSync is when the last anti-entropy round with it completed.
+	LastSync time.Time
+}
+
+type peerState struct {
+	offset     time.Duration
+	haveOffset bool
+	lastSync   time.Time
+}
+
+type roundKey struct {
+	peer      PeerID
+	id        uint64
+	initiator bool
+}
+
+type round struct {
+	started  time.Time
+	deadline time.Time
+	sentLast bool
+	gotLast  bool
+	bytes    int
+}
+
+// Core is the node's state machine: every decision (when to flush a batch,
+// when to start an anti-entropy round and with whom, what to answer, when to
+// collect garbage) is made here, from the events and times it is given. It
+// has no goroutines and reads neither the wall clock nor global randomness,
+// so the simulator can drive the same code as production. Core is not safe
+// for concurrent use: one caller at a time, then Ready.
+type Core struct {
+	cfg   Config
+	self  PeerID
+	store Store
+	clock *crdt.Clock
+	rng   *rand.Rand
+	log   *slog.Logger
+	m     Metrics
+
+	pending      *crdt.Batch
+	pendingBytes int
+	flushAt      time.Time
+
+	deferred *crdt.Batch
+	retryAt  time.Time
+
+	peers    map[PeerID]*peerState
+	rounds   map[roundKey]*round
+	roundSeq uint64
+	nextSync time.Time
+	nextGC   time.Time
+	warnedAt time.Time
+
+	ready Ready
+}
+
+// NewCore returns a core for peer self over store, started at now, choosing
+// peers with a generator seeded by seed.
+func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64, now time.Time) *Core {
+	c := &Core{
+		cfg:      cfg,
+		self:     self,
+		store:    store,
+		clock:    crdt.NewClock(node, cfg.MaxDrift),
+		rng:      rand.New(rand.NewPCG(seed, uint64(node))),
+		log:      cfg.Logger.With("component", "node", "peer", string(self)),
+		m:        cfg.Metrics,
+		pending:  crdt.NewBatch(),
+		deferred: crdt.NewBatch(),
+		peers:    make(map[PeerID]*peerState),
+		rounds:   make(map[roundKey]*round),
+	}
+	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
+	c.nextGC = now.Add(cfg.GCInterval)
+	return c
+}
+
+// jitter spreads periodic work over [d/2, 3d/2) so that peers do not all
+// start rounds at once.
+func (c *Core) jitter(d time.Duration) time.Duration {
+	return d/2 + time.Duration(c.rng.Int64N(int64(d)))
+}
+
+// Stamp issues a timestamp for a local write.
+func (c *Core) Stamp(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
+
+// Ready returns and clears the work accumulated since the last call.
+func (c *Core) Ready() Ready {
+	r := c.ready
+	c.ready = Ready{}
+	return r
+}
+
+// LocalDelta queues a delta the node has already applied to its store, to be
+// broadcast in a batch.
+func (c *Core) LocalDelta(now time.Time, d *crdt.Session) {
+	c.pending.Add(d)
+	c.pendingBytes += approxSize(d)
+	if c.pendingBytes >= c.cfg.FlushBytes || c.pending.Len() >= c.cfg.Limits.MaxBatchSessions {
+		c.flush()
+		return
+	}
+	if c.flushAt.IsZero() {
+		c.flushAt = now.Add(c.cfg.FlushDelay)
+	}
+}
+
+// Flush broadcasts whatever is pending now (Close calls it).
+func (c *Core) Flush() { c.flush() }
+
+func (c *Core) flush() {
+	c.flushAt = time.Time{}
+	if c.pending.Len() == 0 {
+		return
+	}
+	for _, part := range c.split(c.pending.Sessions(), c.cfg.FlushBytes) {
+		data, err := crdt.MarshalBatch(part, c.cfg.Limits)
+		if err != nil {
+			c.log.Error("dropping a batch that does not encode", "err", err, "sessions", part.Len())
+			continue
+		}
+		c.ready.Broadcasts = append(c.ready.Broadcasts, data)
+		c.m.Add("batches_sent", 1)
+		c.m.Add("deltas_sent", float64(part.Len()))
+		c.m.Observe("batch_deltas", float64(part.Len()))
+		c.m.Observe("batch_bytes", float64(len(data)))
+	}
+	c.pending = crdt.NewBatch()
+	c.pendingBytes = 0
+}
+
+// split cuts sessions into batches of about limit bytes.
+func (c *Core) split(ss []*crdt.Session, limit int) []*crdt.Batch {
+	var out []*crdt.Batch
+	cur, size := crdt.NewBatch(), 0
+	for _, s := range ss {
+		n := approxSize(s)
+		if cur.Len() > 0 && (size+n > limit || cur.Len() >= c.cfg.Limits.MaxBatchSessions) {
+			out = append(out, cur)
+			cur, size = crdt.NewBatch(), 0
+		}
+		cur.Add(s)
+		size += n
+	}
+	if cur.Len() > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// Next returns when the core next needs a Tick.
+func (c *Core) Next() time.Time {
+	next := c.nextSync
+	earliest := func(t time.Time) {
+		if !t.IsZero() && t.Before(next) {
+			next = t
+		}
+	}
+	earliest(c.nextGC)
+	earliest(c.flushAt)
+	if c.deferred.Len() > 0 {
+		earliest(c.retryAt)
+	}
+	for _, r := range c.rounds {
+		earliest(r.deadline)
+	}
+	return next
+}
+
+// Tick does whatever is due at now.
+func (c *Core) Tick(now time.Time) {
+	if !c.flushAt.IsZero() && !now.Before(c.flushAt) {
+		c.flush()
+	}
+	for _, k := range c.sortedRounds() {
+		if r := c.rounds[k]; !now.Before(r.deadline) {
+			delete(c.rounds, k)
+			c.m.Add("sync_rounds", 1, "result", "timeout")
+			c.log.Debug("anti-entropy round timed out", "with", string(k.peer))
+		}
+	}
+	if !now.Before(c.nextSync) {
+		c.nextSync = now.Add(c.jitter(c.cfg.SyncInterval))
+		if p, ok := c.randomPeer(); ok {
+			c.startRound(now, p)
+		}
+	}
+	if c.deferred.Len() > 0 && !now.Before(c.retryAt) {
+		retry := c.deferred
+		c.deferred = crdt.NewBatch()
+		c.apply(now, "", retry)
+	}
+	if !now.Before(c.nextGC) {
+		c.nextGC = now.Add(c.cfg.GCInterval)
+		if n, err := c.store.CollectGarbage(now, c.cfg.GCBatch); err != nil {
+			c.log.Error("garbage collection failed", "err", err)
+		} else if n > 0 {
+			c.m.Add("sessions_collected", float64(n))
+		}
+	}
+}
+
+func (c *Core) sortedRounds() []roundKey {
+	keys := make([]roundKey, 0, len(c.rounds))
+	for k := range c.rounds {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		a, b := keys[i], keys[j]
+		if a.peer != b.peer {
+			return a.peer < b.peer
+		}
+		if a.id != b.id {
+			return a.id < b.id
+		}
+		return !a.initiator && b.initiator
+	})
+	return keys
+}
+
+// randomPeer picks a connected peer with the seeded generator, from the
+// peers in id order so that the choice depends on the seed alone.
+func (c *Core) randomPeer() (PeerID, bool) {
+	if len(c.peers) == 0 {
+		return "", false
+	}
+	ids := c.Peers()
+	return ids[c.rng.IntN(len(ids))].ID, true
+}
+
+// Peers lists connected peers in id order.
+func (c *Core) Peers() []PeerInfo {
+	out := make([]PeerInfo, 0, len(c.peers))
+	for id, p := range c.peers {
+		out = append(out, PeerInfo{ID: id, ClockOffset: p.offset, LastSync: p.lastSync})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int {
+		if a.ID < b.ID {
+			return -1
+		}
+		if a.ID > b.ID {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// PeerUp records a new connection to a mesh member and starts an
+// anti-entropy round with it, which is what repairs a partition or a restart.
+func (c *Core) PeerUp(now time.Time, p PeerID) {
+	if p == c.self {
+		return
+	}
+	if _, ok := c.peers[p]; !ok {
+		c.peers[p] = &peerState{}
+	}
+	c.startRound(now, p)
+}
+
+// PeerDown forgets a peer and abandons rounds with it.
+func (c *Core) PeerDown(now time.Time, p PeerID) {
+	delete(c.peers, p)
+	for k := range c.rounds {
+		if k.peer == p {
+			delete(c.rounds, k)
+			c.m.Add("sync_rounds", 1, "result", "peer_lost")
+		}
+	}
+}
+
+func (c *Core) activeWith(p PeerID, initiator bool) bool {
+	for k := range c.rounds {
+		if k.peer == p && k.initiator == initiator {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Core) startRound(now time.Time, p PeerID) {
+	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs || c.activeWith(p, true) {
+		return
+	}
+	c.roundSeq++
+	k := roundKey{peer: p, id: c.roundSeq, initiator: true}
+	c.rounds[k] = &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}
+	c.send(p, kindRoot, &rootMsg{Round: k.id, Root: c.store.Digests().Root, SentAt: now.UnixMilli()}, c.rounds[k])
+}
+
+func (c *Core) send(to PeerID, kind byte, v any, r *round) {
+	data, err := encodeMsg(kind, v)
+	if err != nil {
+		c.log.Error("cannot encode message", "err", err)
+		return
+	}
+	if r != nil {
+		r.bytes += len(data)
+	}
+	c.m.Add("sync_bytes", float64(len(data)), "dir", "out")
+	c.ready.Messages = append(c.ready.Messages, Message{To: to, Data: data})
+}
+
+// ValidateGossip checks that data is a well-formed delta batch within
+// limits. The transport runs it before accepting and forwarding a message.
+func ValidateGossip(data []byte, l crdt.Limits) error {
+	_, err := crdt.UnmarshalBatch(data, l)
+	return err
+}
+
+// ReceiveGossip merges a broadcast batch from a peer.
+func (c *Core) ReceiveGossip(now time.Time, from PeerID, data []byte) error {
+	b, err := crdt.UnmarshalBatch(data, c.cfg.Limits)
+	if err != nil {
+		c.m.Add("deltas_rejected", 1, "reason", "malformed")
+		return fmt.Errorf("node: gossip from %s: %w", from, err)
+	}
+	c.m.Add("deltas_received", float64(b.Len()))
+	c.apply(now, from, b)
+	return nil
+}
+
+// apply merges a batch from a peer (or, with from "", deferred deltas) and
+// reports the changes.
+func (c *Core) apply(now time.Time, from PeerID, b *crdt.Batch) {
+	res, err := c.store.Apply(b, now)
+	if err != nil {
+		// The store failed (disk error): keep the deltas for a retry
+		// rather than lose them.
+		c.log.Error("store apply failed", "err", err)
+		c.defer_(now, b.Sessions())
+		return
+	}
+	deferred := make(map[string]bool, len(res.Deferred))
+	for _, d := range res.Deferred {
+		deferred[d.ID] = true
+	}
+	c.defer_(now, res.Deferred)
+	for _, r := range res.Refused {
+		reason := "invalid"
+		if errors.Is(r.Err, crdt.ErrExpired) {
+			reason = "expired"
+		}
+		c.m.Add("deltas_rejected", 1, "reason", reason)
+	}
+	for _, d := range b.Sessions() {
+		if !deferred[d.ID] {
+			// Within the drift bound (Admit checked), so this cannot fail.
+			_ = c.clock.Observe(d.MaxTimestamp(), now)
+		}
+	}
+	for _, ch := range res.Changes {
+		if d := b.Get(ch.ID); d != nil && from != "" {
+			c.m.Observe("replication_lag_seconds", float64(now.UnixMilli()-d.MaxMillis())/1000)
+		}
+		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
+	}
+}
+
+func (c *Core) defer_(now time.Time, ds []*crdt.Session) {
+	for _, d := range ds {
+		if c.deferred.Len() >= c.cfg.MaxDeferred && c.deferred.Get(d.ID) == nil {
+			c.m.Add("deltas_rejected", 1, "reason", "deferred_overflow")
+			continue
+		}
+		c.deferred.Add(d)
+		c.m.Add("deltas_deferred", 1)
+	}
+	if c.deferred.Len() > 0 && (c.retryAt.IsZero() || c.retryAt.Before(now)) {
+		c.retryAt = now.Add(time.Second)
+	}
+}
+
+// ReceiveDirect handles an anti-entropy message from a peer.
+func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
+	kind, err := messageKind(data)
+	if err != nil {
+		return err
+	}
+	c.m.Add("sync_bytes", float64(len(data)), "dir", "in")
+	switch kind {
+	case kindRoot:
+		var m rootMsg
+		if err := decodeMsg(data, &m); err != nil {
+			return err
+		}
+		c.observeOffset(now, from, m.SentAt)
+		return c.onRoot(now, from, &m)
+	case kindAgree:
+		var m agreeMsg
+		if err := decodeMsg(data, &m); err != nil {
+			return err
+		}
+		c.observeOffset(now, from, m.SentAt)
+		c.finish(now, roundKey{peer: from, id: m.Round, initiator: true}, "agree")
+		return nil
+	case kindDigests:
+		var m digestsMsg
+		if err := decodeMsg(data, &m); err != nil {
+			return err
+		}
+		c.observeOffset(now, from, m.SentAt)
+		return c.onDigests(now, from, &m)
+	case kindEntries:
+		var m entriesMsg
+		if err := decodeMsg(data, &m); err != nil {
+			return err
+		}
+		return c.onEntries(now, from, &m)
+	}
+	return fmt.Errorf("%w: unknown kind %q from %s", ErrBadMessage, kind, from)
+}
+
+func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
+	if _, ok := c.peers[from]; !ok {
+		c.peers[from] = &peerState{}
+	}
+	root := c.store.Digests()
+	if m.Root == root.Root {
+		c.send(from, kindAgree, &agreeMsg{Round: m.Round, SentAt: now.UnixMilli()}, nil)
+		c.peers[from].lastSync = now
+		return nil
+	}
+	k := roundKey{peer: from, id: m.Round}
+	if _, ok := c.rounds[k]; !ok && len(c.rounds) >= c.cfg.MaxConcurrentSyncs {
+		c.m.Add("sync_rounds", 1, "result", "busy")
+		return nil
+	}
+	r := &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}
+	c.rounds[k] = r
+	c.send(from, kindDigests, &digestsMsg{Round: m.Round, SentAt: now.UnixMilli(), Buckets: packDigests(root)}, r)
+	return nil
+}
+
+func (c *Core) onDigests(now time.Time, from PeerID, m *digestsMsg) error {
+	theirs, err := unpackDigests(m.Buckets)
+	if err != nil {
+		return err
+	}
+	k := roundKey{peer: from, id: m.Round, initiator: true}
+	r, ok := c.rounds[k]
+	if !ok {
+		return nil // timed out meanwhile
+	}
+	mine := c.store.Digests()
+	want := newBucketSet()
+	for i := range theirs {
+		if theirs[i] != mine.Buckets[i] {
+			want.add(i)
+		}
+	}
+	c.sendEntries(now, from, k, r, want, true)
+	r.sentLast = true
+	c.maybeFinish(now, k, r)
+	return nil
+}
+
+// sendEntries sends this replica's sessions in the buckets of want, in
+// chunks of about SyncChunkBytes. The first chunk carries want when asked.
+func (c *Core) sendEntries(now time.Time, to PeerID, k roundKey, r *round, want bucketSet, carryWant bool) {
+	var ss []*crdt.Session
+	want.each(func(b int) {
+		err := c.store.Bucket(context.Background(), b, func(s *crdt.Session) error {
+			ss = append(ss, s)
+			return nil
+		})
+		if err != nil {
+			c.log.Error("reading bucket for anti-entropy", "bucket", b, "err", err)
+		}
+	})
+	chunks := c.split(ss, c.cfg.SyncChunkBytes)
+	if len(chunks) == 0 {
+		chunks = []*crdt.Batch{crdt.NewBatch()}
+	}
+	for i, ch := range chunks {
+		data, err := crdt.MarshalBatch(ch, c.cfg.Limits)
+		if err != nil {
+			c.log.Error("cannot encode anti-entropy chunk", "err", err)
+			data, _ = crdt.MarshalBatch(crdt.NewBatch(), c.cfg.Limits)
+		}
+		msg := &entriesMsg{Round: k.id, FromInitiator: k.initiator, Last: i == len(chunks)-1, Batch: data}
+		if i == 0 && carryWant {
+			msg.Want = want
+		}
+		c.send(to, kindEntries, msg, r)
+	}
+}
+
+func (c *Core) onEntries(now time.Time, from PeerID, m *entriesMsg) error {
+	b, err := crdt.UnmarshalBatch(m.Batch, c.cfg.Limits)
+	if err != nil {
+		c.m.Add("deltas_rejected", 1, "reason", "malformed")
+		return fmt.Errorf("node: anti-entropy from %s: %w", from, err)
+	}
+	// Sessions are merged whatever the state of the round: they are
+	// deltas like any other.
+	if b.Len() > 0 {
+		c.apply(now, from, b)
+	}
+	k := roundKey{peer: from, id: m.Round, initiator: !m.FromInitiator}
+	r, ok := c.rounds[k]
+	if !ok {
+		return nil
+	}
+	if m.FromInitiator && m.Want != nil {
+		want := bucketSet(m.Want)
+		if !want.valid() {
+			return fmt.Errorf("%w: want set of %d bytes", ErrBadMessage, len(m.Want))
+		}
+		c.sendEntries(now, from, k, r, want, false)
+		r.sentLast = true
+	}
+	if m.Last {
+		r.gotLast = true
+	}
+	c.maybeFinish(now, k, r)
+	return nil
+}
+
+func (c *Core) maybeFinish(now time.Time, k roundKey, r *round) {
+	if r.sentLast && r.gotLast {
+		c.finish(now, k, "repaired")
+	}
+}
+
+func (c *Core) finish(now time.Time, k roundKey, result string) {
+	r, ok := c.rounds[k]
+	if !ok {
+		return
+	}
+	delete(c.rounds, k)
+	if p, ok := c.peers[k.peer]; ok {
+		p.lastSync = now
+	}
+	c.m.Add("sync_rounds", 1, "result", result)
+	c.m.Observe("sync_seconds", now.Sub(r.started).Seconds())
+}
+
+// observeOffset records the peer's clock offset and warns, at most once a
+// minute, when our clock is off from most peers by more than half the drift
+// bound: then it is probably ours that is wrong.
+func (c *Core) observeOffset(now time.Time, from PeerID, sentAt int64) {
+	p, ok := c.peers[from]
+	if !ok {
+		return
+	}
+	p.offset = time.Duration(sentAt-now.UnixMilli()) * time.Millisecond
+	p.haveOffset = true
+	c.m.Observe("peer_clock_offset_seconds", p.offset.Seconds(), "peer", string(from))
+	off, known := 0, 0
+	for _, q := range c.peers {
+		if q.haveOffset {
+			known++
+			if q.offset > c.cfg.MaxDrift/2 || q.offset < -c.cfg.MaxDrift/2 {
+				off++
+			}
+		}
+	}
+	if known >= 2 && off*2 > known && now.Sub(c.warnedAt) > time.Minute {
+		c.warnedAt = now
+		c.log.Warn("local clock is off from most peers; writes from here may be deferred elsewhere",
+			"peers_off", off, "peers_known", known, "max_drift", c.cfg.MaxDrift)
+	}
+}

@@ -1,0 +1,18 @@
+package node
+
+import "errors"
+
+// Sentinel errors; returned errors wrap them with detail.
+var (
+	// ErrNotFound reports a token with no visible session: never issued,
+	// expired or destroyed. The three are not told apart on purpose.
+	ErrNotFound = errors.New("node: session not found")
+	// ErrClosed reports a call on a closed node.
+	ErrClosed = errors.New("node: closed")
+	// ErrTooManyFields reports a write that would give a session more
+	// fields than Config.MaxFields.
+	ErrTooManyFields = errors.New("node: too many fields in session")
+	// ErrInvalid reports an argument the node cannot accept (empty key,
+	// value over the size limit, non-positive lifetime, ...).
+	ErrInvalid = errors.New("node: invalid argument")
+)

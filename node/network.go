@@ -1,0 +1,25 @@
+package node
+
+import "context"
+
+// Network is what the node needs from the network: best-effort broadcast to
+// the mesh and direct messages to one peer. The transport package provides
+// it over libp2p; tests and the simulator provide their own.
+type Network interface {
+	Self() PeerID
+	Broadcast(ctx context.Context, data []byte) error
+	Send(ctx context.Context, to PeerID, data []byte) error
+	Close() error
+}
+
+// Inbound is how a Network hands the node what it receives. A Node
+// implements it; the calls may come from any goroutine.
+type Inbound interface {
+	HandleGossip(from PeerID, data []byte)
+	HandleDirect(from PeerID, data []byte)
+	PeerUp(id PeerID)
+	PeerDown(id PeerID)
+}
+
+// Dialer builds the node's Network once the node exists to receive from it.
+type Dialer func(ctx context.Context, in Inbound) (Network, error)

@@ -1,0 +1,375 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Session is an immutable snapshot of a visible session. The zero Session
+// (returned with an error) is empty.
+type Session struct {
+	s          *crdt.Session
+	lastAccess int64
+}
+
+var emptySession = &crdt.Session{}
+
+func (s Session) state() *crdt.Session {
+	if s.s == nil {
+		return emptySession
+	}
+	return s.s
+}
+
+// ID returns the session id: the hash of its token (SessionID).
+func (s Session) ID() string { return s.state().ID }
+
+// Get returns a copy of the value of key.
+func (s Session) Get(key string) ([]byte, bool) {
+	v, ok := s.state().Get(key)
+	if !ok {
+		return nil, false
+	}
+	return slices.Clone(v), true
+}
+
+// Keys returns the keys that hold a value, sorted.
+func (s Session) Keys() []string { return s.state().Keys() }
+
+// Fields returns a copy of every field.
+func (s Session) Fields() map[string][]byte {
+	out := make(map[string][]byte, len(s.state().Fields))
+	for k, f := range s.state().Fields {
+		if !f.Removed {
+			out[k] = slices.Clone(f.Value)
+		}
+	}
+	return out
+}
+
+// Created returns the creation time.
+func (s Session) Created() time.Time { return time.UnixMilli(s.state().Created.Millis()) }
+
+// LastAccess returns the last access this peer knows of.
+func (s Session) LastAccess() time.Time { return time.UnixMilli(s.lastAccess) }
+
+// IdleTimeout returns the session's idle timeout.
+func (s Session) IdleTimeout() time.Duration { return time.Duration(s.state().Idle) * time.Millisecond }
+
+// Deadline returns the absolute deadline, fixed at creation.
+func (s Session) Deadline() time.Time { return time.UnixMilli(s.state().Absolute) }
+
+// ExpiresAt returns when the session expires unless touched.
+func (s Session) ExpiresAt() time.Time {
+	st := s.state()
+	return time.UnixMilli(min(st.Absolute, s.lastAccess+st.Idle))
+}
+
+// CreateOption adjusts a new session.
+type CreateOption func(*createOptions)
+
+type createOptions struct {
+	idle, lifetime time.Duration
+	fields         map[string][]byte
+}
+
+// WithIdleTimeout sets the session's idle timeout.
+func WithIdleTimeout(d time.Duration) CreateOption { return func(o *createOptions) { o.idle = d } }
+
+// WithLifetime sets the session's absolute lifetime.
+func WithLifetime(d time.Duration) CreateOption { return func(o *createOptions) { o.lifetime = d } }
+
+// WithFields sets initial fields.
+func WithFields(f map[string][]byte) CreateOption {
+	return func(o *createOptions) { o.fields = f }
+}
+
+// Create starts a session and returns its token, 256 bits from the node's
+// random source. Only the token's hash is stored and replicated.
+func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error) {
+	o := createOptions{idle: n.cfg.IdleTimeout, lifetime: n.cfg.AbsoluteLifetime}
+	for _, f := range opts {
+		f(&o)
+	}
+	if o.idle <= 0 || o.lifetime <= 0 {
+		return "", fmt.Errorf("%w: idle timeout and lifetime must be positive", ErrInvalid)
+	}
+	token, err := newToken(n.cfg.Rand)
+	if err != nil {
+		return "", err
+	}
+	id, _ := SessionID(token)
+	now := n.cfg.Clock.Now()
+	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+		ts := stamp()
+		d := crdt.Create(id, ts, now.Add(o.lifetime), o.idle)
+		return d, n.addFields(d, d, o.fields, nil, ts)
+	})
+	if err != nil {
+		return "", err
+	}
+	return token, nil
+}
+
+// Get returns a snapshot of the session of token, or ErrNotFound if it does
+// not exist, has expired or was destroyed.
+func (n *Node) Get(ctx context.Context, token string) (Session, error) {
+	if err := ctx.Err(); err != nil {
+		return Session{}, err
+	}
+	id, ok := SessionID(token)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	s, la, err := n.visible(id, n.cfg.Clock.Now())
+	if err != nil {
+		return Session{}, err
+	}
+	return Session{s: s, lastAccess: la}, nil
+}
+
+// visible returns the stored session if a reader may see it at now, with
+// its last access including local-only touches.
+func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
+	if n.isClosed() {
+		return nil, 0, ErrClosed
+	}
+	s, err := n.store.Get(id)
+	if errors.Is(err, persist.ErrNotFound) {
+		return nil, 0, ErrNotFound
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("node: get: %w", err)
+	}
+	la := s.LastAccess
+	n.touchMu.Lock()
+	if t, ok := n.touches[id]; ok {
+		if t > la {
+			la = t
+		} else {
+			delete(n.touches, id)
+		}
+	}
+	n.touchMu.Unlock()
+	ms := now.UnixMilli()
+	if s.Created.IsZero() || s.IsDestroyed() || ms >= min(s.Absolute, la+s.Idle) {
+		return nil, 0, ErrNotFound
+	}
+	return s, la, nil
+}
+
+// Set writes one field.
+func (n *Node) Set(ctx context.Context, token, key string, value []byte) error {
+	return n.Update(ctx, token, map[string][]byte{key: value})
+}
+
+// Remove removes fields.
+func (n *Node) Remove(ctx context.Context, token string, keys ...string) error {
+	return n.Update(ctx, token, nil, keys...)
+}
+
+// Update writes and removes fields in one delta: concurrent updates of
+// other fields of the same session, here or on other peers, merge with it.
+func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, remove ...string) error {
+	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
+		ts := stamp()
+		d := s.Touch(time.UnixMilli(0)) // header only
+		return d, n.addFields(s, d, set, remove, ts)
+	})
+}
+
+// addFields adds writes to delta d of session s, within the field bound.
+func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
+	fresh := 0
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		if k == "" {
+			return fmt.Errorf("%w: empty field key", ErrInvalid)
+		}
+		if _, ok := s.Fields[k]; !ok {
+			fresh++
+		}
+		_, _ = d.Merge(s.Set(k, set[k], ts))
+	}
+	for _, k := range remove {
+		if _, ok := s.Fields[k]; ok {
+			_, _ = d.Merge(s.Remove(k, ts))
+		}
+	}
+	if len(s.Fields)+fresh > n.cfg.MaxFields {
+		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, len(s.Fields)+fresh, n.cfg.MaxFields)
+	}
+	return nil
+}
+
+// Touch records an access. A touch that moves last access by less than
+// TouchFraction of the idle timeout stays on this peer.
+func (n *Node) Touch(ctx context.Context, token string) error {
+	id, ok := SessionID(token)
+	if !ok {
+		return ErrNotFound
+	}
+	now := n.cfg.Clock.Now()
+	s, _, err := n.visible(id, now)
+	if err != nil {
+		return err
+	}
+	if float64(now.UnixMilli()-s.LastAccess) < n.cfg.TouchFraction*float64(s.Idle) {
+		n.touchMu.Lock()
+		n.touches[id] = max(n.touches[id], now.UnixMilli())
+		n.touchMu.Unlock()
+		return nil
+	}
+	return n.mutate(ctx, token, func(s *crdt.Session, _ func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
+		return s.Touch(now), nil
+	})
+}
+
+// Destroy ends the session of token on every peer, for good: no write from
+// any peer, however late, brings it back.
+func (n *Node) Destroy(ctx context.Context, token string) error {
+	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
+		return s.Destroy(stamp()), nil
+	})
+}
+
+// Renew moves the session to a new token and destroys the old one: call it
+// when privileges change (login) against session fixation. The new session
+// keeps the fields, the idle timeout and the absolute deadline.
+func (n *Node) Renew(ctx context.Context, token string) (string, error) {
+	id, ok := SessionID(token)
+	if !ok {
+		return "", ErrNotFound
+	}
+	now := n.cfg.Clock.Now()
+	old, _, err := n.visible(id, now)
+	if err != nil {
+		return "", err
+	}
+	fresh, err := newToken(n.cfg.Rand)
+	if err != nil {
+		return "", err
+	}
+	newID, _ := SessionID(fresh)
+	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+		ts := stamp()
+		d := crdt.Create(newID, ts, time.UnixMilli(old.Absolute), time.Duration(old.Idle)*time.Millisecond)
+		for _, k := range old.Keys() {
+			v, _ := old.Get(k)
+			_, _ = d.Merge(d.Set(k, v, ts))
+		}
+		return d, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	if err := n.Destroy(ctx, token); err != nil && !errors.Is(err, ErrNotFound) {
+		return "", err
+	}
+	return fresh, nil
+}
+
+// mutate applies a delta built from the visible session of token.
+func (n *Node) mutate(ctx context.Context, token string, build func(s *crdt.Session, stamp func() crdt.Timestamp, now time.Time) (*crdt.Session, error)) error {
+	id, ok := SessionID(token)
+	if !ok {
+		return ErrNotFound
+	}
+	now := n.cfg.Clock.Now()
+	s, _, err := n.visible(id, now)
+	if err != nil {
+		return err
+	}
+	return n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+		return build(s, stamp, now)
+	})
+}
+
+// write stores a local delta, queues it for broadcast and reports it.
+func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func() crdt.Timestamp) (*crdt.Session, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if n.isClosed() {
+		return ErrClosed
+	}
+	stamp := func() crdt.Timestamp {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		return n.core.Stamp(now)
+	}
+	d, err := build(stamp)
+	if err != nil {
+		return err
+	}
+	res, err := n.store.Apply(crdt.NewBatch(d), now)
+	if err != nil {
+		return fmt.Errorf("node: write: %w", err)
+	}
+	if len(res.Refused) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, res.Refused[0].Err)
+	}
+	if len(res.Deferred) > 0 {
+		// Our own stamps are never beyond the drift bound of our own clock
+		// unless the clock stepped back by more than MaxDrift.
+		return fmt.Errorf("node: write: local clock behind its own timestamps: %w", crdt.ErrClockDrift)
+	}
+	n.step(func(c *Core, now time.Time) { c.LocalDelta(now, d) })
+	n.kick()
+	changes := make([]Change, len(res.Changes))
+	for i, ch := range res.Changes {
+		changes[i] = Change{Change: ch}
+	}
+	n.notify(changes)
+	return nil
+}
+
+// Watch returns a feed of changes, local and remote, until ctx ends or the
+// node closes. A subscriber that falls behind by more than its buffer loses
+// changes (counted as changes_dropped): the feed never slows the node down.
+func (n *Node) Watch(ctx context.Context) <-chan Change {
+	ch := make(chan Change, 1024)
+	n.watchMu.Lock()
+	if n.isClosed() {
+		close(ch)
+	} else {
+		n.watchers[ch] = struct{}{}
+	}
+	n.watchMu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-n.done:
+		}
+		n.watchMu.Lock()
+		if _, ok := n.watchers[ch]; ok {
+			delete(n.watchers, ch)
+			close(ch)
+		}
+		n.watchMu.Unlock()
+	}()
+	return ch
+}
+
+func (n *Node) notify(changes []Change) {
+	if len(changes) == 0 {
+		return
+	}
+	n.watchMu.Lock()
+	defer n.watchMu.Unlock()
+	for ch := range n.watchers {
+		for _, c := range changes {
+			select {
+			case ch <- c:
+			default:
+				n.m.Add("changes_dropped", 1)
+			}
+		}
+	}
+}

@@ -1,0 +1,39 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"io"
+)
+
+// tokenBytes is the entropy of a session token: 256 bits (OWASP asks for at
+// least 64).
+const tokenBytes = 32
+
+// tokenLen is the length of a token in unpadded base64url.
+var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
+
+func newToken(r io.Reader) (string, error) {
+	var b [tokenBytes]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("node: new token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// SessionID returns the id under which the session of token is stored and
+// replicated: a SHA-256 of the token. Peers never store or send tokens, so a
+// copied data directory, a log or a captured delta cannot take a session
+// over. It returns false for a string that is not a well-formed token.
+func SessionID(token string) (string, bool) {
+	if len(token) != tokenLen {
+		return "", false
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(raw) != tokenBytes {
+		return "", false
+	}
+	sum := sha256.Sum256(raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), true
+}

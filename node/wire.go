@@ -1,0 +1,142 @@
+package node
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Anti-entropy messages travel as direct messages: a version byte, a kind
+// byte, then a msgpack array. Gossip messages are crdt batches as they are
+// (crdt.MarshalBatch), so a node can tell them apart by the kind byte.
+const wireVersion = 1
+
+const (
+	kindRoot    = 'R' // initiator: my root digest
+	kindAgree   = 'A' // responder: same root, nothing to do
+	kindDigests = 'D' // responder: roots differ, here are my bucket digests
+	kindEntries = 'E' // either side: sessions of the buckets that differ
+)
+
+// ErrBadMessage reports a message that is not a valid sessionmesh message.
+var ErrBadMessage = errors.New("node: malformed message")
+
+type rootMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Round    uint64
+	Root     uint64
+	SentAt   int64 // sender's physical time, Unix ms, for clock offset estimates
+}
+
+type agreeMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Round    uint64
+	SentAt   int64
+}
+
+type digestsMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Round    uint64
+	SentAt   int64
+	Buckets  []byte // persist.Buckets big-endian uint64 digests
+}
+
+type entriesMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Round    uint64
+	// FromInitiator tells which side of the round sent it.
+	FromInitiator bool
+	// Want, on the initiator's first chunk, is the bitset of buckets that
+	// differ: the responder answers with its sessions in them.
+	Want  []byte
+	Last  bool
+	Batch []byte // crdt.MarshalBatch
+}
+
+func encodeMsg(kind byte, v any) ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte(wireVersion)
+	buf.WriteByte(kind)
+	if err := msgpack.NewEncoder(&buf).Encode(v); err != nil {
+		return nil, fmt.Errorf("node: encode %c: %w", kind, err)
+	}
+	return buf.Bytes(), nil
+}
+
+func decodeMsg(data []byte, v any) error {
+	dec := msgpack.NewDecoder(bytes.NewReader(data[2:]))
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %c: %w", ErrBadMessage, data[1], err)
+	}
+	if dec.Buffered().(*bytes.Reader).Len() != 0 {
+		return fmt.Errorf("%w: %c: trailing bytes", ErrBadMessage, data[1])
+	}
+	return nil
+}
+
+// messageKind returns the kind byte of a message after checking its header.
+func messageKind(data []byte) (byte, error) {
+	if len(data) < 2 {
+		return 0, fmt.Errorf("%w: %d bytes", ErrBadMessage, len(data))
+	}
+	if data[0] != wireVersion {
+		return 0, fmt.Errorf("%w: version %d", ErrBadMessage, data[0])
+	}
+	return data[1], nil
+}
+
+func packDigests(d *persist.Digests) []byte {
+	out := make([]byte, 8*persist.Buckets)
+	for i, v := range d.Buckets {
+		binary.BigEndian.PutUint64(out[8*i:], v)
+	}
+	return out
+}
+
+func unpackDigests(b []byte) ([persist.Buckets]uint64, error) {
+	var out [persist.Buckets]uint64
+	if len(b) != 8*persist.Buckets {
+		return out, fmt.Errorf("%w: digests of %d bytes, want %d", ErrBadMessage, len(b), 8*persist.Buckets)
+	}
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	return out, nil
+}
+
+// bucketSet is a bitset over persist.Buckets.
+type bucketSet []byte
+
+func newBucketSet() bucketSet      { return make(bucketSet, persist.Buckets/8) }
+func (s bucketSet) add(b int)      { s[b/8] |= 1 << (b % 8) }
+func (s bucketSet) has(b int) bool { return s[b/8]&(1<<(b%8)) != 0 }
+func (s bucketSet) valid() bool    { return len(s) == persist.Buckets/8 }
+func (s bucketSet) each(fn func(b int)) {
+	for b := range persist.Buckets {
+		if s.has(b) {
+			fn(b)
+		}
+	}
+}
+
+func (s bucketSet) count() int {
+	n := 0
+	s.each(func(int) { n++ })
+	return n
+}
+
+// approxSize estimates a session's encoded size without encoding it, to cut
+// batches into chunks.
+func approxSize(s *crdt.Session) int {
+	n := 48 + len(s.ID)
+	for k, f := range s.Fields {
+		n += len(k) + len(f.Value) + 24
+	}
+	return n
+}
