@@ -1,0 +1,58 @@
+// Package node is the sessionmesh peer that edge services embed: sessions
+// kept in a persist store, replicated to the other peers by batched delta
+// gossip and repaired by anti-entropy, with no master and no locks.
+//
+// # Using it
+//
+//	n, err := node.Open(ctx, cfg, dial)  // cfg from node.DefaultConfig()
+//	token, err := n.Create(ctx, node.WithFields(map[string][]byte{"user": []byte("alice")}))
+//	s, err := n.Get(ctx, token)          // local read, no network
+//	err = n.Set(ctx, token, "cart", []byte("3"))
+//	newToken, err := n.Renew(ctx, token) // at login: new token, old one destroyed
+//	err = n.Destroy(ctx, newToken)        // logout, final on every peer
+//	for ch := range n.Watch(ctx) { ... } // local and remote changes
+//	err = n.Close(ctx)                   // flushes pending deltas
+//
+// Tokens carry 256 bits from the configured random source. Peers store and
+// replicate only SessionID(token), a SHA-256 of it, so a copied data
+// directory, a log line or a captured delta cannot be used to take over a
+// session. Get, Touch and the writes take the token.
+//
+// Every write is a delta applied to the local store first (durable as
+// Config.Durability says when the call returns), then batched and broadcast:
+// a write never waits for the network. Concurrent writes to different fields
+// of one session merge, here and across peers; writes to the same field go to
+// the later timestamp everywhere.
+//
+// Touches are cheap: a touch that moves last access by less than
+// Config.TouchFraction of the idle timeout stays on this peer (not stored,
+// not sent). Another peer may therefore expire an idle session up to
+// TouchFraction × IdleTimeout earlier than this one (3 minutes for the
+// defaults, 10% of 30 minutes).
+//
+// # Built to be simulated
+//
+// Decisions live in Core, a state machine in the manner of etcd-io/raft's
+// RawNode: it takes events (a local delta, a message, a peer coming or
+// going, a tick at a given time) and hands back a Ready value: batches to
+// broadcast, messages to send, remote changes to report. It has no
+// goroutines and reads neither the wall clock nor global randomness; time
+// and a seed are inputs. Node drives it with goroutines over a Network; the
+// simulator drives the same Core on one goroutine over a virtual one.
+//
+// # Anti-entropy
+//
+// On every new connection and every SyncInterval (jittered, a random peer),
+// a round compares the two stores: the initiator sends its root digest (8
+// bytes; peers that agree stop there), the responder its 4096 bucket
+// digests, and then each side sends the sessions of the buckets that differ,
+// in chunks of SyncChunkBytes. Rounds time out after SyncTimeout and at most
+// MaxConcurrentSyncs run at once. This is what repairs whatever gossip lost,
+// however long a partition lasted.
+//
+// Deltas stamped more than MaxDrift ahead of local time are kept aside and
+// retried every second (up to MaxDeferred), and anti-entropy offers them
+// again; the node estimates each peer's clock offset from the send times in
+// anti-entropy messages (Peers) and warns when its own clock is off from
+// most peers.
+package node
