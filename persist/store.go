@@ -90,6 +90,8 @@ func Open(o Options) (*Store, error) {
 		WithLogger(badgerLogger{o.Logger}).
 		WithExternalMagic(badgerMagic).
 		WithMemTableSize(o.MemTableSize).
+		// Badger refuses a value threshold above 15% of the memtable.
+		WithValueThreshold(min(1<<20, 15*o.MemTableSize/100)).
 		WithNumMemtables(3).
 		WithNumCompactors(2).
 		WithBlockCacheSize(o.BlockCacheSize).
@@ -354,5 +356,12 @@ func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) e
 	})
 }
 
-// Size returns Badger's on-disk size estimate: LSM tables and value log.
-func (s *Store) Size() (lsm, vlog int64) { return s.db.Size() }
+// DiskUsage returns the bytes the store's files occupy on disk (allocated
+// blocks: Badger preallocates its logs sparsely, so apparent sizes
+// overstate it). It is 0 for a store in memory.
+func (s *Store) DiskUsage() (int64, error) {
+	if s.opts.InMemory {
+		return 0, nil
+	}
+	return diskUsage(s.opts.Dir)
+}

@@ -83,6 +83,9 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	apply(t, s, t0, newSession("a", 1, t0, 3), newSession("b", 1, t0, 1))
 	before := s.Digests()
+	if du, err := s.DiskUsage(); err != nil || du <= 0 {
+		t.Fatalf("disk usage %d, %v", du, err)
+	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
