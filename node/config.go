@@ -9,6 +9,7 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/persist"
+	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 // Clock gives the node its physical time. The simulator passes a virtual
@@ -76,6 +77,13 @@ type Config struct {
 	// Logger (default slog.Default()) and Metrics (default none).
 	Logger  *slog.Logger
 	Metrics Metrics
+
+	// Transport configures the libp2p network (listen addresses, bootstrap
+	// peers, mesh name, pre-shared key, allowlist). Its DataDir defaults to
+	// DataDir, so the peer keeps its id across restarts.
+	Transport transport.Config
+	// Dial, when set, replaces the libp2p network (tests, the simulator).
+	Dial Dialer
 }
 
 // DefaultConfig returns a configuration for a peer in memory with the
@@ -102,6 +110,7 @@ func DefaultConfig() Config {
 		Rand:               rand.Reader,
 		Logger:             slog.Default(),
 		Metrics:            nopMetrics{},
+		Transport:          transport.DefaultConfig(),
 	}
 }
 
@@ -133,6 +142,11 @@ func (c Config) Validate() error {
 		return bad("MaxDeferred must not be negative")
 	case c.Clock == nil || c.Rand == nil || c.Logger == nil || c.Metrics == nil:
 		return bad("Clock, Rand, Logger and Metrics must be set")
+	}
+	if c.Dial == nil {
+		if err := c.Transport.Validate(); err != nil {
+			return err
+		}
 	}
 	return c.Limits.Validate()
 }

@@ -54,10 +54,11 @@ type Node struct {
 	onClose   []func() error
 }
 
-// New builds a node over an open store and the network dial returns. It is
-// the constructor tests and the simulator use; Open composes the production
-// parts. The node does not close store unless closeStore is given.
-func New(ctx context.Context, cfg Config, store Store, closeStore func() error, dial Dialer) (*Node, error) {
+// New builds a node over an open store, on the network of cfg.Dial (libp2p
+// with cfg.Transport when nil). The simulator uses it with its own store;
+// Open opens the store too. The node closes store only through closeStore,
+// when given.
+func New(ctx context.Context, cfg Config, store Store, closeStore func() error) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,6 +84,10 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error, 
 	// The core must exist before the network can deliver anything to it.
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	dial := cfg.Dial
+	if dial == nil {
+		dial = libp2pDialer(cfg)
+	}
 	net, err := dial(ctx, n)
 	if err != nil {
 		return nil, err
@@ -98,9 +103,9 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error, 
 	return n, nil
 }
 
-// Open starts a production peer: a persist store in cfg.DataDir (in memory
-// when empty) and the network built by dial.
-func Open(ctx context.Context, cfg Config, dial Dialer) (*Node, error) {
+// Open starts a peer: a persist store in cfg.DataDir (in memory when empty)
+// and the libp2p network of cfg.Transport (or cfg.Dial's).
+func Open(ctx context.Context, cfg Config) (*Node, error) {
 	o := persist.DefaultOptions(cfg.DataDir)
 	if cfg.DataDir == "" {
 		o = persist.InMemoryOptions()
@@ -118,7 +123,7 @@ func Open(ctx context.Context, cfg Config, dial Dialer) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	n, err := New(ctx, cfg, st, st.Close, dial)
+	n, err := New(ctx, cfg, st, st.Close)
 	if err != nil {
 		_ = st.Close()
 		return nil, err

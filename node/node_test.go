@@ -35,7 +35,8 @@ func newCluster(t *testing.T, n int, tweak func(*Config)) *cluster {
 		if tweak != nil {
 			tweak(&cfg)
 		}
-		nd, err := Open(context.Background(), cfg, c.net.dialer(PeerID(fmt.Sprintf("peer-%d", i))))
+		cfg.Dial = c.net.dialer(PeerID(fmt.Sprintf("peer-%d", i)))
+		nd, err := Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,0 +1,263 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Defaults used by DefaultConfig and by New for fields left at their zero
+// value.
+const (
+	// DefaultMesh is the mesh name used when Config.Mesh is empty.
+	DefaultMesh = "default"
+
+	// DefaultMaxMessageBytes bounds a gossip message and a direct frame
+	// when Config.MaxMessageBytes is zero: 1 MiB, gossipsub's own default.
+	DefaultMaxMessageBytes = 1 << 20
+
+	// MaxMaxMessageBytes is the largest accepted Config.MaxMessageBytes.
+	MaxMaxMessageBytes = 64 << 20
+
+	// PSKSize is the length of a private-network key.
+	PSKSize = 32
+)
+
+// DefaultListenAddrs is used when Config.ListenAddrs is empty: TCP on the
+// loopback interface, on a port chosen by the kernel. Nodes that must be
+// reachable from other machines list their own addresses.
+var DefaultListenAddrs = []string{"/ip4/127.0.0.1/tcp/0"}
+
+var meshNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Config configures a Transport. Start from DefaultConfig; a zero field
+// means its default, as documented on the field.
+type Config struct {
+	// DataDir holds the identity key in DataDir/identity.key, created with
+	// mode 0600 on first start and reused afterwards so that the peer id
+	// survives restarts. Empty means an ephemeral key (a new peer id on
+	// every start).
+	DataDir string
+
+	// ListenAddrs are the multiaddrs to listen on. Only TCP
+	// (/ip4/.../tcp/N) and, without a PSK, QUIC (/ip4/.../udp/N/quic-v1)
+	// are supported. Default DefaultListenAddrs (loopback only).
+	ListenAddrs []string
+
+	// Bootstrap are multiaddrs ending in /p2p/<id>. They are dialled at
+	// start and redialled with exponential backoff (capped at about 30 s)
+	// whenever no connection to them is open.
+	Bootstrap []string
+
+	// Mesh names the mesh: the gossip topic is "/sessionmesh/<Mesh>/deltas/1"
+	// and mDNS only finds hosts of the same mesh. Letters, digits, '.', '_'
+	// and '-', at most 64 characters. Default DefaultMesh.
+	Mesh string
+
+	// PSK is an optional 32-byte private-network key: only hosts holding
+	// the same key can complete a connection. With a PSK the transport runs
+	// on TCP only (libp2p refuses a PSK on QUIC).
+	PSK []byte
+
+	// AllowedPeers is an optional allowlist. When non-empty only these
+	// peers (and this host) can connect, take part in the gossip topic, or
+	// originate gossip that is accepted.
+	AllowedPeers []peer.ID
+
+	// MDNS turns on LAN discovery (off by default). It needs a listen
+	// address that is not loopback.
+	MDNS bool
+
+	// MaxMessageBytes bounds the payload of a gossip message and of a
+	// direct frame. Default DefaultMaxMessageBytes.
+	MaxMessageBytes int
+
+	// Logger receives the transport's logs. Nil discards them.
+	Logger *slog.Logger
+
+	// ValidateGossip, when set, is called on every gossip message from
+	// another host before it is accepted and forwarded; from is the
+	// message's author (its signature has been checked). Return nil to
+	// accept. A non-nil error rejects the message: it is neither delivered
+	// nor forwarded, it is counted in Stats.GossipRejected[RejectInvalid],
+	// and logged (at most about one line a second). It may be called
+	// concurrently and should be quick. Our own messages are not passed to
+	// it.
+	//
+	// The brief called this field Validate; Go does not allow a field and
+	// a method (Config.Validate) of the same name.
+	ValidateGossip func(from peer.ID, data []byte) error
+}
+
+// DefaultConfig returns a configuration with every default filled in: an
+// ephemeral identity listening on loopback TCP, mesh DefaultMesh, 1 MiB
+// messages, no bootstrap peers, no mDNS, no PSK, no allowlist.
+func DefaultConfig() Config {
+	return Config{
+		ListenAddrs:     append([]string(nil), DefaultListenAddrs...),
+		Mesh:            DefaultMesh,
+		MaxMessageBytes: DefaultMaxMessageBytes,
+	}
+}
+
+// withDefaults returns a copy of c with zero fields replaced by defaults.
+func (c Config) withDefaults() Config {
+	if len(c.ListenAddrs) == 0 {
+		c.ListenAddrs = append([]string(nil), DefaultListenAddrs...)
+	}
+	if c.Mesh == "" {
+		c.Mesh = DefaultMesh
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Topic returns the gossip topic of the configured mesh.
+func (c Config) Topic() string {
+	mesh := c.Mesh
+	if mesh == "" {
+		mesh = DefaultMesh
+	}
+	return "/sessionmesh/" + mesh + "/deltas/1"
+}
+
+// Validate checks the configuration, with defaults applied to zero fields,
+// and reports every problem found. Each error wraps ErrInvalidConfig.
+func (c Config) Validate() error {
+	_, err := c.resolve()
+	return err
+}
+
+// resolved is a validated Config with its addresses parsed.
+type resolved struct {
+	Config
+	listen    []multiaddr.Multiaddr
+	bootstrap []peer.AddrInfo
+	allowed   map[peer.ID]struct{}
+}
+
+func (c Config) resolve() (*resolved, error) {
+	c = c.withDefaults()
+	r := &resolved{Config: c}
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+
+	if !meshNameRE.MatchString(c.Mesh) {
+		bad("mesh name %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Mesh)
+	}
+	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > MaxMaxMessageBytes {
+		bad("MaxMessageBytes %d: want 1..%d", c.MaxMessageBytes, MaxMaxMessageBytes)
+	}
+	if c.PSK != nil && len(c.PSK) != PSKSize {
+		bad("PSK is %d bytes, want %d", len(c.PSK), PSKSize)
+	}
+
+	if len(c.AllowedPeers) > 0 {
+		r.allowed = make(map[peer.ID]struct{}, len(c.AllowedPeers))
+		for _, id := range c.AllowedPeers {
+			if err := id.Validate(); err != nil {
+				bad("allowed peer %q: %v", string(id), err)
+				continue
+			}
+			r.allowed[id] = struct{}{}
+		}
+	}
+
+	nonLoopback := false
+	for _, s := range c.ListenAddrs {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			bad("listen address %q: %v", s, err)
+			continue
+		}
+		switch kind := addrKind(a); {
+		case kind == "":
+			bad("listen address %q: only /tcp and /udp/N/quic-v1 are supported", s)
+			continue
+		case kind == "quic" && c.PSK != nil:
+			bad("listen address %q: QUIC cannot be used with a PSK (private networks are TCP only)", s)
+			continue
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_P2P); err == nil {
+			bad("listen address %q must not contain /p2p", s)
+			continue
+		}
+		if !manet.IsIPLoopback(a) {
+			nonLoopback = true
+		}
+		r.listen = append(r.listen, a)
+	}
+	if c.MDNS && !nonLoopback {
+		bad("MDNS needs a listen address that is not loopback")
+	}
+
+	var bootAddrs []multiaddr.Multiaddr
+	for _, s := range c.Bootstrap {
+		a, err := multiaddr.NewMultiaddr(s)
+		if err != nil {
+			bad("bootstrap address %q: %v", s, err)
+			continue
+		}
+		ai, err := peer.AddrInfoFromP2pAddr(a)
+		if err != nil {
+			bad("bootstrap address %q: want a multiaddr ending in /p2p/<id>: %v", s, err)
+			continue
+		}
+		if r.allowed != nil {
+			if _, ok := r.allowed[ai.ID]; !ok {
+				bad("bootstrap peer %s is not in AllowedPeers", ai.ID)
+				continue
+			}
+		}
+		if c.PSK != nil {
+			for _, x := range ai.Addrs {
+				if addrKind(x) == "quic" {
+					bad("bootstrap address %q is QUIC, but a PSK network is TCP only", s)
+				}
+			}
+		}
+		bootAddrs = append(bootAddrs, a)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	infos, err := peer.AddrInfosFromP2pAddrs(bootAddrs...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bootstrap: %v", ErrInvalidConfig, err)
+	}
+	r.bootstrap = infos
+	return r, nil
+}
+
+// addrKind returns "tcp" or "quic" for the transports this package
+// configures, and "" for anything else.
+func addrKind(a multiaddr.Multiaddr) string {
+	if _, err := a.ValueForProtocol(multiaddr.P_QUIC_V1); err == nil {
+		if _, err := a.ValueForProtocol(multiaddr.P_WEBTRANSPORT); err == nil {
+			return ""
+		}
+		return "quic"
+	}
+	if _, err := a.ValueForProtocol(multiaddr.P_TCP); err == nil {
+		if _, err := a.ValueForProtocol(multiaddr.P_WS); err == nil {
+			return ""
+		}
+		if _, err := a.ValueForProtocol(multiaddr.P_WSS); err == nil {
+			return ""
+		}
+		return "tcp"
+	}
+	return ""
+}

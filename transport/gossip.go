@@ -1,0 +1,228 @@
+package transport
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+)
+
+// Gossipsub tuning. The defaults drop messages under load (32-slot
+// queues); a mesh of tens of peers can afford more.
+const (
+	peerOutboundQueue = 256
+	validateQueue     = 1024
+	subscriptionQueue = 1024
+	// envelopeSlack is added to MaxMessageBytes for gossipsub's own RPC
+	// size limit, which covers the signed envelope (author, seqno, topic,
+	// signature) around the payload.
+	envelopeSlack = 16 << 10
+)
+
+// startGossip creates the gossipsub router, joins the mesh topic and
+// starts delivering messages.
+func (t *Transport) startGossip() error {
+	topic := t.cfg.Topic()
+	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
+		pubsub.WithMaxMessageSize(t.cfg.MaxMessageBytes+envelopeSlack),
+		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
+		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
+			pubsub.NewAllowlistSubscriptionFilter(topic), 16)),
+		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return t.gater.permitted(p) }),
+		pubsub.WithFloodPublish(true),
+		pubsub.WithRawTracer(t.tracer),
+		pubsub.WithLogger(t.log.With("component", "pubsub")),
+	)
+	if err != nil {
+		return fmt.Errorf("transport: gossipsub: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(topic, t.validateGossip); err != nil {
+		return fmt.Errorf("transport: register validator: %w", err)
+	}
+	tp, err := ps.Join(topic)
+	if err != nil {
+		return fmt.Errorf("transport: join %s: %w", topic, err)
+	}
+	sub, err := tp.Subscribe(pubsub.WithBufferSize(subscriptionQueue))
+	if err != nil {
+		tp.Close()
+		return fmt.Errorf("transport: subscribe %s: %w", topic, err)
+	}
+	t.ps, t.topic, t.sub = ps, tp, sub
+	t.wg.Add(1)
+	go t.gossipLoop()
+	return nil
+}
+
+// validateGossip runs on every message of the topic, ours included, before
+// gossipsub accepts and forwards it.
+func (t *Transport) validateGossip(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if len(msg.Data) > t.cfg.MaxMessageBytes {
+		return t.rejectGossip(pubsub.ValidationReject, RejectTooLarge, msg, from, nil)
+	}
+	if msg.Local {
+		return pubsub.ValidationAccept
+	}
+	author := msg.GetFrom()
+	if !t.gater.member(author) || !t.gater.member(from) {
+		return t.rejectGossip(pubsub.ValidationReject, RejectNotMember, msg, from, nil)
+	}
+	if t.gater.isBlocked(author) || t.gater.isBlocked(from) {
+		// Ignore rather than reject: a member forwarding it did no wrong.
+		return t.rejectGossip(pubsub.ValidationIgnore, RejectBlocked, msg, from, nil)
+	}
+	if v := t.cfg.ValidateGossip; v != nil {
+		if err := v(author, msg.Data); err != nil {
+			return t.rejectGossip(pubsub.ValidationReject, RejectInvalid, msg, from, err)
+		}
+	}
+	return pubsub.ValidationAccept
+}
+
+func (t *Transport) rejectGossip(res pubsub.ValidationResult, reason string, msg *pubsub.Message, from peer.ID, err error) pubsub.ValidationResult {
+	t.stats.reject(reason)
+	args := []any{"reason", reason, "author", msg.GetFrom(), "from", from, "bytes", len(msg.Data)}
+	if err != nil {
+		args = append(args, "err", err)
+	}
+	t.rejectLog.Warn("transport: gossip message rejected", args...)
+	return res
+}
+
+// gossipLoop hands validated messages from other hosts to the handler.
+func (t *Transport) gossipLoop() {
+	defer t.wg.Done()
+	self := t.h.ID()
+	for {
+		msg, err := t.sub.Next(t.ctx)
+		if err != nil {
+			return // closed
+		}
+		if msg.Local || msg.GetFrom() == self {
+			continue
+		}
+		t.stats.gossipReceived.Add(1)
+		t.stats.gossipBytesIn.Add(uint64(len(msg.Data)))
+		t.handler.HandleGossip(msg.GetFrom(), msg.Data)
+	}
+}
+
+// Broadcast publishes data on the mesh topic. Delivery is best effort:
+// Broadcast returns once the message is queued for the peers currently
+// known to be on the topic, which may be none (see GossipPeers).
+func (t *Transport) Broadcast(ctx context.Context, data []byte) error {
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	if len(data) > t.cfg.MaxMessageBytes {
+		return fmt.Errorf("transport: broadcast %d bytes (max %d): %w", len(data), t.cfg.MaxMessageBytes, ErrTooLarge)
+	}
+	if err := t.topic.Publish(ctx, data); err != nil {
+		if t.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("transport: broadcast: %w", err)
+	}
+	t.stats.gossipPublished.Add(1)
+	t.stats.gossipBytesOut.Add(uint64(len(data)))
+	return nil
+}
+
+// GossipPeers returns the connected peers that gossipsub knows to be
+// subscribed to the mesh topic, sorted: a Broadcast now reaches them
+// directly. A peer shows up here shortly after PeerUp (once the two hosts
+// have exchanged subscriptions) and the relay mesh is formed at the next
+// gossipsub heartbeat (every second); MeshPeers lists it.
+func (t *Transport) GossipPeers() []peer.ID {
+	if t.closed.Load() {
+		return nil
+	}
+	ids := t.topic.ListPeers()
+	slices.Sort(ids)
+	return ids
+}
+
+// MeshPeers returns the peers in this host's gossipsub mesh for the topic,
+// sorted: the peers it forwards others' messages to.
+func (t *Transport) MeshPeers() []peer.ID {
+	return t.tracer.meshPeers()
+}
+
+// gossipTracer counts what gossipsub drops and tracks this host's mesh.
+// Its methods run synchronously inside gossipsub and must not block.
+type gossipTracer struct {
+	stats *counters
+
+	mu   sync.Mutex
+	mesh map[peer.ID]struct{}
+}
+
+var _ pubsub.RawTracer = (*gossipTracer)(nil)
+
+func newGossipTracer(stats *counters) *gossipTracer {
+	return &gossipTracer{stats: stats, mesh: make(map[peer.ID]struct{})}
+}
+
+func (g *gossipTracer) meshPeers() []peer.ID {
+	g.mu.Lock()
+	ids := make([]peer.ID, 0, len(g.mesh))
+	for id := range g.mesh {
+		ids = append(ids, id)
+	}
+	g.mu.Unlock()
+	slices.Sort(ids)
+	return ids
+}
+
+func (g *gossipTracer) RejectMessage(_ *pubsub.Message, reason string) {
+	switch reason {
+	case pubsub.RejectValidationFailed, pubsub.RejectValidationIgnored:
+		// Our validator's decisions, already counted under our reasons.
+	default:
+		g.stats.reject("pubsub: " + reason)
+	}
+}
+
+func (g *gossipTracer) DropRPC(*pubsub.RPC, peer.ID) { g.stats.gossipDropped.Add(1) }
+
+func (g *gossipTracer) UndeliverableMessage(*pubsub.Message) {
+	g.stats.gossipUndeliverable.Add(1)
+}
+
+func (g *gossipTracer) Graft(p peer.ID, _ string) {
+	g.mu.Lock()
+	g.mesh[p] = struct{}{}
+	g.mu.Unlock()
+}
+
+func (g *gossipTracer) Prune(p peer.ID, _ string) {
+	g.mu.Lock()
+	delete(g.mesh, p)
+	g.mu.Unlock()
+}
+
+// OnClosedOutboundStream is gossipsub's "peer gone": it drops the peer from
+// every mesh without a Prune.
+func (g *gossipTracer) OnClosedOutboundStream(p peer.ID) {
+	g.mu.Lock()
+	delete(g.mesh, p)
+	g.mu.Unlock()
+}
+
+func (g *gossipTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (g *gossipTracer) Join(string)                                          {}
+func (g *gossipTracer) Leave(string)                                         {}
+func (g *gossipTracer) ValidateMessage(*pubsub.Message)                      {}
+func (g *gossipTracer) DeliverMessage(*pubsub.Message)                       {}
+func (g *gossipTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (g *gossipTracer) ThrottlePeer(peer.ID)                                 {}
+func (g *gossipTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (g *gossipTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (g *gossipTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}

@@ -1,0 +1,130 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Three hosts, b and c bootstrapping to a (a star: b and c are not
+// directly connected, so a relays). A broadcast is delivered once to each
+// other host and never to its sender.
+func TestBroadcastDeliveredOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ra, rb, rc := &recorder{}, &recorder{}, &recorder{}
+	a := startTransport(t, testConfig(), ra)
+
+	start := time.Now()
+	cfg := testConfig()
+	cfg.Bootstrap = addrsOf(a)
+	b := startTransport(t, cfg, rb)
+	c := startTransport(t, cfg, rc)
+	waitFor(t, 10*time.Second, "PeerUp", func() bool { return rb.isUp(a.ID()) && rc.isUp(a.ID()) })
+	upAfter := time.Since(start)
+	waitFor(t, 10*time.Second, "subscriptions", func() bool {
+		return len(a.GossipPeers()) == 2 && len(b.GossipPeers()) == 1 && len(c.GossipPeers()) == 1
+	})
+	subAfter := time.Since(start)
+	waitMesh(t, map[*Transport][]*Transport{a: {b, c}, b: {a}, c: {a}})
+	t.Logf("after New: PeerUp %v, subscriptions known %v, mesh formed %v", upAfter, subAfter, time.Since(start))
+
+	// From a leaf: a receives it directly, c through a.
+	if err := b.Broadcast(ctx, []byte("hello from b")); err != nil {
+		t.Fatal(err)
+	}
+	// From the hub.
+	if err := a.Broadcast(ctx, []byte("hello from a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "deliveries", func() bool {
+		return ra.gossipCount(b.ID(), "hello from b") > 0 && rc.gossipCount(b.ID(), "hello from b") > 0 &&
+			rb.gossipCount(a.ID(), "hello from a") > 0 && rc.gossipCount(a.ID(), "hello from a") > 0
+	})
+	// Barrier: messages sent after these arrive after any duplicate would.
+	for _, tr := range []*Transport{a, b} {
+		if err := tr.Broadcast(ctx, []byte("barrier")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "barrier", func() bool {
+		return rc.gossipCount(a.ID(), "barrier") == 1 && rc.gossipCount(b.ID(), "barrier") == 1 &&
+			ra.gossipCount(b.ID(), "barrier") == 1 && rb.gossipCount(a.ID(), "barrier") == 1
+	})
+	for name, n := range map[string]int{
+		"a got b's":     ra.gossipCount(b.ID(), "hello from b"),
+		"c got b's":     rc.gossipCount(b.ID(), "hello from b"),
+		"b got a's":     rb.gossipCount(a.ID(), "hello from a"),
+		"c got a's":     rc.gossipCount(a.ID(), "hello from a"),
+		"a got its own": ra.gossipCount(a.ID(), "hello from a"),
+		"b got its own": rb.gossipCount(b.ID(), "hello from b"),
+	} {
+		want := 1
+		if strings.Contains(name, "own") {
+			want = 0
+		}
+		if n != want {
+			t.Errorf("%s: %d deliveries, want %d", name, n, want)
+		}
+	}
+	if s := b.Stats(); s.GossipPublished != 2 || s.GossipBytesOut != uint64(len("hello from b")+len("barrier")) {
+		t.Errorf("b stats: %+v", s)
+	}
+	if s := c.Stats(); s.GossipReceived != 4 {
+		t.Errorf("c received %d, want 4", s.GossipReceived)
+	}
+
+	if err := a.Broadcast(ctx, make([]byte, DefaultMaxMessageBytes+1)); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("oversized broadcast: %v, want ErrTooLarge", err)
+	}
+}
+
+// A message that ValidateGossip rejects is neither delivered nor
+// forwarded, and is counted.
+func TestValidateRejects(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ra, rb, rc := &recorder{}, &recorder{}, &recorder{}
+	errBad := errors.New("bad payload")
+
+	// b is the hub and validates; a and c do not.
+	cfg := testConfig()
+	cfg.ValidateGossip = func(_ peer.ID, data []byte) error {
+		if strings.HasPrefix(string(data), "bad") {
+			return errBad
+		}
+		return nil
+	}
+	b := startTransport(t, cfg, rb)
+	leaf := testConfig()
+	leaf.Bootstrap = addrsOf(b)
+	a := startTransport(t, leaf, ra)
+	c := startTransport(t, leaf, rc)
+	waitMesh(t, map[*Transport][]*Transport{b: {a, c}, a: {b}, c: {b}})
+
+	for _, m := range []string{"bad 1", "good 1", "bad 2", "good 2"} {
+		if err := a.Broadcast(ctx, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "good messages and rejections", func() bool {
+		return rb.gossipCount(a.ID(), "good 2") == 1 && rc.gossipCount(a.ID(), "good 2") == 1 &&
+			rb.gossipCount(a.ID(), "good 1") == 1 && rc.gossipCount(a.ID(), "good 1") == 1 &&
+			b.Stats().GossipRejected[RejectInvalid] == 2
+	})
+	// Rejected messages are decided: they will never be delivered by b,
+	// nor forwarded to c (c's only route).
+	if got := rb.gossipWithPrefix("bad"); len(got) != 0 {
+		t.Errorf("b delivered rejected messages %q", got)
+	}
+	if got := rc.gossipWithPrefix("bad"); len(got) != 0 {
+		t.Errorf("c received rejected messages %q", got)
+	}
+	if n := c.Stats().GossipRejected[RejectInvalid]; n != 0 {
+		t.Errorf("c rejected %d, want 0 (it has no validator and should not see them)", n)
+	}
+}

@@ -1,0 +1,314 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/multiformats/go-multiaddr"
+)
+
+// Connection manager watermarks: trimming starts above connHigh and stops
+// at connLow; members (AllowedPeers) and bootstrap peers are protected.
+const (
+	connLow     = 32
+	connHigh    = 96
+	connGrace   = time.Minute
+	protectTag  = "sessionmesh"
+	userAgent   = "sessionmesh"
+	rejectLogIv = time.Second
+)
+
+// Handler receives what the transport delivers. Its methods may be called
+// from several goroutines at once: HandleGossip from the gossip goroutine,
+// HandleDirect from one goroutine per inbound stream, and PeerUp/PeerDown
+// from the event goroutine, which calls them in the order the connections
+// changed. They should return quickly; a slow HandleGossip makes gossipsub
+// drop messages (Stats.GossipUndeliverable). They must not call Close.
+type Handler interface {
+	// HandleGossip receives a validated gossip message from another host;
+	// from is its author. data must not be modified.
+	HandleGossip(from peer.ID, data []byte)
+	// HandleDirect receives a frame sent with Send. data is owned by the
+	// handler.
+	HandleDirect(from peer.ID, data []byte)
+	// PeerUp reports the first open connection to a permitted peer.
+	PeerUp(id peer.ID)
+	// PeerDown reports that the last connection to the peer has closed.
+	PeerDown(id peer.ID)
+}
+
+// Transport is a libp2p host taking part in one mesh: it gossips on the
+// mesh topic, exchanges direct frames, and keeps its bootstrap peers
+// connected. Its methods are safe for concurrent use.
+type Transport struct {
+	cfg     *resolved
+	log     *slog.Logger
+	handler Handler
+
+	h      host.Host
+	cm     *connmgr.BasicConnMgr
+	gater  *gater
+	ps     *pubsub.PubSub
+	topic  *pubsub.Topic
+	sub    *pubsub.Subscription
+	tracer *gossipTracer
+	mdns   mdns.Service
+
+	boot    map[peer.ID]*bootPeer // never modified after New
+	tracker *connTracker
+	events  *eventQueue
+
+	outMu sync.Mutex
+	out   map[peer.ID]*outStream
+
+	stats     counters
+	rejectLog rateLimitedLog
+
+	// ctx lives until Close. wg counts the goroutines Close waits for;
+	// lifeMu orders their registration (enter) against Close.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	lifeMu    sync.RWMutex
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New starts a transport: it loads or creates the identity, starts the
+// libp2p host on cfg.ListenAddrs, joins the mesh topic and starts dialling
+// the bootstrap peers in the background (it does not wait for them:
+// Handler.PeerUp reports each connection). ctx bounds the start only; the
+// transport runs until Close.
+func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
+	if h == nil {
+		return nil, errors.New("transport: nil Handler")
+	}
+	r, err := cfg.resolve()
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("transport: start: %w", err)
+	}
+	log := r.Logger
+	key, err := loadIdentity(r.DataDir, log)
+	if err != nil {
+		return nil, err
+	}
+	self, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("transport: peer id: %w", err)
+	}
+
+	t := &Transport{
+		cfg:       r,
+		log:       log,
+		handler:   h,
+		gater:     newGater(self, r.allowed, log),
+		boot:      make(map[peer.ID]*bootPeer),
+		tracker:   newConnTracker(),
+		events:    newEventQueue(),
+		out:       make(map[peer.ID]*outStream),
+		rejectLog: rateLimitedLog{log: log, interval: rejectLogIv},
+	}
+	t.tracer = newGossipTracer(&t.stats)
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+
+	if err := t.startHost(key); err != nil {
+		t.cancel()
+		return nil, err
+	}
+	if err := t.startGossip(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if r.MDNS {
+		t.mdns = mdns.NewMdnsService(t.h, mdnsServiceName(r.Mesh), mdnsNotifee{t})
+		if err := t.mdns.Start(); err != nil {
+			t.Close()
+			return nil, fmt.Errorf("transport: mDNS: %w", err)
+		}
+	}
+
+	t.wg.Add(2)
+	go t.eventLoop()
+	go t.sweepLoop()
+	for _, ai := range r.bootstrap {
+		if ai.ID == self {
+			continue
+		}
+		bp := &bootPeer{info: ai, wake: make(chan struct{}, 1)}
+		t.boot[ai.ID] = bp
+		t.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
+		t.cm.Protect(ai.ID, protectTag)
+	}
+	for _, bp := range t.boot {
+		t.wg.Add(1)
+		go t.bootstrapLoop(bp)
+	}
+
+	if err := ctx.Err(); err != nil {
+		t.Close()
+		return nil, fmt.Errorf("transport: start: %w", err)
+	}
+	log.Info("transport: started", "id", self, "addrs", t.Addrs(), "mesh", r.Mesh,
+		"private", r.PSK != nil, "allowlist", len(r.allowed), "bootstrap", len(t.boot))
+	return t, nil
+}
+
+// ID returns this host's peer id.
+func (t *Transport) ID() peer.ID { return t.h.ID() }
+
+// Addrs returns the addresses this host can be dialled at, each ending in
+// /p2p/<id>, ready for another host's Config.Bootstrap or Connect.
+func (t *Transport) Addrs() []multiaddr.Multiaddr {
+	addrs := t.h.Addrs()
+	if len(addrs) == 0 {
+		addrs, _ = t.h.Network().InterfaceListenAddresses()
+	}
+	full, err := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: t.h.ID(), Addrs: addrs})
+	if err != nil {
+		return nil
+	}
+	return full
+}
+
+// Peers returns the permitted peers with an open connection, sorted.
+func (t *Transport) Peers() []peer.ID {
+	if t.closed.Load() {
+		return nil
+	}
+	return t.tracker.up()
+}
+
+// Connect dials the peer at addr, which must end in /p2p/<id>, and returns
+// once a connection is open. Its address is remembered for later redials
+// (after Unblock).
+func (t *Transport) Connect(ctx context.Context, addr multiaddr.Multiaddr) error {
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	ai, err := peer.AddrInfoFromP2pAddr(addr)
+	if err != nil {
+		return fmt.Errorf("transport: connect %s: %w", addr, err)
+	}
+	switch {
+	case ai.ID == t.h.ID():
+		return fmt.Errorf("transport: connect %s: %w", addr, ErrSelf)
+	case !t.gater.member(ai.ID):
+		return fmt.Errorf("transport: connect %s: %w", ai.ID, ErrNotMember)
+	case t.gater.isBlocked(ai.ID):
+		return fmt.Errorf("transport: connect %s: %w", ai.ID, ErrBlocked)
+	}
+	t.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.RecentlyConnectedAddrTTL)
+	if err := t.dial(ctx, *ai); err != nil {
+		if t.closed.Load() {
+			return ErrClosed
+		}
+		return err
+	}
+	return nil
+}
+
+// Block refuses every new connection to or from id and closes the open
+// ones; gossip authored or forwarded by id is ignored and Send to it fails
+// with ErrBlocked. It is local to this host: id learns of it only by
+// losing the connection. It lasts until Unblock (or Close).
+func (t *Transport) Block(id peer.ID) {
+	if t.closed.Load() || id == t.h.ID() {
+		return
+	}
+	if t.gater.block(id) {
+		t.log.Info("transport: blocked peer", "peer", id)
+	}
+	// Connections that passed the gater before the block are closed here;
+	// one that races past this is closed by the Connected notification.
+	if err := t.h.Network().ClosePeer(id); err != nil {
+		t.log.Debug("transport: close blocked peer", "peer", id, "err", err)
+	}
+}
+
+// Unblock lifts Block. A bootstrap peer is redialled at once (with its
+// backoff reset) and a peer that was connected before is redialled a few
+// times; others may connect again.
+func (t *Transport) Unblock(id peer.ID) {
+	if t.closed.Load() || !t.gater.unblock(id) {
+		return
+	}
+	t.log.Info("transport: unblocked peer", "peer", id)
+	if bp := t.boot[id]; bp != nil {
+		bp.wakeUp(true)
+		return
+	}
+	if t.tracker.wasSeen(id) {
+		t.spawn(func() { t.redialAfterUnblock(id) })
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (t *Transport) Stats() Stats {
+	s := t.stats.snapshot()
+	s.ConnectionsRefused = t.gater.refused.Load()
+	return s
+}
+
+// Close stops the transport: it leaves the mesh, closes all connections
+// and waits for its goroutines, so no Handler method runs after it
+// returns (PeerDown is not called for the connections it closes). It must
+// not be called from a Handler method. Later calls return nil.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.lifeMu.Lock()
+		t.closed.Store(true)
+		t.lifeMu.Unlock()
+		t.cancel() // stops gossipsub and the transport's loops
+		if t.mdns != nil {
+			_ = t.mdns.Close()
+		}
+		t.closeOutbound()
+		if err := t.h.Close(); err != nil {
+			t.closeErr = fmt.Errorf("transport: close host: %w", err)
+		}
+		_ = t.cm.Close()
+		t.wg.Wait()
+		t.log.Info("transport: closed", "id", t.h.ID())
+	})
+	return t.closeErr
+}
+
+// enter registers a goroutine that Close must wait for; it reports false
+// once Close has started.
+func (t *Transport) enter() bool {
+	t.lifeMu.RLock()
+	defer t.lifeMu.RUnlock()
+	if t.closed.Load() {
+		return false
+	}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *Transport) leave() { t.wg.Done() }
+
+// spawn runs f in a goroutine that Close waits for, unless closing.
+func (t *Transport) spawn(f func()) {
+	if !t.enter() {
+		return
+	}
+	go func() {
+		defer t.leave()
+		f()
+	}()
+}
