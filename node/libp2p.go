@@ -51,10 +51,14 @@ func (a *libp2pNetwork) Send(ctx context.Context, to PeerID, data []byte) error 
 
 func (a *libp2pNetwork) Close() error { return a.t.Close() }
 
-func (a *libp2pNetwork) HandleGossip(from peer.ID, data []byte) { a.in.HandleGossip(PeerID(from), data) }
-func (a *libp2pNetwork) HandleDirect(from peer.ID, data []byte) { a.in.HandleDirect(PeerID(from), data) }
-func (a *libp2pNetwork) PeerUp(id peer.ID)                      { a.in.PeerUp(PeerID(id)) }
-func (a *libp2pNetwork) PeerDown(id peer.ID)                    { a.in.PeerDown(PeerID(id)) }
+func (a *libp2pNetwork) HandleGossip(from peer.ID, data []byte) {
+	a.in.HandleGossip(PeerID(from), data)
+}
+func (a *libp2pNetwork) HandleDirect(from peer.ID, data []byte) {
+	a.in.HandleDirect(PeerID(from), data)
+}
+func (a *libp2pNetwork) PeerUp(id peer.ID)   { a.in.PeerUp(PeerID(id)) }
+func (a *libp2pNetwork) PeerDown(id peer.ID) { a.in.PeerDown(PeerID(id)) }
 
 // Transport returns the libp2p transport of a node opened with one, for its
 // addresses, peers and statistics; nil otherwise.
