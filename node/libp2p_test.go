@@ -16,7 +16,7 @@ import (
 // These tests run real libp2p hosts on 127.0.0.1.
 
 type p2pCluster struct {
-	t     *testing.T
+	tb    testing.TB
 	cfgs  []Config
 	nodes []*Node
 }
@@ -38,7 +38,7 @@ func (c *p2pCluster) addrs(upTo int) []string {
 // the mesh is complete.
 func startP2P(t *testing.T, n int, onDisk bool, tweak func(*Config)) *p2pCluster {
 	t.Helper()
-	c := &p2pCluster{t: t}
+	c := &p2pCluster{tb: t}
 	for i := range n {
 		cfg := testConfig()
 		if onDisk {
@@ -57,19 +57,19 @@ func startP2P(t *testing.T, n int, onDisk bool, tweak func(*Config)) *p2pCluster
 }
 
 func (c *p2pCluster) start(i int) {
-	c.t.Helper()
+	c.tb.Helper()
 	nd, err := Open(context.Background(), c.cfgs[i])
 	if err != nil {
-		c.t.Fatal(err)
+		c.tb.Fatal(err)
 	}
 	c.nodes[i] = nd
-	c.t.Cleanup(func() { _ = nd.Close(context.Background()) })
+	c.tb.Cleanup(func() { _ = nd.Close(context.Background()) })
 }
 
 func (c *p2pCluster) waitMesh() {
-	c.t.Helper()
+	c.tb.Helper()
 	for _, n := range c.nodes {
-		eventually(c.t, 15*time.Second, fmt.Sprintf("%s to see its peers", n.ID()), func() bool {
+		waitFor(c.tb, 15*time.Second, func() bool {
 			return len(n.Peers()) == len(c.nodes)-1 && len(n.Transport().MeshPeers()) > 0
 		})
 	}
