@@ -87,10 +87,8 @@ type Config struct {
 	// nor forwarded, it is counted in Stats.GossipRejected[RejectInvalid],
 	// and logged (at most about one line a second). It may be called
 	// concurrently and should be quick. Our own messages are not passed to
-	// it.
-	//
-	// The brief called this field Validate; Go does not allow a field and
-	// a method (Config.Validate) of the same name.
+	// it. (It is not called Validate: that is the method checking the
+	// configuration.)
 	ValidateGossip func(from peer.ID, data []byte) error
 }
 

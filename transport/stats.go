@@ -37,7 +37,7 @@ type Stats struct {
 	DirectBytesOut   uint64
 	DirectBytesIn    uint64
 
-	ConnectionsRefused   uint64 // connections and dials refused by the allowlist or Block
+	ConnectionsRefused   uint64 // connections (either direction) closed by the gater once the remote was authenticated
 	BootstrapDialsFailed uint64 // failed dials of bootstrap peers (each is retried with backoff)
 }
 

@@ -35,6 +35,8 @@ const (
 // from the event goroutine, which calls them in the order the connections
 // changed. They should return quickly; a slow HandleGossip makes gossipsub
 // drop messages (Stats.GossipUndeliverable). They must not call Close.
+// Nothing orders messages against peer events: a message from a peer may
+// be handled before or after its PeerUp.
 type Handler interface {
 	// HandleGossip receives a validated gossip message from another host;
 	// from is its author. data must not be modified.
@@ -124,6 +126,13 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		rejectLog: rateLimitedLog{log: log, interval: rejectLogIv},
 	}
 	t.tracer = newGossipTracer(&t.stats)
+	// t.boot is read by connection notifications: fill it before the host
+	// starts.
+	for _, ai := range r.bootstrap {
+		if ai.ID != self {
+			t.boot[ai.ID] = &bootPeer{info: ai, wake: make(chan struct{}, 1)}
+		}
+	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 
 	if err := t.startHost(key); err != nil {
@@ -145,16 +154,9 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 	t.wg.Add(2)
 	go t.eventLoop()
 	go t.sweepLoop()
-	for _, ai := range r.bootstrap {
-		if ai.ID == self {
-			continue
-		}
-		bp := &bootPeer{info: ai, wake: make(chan struct{}, 1)}
-		t.boot[ai.ID] = bp
-		t.h.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.PermanentAddrTTL)
-		t.cm.Protect(ai.ID, protectTag)
-	}
 	for _, bp := range t.boot {
+		t.h.Peerstore().AddAddrs(bp.info.ID, bp.info.Addrs, peerstore.PermanentAddrTTL)
+		t.cm.Protect(bp.info.ID, protectTag)
 		t.wg.Add(1)
 		go t.bootstrapLoop(bp)
 	}
@@ -281,7 +283,6 @@ func (t *Transport) Close() error {
 		if err := t.h.Close(); err != nil {
 			t.closeErr = fmt.Errorf("transport: close host: %w", err)
 		}
-		_ = t.cm.Close()
 		t.wg.Wait()
 		t.log.Info("transport: closed", "id", t.h.ID())
 	})
