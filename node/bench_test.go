@@ -58,7 +58,7 @@ func BenchmarkMeshReplicationLag(b *testing.B) {
 }
 
 func measureLag(b *testing.B, rate int, d time.Duration) {
-	c := startP2PB(b, 3)
+	c := startP2P(b, 3, false, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	token, err := c.nodes[0].Create(ctx)
@@ -102,7 +102,7 @@ func measureLag(b *testing.B, rate int, d time.Duration) {
 		}
 		writes++
 	}
-	waitFor(b, 10*time.Second, c.converged)
+	eventually(b, 10*time.Second, "convergence", c.converged)
 	cancel()
 	wg.Wait()
 	if len(lags) == 0 {
@@ -118,7 +118,7 @@ func measureLag(b *testing.B, rate int, d time.Duration) {
 // nothing is left unrepaired.
 func BenchmarkMeshMaxWrites(b *testing.B) {
 	for b.Loop() {
-		c := startP2PB(b, 3)
+		c := startP2P(b, 3, false, nil)
 		ctx := context.Background()
 		var tokens []string
 		for range 64 {
@@ -146,7 +146,7 @@ func BenchmarkMeshMaxWrites(b *testing.B) {
 		}
 		wg.Wait()
 		elapsed := time.Since(start)
-		waitFor(b, 60*time.Second, c.converged)
+		eventually(b, 60*time.Second, "convergence", c.converged)
 		b.ReportMetric(float64(writes.Load())/elapsed.Seconds(), "writes/s")
 		b.ReportMetric(time.Since(start.Add(elapsed)).Seconds(), "s-to-identical")
 	}
@@ -157,7 +157,7 @@ func BenchmarkMeshMaxWrites(b *testing.B) {
 // identical digests and the anti-entropy bytes exchanged.
 func BenchmarkMeshConvergeAfterPartition(b *testing.B) {
 	for b.Loop() {
-		c := startP2PB(b, 2)
+		c := startP2P(b, 2, false, nil)
 		ctx := context.Background()
 		c.cut([]int{0}, []int{1}, true)
 		for _, n := range c.nodes {
@@ -170,7 +170,7 @@ func BenchmarkMeshConvergeAfterPartition(b *testing.B) {
 		before := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
 		healed := time.Now()
 		c.cut([]int{0}, []int{1}, false)
-		waitFor(b, 120*time.Second, c.converged)
+		eventually(b, 120*time.Second, "convergence", c.converged)
 		took := time.Since(healed)
 		after := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
 		b.ReportMetric(took.Seconds(), "s-to-converge")
@@ -183,7 +183,7 @@ func BenchmarkMeshConvergeAfterPartition(b *testing.B) {
 func BenchmarkMeshSyncWhenAgreeing(b *testing.B) {
 	for b.Loop() {
 		m := &countingMetrics{}
-		c := startP2PB(b, 2, func(cfg *Config) {
+		c := startP2P(b, 2, false, func(cfg *Config) {
 			cfg.SyncInterval = 50 * time.Millisecond
 			cfg.Metrics = m
 		})
@@ -193,7 +193,7 @@ func BenchmarkMeshSyncWhenAgreeing(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		waitFor(b, 30*time.Second, c.converged)
+		eventually(b, 30*time.Second, "convergence", c.converged)
 		time.Sleep(200 * time.Millisecond)
 		bytes0 := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
 		agree0 := m.get("agree")
@@ -205,33 +205,5 @@ func BenchmarkMeshSyncWhenAgreeing(b *testing.B) {
 		}
 		b.ReportMetric(float64(bytes1-bytes0)/float64(rounds), "bytes/round")
 		b.ReportMetric(float64(rounds), "rounds")
-	}
-}
-
-func startP2PB(b *testing.B, n int, tweak ...func(*Config)) *p2pCluster {
-	b.Helper()
-	c := &p2pCluster{tb: b}
-	for i := range n {
-		cfg := testConfig()
-		cfg.Transport.Bootstrap = c.addrs(i)
-		for _, f := range tweak {
-			f(&cfg)
-		}
-		c.cfgs = append(c.cfgs, cfg)
-		c.nodes = append(c.nodes, nil)
-		c.start(i)
-	}
-	c.waitMesh()
-	return c
-}
-
-func waitFor(tb testing.TB, within time.Duration, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("condition not reached within %v", within)
-		}
-		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"errors"
-	"fmt"
 	"testing"
 	"time"
 
@@ -36,7 +35,7 @@ func (c *p2pCluster) addrs(upTo int) []string {
 
 // startP2P starts n nodes, each bootstrapping to every node before it, so
 // the mesh is complete.
-func startP2P(t *testing.T, n int, onDisk bool, tweak func(*Config)) *p2pCluster {
+func startP2P(t testing.TB, n int, onDisk bool, tweak func(*Config)) *p2pCluster {
 	t.Helper()
 	c := &p2pCluster{tb: t}
 	for i := range n {
@@ -69,7 +68,7 @@ func (c *p2pCluster) start(i int) {
 func (c *p2pCluster) waitMesh() {
 	c.tb.Helper()
 	for _, n := range c.nodes {
-		waitFor(c.tb, 15*time.Second, func() bool {
+		eventually(c.tb, 15*time.Second, "peers and gossip mesh", func() bool {
 			return len(n.Peers()) == len(c.nodes)-1 && len(n.Transport().MeshPeers()) > 0
 		})
 	}
@@ -115,23 +114,7 @@ func TestLibp2pReplication(t *testing.T) {
 			return err == nil && string(v) == "carol"
 		})
 	}
-	for i, n := range c.nodes {
-		if err := n.Set(ctx, token, "color", []byte(fmt.Sprintf("c%d", i))); err != nil {
-			t.Fatal(err)
-		}
-	}
-	eventually(t, 10*time.Second, "convergence", c.converged)
-	var winner string
-	for _, n := range c.nodes {
-		s, _ := n.Get(ctx, token)
-		v, _ := s.Get("color")
-		if winner == "" {
-			winner = string(v)
-		}
-		if string(v) != winner {
-			t.Fatalf("winner differs: %q vs %q", v, winner)
-		}
-	}
+	assertSameWinner(t, c.nodes, token, c.converged)
 }
 
 // TestLibp2pPartitionLongerThanGossipMemory cuts a 4-node mesh in two for
@@ -171,17 +154,7 @@ func TestLibp2pPartitionLongerThanGossipMemory(t *testing.T) {
 	c.cut([]int{0, 1}, []int{2, 3}, false)
 	eventually(t, 30*time.Second, "convergence after heal", c.converged)
 	t.Logf("converged %v after heal", time.Since(healed).Round(time.Millisecond))
-	for _, n := range c.nodes {
-		for tk, by := range written {
-			s, err := n.Get(ctx, tk)
-			if v, _ := s.Get("by"); err != nil || string(v) != by {
-				t.Fatalf("write lost on %s: %v", n.ID(), err)
-			}
-		}
-		if _, err := n.Get(ctx, shared); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("destroyed session back on %s: %v", n.ID(), err)
-		}
-	}
+	assertAfterHeal(t, c.nodes, written, "by", shared)
 }
 
 func TestLibp2pRestartCatchesUp(t *testing.T) {

@@ -204,15 +204,22 @@ func TestReplicationAndWatch(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no remote change on the feed")
 	}
-	// Concurrent writes of one field: the same winner everywhere.
-	for i, n := range c.nodes {
+	assertSameWinner(t, c.nodes, token, c.converged)
+}
+
+// assertSameWinner writes one field concurrently on every node and checks
+// that, once converged, every node holds the same winner.
+func assertSameWinner(t *testing.T, nodes []*Node, token string, converged func() bool) {
+	t.Helper()
+	ctx := context.Background()
+	for i, n := range nodes {
 		if err := n.Set(ctx, token, "color", []byte(fmt.Sprintf("c%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 5*time.Second, "convergence", c.converged)
+	eventually(t, 10*time.Second, "convergence", converged)
 	var winner string
-	for _, n := range c.nodes {
+	for _, n := range nodes {
 		s, _ := n.Get(ctx, token)
 		v, _ := s.Get("color")
 		if winner == "" {
@@ -254,20 +261,23 @@ func TestPartitionHeals(t *testing.T) {
 	}
 	c.net.heal()
 	eventually(t, 10*time.Second, "convergence after heal", c.converged)
-	for _, n := range c.nodes {
-		for tk, side := range left {
+	assertAfterHeal(t, c.nodes, left, "side", shared)
+	assertAfterHeal(t, c.nodes, right, "side", shared)
+}
+
+// assertAfterHeal checks, on every node, that each token of written holds
+// its value under key (no write lost) and that destroyed stays destroyed.
+func assertAfterHeal(t *testing.T, nodes []*Node, written map[string]string, key, destroyed string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, n := range nodes {
+		for tk, want := range written {
 			s, err := n.Get(ctx, tk)
-			if v, _ := s.Get("side"); err != nil || string(v) != side {
-				t.Fatalf("write from the left side lost on %s: %v", n.ID(), err)
+			if v, _ := s.Get(key); err != nil || string(v) != want {
+				t.Fatalf("write lost on %s: %v", n.ID(), err)
 			}
 		}
-		for tk, side := range right {
-			s, err := n.Get(ctx, tk)
-			if v, _ := s.Get("side"); err != nil || string(v) != side {
-				t.Fatalf("write from the right side lost on %s: %v", n.ID(), err)
-			}
-		}
-		if _, err := n.Get(ctx, shared); !errors.Is(err, ErrNotFound) {
+		if _, err := n.Get(ctx, destroyed); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("destroyed session came back on %s: %v", n.ID(), err)
 		}
 	}
