@@ -288,3 +288,27 @@ func TestLibp2pOutsiderRefused(t *testing.T) {
 		t.Fatal("outsider received a session")
 	}
 }
+
+// TestLibp2pCloseFlushesPending: a write still waiting in the batcher when
+// the node closes is sent before the node goes.
+func TestLibp2pCloseFlushesPending(t *testing.T) {
+	c := startP2P(t, 2, false, func(cfg *Config) {
+		cfg.FlushDelay = time.Hour // only Close can flush
+		cfg.SyncInterval = time.Hour
+	})
+	ctx := context.Background()
+	tk, err := c.nodes[0].Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.nodes[1].Get(ctx, tk); err == nil {
+		t.Fatal("delta left the batcher before its delay")
+	}
+	if err := c.nodes[0].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the flushed delta to arrive", func() bool {
+		_, err := c.nodes[1].Get(ctx, tk)
+		return err == nil
+	})
+}

@@ -19,6 +19,9 @@ import (
 // queue behind it for long.
 const sendTimeout = 5 * time.Second
 
+// closeLinger is how long Close lets a final broadcast leave.
+const closeLinger = 250 * time.Millisecond
+
 // outQueue is the depth of each outbound queue. A full queue drops the
 // message (counted): gossip is best effort and anti-entropy repairs.
 const outQueue = 1024
@@ -311,7 +314,11 @@ func (n *Node) Peers() []PeerInfo {
 func (n *Node) Close(ctx context.Context) error {
 	err := ErrClosed
 	n.closeOnce.Do(func() {
-		n.step(func(c *Core, _ time.Time) { c.Flush() })
+		flushed := false
+		n.step(func(c *Core, _ time.Time) {
+			flushed = c.pending.Len() > 0
+			c.Flush()
+		})
 		n.outMu.Lock()
 		close(n.done)
 		close(n.broadcast)
@@ -327,6 +334,16 @@ func (n *Node) Close(ctx context.Context) error {
 		case <-drained:
 		case <-ctx.Done():
 			n.log.Warn("closing before every queued message was sent", "err", ctx.Err())
+		}
+		if flushed {
+			// gossipsub sends from its own loop after Publish returns and
+			// offers no flush: give it a moment before the host goes.
+			// Whatever still misses a peer is durable here and reaches it
+			// by anti-entropy when this node is back.
+			select {
+			case <-time.After(closeLinger):
+			case <-ctx.Done():
+			}
 		}
 		n.watchMu.Lock()
 		for ch := range n.watchers {
