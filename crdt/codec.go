@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -37,6 +38,13 @@ type Limits struct {
 	MaxFields        int // fields in one session or delta, removed ones included; default 1024
 	MaxBatchSessions int // sessions in one batch; default 4096
 	MaxBatchBytes    int // encoded batch; default 1 MiB (gossipsub's message bound)
+	// MaxSessionBytes bounds one encoded session, so that any session fits
+	// in a batch and anti-entropy can always carry it; default 512 KiB.
+	MaxSessionBytes int
+	// MaxLifetime bounds a session's absolute deadline after its create
+	// (or destroy) stamp, so that no peer can make a session, or its
+	// tombstone, outlive policy; default 400 days.
+	MaxLifetime time.Duration
 }
 
 // DefaultLimits returns the limits documented on Limits.
@@ -48,6 +56,8 @@ func DefaultLimits() Limits {
 		MaxFields:        1024,
 		MaxBatchSessions: 4096,
 		MaxBatchBytes:    1 << 20,
+		MaxSessionBytes:  512 << 10,
+		MaxLifetime:      400 * 24 * time.Hour,
 	}
 }
 
@@ -57,10 +67,17 @@ func (l Limits) Validate() error {
 		name string
 		n    int
 	}{{"MaxIDBytes", l.MaxIDBytes}, {"MaxKeyBytes", l.MaxKeyBytes}, {"MaxValueBytes", l.MaxValueBytes},
-		{"MaxFields", l.MaxFields}, {"MaxBatchSessions", l.MaxBatchSessions}, {"MaxBatchBytes", l.MaxBatchBytes}} {
+		{"MaxFields", l.MaxFields}, {"MaxBatchSessions", l.MaxBatchSessions}, {"MaxBatchBytes", l.MaxBatchBytes},
+		{"MaxSessionBytes", l.MaxSessionBytes}} {
 		if v.n <= 0 {
 			return fmt.Errorf("crdt: limits: %s must be positive, got %d", v.name, v.n)
 		}
+	}
+	if l.MaxSessionBytes > l.MaxBatchBytes/2 {
+		return fmt.Errorf("crdt: limits: MaxSessionBytes %d must be at most half of MaxBatchBytes %d", l.MaxSessionBytes, l.MaxBatchBytes)
+	}
+	if l.MaxLifetime <= 0 {
+		return fmt.Errorf("crdt: limits: MaxLifetime must be positive")
 	}
 	return nil
 }
@@ -78,14 +95,21 @@ func (l Limits) Check(s *Session) error {
 	case s.Absolute > MaxMillis || s.Idle < 0 || s.Idle > MaxMillis || s.LastAccess < 0 || s.LastAccess > MaxMillis:
 		return fmt.Errorf("%w: session %q has a time out of range", ErrInvalid, s.ID)
 	}
+	stamp := s.Created
 	if !s.Destroyed.IsZero() {
 		if !s.Created.IsZero() || s.Idle != 0 || s.LastAccess != 0 || len(s.Fields) != 0 {
 			return fmt.Errorf("%w: tombstone %q carries live state", ErrInvalid, s.ID)
 		}
-		return nil
-	}
-	if s.Created.IsZero() {
+		stamp = s.Destroyed
+	} else if s.Created.IsZero() {
 		return fmt.Errorf("%w: live session %q without a create stamp", ErrInvalid, s.ID)
+	}
+	if s.Absolute-stamp.Millis() > l.MaxLifetime.Milliseconds() {
+		return fmt.Errorf("%w: session %q deadline %v after its stamp (max %v)", ErrTooLarge, s.ID,
+			time.Duration(s.Absolute-stamp.Millis())*time.Millisecond, l.MaxLifetime)
+	}
+	if !s.Destroyed.IsZero() {
+		return nil
 	}
 	if s.Idle <= 0 {
 		return fmt.Errorf("%w: session %q without an idle timeout", ErrInvalid, s.ID)
@@ -118,7 +142,11 @@ func MarshalSession(s *Session, l Limits) ([]byte, error) {
 	if err := l.Check(s); err != nil {
 		return nil, err
 	}
-	return marshal(kindSession, func(e *msgpack.Encoder) error { return encodeSession(e, s) })
+	out, err := marshal(kindSession, func(e *msgpack.Encoder) error { return encodeSession(e, s) })
+	if err == nil && len(out) > l.MaxSessionBytes {
+		return nil, fmt.Errorf("%w: session %q encodes to %d bytes (max %d)", ErrTooLarge, s.ID, len(out), l.MaxSessionBytes)
+	}
+	return out, err
 }
 
 // MarshalBatch encodes b, sessions in id order. It fails with ErrTooLarge when
@@ -212,6 +240,9 @@ func encodeSession(e *msgpack.Encoder, s *Session) error {
 // failure is an error wrapping ErrMalformed, ErrVersion, ErrInvalid or
 // ErrTooLarge, never a panic.
 func UnmarshalSession(data []byte, l Limits) (*Session, error) {
+	if len(data) > l.MaxSessionBytes {
+		return nil, fmt.Errorf("%w: session of %d bytes (max %d)", ErrTooLarge, len(data), l.MaxSessionBytes)
+	}
 	r, err := newReader(data, kindSession)
 	if err != nil {
 		return nil, err
@@ -329,6 +360,10 @@ func (r *reader) length(width int, floor uint64) (int, error) {
 	}
 	if n < floor {
 		return 0, r.errf("length %d not in shortest form", n)
+	}
+	if n > math.MaxInt32 {
+		// Keeps int conversion exact on 32-bit platforms too.
+		return 0, fmt.Errorf("%w: length %d", ErrTooLarge, n)
 	}
 	return int(n), nil
 }

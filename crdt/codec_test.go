@@ -181,3 +181,33 @@ func rawSession(t *testing.T, body func(*msgpack.Encoder)) []byte {
 	body(msgpack.NewEncoder(&buf))
 	return buf.Bytes()
 }
+
+func TestLifetimeAndSessionSizeBounds(t *testing.T) {
+	l := DefaultLimits()
+	now := genBase
+	immortal := Create("x", NewTimestamp(now.UnixMilli(), 0, 1), now.Add(l.MaxLifetime+time.Hour), time.Minute)
+	if _, err := MarshalSession(immortal, l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("deadline beyond MaxLifetime: %v", err)
+	}
+	farTomb := Tombstone("y", NewTimestamp(now.UnixMilli(), 0, 1), now.Add(l.MaxLifetime+time.Hour))
+	if _, err := MarshalSession(farTomb, l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("tombstone deadline beyond MaxLifetime: %v", err)
+	}
+	big := sampleSession(20, 1000)
+	l.MaxSessionBytes = 10_000
+	if _, err := MarshalSession(big, l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("session over MaxSessionBytes: %v", err)
+	}
+	data, err := MarshalSession(big, DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := UnmarshalSession(data, l); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("decoding over MaxSessionBytes: %v", err)
+	}
+	bad := DefaultLimits()
+	bad.MaxSessionBytes = bad.MaxBatchBytes
+	if err := bad.Validate(); err == nil {
+		t.Fatal("MaxSessionBytes above half a batch accepted")
+	}
+}
