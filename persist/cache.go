@@ -22,6 +22,10 @@ type cache struct {
 type cacheShard struct {
 	mu sync.RWMutex
 	m  map[string]*crdt.Session
+	// gen counts evictions and removals. A miss fill takes it before
+	// reading the store and is dropped if it moved: the state it read may
+	// be older than one that was cached and has since gone.
+	gen uint64
 }
 
 func newCache(size int) *cache {
@@ -50,6 +54,33 @@ func (c *cache) get(id string) *crdt.Session {
 	return s
 }
 
+// generation returns the generation of id's shard, for fill.
+func (c *cache) generation(id string) uint64 {
+	if c == nil {
+		return 0
+	}
+	sh := c.shard(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.gen
+}
+
+// fill caches s, read from the store when the shard was at generation gen,
+// unless an entry was evicted or removed since. It returns the cached entry
+// (which may be newer than s), or nil if s was not cached.
+func (c *cache) fill(s *crdt.Session, gen uint64) *crdt.Session {
+	if c == nil {
+		return nil
+	}
+	sh := c.shard(s.ID)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.gen != gen {
+		return nil
+	}
+	return sh.joinLocked(s, c.perShard)
+}
+
 // join merges s, which the cache takes ownership of, into the cached entry.
 func (c *cache) join(s *crdt.Session) {
 	if c == nil {
@@ -58,21 +89,27 @@ func (c *cache) join(s *crdt.Session) {
 	sh := c.shard(s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.joinLocked(s, c.perShard)
+}
+
+func (sh *cacheShard) joinLocked(s *crdt.Session, perShard int) *crdt.Session {
 	if cur, ok := sh.m[s.ID]; ok {
 		merged := cur.Clone()
 		_, _ = merged.Merge(s) // same id
 		sh.m[s.ID] = merged
-		return
+		return merged
 	}
-	if len(sh.m) >= c.perShard {
+	if len(sh.m) >= perShard {
 		// Evict an arbitrary entry: map iteration order is random, which
 		// is cheap and keeps hot sessions in the cache most of the time.
 		for k := range sh.m {
 			delete(sh.m, k)
+			sh.gen++
 			break
 		}
 	}
 	sh.m[s.ID] = s
+	return s
 }
 
 func (c *cache) remove(id string) {
@@ -82,5 +119,6 @@ func (c *cache) remove(id string) {
 	sh := c.shard(id)
 	sh.mu.Lock()
 	delete(sh.m, id)
+	sh.gen++
 	sh.mu.Unlock()
 }

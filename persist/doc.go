@@ -5,30 +5,35 @@
 // # Writing
 //
 // Store.Apply merges a crdt.Batch of deltas at the caller's local time in one
-// Badger transaction (retried on conflict, so concurrent callers need no lock)
-// and returns the changes. Deltas are admitted first (crdt.Admit): one stamped
-// beyond the drift bound comes back in Result.Deferred to be offered again
-// later, one for a session past its absolute deadline, or malformed, or over
-// Options.Limits, comes back in Result.Refused. Nothing is merged partially.
+// Badger transaction and returns the changes. Concurrent callers need no lock
+// of ours: with DurabilityNone each call is its own transaction, retried on
+// conflict; with DurabilitySync and DurabilityGroup a committer merges the
+// calls that arrive together into one transaction and one fsync (group
+// commit). Deltas are admitted first: one stamped beyond the drift bound
+// comes back in Result.Deferred to be offered again later; one for a session
+// past its absolute deadline (the later of the delta's and the stored one),
+// malformed, over Options.Limits, or for a record that cannot be read comes
+// back in Result.Refused. A batch too large for one transaction is merged in
+// several; if a later one fails, Result still reports the earlier ones.
 //
 // What an acknowledged write (Apply returned without error) survives depends
 // on Options.Durability:
 //
 //	DurabilitySync  fsynced before Apply returns: survives kill -9 and power loss
-//	DurabilityGroup fsynced before Apply returns, one fsync shared by the
-//	                writes of a GroupWindow: survives kill -9 and power loss
+//	DurabilityGroup the same, gathering writes for up to GroupWindow first
 //	DurabilityNone  in the OS page cache when Apply returns: survives kill -9;
-//	                a power loss may lose the last GroupWindow of writes
+//	                a power loss may lose recent writes
 //
-// Readers may see a write before it is durable (in DurabilityGroup, between
-// its commit and its fsync).
+// Readers may see a write before Apply returns it to its caller.
 //
 // # Reading
 //
 // Store.Get serves hot sessions from an in-memory cache of decoded sessions
 // and falls back to Badger. The cache is updated by joining each committed
 // state into it, which is order-insensitive, so it never goes back to an
-// older state when commits race. Sessions returned are shared and read-only.
+// older state when commits race; a miss that read the store while an entry
+// was evicted or collected does not fill the cache. Sessions returned are
+// shared and read-only.
 //
 // # Anti-entropy digests
 //
@@ -37,8 +42,9 @@
 // updated in O(1) per write; Digests.Root combines them all. Peers holding
 // the same sessions have equal digests, so comparing Root costs 8 bytes when
 // they agree, and Store.Bucket lists a differing bucket's sessions. Digests
-// are kept in memory and rebuilt by one scan at Open, so they can never
-// disagree with the data after a crash.
+// are kept in memory, updated for every committed write (also those of a
+// batch that later failed), and rebuilt by one scan at Open, so a crash
+// cannot leave them disagreeing with the data.
 //
 // # Garbage collection
 //

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // gcChunk is how many sessions one collection transaction removes, so that
@@ -20,9 +22,10 @@ const gcChunk = 256
 // cost is proportional to what it removes. It returns how many it removed.
 // Readers are never blocked.
 func (s *Store) CollectGarbage(now time.Time, budget int) (int, error) {
-	if s.isClosed() {
+	if !s.enter() {
 		return 0, ErrClosed
 	}
+	defer s.leave()
 	cutoff := now.UnixMilli() - s.opts.MaxDrift.Milliseconds()
 	removed, visited := 0, 0
 	for visited < budget {
@@ -89,18 +92,24 @@ func (s *Store) removeDue(due []dueEntry, now time.Time) ([]update, error) {
 		if err := txn.Delete(e.indexKey); err != nil {
 			return nil, err
 		}
-		cur, h, err := s.read(txn, e.id)
+		// The index is written in the same transactions as the sessions,
+		// so an entry in it is the session's current deadline: the record
+		// need not be decoded (it may not even be readable) to go.
+		item, err := txn.Get(sessionKey(e.id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
-		// The index entry may be stale if the deadline moved since.
-		if cur == nil || !cur.Collectable(now, s.opts.MaxDrift) {
-			continue
+		var h uint64
+		if err := item.Value(func(v []byte) error { h = entryHash(v); return nil }); err != nil {
+			return nil, err
 		}
 		if err := txn.Delete(sessionKey(e.id)); err != nil {
 			return nil, err
 		}
-		gone = append(gone, update{state: cur, oldHash: h})
+		gone = append(gone, update{state: &crdt.Session{ID: e.id}, oldHash: h})
 	}
 	return gone, txn.Commit()
 }
@@ -116,6 +125,9 @@ func (s *Store) gcLoop() {
 			return
 		case <-t.C:
 			n, err := s.CollectGarbage(s.opts.Now(), s.opts.GCBatch)
+			if errors.Is(err, ErrClosed) {
+				return
+			}
 			if err != nil {
 				s.log.Error("garbage collection failed", "err", err)
 				continue
@@ -133,10 +145,11 @@ func (s *Store) reclaimDisk() {
 	if s.opts.InMemory {
 		return
 	}
+	if !s.enter() {
+		return
+	}
+	defer s.leave()
 	for range 16 {
-		if s.isClosed() {
-			return
-		}
 		if err := s.db.RunValueLogGC(0.5); err != nil {
 			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
 				s.log.Warn("value log GC failed", "err", err)

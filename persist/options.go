@@ -13,18 +13,20 @@ type Durability int
 
 const (
 	// DurabilitySync returns from Apply once the write is fsynced: an
-	// acknowledged write survives a process crash and a power loss.
-	// Concurrent Apply calls share one fsync (Badger groups them).
+	// acknowledged write survives a process crash and a power loss. Apply
+	// calls that arrive while a commit is in progress are merged into the
+	// next transaction and share its fsync.
 	DurabilitySync Durability = iota
-	// DurabilityGroup returns from Apply once a shared fsync, issued at most
-	// GroupWindow after the commit, has covered it: the same guarantee as
-	// DurabilitySync, with fewer fsyncs under load and up to GroupWindow more
-	// latency per write.
+	// DurabilityGroup is DurabilitySync that also waits up to GroupWindow
+	// after a call arrives to gather more into its transaction: the same
+	// guarantee, fewer fsyncs under load, up to GroupWindow more latency.
 	DurabilityGroup
 	// DurabilityNone returns from Apply once the write is in the operating
 	// system's page cache: an acknowledged write survives a crash of the
-	// process (kill -9) but a power loss or kernel crash may lose the writes
-	// of the last GroupWindow, when a background fsync runs.
+	// process (kill -9), but a power loss or kernel crash may lose recent
+	// writes. A background fsync every GroupWindow bounds how recent for
+	// the current log; writes in a memtable Badger has just switched away
+	// from stay unsynced until it is flushed.
 	DurabilityNone
 )
 
@@ -59,8 +61,9 @@ type Options struct {
 	InMemory bool
 	// Durability chooses when Apply returns; default DurabilitySync.
 	Durability Durability
-	// GroupWindow bounds how long a write waits for its shared fsync
-	// (DurabilityGroup) or stays unsynced (DurabilityNone). Default 2ms.
+	// GroupWindow is how long DurabilityGroup gathers writes into one
+	// transaction, and the period of DurabilityNone's background fsync.
+	// Default 2ms.
 	GroupWindow time.Duration
 	// EncryptionKey turns on encryption at rest (AES, Badger's) with a key
 	// of 16, 24 or 32 bytes. A store written with a key can only be opened

@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -59,17 +61,42 @@ func expiryKey(deadline int64, id string) []byte {
 // digests for anti-entropy and a read cache. It is safe for concurrent use;
 // writers need no lock of ours (Badger transactions, retried on conflict).
 type Store struct {
-	opts    Options
-	db      *badger.DB
-	log     *slog.Logger
-	cache   *cache
-	digests digests
-	syncer  *syncer
+	opts      Options
+	db        *badger.DB
+	log       *slog.Logger
+	cache     *cache
+	digests   digests
+	committer *committer   // DurabilitySync and DurabilityGroup on disk
+	dirty     *atomic.Bool // DurabilityNone: written since the last fsync
 
+	// life lets Close wait for the calls in progress: each public call
+	// holds it shared, Close takes it exclusively once closing is set.
+	life      sync.RWMutex
+	closing   atomic.Bool
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
 }
+
+// storageLimits decode what this store wrote earlier. They are far wider
+// than the configured Limits, which bound what is written, so that lowering
+// a limit never makes existing records unreadable.
+var storageLimits = crdt.Limits{
+	MaxIDBytes: 1 << 16, MaxKeyBytes: 1 << 16, MaxValueBytes: 1 << 30, MaxFields: 1 << 20,
+	MaxBatchSessions: 1, MaxBatchBytes: 1 << 30, MaxSessionBytes: 1 << 30, MaxLifetime: 1 << 62,
+}
+
+// enter registers a public call; it reports false once Close has begun.
+func (s *Store) enter() bool {
+	s.life.RLock()
+	if s.closing.Load() {
+		s.life.RUnlock()
+		return false
+	}
+	return true
+}
+
+func (s *Store) leave() { s.life.RUnlock() }
 
 // Open opens or creates the store described by o. A directory holding
 // anything but a sessionmesh store fails with ErrForeign, unreadable store
@@ -86,7 +113,9 @@ func Open(o Options) (*Store, error) {
 	}
 	bo := badger.DefaultOptions(o.Dir).
 		WithInMemory(o.InMemory).
-		WithSyncWrites(o.Durability == DurabilitySync).
+		// Sync and Group modes fsync every transaction; the committer makes
+		// one transaction of the Apply calls that arrive together.
+		WithSyncWrites(o.Durability != DurabilityNone).
 		WithLogger(badgerLogger{o.Logger}).
 		WithExternalMagic(badgerMagic).
 		WithMemTableSize(o.MemTableSize).
@@ -122,10 +151,20 @@ func Open(o Options) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("persist: open %s: %w", where, err)
 	}
-	if !o.InMemory && o.Durability != DurabilitySync {
-		s.syncer = newSyncer(db, o.GroupWindow, s.log)
+	switch {
+	case o.InMemory:
+	case o.Durability == DurabilityNone:
+		s.dirty = new(atomic.Bool)
 		s.wg.Add(1)
-		go func() { defer s.wg.Done(); s.syncer.run(s.closed) }()
+		go func() { defer s.wg.Done(); s.syncLoop(s.dirty) }()
+	default:
+		window := time.Duration(0)
+		if o.Durability == DurabilityGroup {
+			window = o.GroupWindow
+		}
+		s.committer = newCommitter(s, window)
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.committer.run(s.closed) }()
 	}
 	if o.GCInterval > 0 {
 		s.wg.Add(1)
@@ -155,6 +194,7 @@ func checkDir(dir string) error {
 
 func classifyOpenError(where string, err error) error {
 	msg := err.Error()
+	lower := strings.ToLower(msg)
 	switch {
 	case errors.Is(err, badger.ErrEncryptionKeyMismatch):
 		return fmt.Errorf("persist: open %s: %w: %w", where, ErrBadKey, err)
@@ -162,10 +202,14 @@ func classifyOpenError(where string, err error) error {
 		return fmt.Errorf("persist: open %s: %w: %w", where, ErrLocked, err)
 	case strings.Contains(strings.ToLower(msg), "external magic"):
 		return fmt.Errorf("persist: open %s: %w: %w", where, ErrForeign, err)
-	case errors.Is(err, fs.ErrPermission):
-		return fmt.Errorf("persist: open %s: %w", where, err)
+	case strings.Contains(lower, "magic") || strings.Contains(lower, "checksum") ||
+		strings.Contains(lower, "corrupt") || strings.Contains(lower, "manifest") ||
+		strings.Contains(lower, "truncate"):
+		return fmt.Errorf("persist: open %s: %w: %w", where, ErrCorrupt, err)
 	}
-	return fmt.Errorf("persist: open %s: %w: %w", where, ErrCorrupt, err)
+	// Anything else (no space, too many files, I/O errors) is not called
+	// corruption: a caller must not wipe a store over a full disk.
+	return fmt.Errorf("persist: open %s: %w", where, err)
 }
 
 // checkFormat writes the format marker into a new store and checks it in an
@@ -229,11 +273,14 @@ func (s *Store) rebuildDigests() error {
 	})
 }
 
-// Close stops background work, fsyncs and closes the store. Further calls
-// fail with ErrClosed.
+// Close waits for the calls in progress, stops background work, fsyncs and
+// closes the store. Further calls fail with ErrClosed.
 func (s *Store) Close() error {
 	err := ErrClosed
 	s.closeOnce.Do(func() {
+		s.closing.Store(true)
+		s.life.Lock() // every call in progress has returned
+		s.life.Unlock()
 		close(s.closed)
 		s.wg.Wait()
 		err = nil
@@ -250,30 +297,23 @@ func (s *Store) Close() error {
 	return err
 }
 
-func (s *Store) isClosed() bool {
-	select {
-	case <-s.closed:
-		return true
-	default:
-		return false
-	}
-}
-
 // Get returns the stored state of a session, tombstones included, or
 // ErrNotFound. Hot sessions come from memory. The result is shared: do not
 // modify it (Clone it first). Whether the session is visible is the
 // caller's decision at its own time (crdt.Session.Visible).
 func (s *Store) Get(id string) (*crdt.Session, error) {
-	if s.isClosed() {
+	if !s.enter() {
 		return nil, ErrClosed
 	}
+	defer s.leave()
 	if c := s.cache.get(id); c != nil {
 		return c, nil
 	}
+	gen := s.cache.generation(id)
 	var out *crdt.Session
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		out, _, err = s.read(txn, id)
+		_, out, err = s.readRaw(txn, id)
 		return err
 	})
 	if err != nil {
@@ -282,39 +322,36 @@ func (s *Store) Get(id string) (*crdt.Session, error) {
 	if out == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	s.cache.join(out)
-	// Another writer may have joined a newer state meanwhile.
-	if c := s.cache.get(id); c != nil {
+	// The fill is dropped if the entry was evicted or removed since the
+	// read began: what was read may be older than what a writer left.
+	if c := s.cache.fill(out, gen); c != nil {
 		return c, nil
 	}
 	return out, nil
 }
 
-// read loads a session inside txn. It returns nil without error when absent,
-// and the stored bytes' hash.
-func (s *Store) read(txn *badger.Txn, id string) (*crdt.Session, uint64, error) {
+// readRaw loads a session inside txn: the stored bytes and their decoding,
+// both nil when absent.
+func (s *Store) readRaw(txn *badger.Txn, id string) ([]byte, *crdt.Session, error) {
 	item, err := txn.Get(sessionKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, 0, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("persist: read %q: %w", id, err)
+		return nil, nil, fmt.Errorf("persist: read %q: %w", id, err)
 	}
-	var sess *crdt.Session
-	var h uint64
-	err = item.Value(func(v []byte) error {
-		h = entryHash(v)
-		var derr error
-		sess, derr = crdt.UnmarshalSession(v, s.opts.Limits)
-		return derr
-	})
+	raw, err := item.ValueCopy(nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("persist: read %q: %w: %w", id, ErrCorrupt, err)
+		return nil, nil, fmt.Errorf("persist: read %q: %w", id, err)
+	}
+	sess, err := crdt.UnmarshalSession(raw, storageLimits)
+	if err != nil {
+		return nil, nil, fmt.Errorf("persist: read %q: %w: %w", id, ErrCorrupt, err)
 	}
 	if sess.ID != id {
-		return nil, 0, fmt.Errorf("persist: read %q: %w: record holds session %q", id, ErrCorrupt, sess.ID)
+		return nil, nil, fmt.Errorf("persist: read %q: %w: record holds session %q", id, ErrCorrupt, sess.ID)
 	}
-	return sess, h, nil
+	return raw, sess, nil
 }
 
 // Digests returns a snapshot of the bucket digests.
@@ -327,9 +364,10 @@ func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) e
 	if bucket < 0 || bucket >= Buckets {
 		return fmt.Errorf("persist: bucket %d out of range [0, %d)", bucket, Buckets)
 	}
-	if s.isClosed() {
+	if !s.enter() {
 		return ErrClosed
 	}
+	defer s.leave()
 	prefix := []byte{prefixSession, 0, 0}
 	binary.BigEndian.PutUint16(prefix[1:], uint16(bucket))
 	return s.db.View(func(txn *badger.Txn) error {
@@ -342,11 +380,13 @@ func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) e
 			var sess *crdt.Session
 			err := it.Item().Value(func(v []byte) error {
 				var derr error
-				sess, derr = crdt.UnmarshalSession(v, s.opts.Limits)
+				sess, derr = crdt.UnmarshalSession(v, storageLimits)
 				return derr
 			})
 			if err != nil {
-				return fmt.Errorf("persist: bucket %d: %w: %w", bucket, ErrCorrupt, err)
+				// Skip what cannot be read rather than stop every round.
+				s.log.Error("unreadable session record", "bucket", bucket, "key", it.Item().Key(), "err", err)
+				continue
 			}
 			if err := fn(sess); err != nil {
 				return err
