@@ -105,8 +105,17 @@ func BenchmarkApplyBatched100(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(i), "ns/delta")
 }
 
-func BenchmarkApplyParallel(b *testing.B) {
-	s, states := benchStore(b, 1<<16, DurabilityNone)
+func BenchmarkApplyParallel(b *testing.B) { benchApplyParallel(b, DurabilityNone) }
+
+// BenchmarkApplyParallelSync: 32 concurrent writers with fsync per
+// transaction; the committer shares each fsync among the writers waiting.
+func BenchmarkApplyParallelSync(b *testing.B) {
+	b.SetParallelism(16)
+	benchApplyParallel(b, DurabilitySync)
+}
+
+func benchApplyParallel(b *testing.B, d Durability) {
+	s, states := benchStore(b, 1<<16, d)
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
