@@ -140,6 +140,20 @@ func (s *Store) gcLoop() {
 	}
 }
 
+// reclaimLoop runs the value-log GC every ReclaimInterval.
+func (s *Store) reclaimLoop() {
+	t := time.NewTicker(s.opts.ReclaimInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
+			s.reclaimDisk()
+		}
+	}
+}
+
 // reclaimDisk runs Badger's value-log GC until it finds nothing to rewrite.
 func (s *Store) reclaimDisk() {
 	if s.opts.InMemory {

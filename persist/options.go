@@ -81,6 +81,12 @@ type Options struct {
 	// GCInterval is the period of background garbage collection; 0 turns
 	// it off (call CollectGarbage yourself). Default 30s.
 	GCInterval time.Duration
+	// ReclaimInterval is the period of Badger's value-log GC, which gives
+	// back the disk space of large sessions (small ones are reclaimed by
+	// compaction). It runs after every collection pass too; set it for a
+	// store whose collection is driven from outside (the node does).
+	// Default 5m; 0 turns it off.
+	ReclaimInterval time.Duration
 	// GCBatch bounds the sessions removed in one collection pass, so that a
 	// pass never holds up writers for long. Default 10000.
 	GCBatch int
@@ -98,18 +104,19 @@ type Options struct {
 // DefaultOptions returns options for a store on disk in dir.
 func DefaultOptions(dir string) Options {
 	return Options{
-		Dir:            dir,
-		Durability:     DurabilitySync,
-		GroupWindow:    2 * time.Millisecond,
-		Limits:         crdt.DefaultLimits(),
-		MaxDrift:       5 * time.Second,
-		CacheSessions:  1 << 16,
-		GCInterval:     30 * time.Second,
-		GCBatch:        10_000,
-		MemTableSize:   16 << 20,
-		BlockCacheSize: 64 << 20,
-		Now:            time.Now,
-		Logger:         slog.Default(),
+		Dir:             dir,
+		Durability:      DurabilitySync,
+		GroupWindow:     2 * time.Millisecond,
+		Limits:          crdt.DefaultLimits(),
+		MaxDrift:        5 * time.Second,
+		CacheSessions:   1 << 16,
+		GCInterval:      30 * time.Second,
+		ReclaimInterval: 5 * time.Minute,
+		GCBatch:         10_000,
+		MemTableSize:    16 << 20,
+		BlockCacheSize:  64 << 20,
+		Now:             time.Now,
+		Logger:          slog.Default(),
 	}
 }
 
@@ -135,6 +142,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: negative MaxDrift")
 	case o.CacheSessions < 0:
 		return fmt.Errorf("persist: options: negative CacheSessions")
+	case o.ReclaimInterval < 0:
+		return fmt.Errorf("persist: options: negative ReclaimInterval")
 	case o.GCInterval < 0 || (o.GCInterval > 0 && o.GCBatch <= 0):
 		return fmt.Errorf("persist: options: GCInterval needs a positive GCBatch")
 	case o.MemTableSize < 1<<20:

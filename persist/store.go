@@ -166,6 +166,10 @@ func Open(o Options) (*Store, error) {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.committer.run(s.closed) }()
 	}
+	if o.ReclaimInterval > 0 && !o.InMemory {
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.reclaimLoop() }()
+	}
 	if o.GCInterval > 0 {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.gcLoop() }()
