@@ -12,6 +12,12 @@ var (
 	// ErrTooManyFields reports a write that would give a session more
 	// fields than Config.MaxFields.
 	ErrTooManyFields = errors.New("node: too many fields in session")
+	// ErrExists reports a create under a token (WithToken) whose session
+	// already exists.
+	ErrExists = errors.New("node: session exists")
+	// ErrDestroyed reports a create under a token (WithToken) whose session
+	// was destroyed: a destroyed id is never used again.
+	ErrDestroyed = errors.New("node: session destroyed")
 	// ErrInvalid reports an argument the node cannot accept (empty key,
 	// value over the size limit, non-positive lifetime, ...).
 	ErrInvalid = errors.New("node: invalid argument")

@@ -333,3 +333,44 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestCreateWithTokenAndExtend(t *testing.T) {
+	c := newCluster(t, 1, func(cfg *Config) { cfg.AbsoluteLifetime = time.Hour })
+	n := c.nodes[0]
+	ctx := context.Background()
+	chosen, err := newToken(n.cfg.Rand)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := n.Create(ctx, WithToken(chosen), WithFields(map[string][]byte{"k": []byte("v")}))
+	if err != nil || got != chosen {
+		t.Fatalf("create with token: %q, %v", got, err)
+	}
+	if _, err := n.Create(ctx, WithToken(chosen)); !errors.Is(err, ErrExists) {
+		t.Fatalf("second create under the same token: %v", err)
+	}
+	if _, err := n.Create(ctx, WithToken("not-a-token")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("malformed token: %v", err)
+	}
+	s, _ := n.Get(ctx, chosen)
+	before := s.Deadline()
+	if err := n.Extend(ctx, chosen, before.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Extend(ctx, chosen, before.Add(-30*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	s, _ = n.Get(ctx, chosen)
+	if !s.Deadline().Equal(before.Add(time.Hour)) {
+		t.Fatalf("deadline %v, want %v (later only)", s.Deadline(), before.Add(time.Hour))
+	}
+	if err := n.Extend(ctx, chosen, n.Now().Add(n.Limits().MaxLifetime+time.Hour)); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("extension past MaxLifetime: %v", err)
+	}
+	if err := n.Destroy(ctx, chosen); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Create(ctx, WithToken(chosen)); !errors.Is(err, ErrDestroyed) {
+		t.Fatalf("create over a destroyed id: %v", err)
+	}
+}

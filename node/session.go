@@ -78,6 +78,7 @@ type CreateOption func(*createOptions)
 type createOptions struct {
 	idle, lifetime time.Duration
 	fields         map[string][]byte
+	token          string
 }
 
 // WithIdleTimeout sets the session's idle timeout.
@@ -85,6 +86,13 @@ func WithIdleTimeout(d time.Duration) CreateOption { return func(o *createOption
 
 // WithLifetime sets the session's absolute lifetime.
 func WithLifetime(d time.Duration) CreateOption { return func(o *createOptions) { o.lifetime = d } }
+
+// WithToken creates the session under a token the caller chose instead of
+// one drawn by the node: for adapters whose framework issues its own tokens
+// (scsstore). The token must be 256 bits in unpadded base64url, drawn from a
+// cryptographic source. Create fails with ErrExists if this node holds any
+// state for it, and ErrDestroyed if it was destroyed.
+func WithToken(token string) CreateOption { return func(o *createOptions) { o.token = token } }
 
 // WithFields sets initial fields.
 func WithFields(f map[string][]byte) CreateOption {
@@ -101,13 +109,29 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 	if o.idle <= 0 || o.lifetime <= 0 {
 		return "", fmt.Errorf("%w: idle timeout and lifetime must be positive", ErrInvalid)
 	}
-	token, err := newToken(n.cfg.Rand)
-	if err != nil {
-		return "", err
+	token := o.token
+	if token == "" {
+		var err error
+		if token, err = newToken(n.cfg.Rand); err != nil {
+			return "", err
+		}
 	}
-	id, _ := SessionID(token)
+	id, ok := SessionID(token)
+	if !ok {
+		return "", fmt.Errorf("%w: token is not 256 bits of base64url", ErrInvalid)
+	}
+	if o.token != "" {
+		switch s, err := n.store.Get(id); {
+		case err == nil && s.IsDestroyed():
+			return "", ErrDestroyed
+		case err == nil:
+			return "", ErrExists
+		case !errors.Is(err, persist.ErrNotFound):
+			return "", fmt.Errorf("node: create: %w", err)
+		}
+	}
 	now := n.cfg.Clock.Now()
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+	err := n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(id, ts, now.Add(o.lifetime), o.idle)
 		return d, n.addFields(d, d, o.fields, nil, ts)
@@ -230,6 +254,23 @@ func (n *Node) Touch(ctx context.Context, token string) error {
 		return s.Touch(now), nil
 	})
 }
+
+// Extend moves the absolute deadline of the session of token later, to
+// deadline; it never moves it earlier. The deadline stays bounded by
+// Limits.MaxLifetime after the create (ErrInvalid beyond it).
+func (n *Node) Extend(ctx context.Context, token string, deadline time.Time) error {
+	return n.mutate(ctx, token, func(s *crdt.Session, _ func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
+		d := s.Touch(time.UnixMilli(0)) // header only
+		d.Absolute = max(d.Absolute, deadline.UnixMilli())
+		return d, nil
+	})
+}
+
+// Now returns the node's current time, from Config.Clock.
+func (n *Node) Now() time.Time { return n.cfg.Clock.Now() }
+
+// Limits returns the bounds the node enforces on sessions and messages.
+func (n *Node) Limits() crdt.Limits { return n.cfg.Limits }
 
 // Destroy ends the session of token on every peer, for good: no write from
 // any peer, however late, brings it back.
