@@ -59,8 +59,10 @@ type Change struct {
 type PeerInfo struct {
 	ID PeerID
 	// ClockOffset estimates the peer's clock minus ours, from the send time
-	// carried by anti-entropy messages (transit time counts against it).
-	ClockOffset time.Duration
+	// carried by anti-entropy messages (transit time counts against it);
+	// ClockOffsetKnown is false until a message from the peer carried one.
+	ClockOffset      time.Duration
+	ClockOffsetKnown bool
 	// LastSync is when the last anti-entropy round with it completed.
 	LastSync time.Time
 }
@@ -295,7 +297,7 @@ func (c *Core) randomPeer() (PeerID, bool) {
 func (c *Core) Peers() []PeerInfo {
 	out := make([]PeerInfo, 0, len(c.peers))
 	for id, p := range c.peers {
-		out = append(out, PeerInfo{ID: id, ClockOffset: p.offset, LastSync: p.lastSync})
+		out = append(out, PeerInfo{ID: id, ClockOffset: p.offset, ClockOffsetKnown: p.haveOffset, LastSync: p.lastSync})
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int {
 		if a.ID < b.ID {

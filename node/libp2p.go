@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -39,26 +40,34 @@ type libp2pNetwork struct {
 	in Inbound
 }
 
-func (a *libp2pNetwork) Self() PeerID { return PeerID(a.t.ID()) }
+// Peer ids cross into the node in their text form (12D3KooW...), so that
+// logs and metric labels are printable.
+func toPeerID(id peer.ID) PeerID { return PeerID(id.String()) }
+
+func (a *libp2pNetwork) Self() PeerID { return toPeerID(a.t.ID()) }
 
 func (a *libp2pNetwork) Broadcast(ctx context.Context, data []byte) error {
 	return a.t.Broadcast(ctx, data)
 }
 
 func (a *libp2pNetwork) Send(ctx context.Context, to PeerID, data []byte) error {
-	return a.t.Send(ctx, peer.ID(to), data)
+	id, err := peer.Decode(string(to))
+	if err != nil {
+		return fmt.Errorf("node: send to %q: %w", to, err)
+	}
+	return a.t.Send(ctx, id, data)
 }
 
 func (a *libp2pNetwork) Close() error { return a.t.Close() }
 
 func (a *libp2pNetwork) HandleGossip(from peer.ID, data []byte) {
-	a.in.HandleGossip(PeerID(from), data)
+	a.in.HandleGossip(toPeerID(from), data)
 }
 func (a *libp2pNetwork) HandleDirect(from peer.ID, data []byte) {
-	a.in.HandleDirect(PeerID(from), data)
+	a.in.HandleDirect(toPeerID(from), data)
 }
-func (a *libp2pNetwork) PeerUp(id peer.ID)   { a.in.PeerUp(PeerID(id)) }
-func (a *libp2pNetwork) PeerDown(id peer.ID) { a.in.PeerDown(PeerID(id)) }
+func (a *libp2pNetwork) PeerUp(id peer.ID)   { a.in.PeerUp(toPeerID(id)) }
+func (a *libp2pNetwork) PeerDown(id peer.ID) { a.in.PeerDown(toPeerID(id)) }
 
 // Transport returns the libp2p transport of a node opened with one, for its
 // addresses, peers and statistics; nil otherwise.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -106,10 +107,16 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 	return n, nil
 }
 
-// Open starts a peer: a persist store in cfg.DataDir (in memory when empty)
-// and the libp2p network of cfg.Transport (or cfg.Dial's).
+// StoreDir is the store's directory inside Config.DataDir, beside the
+// peer's identity key (transport.IdentityFile), so that a key written
+// before the first start (sessionmesh keygen) does not stand in its way.
+const StoreDir = "store"
+
+// Open starts a peer: a persist store in cfg.DataDir/StoreDir (in memory
+// when DataDir is empty) and the libp2p network of cfg.Transport (or
+// cfg.Dial's), whose identity key lives in cfg.DataDir.
 func Open(ctx context.Context, cfg Config) (*Node, error) {
-	o := persist.DefaultOptions(cfg.DataDir)
+	o := persist.DefaultOptions(filepath.Join(cfg.DataDir, StoreDir))
 	if cfg.DataDir == "" {
 		o = persist.InMemoryOptions()
 	}

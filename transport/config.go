@@ -69,6 +69,13 @@ type Config struct {
 	// originate gossip that is accepted.
 	AllowedPeers []peer.ID
 
+	// Region is an optional label for where this host runs ("eu-west",
+	// "us-east-1"): 1-64 letters, digits, '.', '_' and '-', starting with a
+	// letter or digit. Hosts announce it to each other in the libp2p identify
+	// exchange (PeerRegion); it is informational and changes no behaviour.
+	// Default "" (none).
+	Region string
+
 	// MDNS turns on LAN discovery (off by default). It needs a listen
 	// address that is not loopback.
 	MDNS bool
@@ -154,6 +161,9 @@ func (c Config) resolve() (*resolved, error) {
 
 	if !meshNameRE.MatchString(c.Mesh) {
 		bad("mesh name %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Mesh)
+	}
+	if c.Region != "" && !meshNameRE.MatchString(c.Region) {
+		bad("region %q: want 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", c.Region)
 	}
 	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > MaxMaxMessageBytes {
 		bad("MaxMessageBytes %d: want 1..%d", c.MaxMessageBytes, MaxMaxMessageBytes)

@@ -47,6 +47,15 @@
 // Gossip crosses hosts that are not directly connected by relaying along
 // the gossipsub mesh, so a connected graph is enough.
 //
+// # Regions
+//
+// Config.Region labels a host ("eu-west"). Each host announces it in the
+// user agent of the libp2p identify exchange ("sessionmesh/<version>
+// region=<region>"), and PeerRegion reads a connected peer's from the
+// peerstore once identify has run; PeerAddrs gives the addresses known for
+// it. The label is for operators (the daemon's /v1/peers) and changes no
+// behaviour.
+//
 // # Block
 //
 // Block(id) refuses new connections to and from id, closes the open ones,

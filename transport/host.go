@@ -42,7 +42,7 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 		libp2p.ConnectionManager(cm),
 		libp2p.DisableRelay(),
 		libp2p.DisableMetrics(),
-		libp2p.UserAgent(userAgent),
+		libp2p.UserAgent(agentString(t.cfg.Region)),
 	}
 	if t.cfg.PSK != nil {
 		opts = append(opts, libp2p.PrivateNetwork(pnet.PSK(t.cfg.PSK)))

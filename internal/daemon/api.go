@@ -1,0 +1,159 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// TokenHeader carries the session token of a request. Tokens never appear
+// in URLs, where logs and proxies would keep them.
+const TokenHeader = "X-Session-Token"
+
+// APIOptions configure NewHandler.
+type APIOptions struct {
+	// Node serves the sessions. Required.
+	Node *node.Node
+	// BearerToken, when set, is required on /v1/ and /metrics as
+	// "Authorization: Bearer <token>".
+	BearerToken string
+	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// MaxLifetime bounds a session's idle timeout and lifetime. Default
+	// crdt.DefaultLimits().MaxLifetime.
+	MaxLifetime time.Duration
+	// Region is this peer's region, shown by /v1/peers.
+	Region string
+	// Gatherer serves /metrics; nil answers 404 there.
+	Gatherer prometheus.Gatherer
+	// Ready reports readiness for /readyz: nil error when ready. Nil means
+	// always ready.
+	Ready func() error
+	// Logger receives a debug line per request (never a token) and the
+	// errors answered with 500. Nil discards.
+	Logger *slog.Logger
+}
+
+// api serves the HTTP API of one node.
+type api struct {
+	o APIOptions
+	n *node.Node
+}
+
+// NewHandler returns the HTTP API of a node, as documented in
+// docs/http-api.md.
+func NewHandler(o APIOptions) http.Handler {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = crdt.DefaultLimits().MaxLifetime
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{o: o, n: o.Node}
+
+	v1 := http.NewServeMux()
+	route(v1, "/v1/sessions", map[string]http.HandlerFunc{"POST": a.create})
+	route(v1, "/v1/session", map[string]http.HandlerFunc{"GET": a.read, "PATCH": a.update, "DELETE": a.destroy})
+	route(v1, "/v1/session/touch", map[string]http.HandlerFunc{"POST": a.touch})
+	route(v1, "/v1/session/renew", map[string]http.HandlerFunc{"POST": a.renew})
+	route(v1, "/v1/peers", map[string]http.HandlerFunc{"GET": a.peers})
+	metrics := http.NotFoundHandler()
+	if o.Gatherer != nil {
+		metrics = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{o.Logger}})
+	}
+	route(v1, "/metrics", map[string]http.HandlerFunc{"GET": metrics.ServeHTTP})
+	v1.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, errorf(http.StatusNotFound, codeNotFound, "no such endpoint: %s", r.URL.Path))
+	})
+
+	top := http.NewServeMux()
+	route(top, "/healthz", map[string]http.HandlerFunc{"GET": a.healthz})
+	route(top, "/readyz", map[string]http.HandlerFunc{"GET": a.readyz})
+	top.Handle("/", a.authorize(v1))
+	return a.logRequests(top)
+}
+
+// route registers handlers by method on path, and a JSON 405 with an Allow
+// header for every other method. GET also answers HEAD.
+func route(mux *http.ServeMux, path string, byMethod map[string]http.HandlerFunc) {
+	var allow []string
+	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+		h, ok := byMethod[m]
+		if !ok {
+			continue
+		}
+		mux.HandleFunc(m+" "+path, h)
+		allow = append(allow, m)
+		if m == "GET" {
+			allow = append(allow, "HEAD")
+		}
+	}
+	allowed := strings.Join(allow, ", ")
+	mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allowed)
+		writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s (allowed: %s)", r.Method, path, allowed))
+	})
+}
+
+// authorize requires the bearer token, when one is configured.
+func (a *api) authorize(next http.Handler) http.Handler {
+	if a.o.BearerToken == "" {
+		return next
+	}
+	want := sha256.Sum256([]byte(a.o.BearerToken))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(got)))
+		if !ok || subtle.ConstantTimeCompare(sum[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="sessionmesh"`)
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "missing or wrong API bearer token (Authorization: Bearer <token>)"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// statusRecorder remembers the status of a response for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (a *api) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		a.o.Logger.Debug("http request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration", time.Since(start), "remote", r.RemoteAddr)
+	})
+}
+
+// slogPrinter adapts a logger to promhttp's error log.
+type slogPrinter struct{ log *slog.Logger }
+
+func (p slogPrinter) Println(v ...any) { p.log.Error("metrics: serving /metrics", "err", v) }

@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/transport"
+)
+
+// HTTP server bounds.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+)
+
+// NewLogger returns the daemon's logger: text or JSON on w at level.
+func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	o := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, o))
+	}
+	return slog.New(slog.NewTextHandler(w, o))
+}
+
+// Run starts the peer that cfg describes, prints where it listens to out,
+// and serves until ctx ends or the HTTP server fails. It then shuts down:
+// the HTTP server stops accepting and finishes the requests in flight, and
+// the node flushes its pending deltas and closes the store, each step
+// bounded by cfg.ShutdownTimeout and logged.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	nc := node.DefaultConfig()
+	// The node keeps its store in DataDir/node.StoreDir, beside the
+	// identity key.
+	nc.DataDir = cfg.DataDir
+	nc.Durability = cfg.Durability
+	nc.IdleTimeout = cfg.IdleTimeout
+	nc.AbsoluteLifetime = cfg.Lifetime
+	nc.Logger = log
+	var psk []byte
+	var err error
+	if cfg.PSKFile != "" {
+		if psk, err = ReadPSK(cfg.PSKFile, log); err != nil {
+			return err
+		}
+	}
+	if nc.Transport, err = cfg.transportConfig(psk); err != nil {
+		return err
+	}
+	if cfg.EncryptionKeyFile != "" {
+		if nc.EncryptionKey, err = ReadEncryptionKey(cfg.EncryptionKeyFile, log); err != nil {
+			return err
+		}
+	}
+	var bearer string
+	if cfg.APITokenFile != "" {
+		if bearer, err = ReadAPIToken(cfg.APITokenFile, log); err != nil {
+			return err
+		}
+	}
+
+	reg := prometheus.NewRegistry()
+	var tr atomic.Pointer[transport.Transport]
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewBuildInfoCollector(),
+		newTransportCollector(tr.Load),
+	)
+	nc.Metrics = NewMetrics(reg, log)
+
+	// Bind HTTP first: a port in use fails before the store opens.
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("daemon: http: %w", err)
+	}
+	log.Info("opening node", "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
+		"encrypted", nc.EncryptionKey != nil, "private", psk != nil)
+	n, err := node.Open(ctx, nc)
+	if err != nil {
+		ln.Close()
+		if ctx.Err() != nil {
+			log.Info("shutdown: stopped while starting", "cause", context.Cause(ctx))
+			return nil
+		}
+		return fmt.Errorf("daemon: %w", err)
+	}
+	tr.Store(n.Transport())
+
+	var closing atomic.Bool
+	ready := func() error {
+		switch {
+		case closing.Load():
+			return errors.New("shutting down")
+		case len(cfg.Bootstrap) > 0 && len(n.Peers()) == 0:
+			return errors.New("no peer connected yet (bootstrap peers are configured)")
+		}
+		return nil
+	}
+	srv := &http.Server{
+		Handler: NewHandler(APIOptions{
+			Node:         n,
+			BearerToken:  bearer,
+			MaxBodyBytes: cfg.MaxBodyBytes,
+			MaxLifetime:  nc.Limits.MaxLifetime,
+			Region:       cfg.Region,
+			Gatherer:     reg,
+			Ready:        ready,
+			Logger:       log.With("component", "http"),
+		}),
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	printBanner(out, n, cfg, ln.Addr().String())
+	log.Info("serving", "peer", string(n.ID()), "addrs", n.Transport().Addrs(), "http", ln.Addr().String(),
+		"mesh", cfg.Mesh, "region", cfg.Region, "bootstrap", len(cfg.Bootstrap), "auth", bearer != "")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutdown: started", "cause", context.Cause(ctx))
+	case err := <-served:
+		runErr = fmt.Errorf("daemon: http: %w", err)
+		log.Error("shutdown: the HTTP server failed", "err", err)
+	}
+	closing.Store(true)
+
+	log.Info("shutdown: stopping the HTTP server, finishing requests in flight", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown: requests still in flight, closing their connections", "err", err)
+		srv.Close()
+	}
+	cancel()
+
+	log.Info("shutdown: closing the node (flushing pending deltas, closing the store)", "timeout", cfg.ShutdownTimeout)
+	cctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := n.Close(cctx); err != nil {
+		log.Error("shutdown: closing the node", "err", err)
+		return errors.Join(runErr, err)
+	}
+	log.Info("shutdown: done")
+	return runErr
+}
+
+// printBanner tells the operator where the peer listens.
+func printBanner(w io.Writer, n *node.Node, cfg Config, httpAddr string) {
+	id := n.ID()
+	fmt.Fprintf(w, "sessionmesh %s serving mesh %q", Version(), cfg.Mesh)
+	if cfg.Region != "" {
+		fmt.Fprintf(w, ", region %q", cfg.Region)
+	}
+	fmt.Fprintf(w, ", data in %s\n", cfg.DataDir)
+	fmt.Fprintf(w, "peer id:      %s\n", id)
+	addrs := n.Transport().Addrs()
+	for _, a := range addrs {
+		fmt.Fprintf(w, "peer address: %s\n", a)
+	}
+	fmt.Fprintf(w, "http api:     http://%s\n", httpAddr)
+	if len(addrs) > 0 {
+		fmt.Fprintf(w, "add a peer:   sessionmesh serve --bootstrap %s\n", addrs[0])
+		fmt.Fprintf(w, "              (on this machine, also give it its own --data-dir, --listen and --http)\n")
+	}
+}
