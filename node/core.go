@@ -431,7 +431,7 @@ func (c *Core) defer_(now time.Time, ds []*crdt.Session) {
 		c.deferred.Add(d)
 		c.m.Add("deltas_deferred", 1)
 	}
-	if c.deferred.Len() > 0 && (c.retryAt.IsZero() || c.retryAt.Before(now)) {
+	if c.deferred.Len() > 0 && !c.retryAt.After(now) {
 		c.retryAt = now.Add(time.Second)
 	}
 }
@@ -458,6 +458,13 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 		}
 		c.observeOffset(now, from, m.SentAt)
 		c.finish(now, roundKey{peer: from, id: m.Round, initiator: true}, "agree")
+		return nil
+	case kindBusy:
+		var m agreeMsg
+		if err := decodeMsg(data, &m); err != nil {
+			return err
+		}
+		c.finish(now, roundKey{peer: from, id: m.Round, initiator: true}, "busy")
 		return nil
 	case kindDigests:
 		var m digestsMsg
@@ -488,7 +495,10 @@ func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
 	}
 	k := roundKey{peer: from, id: m.Round}
 	if _, ok := c.rounds[k]; !ok && len(c.rounds) >= c.cfg.MaxConcurrentSyncs {
-		c.m.Add("sync_rounds", 1, "result", "busy")
+		// Say so, so that the initiator frees its slot now rather than
+		// at its timeout.
+		c.send(from, kindBusy, &agreeMsg{Round: m.Round, SentAt: now.UnixMilli()}, nil)
+		c.m.Add("sync_rounds", 1, "result", "refused_busy")
 		return nil
 	}
 	r := &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}

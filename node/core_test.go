@@ -193,3 +193,40 @@ func TestCoreRunIsDeterministicAndConverges(t *testing.T) {
 		t.Fatal("the seed has no effect on peer choice")
 	}
 }
+
+// TestBusyResponderFreesInitiator: a responder at its round limit answers
+// busy, and the initiator's round ends at once instead of at its timeout.
+func TestBusyResponderFreesInitiator(t *testing.T) {
+	r := newCoreRun(t, 3, 1)
+	r.run(r.now.Add(5 * time.Second))
+	for _, c := range r.cores {
+		c.cfg.MaxConcurrentSyncs = 1
+	}
+	p0, p1, p2 := r.cores[r.ids[0]], r.cores[r.ids[1]], r.cores[r.ids[2]]
+	r.write(r.ids[1], "x", 1) // roots differ from here on
+	r.write(r.ids[0], "y", 1)
+	r.queue = nil // nothing delivered: every pair differs
+	p1.startRound(r.now, r.ids[2])
+	r.collect(r.ids[1])
+	first := r.queue[0]
+	r.queue = nil
+	if err := p2.ReceiveDirect(r.now, r.ids[1], first.data); err != nil { // p2 now has a round with p1
+		t.Fatal(err)
+	}
+	_ = p2.Ready()
+	p0.startRound(r.now, r.ids[2])
+	root := p0.Ready().Messages[0]
+	if err := p2.ReceiveDirect(r.now, r.ids[0], root.Data); err != nil {
+		t.Fatal(err)
+	}
+	reply := p2.Ready().Messages
+	if len(reply) != 1 || reply[0].Data[1] != kindBusy {
+		t.Fatalf("busy responder answered %v", reply)
+	}
+	if err := p0.ReceiveDirect(r.now, r.ids[2], reply[0].Data); err != nil {
+		t.Fatal(err)
+	}
+	if len(p0.rounds) != 0 {
+		t.Fatal("the initiator kept its round after a busy answer")
+	}
+}

@@ -255,17 +255,6 @@ func (n *Node) Touch(ctx context.Context, token string) error {
 	})
 }
 
-// Extend moves the absolute deadline of the session of token later, to
-// deadline; it never moves it earlier. The deadline stays bounded by
-// Limits.MaxLifetime after the create (ErrInvalid beyond it).
-func (n *Node) Extend(ctx context.Context, token string, deadline time.Time) error {
-	return n.mutate(ctx, token, func(s *crdt.Session, _ func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
-		d := s.Touch(time.UnixMilli(0)) // header only
-		d.Absolute = max(d.Absolute, deadline.UnixMilli())
-		return d, nil
-	})
-}
-
 // Now returns the node's current time, from Config.Clock.
 func (n *Node) Now() time.Time { return n.cfg.Clock.Now() }
 

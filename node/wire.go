@@ -22,6 +22,7 @@ const (
 	kindAgree   = 'A' // responder: same root, nothing to do
 	kindDigests = 'D' // responder: roots differ, here are my bucket digests
 	kindEntries = 'E' // either side: sessions of the buckets that differ
+	kindBusy    = 'B' // responder: at its round limit, try later (an agreeMsg)
 )
 
 // ErrBadMessage reports a message that is not a valid sessionmesh message.

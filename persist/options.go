@@ -148,8 +148,9 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: GCInterval needs a positive GCBatch")
 	case o.MemTableSize < 1<<20:
 		return fmt.Errorf("persist: options: MemTableSize below 1 MiB")
-	case o.BlockCacheSize < 0:
-		return fmt.Errorf("persist: options: negative BlockCacheSize")
+	case o.BlockCacheSize <= 0:
+		// Badger panics at Open without a block cache when compressing.
+		return fmt.Errorf("persist: options: BlockCacheSize must be positive")
 	case o.Now == nil || o.Logger == nil:
 		return fmt.Errorf("persist: options: Now and Logger must be set")
 	}

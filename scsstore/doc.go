@@ -26,8 +26,9 @@
 //
 // scs's expiry (absolute deadline, or idle timeout renewed at every commit)
 // is stored with the blob and checked by Find. The node session behind it
-// lives at least Options.Lifetime from its creation and is extended when a
-// commit's expiry needs it; the node collects it after its deadline.
+// lives at least Options.Lifetime from its creation; its deadline is fixed
+// then (a commit whose expiry lies beyond it is refused with ErrRefused),
+// and the node collects it after that deadline.
 //
 // Delete (scs's Destroy and RenewToken) destroys the node session for good
 // on every peer: a commit that comes later for the same token, from a

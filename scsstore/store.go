@@ -36,9 +36,11 @@ var (
 type Options struct {
 	// Lifetime is the least absolute lifetime the node session behind an
 	// scs token gets when it is created. Set it to at least scs's
-	// SessionManager.Lifetime; a commit whose expiry lies beyond the
-	// node session's deadline (SetDeadline) moves the deadline. Default 24
-	// hours, scs's default Lifetime.
+	// SessionManager.Lifetime, and beyond any deadline your code sets with
+	// SetDeadline: a node session's deadline is fixed at its creation (that
+	// is what makes a logout final), so a commit whose expiry lies beyond
+	// it is refused with ErrRefused. Default 24 hours, scs's default
+	// Lifetime.
 	Lifetime time.Duration
 	// Iterable keeps each session's store token in the session, so that
 	// All (scs's Iterate) can return it. Off by default: the node stores
@@ -153,11 +155,12 @@ func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry ti
 	}
 	sess, err := s.n.Get(ctx, token)
 	switch {
-	case err == nil && sess.Deadline().Before(expiry):
-		// scs's SetDeadline can move expiry past the node's deadline.
-		if err := s.n.Extend(ctx, token, expiry); err != nil {
-			return s.commitErr(token, len(b), expiry, err)
-		}
+	case err == nil && sess.Deadline().Before(expiry.Truncate(time.Millisecond)): // the node keeps milliseconds
+		// A node session's deadline is fixed at its creation: that is what
+		// lets a destroy's tombstone be collected safely. scs's
+		// SetDeadline past it is refused; size Options.Lifetime for it.
+		return fmt.Errorf("%w: expiry %s is past the session's deadline %s (raise Options.Lifetime)",
+			ErrRefused, expiry.UTC().Format(time.RFC3339), sess.Deadline().UTC().Format(time.RFC3339))
 	case err == nil:
 	case errors.Is(err, node.ErrNotFound):
 		// Idle spans the whole life: scs tracks idleness in the expiry

@@ -132,18 +132,14 @@ func TestStoreContract(t *testing.T) {
 		t.Fatalf("Commit did not overwrite: %q", b)
 	}
 
-	// An expiry past the node session's deadline moves the deadline.
+	// A node session's deadline is fixed at creation: an expiry past it is
+	// refused, and the session keeps its data.
 	sess, _ := n.Get(ctx, tok)
-	far := sess.Deadline().Add(5 * time.Hour)
-	if err := s.Commit(tok, []byte("v3"), far); err != nil {
-		t.Fatal(err)
+	if err := s.Commit(tok, []byte("v3"), sess.Deadline().Add(5*time.Hour)); !errors.Is(err, scsstore.ErrRefused) {
+		t.Fatalf("commit past the deadline: %v, want ErrRefused", err)
 	}
-	if sess, _ = n.Get(ctx, tok); sess.Deadline().Before(far.Truncate(time.Millisecond)) {
-		t.Fatalf("deadline %v, want at least %v", sess.Deadline(), far)
-	}
-	clock.Advance(3 * time.Hour) // past the original deadline
-	if b, found, _ := s.Find(tok); string(b) != "v3" || !found {
-		t.Fatalf("extended session: %q, %v", b, found)
+	if b, found, _ := s.Find(tok); string(b) != "v2" || !found {
+		t.Fatalf("after a refused commit: %q, %v", b, found)
 	}
 
 	// The stored expiry is what Find checks.

@@ -3,6 +3,7 @@
 //	sessionmesh serve      run a peer (see sessionmesh serve -h)
 //	sessionmesh keygen     write identity, pre-shared, encryption or API keys
 //	sessionmesh version    print the version
+//	sessionmesh sim        run, replay and sweep partition simulations
 //	sessionmesh help       print usage
 //
 // The daemon's logic lives in internal/daemon; this package parses the
@@ -14,6 +15,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/sessionmesh/sessionmesh/simulations"
 )
 
 const usage = `sessionmesh: a peer of a replicated session store.
@@ -25,6 +28,7 @@ Commands:
   serve     run a peer: session store, mesh replication, HTTP API
   keygen    write a key file: identity, psk, encryption-key or api-token
   version   print the version of sessionmesh and of Go
+  sim       run, replay or sweep a partition simulation (sessionmesh sim help)
   help      print this text, or a command's: sessionmesh help <command>
 
 Run 'sessionmesh <command> -h' for the flags of a command.
@@ -50,6 +54,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return keygen(rest, stdout, stderr)
 	case "version":
 		return version(rest, stdout, stderr)
+	case "sim":
+		return simulations.Main(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		return help(rest, stdout, stderr)
 	default:
@@ -66,6 +72,8 @@ func help(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve", "keygen", "version":
 		return run([]string{args[0], "-h"}, stdout, stderr)
+	case "sim":
+		return simulations.Main([]string{"help"}, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "sessionmesh help: unknown command %q\n\n%s", args[0], usage)
 	return 2

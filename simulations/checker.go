@@ -1,0 +1,470 @@
+package simulations
+
+import (
+	"fmt"
+	"maps"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// The checkers judge the recorded history against what the mesh promises.
+// They see only what clients could: acknowledged operations and what reads
+// returned, plus the stores at the end. Everything they compare is in
+// terms of the operations' own crdt timestamps and of the reading node's
+// local clock, so clock faults do not make them cry wolf.
+
+// Check names, as they appear in verdicts.
+const (
+	CheckConvergence    = "converge_within"
+	CheckLostWrites     = "lost_writes"
+	CheckResurrections  = "resurrections"
+	CheckExpiredServed  = "expired_served"
+	CheckReadYourWrites = "read_your_writes_violations"
+)
+
+// Violation is one example of a broken promise.
+type Violation struct {
+	Check   string   `json:"check"`
+	T       Duration `json:"t"`
+	Node    string   `json:"node,omitempty"`
+	Session string   `json:"session,omitempty"`
+	Detail  string   `json:"detail"`
+}
+
+// maxExamples bounds the violations kept per check.
+const maxExamples = 20
+
+type bitset [maxNodes / 64]uint64
+
+func (b *bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
+func (b *bitset) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
+func (b *bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+func (b *bitset) empty() bool    { return *b == bitset{} }
+func (b *bitset) count() int {
+	n := 0
+	for _, w := range b {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+func (b *bitset) meets(o *bitset) bool {
+	for i := range b {
+		if b[i]&o[i] != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// sessHist is everything acknowledged about one session.
+type sessHist struct {
+	id       string
+	idx      int
+	origin   int
+	absolute int64 // ms: the latest deadline of any acknowledged write
+	idle     int64 // ms
+	maxLA    int64 // latest last access of any acknowledged operation
+	created  bool
+	seen     bitset // nodes that applied its tombstone
+	views    []*view
+	ops      []int32
+	pending  []int32 // ops still to reach some node
+	byKey    map[string][]int32
+}
+
+// view is what one node wrote to a session: read-your-writes holds it to
+// that.
+type view struct {
+	node int
+	keys map[string]crdt.Field
+	la   int64
+	abs  int64 // latest deadline this node wrote
+}
+
+func (h *sessHist) view(n int) *view {
+	for _, v := range h.views {
+		if v.node == n {
+			return v
+		}
+	}
+	return nil
+}
+
+// writeOp is one acknowledged write: a create, a field set or removal, a
+// touch or a destroy.
+type writeOp struct {
+	kind    opKind
+	s       *sessHist
+	node    int
+	at      int64
+	key     string
+	f       crdt.Field // without its value
+	vh      uint64     // hash of the value
+	la      int64
+	pend    bitset // running nodes it has not reached yet
+	covered bitset // nodes it reached
+}
+
+type checker struct {
+	e        *engine
+	byID     map[string]*sessHist
+	sessions []*sessHist
+	ops      []writeOp
+
+	pendingPairs int64
+	lags         []float64 // seconds of true time from ack to reaching a node
+
+	resurrected map[string]bool
+	expired     int64
+	ryw         int64
+	lost        int64
+	stranded    int64
+	examples    map[string][]Violation
+}
+
+func newChecker(e *engine) *checker {
+	return &checker{e: e, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{}}
+}
+
+func (c *checker) violation(check string, n *simNode, id, format string, args ...any) {
+	if len(c.examples[check]) >= maxExamples {
+		return
+	}
+	v := Violation{Check: check, T: Duration(c.e.now), Session: id, Detail: fmt.Sprintf(format, args...)}
+	if n != nil {
+		v.Node = n.name
+	}
+	c.examples[check] = append(c.examples[check], v)
+	c.e.record(TraceEvent{Kind: "violation", Fault: check, Node: v.Node, Session: id, Detail: v.Detail})
+}
+
+// session returns a history for a new session id (registered at its first
+// acknowledged write).
+func (c *checker) session(id string, origin int) *sessHist {
+	if h, ok := c.byID[id]; ok {
+		return h
+	}
+	return &sessHist{id: id, origin: origin, idx: -1}
+}
+
+// ack records an acknowledged local write by node n of delta d.
+func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
+	if h.idx < 0 {
+		h.idx = len(c.sessions)
+		c.sessions = append(c.sessions, h)
+		c.byID[h.id] = h
+	}
+	v := h.view(n.idx)
+	if v == nil {
+		v = &view{node: n.idx, keys: map[string]crdt.Field{}}
+		h.views = append(h.views, v)
+	}
+	add := func(op writeOp) {
+		op.s, op.node, op.at = h, n.idx, c.e.now
+		for j, m := range c.e.nodes {
+			if j != n.idx && m.up {
+				op.pend.set(j)
+			}
+		}
+		op.covered.set(n.idx)
+		c.pendingPairs += int64(op.pend.count())
+		i := int32(len(c.ops))
+		c.ops = append(c.ops, op)
+		h.ops = append(h.ops, i)
+		if !op.pend.empty() {
+			h.pending = append(h.pending, i)
+		}
+		if op.key != "" {
+			if h.byKey == nil {
+				h.byKey = map[string][]int32{}
+			}
+			h.byKey[op.key] = append(h.byKey[op.key], i)
+		}
+	}
+	h.maxLA = max(h.maxLA, d.LastAccess)
+	v.la = max(v.la, d.LastAccess)
+	h.absolute = max(h.absolute, d.Absolute)
+	v.abs = max(v.abs, d.Absolute)
+	if !d.Created.IsZero() {
+		h.created = true
+		h.idle = d.Idle
+		add(writeOp{kind: opCreate, f: crdt.Field{TS: d.Created}, la: d.LastAccess})
+	}
+	for _, k := range slices.Sorted(maps.Keys(d.Fields)) {
+		f := d.Fields[k]
+		op := writeOp{kind: opSet, key: k, vh: xxhash.Sum64(f.Value)}
+		if f.Removed {
+			op.kind = opRemove
+		}
+		op.f = crdt.Field{Removed: f.Removed, TS: f.TS}
+		add(op)
+		v.keys[k] = op.f
+	}
+	switch kind {
+	case opTouch:
+		add(writeOp{kind: opTouch, la: d.LastAccess})
+	}
+	if d.IsDestroyed() {
+		add(writeOp{kind: opDestroy, f: crdt.Field{TS: d.Destroyed}})
+		h.seen.set(n.idx)
+	}
+	c.cover(h, n)
+}
+
+// change follows a remote change applied on node n.
+func (c *checker) change(n *simNode, ch node.Change) {
+	h, ok := c.byID[ch.ID]
+	if !ok {
+		return
+	}
+	if ch.Destroyed {
+		h.seen.set(n.idx)
+	}
+	if ch.Created && h.seen.has(n.idx) && !c.resurrected[h.id] {
+		// The node had applied the destroy, forgot the tombstone (or
+		// never kept it), and now holds a live copy again.
+		if st, err := n.store.Get(h.id); err == nil && st.Visible(c.e.localTime(n)) {
+			c.resurrected[h.id] = true
+			c.violation(CheckResurrections, n, h.id, "live again in the store of a node that had applied its destroy (from %s)", ch.From)
+		}
+	}
+	c.cover(h, n)
+}
+
+// cover marks the pending writes of h that node n's state now holds (or
+// supersedes), recording how long they took to get there.
+func (c *checker) cover(h *sessHist, n *simNode) {
+	if len(h.pending) == 0 {
+		return
+	}
+	st, err := n.store.Get(h.id)
+	if err != nil {
+		return
+	}
+	keep := h.pending[:0]
+	for _, i := range h.pending {
+		op := &c.ops[i]
+		if op.pend.has(n.idx) && covers(st, op) {
+			op.pend.clear(n.idx)
+			op.covered.set(n.idx)
+			c.pendingPairs--
+			c.lags = append(c.lags, time.Duration(c.e.now-op.at).Seconds())
+		}
+		if !op.pend.empty() {
+			keep = append(keep, i)
+		}
+	}
+	clear(h.pending[len(keep):])
+	h.pending = keep
+}
+
+// covers reports whether state st holds op or something that supersedes it.
+func covers(st *crdt.Session, op *writeOp) bool {
+	if st.IsDestroyed() {
+		return true
+	}
+	switch op.kind {
+	case opCreate:
+		return !st.Created.IsZero()
+	case opSet, opRemove:
+		f, ok := st.Fields[op.key]
+		return ok && f.Compare(op.f) >= 0
+	case opTouch:
+		return st.LastAccess >= op.la
+	}
+	return false
+}
+
+// read checks what an operation on node n read at local time now: cur is
+// the visible session, nil when not found.
+func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time) {
+	ms := now.UnixMilli()
+	v := h.view(n.idx)
+	if cur != nil {
+		if h.seen.has(n.idx) {
+			if !c.resurrected[h.id] {
+				c.resurrected[h.id] = true
+				c.violation(CheckResurrections, n, h.id, "served after this node applied its destroy")
+			}
+		}
+		if ms >= h.absolute || ms >= h.maxLA+h.idle {
+			c.expired++
+			c.violation(CheckExpiredServed, n, h.id, "served at local %s; deadline %s, last access %s + idle %v",
+				fmtMs(ms), fmtMs(h.absolute), fmtMs(h.maxLA), time.Duration(h.idle)*time.Millisecond)
+		}
+		if v != nil {
+			for _, k := range slices.Sorted(maps.Keys(v.keys)) {
+				own := v.keys[k]
+				f, ok := cur.Fields[k]
+				if !ok || f.Compare(own) < 0 {
+					c.ryw++
+					c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", k, fieldString(f, ok), own.TS)
+					break
+				}
+			}
+		}
+		return
+	}
+	if v != nil && !h.seen.has(n.idx) && ms < v.abs && ms < v.la+h.idle {
+		c.ryw++
+		c.violation(CheckReadYourWrites, n, h.id, "not found by the node that wrote it, neither destroyed nor expired there")
+	}
+}
+
+func fieldString(f crdt.Field, ok bool) string {
+	if !ok {
+		return "nothing"
+	}
+	if f.Removed {
+		return "removal@" + f.TS.String()
+	}
+	return "value@" + f.TS.String()
+}
+
+func fmtMs(ms int64) string {
+	return time.Duration(ms - epoch.UnixMilli()).Truncate(time.Millisecond).String()
+}
+
+// gone reports whether the clients should give up on h at local time now:
+// it has expired as far as anyone knows. (Clients retire destroyed sessions
+// themselves, after Workload.Linger.)
+func (c *checker) gone(h *sessHist, now time.Time) bool {
+	ms := now.UnixMilli()
+	return ms >= h.absolute || ms >= h.maxLA+h.idle
+}
+
+// final checks every live node's store at the end of the run: writes
+// acknowledged and not superseded must be there, destroyed sessions must
+// stay destroyed.
+func (c *checker) final() {
+	e := c.e
+	var live bitset
+	for _, n := range e.nodes {
+		if n.up {
+			live.set(n.idx)
+		}
+	}
+	counted := func(op *writeOp) bool { return live.has(op.node) || op.covered.meets(&live) }
+	lost := map[int32]bool{}
+	for _, op := range c.ops {
+		if !counted(&op) {
+			c.stranded++
+		}
+	}
+	for _, h := range c.sessions {
+		destroyed := false
+		for _, i := range h.ops {
+			if op := &c.ops[i]; op.kind == opDestroy && counted(op) {
+				destroyed = true
+			}
+		}
+		for _, n := range e.nodes {
+			if !n.up {
+				continue
+			}
+			now := e.localTime(n)
+			if now.UnixMilli() >= h.absolute {
+				continue // past its deadline: collected or about to be
+			}
+			st, err := n.store.Get(h.id)
+			if err != nil {
+				st = nil
+			}
+			lose := func(i int32, why string) {
+				if !lost[i] {
+					lost[i] = true
+					op := &c.ops[i]
+					c.violation(CheckLostWrites, n, h.id, "%s by %s at %v: %s", op.describe(), e.nodes[op.node].name, time.Duration(op.at), why)
+				}
+			}
+			switch {
+			case st == nil:
+				for _, i := range h.ops {
+					if counted(&c.ops[i]) {
+						lose(i, "session missing")
+					}
+				}
+			case st.IsDestroyed():
+				if !destroyed {
+					for _, i := range h.ops {
+						if counted(&c.ops[i]) {
+							lose(i, "session destroyed though no destroy was acknowledged")
+						}
+					}
+				}
+			default:
+				if destroyed && st.Visible(now) && !c.resurrected[h.id] {
+					c.resurrected[h.id] = true
+					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
+				}
+				for _, i := range h.ops {
+					op := &c.ops[i]
+					if !counted(op) {
+						continue
+					}
+					if why := c.missing(h, st, op); why != "" {
+						lose(i, why)
+					}
+				}
+			}
+		}
+	}
+	c.lost = int64(len(lost))
+}
+
+// missing says why a live state st lacks op, or "" if it holds it.
+func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
+	switch op.kind {
+	case opCreate:
+		if st.Created.IsZero() || st.Created.Compare(op.f.TS) < 0 {
+			return "create missing"
+		}
+	case opTouch:
+		if st.LastAccess < op.la {
+			return fmt.Sprintf("last access %s behind %s", fmtMs(st.LastAccess), fmtMs(op.la))
+		}
+	case opDestroy:
+		return "destroy missing: the session is live"
+	case opSet, opRemove:
+		f, ok := st.Fields[op.key]
+		if !ok {
+			return "field missing"
+		}
+		if f.TS == op.f.TS && f.Removed == op.f.Removed {
+			if !f.Removed && xxhash.Sum64(f.Value) != op.vh {
+				return "field holds another value under the write's timestamp"
+			}
+			return ""
+		}
+		// crdt order: time, then a removal beats a value, then node id.
+		if f.Compare(op.f) < 0 {
+			return "older " + fieldString(f, true) + " kept"
+		}
+		// Superseded: by a write somebody made, or the state is wrong.
+		vh := xxhash.Sum64(f.Value)
+		for _, j := range h.byKey[op.key] {
+			w := &c.ops[j]
+			if w.f.TS == f.TS && w.f.Removed == f.Removed && (f.Removed || w.vh == vh) {
+				return ""
+			}
+		}
+		return "superseded by " + fieldString(f, true) + ", which no client wrote"
+	}
+	return ""
+}
+
+func (op *writeOp) describe() string {
+	switch op.kind {
+	case opSet, opRemove:
+		return fmt.Sprintf("%s %s@%s", op.kind, op.key, op.f.TS)
+	case opTouch:
+		return fmt.Sprintf("touch to %s", fmtMs(op.la))
+	}
+	return fmt.Sprintf("%s@%s", op.kind, op.f.TS)
+}

@@ -1,0 +1,98 @@
+package simulations
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+var rewrite = flag.Bool("rewrite", false, "regenerate testdata/replay from a fresh run")
+
+// The same scenario and seed give the same run, bit for bit; another seed
+// gives another run.
+func TestSameSeedSameFingerprint(t *testing.T) {
+	sc, err := LoadScenario("crash-restart")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Run(sc, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Run(sc, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Fingerprint != b.Fingerprint {
+		t.Fatalf("same seed, different fingerprints: %s and %s", a.Fingerprint, b.Fingerprint)
+	}
+	if len(a.Trace) != len(b.Trace) {
+		t.Fatalf("same seed, traces of %d and %d events", len(a.Trace), len(b.Trace))
+	}
+	c, err := Run(sc, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Fingerprint == a.Fingerprint {
+		t.Fatal("the seed has no effect")
+	}
+}
+
+// A run stored in testdata/replay reproduces its fingerprint. It breaks,
+// on purpose, whenever node, persist or crdt change what they do: check
+// that the change is meant, then regenerate with
+//
+//	go test ./simulations -run TestReplayStoredRun -rewrite
+func TestReplayStoredRun(t *testing.T) {
+	dir := filepath.Join("testdata", "replay")
+	if *rewrite {
+		sc, err := LoadScenario("crash-restart")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(sc, 42)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, write := range map[string]func(*os.File) error{
+			FileScenario: func(f *os.File) error { return res.WriteScenario(f) },
+			FileVerdict:  func(f *os.File) error { return res.WriteVerdict(f) },
+		} {
+			f, err := os.Create(filepath.Join(dir, name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := write(f); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("rewrote %s: fingerprint %s", dir, res.Fingerprint)
+	}
+	v, err := ReadVerdict(filepath.Join(dir, FileVerdict))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.GOARCH != runtime.GOARCH {
+		t.Skipf("recorded on %s: floating-point results (and so the run) may differ on %s", v.GOARCH, runtime.GOARCH)
+	}
+	res, v, err := Replay(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Fingerprint != v.Fingerprint {
+		t.Fatalf("replay of %s gave fingerprint %s, recorded %s.\n"+
+			"node, persist or crdt changed behaviour, or the engine lost determinism. If the change is meant:\n"+
+			"\tgo test ./simulations -run TestReplayStoredRun -rewrite", dir, res.Fingerprint, v.Fingerprint)
+	}
+	if res.Verdict.Pass != v.Pass {
+		t.Fatalf("same fingerprint, different verdict")
+	}
+}

@@ -1,0 +1,132 @@
+// Package simulations runs the real sessionmesh node code (node.Core over
+// persist stores) under a virtual clock and a virtual network,
+// deterministically from a seed, and judges whether the mesh kept its
+// promises: convergence, no lost write, no resurrection, no expired session
+// served, read-your-writes.
+//
+// # Using it
+//
+//	sc, err := simulations.LoadScenario("three-region-split-heal") // a file, or a shipped scenario
+//	res, err := simulations.Run(sc, 42)                            // err: the run could not be judged
+//	fmt.Print(res.Summary())                                       // res.Verdict.Pass, res.Figures
+//	err = res.WriteDir("out")  // scenario.yaml, trace.jsonl, verdict.json, metrics.csv, report.html
+//
+// Main implements the command line (`sessionmesh sim run|replay|sweep`):
+// run exits 0 when every expectation holds, 1 when one fails and 2 when the
+// run could not be judged; replay re-runs a recorded directory and fails
+// unless it reproduces the recorded fingerprint; sweep runs many seeds on
+// every core and names the failing ones.
+//
+// # The engine
+//
+// One goroutine runs one event loop over a priority queue ordered by (true
+// time, sequence number), so that events due at the same instant run in the
+// order they were scheduled. Every random choice (message delays, loss,
+// duplication, the workload, the cores' seeds) comes from one math/rand/v2
+// PCG generator seeded by the run's seed and drawn in event order: the same
+// scenario and seed give the same run, bit for bit, on the same
+// architecture. The run ends with a fingerprint, a SHA-256 over every event
+// (deliveries with a hash of their bytes, ticks, operations, faults,
+// connection changes) and every node's final digests.
+//
+// Each node is a node.Core over a persist store opened in memory
+// (persist.InMemoryOptions, background collection off). The engine does
+// for a core what node.Node does: it calls Tick when Core.Next is due,
+// delivers messages with ReceiveGossip and ReceiveDirect, tells both ends
+// of a connection PeerUp and PeerDown, and carries out each Ready: a
+// broadcast goes to every connected peer, each copy over its own link; a
+// direct message goes over the link to its peer. Every call into a core or
+// its store gets that node's local time.
+//
+// Clocks: a node's local time is true time plus an offset, drifting by a
+// rate in parts per million; faults step it or change its drift, beyond the
+// drift bound if the scenario says so.
+//
+// Network: each directed link has a delay and a uniform jitter (from the
+// region latency matrix, so jitter reorders), a loss and a duplication
+// probability. Faults block links (partitions, one-way partitions, flapping
+// links) or degrade them. A connection between two nodes follows its links
+// as a transport's would: it drops (PeerDown at both ends) once a direction
+// has been down for Network.Detect, and comes back (PeerUp at both ends,
+// which starts anti-entropy) once both have been up for Network.Reconnect.
+// A flap shorter than Detect loses messages without dropping the
+// connection. A message in flight is lost if its link goes down, its
+// connection is replaced, or either end crashes before it arrives.
+//
+// Crash and restart: a crash drops the core with everything it held in
+// memory (the pending gossip batch, anti-entropy rounds, deferred deltas)
+// and every connection at once, as the operating system resets a dead
+// process's sockets. The store is kept as it is: the simulator models
+// persist.DurabilitySync, under which everything Apply acknowledged
+// survives. A restart builds a new core over the same store. A late joiner
+// starts at its time with an empty store.
+//
+// Workload: every node that takes traffic runs a Poisson process of client
+// operations (create, set, remove, touch, renew, destroy, read) at
+// the scenario's rates. Operations pick a session among those the clients
+// know, by a Zipf law over age, homed on the node or, with probability
+// Roam, anywhere. Writes are built as node's Create, Update, Touch,
+// Destroy and Renew build them: from the node's visible state, with
+// the crdt mutators and Core.Stamp, applied to the store, then handed to
+// Core.LocalDelta.
+// Clients keep using a destroyed session for Workload.Linger (other tabs,
+// requests in flight), so writes after a destroy happen where the destroy
+// has not arrived yet.
+//
+// # The checkers
+//
+// The checkers see what clients saw (acknowledged operations and what
+// every operation read) and, at the end, every live node's store:
+//
+//   - converge_within: every running node holds the same digest
+//     (persist Digests.Root) from some time on; measured from the settle
+//     point, when the workload has stopped, every fault has healed and
+//     every late joiner has started, until the last time the digests came
+//     to agree. The run goes on for Quiet after the settle point.
+//   - lost_writes: an acknowledged write missing from a live node's final
+//     state and not superseded: a field's value must be there under its
+//     timestamp or under a later one that some client wrote (compared by
+//     crdt.Field order); a create, touch or destroy must be reflected.
+//     Sessions past their absolute deadline at that node are skipped, and
+//     writes only ever held by a node that is down at the end are reported
+//     as stranded, not judged.
+//   - resurrections: a session served by a node after that node applied
+//     its destroy, live again in the store of a node that had applied its
+//     destroy (a copy arriving after the tombstone was collected), or
+//     visible anywhere at the end after an acknowledged destroy.
+//   - expired_served: a session served at a node's local time at or past
+//     its absolute deadline, or past the latest last access any client
+//     caused plus its idle timeout.
+//   - read_your_writes_violations: the node that wrote a field serves an
+//     older one, or says a session it wrote to does not exist though it has
+//     neither applied a destroy nor seen it expire.
+//
+// A test-only hook rewrites deltas in flight (a broken merge where a write
+// beats a destroy, a corrupted value, extended expiry) or acknowledges
+// writes without storing them, and the tests require the matching checker
+// to fail: a checker that cannot fail proves nothing.
+//
+// # Not modelled
+//
+//   - gossipsub's machinery: mesh degree, IHAVE/IWANT, the message cache
+//     and its ~3 s of memory, peer scoring. Gossip is a direct best-effort
+//     fan-out to every connected peer; whatever it loses stays lost until
+//     anti-entropy repairs it.
+//   - lazy touches (Config.TouchFraction): every touch is stored and
+//     broadcast, so peers agree on last access exactly and expiry is
+//     checked without slack.
+//   - durability modes other than sync, and disk faults: Apply never fails
+//     and nothing acknowledged is lost in a crash.
+//   - bandwidth and queueing: a message's delay does not depend on its
+//     size or on other traffic, and send queues never overflow.
+//   - the transport's own behaviour: connection set-up, peer discovery,
+//     allowlists; every node connects to every node.
+//
+// # Scenarios
+//
+// A scenario is YAML, decoded strictly (an unknown field is an error): the
+// regions and their latency matrix, the nodes (with clocks and start
+// times), node.Config overrides, the workload, the fault schedule, the
+// quiet period and the expectations. See Scenario for every field, and
+// scenarios/ for the shipped library (Library lists them).
+package simulations

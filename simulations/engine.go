@@ -1,0 +1,440 @@
+package simulations
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"hash"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// epoch is true time 0 of every run.
+var epoch = time.UnixMilli(1_700_000_000_000)
+
+// rngStream separates the engine's generator from any other use of the
+// seed.
+const rngStream = 0x5e55_10_4e5b
+
+// simNode is one simulated peer: its store outlives crashes, its core does
+// not.
+type simNode struct {
+	idx    int
+	name   string
+	peer   node.PeerID
+	region int
+	start  int64
+	clock  vclock
+	store  *persist.Store
+	core   *node.Core
+	up     bool
+	inc    uint32 // incremented at every start and crash
+	ever   bool   // has run at some point
+
+	tickArmed bool
+	tickAt    int64
+	tickGen   uint64
+	lastTick  int64
+	traffic   bool // takes workload operations
+}
+
+// hooks are test-only knobs (set from _test.go files only).
+type hooks struct {
+	// rewrite may replace a message in flight from→to.
+	rewrite func(e *engine, from, to int, gossip bool, data []byte) []byte
+	// skipApply acknowledges a local write without storing or sending it.
+	skipApply func(e *engine, n int, op opKind) bool
+}
+
+type engine struct {
+	sc    *Scenario
+	seed  uint64
+	cfg   node.Config
+	rng   *rand.Rand
+	hooks *hooks
+
+	now    int64
+	q      queue
+	nodes  []*simNode
+	byPeer map[node.PeerID]int
+	net    *network
+	wl     *workload
+	chk    *checker
+	stats  stats
+
+	settle, end int64
+	dirty       bool  // a store may have changed since the last convergence check
+	convergedAt int64 // -1: not converged (since settle)
+
+	fp     hash.Hash
+	fpBuf  []byte
+	trace  []TraceEvent
+	faults []FaultPeriod
+	series []Sample
+	err    error
+}
+
+type stats struct {
+	channels              [numChannels]ChannelStats
+	rejected              int64
+	connects, disconnects int64
+	ticks                 int64
+	events                int64
+	core                  coreMetrics
+}
+
+func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
+	cfg, err := sc.nodeConfig()
+	if err != nil {
+		return nil, err
+	}
+	e := &engine{
+		sc:          sc,
+		seed:        seed,
+		cfg:         cfg,
+		rng:         rand.New(rand.NewPCG(seed, rngStream)),
+		hooks:       h,
+		byPeer:      map[node.PeerID]int{},
+		fp:          sha256.New(),
+		convergedAt: -1,
+		settle:      int64(sc.settle()),
+	}
+	e.end = e.settle + int64(sc.Quiet)
+	e.stats.core = coreMetrics{}
+	e.cfg.Metrics = &e.stats.core
+	regionIdx := map[string]int{}
+	for i, r := range sc.Regions {
+		regionIdx[r.Name] = i
+	}
+	for i, ns := range sc.Nodes {
+		n := &simNode{
+			idx:    i,
+			name:   ns.Name,
+			peer:   node.PeerID(ns.Name),
+			region: regionIdx[ns.Region],
+			start:  int64(ns.Start),
+			clock:  vclock{off: int64(ns.Clock.Offset), ppm: ns.Clock.DriftPPM},
+		}
+		o := persist.InMemoryOptions()
+		o.GCInterval = 0
+		o.ReclaimInterval = 0
+		o.Logger = discardLogger
+		o.MaxDrift = cfg.MaxDrift
+		o.Limits = cfg.Limits
+		o.Durability = persist.DurabilitySync
+		// Small tables keep a 50-node mesh within memory; sizes do not
+		// change what a store holds.
+		o.MemTableSize = memTableSize(len(sc.Nodes))
+		o.BlockCacheSize = 1 << 20
+		st, err := persist.Open(o)
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("simulations: open store of %s: %w", n.name, err)
+		}
+		n.store = st
+		e.nodes = append(e.nodes, n)
+		e.byPeer[n.peer] = i
+	}
+	e.net = newNetwork(sc, e.nodes)
+	e.chk = newChecker(e)
+	e.wl = newWorkload(e)
+	if err := e.scheduleFaults(); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
+func newNetwork(sc *Scenario, nodes []*simNode) *network {
+	n := len(nodes)
+	nw := &network{
+		n:         n,
+		base:      make([]linkParams, n*n),
+		detect:    int64(*sc.Network.Detect),
+		reconnect: int64(*sc.Network.Reconnect),
+		block:     make([]int32, n*n),
+		conns:     make([]conn, n*n),
+	}
+	lat := map[[2]string]Latency{}
+	for _, l := range sc.Latency {
+		lat[regionPair(l.Between[0], l.Between[1])] = l
+	}
+	for a, na := range nodes {
+		for b, nb := range nodes {
+			ra, rb := sc.Regions[na.region], sc.Regions[nb.region]
+			var p linkParams
+			if ra.Name == rb.Name {
+				p.delay, p.jitter = int64(*ra.Delay), int64(*ra.Jitter)
+			} else {
+				l := lat[regionPair(ra.Name, rb.Name)]
+				p.delay, p.jitter = int64(l.Delay), int64(l.Jitter)
+			}
+			p.loss, p.dup = sc.Network.Loss, sc.Network.Duplicate
+			nw.base[a*n+b] = p
+		}
+	}
+	return nw
+}
+
+func (e *engine) close() {
+	for _, n := range e.nodes {
+		if n.store != nil {
+			_ = n.store.Close()
+		}
+	}
+}
+
+// fail stops the run: the engine cannot go on (a store failed).
+func (e *engine) fail(err error) {
+	if e.err == nil {
+		e.err = err
+	}
+}
+
+// localTime is node n's clock now.
+func (e *engine) localTime(n *simNode) time.Time {
+	return epoch.Add(time.Duration(n.clock.local(e.now)))
+}
+
+func (e *engine) at(t int64, fn func()) { e.q.push(t, fn) }
+
+// fingerprint adds one event to the run's fingerprint.
+func (e *engine) fingerprint(kind byte, a, b int, x, y int64) {
+	var rec [1 + 8 + 4 + 4 + 8 + 8]byte
+	rec[0] = kind
+	binary.LittleEndian.PutUint64(rec[1:], uint64(e.now))
+	binary.LittleEndian.PutUint32(rec[9:], uint32(a))
+	binary.LittleEndian.PutUint32(rec[13:], uint32(b))
+	binary.LittleEndian.PutUint64(rec[17:], uint64(x))
+	binary.LittleEndian.PutUint64(rec[25:], uint64(y))
+	e.fpBuf = append(e.fpBuf, rec[:]...)
+	if len(e.fpBuf) >= 64<<10 {
+		e.fp.Write(e.fpBuf)
+		e.fpBuf = e.fpBuf[:0]
+	}
+}
+
+// record appends to the trace (and the fingerprint, through its kind).
+func (e *engine) record(ev TraceEvent) {
+	ev.T = Duration(e.now)
+	e.trace = append(e.trace, ev)
+}
+
+// run executes the scenario to its end.
+func (e *engine) run() {
+	for _, n := range e.nodes {
+		if n.start == 0 {
+			e.startNode(n)
+		} else {
+			e.at(n.start, func() {
+				e.record(TraceEvent{Kind: "join", Node: n.name})
+				e.startNode(n)
+				e.reconsiderAll()
+			})
+		}
+	}
+	// The initial mesh is connected from the start.
+	for a := range e.nodes {
+		for b := a + 1; b < len(e.nodes); b++ {
+			if e.nodes[a].up && e.nodes[b].up {
+				e.connect(a, b)
+			}
+		}
+	}
+	e.wl.start()
+	e.scheduleSamples()
+	e.at(e.settle, func() {
+		e.record(TraceEvent{Kind: "settle"})
+		e.dirty = true
+	})
+	for e.q.len() > 0 && e.err == nil {
+		if e.q.peek().at > e.end {
+			break
+		}
+		ev := e.q.pop()
+		e.now = ev.at
+		e.stats.events++
+		ev.fn()
+		if e.now >= e.settle && e.dirty {
+			e.dirty = false
+			e.checkConvergence()
+		}
+	}
+	e.now = e.end
+	if e.err == nil {
+		e.dirty = true
+		e.checkConvergence()
+	}
+}
+
+// checkConvergence notes when every live node last came to hold the same
+// digest.
+func (e *engine) checkConvergence() {
+	if e.distinctRoots() <= 1 {
+		if e.convergedAt < 0 {
+			e.convergedAt = e.now
+		}
+	} else {
+		e.convergedAt = -1
+	}
+}
+
+// distinctRoots counts the different store digests among running nodes.
+func (e *engine) distinctRoots() int {
+	var roots []uint64
+	for _, n := range e.nodes {
+		if !n.up {
+			continue
+		}
+		r := n.store.Digests().Root
+		seen := false
+		for _, x := range roots {
+			if x == r {
+				seen = true
+				break
+			}
+		}
+		if !seen {
+			roots = append(roots, r)
+		}
+	}
+	return len(roots)
+}
+
+// startNode starts (or restarts) a node: a new core over its store.
+func (e *engine) startNode(n *simNode) {
+	n.inc++
+	n.up = true
+	n.ever = true
+	n.tickArmed = false
+	n.lastTick = e.now - 1
+	n.core = node.NewCore(e.cfg, n.peer, n.store, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)
+	e.dirty = true
+	e.arm(n)
+}
+
+// crash drops the core with what it held in memory (pending batch,
+// rounds, deferred deltas) and every connection; the store keeps what it
+// acknowledged.
+func (e *engine) crash(n *simNode) {
+	if !n.up {
+		return
+	}
+	n.up = false
+	n.core = nil
+	n.inc++
+	n.tickGen++
+	n.tickArmed = false
+	e.fingerprint('C', n.idx, 0, int64(n.inc), 0)
+	e.dirty = true
+	for j := range e.nodes {
+		if j == n.idx {
+			continue
+		}
+		c := e.net.conn(n.idx, j)
+		if c.up {
+			// The operating system resets the connections of a dead
+			// process: the other end notices at once.
+			e.disconnect(n.idx, j)
+		}
+		e.reconsider(n.idx, j)
+	}
+}
+
+// arm makes sure node n gets a Tick when its core next needs one.
+func (e *engine) arm(n *simNode) {
+	if !n.up {
+		return
+	}
+	next := n.core.Next()
+	t := n.clock.trueAt(int64(next.Sub(epoch)))
+	if t <= n.lastTick {
+		// Never twice at one instant: a core whose Next does not move
+		// past a Tick would otherwise spin.
+		t = n.lastTick + int64(time.Millisecond)
+	}
+	t = max(t, e.now)
+	if n.tickArmed && n.tickAt <= t {
+		return
+	}
+	n.tickGen++
+	n.tickArmed, n.tickAt = true, t
+	gen := n.tickGen
+	e.at(t, func() {
+		if n.tickGen != gen || !n.up {
+			return
+		}
+		n.tickArmed = false
+		now := e.localTime(n)
+		if n.core.Next().After(now) {
+			e.arm(n)
+			return
+		}
+		n.lastTick = e.now
+		e.stats.ticks++
+		e.fingerprint('T', n.idx, 0, 0, 0)
+		n.core.Tick(now)
+		e.dirty = true
+		e.collect(n)
+	})
+}
+
+// rearm forgets the armed tick (the clock changed) and arms again.
+func (e *engine) rearm(n *simNode) {
+	n.tickGen++
+	n.tickArmed = false
+	e.arm(n)
+}
+
+// collect carries out the work a core handed out: broadcasts to every
+// connected peer, direct messages, remote changes to the checkers.
+func (e *engine) collect(n *simNode) {
+	r := n.core.Ready()
+	for _, b := range r.Broadcasts {
+		for j := range e.nodes {
+			if j != n.idx && e.net.conn(n.idx, j).up {
+				e.send(n.idx, j, true, b)
+			}
+		}
+	}
+	for _, m := range r.Messages {
+		j, ok := e.byPeer[m.To]
+		if !ok {
+			e.fail(fmt.Errorf("simulations: %s sent to unknown peer %q", n.name, m.To))
+			continue
+		}
+		e.send(n.idx, j, false, m.Data)
+	}
+	for _, ch := range r.Changes {
+		e.chk.change(n, ch)
+	}
+	e.arm(n)
+}
+
+// scheduleSamples samples divergence every Sample.
+func (e *engine) scheduleSamples() {
+	step := int64(e.sc.Sample)
+	var sample func()
+	sample = func() {
+		e.series = append(e.series, e.sample())
+		if next := e.now + step; next <= e.end {
+			e.at(next, sample)
+		}
+	}
+	e.at(0, sample)
+}
+
+// memTableSize gives small meshes large memtables (fewer levels to search
+// on every read) and large meshes small ones (memory).
+func memTableSize(nodes int) int64 {
+	return max(2<<20, min(64<<20, (128<<20)/int64(nodes)))
+}

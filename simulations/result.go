@@ -1,0 +1,403 @@
+package simulations
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Result is the outcome of a run.
+type Result struct {
+	// Scenario is the resolved scenario that ran (Seed set to the run's).
+	Scenario *Scenario
+	Seed     uint64
+	Verdict  Verdict
+	Figures  Figures
+	// Fingerprint is a SHA-256 over the event trace (every delivery,
+	// tick, operation and fault; not the checkers' findings) and every
+	// node's final digests: the same scenario and seed give the same
+	// fingerprint.
+	Fingerprint string
+	// Trace lists operations, faults, connection changes and violations;
+	// message deliveries are in the fingerprint, not here.
+	Trace  []TraceEvent
+	Series []Sample
+	Faults []FaultPeriod
+	// Lags are replication lags in seconds, sorted: for every
+	// acknowledged write and every node running when it was acknowledged,
+	// the true time until that node held it or something newer.
+	Lags       []float64
+	Violations []Violation
+	// Wall is how long the run took.
+	Wall time.Duration
+}
+
+// Verdict says whether the run kept the scenario's promises.
+type Verdict struct {
+	// Pass is set when every judged check passed.
+	Pass   bool    `json:"pass"`
+	Checks []Check `json:"checks"`
+}
+
+// Check is one expectation and what the run measured.
+type Check struct {
+	Name     string  `json:"name"`
+	Judged   bool    `json:"judged"`
+	Pass     bool    `json:"pass"`
+	Expected string  `json:"expected,omitempty"`
+	Measured string  `json:"measured"`
+	Value    float64 `json:"value"`
+}
+
+// Figures are the run's measurements.
+type Figures struct {
+	Simulated float64 `json:"simulated_seconds"`
+	// Settle is when the workload had stopped and every fault healed;
+	// Converge the time from then until every live node held the same
+	// digest for good (-1: not converged by the end).
+	Settle   float64 `json:"settle_seconds"`
+	Converge float64 `json:"converge_seconds"`
+	// Channels counts traffic per channel: gossip data and the four
+	// anti-entropy message kinds.
+	Channels map[string]ChannelStats `json:"channels"`
+	Messages int64                   `json:"messages"`
+	Bytes    int64                   `json:"bytes"`
+	// Writes are acknowledged client writes (everything but reads);
+	// BytesPerWrite is all traffic over them.
+	Writes        int64   `json:"writes"`
+	BytesPerWrite float64 `json:"bytes_per_write"`
+	// Lag percentiles in seconds over Result.Lags.
+	LagP50 float64 `json:"lag_p50_seconds"`
+	LagP90 float64 `json:"lag_p90_seconds"`
+	LagP99 float64 `json:"lag_p99_seconds"`
+	LagMax float64 `json:"lag_max_seconds"`
+	// Ops per kind.
+	Ops         map[string]OpStats `json:"ops"`
+	Unavailable int64              `json:"unavailable"`
+	// Unreplicated (write, node) pairs at the end, and writes that only a
+	// node down at the end ever held (not judged).
+	Unreplicated int64 `json:"unreplicated"`
+	Stranded     int64 `json:"stranded"`
+	// Core lists the cores' counters (sync rounds by result, deferred and
+	// rejected deltas by reason, sessions collected).
+	Core        map[string]float64 `json:"core"`
+	Events      int64              `json:"events"`
+	Ticks       int64              `json:"ticks"`
+	Connects    int64              `json:"connects"`
+	Disconnects int64              `json:"disconnects"`
+	Rejected    int64              `json:"rejected_messages"`
+}
+
+// OpStats counts one kind of operation.
+type OpStats struct {
+	Attempted int64 `json:"attempted"`
+	Acked     int64 `json:"acked"`
+	Missed    int64 `json:"missed"`
+}
+
+// TraceEvent is one line of trace.jsonl.
+type TraceEvent struct {
+	T       Duration `json:"t"`
+	Kind    string   `json:"kind"`
+	Node    string   `json:"node,omitempty"`
+	Peer    string   `json:"peer,omitempty"`
+	Op      string   `json:"op,omitempty"`
+	Session string   `json:"session,omitempty"`
+	Key     string   `json:"key,omitempty"`
+	Result  string   `json:"result,omitempty"`
+	Fault   string   `json:"fault,omitempty"`
+	Detail  string   `json:"detail,omitempty"`
+}
+
+// result assembles the Result once the engine has run.
+func (e *engine) result() *Result {
+	c := e.chk
+	c.final()
+	if e.convergedAt < 0 {
+		e.explainDivergence()
+	}
+	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace, Series: e.series, Faults: e.faults}
+	lags := slices.Clone(c.lags)
+	slices.Sort(lags)
+	r.Lags = lags
+	f := &r.Figures
+	f.Simulated = time.Duration(e.end).Seconds()
+	f.Settle = time.Duration(e.settle).Seconds()
+	f.Converge = -1
+	if e.convergedAt >= 0 {
+		f.Converge = time.Duration(e.convergedAt - e.settle).Seconds()
+	}
+	f.Channels = map[string]ChannelStats{}
+	for ch, st := range e.stats.channels {
+		f.Channels[channelNames[ch]] = st
+		f.Messages += st.Sent
+		f.Bytes += st.Bytes
+	}
+	f.Ops = map[string]OpStats{}
+	for k := range numOps {
+		f.Ops[opNames[k]] = OpStats{Attempted: e.wl.attempted[k], Acked: e.wl.acked[k], Missed: e.wl.missed[k]}
+	}
+	f.Writes = e.wl.writes()
+	if f.Writes > 0 {
+		f.BytesPerWrite = float64(f.Bytes) / float64(f.Writes)
+	}
+	f.LagP50, f.LagP90, f.LagP99 = quantile(lags, 0.5), quantile(lags, 0.9), quantile(lags, 0.99)
+	if len(lags) > 0 {
+		f.LagMax = lags[len(lags)-1]
+	}
+	f.Unavailable = e.wl.unavailable
+	f.Unreplicated = c.pendingPairs
+	f.Stranded = c.stranded
+	f.Core = e.stats.core.counters
+	if f.Core == nil {
+		f.Core = map[string]float64{}
+	}
+	f.Events, f.Ticks = e.stats.events, e.stats.ticks
+	f.Connects, f.Disconnects, f.Rejected = e.stats.connects, e.stats.disconnects, e.stats.rejected
+
+	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites} {
+		r.Violations = append(r.Violations, c.examples[name]...)
+	}
+	r.Verdict = e.verdict(f)
+	r.Fingerprint = e.finalFingerprint()
+	return r
+}
+
+// explainDivergence records which nodes disagree at the end, and on how
+// many buckets.
+func (e *engine) explainDivergence() {
+	type group struct {
+		root  uint64
+		nodes []string
+		d     *persist.Digests
+	}
+	var groups []*group
+	for _, n := range e.nodes {
+		if !n.up {
+			continue
+		}
+		d := n.store.Digests()
+		var g *group
+		for _, x := range groups {
+			if x.root == d.Root {
+				g = x
+			}
+		}
+		if g == nil {
+			g = &group{root: d.Root, d: d}
+			groups = append(groups, g)
+		}
+		g.nodes = append(g.nodes, n.name)
+	}
+	if len(groups) < 2 {
+		return
+	}
+	var parts []string
+	for _, g := range groups[1:] {
+		diff := 0
+		for i := range g.d.Buckets {
+			if g.d.Buckets[i] != groups[0].d.Buckets[i] {
+				diff++
+			}
+		}
+		parts = append(parts, fmt.Sprintf("{%s} differ from {%s} in %d buckets", strings.Join(g.nodes, ","), strings.Join(groups[0].nodes, ","), diff))
+	}
+	e.chk.violation(CheckConvergence, nil, "", "%d distinct digests at the end: %s", len(groups), strings.Join(parts, "; "))
+}
+
+func (w *workload) writes() int64 {
+	var n int64
+	for k, a := range w.acked {
+		if opKind(k) != opRead {
+			n += a
+		}
+	}
+	return n
+}
+
+func quantile(sorted []float64, q float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(q*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func (e *engine) verdict(f *Figures) Verdict {
+	ex := e.sc.Expect
+	c := e.chk
+	v := Verdict{Pass: true}
+	count := func(name string, limit *int, got int64) {
+		ch := Check{Name: name, Measured: strconv.FormatInt(got, 10), Value: float64(got)}
+		if limit != nil {
+			ch.Judged = true
+			ch.Expected = "<= " + strconv.Itoa(*limit)
+			ch.Pass = got <= int64(*limit)
+		}
+		v.Checks = append(v.Checks, ch)
+	}
+	conv := Check{Name: CheckConvergence, Value: f.Converge}
+	if f.Converge < 0 {
+		conv.Measured = "not converged"
+	} else {
+		conv.Measured = time.Duration(f.Converge * float64(time.Second)).Round(time.Millisecond).String()
+	}
+	if ex.ConvergeWithin != nil {
+		conv.Judged = true
+		conv.Expected = "<= " + ex.ConvergeWithin.String()
+		conv.Pass = f.Converge >= 0 && f.Converge <= ex.ConvergeWithin.D().Seconds()
+	}
+	v.Checks = append(v.Checks, conv)
+	count(CheckLostWrites, ex.LostWrites, c.lost)
+	count(CheckResurrections, ex.Resurrections, int64(len(c.resurrected)))
+	count(CheckExpiredServed, ex.ExpiredServed, c.expired)
+	count(CheckReadYourWrites, ex.ReadYourWritesViolations, c.ryw)
+	for _, ch := range v.Checks {
+		if ch.Judged && !ch.Pass {
+			v.Pass = false
+		}
+	}
+	return v
+}
+
+// finalFingerprint closes the fingerprint with the trace and every node's
+// final digests.
+func (e *engine) finalFingerprint() string {
+	e.fp.Write(e.fpBuf)
+	e.fpBuf = nil
+	// Violations are the checkers' judgement, not events: a change to a
+	// checker does not change the fingerprint of a run.
+	enc := json.NewEncoder(e.fp)
+	for _, ev := range e.trace {
+		if ev.Kind != "violation" {
+			_ = enc.Encode(ev)
+		}
+	}
+	var b [8]byte
+	for _, n := range e.nodes {
+		d := n.store.Digests()
+		binary.LittleEndian.PutUint64(b[:], d.Root)
+		e.fp.Write(b[:])
+		for _, x := range d.Buckets {
+			binary.LittleEndian.PutUint64(b[:], x)
+			e.fp.Write(b[:])
+		}
+	}
+	return hex.EncodeToString(e.fp.Sum(nil))
+}
+
+// VerdictFile is the content of verdict.json.
+type VerdictFile struct {
+	Scenario    string      `json:"scenario"`
+	Seed        uint64      `json:"seed"`
+	Pass        bool        `json:"pass"`
+	Fingerprint string      `json:"fingerprint"`
+	Checks      []Check     `json:"checks"`
+	Figures     Figures     `json:"figures"`
+	Violations  []Violation `json:"violations"`
+	WallSeconds float64     `json:"wall_seconds"`
+	// GOARCH records the architecture of the run: fingerprints are
+	// reproducible on the same one (floating point may round differently
+	// elsewhere).
+	GOARCH string `json:"goarch"`
+	// Go is the toolchain version.
+	Go string `json:"go"`
+}
+
+// WriteVerdict writes verdict.json.
+func (r *Result) WriteVerdict(w io.Writer) error {
+	v := VerdictFile{
+		Scenario: r.Scenario.Name, Seed: r.Seed, Pass: r.Verdict.Pass, Fingerprint: r.Fingerprint,
+		Checks: r.Verdict.Checks, Figures: r.Figures, Violations: r.Violations, WallSeconds: r.Wall.Seconds(),
+		GOARCH: runtime.GOARCH, Go: runtime.Version(),
+	}
+	if v.Violations == nil {
+		v.Violations = []Violation{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// WriteScenario writes the resolved scenario as YAML.
+func (r *Result) WriteScenario(w io.Writer) error {
+	data, err := r.Scenario.yaml()
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(data)
+	return err
+}
+
+// WriteTrace writes trace.jsonl, one event per line.
+func (r *Result) WriteTrace(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for _, ev := range r.Trace {
+		if err := enc.Encode(ev); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// WriteMetrics writes metrics.csv: the divergence series, one row per
+// sample.
+func (r *Result) WriteMetrics(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"t_seconds", "live", "digests", "unreplicated", "writes", "gossip_msgs", "gossip_bytes", "ae_msgs", "ae_bytes"})
+	for _, s := range r.Series {
+		_ = cw.Write([]string{
+			strconv.FormatFloat(s.T.D().Seconds(), 'f', 3, 64),
+			strconv.Itoa(s.Live), strconv.Itoa(s.Digests), strconv.FormatInt(s.Unreplicated, 10),
+			strconv.FormatInt(s.Writes, 10), strconv.FormatInt(s.GossipMsgs, 10), strconv.FormatInt(s.GossipBytes, 10),
+			strconv.FormatInt(s.AEMsgs, 10), strconv.FormatInt(s.AEBytes, 10),
+		})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// Summary is a few lines for a terminal.
+func (r *Result) Summary() string {
+	var b []byte
+	status := "PASS"
+	if !r.Verdict.Pass {
+		status = "FAIL"
+	}
+	f := r.Figures
+	b = fmt.Appendf(b, "%s %s seed=%d: %.0fs simulated in %.2fs (%.0fx)\n", status, r.Scenario.Name, r.Seed,
+		f.Simulated, r.Wall.Seconds(), f.Simulated/max(r.Wall.Seconds(), 1e-9))
+	for _, c := range r.Verdict.Checks {
+		mark := "  "
+		switch {
+		case c.Judged && c.Pass:
+			mark = "ok"
+		case c.Judged:
+			mark = "!!"
+		}
+		exp := c.Expected
+		if exp == "" {
+			exp = "(not judged)"
+		}
+		b = fmt.Appendf(b, "  %s %-28s %-14s %s\n", mark, c.Name, c.Measured, exp)
+	}
+	b = fmt.Appendf(b, "  writes %d, messages %d, bytes %d (%.0f per write), lag p50 %.3fs p99 %.3fs max %.3fs\n",
+		f.Writes, f.Messages, f.Bytes, f.BytesPerWrite, f.LagP50, f.LagP99, f.LagMax)
+	b = fmt.Appendf(b, "  fingerprint %s\n", r.Fingerprint)
+	return string(b)
+}

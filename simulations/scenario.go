@@ -1,0 +1,724 @@
+package simulations
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// Scenario describes one simulated run: the mesh, its network, the node
+// configuration, the workload, the faults and what the run must show. Load
+// or Parse read one from YAML (unknown fields are errors); Resolve fills the
+// defaults, and the resolved form is what a run records, so that a replay
+// does not depend on defaults that may change.
+type Scenario struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description,omitempty"`
+	// Seed is the default seed of `sim run` when --seed is not given.
+	Seed uint64 `yaml:"seed,omitempty"`
+	// Duration is how long the workload runs, from time 0.
+	Duration Duration `yaml:"duration"`
+	// Quiet is how long the run goes on, without writes, after the
+	// workload has stopped and the last fault has healed; the final
+	// checks are made at its end.
+	Quiet Duration `yaml:"quiet"`
+	// Sample is the period of the divergence samples (metrics.csv and the
+	// report's plots). Default: about 400 samples over the run.
+	Sample Duration `yaml:"sample,omitempty"`
+
+	Regions []Region `yaml:"regions"`
+	// Latency gives the one-way delay between every two regions.
+	Latency []Latency  `yaml:"latency,omitempty"`
+	Network Network    `yaml:"network,omitempty"`
+	Nodes   []NodeSpec `yaml:"nodes"`
+	Config  Config     `yaml:"config,omitempty"`
+
+	Workload Workload `yaml:"workload"`
+	Faults   []Fault  `yaml:"faults,omitempty"`
+	Expect   Expect   `yaml:"expect,omitempty"`
+}
+
+// Region is a group of nodes close to each other.
+type Region struct {
+	Name string `yaml:"name"`
+	// Delay and Jitter are the one-way delay between two nodes of the
+	// region. Default 1ms and 200µs.
+	Delay  *Duration `yaml:"delay,omitempty"`
+	Jitter *Duration `yaml:"jitter,omitempty"`
+}
+
+// Latency is the one-way delay between two regions, both ways: each message
+// takes Delay plus a uniform draw in [0, Jitter), so jitter reorders.
+type Latency struct {
+	Between []string `yaml:"between,flow"`
+	Delay   Duration `yaml:"delay"`
+	Jitter  Duration `yaml:"jitter,omitempty"`
+}
+
+// Network holds the faults every link has all the time.
+type Network struct {
+	// Loss and Duplicate are per-message probabilities.
+	Loss      float64 `yaml:"loss,omitempty"`
+	Duplicate float64 `yaml:"duplicate,omitempty"`
+	// Detect is how long a link must be down before both ends see the
+	// connection drop (PeerDown). A flap shorter than that loses messages
+	// but keeps the connection. Default 5s.
+	Detect *Duration `yaml:"detect,omitempty"`
+	// Reconnect is how long a link must be back up before the ends
+	// reconnect (PeerUp, which starts an anti-entropy round). Default 1s.
+	Reconnect *Duration `yaml:"reconnect,omitempty"`
+}
+
+// NodeSpec is a node, or with Count a group of them named Name-1..Name-N
+// (Name defaults to the region's name).
+type NodeSpec struct {
+	Name   string `yaml:"name,omitempty"`
+	Region string `yaml:"region"`
+	Count  int    `yaml:"count,omitempty"`
+	// Start, when positive, makes a late joiner: the node starts then with
+	// an empty store.
+	Start Duration  `yaml:"start,omitempty"`
+	Clock ClockSpec `yaml:"clock,omitempty,flow"`
+}
+
+// ClockSpec is a node's clock: local time = true time + Offset, drifting by
+// DriftPPM parts per million of elapsed time.
+type ClockSpec struct {
+	Offset   Duration `yaml:"offset,omitempty"`
+	DriftPPM float64  `yaml:"drift_ppm,omitempty"`
+}
+
+// Config overrides node.DefaultConfig for every node. Unset fields keep
+// the default; the resolved scenario lists them all.
+type Config struct {
+	IdleTimeout        *Duration `yaml:"idle_timeout,omitempty"`
+	AbsoluteLifetime   *Duration `yaml:"absolute_lifetime,omitempty"`
+	MaxDrift           *Duration `yaml:"max_drift,omitempty"`
+	FlushDelay         *Duration `yaml:"flush_delay,omitempty"`
+	FlushBytes         *int      `yaml:"flush_bytes,omitempty"`
+	SyncInterval       *Duration `yaml:"sync_interval,omitempty"`
+	SyncTimeout        *Duration `yaml:"sync_timeout,omitempty"`
+	MaxConcurrentSyncs *int      `yaml:"max_concurrent_syncs,omitempty"`
+	SyncChunkBytes     *int      `yaml:"sync_chunk_bytes,omitempty"`
+	GCInterval         *Duration `yaml:"gc_interval,omitempty"`
+	GCBatch            *int      `yaml:"gc_batch,omitempty"`
+	MaxDeferred        *int      `yaml:"max_deferred,omitempty"`
+}
+
+// Workload is the seeded client traffic. Rates are operations per second
+// on each node that takes traffic; operations other than create pick a
+// session among the live ones the clients know, by a Zipf law over their
+// age (the newest is the hottest), from those homed on the node or, with
+// probability Roam, from anywhere.
+type Workload struct {
+	Rates Rates `yaml:"rates,flow"`
+	// Skew is the Zipf exponent (> 1), or 0 for a uniform choice.
+	Skew float64 `yaml:"skew,omitempty"`
+	// Roam is the probability that an operation goes to a session homed on
+	// another node (a client whose requests change region).
+	Roam float64 `yaml:"roam,omitempty"`
+	// Keys is the number of distinct field keys per session (default 8);
+	// ValueBytes the size of written values (default 32).
+	Keys       int `yaml:"keys,omitempty"`
+	ValueBytes int `yaml:"value_bytes,omitempty"`
+	// IdleTimeout and Lifetime of created sessions; default the node
+	// configuration's.
+	IdleTimeout *Duration `yaml:"idle_timeout,omitempty"`
+	Lifetime    *Duration `yaml:"lifetime,omitempty"`
+	// Linger is how long clients keep using a session after destroying or
+	// renewing it (requests in flight, a second tab that missed the
+	// logout): writes after a destroy, on nodes that have not heard of it
+	// yet, which the destroy must still beat. Default 0.
+	Linger Duration `yaml:"linger,omitempty"`
+	// Nodes that take traffic (names or regions); default all.
+	Nodes []string `yaml:"nodes,omitempty,flow"`
+}
+
+// Rates are operations per second per node.
+type Rates struct {
+	Create  float64 `yaml:"create,omitempty"`
+	Set     float64 `yaml:"set,omitempty"`
+	Remove  float64 `yaml:"remove,omitempty"`
+	Touch   float64 `yaml:"touch,omitempty"`
+	Renew   float64 `yaml:"renew,omitempty"`
+	Destroy float64 `yaml:"destroy,omitempty"`
+	Read    float64 `yaml:"read,omitempty"`
+}
+
+// Fault is one entry of the fault schedule: exactly one of its kinds,
+// starting At and lasting For. Selectors name nodes or regions.
+type Fault struct {
+	At  Duration  `yaml:"at"`
+	For *Duration `yaml:"for,omitempty"`
+
+	// Partition splits the mesh into groups that cannot reach each other;
+	// nodes in no group form one more group.
+	Partition [][]string `yaml:"partition,omitempty,flow"`
+	// OneWay drops every message from From to To, not the other way.
+	OneWay *OneWay `yaml:"one_way,omitempty"`
+	// Flap takes the links between A and B down for Down out of every
+	// Period.
+	Flap *Flap `yaml:"flap,omitempty"`
+	// Degrade adds loss, duplication and delay to the links between A and B.
+	Degrade *Degrade `yaml:"degrade,omitempty"`
+	// Crash stops the nodes (the store keeps what sync durability
+	// promises); they restart after For, or never without it.
+	Crash []string `yaml:"crash,omitempty,flow"`
+	// Clock steps or changes the drift of the nodes' clocks, undone after
+	// For when given.
+	Clock *ClockFault `yaml:"clock,omitempty,flow"`
+}
+
+// OneWay is a one-way partition.
+type OneWay struct {
+	From []string `yaml:"from,flow"`
+	To   []string `yaml:"to,flow"`
+}
+
+// Flap is a flapping link.
+type Flap struct {
+	A      []string `yaml:"a,flow"`
+	B      []string `yaml:"b,flow"`
+	Period Duration `yaml:"period"`
+	Down   Duration `yaml:"down"`
+}
+
+// Degrade worsens links both ways.
+type Degrade struct {
+	A         []string `yaml:"a,flow"`
+	B         []string `yaml:"b,flow"`
+	Loss      float64  `yaml:"loss,omitempty"`
+	Duplicate float64  `yaml:"duplicate,omitempty"`
+	Delay     Duration `yaml:"delay,omitempty"`
+	Jitter    Duration `yaml:"jitter,omitempty"`
+}
+
+// ClockFault changes clocks.
+type ClockFault struct {
+	Nodes    []string `yaml:"nodes,flow"`
+	Step     Duration `yaml:"step,omitempty"`
+	DriftPPM *float64 `yaml:"drift_ppm,omitempty"`
+}
+
+// Expect is what the run must show; unset expectations are measured but
+// not judged. Counts are maxima.
+type Expect struct {
+	// ConvergeWithin bounds the time from the settle point (the workload
+	// stopped and every fault healed) to every live node holding the same
+	// digest.
+	ConvergeWithin           *Duration `yaml:"converge_within,omitempty"`
+	LostWrites               *int      `yaml:"lost_writes,omitempty"`
+	Resurrections            *int      `yaml:"resurrections,omitempty"`
+	ExpiredServed            *int      `yaml:"expired_served,omitempty"`
+	ReadYourWritesViolations *int      `yaml:"read_your_writes_violations,omitempty"`
+}
+
+// Errors of scenario handling.
+var (
+	// ErrScenario reports a scenario that does not parse or is not valid.
+	ErrScenario = errors.New("simulations: bad scenario")
+)
+
+// maxNodes bounds the mesh (seen-by sets are bitsets).
+const maxNodes = 256
+
+// Load reads and validates a scenario file.
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("simulations: %w", err)
+	}
+	sc, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return sc, nil
+}
+
+// Parse decodes a scenario strictly (unknown fields are errors) and
+// validates it. The result is not resolved.
+func Parse(data []byte) (*Scenario, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var sc Scenario
+	if err := dec.Decode(&sc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: empty file", ErrScenario)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrScenario, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrScenario)
+	}
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+// yaml writes the scenario as YAML.
+func (sc *Scenario) yaml() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(sc); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// Resolve returns a copy with every default filled in and node groups
+// expanded. It validates first.
+func (sc *Scenario) Resolve() (*Scenario, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	data, err := sc.yaml()
+	if err != nil {
+		return nil, fmt.Errorf("simulations: copy scenario: %w", err)
+	}
+	var r Scenario
+	if err := yaml.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("simulations: copy scenario: %w", err)
+	}
+	r.Nodes = nil
+	for _, n := range sc.Nodes {
+		if n.Count == 0 {
+			r.Nodes = append(r.Nodes, n)
+			continue
+		}
+		prefix := n.Name
+		if prefix == "" {
+			prefix = n.Region
+		}
+		for i := 1; i <= n.Count; i++ {
+			m := n
+			m.Count = 0
+			m.Name = fmt.Sprintf("%s-%d", prefix, i)
+			r.Nodes = append(r.Nodes, m)
+		}
+	}
+	for i := range r.Regions {
+		rg := &r.Regions[i]
+		if rg.Delay == nil {
+			rg.Delay = dur(time.Millisecond)
+		}
+		if rg.Jitter == nil {
+			rg.Jitter = dur(200 * time.Microsecond)
+		}
+	}
+	if r.Network.Detect == nil {
+		r.Network.Detect = dur(5 * time.Second)
+	}
+	if r.Network.Reconnect == nil {
+		r.Network.Reconnect = dur(time.Second)
+	}
+	def := node.DefaultConfig()
+	c := &r.Config
+	fillD := func(p **Duration, v time.Duration) {
+		if *p == nil {
+			*p = dur(v)
+		}
+	}
+	fillI := func(p **int, v int) {
+		if *p == nil {
+			*p = &v
+		}
+	}
+	fillD(&c.IdleTimeout, def.IdleTimeout)
+	fillD(&c.AbsoluteLifetime, def.AbsoluteLifetime)
+	fillD(&c.MaxDrift, def.MaxDrift)
+	fillD(&c.FlushDelay, def.FlushDelay)
+	fillI(&c.FlushBytes, def.FlushBytes)
+	fillD(&c.SyncInterval, def.SyncInterval)
+	fillD(&c.SyncTimeout, def.SyncTimeout)
+	fillI(&c.MaxConcurrentSyncs, def.MaxConcurrentSyncs)
+	fillI(&c.SyncChunkBytes, def.SyncChunkBytes)
+	fillD(&c.GCInterval, def.GCInterval)
+	fillI(&c.GCBatch, def.GCBatch)
+	fillI(&c.MaxDeferred, def.MaxDeferred)
+	w := &r.Workload
+	if w.Keys == 0 {
+		w.Keys = 8
+	}
+	if w.ValueBytes == 0 {
+		w.ValueBytes = 32
+	}
+	fillD(&w.IdleTimeout, c.IdleTimeout.D())
+	fillD(&w.Lifetime, c.AbsoluteLifetime.D())
+	if r.Sample == 0 {
+		total := r.settle() + r.Quiet.D()
+		r.Sample = Duration(max(100*time.Millisecond, (total / 400).Truncate(100*time.Millisecond)))
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("resolved: %w", err)
+	}
+	if _, err := r.nodeConfig(); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// nodeConfig builds the node configuration of a resolved scenario.
+func (sc *Scenario) nodeConfig() (node.Config, error) {
+	cfg := node.DefaultConfig()
+	c := sc.Config
+	cfg.IdleTimeout = c.IdleTimeout.D()
+	cfg.AbsoluteLifetime = c.AbsoluteLifetime.D()
+	cfg.MaxDrift = c.MaxDrift.D()
+	cfg.FlushDelay = c.FlushDelay.D()
+	cfg.FlushBytes = *c.FlushBytes
+	cfg.SyncInterval = c.SyncInterval.D()
+	cfg.SyncTimeout = c.SyncTimeout.D()
+	cfg.MaxConcurrentSyncs = *c.MaxConcurrentSyncs
+	cfg.SyncChunkBytes = *c.SyncChunkBytes
+	cfg.GCInterval = c.GCInterval.D()
+	cfg.GCBatch = *c.GCBatch
+	cfg.MaxDeferred = *c.MaxDeferred
+	cfg.Logger = discardLogger
+	// The simulator is the network: no transport to validate.
+	cfg.Dial = func(context.Context, node.Inbound) (node.Network, error) {
+		return nil, errors.New("simulations: no network")
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("%w: config: %w", ErrScenario, err)
+	}
+	return cfg, nil
+}
+
+// settle is when the workload has stopped, every fault has healed and every
+// late joiner has started.
+func (sc *Scenario) settle() time.Duration {
+	t := sc.Duration.D()
+	for _, f := range sc.Faults {
+		end := f.At.D()
+		if f.For != nil {
+			end += f.For.D()
+		}
+		t = max(t, end)
+	}
+	for _, n := range sc.Nodes {
+		t = max(t, n.Start.D())
+	}
+	return t
+}
+
+// Validate checks a scenario, resolved or not, with errors that say where.
+func (sc *Scenario) Validate() error {
+	bad := func(format string, args ...any) error {
+		name := sc.Name
+		if name == "" {
+			name = "(unnamed)"
+		}
+		return fmt.Errorf("%w %s: "+format, append([]any{ErrScenario, name}, args...)...)
+	}
+	if sc.Name == "" {
+		return bad("name is missing")
+	}
+	if sc.Duration <= 0 {
+		return bad("duration must be positive")
+	}
+	if sc.Quiet < 0 || sc.Sample < 0 {
+		return bad("quiet and sample must not be negative")
+	}
+	if len(sc.Regions) == 0 {
+		return bad("no regions")
+	}
+	regions := map[string]bool{}
+	for i, r := range sc.Regions {
+		if r.Name == "" {
+			return bad("regions[%d]: name is missing", i)
+		}
+		if regions[r.Name] {
+			return bad("regions[%d]: region %q defined twice", i, r.Name)
+		}
+		if (r.Delay != nil && *r.Delay < 0) || (r.Jitter != nil && *r.Jitter < 0) {
+			return bad("region %q: negative delay or jitter", r.Name)
+		}
+		regions[r.Name] = true
+	}
+	pairs := map[[2]string]bool{}
+	for i, l := range sc.Latency {
+		if len(l.Between) != 2 {
+			return bad("latency[%d]: between must name two regions, got %d", i, len(l.Between))
+		}
+		for _, r := range l.Between {
+			if !regions[r] {
+				return bad("latency[%d]: unknown region %q", i, r)
+			}
+		}
+		if l.Between[0] == l.Between[1] {
+			return bad("latency[%d]: between names region %q twice (set delay on the region for links inside it)", i, l.Between[0])
+		}
+		if l.Delay < 0 || l.Jitter < 0 {
+			return bad("latency[%d]: negative delay or jitter", i)
+		}
+		k := regionPair(l.Between[0], l.Between[1])
+		if pairs[k] {
+			return bad("latency[%d]: regions %s and %s given twice", i, k[0], k[1])
+		}
+		pairs[k] = true
+	}
+	for i, a := range sc.Regions {
+		for _, b := range sc.Regions[i+1:] {
+			if !pairs[regionPair(a.Name, b.Name)] {
+				return bad("latency: no entry between regions %s and %s", a.Name, b.Name)
+			}
+		}
+	}
+	if err := checkProb("network.loss", sc.Network.Loss); err != nil {
+		return bad("%v", err)
+	}
+	if err := checkProb("network.duplicate", sc.Network.Duplicate); err != nil {
+		return bad("%v", err)
+	}
+	if sc.Network.Loss >= 1 {
+		return bad("network.loss of 1 loses everything")
+	}
+	if (sc.Network.Detect != nil && *sc.Network.Detect < 0) || (sc.Network.Reconnect != nil && *sc.Network.Reconnect < 0) {
+		return bad("network.detect and network.reconnect must not be negative")
+	}
+	if len(sc.Nodes) == 0 {
+		return bad("no nodes")
+	}
+	names := map[string]bool{}
+	total, atStart := 0, 0
+	for i, n := range sc.Nodes {
+		if !regions[n.Region] {
+			return bad("nodes[%d]: unknown region %q", i, n.Region)
+		}
+		if n.Count < 0 {
+			return bad("nodes[%d]: negative count", i)
+		}
+		if n.Count == 0 && n.Name == "" {
+			return bad("nodes[%d]: a node needs a name (or a count for a group)", i)
+		}
+		if n.Start < 0 {
+			return bad("nodes[%d]: negative start", i)
+		}
+		if math.Abs(n.Clock.DriftPPM) >= 1e5 || math.IsNaN(n.Clock.DriftPPM) {
+			return bad("nodes[%d]: drift_ppm %v out of range", i, n.Clock.DriftPPM)
+		}
+		var list []string
+		if n.Count == 0 {
+			list = []string{n.Name}
+		} else {
+			prefix := n.Name
+			if prefix == "" {
+				prefix = n.Region
+			}
+			for j := 1; j <= n.Count; j++ {
+				list = append(list, fmt.Sprintf("%s-%d", prefix, j))
+			}
+		}
+		for _, name := range list {
+			if names[name] {
+				return bad("nodes[%d]: node %q defined twice", i, name)
+			}
+			if regions[name] {
+				return bad("nodes[%d]: node %q has the name of a region", i, name)
+			}
+			names[name] = true
+			total++
+			if n.Start == 0 {
+				atStart++
+			}
+		}
+	}
+	if total > maxNodes {
+		return bad("%d nodes, at most %d", total, maxNodes)
+	}
+	if atStart == 0 {
+		return bad("no node starts at time 0")
+	}
+	sel := func(where string, list []string) error {
+		if len(list) == 0 {
+			return bad("%s: empty selector list", where)
+		}
+		for _, s := range list {
+			if !names[s] && !regions[s] {
+				return bad("%s: unknown node or region %q", where, s)
+			}
+		}
+		return nil
+	}
+	c := sc.Config
+	for _, p := range []struct {
+		name string
+		v    *Duration
+	}{{"idle_timeout", c.IdleTimeout}, {"absolute_lifetime", c.AbsoluteLifetime}, {"max_drift", c.MaxDrift}, {"flush_delay", c.FlushDelay},
+		{"sync_interval", c.SyncInterval}, {"sync_timeout", c.SyncTimeout}, {"gc_interval", c.GCInterval}} {
+		if p.v != nil && *p.v < 0 {
+			return bad("config.%s must not be negative", p.name)
+		}
+	}
+	w := sc.Workload
+	r := w.Rates
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"create", r.Create}, {"set", r.Set}, {"remove", r.Remove}, {"touch", r.Touch}, {"renew", r.Renew}, {"destroy", r.Destroy}, {"read", r.Read}} {
+		if p.v < 0 || math.IsNaN(p.v) || math.IsInf(p.v, 0) {
+			return bad("workload.rates.%s must be a non-negative number", p.name)
+		}
+	}
+	if w.Skew != 0 && !(w.Skew > 1) {
+		return bad("workload.skew must be 0 (uniform) or above 1 (Zipf exponent), got %v", w.Skew)
+	}
+	if err := checkProb("workload.roam", w.Roam); err != nil {
+		return bad("%v", err)
+	}
+	if w.Keys < 0 || w.Keys > 200 {
+		return bad("workload.keys must be in [1, 200]")
+	}
+	if w.ValueBytes < 0 || w.ValueBytes > 1<<16 {
+		return bad("workload.value_bytes must be in [1, 65536]")
+	}
+	if w.Linger < 0 {
+		return bad("workload.linger must not be negative")
+	}
+	if (w.IdleTimeout != nil && *w.IdleTimeout <= 0) || (w.Lifetime != nil && *w.Lifetime <= 0) {
+		return bad("workload.idle_timeout and workload.lifetime must be positive")
+	}
+	if w.Nodes != nil {
+		if err := sel("workload.nodes", w.Nodes); err != nil {
+			return err
+		}
+	}
+	for i, f := range sc.Faults {
+		where := fmt.Sprintf("faults[%d]", i)
+		if f.At < 0 {
+			return bad("%s: negative at", where)
+		}
+		if f.For != nil && *f.For <= 0 {
+			return bad("%s: for must be positive", where)
+		}
+		kinds := 0
+		for _, set := range []bool{f.Partition != nil, f.OneWay != nil, f.Flap != nil, f.Degrade != nil, f.Crash != nil, f.Clock != nil} {
+			if set {
+				kinds++
+			}
+		}
+		if kinds != 1 {
+			return bad("%s: give exactly one of partition, one_way, flap, degrade, crash, clock (got %d)", where, kinds)
+		}
+		needFor := func(kind string) error {
+			if f.For == nil {
+				return bad("%s: a %s needs `for` (how long until it heals)", where, kind)
+			}
+			return nil
+		}
+		switch {
+		case f.Partition != nil:
+			if err := needFor("partition"); err != nil {
+				return err
+			}
+			if len(f.Partition) == 0 {
+				return bad("%s: partition has no groups", where)
+			}
+			for j, g := range f.Partition {
+				if err := sel(fmt.Sprintf("%s.partition[%d]", where, j), g); err != nil {
+					return err
+				}
+			}
+		case f.OneWay != nil:
+			if err := needFor("one_way partition"); err != nil {
+				return err
+			}
+			if err := sel(where+".one_way.from", f.OneWay.From); err != nil {
+				return err
+			}
+			if err := sel(where+".one_way.to", f.OneWay.To); err != nil {
+				return err
+			}
+		case f.Flap != nil:
+			if err := needFor("flap"); err != nil {
+				return err
+			}
+			if err := sel(where+".flap.a", f.Flap.A); err != nil {
+				return err
+			}
+			if err := sel(where+".flap.b", f.Flap.B); err != nil {
+				return err
+			}
+			if f.Flap.Period <= 0 || f.Flap.Down <= 0 || f.Flap.Down >= f.Flap.Period {
+				return bad("%s: flap needs 0 < down < period", where)
+			}
+		case f.Degrade != nil:
+			if err := needFor("degrade"); err != nil {
+				return err
+			}
+			d := f.Degrade
+			if err := sel(where+".degrade.a", d.A); err != nil {
+				return err
+			}
+			if err := sel(where+".degrade.b", d.B); err != nil {
+				return err
+			}
+			if err := checkProb(where+".degrade.loss", d.Loss); err != nil {
+				return bad("%v", err)
+			}
+			if err := checkProb(where+".degrade.duplicate", d.Duplicate); err != nil {
+				return bad("%v", err)
+			}
+			if d.Delay < 0 || d.Jitter < 0 {
+				return bad("%s: negative delay or jitter", where)
+			}
+		case f.Crash != nil:
+			if err := sel(where+".crash", f.Crash); err != nil {
+				return err
+			}
+		case f.Clock != nil:
+			if err := sel(where+".clock.nodes", f.Clock.Nodes); err != nil {
+				return err
+			}
+			if f.Clock.DriftPPM != nil && (math.Abs(*f.Clock.DriftPPM) >= 1e5 || math.IsNaN(*f.Clock.DriftPPM)) {
+				return bad("%s: drift_ppm out of range", where)
+			}
+			if f.Clock.Step == 0 && f.Clock.DriftPPM == nil {
+				return bad("%s: a clock fault needs a step or a drift_ppm", where)
+			}
+		}
+	}
+	e := sc.Expect
+	if e.ConvergeWithin != nil && *e.ConvergeWithin < 0 {
+		return bad("expect.converge_within must not be negative")
+	}
+	for _, p := range []struct {
+		name string
+		v    *int
+	}{{"lost_writes", e.LostWrites}, {"resurrections", e.Resurrections}, {"expired_served", e.ExpiredServed}, {"read_your_writes_violations", e.ReadYourWritesViolations}} {
+		if p.v != nil && *p.v < 0 {
+			return bad("expect.%s must not be negative", p.name)
+		}
+	}
+	return nil
+}
+
+func checkProb(name string, p float64) error {
+	if p < 0 || p > 1 || math.IsNaN(p) {
+		return fmt.Errorf("%s must be a probability in [0, 1], got %v", name, p)
+	}
+	return nil
+}
+
+func regionPair(a, b string) [2]string {
+	if a > b {
+		a, b = b, a
+	}
+	return [2]string{a, b}
+}

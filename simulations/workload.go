@@ -1,0 +1,365 @@
+package simulations
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// opKind is a workload operation.
+type opKind uint8
+
+// Operations, in the order of Rates.
+const (
+	opCreate opKind = iota
+	opSet
+	opRemove
+	opTouch
+	opRenew
+	opDestroy
+	opRead
+	numOps
+)
+
+var opNames = [numOps]string{"create", "set", "remove", "touch", "renew", "destroy", "read"}
+
+func (k opKind) String() string {
+	if k < numOps {
+		return opNames[k]
+	}
+	return fmt.Sprintf("opKind(%d)", k)
+}
+
+// wsession is a session the clients know of.
+type wsession struct {
+	h         *sessHist
+	home      int
+	posHome   int
+	posAll    int
+	forgotten bool
+}
+
+// workload generates client operations: a Poisson process per node that
+// takes traffic, operation kinds drawn by their rates, sessions by a Zipf
+// law over the clients' live sessions (newest hottest).
+type workload struct {
+	e      *engine
+	rates  [numOps]float64
+	total  float64
+	homes  [][]*wsession
+	all    []*wsession
+	keys   []string
+	seq    int
+	values int
+	pad    []byte
+	until  int64
+
+	// OpCounts per kind: attempted, acknowledged, missed (session not
+	// visible), unavailable (node down).
+	attempted, acked, missed [numOps]int64
+	unavailable              int64
+}
+
+func newWorkload(e *engine) *workload {
+	sc := e.sc
+	r := sc.Workload.Rates
+	w := &workload{
+		e:     e,
+		rates: [numOps]float64{r.Create, r.Set, r.Remove, r.Touch, r.Renew, r.Destroy, r.Read},
+		homes: make([][]*wsession, len(e.nodes)),
+		until: int64(sc.Duration),
+	}
+	for _, x := range w.rates {
+		w.total += x
+	}
+	for i := range sc.Workload.Keys {
+		w.keys = append(w.keys, fmt.Sprintf("k%d", i))
+	}
+	w.pad = make([]byte, sc.Workload.ValueBytes)
+	for i := range w.pad {
+		w.pad[i] = 'a' + byte(i%26)
+	}
+	traffic := make([]bool, len(e.nodes))
+	if sc.Workload.Nodes == nil {
+		for i := range traffic {
+			traffic[i] = true
+		}
+	} else {
+		traffic = e.members(sc.Workload.Nodes)
+	}
+	for i, n := range e.nodes {
+		n.traffic = traffic[i]
+	}
+	return w
+}
+
+func (w *workload) start() {
+	if w.total <= 0 {
+		return
+	}
+	for _, n := range w.e.nodes {
+		if n.traffic {
+			w.next(n)
+		}
+	}
+}
+
+// next schedules node n's next operation.
+func (w *workload) next(n *simNode) {
+	t := w.e.now + int64(w.e.rng.ExpFloat64()/w.total*float64(time.Second))
+	if t >= w.until {
+		return
+	}
+	w.e.at(t, func() {
+		w.op(n)
+		w.next(n)
+	})
+}
+
+func (w *workload) pickKind() opKind {
+	u := w.e.rng.Float64() * w.total
+	for k, r := range w.rates {
+		if u < r {
+			return opKind(k)
+		}
+		u -= r
+	}
+	return opRead
+}
+
+// pick draws a live session for an operation on node n.
+func (w *workload) pick(n int) *wsession {
+	list := w.homes[n]
+	if len(list) == 0 || (w.e.sc.Workload.Roam > 0 && w.e.rng.Float64() < w.e.sc.Workload.Roam) {
+		list = w.all
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	var r int
+	if s := w.e.sc.Workload.Skew; s > 1 && len(list) > 1 {
+		r = int(rand.NewZipf(w.e.rng, s, 1, uint64(len(list)-1)).Uint64())
+	} else {
+		r = w.e.rng.IntN(len(list))
+	}
+	return list[len(list)-1-r]
+}
+
+func (w *workload) add(s *wsession) {
+	s.posHome = len(w.homes[s.home])
+	w.homes[s.home] = append(w.homes[s.home], s)
+	s.posAll = len(w.all)
+	w.all = append(w.all, s)
+}
+
+// retire forgets a destroyed session, after Workload.Linger.
+func (w *workload) retire(s *wsession) {
+	linger := int64(w.e.sc.Workload.Linger)
+	if linger == 0 {
+		w.forget(s)
+		return
+	}
+	w.e.at(w.e.now+linger, func() { w.forget(s) })
+}
+
+// forget drops a session the clients will not use again (destroyed,
+// renewed or expired). Swap-removal keeps it O(1); the Zipf ranks stay
+// roughly by age.
+func (w *workload) forget(s *wsession) {
+	if s.forgotten {
+		return
+	}
+	s.forgotten = true
+	h := w.homes[s.home]
+	last := h[len(h)-1]
+	h[s.posHome], last.posHome = last, s.posHome
+	w.homes[s.home] = h[:len(h)-1]
+	last = w.all[len(w.all)-1]
+	w.all[s.posAll], last.posAll = last, s.posAll
+	w.all = w.all[:len(w.all)-1]
+}
+
+func (w *workload) value(n *simNode) []byte {
+	w.values++
+	v := fmt.Appendf(nil, "%s#%d", n.name, w.values)
+	if len(v) < len(w.pad) {
+		v = append(v, w.pad[len(v):]...)
+	}
+	return v
+}
+
+func (w *workload) newID() string {
+	w.seq++
+	return fmt.Sprintf("s%07d", w.seq)
+}
+
+// op runs one client operation on node n.
+func (w *workload) op(n *simNode) {
+	e := w.e
+	kind := w.pickKind()
+	w.attempted[kind]++
+	if !n.up {
+		w.unavailable++
+		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Result: "unavailable"})
+		return
+	}
+	now := e.localTime(n)
+	if kind == opCreate {
+		w.create(n, now)
+		return
+	}
+	s := w.pick(n.idx)
+	if s == nil {
+		w.missed[kind]++
+		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Result: "no_session"})
+		return
+	}
+	cur := e.visible(n, s.h.id, now)
+	e.chk.read(n, s.h, cur, now)
+	if cur == nil {
+		w.missed[kind]++
+		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Session: s.h.id, Result: "not_found"})
+		if e.chk.gone(s.h, now) {
+			w.forget(s)
+		}
+		return
+	}
+	switch kind {
+	case opRead:
+		w.acked[kind]++
+		e.record(TraceEvent{Kind: "op", Node: n.name, Op: "read", Session: s.h.id, Result: "ok"})
+	case opSet:
+		key := w.keys[e.rng.IntN(len(w.keys))]
+		ts := n.core.Stamp(now)
+		d := cur.Touch(time.UnixMilli(0))
+		_, _ = d.Merge(cur.Set(key, w.value(n), ts))
+		w.count(kind, w.write(n, now, kind, s, d, key))
+	case opRemove:
+		keys := cur.Keys()
+		if len(keys) == 0 {
+			w.missed[kind]++
+			e.record(TraceEvent{Kind: "op", Node: n.name, Op: "remove", Session: s.h.id, Result: "no_field"})
+			return
+		}
+		key := keys[e.rng.IntN(len(keys))]
+		ts := n.core.Stamp(now)
+		d := cur.Touch(time.UnixMilli(0))
+		_, _ = d.Merge(cur.Remove(key, ts))
+		w.count(kind, w.write(n, now, kind, s, d, key))
+	case opTouch:
+		w.count(kind, w.write(n, now, kind, s, cur.Touch(now), ""))
+	case opDestroy:
+		if w.count(kind, w.write(n, now, kind, s, cur.Destroy(n.core.Stamp(now)), "")) {
+			w.retire(s)
+		}
+	case opRenew:
+		w.renew(n, now, s, cur)
+	}
+}
+
+func (w *workload) create(n *simNode, now time.Time) {
+	e := w.e
+	id := w.newID()
+	wl := e.sc.Workload
+	ts := n.core.Stamp(now)
+	d := crdt.Create(id, ts, now.Add(wl.Lifetime.D()), wl.IdleTimeout.D())
+	key := w.keys[e.rng.IntN(len(w.keys))]
+	_, _ = d.Merge(d.Set(key, w.value(n), ts))
+	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
+	if w.count(opCreate, w.write(n, now, opCreate, s, d, key)) {
+		w.add(s)
+	}
+}
+
+// renew moves a session to a new id and destroys the old one, as
+// node.Renew does.
+func (w *workload) renew(n *simNode, now time.Time, old *wsession, cur *crdt.Session) {
+	e := w.e
+	id := w.newID()
+	ts := n.core.Stamp(now)
+	d := crdt.Create(id, ts, time.UnixMilli(cur.Absolute), time.Duration(cur.Idle)*time.Millisecond)
+	for _, k := range cur.Keys() {
+		v, _ := cur.Get(k)
+		_, _ = d.Merge(d.Set(k, v, ts))
+	}
+	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
+	if !w.count(opRenew, w.write(n, now, opRenew, s, d, "")) {
+		return
+	}
+	w.add(s)
+	again := e.visible(n, old.h.id, now)
+	if again == nil {
+		return
+	}
+	// The old session's destroy is part of the renewal.
+	if w.write(n, now, opDestroy, old, again.Destroy(n.core.Stamp(now)), "") {
+		w.retire(old)
+	}
+}
+
+func (w *workload) count(kind opKind, acked bool) bool {
+	if acked {
+		w.acked[kind]++
+	}
+	return acked
+}
+
+// write stores a local delta and queues it for broadcast, as node.write
+// does, and reports whether the write was acknowledged. The caller counts
+// it.
+func (w *workload) write(n *simNode, now time.Time, kind opKind, s *wsession, d *crdt.Session, key string) bool {
+	e := w.e
+	ev := TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Session: s.h.id, Key: key}
+	if e.hooks != nil && e.hooks.skipApply != nil && e.hooks.skipApply(e, n.idx, kind) {
+		ev.Result = "ok"
+		e.record(ev)
+		e.chk.ack(n, kind, s.h, d)
+		return true
+	}
+	res, err := n.store.Apply(crdt.NewBatch(d), now)
+	if err != nil {
+		e.fail(fmt.Errorf("simulations: %s: local %s: %w", n.name, kind, err))
+		return false
+	}
+	if len(res.Refused) > 0 || len(res.Deferred) > 0 {
+		ev.Result = "refused"
+		if len(res.Deferred) > 0 {
+			ev.Result = "deferred"
+		}
+		if len(res.Refused) > 0 {
+			ev.Detail = res.Refused[0].Err.Error()
+		}
+		e.record(ev)
+		return false
+	}
+	ev.Result = "ok"
+	e.record(ev)
+	e.fingerprint('W', n.idx, int(kind), int64(s.h.idx), 0)
+	e.dirty = true
+	e.chk.ack(n, kind, s.h, d)
+	n.core.LocalDelta(now, d)
+	e.collect(n)
+	return true
+}
+
+// visible returns the stored session if a reader at now may see it, as
+// node's Get decides (without lazy touches, which the simulator does not
+// model).
+func (e *engine) visible(n *simNode, id string, now time.Time) *crdt.Session {
+	s, err := n.store.Get(id)
+	if errors.Is(err, persist.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		e.fail(fmt.Errorf("simulations: %s: get: %w", n.name, err))
+		return nil
+	}
+	if !s.Visible(now) {
+		return nil
+	}
+	return s
+}
