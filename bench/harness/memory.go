@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// memResult is what the memory child reports.
+type memResult struct {
+	Sessions       int     `json:"sessions"`
+	RSSEmpty       int64   `json:"rss_empty_node_bytes"`
+	RSSLoaded      int64   `json:"rss_loaded_bytes"`
+	HWMLoaded      int64   `json:"peak_rss_while_loading_bytes"`
+	RSSReopened    int64   `json:"rss_after_reopen_bytes"`
+	HeapLoaded     uint64  `json:"go_heap_in_use_loaded_bytes"`
+	DiskBytes      int64   `json:"disk_bytes"`
+	LoadSeconds    float64 `json:"load_s"`
+	ReopenSeconds  float64 `json:"reopen_s"`
+	CheckedSamples int     `json:"sessions_checked"`
+}
+
+// procStatus returns a field of /proc/self/status in bytes (VmRSS, VmHWM).
+func procStatus(field string) (int64, error) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+// settle collects garbage and returns freed memory to the kernel, so that
+// VmRSS is what the process holds, not what the collector has not given back.
+func settle() (int64, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(100 * time.Millisecond)
+	return procStatus("VmRSS")
+}
+
+// memChild is `harness memchild`: in a fresh process, it opens an on-disk
+// node with the default configuration (durability none), creates n
+// standard sessions, reads a sample back, and reports its resident memory;
+// then it closes the node, reopens it, checks the sample again and reports
+// the memory of a restarted peer and the bytes on disk.
+func memChild(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("memchild", flag.ContinueOnError)
+	count := fs.Int("n", 100000, "sessions to create")
+	dir := fs.String("dir", "", "data directory (must not exist)")
+	heapProfile := fs.String("heapprofile", "", "write a heap profile, taken with the sessions loaded, to this file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return errors.New("memchild: -dir is required")
+	}
+	ctx := context.Background()
+	cfg := nodeConfig(*dir, "bench-memory", persist.DurabilityNone)
+	res := memResult{Sessions: *count}
+	n, err := node.Open(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if res.RSSEmpty, err = settle(); err != nil {
+		return err
+	}
+	start := time.Now()
+	tokens, err := createSessions(ctx, n, 0, *count, 2*runtime.NumCPU())
+	if err != nil {
+		return fmt.Errorf("memchild: load: %w", err)
+	}
+	res.LoadSeconds = time.Since(start).Seconds()
+	check := func() error {
+		step := max(1, *count/2000)
+		res.CheckedSamples = 0
+		for i := 0; i < *count; i += step {
+			if err := checkSession(ctx, n, tokens[i], i); err != nil {
+				return err
+			}
+			res.CheckedSamples++
+		}
+		return nil
+	}
+	if err := check(); err != nil {
+		return err
+	}
+	if res.HWMLoaded, err = procStatus("VmHWM"); err != nil {
+		return err
+	}
+	if res.RSSLoaded, err = settle(); err != nil {
+		return err
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.HeapLoaded = ms.HeapInuse
+	if *heapProfile != "" {
+		f, err := os.Create(*heapProfile)
+		if err != nil {
+			return err
+		}
+		err = pprof.WriteHeapProfile(f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := n.Close(ctx); err != nil {
+		return err
+	}
+	start = time.Now()
+	if n, err = node.Open(ctx, cfg); err != nil {
+		return fmt.Errorf("memchild: reopen: %w", err)
+	}
+	res.ReopenSeconds = time.Since(start).Seconds()
+	if err := check(); err != nil {
+		return fmt.Errorf("after reopen: %w", err)
+	}
+	if res.RSSReopened, err = settle(); err != nil {
+		return err
+	}
+	st, ok := n.Store().(*persist.Store)
+	if !ok {
+		return fmt.Errorf("memchild: store is a %T, not *persist.Store", n.Store())
+	}
+	if res.DiskBytes, err = st.DiskUsage(); err != nil {
+		return err
+	}
+	if err := n.Close(ctx); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+// redisMem is Redis's side: used_memory before and after loading.
+type redisMem struct {
+	Sessions   int   `json:"sessions"`
+	UsedEmpty  int64 `json:"used_memory_empty"`
+	UsedLoaded int64 `json:"used_memory_loaded"`
+	RSSLoaded  int64 `json:"used_memory_rss_loaded"`
+}
+
+func measureRedisMem(ctx context.Context, e *env, count int) (redisMem, error) {
+	r := redisMem{Sessions: count}
+	if err := e.redis.FlushAllAsync(ctx).Err(); err != nil {
+		return r, err
+	}
+	if err := e.redis.FlushAll(ctx).Err(); err != nil {
+		return r, err
+	}
+	// Lazy freeing finishes in the background; wait until memory settles.
+	time.Sleep(500 * time.Millisecond)
+	info, err := redisInfo(ctx, e.redis, "memory")
+	if err != nil {
+		return r, err
+	}
+	if r.UsedEmpty, err = redisInt(info, "used_memory"); err != nil {
+		return r, err
+	}
+	tokens, err := loadRedisSessions(ctx, e.redis, 0, count, 4)
+	if err != nil {
+		return r, err
+	}
+	if n, err := e.redis.DBSize(ctx).Result(); err != nil || n != int64(count) {
+		return r, fmt.Errorf("%w: redis holds %d keys, want %d (%v)", errLost, n, count, err)
+	}
+	for i := 0; i < count; i += max(1, count/500) {
+		m, err := e.redis.HGetAll(ctx, redisKey(tokens[i])).Result()
+		if err != nil {
+			return r, err
+		}
+		if err := checkRedisSession(m, i); err != nil {
+			return r, err
+		}
+	}
+	if info, err = redisInfo(ctx, e.redis, "memory"); err != nil {
+		return r, err
+	}
+	if r.UsedLoaded, err = redisInt(info, "used_memory"); err != nil {
+		return r, err
+	}
+	if r.RSSLoaded, err = redisInt(info, "used_memory_rss"); err != nil {
+		return r, err
+	}
+	return r, e.redis.FlushAll(ctx).Err()
+}
+
+// runMemChild runs the memory child for count sessions.
+func runMemChild(ctx context.Context, e *env, count int) (memResult, error) {
+	dir := filepath.Join(e.work, fmt.Sprintf("memory-%d", count))
+	defer os.RemoveAll(dir)
+	self, err := os.Executable()
+	if err != nil {
+		return memResult{}, err
+	}
+	cmd := exec.CommandContext(ctx, self, "memchild", "-n", strconv.Itoa(count), "-dir", dir)
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := e.procs.start(cmd); err != nil {
+		return memResult{}, err
+	}
+	err = cmd.Wait()
+	e.procs.done(cmd)
+	if err != nil {
+		return memResult{}, fmt.Errorf("memory child (%d sessions): %w\n%s", count, err, stderr.String())
+	}
+	var r memResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("memory child output %q: %w", out.String(), err)
+	}
+	return r, nil
+}
+
+// benchMemory: resident memory of a fresh process holding N sessions on an
+// on-disk node against Redis used_memory for the same data.
+func benchMemory(ctx context.Context, e *env) error {
+	sec := "Memory (sessions of 10 fields × 90 B)"
+	details := map[string]any{}
+	for _, count := range e.set.MemSizes {
+		sm, err := runMemChild(ctx, e, count)
+		if err != nil {
+			return err
+		}
+		rd, err := measureRedisMem(ctx, e, count)
+		if err != nil {
+			return err
+		}
+		details[strconv.Itoa(count)] = map[string]any{"sessionmesh": sm, "redis": rd}
+		e.rep.detail("memory", details)
+		label := fmtCount(count)
+		rss, used := float64(sm.RSSLoaded)/1e6, float64(rd.UsedLoaded)/1e6
+		total := row{Section: sec, Measure: label + " sessions: resident memory", Unit: "MB",
+			SM: num(rss), Redis: num(used), Ratio: num(rss / used),
+			SMSetup: "VmRSS of a fresh process with an on-disk node, after GC", RedisSet: "INFO used_memory"}
+		total.Target = "≤ Redis used_memory at 1M sessions (ratio ≤ 1)"
+		if count < 1_000_000 {
+			total.Target = "≤ Redis used_memory (target is for 1M; indicative here)"
+		}
+		if rss <= used {
+			total.Standing = fmt.Sprintf("met, %.2f×", rss/used)
+		} else {
+			total.Standing = fmt.Sprintf("missed, %.2f×", rss/used)
+		}
+		e.rep.add(total)
+		smPer := float64(sm.RSSLoaded-sm.RSSEmpty) / float64(count)
+		rdPer := float64(rd.UsedLoaded-rd.UsedEmpty) / float64(count)
+		e.rep.add(row{Section: sec, Measure: label + " sessions: memory per session", Unit: "bytes",
+			SM: num(smPer), Redis: num(rdPer), Ratio: num(smPer / rdPer),
+			SMSetup: "(VmRSS loaded − VmRSS empty node) / N", RedisSet: "(used_memory loaded − empty) / N"})
+		e.rep.add(row{Section: sec, Measure: label + " sessions: resident memory after a restart", Unit: "MB",
+			SM: num(float64(sm.RSSReopened) / 1e6), Redis: num(used), Ratio: num(float64(sm.RSSReopened) / 1e6 / used),
+			SMSetup: "same node closed and reopened (digests rebuilt by a scan)", RedisSet: "INFO used_memory"})
+		e.rep.add(row{Section: sec, Measure: label + " sessions: on disk per session", Unit: "bytes",
+			SM: num(float64(sm.DiskBytes) / float64(count)), SMSetup: "persist.Store.DiskUsage / N, after reopen", RedisSet: "no persistence"})
+	}
+	return nil
+}
+
+func fmtCount(n int) string {
+	switch {
+	case n >= 1_000_000 && n%1_000_000 == 0:
+		return fmt.Sprintf("%dM", n/1_000_000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return strconv.Itoa(n)
+}
