@@ -262,25 +262,19 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 }
 
 // touch: POST /v1/session/touch.
-func (a *api) touch(w http.ResponseWriter, r *http.Request) {
-	tok, ok := a.tokenOnly(w, r)
-	if !ok {
-		return
-	}
-	if err := a.n.Touch(r.Context(), tok); err != nil {
-		a.nodeError(w, r, err)
-		return
-	}
-	w.WriteHeader(http.StatusNoContent)
-}
+func (a *api) touch(w http.ResponseWriter, r *http.Request) { a.tokenAction(w, r, a.n.Touch) }
 
 // destroy: DELETE /v1/session.
-func (a *api) destroy(w http.ResponseWriter, r *http.Request) {
+func (a *api) destroy(w http.ResponseWriter, r *http.Request) { a.tokenAction(w, r, a.n.Destroy) }
+
+// tokenAction runs a node call that takes only the session token and
+// answers 204.
+func (a *api) tokenAction(w http.ResponseWriter, r *http.Request, do func(context.Context, string) error) {
 	tok, ok := a.tokenOnly(w, r)
 	if !ok {
 		return
 	}
-	if err := a.n.Destroy(r.Context(), tok); err != nil {
+	if err := do(r.Context(), tok); err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
