@@ -1,67 +1,32 @@
 package scsstore_test
 
 import (
-	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
 	"github.com/sessionmesh/sessionmesh/node"
 )
 
-// offsetClock is a node clock that tests move forward.
-type offsetClock struct{ offset atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
-
-func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// startNodes starts count real nodes over libp2p on 127.0.0.1, each
-// bootstrapping to the first, and waits until they see each other.
+// startNodes starts count real nodes (meshtest.Start), all configured by
+// tweak.
 func startNodes(t testing.TB, count int, tweak func(cfg *node.Config)) []*node.Node {
 	t.Helper()
-	var nodes []*node.Node
-	for i := range count {
-		cfg := node.DefaultConfig()
-		cfg.Logger = slog.New(slog.DiscardHandler)
-		cfg.SyncInterval = 200 * time.Millisecond
-		cfg.SyncTimeout = 2 * time.Second
-		if i > 0 {
-			for _, a := range nodes[0].Transport().Addrs() {
-				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
-			}
-		}
-		if tweak != nil {
-			tweak(&cfg)
-		}
-		n, err := node.Open(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close(context.Background()) })
-		nodes = append(nodes, n)
+	var each func(int, *node.Config)
+	if tweak != nil {
+		each = func(_ int, cfg *node.Config) { tweak(cfg) }
 	}
-	for _, n := range nodes[1:] {
-		eventually(t, 15*time.Second, "nodes to connect", func() bool { return len(n.Peers()) == 1 })
-	}
-	return nodes
+	return meshtest.Start(t, count, each)
 }
 
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	meshtest.Eventually(t, within, what, cond)
 }
 
 // scsApp serves, through sm.LoadAndSave:

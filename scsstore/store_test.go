@@ -10,6 +10,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/scsstore"
 )
@@ -67,7 +68,7 @@ func TestSCSAcrossNodes(t *testing.T) {
 // ends the session on every peer's clock; scs's commits renew it.
 func TestSCSIdleTimeout(t *testing.T) {
 	t.Parallel()
-	clock := &offsetClock{}
+	clock := &meshtest.OffsetClock{}
 	n := startNodes(t, 1, func(cfg *node.Config) { cfg.Clock = clock })[0]
 	opts := scsstore.DefaultOptions()
 	st, err := scsstore.NewWithOptions(n, opts)
@@ -93,7 +94,7 @@ func TestSCSIdleTimeout(t *testing.T) {
 // TestStoreContract checks the scs.Store contract directly.
 func TestStoreContract(t *testing.T) {
 	t.Parallel()
-	clock := &offsetClock{}
+	clock := &meshtest.OffsetClock{}
 	n := startNodes(t, 1, func(cfg *node.Config) { cfg.Clock = clock })[0]
 	opts := scsstore.DefaultOptions()
 	opts.Lifetime = time.Hour

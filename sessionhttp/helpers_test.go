@@ -1,17 +1,16 @@
 package sessionhttp_test
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
 )
@@ -19,54 +18,15 @@ import (
 // quiet discards logs in tests.
 var quiet = slog.New(slog.DiscardHandler)
 
-// offsetClock is a node clock that tests move forward.
-type offsetClock struct{ offset atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
-
-func (c *offsetClock) Advance(d time.Duration) { c.offset.Add(int64(d)) }
-
-// startNodes starts count real nodes over libp2p on 127.0.0.1, each
-// bootstrapping to the first, and waits until every one sees the others.
+// startNodes starts count real nodes (meshtest.Start).
 func startNodes(t testing.TB, count int, tweak func(i int, cfg *node.Config)) []*node.Node {
 	t.Helper()
-	var nodes []*node.Node
-	for i := range count {
-		cfg := node.DefaultConfig()
-		cfg.Logger = quiet
-		cfg.SyncInterval = 200 * time.Millisecond
-		cfg.SyncTimeout = 2 * time.Second
-		if i > 0 {
-			for _, a := range nodes[0].Transport().Addrs() {
-				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
-			}
-		}
-		if tweak != nil {
-			tweak(i, &cfg)
-		}
-		n, err := node.Open(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = n.Close(context.Background()) })
-		nodes = append(nodes, n)
-	}
-	for _, n := range nodes[1:] {
-		eventually(t, 15*time.Second, "nodes to connect", func() bool { return len(n.Peers()) == 1 })
-	}
-	return nodes
+	return meshtest.Start(t, count, tweak)
 }
 
-// eventually waits for cond, failing the test after within.
 func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	meshtest.Eventually(t, within, what, cond)
 }
 
 // testConfig is DefaultConfig with logs discarded and, for plain-http test

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
 	"github.com/sessionmesh/sessionmesh/node"
 )
 
@@ -208,7 +209,7 @@ func TestConcurrentRequestsMergePerField(t *testing.T) {
 
 func TestExpiredSessionsRefused(t *testing.T) {
 	t.Parallel()
-	clock := &offsetClock{}
+	clock := &meshtest.OffsetClock{}
 	n := startNodes(t, 1, func(_ int, cfg *node.Config) { cfg.Clock = clock })[0]
 	cfg := testConfig(false)
 	cfg.IdleTimeout = 10 * time.Minute
