@@ -207,3 +207,35 @@ func BenchmarkMeshSyncWhenAgreeing(b *testing.B) {
 		b.ReportMetric(float64(rounds), "rounds")
 	}
 }
+
+// BenchmarkNodeGet is the edge read: a token to a visible snapshot of a
+// 10-field ~1 KiB session, and one field read from it.
+func BenchmarkNodeGet(b *testing.B) {
+	net := newMemNet()
+	cfg := testConfig()
+	cfg.Dial = net.dialer("bench")
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	fields := map[string][]byte{}
+	for i := range 10 {
+		fields[fmt.Sprintf("field-%d", i)] = make([]byte, 90)
+	}
+	token, err := n.Create(ctx, WithFields(fields))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s, err := n.Get(ctx, token)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := s.Get("field-3"); !ok {
+			b.Fatal("field missing")
+		}
+	}
+}
