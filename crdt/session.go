@@ -88,8 +88,10 @@ func Tombstone(id string, ts Timestamp, deadline time.Time) *Session {
 	return &Session{ID: id, Absolute: deadline.UnixMilli(), Destroyed: ts}
 }
 
-// header returns a delta carrying only s's header.
-func (s *Session) header() *Session {
+// Header returns a delta carrying only s's header (create stamp, deadline,
+// idle timeout, last access): the base that field writes of one delta are
+// merged into.
+func (s *Session) Header() *Session {
 	return &Session{ID: s.ID, Created: s.Created, Absolute: s.Absolute, Idle: s.Idle, LastAccess: s.LastAccess}
 }
 
@@ -98,14 +100,14 @@ func (s *Session) Set(key string, value []byte, ts Timestamp) *Session {
 	if value == nil {
 		value = []byte{}
 	}
-	d := s.header()
+	d := s.Header()
 	d.Fields = map[string]Field{key: {Value: value, TS: ts}}
 	return d
 }
 
 // Remove returns the delta that removes key at ts. It does not modify s.
 func (s *Session) Remove(key string, ts Timestamp) *Session {
-	d := s.header()
+	d := s.Header()
 	d.Fields = map[string]Field{key: {Removed: true, TS: ts}}
 	return d
 }
@@ -113,7 +115,7 @@ func (s *Session) Remove(key string, ts Timestamp) *Session {
 // Touch returns the delta that records an access at time at. LastAccess only
 // moves forward, so an older touch merges as a no-op. It does not modify s.
 func (s *Session) Touch(at time.Time) *Session {
-	d := s.header()
+	d := s.Header()
 	d.LastAccess = max(d.LastAccess, at.UnixMilli())
 	return d
 }

@@ -204,7 +204,7 @@ func (n *Node) Remove(ctx context.Context, token string, keys ...string) error {
 func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, remove ...string) error {
 	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
 		ts := stamp()
-		d := s.Touch(time.UnixMilli(0)) // header only
+		d := s.Header()
 		return d, n.addFields(s, d, set, remove, ts)
 	})
 }

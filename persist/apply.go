@@ -318,18 +318,12 @@ func (c *committer) commitGroup(group []*commitReq) {
 // syncLoop bounds how long writes stay unsynced in DurabilityNone: every
 // window, if anything was committed since, one fsync.
 func (s *Store) syncLoop(dirty *atomic.Bool) {
-	t := time.NewTicker(s.opts.GroupWindow)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closed:
-			return
-		case <-t.C:
-			if dirty.Swap(false) {
-				if err := s.db.Sync(); err != nil {
-					s.log.Error("fsync failed", "err", err)
-				}
+	s.every(s.opts.GroupWindow, func() bool {
+		if dirty.Swap(false) {
+			if err := s.db.Sync(); err != nil {
+				s.log.Error("fsync failed", "err", err)
 			}
 		}
-	}
+		return true
+	})
 }

@@ -114,44 +114,45 @@ func (s *Store) removeDue(due []dueEntry, now time.Time) ([]update, error) {
 	return gone, txn.Commit()
 }
 
-// gcLoop collects garbage every GCInterval and then lets Badger reclaim
-// disk: Badger never gives back the space of deleted keys on its own.
-func (s *Store) gcLoop() {
-	t := time.NewTicker(s.opts.GCInterval)
+// every runs fn every d until the store closes or fn returns false.
+func (s *Store) every(d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.closed:
 			return
 		case <-t.C:
-			n, err := s.CollectGarbage(s.opts.Now(), s.opts.GCBatch)
-			if errors.Is(err, ErrClosed) {
+			if !fn() {
 				return
 			}
-			if err != nil {
-				s.log.Error("garbage collection failed", "err", err)
-				continue
-			}
-			if n > 0 {
-				s.log.Debug("collected expired sessions", "removed", n)
-			}
-			s.reclaimDisk()
 		}
 	}
 }
 
+// gcLoop collects garbage every GCInterval and then lets Badger reclaim
+// disk: Badger never gives back the space of deleted keys on its own.
+func (s *Store) gcLoop() {
+	s.every(s.opts.GCInterval, func() bool {
+		n, err := s.CollectGarbage(s.opts.Now(), s.opts.GCBatch)
+		if errors.Is(err, ErrClosed) {
+			return false
+		}
+		if err != nil {
+			s.log.Error("garbage collection failed", "err", err)
+			return true
+		}
+		if n > 0 {
+			s.log.Debug("collected expired sessions", "removed", n)
+		}
+		s.reclaimDisk()
+		return true
+	})
+}
+
 // reclaimLoop runs the value-log GC every ReclaimInterval.
 func (s *Store) reclaimLoop() {
-	t := time.NewTicker(s.opts.ReclaimInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.closed:
-			return
-		case <-t.C:
-			s.reclaimDisk()
-		}
-	}
+	s.every(s.opts.ReclaimInterval, func() bool { s.reclaimDisk(); return true })
 }
 
 // reclaimDisk runs Badger's value-log GC until it finds nothing to rewrite.

@@ -102,6 +102,21 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// scenarioArg loads the one SCENARIO a command takes, reporting usage
+// errors on stderr.
+func scenarioArg(cmd string, pos []string, stderr io.Writer) (*Scenario, bool) {
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "sim %s: want one SCENARIO\n%s", cmd, usage)
+		return nil, false
+	}
+	sc, err := LoadScenario(pos[0])
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return nil, false
+	}
+	return sc, true
+}
+
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -111,13 +126,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if len(pos) != 1 {
-		fmt.Fprint(stderr, "sim run: want one SCENARIO\n", usage)
-		return 2
-	}
-	sc, err := LoadScenario(pos[0])
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	sc, ok := scenarioArg("run", pos, stderr)
+	if !ok {
 		return 2
 	}
 	seedSet := false
@@ -304,13 +314,8 @@ func cmdSweep(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
-	if len(pos) != 1 {
-		fmt.Fprint(stderr, "sim sweep: want one SCENARIO\n", usage)
-		return 2
-	}
-	sc, err := LoadScenario(pos[0])
-	if err != nil {
-		fmt.Fprintln(stderr, err)
+	sc, ok := scenarioArg("sweep", pos, stderr)
+	if !ok {
 		return 2
 	}
 	seeds, err := parseSeeds(*seedSpec)

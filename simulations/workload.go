@@ -235,7 +235,7 @@ func (w *workload) op(n *simNode) {
 	case opSet:
 		key := w.keys[e.rng.IntN(len(w.keys))]
 		ts := n.core.Stamp(now)
-		d := cur.Touch(time.UnixMilli(0))
+		d := cur.Header()
 		_, _ = d.Merge(cur.Set(key, w.value(n), ts))
 		w.count(kind, w.write(n, now, kind, s, d, key))
 	case opRemove:
@@ -247,7 +247,7 @@ func (w *workload) op(n *simNode) {
 		}
 		key := keys[e.rng.IntN(len(keys))]
 		ts := n.core.Stamp(now)
-		d := cur.Touch(time.UnixMilli(0))
+		d := cur.Header()
 		_, _ = d.Merge(cur.Remove(key, ts))
 		w.count(kind, w.write(n, now, kind, s, d, key))
 	case opTouch:

@@ -177,15 +177,8 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 
 // read: GET /v1/session.
 func (a *api) read(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	enc, e := query(r, true)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	tok, e := token(r)
-	if e != nil {
-		writeError(w, e)
+	enc, tok, ok := a.sessionRequest(w, r)
+	if !ok {
 		return
 	}
 	s, err := a.n.Get(r.Context(), tok)
@@ -219,15 +212,8 @@ func (a *api) read(w http.ResponseWriter, r *http.Request) {
 
 // update: PATCH /v1/session.
 func (a *api) update(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	enc, e := query(r, true)
-	if e != nil {
-		writeError(w, e)
-		return
-	}
-	tok, e := token(r)
-	if e != nil {
-		writeError(w, e)
+	enc, tok, ok := a.sessionRequest(w, r)
+	if !ok {
 		return
 	}
 	var req updateRequest
@@ -298,6 +284,21 @@ func (a *api) renew(w http.ResponseWriter, r *http.Request) {
 
 // tokenOnly checks a request that carries the token and nothing else (no
 // query, no body) and returns the token; it has answered when ok is false.
+// sessionRequest reads what every call on one session carries: the value
+// encoding asked for and the session token. It answers the error itself.
+func (a *api) sessionRequest(w http.ResponseWriter, r *http.Request) (enc, tok string, ok bool) {
+	noStore(w)
+	enc, e := query(r, true)
+	if e == nil {
+		tok, e = token(r)
+	}
+	if e != nil {
+		writeError(w, e)
+		return "", "", false
+	}
+	return enc, tok, true
+}
+
 func (a *api) tokenOnly(w http.ResponseWriter, r *http.Request) (tok string, ok bool) {
 	noStore(w)
 	if _, e := query(r, false); e != nil {
