@@ -1,14 +1,10 @@
 package persist
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"sync/atomic"
+	"sync"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
@@ -37,33 +33,20 @@ type Result struct {
 	Refused []Refusal
 }
 
-// item is one admitted delta on its way into a transaction; owner tells
-// which caller it came from when the committer groups several.
+// item is one admitted delta on its way into a commit; owner tells which
+// request it came from when the committer groups several.
 type item struct {
 	d     *crdt.Session
 	now   time.Time
 	owner int
 }
 
-// update is what a transaction did with one item.
-type update struct {
-	owner            int
-	state            *crdt.Session
-	oldHash, newHash uint64
-	change           crdt.Change
-	// written is false when the merge changed nothing: the cache still
-	// learns the state read, which may be newer than what it holds.
-	written bool
-	// refused is set, and nothing written, when the delta was dropped.
-	refused error
-}
-
 // Apply merges a batch of deltas into the store at local time now and
 // returns what changed. Apply returns once the write is as durable as
-// Options.Durability promises. A batch is merged in one Badger transaction;
-// one too large for a transaction is merged in several, and if a later one
-// fails, the earlier ones stay merged (Result reports them) and the error
-// says what failed.
+// Options.Durability promises. A batch is committed atomically when the
+// backend can (one Badger transaction); one too large for a transaction is
+// committed in several, and if a later one fails the error says so, while
+// the earlier ones stay merged.
 func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	var res Result
 	if b == nil || b.Len() == 0 {
@@ -88,151 +71,24 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	if len(items) == 0 {
 		return res, nil
 	}
-	var ups []update
-	var err error
-	if s.committer != nil {
-		ups, err = s.committer.submit(items)
-	} else {
-		ups, err = s.commit(items)
-		if s.dirty != nil {
-			s.dirty.Store(true)
-		}
-	}
-	s.publish(ups, &res)
+	out, err := s.commit.submit(items)
+	res.Changes = append(res.Changes, out.Changes...)
+	res.Refused = append(res.Refused, out.Refused...)
 	return res, err
 }
 
-// publish brings digests and cache up to date with committed updates and
-// fills the result.
-func (s *Store) publish(ups []update, res *Result) {
-	for _, u := range ups {
-		switch {
-		case u.refused != nil:
-			res.Refused = append(res.Refused, Refusal{ID: u.state.ID, Err: u.refused})
-		case u.written:
-			s.digests.update(BucketOf(u.state.ID), u.oldHash, u.newHash)
-			s.cache.join(u.state)
-			if !u.change.Empty() {
-				res.Changes = append(res.Changes, u.change)
-			}
-		default:
-			s.cache.join(u.state)
-		}
-	}
-}
-
-// commit merges items in as few transactions as Badger allows, retrying on
-// conflict with a short jittered backoff.
-func (s *Store) commit(items []item) ([]update, error) {
-	var ups []update
-	var err error
-	for attempt := range maxConflictRetries {
-		ups, err = s.commitOnce(items)
-		if !errors.Is(err, badger.ErrConflict) {
-			break
-		}
-		time.Sleep(time.Duration(rand.Int64N(int64(50*time.Microsecond) << min(attempt, 8))))
-	}
-	if errors.Is(err, badger.ErrTxnTooBig) && len(items) > 1 {
-		half := len(items) / 2
-		first, err := s.commit(items[:half])
-		if err != nil {
-			return first, err
-		}
-		second, err := s.commit(items[half:])
-		return append(first, second...), err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("persist: apply: %w", err)
-	}
-	return ups, nil
-}
-
-func (s *Store) commitOnce(items []item) ([]update, error) {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	ups := make([]update, 0, len(items))
-	writes := 0
-	for _, it := range items {
-		d := it.d
-		raw, cur, err := s.readRaw(txn, d.ID)
-		if errors.Is(err, ErrCorrupt) {
-			// Refuse the delta rather than overwrite what cannot be read.
-			ups = append(ups, update{owner: it.owner, state: d, refused: err})
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		oldDeadline := int64(0)
-		if cur == nil {
-			cur = &crdt.Session{ID: d.ID}
-		} else {
-			oldDeadline = cur.Absolute
-		}
-		// A delta for a session past its deadline is refused for good, but
-		// the deadline is the later of the delta's and the stored one: a
-		// tombstone whose issuer never saw a later deadline must still
-		// destroy the session here.
-		if deadline := max(d.Absolute, oldDeadline); it.now.UnixMilli() >= deadline {
-			ups = append(ups, update{owner: it.owner, state: d, refused: fmt.Errorf("%w: session %q deadline %s",
-				crdt.ErrExpired, d.ID, time.UnixMilli(deadline).UTC().Format(time.RFC3339))})
-			continue
-		}
-		ch, err := cur.Merge(d)
-		if err != nil {
-			return nil, err
-		}
-		enc, err := crdt.MarshalSession(cur, s.opts.Limits)
-		if errors.Is(err, crdt.ErrTooLarge) {
-			// Each delta was within the limits but the merge is not.
-			ups = append(ups, update{owner: it.owner, state: d, refused: fmt.Errorf("merged state: %w", err)})
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("persist: apply %q: %w", d.ID, err)
-		}
-		if raw != nil && bytes.Equal(enc, raw) {
-			ups = append(ups, update{owner: it.owner, state: cur})
-			continue
-		}
-		if err := txn.Set(sessionKey(d.ID), enc); err != nil {
-			return nil, err
-		}
-		if cur.Absolute != oldDeadline {
-			if oldDeadline != 0 {
-				if err := txn.Delete(expiryKey(oldDeadline, d.ID)); err != nil {
-					return nil, err
-				}
-			}
-			if err := txn.Set(expiryKey(cur.Absolute, d.ID), nil); err != nil {
-				return nil, err
-			}
-		}
-		var oldHash uint64
-		if raw != nil {
-			oldHash = entryHash(raw)
-		}
-		writes++
-		ups = append(ups, update{owner: it.owner, state: cur, oldHash: oldHash, newHash: entryHash(enc), change: ch, written: true})
-	}
-	if writes == 0 {
-		return ups, nil
-	}
-	if err := txn.Commit(); err != nil {
-		return nil, err
-	}
-	return ups, nil
-}
-
-// committer makes one transaction, hence one fsync, of the Apply calls that
-// arrive together (DurabilitySync and DurabilityGroup, where Badger syncs
-// every transaction). While a group commits, the next one queues; Group
-// mode also waits up to its window for more.
+// committer is the store's only writer. Apply calls queue their items; the
+// caller that holds the lock takes everything queued and commits it as one
+// group (one transaction, one fsync), so that calls arriving while a commit
+// is in progress share the next one. Being the only writer, it merges into
+// the cached state without reading the backend, and never conflicts.
 type committer struct {
 	s      *Store
-	window time.Duration
-	queue  chan *commitReq
+	window time.Duration // DurabilityGroup: wait this long for more
+
+	mu    sync.Mutex // held by the caller committing a group
+	qmu   sync.Mutex
+	queue []*commitReq
 }
 
 type commitReq struct {
@@ -241,86 +97,199 @@ type commitReq struct {
 }
 
 type commitRes struct {
-	ups []update
+	res Result
 	err error
 }
 
 // maxGroupItems bounds one group's transaction.
 const maxGroupItems = 4096
 
-func newCommitter(s *Store, window time.Duration) *committer {
-	return &committer{s: s, window: window, queue: make(chan *commitReq, 1024)}
-}
-
-func (c *committer) submit(items []item) ([]update, error) {
+func (c *committer) submit(items []item) (Result, error) {
 	req := &commitReq{items: items, done: make(chan commitRes, 1)}
-	c.queue <- req
-	r := <-req.done
-	return r.ups, r.err
-}
-
-func (c *committer) run(stop <-chan struct{}) {
+	c.qmu.Lock()
+	c.queue = append(c.queue, req)
+	c.qmu.Unlock()
+	c.mu.Lock()
+	select {
+	case r := <-req.done: // committed by the caller before us
+		c.mu.Unlock()
+		return r.res, r.err
+	default:
+	}
+	if c.window > 0 {
+		time.Sleep(c.window)
+	}
 	for {
-		var first *commitReq
-		select {
-		case <-stop:
-			return
-		case first = <-c.queue:
-		}
-		group := []*commitReq{first}
-		n := len(first.items)
-		if c.window > 0 {
-			timer := time.NewTimer(c.window)
-		gather:
-			for n < maxGroupItems {
-				select {
-				case r := <-c.queue:
-					group = append(group, r)
-					n += len(r.items)
-				case <-timer.C:
-					break gather
-				}
-			}
-			timer.Stop()
-		}
-	drain:
-		for n < maxGroupItems {
-			select {
-			case r := <-c.queue:
-				group = append(group, r)
-				n += len(r.items)
-			default:
-				break drain
-			}
+		group := c.take()
+		if len(group) == 0 {
+			break
 		}
 		c.commitGroup(group)
+		select {
+		case r := <-req.done:
+			c.mu.Unlock()
+			return r.res, r.err
+		default:
+			// Ours did not fit in that group: go on.
+		}
+	}
+	c.mu.Unlock()
+	r := <-req.done
+	return r.res, r.err
+}
+
+// take dequeues requests up to maxGroupItems (at least one).
+func (c *committer) take() []*commitReq {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	n, i := 0, 0
+	for i < len(c.queue) && (i == 0 || n+len(c.queue[i].items) <= maxGroupItems) {
+		n += len(c.queue[i].items)
+		i++
+	}
+	group := c.queue[:i:i]
+	c.queue = c.queue[i:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return group
+}
+
+// staged is a session's state as a group leaves it.
+type staged struct {
+	state    *crdt.Session
+	hash     uint64 // of the stored encoding; 0 when absent
+	deadline int64  // in the backend's index; 0 when absent
+	// enc is the encoding of state once a delta merged, and encHash its
+	// hash: a write is due when it differs from hash.
+	enc     []byte
+	encHash uint64
+}
+
+// commitGroup merges the items of a group, commits what changed in one
+// backend commit, then publishes the new states to the cache and digests.
+// The caller holds c.mu.
+func (c *committer) commitGroup(group []*commitReq) {
+	s := c.s
+	res := make([]Result, len(group))
+	states := make(map[string]*staged)
+	var order []string
+	type change struct {
+		owner int
+		ch    crdt.Change
+	}
+	var changes []change
+	var fatal error
+	for owner, r := range group {
+		for _, it := range r.items {
+			d := it.d
+			st, ok := states[d.ID]
+			if !ok {
+				var err error
+				st, err = s.base(d.ID)
+				if errors.Is(err, ErrCorrupt) {
+					// Refuse the delta rather than overwrite what cannot
+					// be read.
+					res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: err})
+					continue
+				}
+				if err != nil {
+					fatal = err
+					continue
+				}
+				states[d.ID] = st
+				order = append(order, d.ID)
+			}
+			// A delta for a session past its deadline is refused for good,
+			// but the deadline is the later of the delta's and the stored
+			// one: a tombstone whose issuer never saw a later deadline must
+			// still destroy the session here.
+			if deadline := max(d.Absolute, st.state.Absolute); it.now.UnixMilli() >= deadline {
+				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: fmt.Errorf("%w: session %q deadline %s",
+					crdt.ErrExpired, d.ID, time.UnixMilli(deadline).UTC().Format(time.RFC3339))})
+				continue
+			}
+			// Cached states are shared with readers: merge into a copy.
+			merged := st.state.Clone()
+			ch, err := merged.Merge(d)
+			if err != nil {
+				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: err})
+				continue
+			}
+			enc, err := crdt.MarshalSession(merged, s.opts.Limits)
+			if err != nil {
+				// Each delta was within the limits but the merge is not.
+				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: fmt.Errorf("merged state: %w", err)})
+				continue
+			}
+			st.state, st.enc, st.encHash = merged, enc, entryHash(enc)
+			if !ch.Empty() {
+				changes = append(changes, change{owner, ch})
+			}
+		}
+	}
+	var ws []write
+	for _, id := range order {
+		// Several deltas for one session in a group make one write.
+		if st := states[id]; st.enc != nil && st.encHash != st.hash {
+			ws = append(ws, write{id: id, enc: st.enc, oldDeadline: st.deadline, newDeadline: st.state.Absolute})
+		}
+	}
+	var err error
+	if len(ws) > 0 {
+		err = s.be.commit(ws)
+		if err != nil {
+			err = fmt.Errorf("persist: apply: %w", err)
+		} else if s.opts.Durability == DurabilityNone {
+			s.dirty.Store(true)
+		}
+	}
+	if err == nil {
+		for _, w := range ws {
+			st := states[w.id]
+			s.digests.update(BucketOf(w.id), st.hash, st.encHash)
+			s.cache.put(st.state, st.encHash)
+		}
+		for _, c := range changes {
+			res[c.owner].Changes = append(res[c.owner].Changes, c.ch)
+		}
+	} else {
+		// What was committed before the failure is unknown: let the next
+		// commit read it back.
+		for _, w := range ws {
+			s.cache.remove(w.id)
+		}
+	}
+	if err == nil {
+		err = fatal
+	}
+	for i, r := range group {
+		r.done <- commitRes{res: res[i], err: err}
 	}
 }
 
-func (c *committer) commitGroup(group []*commitReq) {
-	var all []item
-	for i, r := range group {
-		for _, it := range r.items {
-			it.owner = i
-			all = append(all, it)
-		}
+// base returns the committed state of id for a merge: from the cache when
+// there, else from the backend.
+func (s *Store) base(id string) (*staged, error) {
+	if e, ok := s.cache.entry(id); ok {
+		return &staged{state: e.s, hash: e.hash, deadline: e.s.Absolute}, nil
 	}
-	ups, err := c.s.commit(all)
-	per := make([][]update, len(group))
-	for _, u := range ups {
-		per[u.owner] = append(per[u.owner], u)
+	raw, cur, err := s.read(id)
+	if err != nil {
+		return nil, err
 	}
-	for i, r := range group {
-		r.done <- commitRes{ups: per[i], err: err}
+	if cur == nil {
+		return &staged{state: &crdt.Session{ID: id}}, nil
 	}
+	return &staged{state: cur, hash: entryHash(raw), deadline: cur.Absolute}, nil
 }
 
 // syncLoop bounds how long writes stay unsynced in DurabilityNone: every
 // window, if anything was committed since, one fsync.
-func (s *Store) syncLoop(dirty *atomic.Bool) {
+func (s *Store) syncLoop() {
 	s.every(s.opts.GroupWindow, func() bool {
-		if dirty.Swap(false) {
-			if err := s.db.Sync(); err != nil {
+		if s.dirty.Swap(false) {
+			if err := s.be.sync(); err != nil {
 				s.log.Error("fsync failed", "err", err)
 			}
 		}

@@ -50,7 +50,7 @@ func BenchmarkBadgerBaselineUpdate(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		key := sessionKey(states[i%benchSessions].ID)
-		err := s.db.Update(func(txn *badger.Txn) error {
+		err := badgerDB(b, s).Update(func(txn *badger.Txn) error {
 			if _, err := txn.Get(key); err != nil {
 				return err
 			}

@@ -9,22 +9,29 @@ import (
 
 const cacheShards = 64
 
-// cache holds decoded sessions for the read path. Entries are immutable once
-// stored: readers get them without copying. An update joins the new state
-// into the cached one instead of overwriting it, so updates that reach the
-// cache out of order (two commits racing, or a slow miss fill) still leave
-// the latest state: the join is order-insensitive.
+// cache holds decoded sessions, each with the hash of its stored encoding.
+// Entries are immutable once stored: readers get them without copying.
+//
+// The committer is the only writer of the store, and it puts every state it
+// commits here (replacing the entry), so an entry is always the latest
+// committed state and the committer merges into it without reading the
+// backend. Readers that miss fill the cache only where no entry appeared
+// meanwhile and no eviction or removal happened since their read began:
+// otherwise what they read may be older than what the committer left.
 type cache struct {
 	shards   [cacheShards]cacheShard
 	perShard int
 }
 
+type cacheEntry struct {
+	s    *crdt.Session
+	hash uint64
+}
+
 type cacheShard struct {
 	mu sync.RWMutex
-	m  map[string]*crdt.Session
-	// gen counts evictions and removals. A miss fill takes it before
-	// reading the store and is dropped if it moved: the state it read may
-	// be older than one that was cached and has since gone.
+	m  map[string]cacheEntry
+	// gen counts evictions and removals; see fill.
 	gen uint64
 }
 
@@ -34,7 +41,7 @@ func newCache(size int) *cache {
 	}
 	c := &cache{perShard: max(1, size/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]*crdt.Session)
+		c.shards[i].m = make(map[string]cacheEntry)
 	}
 	return c
 }
@@ -44,14 +51,19 @@ func (c *cache) shard(id string) *cacheShard {
 }
 
 func (c *cache) get(id string) *crdt.Session {
+	e, _ := c.entry(id)
+	return e.s
+}
+
+func (c *cache) entry(id string) (cacheEntry, bool) {
 	if c == nil {
-		return nil
+		return cacheEntry{}, false
 	}
 	sh := c.shard(id)
 	sh.mu.RLock()
-	s := sh.m[id]
+	e, ok := sh.m[id]
 	sh.mu.RUnlock()
-	return s
+	return e, ok
 }
 
 // generation returns the generation of id's shard, for fill.
@@ -65,41 +77,41 @@ func (c *cache) generation(id string) uint64 {
 	return sh.gen
 }
 
-// fill caches s, read from the store when the shard was at generation gen,
-// unless an entry was evicted or removed since. It returns the cached entry
-// (which may be newer than s), or nil if s was not cached.
-func (c *cache) fill(s *crdt.Session, gen uint64) *crdt.Session {
+// fill caches s (stored encoding hash h), read from the backend when the
+// shard was at generation gen, unless an entry exists or an entry was
+// evicted or removed since. It returns the cached state (an existing entry
+// is at least as new as s), or nil if s was not cached.
+func (c *cache) fill(s *crdt.Session, h uint64, gen uint64) *crdt.Session {
 	if c == nil {
 		return nil
 	}
 	sh := c.shard(s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if e, ok := sh.m[s.ID]; ok {
+		return e.s
+	}
 	if sh.gen != gen {
 		return nil
 	}
-	return sh.joinLocked(s, c.perShard)
+	sh.insertLocked(cacheEntry{s: s, hash: h}, c.perShard)
+	return s
 }
 
-// join merges s, which the cache takes ownership of, into the cached entry.
-func (c *cache) join(s *crdt.Session) {
+// put records the state the committer just committed. Only the committer
+// calls it.
+func (c *cache) put(s *crdt.Session, h uint64) {
 	if c == nil {
 		return
 	}
 	sh := c.shard(s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.joinLocked(s, c.perShard)
+	sh.insertLocked(cacheEntry{s: s, hash: h}, c.perShard)
 }
 
-func (sh *cacheShard) joinLocked(s *crdt.Session, perShard int) *crdt.Session {
-	if cur, ok := sh.m[s.ID]; ok {
-		merged := cur.Clone()
-		_, _ = merged.Merge(s) // same id
-		sh.m[s.ID] = merged
-		return merged
-	}
-	if len(sh.m) >= perShard {
+func (sh *cacheShard) insertLocked(e cacheEntry, perShard int) {
+	if _, ok := sh.m[e.s.ID]; !ok && len(sh.m) >= perShard {
 		// Evict an arbitrary entry: map iteration order is random, which
 		// is cheap and keeps hot sessions in the cache most of the time.
 		for k := range sh.m {
@@ -108,8 +120,7 @@ func (sh *cacheShard) joinLocked(s *crdt.Session, perShard int) *crdt.Session {
 			break
 		}
 	}
-	sh.m[s.ID] = s
-	return s
+	sh.m[e.s.ID] = e
 }
 
 func (c *cache) remove(id string) {

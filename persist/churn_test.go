@@ -271,14 +271,14 @@ func settle(t testing.TB, s *Store) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		due := false
-		for _, l := range s.db.Levels() {
+		for _, l := range badgerDB(t, s).Levels() {
 			due = due || l.Score >= 1
 		}
 		if !due {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("compactions still due after 30s:\n%s", s.db.LevelsToString())
+			t.Fatalf("compactions still due after 30s:\n%s", badgerDB(t, s).LevelsToString())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -1,14 +1,9 @@
 package persist
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
-
-	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // gcChunk is how many sessions one collection transaction removes, so that
@@ -39,79 +34,51 @@ func (s *Store) CollectGarbage(now time.Time, budget int) (int, error) {
 	return removed, nil
 }
 
-type dueEntry struct {
-	indexKey []byte
-	id       string
-}
-
-// collectChunk visits up to limit due index entries and removes what they
-// point to, reporting how many sessions it removed and entries it visited.
+// collectChunk removes up to limit due sessions as the store's writer (no
+// Apply commits meanwhile), reporting how many it removed and visited.
 func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, visited int, more bool, err error) {
-	var due []dueEntry
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixExpiry}})
-		defer it.Close()
-		for it.Rewind(); it.Valid() && len(due) < limit; it.Next() {
-			k := it.Item().KeyCopy(nil)
-			if len(k) < 9 {
-				return fmt.Errorf("%w: short index key %x", ErrCorrupt, k)
-			}
-			if int64(binary.BigEndian.Uint64(k[1:9])) > cutoff {
-				return nil
-			}
-			due = append(due, dueEntry{indexKey: k, id: string(k[9:])})
-		}
-		more = it.Valid()
-		return nil
-	})
+	c := &s.commit
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	due, more, err := s.be.due(cutoff, limit)
 	if err != nil || len(due) == 0 {
 		return 0, 0, false, err
 	}
-	var gone []update
-	for range maxConflictRetries {
-		gone, err = s.removeDue(due, now)
-		if !errors.Is(err, badger.ErrConflict) {
-			break
+	ws := make([]write, 0, len(due))
+	hashes := make([]uint64, 0, len(due))
+	for _, e := range due {
+		// The index is written with the sessions, so an entry in it is the
+		// session's current deadline: the record need not be decodable to
+		// go, only its hash is needed for the digest.
+		var h uint64
+		if ce, ok := s.cache.entry(e.id); ok {
+			h = ce.hash
+		} else {
+			raw, err := s.be.load(e.id)
+			if err != nil {
+				return 0, 0, false, fmt.Errorf("persist: collect: %w", err)
+			}
+			if raw != nil {
+				h = entryHash(raw)
+			}
 		}
+		ws = append(ws, write{id: e.id, oldDeadline: e.deadline})
+		hashes = append(hashes, h)
 	}
-	if err != nil {
+	if err := s.be.commit(ws); err != nil {
+		for _, w := range ws {
+			s.cache.remove(w.id)
+		}
 		return 0, 0, false, fmt.Errorf("persist: collect: %w", err)
 	}
-	for _, u := range gone {
-		s.cache.remove(u.state.ID)
-		s.digests.update(BucketOf(u.state.ID), u.oldHash, 0)
+	for i, w := range ws {
+		s.cache.remove(w.id)
+		if hashes[i] != 0 {
+			s.digests.update(BucketOf(w.id), hashes[i], 0)
+			removed++
+		}
 	}
-	return len(gone), len(due), more, nil
-}
-
-func (s *Store) removeDue(due []dueEntry, now time.Time) ([]update, error) {
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	var gone []update
-	for _, e := range due {
-		if err := txn.Delete(e.indexKey); err != nil {
-			return nil, err
-		}
-		// The index is written in the same transactions as the sessions,
-		// so an entry in it is the session's current deadline: the record
-		// need not be decoded (it may not even be readable) to go.
-		item, err := txn.Get(sessionKey(e.id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		var h uint64
-		if err := item.Value(func(v []byte) error { h = entryHash(v); return nil }); err != nil {
-			return nil, err
-		}
-		if err := txn.Delete(sessionKey(e.id)); err != nil {
-			return nil, err
-		}
-		gone = append(gone, update{state: &crdt.Session{ID: e.id}, oldHash: h})
-	}
-	return gone, txn.Commit()
+	return removed, len(due), more, nil
 }
 
 // every runs fn every d until the store closes or fn returns false.
@@ -155,21 +122,11 @@ func (s *Store) reclaimLoop() {
 	s.every(s.opts.ReclaimInterval, func() bool { s.reclaimDisk(); return true })
 }
 
-// reclaimDisk runs Badger's value-log GC until it finds nothing to rewrite.
+// reclaimDisk lets the backend give back disk space.
 func (s *Store) reclaimDisk() {
-	if s.opts.InMemory {
-		return
-	}
 	if !s.enter() {
 		return
 	}
 	defer s.leave()
-	for range 16 {
-		if err := s.db.RunValueLogGC(0.5); err != nil {
-			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
-				s.log.Warn("value log GC failed", "err", err)
-			}
-			return
-		}
-	}
+	s.be.reclaim()
 }

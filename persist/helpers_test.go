@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
@@ -70,4 +72,29 @@ func encoded(t testing.TB, s *crdt.Session) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// badgerDB returns the Badger database under an on-disk store.
+func badgerDB(t testing.TB, s *Store) *badger.DB {
+	t.Helper()
+	b, ok := s.be.(*badgerBackend)
+	if !ok {
+		t.Fatalf("store backend is %T, not Badger", s.be)
+	}
+	return b.db
+}
+
+// putRaw writes a record behind the store's back, as a bug or a disk fault
+// would, and drops the cached state so that the next access reads it.
+func putRaw(t testing.TB, s *Store, id string, raw []byte) {
+	t.Helper()
+	// The deadline index keeps the entry of the record replaced.
+	var deadline int64
+	if e, ok := s.cache.entry(id); ok {
+		deadline = e.s.Absolute
+	}
+	if err := s.be.commit([]write{{id: id, enc: raw, oldDeadline: deadline, newDeadline: deadline}}); err != nil {
+		t.Fatal(err)
+	}
+	s.cache.remove(id)
 }

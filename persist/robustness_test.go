@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
-
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
@@ -155,10 +153,7 @@ func TestUnreadableRecordDoesNotStopTheStore(t *testing.T) {
 	good := newSession("good", 1, t0, 1)
 	bad := newSession("bad", 1, t0, 1)
 	apply(t, s, t0, good, bad)
-	err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(sessionKey("bad"), []byte{1, 's', 0xc1}) })
-	if err != nil {
-		t.Fatal(err)
-	}
+	putRaw(t, s, "bad", []byte{1, 's', 0xc1})
 	other := newSession("other", 1, t0, 1)
 	res := apply(t, s, t0, bad.Touch(t0.Add(time.Second)), other)
 	if len(res.Refused) != 1 || res.Refused[0].ID != "bad" || !errors.Is(res.Refused[0].Err, ErrCorrupt) {
@@ -189,15 +184,15 @@ func TestCacheFillAfterEviction(t *testing.T) {
 	s1 := s0.Clone()
 	_, _ = s1.Merge(s0.Set("k", []byte("new"), crdt.NewTimestamp(t0.UnixMilli()+5, 0, 1)))
 	gen := c.generation("id")
-	c.join(s1)
+	c.put(s1, 1)
 	c.remove("id") // stands for an eviction or a collection
-	if got := c.fill(s0, gen); got != nil {
+	if got := c.fill(s0, 0, gen); got != nil {
 		t.Fatal("a fill that began before an eviction was cached")
 	}
 	if c.get("id") != nil {
 		t.Fatal("stale state cached")
 	}
-	if got := c.fill(s1, c.generation("id")); got == nil {
+	if got := c.fill(s1, 1, c.generation("id")); got == nil {
 		t.Fatal("a fresh fill was refused")
 	}
 }

@@ -190,10 +190,7 @@ func TestOpenRefusesForeignAndCorruptData(t *testing.T) {
 	})
 	t.Run("corrupt record", func(t *testing.T) {
 		s := openStore(t, testOptions(""))
-		err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(sessionKey("x"), []byte{1, 's', 0xc1}) })
-		if err != nil {
-			t.Fatal(err)
-		}
+		putRaw(t, s, "x", []byte{1, 's', 0xc1})
 		if _, err := s.Get("x"); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
 		}
