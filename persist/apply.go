@@ -285,9 +285,9 @@ func (s *Store) base(id string) (*staged, error) {
 }
 
 // syncLoop bounds how long writes stay unsynced in DurabilityNone: every
-// window, if anything was committed since, one fsync.
+// SyncInterval, if anything was committed since, one fsync.
 func (s *Store) syncLoop() {
-	s.every(s.opts.GroupWindow, func() bool {
+	s.every(s.opts.SyncInterval, func() bool {
 		if s.dirty.Swap(false) {
 			if err := s.be.sync(); err != nil {
 				s.log.Error("fsync failed", "err", err)

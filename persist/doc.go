@@ -22,7 +22,7 @@
 //	DurabilitySync  fsynced before Apply returns: survives kill -9 and power loss
 //	DurabilityGroup the same, gathering writes for up to GroupWindow first
 //	DurabilityNone  in the OS page cache when Apply returns: survives kill -9;
-//	                a power loss may lose recent writes
+//	                a power loss may lose up to SyncInterval (1s) of writes
 //
 // Readers may see a write before Apply returns it to its caller.
 //

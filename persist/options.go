@@ -24,9 +24,10 @@ const (
 	// DurabilityNone returns from Apply once the write is in the operating
 	// system's page cache: an acknowledged write survives a crash of the
 	// process (kill -9), but a power loss or kernel crash may lose recent
-	// writes. A background fsync every GroupWindow bounds how recent for
-	// the current log; writes in a memtable Badger has just switched away
-	// from stay unsynced until it is flushed.
+	// writes. A background fsync every SyncInterval bounds how recent for
+	// the current log (like Redis's appendfsync everysec); writes in a
+	// memtable Badger has just switched away from stay unsynced until it is
+	// flushed.
 	DurabilityNone
 )
 
@@ -62,9 +63,13 @@ type Options struct {
 	// Durability chooses when Apply returns; default DurabilitySync.
 	Durability Durability
 	// GroupWindow is how long DurabilityGroup gathers writes into one
-	// transaction, and the period of DurabilityNone's background fsync.
-	// Default 2ms.
+	// transaction. Default 2ms.
 	GroupWindow time.Duration
+	// SyncInterval is the period of DurabilityNone's background fsync.
+	// Badger holds its memtable lock shared while it syncs, which stalls a
+	// writer that needs a new memtable: syncing every few milliseconds
+	// cost most of the write throughput. Default 1s.
+	SyncInterval time.Duration
 	// EncryptionKey turns on encryption at rest (AES, Badger's) with a key
 	// of 16, 24 or 32 bytes. A store written with a key can only be opened
 	// with the same key.
@@ -107,6 +112,7 @@ func DefaultOptions(dir string) Options {
 		Dir:             dir,
 		Durability:      DurabilitySync,
 		GroupWindow:     2 * time.Millisecond,
+		SyncInterval:    time.Second,
 		Limits:          crdt.DefaultLimits(),
 		MaxDrift:        5 * time.Second,
 		CacheSessions:   1 << 16,
@@ -134,8 +140,10 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: Dir is empty and InMemory is off")
 	case o.Durability < DurabilitySync || o.Durability > DurabilityNone:
 		return fmt.Errorf("persist: options: unknown durability %d", o.Durability)
-	case o.Durability != DurabilitySync && o.GroupWindow <= 0:
+	case o.Durability == DurabilityGroup && o.GroupWindow <= 0:
 		return fmt.Errorf("persist: options: durability %s needs a positive GroupWindow", o.Durability)
+	case o.Durability == DurabilityNone && o.SyncInterval <= 0:
+		return fmt.Errorf("persist: options: durability %s needs a positive SyncInterval", o.Durability)
 	case o.EncryptionKey != nil && len(o.EncryptionKey) != 16 && len(o.EncryptionKey) != 24 && len(o.EncryptionKey) != 32:
 		return fmt.Errorf("%w: key of %d bytes, want 16, 24 or 32", ErrBadKey, len(o.EncryptionKey))
 	case o.MaxDrift < 0:

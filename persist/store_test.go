@@ -215,6 +215,12 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err == nil {
 		t.Fatal("group durability without a window accepted")
 	}
+	o = InMemoryOptions()
+	o.Durability = DurabilityNone
+	o.SyncInterval = 0
+	if err := o.Validate(); err == nil {
+		t.Fatal("durability none without a sync interval accepted")
+	}
 	for _, name := range []string{"sync", "group", "none"} {
 		d, err := ParseDurability(name)
 		if err != nil || d.String() != name {
