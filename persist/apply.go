@@ -77,23 +77,29 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	return res, err
 }
 
-// committer is the store's only writer. Apply calls queue their items; the
-// caller that holds the lock takes everything queued and commits it as one
+// committer is the store's only writer. Apply calls queue their items; one
+// caller at a time leads: it takes everything queued and commits it as one
 // group (one transaction, one fsync), so that calls arriving while a commit
-// is in progress share the next one. Being the only writer, it merges into
-// the cached state without reading the backend, and never conflicts.
+// is in progress share the next one, and the others just wait for their
+// result. Being the only writer, it merges into the cached state without
+// reading the backend, and never conflicts.
 type committer struct {
 	s      *Store
 	window time.Duration // DurabilityGroup: wait this long for more
 
-	mu    sync.Mutex // held by the caller committing a group
-	qmu   sync.Mutex
-	queue []*commitReq
+	mu sync.Mutex // held while a group commits; collection takes it too
+
+	qmu     sync.Mutex
+	queue   []*commitReq
+	leading bool // a caller is leading
 }
 
 type commitReq struct {
 	items []item
 	done  chan commitRes
+	// lead tells a waiting caller that it leads now: the leader before it
+	// had its own result and left.
+	lead chan struct{}
 }
 
 type commitRes struct {
@@ -105,37 +111,45 @@ type commitRes struct {
 const maxGroupItems = 4096
 
 func (c *committer) submit(items []item) (Result, error) {
-	req := &commitReq{items: items, done: make(chan commitRes, 1)}
+	req := &commitReq{items: items, done: make(chan commitRes, 1), lead: make(chan struct{}, 1)}
 	c.qmu.Lock()
 	c.queue = append(c.queue, req)
-	c.qmu.Unlock()
-	c.mu.Lock()
-	select {
-	case r := <-req.done: // committed by the caller before us
-		c.mu.Unlock()
-		return r.res, r.err
-	default:
-	}
-	if c.window > 0 {
-		time.Sleep(c.window)
-	}
-	for {
-		group := c.take()
-		if len(group) == 0 {
-			break
-		}
-		c.commitGroup(group)
+	if c.leading {
+		c.qmu.Unlock()
 		select {
 		case r := <-req.done:
+			return r.res, r.err
+		case <-req.lead:
+		}
+	} else {
+		c.leading = true
+		c.qmu.Unlock()
+	}
+	for {
+		if c.window > 0 {
+			time.Sleep(c.window)
+		}
+		if group := c.take(); len(group) > 0 {
+			c.mu.Lock()
+			c.commitGroup(group)
 			c.mu.Unlock()
+		}
+		select {
+		case r := <-req.done:
+			// Hand over rather than serve the others for ever: a leader
+			// under steady load would never return.
+			c.qmu.Lock()
+			if len(c.queue) > 0 {
+				c.queue[0].lead <- struct{}{}
+			} else {
+				c.leading = false
+			}
+			c.qmu.Unlock()
 			return r.res, r.err
 		default:
 			// Ours did not fit in that group: go on.
 		}
 	}
-	c.mu.Unlock()
-	r := <-req.done
-	return r.res, r.err
 }
 
 // take dequeues requests up to maxGroupItems (at least one).

@@ -107,6 +107,13 @@ func BenchmarkApplyBatched100(b *testing.B) {
 
 func BenchmarkApplyParallel(b *testing.B) { benchApplyParallel(b, DurabilityNone) }
 
+// BenchmarkApplyParallel50: 50 concurrent writers without fsync, the
+// writer count of the bench harness's write row.
+func BenchmarkApplyParallel50(b *testing.B) {
+	b.SetParallelism(25)
+	benchApplyParallel(b, DurabilityNone)
+}
+
 // BenchmarkApplyParallelSync: 32 concurrent writers with fsync per
 // transaction; the committer shares each fsync among the writers waiting.
 func BenchmarkApplyParallelSync(b *testing.B) {
