@@ -3,15 +3,12 @@ package persist
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
-
-// maxConflictRetries bounds how often a transaction that lost a race with
-// another writer of the same keys is retried.
-const maxConflictRetries = 32
 
 // Refusal is a delta Apply dropped for good, with the reason.
 type Refusal struct {
@@ -169,15 +166,15 @@ func (c *committer) take() []*commitReq {
 	return group
 }
 
-// staged is a session's state as a group leaves it.
+// staged is a session as a group leaves it.
 type staged struct {
-	state    *crdt.Session
-	hash     uint64 // of the stored encoding; 0 when absent
-	deadline int64  // in the backend's index; 0 when absent
-	// enc is the encoding of state once a delta merged, and encHash its
-	// hash: a write is due when it differs from hash.
-	enc     []byte
-	encHash uint64
+	stored *crdt.Session // as the backend holds it; nil when absent
+	hash   uint64        // sessionHash(stored)
+	state  *crdt.Session // stored, or the group's own copy once a delta merged
+	owned  bool          // state is the group's copy
+	size   int           // crdt.EncodedSize(state)
+	merged bool          // a delta merged
+	fields map[string]struct{}
 }
 
 // commitGroup merges the items of a group, commits what changed in one
@@ -194,6 +191,9 @@ func (c *committer) commitGroup(group []*commitReq) {
 	}
 	var changes []change
 	var fatal error
+	refuse := func(owner int, id string, err error) {
+		res[owner].Refused = append(res[owner].Refused, Refusal{ID: id, Err: err})
+	}
 	for owner, r := range group {
 		for _, it := range r.items {
 			d := it.d
@@ -204,7 +204,7 @@ func (c *committer) commitGroup(group []*commitReq) {
 				if errors.Is(err, ErrCorrupt) {
 					// Refuse the delta rather than overwrite what cannot
 					// be read.
-					res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: err})
+					refuse(owner, d.ID, err)
 					continue
 				}
 				if err != nil {
@@ -219,34 +219,28 @@ func (c *committer) commitGroup(group []*commitReq) {
 			// one: a tombstone whose issuer never saw a later deadline must
 			// still destroy the session here.
 			if deadline := max(d.Absolute, st.state.Absolute); it.now.UnixMilli() >= deadline {
-				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: fmt.Errorf("%w: session %q deadline %s",
-					crdt.ErrExpired, d.ID, time.UnixMilli(deadline).UTC().Format(time.RFC3339))})
+				refuse(owner, d.ID, fmt.Errorf("%w: session %q deadline %s",
+					crdt.ErrExpired, d.ID, time.UnixMilli(deadline).UTC().Format(time.RFC3339)))
 				continue
 			}
-			// Cached states are shared with readers: merge into a copy.
-			merged := st.state.Clone()
-			ch, err := merged.Merge(d)
+			ch, err := s.merge(st, d)
 			if err != nil {
-				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: err})
+				refuse(owner, d.ID, err)
 				continue
 			}
-			enc, err := crdt.MarshalSession(merged, s.opts.Limits)
-			if err != nil {
-				// Each delta was within the limits but the merge is not.
-				res[owner].Refused = append(res[owner].Refused, Refusal{ID: d.ID, Err: fmt.Errorf("merged state: %w", err)})
-				continue
-			}
-			st.state, st.enc, st.encHash = merged, enc, entryHash(enc)
 			if !ch.Empty() {
 				changes = append(changes, change{owner, ch})
 			}
 		}
 	}
 	var ws []write
+	var entries []cacheEntry
 	for _, id := range order {
-		// Several deltas for one session in a group make one write.
-		if st := states[id]; st.enc != nil && st.encHash != st.hash {
-			ws = append(ws, write{id: id, enc: st.enc, oldDeadline: st.deadline, newDeadline: st.state.Absolute})
+		st := states[id]
+		w, h, ok := st.write(id)
+		if ok {
+			ws = append(ws, w)
+			entries = append(entries, cacheEntry{s: st.state, hash: h, size: st.size})
 		}
 	}
 	var err error
@@ -259,10 +253,9 @@ func (c *committer) commitGroup(group []*commitReq) {
 		}
 	}
 	if err == nil {
-		for _, w := range ws {
-			st := states[w.id]
-			s.digests.update(BucketOf(w.id), st.hash, st.encHash)
-			s.cache.put(st.state, st.encHash)
+		for i, w := range ws {
+			s.digests.update(BucketOf(w.id), states[w.id].hash, entries[i].hash)
+			s.cache.put(entries[i])
 		}
 		for _, c := range changes {
 			res[c.owner].Changes = append(res[c.owner].Changes, c.ch)
@@ -282,20 +275,124 @@ func (c *committer) commitGroup(group []*commitReq) {
 	}
 }
 
+// merge joins d into the group's copy of a session, within the limits: a
+// delta that would take the merged state over them is refused and leaves
+// the copy as it was.
+func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
+	if !st.owned {
+		st.state = st.state.Clone()
+		st.owned = true
+	}
+	cur := st.state
+	before := *cur
+	olds := make(map[string]crdt.Field, len(d.Fields))
+	for k := range d.Fields {
+		if f, ok := cur.Fields[k]; ok {
+			olds[k] = f
+		}
+	}
+	fieldBytes := st.size - crdt.HeaderSize(cur, len(cur.Fields))
+	ch, err := cur.Merge(d)
+	if err != nil {
+		return ch, err
+	}
+	if cur.IsDestroyed() {
+		st.size = crdt.HeaderSize(cur, 0)
+	} else {
+		for _, k := range ch.Fields {
+			if f, ok := olds[k]; ok {
+				fieldBytes -= crdt.FieldSize(k, f)
+			}
+			fieldBytes += crdt.FieldSize(k, cur.Fields[k])
+		}
+		size := crdt.HeaderSize(cur, len(cur.Fields)) + fieldBytes
+		var over error
+		switch l := s.opts.Limits; {
+		case len(cur.Fields) > l.MaxFields:
+			over = fmt.Errorf("merged state: %w: session %q would have %d fields (max %d)", crdt.ErrTooLarge, cur.ID, len(cur.Fields), l.MaxFields)
+		case size > l.MaxSessionBytes:
+			over = fmt.Errorf("merged state: %w: session %q would encode to %d bytes (max %d)", crdt.ErrTooLarge, cur.ID, size, l.MaxSessionBytes)
+		}
+		if over != nil {
+			// Undo: the header from before, and the fields d touched.
+			fields := cur.Fields
+			*cur = before
+			cur.Fields = fields
+			for k := range d.Fields {
+				if f, ok := olds[k]; ok {
+					fields[k] = f
+				} else {
+					delete(fields, k)
+				}
+			}
+			return crdt.Change{}, over
+		}
+		st.size = size
+	}
+	st.merged = true
+	if st.fields == nil {
+		st.fields = make(map[string]struct{})
+	}
+	for _, k := range ch.Fields {
+		st.fields[k] = struct{}{}
+	}
+	return ch, nil
+}
+
+// write returns the backend write that brings the stored state to the
+// group's, with the new hash, or false when nothing changed.
+func (st *staged) write(id string) (write, uint64, bool) {
+	final, stored := st.state, st.stored
+	if !st.merged {
+		return write{}, 0, false
+	}
+	header := stored == nil || headerOf(stored) != headerOf(final)
+	if !header && len(st.fields) == 0 {
+		return write{}, 0, false
+	}
+	w := write{id: id, state: final, old: stored, header: header, newDeadline: final.Absolute}
+	if stored != nil {
+		w.oldDeadline = stored.Absolute
+	}
+	var h uint64
+	switch {
+	case final.IsDestroyed() || stored == nil:
+		h = sessionHash(final)
+	default:
+		h = st.hash ^ headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
+		for k := range st.fields {
+			if f, ok := stored.Fields[k]; ok {
+				h ^= fieldHash(id, k, f)
+			}
+			h ^= fieldHash(id, k, final.Fields[k])
+		}
+	}
+	if !final.IsDestroyed() {
+		w.fields = make([]string, 0, len(st.fields))
+		for k := range st.fields {
+			w.fields = append(w.fields, k)
+		}
+		slices.Sort(w.fields)
+	}
+	return w, h, true
+}
+
 // base returns the committed state of id for a merge: from the cache when
 // there, else from the backend.
 func (s *Store) base(id string) (*staged, error) {
-	if e, ok := s.cache.entry(id); ok {
-		return &staged{state: e.s, hash: e.hash, deadline: e.s.Absolute}, nil
+	e, ok := s.cache.entry(id)
+	if !ok {
+		cur, err := s.read(id)
+		if err != nil {
+			return nil, err
+		}
+		if cur == nil {
+			fresh := &crdt.Session{ID: id}
+			return &staged{state: fresh, owned: true, size: crdt.HeaderSize(fresh, 0)}, nil
+		}
+		e = newEntry(cur)
 	}
-	raw, cur, err := s.read(id)
-	if err != nil {
-		return nil, err
-	}
-	if cur == nil {
-		return &staged{state: &crdt.Session{ID: id}}, nil
-	}
-	return &staged{state: cur, hash: entryHash(raw), deadline: cur.Absolute}, nil
+	return &staged{stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
 }
 
 // syncLoop bounds how long writes stay unsynced in DurabilityNone: every

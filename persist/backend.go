@@ -1,29 +1,34 @@
 package persist
 
-import "context"
+import (
+	"context"
 
-// backend is where the store keeps session records: Badger on disk, or an
-// ordered map in memory (tests and the simulator, where Badger's own
-// in-memory mode cost most of a simulated hour). Everything above it (merge,
-// admission, cache, digests, collection) is shared, so both behave the same.
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// backend is where the store keeps sessions: Badger on disk, or an ordered
+// map in memory (tests and the simulator, where Badger's own in-memory mode
+// cost most of a simulated hour). Everything above it (merge, admission,
+// cache, digests, collection) is shared, so both behave the same.
 //
 // A backend has one writer at a time (the store's committer); reads may run
-// concurrently with it and with each other.
+// concurrently with it and with each other. Sessions it returns may be
+// shared: they are never modified.
 type backend interface {
-	// load returns the stored encoding of session id, nil when absent.
-	// The result belongs to the caller.
-	load(id string) ([]byte, error)
-	// scanBucket calls fn with every session record of bucket, in id
-	// order, from one consistent snapshot.
-	scanBucket(ctx context.Context, bucket int, fn func(raw []byte) error) error
-	// scanAll calls fn with every session record and its bucket.
-	scanAll(fn func(bucket int, raw []byte) error) error
+	// load returns the stored state of session id, nil when absent.
+	load(id string) (*crdt.Session, error)
+	// scanBucket calls fn with every session of bucket, ordered by id
+	// length then id, from one consistent snapshot. A session that cannot
+	// be read goes to bad instead.
+	scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, bad func(error)) error
+	// scanAll calls fn with every session.
+	scanAll(fn func(*crdt.Session) error, bad func(error)) error
 	// due returns up to limit sessions whose deadline is at or before
 	// cutoff, earliest first, and whether more may be due.
 	due(cutoff int64, limit int) ([]dueEntry, bool, error)
 	// commit makes the writes durable as the store's durability mode
 	// promises, atomically when they fit in one transaction. It takes
-	// ownership of every enc.
+	// ownership of every state.
 	commit(ws []write) error
 	// sync flushes whatever commit left unsynced (DurabilityNone).
 	sync() error
@@ -32,11 +37,17 @@ type backend interface {
 	close() error
 }
 
-// write replaces a session record (enc) or deletes it (enc nil), moving its
-// entry in the deadline index from oldDeadline to newDeadline (0: none).
+// write replaces session id's stored state old with state (nil deletes
+// it), and moves its entry in the deadline index from oldDeadline to
+// newDeadline (0: none). For a live state, header says whether the header
+// changed and fields lists the fields that did: a backend that stores them
+// apart rewrites those only. old is nil when there was none, or, for a
+// deletion, when it could not be read.
 type write struct {
 	id          string
-	enc         []byte
+	state, old  *crdt.Session
+	header      bool
+	fields      []string
 	oldDeadline int64
 	newDeadline int64
 }

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -16,9 +17,14 @@ import (
 // repeated deltas and collections, and checks after every step that both
 // report the same results and hold the same sessions, bucket by bucket.
 func TestBackendsAgree(t *testing.T) {
-	mem := openStore(t, testOptions(""))
+	// Five keys against a bound of four fields: some merges go over the
+	// limits and must be refused the same way by both.
+	mo := testOptions("")
+	mo.Limits.MaxFields = 4
+	mem := openStore(t, mo)
 	do := testOptions(t.TempDir())
 	do.Durability = DurabilityNone
+	do.Limits.MaxFields = 4
 	disk := openStore(t, do)
 	if _, ok := mem.be.(*memBackend); !ok {
 		t.Fatalf("in-memory store uses %T", mem.be)
@@ -31,7 +37,7 @@ func TestBackendsAgree(t *testing.T) {
 	var live []*crdt.Session // create deltas, for later writes
 	var history []*crdt.Session
 	ids := map[string]bool{}
-	collected := 0
+	collected, refused := 0, 0
 	for step := range 600 {
 		now = now.Add(time.Duration(rng.IntN(20)) * time.Second)
 		c := clocks[rng.IntN(len(clocks))]
@@ -43,9 +49,11 @@ func TestBackendsAgree(t *testing.T) {
 				id := fmt.Sprintf("s%04d", rng.IntN(400))
 				d = crdt.Create(id, c.Now(now), now.Add(time.Duration(5+rng.IntN(60))*time.Minute), 10*time.Minute)
 				live = append(live, d)
-			case r < 7:
+			case r < 6:
 				s := live[rng.IntN(len(live))]
 				d = s.Set(fmt.Sprintf("k%d", rng.IntN(5)), fmt.Appendf(nil, "v%d", step), c.Now(now))
+			case r < 7:
+				d = live[rng.IntN(len(live))].Remove(fmt.Sprintf("k%d", rng.IntN(5)), c.Now(now))
 			case r < 8:
 				d = live[rng.IntN(len(live))].Destroy(c.Now(now))
 			default:
@@ -59,6 +67,11 @@ func TestBackendsAgree(t *testing.T) {
 			}
 		}
 		rm, err1 := mem.Apply(b, now)
+		for _, r := range rm.Refused {
+			if errors.Is(r.Err, crdt.ErrTooLarge) {
+				refused++
+			}
+		}
 		rd, err2 := disk.Apply(b, now)
 		if err1 != nil || err2 != nil {
 			t.Fatalf("step %d: apply: %v / %v", step, err1, err2)
@@ -78,9 +91,29 @@ func TestBackendsAgree(t *testing.T) {
 		if dm, dd := mem.Digests(), disk.Digests(); *dm != *dd {
 			t.Fatalf("step %d: digests differ", step)
 		}
+		// The committer keeps hashes and sizes incrementally: they must be
+		// what a full computation gives.
+		for _, st := range []*Store{mem, disk} {
+			for _, d := range b.Sessions() {
+				if e, ok := st.cache.entry(d.ID); ok {
+					if e.hash != sessionHash(e.s) || e.size != crdt.EncodedSize(e.s) {
+						t.Fatalf("step %d: %s: hash %x size %d, computed %x %d", step, d.ID, e.hash, e.size, sessionHash(e.s), crdt.EncodedSize(e.s))
+					}
+				}
+			}
+		}
 	}
-	if mem.Digests().Root == 0 || collected == 0 {
-		t.Fatalf("stored root %x, collected %d: the history proves nothing", mem.Digests().Root, collected)
+	if mem.Digests().Root == 0 || collected == 0 || refused == 0 {
+		t.Fatalf("stored root %x, collected %d, refused %d: the history proves little", mem.Digests().Root, collected, refused)
+	}
+	// Digests rebuilt from the records at Open equal the incremental ones.
+	want := *disk.Digests()
+	if err := disk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	disk = openStore(t, do)
+	if *disk.Digests() != want {
+		t.Fatal("digests rebuilt at Open differ from the ones kept while writing")
 	}
 	for b := range Buckets {
 		if got, want := bucketIDs(t, mem, b), bucketIDs(t, disk, b); !reflect.DeepEqual(got, want) {

@@ -12,45 +12,21 @@ import (
 	"strings"
 
 	"github.com/dgraph-io/badger/v4"
-)
 
-// Key layout. Sessions sit under their bucket so that anti-entropy reads a
-// bucket with one prefix scan; the expiry index orders sessions by absolute
-// deadline so that collection visits only what is due.
-//
-//	's' bucket(2, big-endian) id           -> crdt.MarshalSession
-//	'x' deadline(8, big-endian ms) id      -> empty
-//	'm' "format"                           -> formatMarker
-const (
-	prefixSession = 's'
-	prefixExpiry  = 'x'
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 var (
-	formatKey    = []byte("mformat")
-	formatMarker = []byte("sessionmesh/persist/1")
+	formatKey = []byte("mformat")
+	// formatMarker names the record layout (record.go). Version 1 kept a
+	// session in one record.
+	formatMarker = []byte("sessionmesh/persist/2")
 )
 
 // badgerMagic is written into Badger's manifest, so that another
 // application's Badger directory is refused at Open instead of being mixed
 // with ours.
 const badgerMagic = 0x534d // "SM"
-
-func sessionKey(id string) []byte {
-	k := make([]byte, 3+len(id))
-	k[0] = prefixSession
-	binary.BigEndian.PutUint16(k[1:], uint16(BucketOf(id)))
-	copy(k[3:], id)
-	return k
-}
-
-func expiryKey(deadline int64, id string) []byte {
-	k := make([]byte, 9+len(id))
-	k[0] = prefixExpiry
-	binary.BigEndian.PutUint64(k[1:], uint64(deadline))
-	copy(k[9:], id)
-	return k
-}
 
 // badgerBackend keeps sessions in Badger on disk.
 type badgerBackend struct {
@@ -159,57 +135,135 @@ func (b *badgerBackend) checkFormat() error {
 	})
 }
 
-func (b *badgerBackend) load(id string) ([]byte, error) {
-	var raw []byte
+func (b *badgerBackend) load(id string) (*crdt.Session, error) {
+	var out *crdt.Session
 	err := b.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(sessionKey(id))
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: sessionPrefix(id)})
+		defer it.Close()
+		var d decoder
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := d.add(it.Item()); err != nil {
+				return err
+			}
+		}
+		var err error
+		out, err = d.finish()
+		return err
+	})
+	return out, err
+}
+
+// decoder rebuilds sessions from their records in key order.
+type decoder struct {
+	cur *crdt.Session
+	err error // the current session cannot be read
+}
+
+// add takes the next record. A record of another session first finishes
+// the current one, which it returns.
+func (d *decoder) add(item *badger.Item) error {
+	id, kind, key, err := parseSessionKey(item.Key())
+	if err != nil {
+		return err
+	}
+	if d.cur != nil && d.cur.ID != id {
+		return errNextSession
+	}
+	if d.cur == nil {
+		d.cur = &crdt.Session{ID: id}
+	}
+	if d.err != nil {
+		return nil
+	}
+	err = item.Value(func(v []byte) error {
+		if kind == kindHeader {
+			h, err := decodeHeader(v)
+			if err != nil {
+				return err
+			}
+			d.cur.Created, d.cur.Absolute, d.cur.Idle, d.cur.LastAccess, d.cur.Destroyed =
+				h.created, h.absolute, h.idle, h.lastAccess, h.destroyed
 			return nil
 		}
+		f, err := decodeField(v)
 		if err != nil {
 			return err
 		}
-		raw, err = item.ValueCopy(nil)
-		return err
+		if d.cur.Fields == nil {
+			d.cur.Fields = make(map[string]crdt.Field)
+		}
+		d.cur.Fields[key] = f
+		return nil
 	})
-	return raw, err
+	if err != nil {
+		d.err = fmt.Errorf("persist: read %q: %w", id, err)
+	}
+	return nil
 }
 
-func (b *badgerBackend) scanBucket(ctx context.Context, bucket int, fn func(raw []byte) error) error {
-	prefix := []byte{prefixSession, 0, 0}
-	binary.BigEndian.PutUint16(prefix[1:], uint16(bucket))
+// errNextSession tells a scan that a record starts another session.
+var errNextSession = errors.New("next session")
+
+// finish returns the session whose records were added (nil if none), or
+// why it cannot be read, and resets the decoder.
+func (d *decoder) finish() (*crdt.Session, error) {
+	s, err := d.cur, d.err
+	d.cur, d.err = nil, nil
+	if s == nil || err != nil {
+		return nil, err
+	}
+	if err := storageLimits.Check(s); err != nil {
+		return nil, fmt.Errorf("persist: read %q: %w: %w", s.ID, ErrCorrupt, err)
+	}
+	return s, nil
+}
+
+// scan calls fn with every session under prefix, in key order; sessions
+// that cannot be read go to bad.
+func (b *badgerBackend) scan(ctx context.Context, prefix []byte, fn func(*crdt.Session) error, bad func(error)) error {
 	return b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		var d decoder
+		emit := func() error {
+			s, err := d.finish()
+			if err != nil {
+				bad(err)
+				return nil
+			}
+			if s == nil {
+				return nil
+			}
+			return fn(s)
+		}
+		for it.Rewind(); it.Valid(); {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if err := it.Item().Value(fn); err != nil {
+			err := d.add(it.Item())
+			if errors.Is(err, errNextSession) {
+				if err := emit(); err != nil {
+					return err
+				}
+				continue // the same record starts the next session
+			}
+			if err != nil {
 				return err
 			}
+			it.Next()
 		}
-		return nil
+		return emit()
 	})
 }
 
-func (b *badgerBackend) scanAll(fn func(bucket int, raw []byte) error) error {
-	return b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 256, Prefix: []byte{prefixSession}})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) < 3 {
-				return fmt.Errorf("%w: short session key %x", ErrCorrupt, k)
-			}
-			bucket := int(binary.BigEndian.Uint16(k[1:3]))
-			if err := item.Value(func(v []byte) error { return fn(bucket, v) }); err != nil {
-				return fmt.Errorf("%w: %w", ErrCorrupt, err)
-			}
-		}
-		return nil
-	})
+func (b *badgerBackend) scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, bad func(error)) error {
+	prefix := []byte{prefixSession, 0, 0}
+	binary.BigEndian.PutUint16(prefix[1:], uint16(bucket))
+	return b.scan(ctx, prefix, fn, bad)
+}
+
+func (b *badgerBackend) scanAll(fn func(*crdt.Session) error, bad func(error)) error {
+	return b.scan(context.Background(), []byte{prefixSession}, fn, bad)
 }
 
 func (b *badgerBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
@@ -259,13 +313,7 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 	txn := b.db.NewTransaction(true)
 	defer txn.Discard()
 	for _, w := range ws {
-		var err error
-		if w.enc == nil {
-			err = txn.Delete(sessionKey(w.id))
-		} else {
-			err = txn.Set(sessionKey(w.id), w.enc)
-		}
-		if err != nil {
+		if err := b.writeSession(txn, w); err != nil {
 			return err
 		}
 		if w.oldDeadline == w.newDeadline {
@@ -283,6 +331,45 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 		}
 	}
 	return txn.Commit()
+}
+
+func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
+	if w.state == nil || w.state.IsDestroyed() {
+		// Every field record goes: found by a key scan when the old state
+		// is unknown (an unreadable record being collected).
+		var keys [][]byte
+		if w.old != nil {
+			for k := range w.old.Fields {
+				keys = append(keys, fieldKey(w.id, k))
+			}
+		} else {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(w.id), kindField)})
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
+		}
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		if w.state == nil {
+			return txn.Delete(headerKey(w.id))
+		}
+		return txn.Set(headerKey(w.id), encodeHeader(headerOf(w.state)))
+	}
+	if w.header {
+		if err := txn.Set(headerKey(w.id), encodeHeader(headerOf(w.state))); err != nil {
+			return err
+		}
+	}
+	for _, k := range w.fields {
+		if err := txn.Set(fieldKey(w.id, k), encodeField(w.state.Fields[k])); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (b *badgerBackend) sync() error { return b.db.Sync() }

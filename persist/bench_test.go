@@ -41,20 +41,32 @@ func benchStore(b *testing.B, cache int, d Durability) (*Store, []*crdt.Session)
 }
 
 // BenchmarkBadgerBaselineUpdate is raw Badger: one read-modify-write
-// transaction of a ~1 KiB value, no sync. Apply does this plus decode, merge,
-// encode, hashing and index upkeep.
+// transaction of a ~1 KiB value (a whole session, as one record), no sync.
 func BenchmarkBadgerBaselineUpdate(b *testing.B) {
-	s, states := benchStore(b, 0, DurabilityNone)
-	val, _ := crdt.MarshalSession(states[0], crdt.DefaultLimits())
+	db, err := badger.Open(badger.DefaultOptions(b.TempDir()).WithLogger(nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = db.Close() })
+	val, _ := crdt.MarshalSession(newSession("bench-session-000000", 1, t0, 10), crdt.DefaultLimits())
+	key := func(i int) []byte { return fmt.Appendf(nil, "bench-session-%06d", i%benchSessions) }
+	wb := db.NewWriteBatch()
+	for i := range benchSessions {
+		if err := wb.Set(key(i), val); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		key := sessionKey(states[i%benchSessions].ID)
-		err := badgerDB(b, s).Update(func(txn *badger.Txn) error {
-			if _, err := txn.Get(key); err != nil {
+		err := db.Update(func(txn *badger.Txn) error {
+			if _, err := txn.Get(key(i)); err != nil {
 				return err
 			}
-			return txn.Set(key, val)
+			return txn.Set(key(i), val)
 		})
 		if err != nil {
 			b.Fatal(err)

@@ -9,7 +9,7 @@ import (
 
 const cacheShards = 64
 
-// cache holds decoded sessions, each with the hash of its stored encoding.
+// cache holds decoded sessions, each with its hash and encoded size.
 // Entries are immutable once stored: readers get them without copying.
 //
 // The committer is the only writer of the store, and it puts every state it
@@ -25,7 +25,12 @@ type cache struct {
 
 type cacheEntry struct {
 	s    *crdt.Session
-	hash uint64
+	hash uint64 // sessionHash(s)
+	size int    // crdt.EncodedSize(s)
+}
+
+func newEntry(s *crdt.Session) cacheEntry {
+	return cacheEntry{s: s, hash: sessionHash(s), size: crdt.EncodedSize(s)}
 }
 
 type cacheShard struct {
@@ -77,14 +82,15 @@ func (c *cache) generation(id string) uint64 {
 	return sh.gen
 }
 
-// fill caches s (stored encoding hash h), read from the backend when the
-// shard was at generation gen, unless an entry exists or an entry was
-// evicted or removed since. It returns the cached state (an existing entry
-// is at least as new as s), or nil if s was not cached.
-func (c *cache) fill(s *crdt.Session, h uint64, gen uint64) *crdt.Session {
+// fill caches e, read from the backend when the shard was at generation
+// gen, unless an entry exists or an entry was evicted or removed since. It
+// returns the cached state (an existing entry is at least as new as e), or
+// nil if e was not cached.
+func (c *cache) fill(e cacheEntry, gen uint64) *crdt.Session {
 	if c == nil {
 		return nil
 	}
+	s := e.s
 	sh := c.shard(s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -94,20 +100,20 @@ func (c *cache) fill(s *crdt.Session, h uint64, gen uint64) *crdt.Session {
 	if sh.gen != gen {
 		return nil
 	}
-	sh.insertLocked(cacheEntry{s: s, hash: h}, c.perShard)
+	sh.insertLocked(e, c.perShard)
 	return s
 }
 
 // put records the state the committer just committed. Only the committer
 // calls it.
-func (c *cache) put(s *crdt.Session, h uint64) {
+func (c *cache) put(e cacheEntry) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(s.ID)
+	sh := c.shard(e.s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.insertLocked(cacheEntry{s: s, hash: h}, c.perShard)
+	sh.insertLocked(e, c.perShard)
 }
 
 func (sh *cacheShard) insertLocked(e cacheEntry, perShard int) {

@@ -46,24 +46,32 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, v
 	}
 	ws := make([]write, 0, len(due))
 	hashes := make([]uint64, 0, len(due))
+	gone := make([]bool, 0, len(due))
 	for _, e := range due {
 		// The index is written with the sessions, so an entry in it is the
-		// session's current deadline: the record need not be decodable to
-		// go, only its hash is needed for the digest.
+		// session's current deadline: the session need not be readable to
+		// go; its hash is needed for the digest, and its fields to delete.
+		w := write{id: e.id, oldDeadline: e.deadline}
 		var h uint64
+		exists := true
 		if ce, ok := s.cache.entry(e.id); ok {
-			h = ce.hash
+			w.old, h = ce.s, ce.hash
 		} else {
-			raw, err := s.be.load(e.id)
-			if err != nil {
+			old, err := s.read(e.id)
+			switch {
+			case errors.Is(err, ErrCorrupt):
+				// Unreadable: it counted for nothing in the digests.
+			case err != nil:
 				return 0, 0, false, fmt.Errorf("persist: collect: %w", err)
-			}
-			if raw != nil {
-				h = entryHash(raw)
+			case old == nil:
+				exists = false
+			default:
+				w.old, h = old, sessionHash(old)
 			}
 		}
-		ws = append(ws, write{id: e.id, oldDeadline: e.deadline})
+		ws = append(ws, w)
 		hashes = append(hashes, h)
+		gone = append(gone, exists)
 	}
 	if err := s.be.commit(ws); err != nil {
 		for _, w := range ws {
@@ -73,8 +81,8 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, v
 	}
 	for i, w := range ws {
 		s.cache.remove(w.id)
-		if hashes[i] != 0 {
-			s.digests.update(BucketOf(w.id), hashes[i], 0)
+		s.digests.update(BucketOf(w.id), hashes[i], 0)
+		if gone[i] {
 			removed++
 		}
 	}

@@ -1,77 +1,71 @@
 package persist
 
 import (
+	"cmp"
 	"container/heap"
 	"context"
 	"slices"
 	"sync"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // memBackend keeps sessions in memory: what InMemory stores use. Tests and
-// the simulator run many of them; a map with per-bucket id sets and a
-// deadline heap does what they need at a fraction of Badger's cost.
+// the simulator run many of them; maps with per-bucket id sets and a
+// deadline heap do what they need at a fraction of Badger's cost.
 type memBackend struct {
 	mu       sync.RWMutex
-	sessions map[string]memRecord
+	sessions map[string]*crdt.Session
 	buckets  map[int]map[string]struct{}
 	// expiry holds (deadline, id) pairs, stale ones included: a pair is
-	// current only while the record's deadline still equals it. Deadlines
+	// current only while the session's deadline still equals it. Deadlines
 	// are fixed at creation, so stale pairs are rare.
 	expiry expiryHeap
 }
 
-type memRecord struct {
-	raw      []byte
-	deadline int64
-}
-
 func newMemBackend() *memBackend {
-	return &memBackend{sessions: make(map[string]memRecord), buckets: make(map[int]map[string]struct{})}
+	return &memBackend{sessions: make(map[string]*crdt.Session), buckets: make(map[int]map[string]struct{})}
 }
 
-func (m *memBackend) load(id string) ([]byte, error) {
+func (m *memBackend) load(id string) (*crdt.Session, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	r, ok := m.sessions[id]
-	if !ok {
-		return nil, nil
-	}
-	return slices.Clone(r.raw), nil
+	return m.sessions[id], nil
 }
 
-func (m *memBackend) scanBucket(ctx context.Context, bucket int, fn func(raw []byte) error) error {
-	m.mu.RLock()
-	ids := make([]string, 0, len(m.buckets[bucket]))
-	for id := range m.buckets[bucket] {
-		ids = append(ids, id)
+// storageOrder orders ids as Badger's keys do: by length, then bytes.
+func storageOrder(a, b string) int {
+	if c := cmp.Compare(len(a), len(b)); c != 0 {
+		return c
 	}
-	slices.Sort(ids)
-	raws := make([][]byte, len(ids))
-	for i, id := range ids {
-		// Records are never modified in place (commit replaces them), so
-		// sharing them outside the lock is safe.
-		raws[i] = m.sessions[id].raw
+	return cmp.Compare(a, b)
+}
+
+func (m *memBackend) scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, _ func(error)) error {
+	m.mu.RLock()
+	ss := make([]*crdt.Session, 0, len(m.buckets[bucket]))
+	for id := range m.buckets[bucket] {
+		ss = append(ss, m.sessions[id])
 	}
 	m.mu.RUnlock()
-	for _, raw := range raws {
+	slices.SortFunc(ss, func(a, b *crdt.Session) int { return storageOrder(a.ID, b.ID) })
+	for _, s := range ss {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(raw); err != nil {
+		if err := fn(s); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (m *memBackend) scanAll(fn func(bucket int, raw []byte) error) error {
+func (m *memBackend) scanAll(fn func(*crdt.Session) error, _ func(error)) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for b, ids := range m.buckets {
-		for id := range ids {
-			if err := fn(b, m.sessions[id].raw); err != nil {
-				return err
-			}
+	for _, s := range m.sessions {
+		if err := fn(s); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -83,8 +77,8 @@ func (m *memBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
 	var out []dueEntry
 	for len(m.expiry) > 0 && m.expiry[0].deadline <= cutoff {
 		e := m.expiry[0]
-		r, ok := m.sessions[e.id]
-		if !ok || r.deadline != e.deadline {
+		s, ok := m.sessions[e.id]
+		if !ok || s.Absolute != e.deadline {
 			heap.Pop(&m.expiry) // stale
 			continue
 		}
@@ -104,12 +98,12 @@ func (m *memBackend) commit(ws []write) error {
 	defer m.mu.Unlock()
 	for _, w := range ws {
 		b := BucketOf(w.id)
-		if w.enc == nil {
+		if w.state == nil {
 			delete(m.sessions, w.id)
 			delete(m.buckets[b], w.id)
 			continue
 		}
-		m.sessions[w.id] = memRecord{raw: w.enc, deadline: w.newDeadline}
+		m.sessions[w.id] = w.state
 		set := m.buckets[b]
 		if set == nil {
 			set = make(map[string]struct{})

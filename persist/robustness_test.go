@@ -149,7 +149,7 @@ func TestLateTombstoneStillDestroys(t *testing.T) {
 // TestUnreadableRecordDoesNotStopTheStore: a record that cannot be decoded
 // is refused for its own deltas only, and still collected when due.
 func TestUnreadableRecordDoesNotStopTheStore(t *testing.T) {
-	s := openStore(t, testOptions(""))
+	s := openStore(t, testOptions(t.TempDir()))
 	good := newSession("good", 1, t0, 1)
 	bad := newSession("bad", 1, t0, 1)
 	apply(t, s, t0, good, bad)
@@ -184,15 +184,15 @@ func TestCacheFillAfterEviction(t *testing.T) {
 	s1 := s0.Clone()
 	_, _ = s1.Merge(s0.Set("k", []byte("new"), crdt.NewTimestamp(t0.UnixMilli()+5, 0, 1)))
 	gen := c.generation("id")
-	c.put(s1, 1)
+	c.put(cacheEntry{s: s1})
 	c.remove("id") // stands for an eviction or a collection
-	if got := c.fill(s0, 0, gen); got != nil {
+	if got := c.fill(cacheEntry{s: s0}, gen); got != nil {
 		t.Fatal("a fill that began before an eviction was cached")
 	}
 	if c.get("id") != nil {
 		t.Fatal("stale state cached")
 	}
-	if got := c.fill(s1, 1, c.generation("id")); got == nil {
+	if got := c.fill(cacheEntry{s: s1}, c.generation("id")); got == nil {
 		t.Fatal("a fresh fill was refused")
 	}
 }

@@ -102,12 +102,13 @@ func Open(o Options) (*Store, error) {
 
 // rebuildDigests recomputes every bucket digest from the stored sessions.
 // Digests live in memory only, so they can never disagree with the data
-// after a crash.
+// after a crash. A session that cannot be read counts for nothing: peers
+// will offer it again, and collection still removes it.
 func (s *Store) rebuildDigests() error {
-	return s.be.scanAll(func(bucket int, raw []byte) error {
-		s.digests.update(bucket, 0, entryHash(raw))
+	return s.be.scanAll(func(x *crdt.Session) error {
+		s.digests.update(BucketOf(x.ID), 0, sessionHash(x))
 		return nil
-	})
+	}, func(err error) { s.log.Error("unreadable session record", "err", err) })
 }
 
 // Close waits for the calls in progress, stops background work, fsyncs and
@@ -141,45 +142,37 @@ func (s *Store) Get(id string) (*crdt.Session, error) {
 		return c, nil
 	}
 	gen := s.cache.generation(id)
-	raw, out, err := s.read(id)
+	out, err := s.read(id)
 	if err != nil {
 		return nil, err
 	}
 	if out == nil {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	if c := s.cache.fill(out, entryHash(raw), gen); c != nil {
+	if c := s.cache.fill(newEntry(out), gen); c != nil {
 		return c, nil
 	}
 	return out, nil
 }
 
-// read loads a session from the backend: the stored bytes and their
-// decoding, both nil when absent.
-func (s *Store) read(id string) ([]byte, *crdt.Session, error) {
-	raw, err := s.be.load(id)
+// read loads a session from the backend, nil when absent.
+func (s *Store) read(id string) (*crdt.Session, error) {
+	out, err := s.be.load(id)
 	if err != nil {
-		return nil, nil, fmt.Errorf("persist: read %q: %w", id, err)
+		return nil, fmt.Errorf("persist: read %q: %w", id, err)
 	}
-	if raw == nil {
-		return nil, nil, nil
+	if out != nil && out.ID != id {
+		return nil, fmt.Errorf("persist: read %q: %w: record holds session %q", id, ErrCorrupt, out.ID)
 	}
-	sess, err := crdt.UnmarshalSession(raw, storageLimits)
-	if err != nil {
-		return nil, nil, fmt.Errorf("persist: read %q: %w: %w", id, ErrCorrupt, err)
-	}
-	if sess.ID != id {
-		return nil, nil, fmt.Errorf("persist: read %q: %w: record holds session %q", id, ErrCorrupt, sess.ID)
-	}
-	return raw, sess, nil
+	return out, nil
 }
 
 // Digests returns a snapshot of the bucket digests.
 func (s *Store) Digests() *Digests { return s.digests.snapshot() }
 
-// Bucket calls fn with every session stored in bucket, in key order, from
-// one consistent snapshot. Each session is decoded for this call and belongs
-// to fn. An error from fn stops the iteration and is returned.
+// Bucket calls fn with every session stored in bucket, ordered by id length
+// then id, from one consistent snapshot. Sessions may be shared: do not
+// modify them. An error from fn stops the iteration and is returned.
 func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) error) error {
 	if bucket < 0 || bucket >= Buckets {
 		return fmt.Errorf("persist: bucket %d out of range [0, %d)", bucket, Buckets)
@@ -188,14 +181,9 @@ func (s *Store) Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) e
 		return ErrClosed
 	}
 	defer s.leave()
-	return s.be.scanBucket(ctx, bucket, func(raw []byte) error {
-		sess, err := crdt.UnmarshalSession(raw, storageLimits)
-		if err != nil {
-			// Skip what cannot be read rather than stop every round.
-			s.log.Error("unreadable session record", "bucket", bucket, "err", err)
-			return nil
-		}
-		return fn(sess)
+	return s.be.scanBucket(ctx, bucket, fn, func(err error) {
+		// Skip what cannot be read rather than stop every round.
+		s.log.Error("unreadable session record", "bucket", bucket, "err", err)
 	})
 }
 

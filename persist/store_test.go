@@ -189,7 +189,7 @@ func TestOpenRefusesForeignAndCorruptData(t *testing.T) {
 		}
 	})
 	t.Run("corrupt record", func(t *testing.T) {
-		s := openStore(t, testOptions(""))
+		s := openStore(t, testOptions(t.TempDir()))
 		putRaw(t, s, "x", []byte{1, 's', 0xc1})
 		if _, err := s.Get("x"); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)

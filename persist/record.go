@@ -1,0 +1,190 @@
+package persist
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// A session is stored as records: one header and one per field, so that a
+// write of one field rewrites that field only, not the whole session.
+//
+//	's' bucket(2) len(id)(2) id 0x00       -> header
+//	's' bucket(2) len(id)(2) id 0x01 key   -> field
+//	'x' deadline(8, big-endian ms) id      -> empty (deadline index)
+//	'm' "format"                           -> formatMarker
+//
+// All big-endian. The id's length makes a session's records one key prefix
+// whatever bytes the id holds, so a bucket scan meets each session's header
+// and then its fields. Sessions are therefore stored by id length, then id.
+const (
+	prefixSession = 's'
+	prefixExpiry  = 'x'
+	kindHeader    = 0x00
+	kindField     = 0x01
+)
+
+// sessionPrefix is the key prefix of every record of session id.
+func sessionPrefix(id string) []byte {
+	k := make([]byte, 5+len(id), 6+len(id))
+	k[0] = prefixSession
+	binary.BigEndian.PutUint16(k[1:], uint16(BucketOf(id)))
+	binary.BigEndian.PutUint16(k[3:], uint16(len(id)))
+	copy(k[5:], id)
+	return k
+}
+
+func headerKey(id string) []byte { return append(sessionPrefix(id), kindHeader) }
+
+func fieldKey(id, key string) []byte {
+	return append(append(sessionPrefix(id), kindField), key...)
+}
+
+func expiryKey(deadline int64, id string) []byte {
+	k := make([]byte, 9+len(id))
+	k[0] = prefixExpiry
+	binary.BigEndian.PutUint64(k[1:], uint64(deadline))
+	copy(k[9:], id)
+	return k
+}
+
+// parseSessionKey splits a session record key into id, kind and field key.
+func parseSessionKey(k []byte) (id string, kind byte, key string, err error) {
+	if len(k) < 6 || k[0] != prefixSession {
+		return "", 0, "", fmt.Errorf("%w: bad session key %x", ErrCorrupt, k)
+	}
+	n := int(binary.BigEndian.Uint16(k[3:5]))
+	if len(k) < 6+n {
+		return "", 0, "", fmt.Errorf("%w: bad session key %x", ErrCorrupt, k)
+	}
+	id, kind, key = string(k[5:5+n]), k[5+n], string(k[6+n:])
+	switch {
+	case kind == kindHeader && key != "", kind == kindField && key == "", kind > kindField:
+		return "", 0, "", fmt.Errorf("%w: bad session key %x", ErrCorrupt, k)
+	}
+	return id, kind, key, nil
+}
+
+// header is the part of a session stored in its header record.
+type header struct {
+	created    crdt.Timestamp
+	absolute   int64
+	idle       int64
+	lastAccess int64
+	destroyed  crdt.Timestamp
+}
+
+func headerOf(s *crdt.Session) header {
+	return header{created: s.Created, absolute: s.Absolute, idle: s.Idle, lastAccess: s.LastAccess, destroyed: s.Destroyed}
+}
+
+// encodeHeader writes the header as seven uvarints.
+func encodeHeader(h header) []byte {
+	b := make([]byte, 0, 40)
+	for _, v := range []uint64{h.created.Time, uint64(h.created.Node), uint64(h.absolute), uint64(h.idle),
+		uint64(h.lastAccess), h.destroyed.Time, uint64(h.destroyed.Node)} {
+		b = binary.AppendUvarint(b, v)
+	}
+	return b
+}
+
+func decodeHeader(b []byte) (header, error) {
+	var v [7]uint64
+	for i := range v {
+		x, n := binary.Uvarint(b)
+		if n <= 0 {
+			return header{}, fmt.Errorf("%w: header record truncated", ErrCorrupt)
+		}
+		v[i], b = x, b[n:]
+	}
+	if len(b) != 0 {
+		return header{}, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
+	}
+	return header{
+		created:  crdt.Timestamp{Time: v[0], Node: crdt.NodeID(v[1])},
+		absolute: int64(v[2]), idle: int64(v[3]), lastAccess: int64(v[4]),
+		destroyed: crdt.Timestamp{Time: v[5], Node: crdt.NodeID(v[6])},
+	}, nil
+}
+
+// encodeField writes a field register: uvarint stamp time, uvarint node,
+// 0 then the value, or 1 for a removal.
+func encodeField(f crdt.Field) []byte {
+	b := make([]byte, 0, 16+len(f.Value))
+	b = binary.AppendUvarint(b, f.TS.Time)
+	b = binary.AppendUvarint(b, uint64(f.TS.Node))
+	if f.Removed {
+		return append(b, 1)
+	}
+	return append(append(b, 0), f.Value...)
+}
+
+func decodeField(b []byte) (crdt.Field, error) {
+	t, n := binary.Uvarint(b)
+	if n <= 0 {
+		return crdt.Field{}, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+	}
+	b = b[n:]
+	node, n := binary.Uvarint(b)
+	if n <= 0 || len(b) == n {
+		return crdt.Field{}, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+	}
+	b = b[n:]
+	f := crdt.Field{TS: crdt.Timestamp{Time: t, Node: crdt.NodeID(node)}}
+	switch {
+	case b[0] == 1 && len(b) == 1:
+		f.Removed = true
+	case b[0] == 0:
+		f.Value = append([]byte{}, b[1:]...)
+	default:
+		return crdt.Field{}, fmt.Errorf("%w: bad field record flag %d", ErrCorrupt, b[0])
+	}
+	return f, nil
+}
+
+// A session's hash is the XOR of its records' hashes, each over the
+// session id and the record's contents, so a write updates it by the
+// records it rewrites only. Equal sessions hash equal on every peer
+// whichever backend holds them; the id makes equal records of different
+// sessions differ, so that they do not cancel in a bucket's digest.
+
+func headerHash(id string, h header) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var n [2]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(id)))
+	_, _ = d.Write(n[:])
+	_, _ = d.WriteString(id)
+	_, _ = d.Write([]byte{kindHeader})
+	_, _ = d.Write(encodeHeader(h))
+	return d.Sum64()
+}
+
+func fieldHash(id, key string, f crdt.Field) uint64 {
+	var d xxhash.Digest
+	d.Reset()
+	var n [4]byte
+	binary.BigEndian.PutUint16(n[:], uint16(len(id)))
+	binary.BigEndian.PutUint16(n[2:], uint16(len(key)))
+	_, _ = d.Write(n[:])
+	_, _ = d.WriteString(id)
+	_, _ = d.Write([]byte{kindField})
+	_, _ = d.WriteString(key)
+	_, _ = d.Write(encodeField(f))
+	return d.Sum64()
+}
+
+// sessionHash hashes a whole session; 0 stands for no session.
+func sessionHash(s *crdt.Session) uint64 {
+	if s == nil {
+		return 0
+	}
+	h := headerHash(s.ID, headerOf(s))
+	for k, f := range s.Fields {
+		h ^= fieldHash(s.ID, k, f)
+	}
+	return h
+}
