@@ -13,9 +13,6 @@ const Buckets = 4096
 // BucketOf returns the anti-entropy bucket of a session id.
 func BucketOf(id string) int { return int(xxhash.Sum64String(id) % Buckets) }
 
-// entryHash fingerprints one stored session by its canonical encoding, which
-// equal replicas share byte for byte.
-func entryHash(encoded []byte) uint64 { return xxhash.Sum64(encoded) }
 
 // Digests is a snapshot of the store's bucket digests. Two stores holding the
 // same sessions have equal digests; a bucket whose digests differ holds at
