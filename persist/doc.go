@@ -1,15 +1,19 @@
 // Package persist is sessionmesh's durable replica: every session a peer
-// holds, as crdt state in Badger, with what anti-entropy needs to find
-// differences between peers cheaply.
+// holds, as crdt state in Badger (or, for tests and the simulator, in
+// memory), with what anti-entropy needs to find differences between peers
+// cheaply.
 //
 // # Writing
 //
-// Store.Apply merges a crdt.Batch of deltas at the caller's local time in one
-// Badger transaction and returns the changes. Concurrent callers need no lock
-// of ours: with DurabilityNone each call is its own transaction, retried on
-// conflict; with DurabilitySync and DurabilityGroup a committer merges the
-// calls that arrive together into one transaction and one fsync (group
-// commit). Deltas are admitted first: one stamped beyond the drift bound
+// Store.Apply merges a crdt.Batch of deltas at the caller's local time and
+// returns the changes. The store has one writer: Apply calls queue, and the
+// caller at the head commits everything queued as one group, one Badger
+// transaction and one fsync (group commit), while the others wait for their
+// result. Being the only writer, it merges into the cached decoded state of
+// a session without reading Badger, and its transactions never conflict.
+// A session is kept as a header record and one record per field, so a write
+// of one field rewrites that field's record only; hashes and encoded sizes
+// are updated by the records a write changes. Deltas are admitted first: one stamped beyond the drift bound
 // comes back in Result.Deferred to be offered again later; one for a session
 // past its absolute deadline (the later of the delta's and the stored one),
 // malformed, over Options.Limits, or for a record that cannot be read comes
@@ -29,17 +33,18 @@
 // # Reading
 //
 // Store.Get serves hot sessions from an in-memory cache of decoded sessions
-// and falls back to Badger. The cache is updated by joining each committed
-// state into it, which is order-insensitive, so it never goes back to an
-// older state when commits race; a miss that read the store while an entry
-// was evicted or collected does not fill the cache. Sessions returned are
-// shared and read-only.
+// and falls back to Badger. The writer puts every state it commits into the
+// cache, so a cached entry is always the latest committed state; a miss
+// fills the cache only if no entry appeared meanwhile and nothing was
+// evicted or collected since its read began (what it read may be older).
+// Sessions returned are shared and read-only.
 //
 // # Anti-entropy digests
 //
-// Sessions fall into Buckets buckets by a hash of their id. Each bucket's
-// digest is the XOR of the hashes of its sessions' canonical encodings,
-// updated in O(1) per write; Digests.Root combines them all. Peers holding
+// Sessions fall into Buckets buckets by a hash of their id. A session's hash
+// is the XOR of its records' hashes (each over the id and the record), and
+// each bucket's digest the XOR of its sessions' hashes, updated in O(1) per
+// record written; Digests.Root combines them all. Peers holding
 // the same sessions have equal digests, so comparing Root costs 8 bytes when
 // they agree, and Store.Bucket lists a differing bucket's sessions. Digests
 // are kept in memory, updated for every committed write (also those of a
@@ -53,7 +58,7 @@
 // makes each pass cost what it removes, bounded by Options.GCBatch. Badger
 // gives the space back as it compacts (deleted keys are dropped when they
 // reach the bottom level), and the value-log GC that runs after each pass
-// reclaims the space of large sessions, which live in the value log. Disk
+// reclaims the space of large values, which live in the value log. Disk
 // use levels off at the live data plus a sawtooth of about five memtables
 // (a churn test measures it). Long-lived read transactions would hold the
 // space back, so none is kept open. Sessions
