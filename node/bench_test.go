@@ -48,7 +48,7 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // BenchmarkMeshReplicationLag writes at a steady rate on one node and
 // measures write-to-visible on the two others.
 func BenchmarkMeshReplicationLag(b *testing.B) {
-	for _, rate := range []int{1000, 5000} {
+	for _, rate := range []int{1000, 5000, 10000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			for b.Loop() {
 				measureLag(b, rate, 2*time.Second)

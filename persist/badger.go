@@ -31,6 +31,7 @@ const badgerMagic = 0x534d // "SM"
 // badgerBackend keeps sessions in Badger on disk.
 type badgerBackend struct {
 	db  *badger.DB
+	dir string
 	log *slog.Logger
 }
 
@@ -59,7 +60,7 @@ func openBadger(o Options) (*badgerBackend, error) {
 	if err != nil {
 		return nil, classifyOpenError(o.Dir, err)
 	}
-	b := &badgerBackend{db: db, log: o.Logger.With("component", "persist")}
+	b := &badgerBackend{db: db, dir: o.Dir, log: o.Logger.With("component", "persist")}
 	if err := b.checkFormat(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("persist: open %s: %w", o.Dir, err)
@@ -372,7 +373,42 @@ func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
 	return nil
 }
 
-func (b *badgerBackend) sync() error { return b.db.Sync() }
+// sync fsyncs Badger's logs (memtable write-ahead logs and value logs)
+// through file descriptors of its own. Badger's DB.Sync msyncs them holding
+// the lock that every write takes, so a sync of a second's worth of writes
+// stalled them all for its duration; an fsync of the files flushes the same
+// pages (writes through a shared mapping dirty the page cache) without it.
+// It covers the memtables Badger has rotated out but not flushed yet, which
+// DB.Sync does not.
+func (b *badgerBackend) sync() error {
+	entries, err := os.ReadDir(b.dir)
+	if err != nil {
+		return fmt.Errorf("persist: sync: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".mem") && !strings.HasSuffix(name, ".vlog") {
+			continue
+		}
+		f, err := os.Open(filepath.Join(b.dir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // flushed and removed meanwhile
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := f.Sync(); err != nil {
+			errs = append(errs, err)
+		}
+		_ = f.Close()
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("persist: sync: %w", err)
+	}
+	return nil
+}
 
 // reclaim runs Badger's value-log GC until it finds nothing to rewrite.
 // Badger never gives back the space of deleted keys on its own.
