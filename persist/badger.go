@@ -129,6 +129,13 @@ func (b *badgerBackend) checkFormat() error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrCorrupt, err)
 		}
+		if string(v) == "sessionmesh/persist/1" {
+			// Pre-release layout: one record per session. A peer's
+			// store is a replica, so the way forward is to move it aside
+			// and let anti-entropy refill the peer from the mesh.
+			return fmt.Errorf("%w: store written by an older sessionmesh (format %q, this build reads %q): "+
+				"move the directory aside and restart; the peer refills from the mesh", ErrForeign, v, formatMarker)
+		}
 		if string(v) != string(formatMarker) {
 			return fmt.Errorf("%w: format %q, this build reads %q", ErrForeign, v, formatMarker)
 		}
