@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,6 +194,21 @@ func TestOpenRefusesForeignAndCorruptData(t *testing.T) {
 		putRaw(t, s, "x", []byte{1, 's', 0xc1})
 		if _, err := s.Get("x"); !errors.Is(err, ErrCorrupt) {
 			t.Fatalf("got %v, want ErrCorrupt", err)
+		}
+	})
+	t.Run("older layout", func(t *testing.T) {
+		dir := t.TempDir()
+		s := openStore(t, testOptions(dir))
+		err := badgerDB(t, s).Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte("sessionmesh/persist/1")) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = Open(testOptions(dir))
+		if !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "older sessionmesh") {
+			t.Fatalf("got %v, want ErrForeign naming the older layout", err)
 		}
 	})
 	t.Run("in use", func(t *testing.T) {
