@@ -46,6 +46,7 @@ func openBadger(o Options) (*badgerBackend, error) {
 		WithLogger(badgerLogger{o.Logger}).
 		WithExternalMagic(badgerMagic).
 		WithMemTableSize(o.MemTableSize).
+		WithBaseTableSize(o.BaseTableSize).
 		// Badger refuses a value threshold above 15% of the memtable.
 		WithValueThreshold(min(1<<20, 15*o.MemTableSize/100)).
 		WithNumMemtables(3).

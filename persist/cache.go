@@ -21,6 +21,9 @@ const cacheShards = 64
 type cache struct {
 	shards   [cacheShards]cacheShard
 	perShard int
+	// shardBytes bounds the estimated memory (entryCost) of a shard's
+	// entries, so that the cache's size does not grow with session size.
+	shardBytes int64
 }
 
 type cacheEntry struct {
@@ -33,20 +36,39 @@ func newEntry(s *crdt.Session) cacheEntry {
 	return cacheEntry{s: s, hash: sessionHash(s), size: crdt.EncodedSize(s)}
 }
 
-type cacheShard struct {
-	mu sync.RWMutex
-	m  map[string]cacheEntry
-	// gen counts evictions and removals; see fill.
-	gen uint64
+// cost estimates the heap bytes a decoded session takes: the struct and
+// id, and per field its key, value and map slot (Go rounds allocations up
+// and keeps maps under 7/8 full). A session of 10 fields of 90 bytes costs
+// about 2.5 KB.
+func (e cacheEntry) cost() int64 {
+	n := int64(192 + len(e.s.ID))
+	for k, f := range e.s.Fields {
+		n += int64(128 + len(k) + cap(f.Value))
+	}
+	return n
 }
 
-func newCache(size int) *cache {
-	if size <= 0 {
+type cacheShard struct {
+	mu sync.RWMutex
+	m  map[string]cachedEntry
+	// gen counts evictions and removals; see fill.
+	gen uint64
+	// bytes is the sum of the entries' costs.
+	bytes int64
+}
+
+type cachedEntry struct {
+	cacheEntry
+	cost int64
+}
+
+func newCache(size int, maxBytes int64) *cache {
+	if size <= 0 || maxBytes <= 0 {
 		return nil
 	}
-	c := &cache{perShard: max(1, size/cacheShards)}
+	c := &cache{perShard: max(1, size/cacheShards), shardBytes: max(1, maxBytes/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cacheEntry)
+		c.shards[i].m = make(map[string]cachedEntry)
 	}
 	return c
 }
@@ -68,7 +90,7 @@ func (c *cache) entry(id string) (cacheEntry, bool) {
 	sh.mu.RLock()
 	e, ok := sh.m[id]
 	sh.mu.RUnlock()
-	return e, ok
+	return e.cacheEntry, ok
 }
 
 // generation returns the generation of id's shard, for fill.
@@ -100,7 +122,9 @@ func (c *cache) fill(e cacheEntry, gen uint64) *crdt.Session {
 	if sh.gen != gen {
 		return nil
 	}
-	sh.insertLocked(e, c.perShard)
+	if !sh.insertLocked(e, c.perShard, c.shardBytes) {
+		return nil
+	}
 	return s
 }
 
@@ -113,20 +137,39 @@ func (c *cache) put(e cacheEntry) {
 	sh := c.shard(e.s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.insertLocked(e, c.perShard)
+	sh.insertLocked(e, c.perShard, c.shardBytes)
 }
 
-func (sh *cacheShard) insertLocked(e cacheEntry, perShard int) {
-	if _, ok := sh.m[e.s.ID]; !ok && len(sh.m) >= perShard {
+// insertLocked stores e, evicting entries to stay within perShard entries
+// and maxBytes of estimated memory. A session too big for the shard is not
+// stored, and an older entry for it is removed (the committer relies on a
+// cached entry being the latest state): insertLocked reports whether e was
+// stored.
+func (sh *cacheShard) insertLocked(e cacheEntry, perShard int, maxBytes int64) bool {
+	ce := cachedEntry{cacheEntry: e, cost: e.cost()}
+	if old, ok := sh.m[e.s.ID]; ok {
+		sh.bytes -= old.cost
+		delete(sh.m, e.s.ID)
+		if ce.cost > maxBytes {
+			sh.gen++
+			return false
+		}
+	} else if ce.cost > maxBytes {
+		return false
+	}
+	for len(sh.m) > 0 && (len(sh.m) >= perShard || sh.bytes+ce.cost > maxBytes) {
 		// Evict an arbitrary entry: map iteration order is random, which
 		// is cheap and keeps hot sessions in the cache most of the time.
-		for k := range sh.m {
+		for k, old := range sh.m {
 			delete(sh.m, k)
+			sh.bytes -= old.cost
 			sh.gen++
 			break
 		}
 	}
-	sh.m[e.s.ID] = e
+	sh.m[e.s.ID] = ce
+	sh.bytes += ce.cost
+	return true
 }
 
 func (c *cache) remove(id string) {
@@ -135,7 +178,10 @@ func (c *cache) remove(id string) {
 	}
 	sh := c.shard(id)
 	sh.mu.Lock()
-	delete(sh.m, id)
+	if old, ok := sh.m[id]; ok {
+		sh.bytes -= old.cost
+		delete(sh.m, id)
+	}
 	sh.gen++
 	sh.mu.Unlock()
 }

@@ -13,7 +13,6 @@ const Buckets = 4096
 // BucketOf returns the anti-entropy bucket of a session id.
 func BucketOf(id string) int { return int(xxhash.Sum64String(id) % Buckets) }
 
-
 // Digests is a snapshot of the store's bucket digests. Two stores holding the
 // same sessions have equal digests; a bucket whose digests differ holds at
 // least one session that differs.

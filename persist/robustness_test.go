@@ -179,7 +179,7 @@ func TestUnreadableRecordDoesNotStopTheStore(t *testing.T) {
 // a miss reads S0, a writer caches S1, S1 is evicted, then the miss fills.
 // The stale S0 must not be cached.
 func TestCacheFillAfterEviction(t *testing.T) {
-	c := newCache(cacheShards) // one entry per shard
+	c := newCache(cacheShards, 1<<40) // one entry per shard
 	s0 := newSession("id", 1, t0, 1)
 	s1 := s0.Clone()
 	_, _ = s1.Merge(s0.Set("k", []byte("new"), crdt.NewTimestamp(t0.UnixMilli()+5, 0, 1)))
@@ -194,5 +194,42 @@ func TestCacheFillAfterEviction(t *testing.T) {
 	}
 	if got := c.fill(cacheEntry{s: s1}, c.generation("id")); got == nil {
 		t.Fatal("a fresh fill was refused")
+	}
+}
+
+// TestCacheBytes: the cache keeps within its byte budget, and a session too
+// big for a shard is not cached, nor is an older state of it left behind.
+func TestCacheBytes(t *testing.T) {
+	small := newSession("id", 1, t0, 1)
+	c := newCache(1<<20, cacheShards*2*newEntry(small).cost())
+	c.put(newEntry(small))
+	if c.get("id") == nil {
+		t.Fatal("a small session was not cached")
+	}
+	big := small.Clone()
+	_, _ = big.Merge(small.Set("k", make([]byte, 4096), crdt.NewTimestamp(t0.UnixMilli()+5, 0, 1)))
+	gen := c.generation("id")
+	c.put(newEntry(big))
+	if c.get("id") != nil {
+		t.Fatal("the older state stayed cached when the new one was too big")
+	}
+	if c.generation("id") == gen {
+		t.Fatal("dropping the older state did not move the generation")
+	}
+	if got := c.fill(newEntry(big), c.generation("id")); got != nil {
+		t.Fatal("a session over the shard's budget was cached")
+	}
+	for i := range 100 {
+		c.put(newEntry(newSession(fmt.Sprintf("s%d", i), 1, t0, 1)))
+	}
+	for i := range c.shards {
+		sh := &c.shards[i]
+		var sum int64
+		for _, e := range sh.m {
+			sum += e.cost
+		}
+		if sum != sh.bytes || sh.bytes > c.shardBytes {
+			t.Fatalf("shard %d: %d bytes counted, %d held, budget %d", i, sh.bytes, sum, c.shardBytes)
+		}
 	}
 }

@@ -74,7 +74,7 @@ func Open(o Options) (*Store, error) {
 		opts:   o,
 		be:     be,
 		log:    o.Logger.With("component", "persist"),
-		cache:  newCache(o.CacheSessions),
+		cache:  newCache(o.CacheSessions, o.CacheBytes),
 		closed: make(chan struct{}),
 	}
 	s.commit.s = s
