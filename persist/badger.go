@@ -147,15 +147,27 @@ func (b *badgerBackend) checkFormat() error {
 func (b *badgerBackend) load(id string) (*crdt.Session, error) {
 	var out *crdt.Session
 	err := b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 16, Prefix: sessionPrefix(id)})
-		defer it.Close()
+		// A point lookup first: Badger's bloom filters answer it for an
+		// absent session (a new one, or anti-entropy bringing many) without
+		// the cost of an iterator over every level.
+		item, err := txn.Get(headerKey(id))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
 		var d decoder
+		if err := d.add(item); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(id), kindField)})
+		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			if err := d.add(it.Item()); err != nil {
 				return err
 			}
 		}
-		var err error
 		out, err = d.finish()
 		return err
 	})
