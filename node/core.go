@@ -23,7 +23,7 @@ type Store interface {
 	Apply(b *crdt.Batch, now time.Time) (persist.Result, error)
 	Get(id string) (*crdt.Session, error)
 	Digests() *persist.Digests
-	Bucket(ctx context.Context, bucket int, fn func(*crdt.Session) error) error
+	Buckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error) error
 	CollectGarbage(now time.Time, budget int) (int, error)
 }
 
@@ -534,15 +534,15 @@ func (c *Core) onDigests(now time.Time, from PeerID, m *digestsMsg) error {
 // chunks of about SyncChunkBytes. The first chunk carries want when asked.
 func (c *Core) sendEntries(now time.Time, to PeerID, k roundKey, r *round, want bucketSet, carryWant bool) {
 	var ss []*crdt.Session
-	want.each(func(b int) {
-		err := c.store.Bucket(context.Background(), b, func(s *crdt.Session) error {
-			ss = append(ss, s)
-			return nil
-		})
-		if err != nil {
-			c.log.Error("reading bucket for anti-entropy", "bucket", b, "err", err)
-		}
+	var buckets []int
+	want.each(func(b int) { buckets = append(buckets, b) })
+	err := c.store.Buckets(context.Background(), buckets, func(s *crdt.Session) error {
+		ss = append(ss, s)
+		return nil
 	})
+	if err != nil {
+		c.log.Error("reading buckets for anti-entropy", "buckets", len(buckets), "err", err)
+	}
 	chunks := c.split(ss, c.cfg.SyncChunkBytes)
 	if len(chunks) == 0 {
 		chunks = []*crdt.Batch{crdt.NewBatch()}

@@ -17,10 +17,10 @@ import (
 type backend interface {
 	// load returns the stored state of session id, nil when absent.
 	load(id string) (*crdt.Session, error)
-	// scanBucket calls fn with every session of bucket, ordered by id
-	// length then id, from one consistent snapshot. A session that cannot
-	// be read goes to bad instead.
-	scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, bad func(error)) error
+	// scanBuckets calls fn with every session of buckets (ascending),
+	// bucket by bucket, ordered by id length then id, from one consistent
+	// snapshot. A session that cannot be read goes to bad instead.
+	scanBuckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error, bad func(error)) error
 	// scanAll calls fn with every session.
 	scanAll(fn func(*crdt.Session) error, bad func(error)) error
 	// due returns up to limit sessions whose deadline is at or before

@@ -115,6 +115,27 @@ func TestBackendsAgree(t *testing.T) {
 	if *disk.Digests() != want {
 		t.Fatal("digests rebuilt at Open differ from the ones kept while writing")
 	}
+	// Several buckets in one scan give what one scan each gives.
+	var some []int
+	var each []string
+	for b := Buckets - 1; b >= 0; b -= 3 {
+		some = append(some, b)
+	}
+	for b := range Buckets {
+		if b%3 == (Buckets-1)%3 {
+			each = append(each, bucketIDs(t, disk, b)...)
+		}
+	}
+	for _, st := range []*Store{mem, disk} {
+		var got []string
+		err := st.Buckets(context.Background(), some, func(x *crdt.Session) error {
+			got = append(got, x.ID+"="+encoded(t, x))
+			return nil
+		})
+		if err != nil || !reflect.DeepEqual(got, each) {
+			t.Fatalf("Buckets over %d buckets: %d sessions (%v), one scan each: %d", len(some), len(got), err, len(each))
+		}
+	}
 	for b := range Buckets {
 		if got, want := bucketIDs(t, mem, b), bucketIDs(t, disk, b); !reflect.DeepEqual(got, want) {
 			t.Fatalf("bucket %d: memory %v, disk %v", b, got, want)

@@ -239,11 +239,13 @@ func (d *decoder) finish() (*crdt.Session, error) {
 	return s, nil
 }
 
-// scan calls fn with every session under prefix, in key order; sessions
-// that cannot be read go to bad.
-func (b *badgerBackend) scan(ctx context.Context, prefix []byte, fn func(*crdt.Session) error, bad func(error)) error {
+// scan calls fn with every session under each of prefixes (ascending, not
+// overlapping), in key order, from one snapshot and one iterator: a
+// repair wanting thousands of buckets pays for one iterator, not one per
+// bucket. Sessions that cannot be read go to bad.
+func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*crdt.Session) error, bad func(error)) error {
 	return b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: prefix})
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixSession}})
 		defer it.Close()
 		var d decoder
 		emit := func() error {
@@ -257,34 +259,43 @@ func (b *badgerBackend) scan(ctx context.Context, prefix []byte, fn func(*crdt.S
 			}
 			return fn(s)
 		}
-		for it.Rewind(); it.Valid(); {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			err := d.add(it.Item())
-			if errors.Is(err, errNextSession) {
-				if err := emit(); err != nil {
+		for _, prefix := range prefixes {
+			for it.Seek(prefix); it.ValidForPrefix(prefix); {
+				if err := ctx.Err(); err != nil {
 					return err
 				}
-				continue // the same record starts the next session
+				err := d.add(it.Item())
+				if errors.Is(err, errNextSession) {
+					if err := emit(); err != nil {
+						return err
+					}
+					continue // the same record starts the next session
+				}
+				if err != nil {
+					return err
+				}
+				it.Next()
 			}
-			if err != nil {
+			if err := emit(); err != nil {
 				return err
 			}
-			it.Next()
 		}
-		return emit()
+		return nil
 	})
 }
 
-func (b *badgerBackend) scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, bad func(error)) error {
-	prefix := []byte{prefixSession, 0, 0}
-	binary.BigEndian.PutUint16(prefix[1:], uint16(bucket))
-	return b.scan(ctx, prefix, fn, bad)
+func (b *badgerBackend) scanBuckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error, bad func(error)) error {
+	prefixes := make([][]byte, len(buckets))
+	for i, bk := range buckets {
+		p := []byte{prefixSession, 0, 0}
+		binary.BigEndian.PutUint16(p[1:], uint16(bk))
+		prefixes[i] = p
+	}
+	return b.scan(ctx, prefixes, fn, bad)
 }
 
 func (b *badgerBackend) scanAll(fn func(*crdt.Session) error, bad func(error)) error {
-	return b.scan(context.Background(), []byte{prefixSession}, fn, bad)
+	return b.scan(context.Background(), [][]byte{{prefixSession}}, fn, bad)
 }
 
 func (b *badgerBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {

@@ -41,14 +41,17 @@ func storageOrder(a, b string) int {
 	return cmp.Compare(a, b)
 }
 
-func (m *memBackend) scanBucket(ctx context.Context, bucket int, fn func(*crdt.Session) error, _ func(error)) error {
+func (m *memBackend) scanBuckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error, _ func(error)) error {
+	var ss []*crdt.Session
 	m.mu.RLock()
-	ss := make([]*crdt.Session, 0, len(m.buckets[bucket]))
-	for id := range m.buckets[bucket] {
-		ss = append(ss, m.sessions[id])
+	for _, b := range buckets {
+		start := len(ss)
+		for id := range m.buckets[b] {
+			ss = append(ss, m.sessions[id])
+		}
+		slices.SortFunc(ss[start:], func(a, b *crdt.Session) int { return storageOrder(a.ID, b.ID) })
 	}
 	m.mu.RUnlock()
-	slices.SortFunc(ss, func(a, b *crdt.Session) int { return storageOrder(a.ID, b.ID) })
 	for _, s := range ss {
 		if err := ctx.Err(); err != nil {
 			return err

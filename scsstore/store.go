@@ -221,33 +221,35 @@ func (s *Store) AllCtx(ctx context.Context) (map[string][]byte, error) {
 	now := s.n.Now()
 	out := make(map[string][]byte)
 	st := s.n.Store()
-	for b := range persist.Buckets {
-		err := st.Bucket(ctx, b, func(cs *crdt.Session) error {
-			if !cs.Visible(now) {
-				return nil
-			}
-			tok, ok := cs.Get(fieldToken)
-			if !ok {
-				return nil
-			}
-			// The token must be the one the session is stored under:
-			// never trust a field to name another session.
-			if id, ok := node.SessionID(string(tok)); !ok || id != cs.ID {
-				return nil
-			}
-			v, ok := cs.Get(fieldData)
-			if !ok {
-				return nil
-			}
-			expiry, blob, ok := decodeData(v)
-			if ok && now.Before(expiry) {
-				out[string(tok)] = bytes.Clone(blob)
-			}
+	all := make([]int, persist.Buckets)
+	for b := range all {
+		all[b] = b
+	}
+	err := st.Buckets(ctx, all, func(cs *crdt.Session) error {
+		if !cs.Visible(now) {
 			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("scsstore: all: %w", err)
 		}
+		tok, ok := cs.Get(fieldToken)
+		if !ok {
+			return nil
+		}
+		// The token must be the one the session is stored under:
+		// never trust a field to name another session.
+		if id, ok := node.SessionID(string(tok)); !ok || id != cs.ID {
+			return nil
+		}
+		v, ok := cs.Get(fieldData)
+		if !ok {
+			return nil
+		}
+		expiry, blob, ok := decodeData(v)
+		if ok && now.Before(expiry) {
+			out[string(tok)] = bytes.Clone(blob)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scsstore: all: %w", err)
 	}
 	return out, nil
 }
