@@ -54,8 +54,11 @@ func TestBackendsAgree(t *testing.T) {
 				d = s.Set(fmt.Sprintf("k%d", rng.IntN(5)), fmt.Appendf(nil, "v%d", step), c.Now(now))
 			case r < 7:
 				d = live[rng.IntN(len(live))].Remove(fmt.Sprintf("k%d", rng.IntN(5)), c.Now(now))
-			case r < 8:
+			case r < 8 && rng.IntN(2) == 0:
 				d = live[rng.IntN(len(live))].Destroy(c.Now(now))
+			case r < 8:
+				// A touch rewrites the header (with every field).
+				d = live[rng.IntN(len(live))].Touch(now)
 			default:
 				// A delta seen before, redelivered late.
 				d = history[rng.IntN(len(history))]

@@ -198,22 +198,28 @@ func (d *decoder) add(item *badger.Item) error {
 	}
 	err = item.Value(func(v []byte) error {
 		if kind == kindHeader {
-			h, err := decodeHeader(v)
+			h, fields, err := decodeHeaderRecord(v)
 			if err != nil {
 				return err
 			}
 			d.cur.Created, d.cur.Absolute, d.cur.Idle, d.cur.LastAccess, d.cur.Destroyed =
 				h.created, h.absolute, h.idle, h.lastAccess, h.destroyed
+			d.cur.Fields = fields
 			return nil
 		}
 		f, err := decodeField(v)
 		if err != nil {
 			return err
 		}
+		if d.cur.IsDestroyed() {
+			return nil // a tombstone keeps no field
+		}
 		if d.cur.Fields == nil {
 			d.cur.Fields = make(map[string]crdt.Field)
 		}
-		d.cur.Fields[key] = f
+		if cur, ok := d.cur.Fields[key]; !ok || f.Compare(cur) > 0 {
+			d.cur.Fields[key] = f
+		}
 		return nil
 	})
 	if err != nil {
@@ -367,20 +373,15 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 
 func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
 	if w.state == nil || w.state.IsDestroyed() {
-		// Every field record goes: found by a key scan when the old state
-		// is unknown (an unreadable record being collected).
+		// Every field record goes, found by a key scan: most fields live
+		// in the header record only, and deleting keys that were never
+		// written would leave tombstones in the tree for nothing.
 		var keys [][]byte
-		if w.old != nil {
-			for k := range w.old.Fields {
-				keys = append(keys, fieldKey(w.id, k))
-			}
-		} else {
-			it := txn.NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(w.id), kindField)})
-			for it.Rewind(); it.Valid(); it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			it.Close()
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(w.id), kindField)})
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
 		}
+		it.Close()
 		for _, k := range keys {
 			if err := txn.Delete(k); err != nil {
 				return err
@@ -389,12 +390,12 @@ func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
 		if w.state == nil {
 			return txn.Delete(headerKey(w.id))
 		}
-		return txn.Set(headerKey(w.id), encodeHeader(headerOf(w.state)))
+		return txn.Set(headerKey(w.id), encodeHeaderRecord(w.state))
 	}
 	if w.header {
-		if err := txn.Set(headerKey(w.id), encodeHeader(headerOf(w.state))); err != nil {
-			return err
-		}
+		// The header record carries every field: a new session is one
+		// record, and field records older than it lose to its copies.
+		return txn.Set(headerKey(w.id), encodeHeaderRecord(w.state))
 	}
 	for _, k := range w.fields {
 		if err := txn.Set(fieldKey(w.id, k), encodeField(w.state.Fields[k])); err != nil {

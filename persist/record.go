@@ -3,17 +3,23 @@ package persist
 import (
 	"encoding/binary"
 	"fmt"
+	"maps"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
-// A session is stored as records: one header and one per field, so that a
-// write of one field rewrites that field only, not the whole session.
+// A session is stored as records: a header record, which holds the header
+// and every field as of its last write, and one record per field written
+// since, so that a write of one field rewrites that field only, while a new
+// session (the bulk of an anti-entropy repair) is one record. A reader joins
+// a field record with the header's copy of the field (last writer wins), so
+// a field record older than the header's copy is harmless.
 //
-//	's' bucket(2) len(id)(2) id 0x00       -> header
-//	's' bucket(2) len(id)(2) id 0x01 key   -> field
+//	's' bucket(2) len(id)(2) id 0x00       -> header record
+//	's' bucket(2) len(id)(2) id 0x01 key   -> field record
 //	'x' deadline(8, big-endian ms) id      -> empty (deadline index)
 //	'm' "format"                           -> formatMarker
 //
@@ -91,23 +97,81 @@ func encodeHeader(h header) []byte {
 	return b
 }
 
-func decodeHeader(b []byte) (header, error) {
+// encodeHeaderRecord writes s's header, then its fields: a uvarint count,
+// then per field (in key order) the key and the field record, each after
+// its uvarint length.
+func encodeHeaderRecord(s *crdt.Session) []byte {
+	b := encodeHeader(headerOf(s))
+	b = binary.AppendUvarint(b, uint64(len(s.Fields)))
+	for _, k := range slices.Sorted(maps.Keys(s.Fields)) {
+		f := encodeField(s.Fields[k])
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	return b
+}
+
+func decodeHeaderRecord(b []byte) (header, map[string]crdt.Field, error) {
+	h, b, err := decodeHeader(b)
+	if err != nil {
+		return header{}, nil, err
+	}
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return header{}, nil, fmt.Errorf("%w: header record: bad field count", ErrCorrupt)
+	}
+	b = b[w:]
+	var fields map[string]crdt.Field
+	if n > 0 {
+		fields = make(map[string]crdt.Field, n)
+	}
+	next := func() ([]byte, error) {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || l > uint64(len(b)-w) {
+			return nil, fmt.Errorf("%w: header record truncated", ErrCorrupt)
+		}
+		out := b[w : w+int(l)]
+		b = b[w+int(l):]
+		return out, nil
+	}
+	for range n {
+		k, err := next()
+		if err != nil {
+			return header{}, nil, err
+		}
+		v, err := next()
+		if err != nil {
+			return header{}, nil, err
+		}
+		f, err := decodeField(v)
+		if err != nil {
+			return header{}, nil, err
+		}
+		fields[string(k)] = f
+	}
+	if len(b) != 0 {
+		return header{}, nil, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
+	}
+	return h, fields, nil
+}
+
+// decodeHeader reads the seven uvarints of a header and returns the rest.
+func decodeHeader(b []byte) (header, []byte, error) {
 	var v [7]uint64
 	for i := range v {
 		x, n := binary.Uvarint(b)
 		if n <= 0 {
-			return header{}, fmt.Errorf("%w: header record truncated", ErrCorrupt)
+			return header{}, nil, fmt.Errorf("%w: header record truncated", ErrCorrupt)
 		}
 		v[i], b = x, b[n:]
-	}
-	if len(b) != 0 {
-		return header{}, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
 	}
 	return header{
 		created:  crdt.Timestamp{Time: v[0], Node: crdt.NodeID(v[1])},
 		absolute: int64(v[2]), idle: int64(v[3]), lastAccess: int64(v[4]),
 		destroyed: crdt.Timestamp{Time: v[5], Node: crdt.NodeID(v[6])},
-	}, nil
+	}, b, nil
 }
 
 // encodeField writes a field register: uvarint stamp time, uvarint node,
