@@ -251,7 +251,9 @@ func (d *decoder) finish() (*crdt.Session, error) {
 // bucket. Sessions that cannot be read go to bad.
 func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*crdt.Session) error, bad func(error)) error {
 	return b.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: true, PrefetchSize: 64, Prefix: []byte{prefixSession}})
+		// No prefetch: it would read ahead past the end of each bucket at every
+		// Seek, and values live inline in the tree (cheap to read one by one).
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSession}})
 		defer it.Close()
 		var d decoder
 		emit := func() error {
