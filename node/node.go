@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -40,8 +41,9 @@ type Node struct {
 	mu   sync.Mutex // guards core
 	core *Core
 
-	touchMu sync.Mutex
-	touches map[string]int64 // local-only last access, Unix ms
+	touchMu    sync.Mutex
+	touches    map[string]int64 // local-only last access, Unix ms
+	touchCount atomic.Int64     // len(touches), read without touchMu
 
 	watchMu  sync.Mutex
 	watchers map[chan Change]struct{}

@@ -173,15 +173,20 @@ func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
 		return nil, 0, fmt.Errorf("node: get: %w", err)
 	}
 	la := s.LastAccess
-	n.touchMu.Lock()
-	if t, ok := n.touches[id]; ok {
-		if t > la {
-			la = t
-		} else {
-			delete(n.touches, id)
+	// Most peers hold few local touches: skip the lock when there are
+	// none, so that reads on many goroutines do not meet on it.
+	if n.touchCount.Load() > 0 {
+		n.touchMu.Lock()
+		if t, ok := n.touches[id]; ok {
+			if t > la {
+				la = t
+			} else {
+				delete(n.touches, id)
+				n.touchCount.Store(int64(len(n.touches)))
+			}
 		}
+		n.touchMu.Unlock()
 	}
-	n.touchMu.Unlock()
 	ms := now.UnixMilli()
 	if s.Created.IsZero() || s.IsDestroyed() || ms >= min(s.Absolute, la+s.Idle) {
 		return nil, 0, ErrNotFound
@@ -247,6 +252,7 @@ func (n *Node) Touch(ctx context.Context, token string) error {
 	if float64(now.UnixMilli()-s.LastAccess) < n.cfg.TouchFraction*float64(s.Idle) {
 		n.touchMu.Lock()
 		n.touches[id] = max(n.touches[id], now.UnixMilli())
+		n.touchCount.Store(int64(len(n.touches)))
 		n.touchMu.Unlock()
 		return nil
 	}
