@@ -30,12 +30,11 @@ type Result struct {
 	Refused []Refusal
 }
 
-// item is one admitted delta on its way into a commit; owner tells which
-// request it came from when the committer groups several.
+// item is one admitted delta on its way into a commit, with the local time
+// of the Apply call that brought it.
 type item struct {
-	d     *crdt.Session
-	now   time.Time
-	owner int
+	d   *crdt.Session
+	now time.Time
 }
 
 // Apply merges a batch of deltas into the store at local time now and
