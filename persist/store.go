@@ -12,8 +12,9 @@ import (
 )
 
 // Store is the durable replica: every session this peer holds, with bucket
-// digests for anti-entropy and a read cache. It is safe for concurrent use;
-// writers need no lock of ours (Badger transactions, retried on conflict).
+// digests for anti-entropy and a read cache. It is safe for concurrent use:
+// readers take no lock of the writer's, and concurrent Apply calls are
+// committed in groups by one writer at a time (committer).
 type Store struct {
 	opts    Options
 	be      backend
