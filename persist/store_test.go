@@ -2,9 +2,12 @@ package persist
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -296,4 +299,47 @@ func TestMergedStateOverLimitIsRefused(t *testing.T) {
 	if got := mustGet(t, s, "full"); len(got.Keys()) != 3 {
 		t.Fatalf("keys = %v", got.Keys())
 	}
+}
+
+// TestBackgroundSync: with durability none, a write marks the store, and
+// the background loop fsyncs Badger's logs through its own descriptors
+// within SyncInterval, without errors.
+func TestBackgroundSync(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.Durability = DurabilityNone
+	o.SyncInterval = 5 * time.Millisecond
+	var logs strings.Builder
+	var mu sync.Mutex
+	o.Logger = slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelError}))
+	s := openStore(t, o)
+	apply(t, s, t0, newSession("a", 1, t0, 3))
+	if !s.dirty.Load() {
+		t.Fatal("a write did not mark the store for the next fsync")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.dirty.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the background fsync did not run")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := s.be.sync(); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if logs.Len() > 0 {
+		t.Fatalf("errors logged: %s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
