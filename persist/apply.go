@@ -42,7 +42,7 @@ type item struct {
 // Options.Durability promises. A batch is committed atomically when the
 // backend can (one Badger transaction); one too large for a transaction is
 // committed in several, and if a later one fails the error says so, while
-// the earlier ones stay merged.
+// the earlier ones stay merged and Result reports them.
 func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	var res Result
 	if b == nil || b.Len() == 0 {
@@ -242,28 +242,32 @@ func (c *committer) commitGroup(group []*commitReq) {
 			entries = append(entries, cacheEntry{s: st.state, hash: h, size: st.size})
 		}
 	}
-	var err error
+	// What the backend wrote is published even if a later part of the
+	// group failed: digests must describe the data, and callers learn
+	// what changed.
+	written, err := len(ws), error(nil)
 	if len(ws) > 0 {
-		err = s.be.commit(ws)
+		written, err = s.be.commit(ws)
 		if err != nil {
 			err = fmt.Errorf("persist: apply: %w", err)
-		} else if s.opts.Durability == DurabilityNone {
+		}
+		if written > 0 && s.opts.Durability == DurabilityNone {
 			s.dirty.Store(true)
 		}
 	}
-	if err == nil {
-		for i, w := range ws {
-			s.digests.update(BucketOf(w.id), states[w.id].hash, entries[i].hash)
-			s.cache.put(entries[i])
-		}
-		for _, c := range changes {
+	landed := make(map[string]bool, written)
+	for i, w := range ws[:written] {
+		s.digests.update(BucketOf(w.id), states[w.id].hash, entries[i].hash)
+		s.cache.put(entries[i])
+		landed[w.id] = true
+	}
+	for _, w := range ws[written:] {
+		// Not written: the next commit reads the stored state back.
+		s.cache.remove(w.id)
+	}
+	for _, c := range changes {
+		if landed[c.ch.ID] {
 			res[c.owner].Changes = append(res[c.owner].Changes, c.ch)
-		}
-	} else {
-		// What was committed before the failure is unknown: let the next
-		// commit read it back.
-		for _, w := range ws {
-			s.cache.remove(w.id)
 		}
 	}
 	if err == nil {

@@ -27,9 +27,10 @@ type backend interface {
 	// cutoff, earliest first, and whether more may be due.
 	due(cutoff int64, limit int) ([]dueEntry, bool, error)
 	// commit makes the writes durable as the store's durability mode
-	// promises, atomically when they fit in one transaction. It takes
-	// ownership of every state.
-	commit(ws []write) error
+	// promises, atomically when they fit in one transaction, and returns
+	// how many of ws, from the start, are written (all unless it fails).
+	// It takes ownership of every state.
+	commit(ws []write) (int, error)
 	// sync flushes whatever commit left unsynced (DurabilityNone).
 	sync() error
 	// reclaim gives back disk space of deleted records, if it can.

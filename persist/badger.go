@@ -333,18 +333,23 @@ func (b *badgerBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
 }
 
 // commit writes ws in one transaction, or in several when Badger finds
-// them too big for one: then a failure may leave the earlier ones written,
-// which the caller's result must not report as lost (it reports the error).
-func (b *badgerBackend) commit(ws []write) error {
+// them too big for one, and returns how many of ws (a prefix) are written:
+// after a failure the earlier transactions stay written.
+func (b *badgerBackend) commit(ws []write) (int, error) {
 	err := b.commitOnce(ws)
 	if errors.Is(err, badger.ErrTxnTooBig) && len(ws) > 1 {
 		half := len(ws) / 2
-		if err := b.commit(ws[:half]); err != nil {
-			return err
+		n, err := b.commit(ws[:half])
+		if err != nil {
+			return n, err
 		}
-		return b.commit(ws[half:])
+		m, err := b.commit(ws[half:])
+		return half + m, err
 	}
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return len(ws), nil
 }
 
 func (b *badgerBackend) commitOnce(ws []write) error {

@@ -73,18 +73,18 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, v
 		hashes = append(hashes, h)
 		gone = append(gone, exists)
 	}
-	if err := s.be.commit(ws); err != nil {
-		for _, w := range ws {
-			s.cache.remove(w.id)
-		}
-		return 0, 0, false, fmt.Errorf("persist: collect: %w", err)
-	}
+	written, err := s.be.commit(ws)
 	for i, w := range ws {
 		s.cache.remove(w.id)
-		s.digests.update(BucketOf(w.id), hashes[i], 0)
-		if gone[i] {
-			removed++
+		if i < written {
+			s.digests.update(BucketOf(w.id), hashes[i], 0)
+			if gone[i] {
+				removed++
+			}
 		}
+	}
+	if err != nil {
+		return removed, written, false, fmt.Errorf("persist: collect: %w", err)
 	}
 	return removed, len(due), more, nil
 }

@@ -96,7 +96,7 @@ func (m *memBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
 	return out, false, nil
 }
 
-func (m *memBackend) commit(ws []write) error {
+func (m *memBackend) commit(ws []write) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, w := range ws {
@@ -117,7 +117,7 @@ func (m *memBackend) commit(ws []write) error {
 			heap.Push(&m.expiry, dueEntry{deadline: w.newDeadline, id: w.id})
 		}
 	}
-	return nil
+	return len(ws), nil
 }
 
 func (m *memBackend) sync() error { return nil }
