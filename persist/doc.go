@@ -11,10 +11,13 @@
 // transaction and one fsync (group commit), while the others wait for their
 // result. Being the only writer, it merges into the cached decoded state of
 // a session without reading Badger, and its transactions never conflict.
-// A session is kept as a header record and one record per field, so a write
-// of one field rewrites that field's record only; hashes and encoded sizes
-// are updated by the records a write changes. Deltas are admitted first: one stamped beyond the drift bound
-// comes back in Result.Deferred to be offered again later; one for a session
+// A session is kept as a header record, which holds every field as of the
+// last header change, plus one record per field written since, so a write
+// of one field rewrites that field's record only and a new session is one
+// record; hashes and encoded sizes are updated by what a write changes.
+//
+// Deltas are admitted first: one stamped beyond the drift bound comes back
+// in Result.Deferred to be offered again later; one for a session
 // past its absolute deadline (the later of the delta's and the stored one),
 // malformed, over Options.Limits, or for a record that cannot be read comes
 // back in Result.Refused. A batch too large for one transaction is merged in
