@@ -216,7 +216,9 @@ func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, 
 
 // addFields adds writes to delta d of session s, within the field bound.
 func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
-	fresh := 0
+	// Counted before merging: on a create s and d are the same session, so
+	// the merges below grow s.Fields too.
+	had, fresh := len(s.Fields), 0
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		if k == "" {
 			return fmt.Errorf("%w: empty field key", ErrInvalid)
@@ -231,8 +233,8 @@ func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 			_, _ = d.Merge(s.Remove(k, ts))
 		}
 	}
-	if len(s.Fields)+fresh > n.cfg.MaxFields {
-		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, len(s.Fields)+fresh, n.cfg.MaxFields)
+	if had+fresh > n.cfg.MaxFields {
+		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, had+fresh, n.cfg.MaxFields)
 	}
 	return nil
 }

@@ -30,7 +30,9 @@ func SessionID(token string) (string, bool) {
 	if len(token) != tokenLen {
 		return "", false
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(token)
+	// Strict decoding refuses set padding bits, so each token has exactly
+	// one spelling: otherwise several cookie strings open the same session.
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
 	if err != nil || len(raw) != tokenBytes {
 		return "", false
 	}
