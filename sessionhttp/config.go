@@ -35,6 +35,14 @@ type Config struct {
 	// only the session cookie; set "" to send none.
 	ClearSiteData string
 
+	// Cacheable lets shared and browser caches keep responses to requests
+	// that carry a live session. By default (false) such responses get
+	// Cache-Control: no-store, since they may show what only that user
+	// should see (ASVS v4 8.2.1); Vary: Cookie alone still lets a browser
+	// cache serve them after logout. Set it only for handlers that write
+	// their own Cache-Control.
+	Cacheable bool
+
 	// ErrorFunc answers a request whose session could not be loaded or
 	// committed. It receives the underlying ResponseWriter. Default: log
 	// the error with Logger and reply 500 with a generic message.

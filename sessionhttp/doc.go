@@ -61,9 +61,10 @@
 // for local http. It is a browser-session cookie unless CookieConfig.Persist
 // or RememberMe. Sessions end after 30 minutes idle and 12 hours in all.
 // Tokens never appear in URLs or logs. Every response through LoadAndSave
-// carries Vary: Cookie; responses that set a cookie add
-// Cache-Control: no-cache="Set-Cookie", and responses that carry a token in
-// a header, Cache-Control: no-store. SameSite=Lax keeps cross-site POSTs
+// carries Vary: Cookie; every response to a request that carries or starts a
+// live session, and the logout response, carries Cache-Control: no-store
+// (Config.Cacheable turns that off for handlers that set their own; then
+// responses that set a cookie still get Cache-Control: no-cache="Set-Cookie"). SameSite=Lax keeps cross-site POSTs
 // from carrying the cookie; it is not a full CSRF defence (state changed on
 // GET, same-site subdomains): put http.CrossOriginProtection in front of
 // LoadAndSave, as examples/edgeapp does.

@@ -157,6 +157,9 @@ func (m *Manager) commitHeader(ctx context.Context, h http.Header, st *state) er
 	if err := m.flush(ctx, st, true); err != nil {
 		return err
 	}
+	if !m.cfg.Cacheable && (st.token != "" || st.destroyed) {
+		h.Set("Cache-Control", "no-store")
+	}
 	if st.destroyed {
 		h.Set("Cache-Control", "no-store")
 		if !st.header && !st.issued {
