@@ -156,11 +156,24 @@ func (c *Core) Ready() Ready {
 	return r
 }
 
-// LocalDelta queues a delta the node has already applied to its store, to be
-// broadcast in a batch.
-func (c *Core) LocalDelta(now time.Time, d *crdt.Session) {
-	c.pending.Add(d)
-	c.pendingBytes += approxSize(d)
+// LocalDelta queues the deltas of one local change, already applied to the
+// store, to be broadcast in a batch. The deltas of a change in several
+// sessions (Renew) go out together in a batch of their own, which split
+// cannot cut: a peer receives and applies all of them or none.
+func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
+	switch {
+	case len(ds) == 0:
+		return
+	case len(ds) > 1:
+		// Whatever is pending goes first, in its own batches.
+		c.flush()
+		// Limits.MaxSessionBytes is at most half of MaxBatchBytes, so two
+		// sessions always fit one batch.
+		c.broadcastBatch(crdt.NewBatch(ds...))
+		return
+	}
+	c.pending.Add(ds[0])
+	c.pendingBytes += approxSize(ds[0])
 	if c.pendingBytes >= c.cfg.FlushBytes || c.pending.Len() >= c.cfg.Limits.MaxBatchSessions {
 		c.flush()
 		return
@@ -179,19 +192,24 @@ func (c *Core) flush() {
 		return
 	}
 	for _, part := range c.split(c.pending.Sessions(), c.cfg.FlushBytes) {
-		data, err := crdt.MarshalBatch(part, c.cfg.Limits)
-		if err != nil {
-			c.log.Error("dropping a batch that does not encode", "err", err, "sessions", part.Len())
-			continue
-		}
-		c.ready.Broadcasts = append(c.ready.Broadcasts, data)
-		c.m.Add("batches_sent", 1)
-		c.m.Add("deltas_sent", float64(part.Len()))
-		c.m.Observe("batch_deltas", float64(part.Len()))
-		c.m.Observe("batch_bytes", float64(len(data)))
+		c.broadcastBatch(part)
 	}
 	c.pending = crdt.NewBatch()
 	c.pendingBytes = 0
+}
+
+// broadcastBatch encodes b as one gossip message for the next Ready.
+func (c *Core) broadcastBatch(b *crdt.Batch) {
+	data, err := crdt.MarshalBatch(b, c.cfg.Limits)
+	if err != nil {
+		c.log.Error("dropping a batch that does not encode", "err", err, "sessions", b.Len())
+		return
+	}
+	c.ready.Broadcasts = append(c.ready.Broadcasts, data)
+	c.m.Add("batches_sent", 1)
+	c.m.Add("deltas_sent", float64(b.Len()))
+	c.m.Observe("batch_deltas", float64(b.Len()))
+	c.m.Observe("batch_bytes", float64(len(data)))
 }
 
 // split cuts sessions into batches of about limit bytes.

@@ -131,10 +131,10 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 		}
 	}
 	now := n.cfg.Clock.Now()
-	err := n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+	err := n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(id, ts, now.Add(o.lifetime), o.idle)
-		return d, n.addFields(d, d, o.fields, nil, ts)
+		return []*crdt.Session{d}, n.addFields(d, d, o.fields, nil, ts)
 	})
 	if err != nil {
 		return "", err
@@ -280,6 +280,13 @@ func (n *Node) Destroy(ctx context.Context, token string) error {
 // Renew moves the session to a new token and destroys the old one: call it
 // when privileges change (login) against session fixation. The new session
 // keeps the fields, the idle timeout and the absolute deadline.
+//
+// It is all or nothing: the new session and the old one's destruction are
+// one durable write and travel to other peers in one batch, so no peer
+// keeps both alive, and an error (a failed write, a context ended before
+// it) leaves the old token valid and no new session. Once the write is
+// made, Renew returns the new token even if ctx ends meanwhile: the old
+// one no longer works.
 func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 	id, ok := SessionID(token)
 	if !ok {
@@ -295,19 +302,16 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 		return "", err
 	}
 	newID, _ := SessionID(fresh)
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(newID, ts, time.UnixMilli(old.Absolute), time.Duration(old.Idle)*time.Millisecond)
 		for _, k := range old.Keys() {
 			v, _ := old.Get(k)
 			_, _ = d.Merge(d.Set(k, v, ts))
 		}
-		return d, nil
+		return []*crdt.Session{d, old.Destroy(ts)}, nil
 	})
 	if err != nil {
-		return "", err
-	}
-	if err := n.Destroy(ctx, token); err != nil && !errors.Is(err, ErrNotFound) {
 		return "", err
 	}
 	return fresh, nil
@@ -324,13 +328,18 @@ func (n *Node) mutate(ctx context.Context, token string, build func(s *crdt.Sess
 	if err != nil {
 		return err
 	}
-	return n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
-		return build(s, stamp, now)
+	return n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+		d, err := build(s, stamp, now)
+		return []*crdt.Session{d}, err
 	})
 }
 
-// write stores a local delta, queues it for broadcast and reports it.
-func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func() crdt.Timestamp) (*crdt.Session, error)) error {
+// write stores the local deltas of one change, queues them for broadcast
+// and reports them. The deltas of one change (Renew's two sessions) are
+// one Apply, so one transaction, and one broadcast batch: every peer takes
+// all of them or none. ctx is checked before the write only: a write made
+// is reported as made.
+func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func() crdt.Timestamp) ([]*crdt.Session, error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -342,11 +351,11 @@ func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func()
 		defer n.mu.Unlock()
 		return n.core.Stamp(now)
 	}
-	d, err := build(stamp)
+	ds, err := build(stamp)
 	if err != nil {
 		return err
 	}
-	res, err := n.store.Apply(crdt.NewBatch(d), now)
+	res, err := n.store.Apply(crdt.NewBatch(ds...), now)
 	if err != nil {
 		return fmt.Errorf("node: write: %w", err)
 	}
@@ -358,7 +367,7 @@ func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func()
 		// unless the clock stepped back by more than MaxDrift.
 		return fmt.Errorf("node: write: local clock behind its own timestamps: %w", crdt.ErrClockDrift)
 	}
-	n.step(func(c *Core, now time.Time) { c.LocalDelta(now, d) })
+	n.step(func(c *Core, now time.Time) { c.LocalDelta(now, ds...) })
 	n.kick()
 	changes := make([]Change, len(res.Changes))
 	for i, ch := range res.Changes {
