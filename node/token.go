@@ -7,6 +7,12 @@ import (
 	"io"
 )
 
+// ReservedKeyPrefix starts the field keys that adapters (sessionhttp) keep
+// for their own bookkeeping. The node stores them like any other key; the
+// HTTP API and the Redis front refuse to write them, so a client cannot
+// forge an adapter's state.
+const ReservedKeyPrefix = "\x00"
+
 // tokenBytes is the entropy of a session token: 256 bits (OWASP asks for at
 // least 64).
 const tokenBytes = 32

@@ -6,11 +6,13 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
 )
 
 // reservedPrefix starts the keys the package keeps for itself; Keys hides
 // them and Put refuses them.
-const reservedPrefix = "\x00"
+const reservedPrefix = node.ReservedKeyPrefix
 
 // persistKey holds RememberMe's choice.
 const persistKey = reservedPrefix + "persist"

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"log/slog"
 	"net/http"
+	"path"
 	"strings"
 	"time"
 
@@ -82,7 +83,25 @@ func NewHandler(o APIOptions) http.Handler {
 	route(top, "/healthz", map[string]http.HandlerFunc{"GET": a.healthz})
 	route(top, "/readyz", map[string]http.HandlerFunc{"GET": a.readyz})
 	top.Handle("/", a.authorize(v1))
-	return a.logRequests(top)
+	return a.logRequests(cleanPathsOnly(top))
+}
+
+// cleanPathsOnly answers 404 in JSON to a path that is not in clean form
+// ("//v1/session", "/v1/sessions/../session"): ServeMux would redirect it
+// with an HTML body, and an API has no business resolving dot segments.
+func cleanPathsOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		c := path.Clean(p)
+		if strings.HasSuffix(p, "/") && c != "/" {
+			c += "/"
+		}
+		if p != c {
+			writeError(w, errorf(http.StatusNotFound, codeNotFound, "no such endpoint: %s (paths must be in clean form)", p))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // route registers handlers by method on path, and a JSON 405 with an Allow

@@ -117,6 +117,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, max int64, optional bool, 
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errorf(http.StatusBadRequest, codeTrailingData, "data after the JSON object")
 	}
+	if err := checkStrictJSON(body); err != nil {
+		return errorf(http.StatusBadRequest, codeMalformedJSON, "%v", err)
+	}
 	return nil
 }
 

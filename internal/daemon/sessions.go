@@ -5,7 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
-	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -74,6 +74,19 @@ func token(r *http.Request) (string, *apiError) {
 	return t, nil
 }
 
+// checkKey refuses a field key the API does not write: empty, or starting
+// with node.ReservedKeyPrefix, which adapters such as sessionhttp keep for
+// their own bookkeeping.
+func checkKey(k string) *apiError {
+	switch {
+	case k == "":
+		return errorf(http.StatusBadRequest, codeInvalidArgument, "empty field key")
+	case strings.HasPrefix(k, node.ReservedKeyPrefix):
+		return errorf(http.StatusBadRequest, codeInvalidArgument, "field key %q: keys starting with U+0000 are reserved", k)
+	}
+	return nil
+}
+
 // decodeValues turns request field values into bytes.
 func decodeValues(in map[string]string, enc string) (map[string][]byte, *apiError) {
 	if in == nil {
@@ -81,6 +94,9 @@ func decodeValues(in map[string]string, enc string) (map[string][]byte, *apiErro
 	}
 	out := make(map[string][]byte, len(in))
 	for k, v := range in {
+		if e := checkKey(k); e != nil {
+			return nil, e
+		}
 		if enc == encodingUTF8 {
 			out[k] = []byte(v)
 			continue
@@ -231,9 +247,11 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if slices.Contains(req.Remove, "") {
-		writeError(w, errorf(http.StatusBadRequest, codeInvalidArgument, "empty field key"))
-		return
+	for _, k := range req.Remove {
+		if e := checkKey(k); e != nil {
+			writeError(w, e)
+			return
+		}
 	}
 	set, e := decodeValues(req.Set, enc)
 	if e != nil {
