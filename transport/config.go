@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
@@ -26,6 +27,27 @@ const (
 
 	// PSKSize is the length of a private-network key.
 	PSKSize = 32
+
+	// DefaultFailureTimeout: a member silent for 4 s is declared lost
+	// (pinged every second, so a cut is noticed within 4 s).
+	DefaultFailureTimeout = 4 * time.Second
+
+	// DefaultRedialInterval: an absent member is dialled about once a
+	// second, so a healed link is back within about a second.
+	DefaultRedialInterval = time.Second
+
+	// DefaultDialTimeout bounds one dial attempt: long enough for a TCP and
+	// security handshake over a link of up to ~500 ms round trip, short
+	// enough that an attempt whose SYN was lost in a cut does not delay
+	// the next one much.
+	DefaultDialTimeout = 2 * time.Second
+
+	// DefaultForgetAfter: a member unreachable for 72 hours is forgotten.
+	// Long enough to ride out a long weekend's outage of a whole region
+	// (its members are redialled all along and come back by themselves);
+	// short enough that a decommissioned peer leaves the member list,
+	// /v1/peers and the probes within days.
+	DefaultForgetAfter = 72 * time.Hour
 )
 
 // DefaultListenAddrs is used when Config.ListenAddrs is empty: TCP on the
@@ -49,10 +71,41 @@ type Config struct {
 	// are supported. Default DefaultListenAddrs (loopback only).
 	ListenAddrs []string
 
-	// Bootstrap are multiaddrs ending in /p2p/<id>. They are dialled at
-	// start and redialled with exponential backoff (capped at about 30 s)
-	// whenever no connection to them is open.
+	// Bootstrap are multiaddrs ending in /p2p/<id>. They are members from
+	// the start: dialled at once and redialled every RedialInterval
+	// whenever no connection to them is open. Through any one of them the
+	// host learns every other member (signed peer records). Bootstrap peers
+	// are never forgotten automatically.
 	Bootstrap []string
+
+	// FailureTimeout is how long a connected member may give no sign of
+	// life before it is declared lost and its connections are closed
+	// (Handler.PeerDown, Member.Connected false). Members are pinged every
+	// FailureTimeout/4 over libp2p's ping protocol; an answer or any direct
+	// frame received counts. A cut is thus noticed within FailureTimeout.
+	// Raise it on links whose round trip under load can exceed a few
+	// seconds. Default DefaultFailureTimeout; at least 200ms.
+	FailureTimeout time.Duration
+
+	// RedialInterval is the pause between two dials of a member that is not
+	// connected (jittered by ±20%): the bound on how long a healed link
+	// stays down, and the probe cost (one dial per interval per absent
+	// member). A member that closes our connections right after they open
+	// (it refuses us) is redialled at twice the interval for each refusal
+	// in a row, up to 30 s. Default DefaultRedialInterval; at least 100ms.
+	RedialInterval time.Duration
+
+	// DialTimeout bounds one dial attempt (TCP and security handshake).
+	// Default DefaultDialTimeout; at least 100ms.
+	DialTimeout time.Duration
+
+	// ForgetAfter is how long a member (other than a bootstrap peer) may
+	// stay unreachable before it is forgotten: no longer dialled, listed or
+	// kept in the member list. The time counts from its last sign of life
+	// or from this host's start, whichever is later, so a host that was
+	// down for long does not forget everyone on restart. Default
+	// DefaultForgetAfter; negative means never; else at least a minute.
+	ForgetAfter time.Duration
 
 	// Mesh names the mesh: the gossip topic is "/sessionmesh/<Mesh>/deltas/1"
 	// and mDNS only finds hosts of the same mesh. Letters, digits, '.', '_'
@@ -97,16 +150,25 @@ type Config struct {
 	// it. (It is not called Validate: that is the method checking the
 	// configuration.)
 	ValidateGossip func(from peer.ID, data []byte) error
+
+	// noRecords (tests only) ignores the records other members pass on,
+	// so that a test can keep a star topology.
+	noRecords bool
 }
 
 // DefaultConfig returns a configuration with every default filled in: an
 // ephemeral identity listening on loopback TCP, mesh DefaultMesh, 1 MiB
-// messages, no bootstrap peers, no mDNS, no PSK, no allowlist.
+// messages, no bootstrap peers, no mDNS, no PSK, no allowlist, and the
+// default failure detection, redial and forget timings.
 func DefaultConfig() Config {
 	return Config{
 		ListenAddrs:     append([]string(nil), DefaultListenAddrs...),
 		Mesh:            DefaultMesh,
 		MaxMessageBytes: DefaultMaxMessageBytes,
+		FailureTimeout:  DefaultFailureTimeout,
+		RedialInterval:  DefaultRedialInterval,
+		DialTimeout:     DefaultDialTimeout,
+		ForgetAfter:     DefaultForgetAfter,
 	}
 }
 
@@ -123,6 +185,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FailureTimeout == 0 {
+		c.FailureTimeout = DefaultFailureTimeout
+	}
+	if c.RedialInterval == 0 {
+		c.RedialInterval = DefaultRedialInterval
+	}
+	if c.DialTimeout == 0 {
+		c.DialTimeout = DefaultDialTimeout
+	}
+	if c.ForgetAfter == 0 {
+		c.ForgetAfter = DefaultForgetAfter
 	}
 	return c
 }
@@ -167,6 +241,18 @@ func (c Config) resolve() (*resolved, error) {
 	}
 	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > MaxMaxMessageBytes {
 		bad("MaxMessageBytes %d: want 1..%d", c.MaxMessageBytes, MaxMaxMessageBytes)
+	}
+	if c.FailureTimeout < 200*time.Millisecond {
+		bad("FailureTimeout %v: want at least 200ms", c.FailureTimeout)
+	}
+	if c.RedialInterval < 100*time.Millisecond {
+		bad("RedialInterval %v: want at least 100ms", c.RedialInterval)
+	}
+	if c.DialTimeout < 100*time.Millisecond {
+		bad("DialTimeout %v: want at least 100ms", c.DialTimeout)
+	}
+	if c.ForgetAfter > 0 && c.ForgetAfter < time.Minute {
+		bad("ForgetAfter %v: want at least 1m, or negative for never", c.ForgetAfter)
 	}
 	if c.PSK != nil && len(c.PSK) != PSKSize {
 		bad("PSK is %d bytes, want %d", len(c.PSK), PSKSize)

@@ -45,8 +45,10 @@ type outStream struct {
 	dead     bool // removed from Transport.out; look it up again
 }
 
-// Send writes data to peer to as one frame of SyncProtocol, dialling the
-// peer if needed. It returns once the frame has been handed to the
+// Send writes data to peer to as one frame of SyncProtocol over an open
+// connection: it does not dial (the member loop does, at its own pace), so
+// it fails at once when the peer is not connected. It returns once the
+// frame has been handed to the
 // connection, which does not mean the peer has processed it: direct
 // messages may be lost if the connection breaks. Frames sent one after the
 // other to the same peer usually arrive in order, but that is not
@@ -117,6 +119,10 @@ func (t *Transport) sendFrame(ctx context.Context, to peer.ID, frame []byte) err
 				return err
 			}
 			sctx, cancel := context.WithTimeout(ctx, dialTimeout)
+			// Never dial here: connections are the member loop's job,
+			// paced by RedialInterval, so a caller retrying Sends to a
+			// peer that refuses us cannot turn into a dial storm.
+			sctx = network.WithNoDial(sctx, "send")
 			s, err := t.h.NewStream(sctx, to, SyncProtocol)
 			cancel()
 			if err != nil {
@@ -261,6 +267,7 @@ func (t *Transport) handleStream(s network.Stream) {
 		}
 		t.stats.directReceived.Add(1)
 		t.stats.directBytesIn.Add(uint64(len(data)))
+		t.touch(from)
 		t.handler.HandleDirect(from, data)
 	}
 }

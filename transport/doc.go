@@ -36,16 +36,56 @@
 //
 // Without either, any libp2p host that can reach us may connect and gossip.
 //
+// # Membership, failure detection, redial
+//
+// Every host keeps a list of mesh members (Members): its bootstrap peers,
+// every permitted peer that connects to it, and every peer named in the
+// signed peer records (libp2p envelopes, as identify exchanges them) that
+// other members pass on over MembersProtocol. A record is used only if its
+// signature verifies and names the signing key's own peer id, and only for
+// peers on the allowlist, so a member cannot make up another peer's
+// addresses or bring in an outsider. One bootstrap address is thus enough
+// to learn the whole mesh, and later joins and address changes spread the
+// same way. With a DataDir the list is kept in DataDir/members.json
+// (MembersFile), so a restarted host redials every member it knew.
+//
+// A connected member is pinged (libp2p's ping protocol) every
+// FailureTimeout/4; one that gives no sign of life for FailureTimeout is
+// declared lost and its connections are closed, so a silent cut is noticed
+// within FailureTimeout (4 s by default) instead of TCP's minutes. A member
+// that is not connected is dialled every RedialInterval (1 s, jittered),
+// each attempt bounded by DialTimeout, so a healed link is back within about
+// a second whatever the cut lasted, for about one dial per second per
+// absent member. A member that closes our connections right after they open
+// (it refuses us) is redialled at a doubling interval, up to 30 s. A member
+// unreachable for ForgetAfter (72 h; bootstrap peers excepted) is
+// forgotten, and Forget does it by hand. Members joining, lost, back and
+// forgotten are logged at info level (at most one line per member and
+// event every 10 s).
+//
+// Send never dials: it uses an open connection or fails at once, so a
+// caller retrying Sends cannot turn a refusing peer into a dial storm.
+//
+// # Refusals
+//
+// Inbound connections refused (not on the allowlist, blocked, handshake
+// failed: with a PSK usually the wrong key) are counted by reason
+// (Stats.Refused) and logged at warn level, at most once per remote and
+// reason every 10 s. Each refusal also costs the remote address a token of
+// a small bucket (3, refilled at 1 a second): while it is empty, that
+// address's connections are closed before any handshake (reason
+// "rate_limited"), so a misconfigured or hostile peer costs about one
+// handshake a second. Every address may also open at most 10 connections a
+// second (20 in a burst).
+//
 // # Discovery
 //
-// Hosts find each other through Config.Bootstrap (multiaddrs ending in
-// /p2p/<id>, dialled at start and redialled with exponential backoff up to
-// about 30 s while disconnected), through Connect, and, when Config.MDNS is
-// on, through mDNS on the LAN (only hosts of the same mesh name answer).
-// There is no DHT, no public bootstrap node, no relay and no NAT port
-// mapping: the hosts must be able to dial each other's listen addresses.
-// Gossip crosses hosts that are not directly connected by relaying along
-// the gossipsub mesh, so a connected graph is enough.
+// Beyond members, hosts find each other through Connect, and, when
+// Config.MDNS is on, through mDNS on the LAN (only hosts of the same mesh
+// name answer). There is no DHT, no public bootstrap node, no relay and no
+// NAT port mapping: the hosts must be able to dial each other's listen
+// addresses. Gossip crosses hosts that are not directly connected by
+// relaying along the gossipsub mesh.
 //
 // # Regions
 //
@@ -61,8 +101,8 @@
 // Block(id) refuses new connections to and from id, closes the open ones,
 // ignores gossip authored or forwarded by id and makes Send to it fail. It
 // is what an operator's ban uses, and what tests use to cut a link in a
-// partition (block on both sides). Unblock(id) lifts it and redials id if
-// it is a bootstrap peer or was connected before.
+// partition (block on both sides). Unblock(id) lifts it and redials id at
+// once if it is a member.
 //
 // # Guarantees
 //

@@ -21,6 +21,9 @@ var (
 	// ErrSelf is returned by Send and Connect when the target is this host.
 	ErrSelf = errors.New("transport: target is this host")
 
+	// ErrUnknownPeer is returned by Forget when the peer is not a member.
+	ErrUnknownPeer = errors.New("transport: unknown peer")
+
 	// ErrInvalidConfig is wrapped by every error of Config.Validate.
 	ErrInvalidConfig = errors.New("transport: invalid config")
 )

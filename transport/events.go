@@ -103,11 +103,15 @@ func (t *Transport) connected(_ network.Network, c network.Conn) {
 		return
 	}
 	set[c] = struct{}{}
-	if len(set) == 1 {
+	first := len(set) == 1
+	if first {
 		ct.seen[p] = struct{}{}
 		t.events.push(peerEvent{id: p, up: true})
 	}
 	ct.mu.Unlock()
+	if first {
+		t.memberUp(p)
+	}
 }
 
 func (t *Transport) disconnected(_ network.Network, c network.Conn) {
@@ -126,9 +130,7 @@ func (t *Transport) disconnected(_ network.Network, c network.Conn) {
 	down := tracked && len(set) == 0
 	ct.mu.Unlock()
 	if down {
-		if bp := t.boot[p]; bp != nil {
-			bp.wakeUp(false)
-		}
+		t.memberDown(p)
 	}
 }
 

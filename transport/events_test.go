@@ -29,7 +29,7 @@ func TestPeerEventsDeduplicated(t *testing.T) {
 	_, p := identity(t)
 	_, stranger := identity(t)
 	tr := &Transport{
-		gater:   newGater(self, map[peer.ID]struct{}{p: {}}, slog.New(slog.DiscardHandler)),
+		gater:   newGater(self, map[peer.ID]struct{}{p: {}}, &counters{}, newKeyedLog(slog.New(slog.DiscardHandler), time.Second)),
 		tracker: newConnTracker(),
 		events:  newEventQueue(),
 	}

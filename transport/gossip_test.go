@@ -27,10 +27,11 @@ func TestBroadcastDeliveredOnce(t *testing.T) {
 	waitFor(t, 10*time.Second, "PeerUp", func() bool { return rb.isUp(a.ID()) && rc.isUp(a.ID()) })
 	upAfter := time.Since(start)
 	waitFor(t, 10*time.Second, "subscriptions", func() bool {
-		return len(a.GossipPeers()) == 2 && len(b.GossipPeers()) == 1 && len(c.GossipPeers()) == 1
+		return len(a.GossipPeers()) == 2 && len(b.GossipPeers()) == 2 && len(c.GossipPeers()) == 2
 	})
 	subAfter := time.Since(start)
-	waitMesh(t, map[*Transport][]*Transport{a: {b, c}, b: {a}, c: {a}})
+	// b and c learn each other from a.
+	waitMesh(t, map[*Transport][]*Transport{a: {b, c}, b: {a, c}, c: {a, b}})
 	t.Logf("after New: PeerUp %v, subscriptions known %v, mesh formed %v", upAfter, subAfter, time.Since(start))
 
 	// From a leaf: a receives it directly, c through a.
@@ -102,6 +103,7 @@ func TestValidateRejects(t *testing.T) {
 	b := startTransport(t, cfg, rb)
 	leaf := testConfig()
 	leaf.Bootstrap = addrsOf(b)
+	leaf.noRecords = true // a and c stay apart: only b relays between them
 	a := startTransport(t, leaf, ra)
 	c := startTransport(t, leaf, rc)
 	waitMesh(t, map[*Transport][]*Transport{b: {a, c}, a: {b}, c: {b}})

@@ -2,10 +2,12 @@ package transport
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/pnet"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
@@ -13,6 +15,8 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // startHost builds the libp2p host: only the configured listen addresses,
@@ -22,10 +26,16 @@ import (
 func (t *Transport) startHost(key crypto.PrivKey) error {
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()))
+	// libp2p's default connection rate limit (0.2/s per IP after a burst,
+	// loopback exempt) applies to our own dials too, which would throttle
+	// the redial of absent members; the gater paces inbound attempts
+	// instead (InterceptAccept).
+	base, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.AutoScale()),
+		rcmgr.WithConnRateLimiters(&rate.Limiter{}))
 	if err != nil {
 		return fmt.Errorf("transport: resource manager: %w", err)
 	}
+	rm := &watchingRM{ResourceManager: base, g: t.gater, psk: t.cfg.PSK != nil}
 	cm, err := connmgr.NewConnManager(connLow, connHigh, connmgr.WithGracePeriod(connGrace))
 	if err != nil {
 		rm.Close()
@@ -71,7 +81,49 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 		}
 	}
 	h.SetStreamHandler(SyncProtocol, t.handleStream)
+	h.SetStreamHandler(MembersProtocol, t.handleRecords)
 	return nil
+}
+
+// watchingRM is the resource manager with a watch on inbound connections:
+// one whose scope ends before its peer was set never completed the
+// handshake (wrong PSK, not libp2p, refused by the gater), which the gater
+// counts and paces.
+type watchingRM struct {
+	network.ResourceManager
+	g   *gater
+	psk bool
+}
+
+func (r *watchingRM) OpenConnection(dir network.Direction, usefd bool, endpoint multiaddr.Multiaddr) (network.ConnManagementScope, error) {
+	sc, err := r.ResourceManager.OpenConnection(dir, usefd, endpoint)
+	if err != nil || dir != network.DirInbound {
+		return sc, err
+	}
+	return &watchedScope{ConnManagementScope: sc, rm: r, remote: endpoint}, nil
+}
+
+type watchedScope struct {
+	network.ConnManagementScope
+	rm     *watchingRM
+	remote multiaddr.Multiaddr
+	admit  atomic.Bool
+	done   atomic.Bool
+}
+
+func (s *watchedScope) SetPeer(p peer.ID) error {
+	err := s.ConnManagementScope.SetPeer(p)
+	if err == nil {
+		s.admit.Store(true)
+	}
+	return err
+}
+
+func (s *watchedScope) Done() {
+	if !s.done.Swap(true) && !s.admit.Load() {
+		s.rm.g.handshakeFailed(s.remote, s.rm.psk)
+	}
+	s.ConnManagementScope.Done()
 }
 
 var _ network.Notifiee = (*network.NotifyBundle)(nil)

@@ -37,7 +37,8 @@ func TestAllowlist(t *testing.T) {
 	dcfg.Bootstrap = addrsOf(a)
 	d := startTransport(t, dcfg, rd)
 
-	waitMesh(t, map[*Transport][]*Transport{a: {b, c}, b: {a}, c: {a}})
+	// b and c learn each other from a.
+	waitMesh(t, map[*Transport][]*Transport{a: {b, c}, b: {a, c}, c: {a, b}})
 	if err := d.Connect(ctx, a.Addrs()[0]); err == nil {
 		// The handshake can complete on d's side before a's gater closes
 		// the connection; then it must go away.
@@ -69,6 +70,13 @@ func TestAllowlist(t *testing.T) {
 		}
 		if n := r.gossipCount(d.ID(), "from outside"); n != 0 {
 			t.Errorf("%s received d's gossip", name)
+		}
+	}
+	for name, tr := range map[string]*Transport{"a": a, "b": b, "c": c} {
+		for _, m := range tr.Members() {
+			if m.ID == d.ID() {
+				t.Errorf("%s lists d as a member", name)
+			}
 		}
 	}
 	if ps := a.Peers(); len(ps) != 2 {

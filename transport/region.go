@@ -69,6 +69,10 @@ func (t *Transport) PeerRegion(id peer.ID) string {
 	if t.closed.Load() {
 		return ""
 	}
+	return t.peerRegion(id)
+}
+
+func (t *Transport) peerRegion(id peer.ID) string {
 	v, err := t.h.Peerstore().Get(id, "AgentVersion")
 	if err != nil {
 		return ""

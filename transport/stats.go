@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"log/slog"
 	"maps"
 	"sync"
@@ -38,8 +39,42 @@ type Stats struct {
 	DirectBytesIn    uint64
 
 	ConnectionsRefused   uint64 // connections (either direction) closed by the gater once the remote was authenticated
-	BootstrapDialsFailed uint64 // failed dials of bootstrap peers (each is retried with backoff)
+	BootstrapDialsFailed uint64 // failed dials of bootstrap peers (each is retried)
+
+	// Refused counts inbound connection attempts refused, by reason
+	// (Refuse*): each costs us at most a TCP accept and a handshake.
+	Refused map[string]uint64
+
+	MembersKnown     int    // members known now (Members)
+	MembersConnected int    // of which connected now
+	MembersJoined    uint64 // members learned (from bootstrap, records, connections, the member list)
+	MembersLost      uint64 // times a connected member's last connection closed
+	MembersForgotten uint64 // members dropped, by Forget or after Config.ForgetAfter
+	// FailuresDetected counts connections closed because the member gave
+	// no sign of life (pings) for Config.FailureTimeout.
+	FailuresDetected uint64
+	// QuickDrops counts connections that closed within a few seconds of
+	// opening: usually the remote refusing us (allowlist, protocol); each
+	// doubles the member's redial interval, up to 30 s.
+	QuickDrops uint64
+	// DialAttempts counts dials of members (every attempt of the redial
+	// loop, each bounded by Config.DialTimeout); its rate is the probe
+	// traffic, about one per RedialInterval per absent member.
+	DialAttempts uint64
+	DialsFailed  uint64 // of which failed
+
+	RecordsAccepted uint64            // signed peer records taken from identify and other members
+	RecordsRejected map[string]uint64 // records ignored, by reason (Record*)
 }
+
+// Reasons for which an inbound connection is refused, as counted in
+// Stats.Refused.
+const (
+	RefuseNotMember   = "not_member"   // authenticated peer not in AllowedPeers
+	RefuseBlocked     = "blocked"      // authenticated peer blocked with Block
+	RefuseHandshake   = "handshake"    // the security or muxer handshake failed (with a PSK: usually the wrong key)
+	RefuseRateLimited = "rate_limited" // too many attempts from that address: closed before any handshake
+)
 
 type counters struct {
 	gossipPublished     atomic.Uint64
@@ -58,8 +93,44 @@ type counters struct {
 
 	bootDialsFailed atomic.Uint64
 
-	mu       sync.Mutex
-	rejected map[string]uint64
+	membersJoined    atomic.Uint64
+	membersLost      atomic.Uint64
+	membersForgotten atomic.Uint64
+	failuresDetected atomic.Uint64
+	quickDrops       atomic.Uint64
+	dialAttempts     atomic.Uint64
+	dialsFailed      atomic.Uint64
+	recordsAccepted  atomic.Uint64
+
+	mu              sync.Mutex
+	rejected        map[string]uint64
+	recordsRejected map[string]uint64
+	refused         map[string]uint64
+}
+
+func (c *counters) rejectRecord(reason string) {
+	c.mu.Lock()
+	if c.recordsRejected == nil {
+		c.recordsRejected = make(map[string]uint64)
+	}
+	c.recordsRejected[reason]++
+	c.mu.Unlock()
+}
+
+func (c *counters) refuse(reason string) {
+	c.mu.Lock()
+	if c.refused == nil {
+		c.refused = make(map[string]uint64)
+	}
+	c.refused[reason]++
+	c.mu.Unlock()
+}
+
+func cloneOrEmpty(m map[string]uint64) map[string]uint64 {
+	if m == nil {
+		return map[string]uint64{}
+	}
+	return maps.Clone(m)
 }
 
 func (c *counters) reject(reason string) {
@@ -73,12 +144,21 @@ func (c *counters) reject(reason string) {
 
 func (c *counters) snapshot() Stats {
 	c.mu.Lock()
-	rejected := maps.Clone(c.rejected)
+	rejected := cloneOrEmpty(c.rejected)
+	records := cloneOrEmpty(c.recordsRejected)
+	refused := cloneOrEmpty(c.refused)
 	c.mu.Unlock()
-	if rejected == nil {
-		rejected = map[string]uint64{}
-	}
 	return Stats{
+		Refused:              refused,
+		MembersJoined:        c.membersJoined.Load(),
+		MembersLost:          c.membersLost.Load(),
+		MembersForgotten:     c.membersForgotten.Load(),
+		FailuresDetected:     c.failuresDetected.Load(),
+		QuickDrops:           c.quickDrops.Load(),
+		DialAttempts:         c.dialAttempts.Load(),
+		DialsFailed:          c.dialsFailed.Load(),
+		RecordsAccepted:      c.recordsAccepted.Load(),
+		RecordsRejected:      records,
 		GossipPublished:      c.gossipPublished.Load(),
 		GossipReceived:       c.gossipReceived.Load(),
 		GossipRejected:       rejected,
@@ -123,3 +203,67 @@ func (r *rateLimitedLog) Warn(msg string, args ...any) {
 	}
 	r.log.Warn(msg, args...)
 }
+
+// keyedLog writes at most one line per key per interval (a key names what
+// the line is about: a peer and an event, an address and a reason), and
+// reports how many it swallowed for that key in between. It forgets keys
+// idle for long, so that it stays small under a flood of distinct keys.
+type keyedLog struct {
+	log      *slog.Logger
+	interval time.Duration
+
+	mu   sync.Mutex
+	keys map[string]*keyState
+}
+
+type keyState struct {
+	last       time.Time
+	suppressed int
+}
+
+const keyedLogMax = 4096
+
+func newKeyedLog(log *slog.Logger, interval time.Duration) *keyedLog {
+	return &keyedLog{log: log, interval: interval, keys: make(map[string]*keyState)}
+}
+
+func (k *keyedLog) allow(key string) (bool, int) {
+	now := time.Now()
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	st := k.keys[key]
+	if st == nil {
+		if len(k.keys) >= keyedLogMax {
+			for kk, s := range k.keys {
+				if now.Sub(s.last) >= k.interval {
+					delete(k.keys, kk)
+				}
+			}
+			if len(k.keys) >= keyedLogMax {
+				return false, 0
+			}
+		}
+		st = &keyState{}
+		k.keys[key] = st
+	} else if now.Sub(st.last) < k.interval {
+		st.suppressed++
+		return false, 0
+	}
+	n := st.suppressed
+	st.last, st.suppressed = now, 0
+	return true, n
+}
+
+func (k *keyedLog) emit(level slog.Level, key, msg string, args ...any) {
+	ok, n := k.allow(key)
+	if !ok {
+		return
+	}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	k.log.Log(context.Background(), level, msg, args...)
+}
+
+func (k *keyedLog) Info(key, msg string, args ...any) { k.emit(slog.LevelInfo, key, msg, args...) }
+func (k *keyedLog) Warn(key, msg string, args ...any) { k.emit(slog.LevelWarn, key, msg, args...) }

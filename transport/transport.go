@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
@@ -27,6 +28,8 @@ const (
 	protectTag  = "sessionmesh"
 	userAgent   = "sessionmesh"
 	rejectLogIv = time.Second
+	memberLogIv = 10 * time.Second // per member and event
+	refuseLogIv = 10 * time.Second // per remote and reason
 )
 
 // Handler receives what the transport delivers. Its methods may be called
@@ -67,15 +70,22 @@ type Transport struct {
 	tracer *gossipTracer
 	mdns   mdns.Service
 
-	boot    map[peer.ID]*bootPeer // never modified after New
 	tracker *connTracker
 	events  *eventQueue
+	mem     membership
+	started time.Time
+
+	saveSignal chan struct{} // capacity 1: the member list changed
+	pushSignal chan struct{} // capacity 1: records to pass on
 
 	outMu sync.Mutex
 	out   map[peer.ID]*outStream
 
 	stats     counters
 	rejectLog rateLimitedLog
+	saveLog   rateLimitedLog
+	memberLog *keyedLog // member joined/lost/back lines, per member
+	refuseLog *keyedLog // refusals and ignored records, per source
 
 	// ctx lives until Close. wg counts the goroutines Close waits for;
 	// lifeMu orders their registration (enter) against Close.
@@ -118,21 +128,23 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		cfg:       r,
 		log:       log,
 		handler:   h,
-		gater:     newGater(self, r.allowed, log),
-		boot:      make(map[peer.ID]*bootPeer),
 		tracker:   newConnTracker(),
 		events:    newEventQueue(),
 		out:       make(map[peer.ID]*outStream),
 		rejectLog: rateLimitedLog{log: log, interval: rejectLogIv},
+		saveLog:   rateLimitedLog{log: log, interval: time.Minute},
+		memberLog: newKeyedLog(log, memberLogIv),
+		refuseLog: newKeyedLog(log, refuseLogIv),
+		started:   time.Now(),
+		mem: membership{
+			members:   make(map[peer.ID]*member),
+			forgotten: make(map[peer.ID]uint64),
+		},
+		saveSignal: make(chan struct{}, 1),
+		pushSignal: make(chan struct{}, 1),
 	}
+	t.gater = newGater(self, r.allowed, &t.stats, t.refuseLog)
 	t.tracer = newGossipTracer(&t.stats)
-	// t.boot is read by connection notifications: fill it before the host
-	// starts.
-	for _, ai := range r.bootstrap {
-		if ai.ID != self {
-			t.boot[ai.ID] = &bootPeer{info: ai, wake: make(chan struct{}, 1)}
-		}
-	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 
 	if err := t.startHost(key); err != nil {
@@ -151,14 +163,24 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		}
 	}
 
-	t.wg.Add(2)
+	sub, err := t.h.EventBus().Subscribe(new(event.EvtPeerIdentificationCompleted))
+	if err != nil {
+		t.Close()
+		return nil, fmt.Errorf("transport: subscribe to identify: %w", err)
+	}
+	t.wg.Add(5)
 	go t.eventLoop()
 	go t.sweepLoop()
-	for _, bp := range t.boot {
-		t.h.Peerstore().AddAddrs(bp.info.ID, bp.info.Addrs, peerstore.PermanentAddrTTL)
-		t.cm.Protect(bp.info.ID, protectTag)
-		t.wg.Add(1)
-		go t.bootstrapLoop(bp)
+	go t.identifyLoop(sub)
+	go t.pushLoop()
+	go t.saveLoop()
+	t.loadMembers()
+	for _, ai := range r.bootstrap {
+		if m, _ := t.learn(ai.ID, ai.Addrs, "bootstrap"); m != nil {
+			t.mem.mu.Lock()
+			m.boot = true
+			t.mem.mu.Unlock()
+		}
 	}
 
 	if err := ctx.Err(); err != nil {
@@ -166,7 +188,8 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		return nil, fmt.Errorf("transport: start: %w", err)
 	}
 	log.Info("transport: started", "id", self, "addrs", t.Addrs(), "mesh", r.Mesh,
-		"private", r.PSK != nil, "allowlist", len(r.allowed), "bootstrap", len(t.boot))
+		"private", r.PSK != nil, "allowlist", len(r.allowed), "bootstrap", len(r.bootstrap),
+		"members", len(t.Members()))
 	return t, nil
 }
 
@@ -196,8 +219,8 @@ func (t *Transport) Peers() []peer.ID {
 }
 
 // Connect dials the peer at addr, which must end in /p2p/<id>, and returns
-// once a connection is open. Its address is remembered for later redials
-// (after Unblock).
+// once a connection is open. The peer becomes a member: it is redialled
+// whenever it is not connected, until forgotten.
 func (t *Transport) Connect(ctx context.Context, addr multiaddr.Multiaddr) error {
 	if t.closed.Load() {
 		return ErrClosed
@@ -242,20 +265,21 @@ func (t *Transport) Block(id peer.ID) {
 	}
 }
 
-// Unblock lifts Block. A bootstrap peer is redialled at once (with its
-// backoff reset) and a peer that was connected before is redialled a few
-// times; others may connect again.
+// Unblock lifts Block. A member is redialled at once (and then every
+// RedialInterval); others may connect again.
 func (t *Transport) Unblock(id peer.ID) {
 	if t.closed.Load() || !t.gater.unblock(id) {
 		return
 	}
 	t.log.Info("transport: unblocked peer", "peer", id)
-	if bp := t.boot[id]; bp != nil {
-		bp.wakeUp(true)
-		return
+	t.mem.mu.Lock()
+	m := t.mem.members[id]
+	if m != nil {
+		m.reset, m.quickDrops = true, 0
 	}
-	if t.tracker.wasSeen(id) {
-		t.spawn(func() { t.redialAfterUnblock(id) })
+	t.mem.mu.Unlock()
+	if m != nil {
+		m.wakeUp()
 	}
 }
 
@@ -263,6 +287,14 @@ func (t *Transport) Unblock(id peer.ID) {
 func (t *Transport) Stats() Stats {
 	s := t.stats.snapshot()
 	s.ConnectionsRefused = t.gater.refused.Load()
+	t.mem.mu.Lock()
+	s.MembersKnown = len(t.mem.members)
+	for _, m := range t.mem.members {
+		if m.connected {
+			s.MembersConnected++
+		}
+	}
+	t.mem.mu.Unlock()
 	return s
 }
 
