@@ -39,8 +39,9 @@ type item struct {
 
 // Apply merges a batch of deltas into the store at local time now and
 // returns what changed. Apply returns once the write is as durable as
-// Options.Durability promises. A batch is committed atomically when the
-// backend can (one Badger transaction); one too large for a transaction is
+// Options.Durability promises. A batch is committed atomically (one Badger
+// transaction, which calls that arrive together may share, but never
+// split) unless it is by itself too large for a transaction: then it is
 // committed in several, and if a later one fails the error says so, while
 // the earlier ones stay merged and Result reports them.
 func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
@@ -247,7 +248,21 @@ func (c *committer) commitGroup(group []*commitReq) {
 	// what changed.
 	written, err := len(ws), error(nil)
 	if len(ws) > 0 {
-		written, err = s.be.commit(ws)
+		if len(group) > 1 {
+			written, err = s.be.commit(ws)
+			if errors.Is(err, errTooBig) && written == 0 {
+				// Cut between Apply calls, never inside one: the
+				// deltas of one call (a renewal: a new session and the
+				// old one's tombstone) commit together. Nothing was
+				// written or published, so each half merges afresh.
+				half := len(group) / 2
+				c.commitGroup(group[:half])
+				c.commitGroup(group[half:])
+				return
+			}
+		} else {
+			written, err = s.commitWrites(ws)
+		}
 		if err != nil {
 			err = fmt.Errorf("persist: apply: %w", err)
 		}
@@ -276,6 +291,23 @@ func (c *committer) commitGroup(group []*commitReq) {
 	for i, r := range group {
 		r.done <- commitRes{res: res[i], err: err}
 	}
+}
+
+// commitWrites commits ws in one backend transaction, or, when they are too
+// big for one, in halves, and returns how many of ws (a prefix) are
+// written: after a failure the earlier transactions stay written.
+func (s *Store) commitWrites(ws []write) (int, error) {
+	n, err := s.be.commit(ws)
+	if errors.Is(err, errTooBig) && n == 0 && len(ws) > 1 {
+		half := len(ws) / 2
+		n, err := s.commitWrites(ws[:half])
+		if err != nil {
+			return n, err
+		}
+		m, err := s.commitWrites(ws[half:])
+		return half + m, err
+	}
+	return n, err
 }
 
 // merge joins d into the group's copy of a session, within the limits: a

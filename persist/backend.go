@@ -2,6 +2,7 @@ package persist
 
 import (
 	"context"
+	"errors"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
@@ -27,9 +28,10 @@ type backend interface {
 	// cutoff, earliest first, and whether more may be due.
 	due(cutoff int64, limit int) ([]dueEntry, bool, error)
 	// commit makes the writes durable as the store's durability mode
-	// promises, atomically when they fit in one transaction, and returns
-	// how many of ws, from the start, are written (all unless it fails).
-	// It takes ownership of every state.
+	// promises, in one transaction, and returns how many of ws, from the
+	// start, are written (all unless it fails). Writes too big for one
+	// transaction fail with errTooBig and none written. It takes
+	// ownership of every state.
 	commit(ws []write) (int, error)
 	// sync flushes whatever commit left unsynced (DurabilityNone).
 	sync() error
@@ -37,6 +39,9 @@ type backend interface {
 	reclaim()
 	close() error
 }
+
+// errTooBig reports writes too big for one backend transaction.
+var errTooBig = errors.New("persist: writes too big for one transaction")
 
 // write replaces session id's stored state old with state (nil deletes
 // it), and moves its entry in the deadline index from oldDeadline to

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -229,5 +230,106 @@ func TestPartialCommit(t *testing.T) {
 	apply(t, ref, t0, ds...)
 	if *s.Digests() != *ref.Digests() {
 		t.Fatal("digests differ after the retry")
+	}
+}
+
+// smallTxn is a backend whose transactions take at most max writes, as
+// Badger's do by size, and which can fail a commit; it records the ids of
+// every commit it is asked for.
+type smallTxn struct {
+	backend
+	max     int
+	fail    func(ids []string) error
+	commits [][]string
+}
+
+func (b *smallTxn) commit(ws []write) (int, error) {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.id
+	}
+	b.commits = append(b.commits, ids)
+	if len(ws) > b.max {
+		return 0, errTooBig
+	}
+	if b.fail != nil {
+		if err := b.fail(ids); err != nil {
+			return 0, err
+		}
+	}
+	return b.backend.commit(ws)
+}
+
+// runGroup commits the batches as one group of Apply calls, as the
+// committer does with calls that arrive together, and returns each call's
+// result.
+func runGroup(s *Store, now time.Time, batches ...[]*crdt.Session) []commitRes {
+	group := make([]*commitReq, len(batches))
+	for i, b := range batches {
+		req := &commitReq{done: make(chan commitRes, 1)}
+		for _, d := range b {
+			req.items = append(req.items, item{d: d, now: now})
+		}
+		group[i] = req
+	}
+	s.commit.mu.Lock()
+	s.commit.commitGroup(group)
+	s.commit.mu.Unlock()
+	out := make([]commitRes, len(group))
+	for i, r := range group {
+		out[i] = <-r.done
+	}
+	return out
+}
+
+// TestGroupTooBigCutsBetweenCalls: a group too big for one transaction is
+// cut between Apply calls, never inside one, so a call's deltas (a renewal)
+// commit together or not at all.
+func TestGroupTooBigCutsBetweenCalls(t *testing.T) {
+	s := openStore(t, testOptions(""))
+	be := &smallTxn{backend: s.be, max: 2}
+	s.be = be
+	renewal := []*crdt.Session{newSession("new", 1, t0, 1), newSession("old", 1, t0, 1)}
+	apply(t, s, t0, renewal[1])
+	renewal[1] = mustGet(t, s, "old").Destroy(crdt.NewClock(1, time.Second).Now(t0.Add(time.Millisecond)))
+	be.commits = nil
+	diskErr := errors.New("disk on fire")
+	// The call after the renewal fails: a cut inside the renewal would
+	// leave half of it written.
+	be.fail = func(ids []string) error {
+		if slices.Contains(ids, "y") {
+			return diskErr
+		}
+		return nil
+	}
+	res := runGroup(s, t0.Add(time.Millisecond), []*crdt.Session{newSession("x", 1, t0, 1)}, renewal, []*crdt.Session{newSession("y", 1, t0, 1)})
+	for _, ids := range be.commits {
+		if slices.Contains(ids, "new") != slices.Contains(ids, "old") {
+			t.Fatalf("commits %v: the renewal was cut", be.commits)
+		}
+	}
+	if res[0].err != nil || res[1].err != nil || !errors.Is(res[2].err, diskErr) {
+		t.Fatalf("errors %v, %v, %v: want only the third call to fail", res[0].err, res[1].err, res[2].err)
+	}
+	if len(res[1].res.Changes) != 2 {
+		t.Fatalf("renewal changes %+v, want both", res[1].res.Changes)
+	}
+	if !mustGet(t, s, "old").IsDestroyed() || mustGet(t, s, "new").IsDestroyed() {
+		t.Fatal("the renewal did not land whole")
+	}
+	if _, err := s.Get("y"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("y: %v, want not found after its failed commit", err)
+	}
+
+	// A lone call too big for one transaction is still committed, in
+	// several.
+	be.fail, be.commits = nil, nil
+	var many []*crdt.Session
+	for i := range 7 {
+		many = append(many, newSession(fmt.Sprintf("m%d", i), 1, t0, 1))
+	}
+	apply(t, s, t0.Add(time.Millisecond), many...)
+	for _, d := range many {
+		mustGet(t, s, d.ID)
 	}
 }

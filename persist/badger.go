@@ -332,19 +332,13 @@ func (b *badgerBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
 	return out, more, err
 }
 
-// commit writes ws in one transaction, or in several when Badger finds
-// them too big for one, and returns how many of ws (a prefix) are written:
-// after a failure the earlier transactions stay written.
+// commit writes ws in one transaction. When they are too many or too
+// large for one, it writes nothing and fails with errTooBig: the store
+// decides where to cut.
 func (b *badgerBackend) commit(ws []write) (int, error) {
 	err := b.commitOnce(ws)
-	if errors.Is(err, badger.ErrTxnTooBig) && len(ws) > 1 {
-		half := len(ws) / 2
-		n, err := b.commit(ws[:half])
-		if err != nil {
-			return n, err
-		}
-		m, err := b.commit(ws[half:])
-		return half + m, err
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return 0, fmt.Errorf("%w: %d writes: %w", errTooBig, len(ws), err)
 	}
 	if err != nil {
 		return 0, err

@@ -73,7 +73,7 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, v
 		hashes = append(hashes, h)
 		gone = append(gone, exists)
 	}
-	written, err := s.be.commit(ws)
+	written, err := s.commitWrites(ws)
 	for i, w := range ws {
 		s.cache.remove(w.id)
 		if i < written {
