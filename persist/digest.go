@@ -30,9 +30,17 @@ type Digests struct {
 type digests struct {
 	buckets [Buckets]atomic.Uint64
 	root    atomic.Uint64
+	// sessions counts the entries: a hash of 0 stands for no session.
+	sessions atomic.Int64
 }
 
 func (d *digests) update(bucket int, oldHash, newHash uint64) {
+	switch {
+	case oldHash == 0 && newHash != 0:
+		d.sessions.Add(1)
+	case oldHash != 0 && newHash == 0:
+		d.sessions.Add(-1)
+	}
 	x := oldHash ^ newHash
 	if x == 0 {
 		return

@@ -169,6 +169,10 @@ func (s *Store) read(id string) (*crdt.Session, error) {
 	return out, nil
 }
 
+// Len returns the number of sessions stored, tombstones included (those
+// the digests count).
+func (s *Store) Len() int { return int(s.digests.sessions.Load()) }
+
 // Digests returns a snapshot of the bucket digests.
 func (s *Store) Digests() *Digests { return s.digests.snapshot() }
 
