@@ -40,11 +40,14 @@ type Ready struct {
 	Broadcasts [][]byte
 	Messages   []Message
 	Changes    []Change
+	// Rounds are the anti-entropy rounds that ended in the step, this
+	// peer's side of each.
+	Rounds []SyncReport
 }
 
 // Empty reports whether there is nothing to do.
 func (r Ready) Empty() bool {
-	return len(r.Broadcasts) == 0 && len(r.Messages) == 0 && len(r.Changes) == 0
+	return len(r.Broadcasts) == 0 && len(r.Messages) == 0 && len(r.Changes) == 0 && len(r.Rounds) == 0
 }
 
 // Change is an entry of the change feed.
@@ -71,6 +74,7 @@ type peerState struct {
 	offset     time.Duration
 	haveOffset bool
 	lastSync   time.Time
+	warnedAt   time.Time // last clock offset warning about this peer
 }
 
 type roundKey struct {
@@ -84,7 +88,9 @@ type round struct {
 	deadline time.Time
 	sentLast bool
 	gotLast  bool
-	bytes    int
+	// What crossed each way, for the report and the log line.
+	bytesOut, bytesIn       int
+	sessionsOut, sessionsIn int
 }
 
 // Core is the node's state machine: every decision (when to flush a batch,
@@ -257,8 +263,7 @@ func (c *Core) Tick(now time.Time) {
 	}
 	for _, k := range c.sortedRounds() {
 		if r := c.rounds[k]; !now.Before(r.deadline) {
-			delete(c.rounds, k)
-			c.m.Add("sync_rounds", 1, "result", "timeout")
+			c.end(now, k, r, "timeout")
 			c.log.Debug("anti-entropy round timed out", "with", string(k.peer))
 		}
 	}
@@ -344,10 +349,9 @@ func (c *Core) PeerUp(now time.Time, p PeerID) {
 // PeerDown forgets a peer and abandons rounds with it.
 func (c *Core) PeerDown(now time.Time, p PeerID) {
 	delete(c.peers, p)
-	for k := range c.rounds {
+	for _, k := range c.sortedRounds() {
 		if k.peer == p {
-			delete(c.rounds, k)
-			c.m.Add("sync_rounds", 1, "result", "peer_lost")
+			c.end(now, k, c.rounds[k], "peer_lost")
 		}
 	}
 }
@@ -365,10 +369,42 @@ func (c *Core) startRound(now time.Time, p PeerID) {
 	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs || c.activeWith(p, true) {
 		return
 	}
+	c.newRound(now, p)
+}
+
+func (c *Core) newRound(now time.Time, p PeerID) uint64 {
 	c.roundSeq++
 	k := roundKey{peer: p, id: c.roundSeq, initiator: true}
 	c.rounds[k] = &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}
 	c.send(p, kindRoot, &rootMsg{Round: k.id, Root: c.store.Digests().Root, SentAt: now.UnixMilli()}, c.rounds[k])
+	return k.id
+}
+
+// StartSync starts an anti-entropy round now with peer p, or with a peer
+// of the core's choosing when p is empty, and returns the round's id: its
+// end comes out in Ready.Rounds. A round already under way with p that this
+// peer started is returned instead of a second one. It fails with
+// ErrUnknownPeer when p (or, for "", any peer) is not connected and with
+// ErrSyncBusy when MaxConcurrentSyncs rounds are running.
+func (c *Core) StartSync(now time.Time, p PeerID) (PeerID, uint64, error) {
+	if p == "" {
+		var ok bool
+		if p, ok = c.randomPeer(); !ok {
+			return "", 0, fmt.Errorf("%w: no peer connected", ErrUnknownPeer)
+		}
+	}
+	if _, ok := c.peers[p]; !ok || p == c.self {
+		return "", 0, fmt.Errorf("%w: %s", ErrUnknownPeer, p)
+	}
+	for _, k := range c.sortedRounds() {
+		if k.peer == p && k.initiator {
+			return p, k.id, nil
+		}
+	}
+	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs {
+		return "", 0, fmt.Errorf("%w: %d rounds running", ErrSyncBusy, len(c.rounds))
+	}
+	return p, c.newRound(now, p), nil
 }
 
 func (c *Core) send(to PeerID, kind byte, v any, r *round) {
@@ -378,7 +414,7 @@ func (c *Core) send(to PeerID, kind byte, v any, r *round) {
 		return
 	}
 	if r != nil {
-		r.bytes += len(data)
+		r.bytesOut += len(data)
 	}
 	c.m.Add("sync_bytes", float64(len(data)), "dir", "out")
 	c.ready.Messages = append(c.ready.Messages, Message{To: to, Data: data})
@@ -475,14 +511,18 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 			return err
 		}
 		c.observeOffset(now, from, m.SentAt)
-		c.finish(now, roundKey{peer: from, id: m.Round, initiator: true}, "agree")
+		k := roundKey{peer: from, id: m.Round, initiator: true}
+		c.countIn(k, len(data))
+		c.finish(now, k, "agree")
 		return nil
 	case kindBusy:
 		var m agreeMsg
 		if err := decodeMsg(data, &m); err != nil {
 			return err
 		}
-		c.finish(now, roundKey{peer: from, id: m.Round, initiator: true}, "busy")
+		k := roundKey{peer: from, id: m.Round, initiator: true}
+		c.countIn(k, len(data))
+		c.finish(now, k, "busy")
 		return nil
 	case kindDigests:
 		var m digestsMsg
@@ -490,15 +530,24 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 			return err
 		}
 		c.observeOffset(now, from, m.SentAt)
+		c.countIn(roundKey{peer: from, id: m.Round, initiator: true}, len(data))
 		return c.onDigests(now, from, &m)
 	case kindEntries:
 		var m entriesMsg
 		if err := decodeMsg(data, &m); err != nil {
 			return err
 		}
+		c.countIn(roundKey{peer: from, id: m.Round, initiator: !m.FromInitiator}, len(data))
 		return c.onEntries(now, from, &m)
 	}
 	return fmt.Errorf("%w: unknown kind %q from %s", ErrBadMessage, kind, from)
+}
+
+// countIn adds a received message to its round's figures.
+func (c *Core) countIn(k roundKey, bytes int) {
+	if r, ok := c.rounds[k]; ok {
+		r.bytesIn += bytes
+	}
 }
 
 func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
@@ -561,6 +610,7 @@ func (c *Core) sendEntries(now time.Time, to PeerID, k roundKey, r *round, want 
 	if err != nil {
 		c.log.Error("reading buckets for anti-entropy", "buckets", len(buckets), "err", err)
 	}
+	r.sessionsOut += len(ss)
 	chunks := c.split(ss, c.cfg.SyncChunkBytes)
 	if len(chunks) == 0 {
 		chunks = []*crdt.Batch{crdt.NewBatch()}
@@ -595,6 +645,7 @@ func (c *Core) onEntries(now time.Time, from PeerID, m *entriesMsg) error {
 	if !ok {
 		return nil
 	}
+	r.sessionsIn += b.Len()
 	if m.FromInitiator && m.Want != nil {
 		want := bucketSet(m.Want)
 		if !want.valid() {
@@ -616,17 +667,52 @@ func (c *Core) maybeFinish(now time.Time, k roundKey, r *round) {
 	}
 }
 
+// finish ends a round that completed (repaired, agree) or was refused
+// (busy).
 func (c *Core) finish(now time.Time, k roundKey, result string) {
 	r, ok := c.rounds[k]
 	if !ok {
 		return
 	}
-	delete(c.rounds, k)
-	if p, ok := c.peers[k.peer]; ok {
+	if p, ok := c.peers[k.peer]; ok && result != "busy" {
 		p.lastSync = now
 	}
+	c.end(now, k, r, result)
+}
+
+// end removes a round, counts it, logs it when it repaired something, and
+// reports it in Ready.Rounds.
+func (c *Core) end(now time.Time, k roundKey, r *round, result string) {
+	delete(c.rounds, k)
 	c.m.Add("sync_rounds", 1, "result", result)
 	c.m.Observe("sync_seconds", now.Sub(r.started).Seconds())
+	rep := SyncReport{
+		Peer: k.peer, Round: k.id, Initiator: k.initiator,
+		SessionsIn: r.sessionsIn, SessionsOut: r.sessionsOut,
+		BytesIn: r.bytesIn, BytesOut: r.bytesOut,
+		Started: r.started, Duration: now.Sub(r.started),
+	}
+	switch result {
+	case "repaired":
+		rep.Result = SyncRepaired
+		if r.sessionsIn == 0 && r.sessionsOut == 0 {
+			// The roots differed when the round began and agreed by the
+			// time the buckets were compared (gossip got there first).
+			rep.Result = SyncInSync
+		}
+	case "agree":
+		rep.Result = SyncInSync
+	default:
+		rep.Result, rep.Reason = SyncFailed, result
+	}
+	if rep.Result == SyncRepaired {
+		// Only rounds that moved sessions are logged: a healthy mesh
+		// agrees every SyncInterval and says nothing.
+		c.log.Info("anti-entropy round repaired", "with", string(k.peer), "initiator", k.initiator,
+			"sessions_in", r.sessionsIn, "sessions_out", r.sessionsOut,
+			"bytes_in", r.bytesIn, "bytes_out", r.bytesOut, "duration", rep.Duration)
+	}
+	c.ready.Rounds = append(c.ready.Rounds, rep)
 }
 
 // observeOffset records the peer's clock offset and warns, at most once a
@@ -640,6 +726,11 @@ func (c *Core) observeOffset(now time.Time, from PeerID, sentAt int64) {
 	p.offset = time.Duration(sentAt-now.UnixMilli()) * time.Millisecond
 	p.haveOffset = true
 	c.m.Observe("peer_clock_offset_seconds", p.offset.Seconds(), "peer", string(from))
+	if (p.offset > c.cfg.MaxDrift/2 || p.offset < -c.cfg.MaxDrift/2) && (p.warnedAt.IsZero() || now.Sub(p.warnedAt) > 10*time.Minute) {
+		p.warnedAt = now
+		c.log.Warn("peer clock offset beyond half the drift bound; its writes may be deferred here, or ours there",
+			"with", string(from), "offset", p.offset, "max_drift", c.cfg.MaxDrift)
+	}
 	off, known := 0, 0
 	for _, q := range c.peers {
 		if q.haveOffset {

@@ -22,3 +22,13 @@ var (
 	// value over the size limit, non-positive lifetime, ...).
 	ErrInvalid = errors.New("node: invalid argument")
 )
+
+// Anti-entropy errors (Node.Sync, Core.StartSync).
+var (
+	// ErrUnknownPeer reports a sync with a peer that is not connected (or,
+	// for any peer, that none is).
+	ErrUnknownPeer = errors.New("node: peer not connected")
+	// ErrSyncBusy reports a sync refused because MaxConcurrentSyncs rounds
+	// are running.
+	ErrSyncBusy = errors.New("node: too many anti-entropy rounds running")
+)

@@ -45,6 +45,9 @@ type Node struct {
 	touches    map[string]int64 // local-only last access, Unix ms
 	touchCount atomic.Int64     // len(touches), read without touchMu
 
+	syncMu      sync.Mutex
+	syncWaiters map[syncKey][]chan SyncReport
+
 	watchMu  sync.Mutex
 	watchers map[chan Change]struct{}
 
@@ -69,16 +72,17 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 		return nil, err
 	}
 	n := &Node{
-		cfg:       cfg,
-		store:     store,
-		log:       cfg.Logger.With("component", "node"),
-		m:         cfg.Metrics,
-		touches:   make(map[string]int64),
-		watchers:  make(map[chan Change]struct{}),
-		broadcast: make(chan []byte, outQueue),
-		direct:    make(map[PeerID]chan []byte),
-		wake:      make(chan struct{}, 1),
-		done:      make(chan struct{}),
+		cfg:         cfg,
+		store:       store,
+		log:         cfg.Logger.With("component", "node"),
+		m:           cfg.Metrics,
+		touches:     make(map[string]int64),
+		watchers:    make(map[chan Change]struct{}),
+		syncWaiters: make(map[syncKey][]chan SyncReport),
+		broadcast:   make(chan []byte, outQueue),
+		direct:      make(map[PeerID]chan []byte),
+		wake:        make(chan struct{}, 1),
+		done:        make(chan struct{}),
 	}
 	if closeStore != nil {
 		n.onClose = append(n.onClose, closeStore)
@@ -196,6 +200,7 @@ func (n *Node) dispatch(r Ready) {
 		n.outMu.Unlock()
 	}
 	n.notify(r.Changes)
+	n.reportRounds(r.Rounds)
 }
 
 func (n *Node) directQueueLocked(p PeerID) chan []byte {
