@@ -76,6 +76,7 @@ type proc struct {
 	peerID  string
 	p2pAddr string // full multiaddr, for --bootstrap
 	url     string // http://host:port
+	redis   string // host:port of the Redis front, when --redis is given
 	bearer  string // API token sent by call, if set
 }
 
@@ -111,6 +112,8 @@ func startProc(t *testing.T, name, dataDir string, extra ...string) *proc {
 				p.peerID = strings.TrimSpace(strings.TrimPrefix(line, "peer id:"))
 			case strings.HasPrefix(line, "peer address:") && p.p2pAddr == "":
 				p.p2pAddr = strings.TrimSpace(strings.TrimPrefix(line, "peer address:"))
+			case strings.HasPrefix(line, "redis:"):
+				p.redis = strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "redis:")), "redis://")
 			case strings.HasPrefix(line, "http api:"):
 				p.url = strings.TrimSpace(strings.TrimPrefix(line, "http api:"))
 				bannerOnce.Do(func() { close(banner) })

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/sessionmesh/sessionmesh/persist"
+	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
 
@@ -76,6 +77,16 @@ type Config struct {
 	// MaxBodyBytes bounds an HTTP request body (413 beyond). Default
 	// DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// RedisAddr, when set, is the host:port of the Redis-protocol front
+	// (docs/redis.md). Off by default. Off loopback it requires
+	// APITokenFile, whose token is then the AUTH password.
+	RedisAddr string
+	// RedisMaxClients bounds the front's open connections.
+	RedisMaxClients int
+	// RedisMaxRequestBytes bounds one Redis request.
+	RedisMaxRequestBytes int
+	// RedisIdleTimeout closes Redis clients silent for this long; 0 never.
+	RedisIdleTimeout time.Duration
 }
 
 // DefaultConfig returns the configuration of `sessionmesh serve` without
@@ -93,6 +104,10 @@ func DefaultConfig() Config {
 		HTTPAddr:        DefaultHTTPAddr,
 		ShutdownTimeout: 10 * time.Second,
 		MaxBodyBytes:    DefaultMaxBodyBytes,
+
+		RedisMaxClients:      redisfront.DefaultMaxClients,
+		RedisMaxRequestBytes: redisfront.DefaultMaxRequestBytes,
+		RedisIdleTimeout:     redisfront.DefaultIdleTimeout,
 	}
 }
 
@@ -115,6 +130,12 @@ func (c Config) Validate() error {
 		return bad("shutdown timeout must be positive")
 	case c.MaxBodyBytes <= 0:
 		return bad("max body bytes must be positive")
+	case c.RedisMaxClients <= 0:
+		return bad("redis max clients must be positive")
+	case c.RedisMaxRequestBytes <= 0:
+		return bad("redis max request bytes must be positive")
+	case c.RedisIdleTimeout < 0:
+		return bad("redis idle timeout must not be negative")
 	}
 	if _, err := persist.ParseDurability(c.Durability.String()); err != nil {
 		return bad("%v", err)
@@ -130,6 +151,15 @@ func (c Config) Validate() error {
 	}
 	if !loopback && c.APITokenFile == "" {
 		return bad("http address %s is not a loopback address: set an API token file (--api-token-file) so that the API is not open to the network", c.HTTPAddr)
+	}
+	if c.RedisAddr != "" {
+		loopback, err := IsLoopback(c.RedisAddr)
+		if err != nil {
+			return bad("redis address %q: %v", c.RedisAddr, err)
+		}
+		if !loopback && c.APITokenFile == "" {
+			return bad("redis address %s is not a loopback address: set an API token file (--api-token-file), whose token becomes the AUTH password", c.RedisAddr)
+		}
 	}
 	tc, err := c.transportConfig(nil)
 	if err != nil {

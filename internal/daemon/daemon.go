@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
 
@@ -90,11 +91,24 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	if err != nil {
 		return fmt.Errorf("daemon: http: %w", err)
 	}
+	var redisLn net.Listener
+	if cfg.RedisAddr != "" {
+		if redisLn, err = net.Listen("tcp", cfg.RedisAddr); err != nil {
+			ln.Close()
+			return fmt.Errorf("daemon: redis: %w", err)
+		}
+	}
+	closeListeners := func() {
+		ln.Close()
+		if redisLn != nil {
+			redisLn.Close()
+		}
+	}
 	log.Info("opening node", "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
 		"encrypted", nc.EncryptionKey != nil, "private", psk != nil)
 	n, err := node.Open(ctx, nc)
 	if err != nil {
-		ln.Close()
+		closeListeners()
 		if ctx.Err() != nil {
 			log.Info("shutdown: stopped while starting", "cause", context.Cause(ctx))
 			return nil
@@ -131,21 +145,57 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.With("component", "http").Handler(), slog.LevelDebug),
 	}
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- srv.Serve(ln) }()
-	printBanner(out, n, cfg, ln.Addr().String())
+	var front *redisfront.Server
+	if redisLn != nil {
+		front, err = redisfront.New(n, redisfront.Config{
+			Password:           bearer,
+			MaxClients:         cfg.RedisMaxClients,
+			MaxRequestBytes:    cfg.RedisMaxRequestBytes,
+			IdleTimeout:        redisIdle(cfg.RedisIdleTimeout),
+			SessionIdleTimeout: cfg.IdleTimeout,
+			Lifetime:           cfg.Lifetime,
+			Registerer:         reg,
+			Logger:             log,
+		})
+		if err == nil && bearer == "" && !redisfront.IsLoopback(redisLn.Addr()) {
+			err = redisfront.ErrNoPassword
+		}
+		if err != nil {
+			redisLn.Close()
+			srv.Close()
+			_ = n.Close(context.Background())
+			return fmt.Errorf("daemon: redis: %w", err)
+		}
+		go func() {
+			if err := front.Serve(redisLn); err != nil {
+				served <- err
+			}
+		}()
+	}
+	printBanner(out, n, cfg, ln.Addr().String(), redisLn)
 	log.Info("serving", "peer", string(n.ID()), "addrs", n.Transport().Addrs(), "http", ln.Addr().String(),
-		"mesh", cfg.Mesh, "region", cfg.Region, "bootstrap", len(cfg.Bootstrap), "auth", bearer != "")
+		"redis", cfg.RedisAddr, "mesh", cfg.Mesh, "region", cfg.Region, "bootstrap", len(cfg.Bootstrap), "auth", bearer != "")
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 		log.Info("shutdown: started", "cause", context.Cause(ctx))
 	case err := <-served:
-		runErr = fmt.Errorf("daemon: http: %w", err)
-		log.Error("shutdown: the HTTP server failed", "err", err)
+		runErr = fmt.Errorf("daemon: %w", err)
+		log.Error("shutdown: a server failed", "err", err)
 	}
 	closing.Store(true)
+
+	if front != nil {
+		log.Info("shutdown: stopping the Redis front, finishing commands in flight", "timeout", cfg.ShutdownTimeout)
+		rctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		if err := front.Shutdown(rctx); err != nil {
+			log.Warn("shutdown: redis front", "err", err)
+		}
+		cancel()
+	}
 
 	log.Info("shutdown: stopping the HTTP server, finishing requests in flight", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -167,7 +217,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 }
 
 // printBanner tells the operator where the peer listens.
-func printBanner(w io.Writer, n *node.Node, cfg Config, httpAddr string) {
+func printBanner(w io.Writer, n *node.Node, cfg Config, httpAddr string, redisLn net.Listener) {
 	id := n.ID()
 	fmt.Fprintf(w, "sessionmesh %s serving mesh %q", Version(), cfg.Mesh)
 	if cfg.Region != "" {
@@ -179,9 +229,22 @@ func printBanner(w io.Writer, n *node.Node, cfg Config, httpAddr string) {
 	for _, a := range addrs {
 		fmt.Fprintf(w, "peer address: %s\n", a)
 	}
+	// The redis line comes before the http line, which tools wait for
+	// as the banner's last.
+	if redisLn != nil {
+		fmt.Fprintf(w, "redis:        redis://%s\n", redisLn.Addr())
+	}
 	fmt.Fprintf(w, "http api:     http://%s\n", httpAddr)
 	if len(addrs) > 0 {
 		fmt.Fprintf(w, "add a peer:   sessionmesh serve --bootstrap %s\n", addrs[0])
 		fmt.Fprintf(w, "              (on this machine, also give it its own --data-dir, --listen and --http)\n")
 	}
+}
+
+// redisIdle maps the daemon's "0 means never" to the front's negative.
+func redisIdle(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }

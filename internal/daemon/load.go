@@ -112,6 +112,25 @@ var settings = []setting{
 			c.MaxBodyBytes = n
 			return nil
 		}, show: func(c Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
+	{name: "redis", arg: "HOST:PORT", usage: "serve the Redis protocol on this address (docs/redis.md); off when empty; off loopback, AUTH with the API token is required",
+		set: str(func(c *Config) *string { return &c.RedisAddr }), show: func(c Config) string { return c.RedisAddr }},
+	{name: "redis-max-clients", arg: "N", usage: "most Redis client connections open at once",
+		set: positiveInt(func(c *Config) *int { return &c.RedisMaxClients }), show: func(c Config) string { return strconv.Itoa(c.RedisMaxClients) }},
+	{name: "redis-max-request-bytes", arg: "BYTES", usage: "largest Redis request",
+		set: positiveInt(func(c *Config) *int { return &c.RedisMaxRequestBytes }), show: func(c Config) string { return strconv.Itoa(c.RedisMaxRequestBytes) }},
+	{name: "redis-idle-timeout", arg: "DURATION", usage: "close Redis clients idle this long (0: never)",
+		set: dur(func(c *Config) *time.Duration { return &c.RedisIdleTimeout }), show: func(c Config) string { return c.RedisIdleTimeout.String() }},
+}
+
+func positiveInt(dst func(*Config) *int) func(*Config, []string) error {
+	return func(c *Config, v []string) error {
+		n, err := strconv.Atoi(v[0])
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a positive integer")
+		}
+		*dst(c) = n
+		return nil
+	}
 }
 
 // flagValue collects the raw values of one flag.

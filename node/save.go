@@ -1,0 +1,82 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Save is a write as key-value session stores make it (the Redis front's
+// SET ... EX, HSET, EXPIRE): fields written and removed, the idle timeout
+// raised, and the access recorded, all in one delta.
+type Save struct {
+	// Set writes fields; Remove removes them.
+	Set    map[string][]byte
+	Remove []string
+	// IdleTimeout, when positive, raises the session's idle timeout to it.
+	// It never lowers it: the idle timeout is a max-register (crdt.Session),
+	// so that concurrent saves agree on every peer.
+	IdleTimeout time.Duration
+	// Touch records an access at the node's current time.
+	Touch bool
+}
+
+// Save applies s to the visible session of token in one delta, replicated
+// like Update. It fails with ErrNotFound when the session is not visible.
+func (n *Node) Save(ctx context.Context, token string, s Save) error {
+	return n.mutate(ctx, token, func(cur *crdt.Session, stamp func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
+		ts := stamp()
+		d := cur.Header()
+		if ms := s.IdleTimeout.Milliseconds(); ms > d.Idle {
+			d.Idle = ms
+		}
+		if s.Touch {
+			d.LastAccess = max(d.LastAccess, now.UnixMilli())
+		}
+		return d, n.addFields(cur, d, s.Set, s.Remove, ts)
+	})
+}
+
+// Retire destroys the session of token in whatever state this node holds
+// it (live, expired, past its deadline, or not at all), and keeps its
+// tombstone until at least keepUntil, everywhere. The Redis front uses it
+// when a key is written again after its session ended: the ended session
+// must outlive its successor so that lookups find the chain intact.
+func (n *Node) Retire(ctx context.Context, token string, keepUntil time.Time) error {
+	id, ok := SessionID(token)
+	if !ok {
+		return fmt.Errorf("%w: token is not 256 bits of base64url", ErrInvalid)
+	}
+	now := n.cfg.Clock.Now()
+	if !keepUntil.After(now) {
+		return fmt.Errorf("%w: tombstone deadline %s is not in the future", ErrInvalid, keepUntil.UTC().Format(time.RFC3339))
+	}
+	return n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
+		return crdt.Tombstone(id, stamp(), keepUntil), nil
+	})
+}
+
+// Stored returns the session record this node holds for token, whatever
+// its state (expired and destroyed ones included), or ErrNotFound when it
+// holds none. The record is shared: do not modify it.
+func (n *Node) Stored(token string) (*crdt.Session, error) {
+	id, ok := SessionID(token)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	s, err := n.store.Get(id)
+	if errors.Is(err, persist.ErrNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: stored: %w", err)
+	}
+	return s, nil
+}

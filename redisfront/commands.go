@@ -1,0 +1,583 @@
+package redisfront
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// RedisVersion is the version INFO and HELLO announce: the replies follow
+// Redis 7.2's.
+const RedisVersion = "7.2.0"
+
+// client is one connection's state.
+type client struct {
+	id     int64
+	name   string
+	authed bool
+	// multi is set between MULTI and EXEC/DISCARD; queue holds the
+	// commands to run at EXEC, queueErr a command refused while queuing.
+	multi    bool
+	queue    [][][]byte
+	queueErr bool
+	// errs counts error replies, for the per-command error metric.
+	errs int
+}
+
+func (c *client) fail(conn redcon.Conn, msg string) {
+	c.errs++
+	conn.WriteError(msg)
+}
+
+// handler runs one command whose arity was checked.
+type handler func(s *Server, c *client, conn redcon.Conn, args [][]byte)
+
+// command describes one command, as COMMAND reports it.
+type command struct {
+	name  string
+	arity int // as Redis: n exactly, -n at least n
+	flags []string
+	// first, last, step locate the keys among the arguments.
+	first, last, step int
+	fn                handler
+	// noAuth commands run before AUTH; noQueue ones run at once inside
+	// MULTI.
+	noAuth, noQueue bool
+	m               cmdMetrics
+}
+
+func (cmd *command) arityOK(n int) bool {
+	if cmd.arity >= 0 {
+		return n == cmd.arity
+	}
+	return n >= -cmd.arity
+}
+
+var (
+	ro = []string{"readonly", "fast"}
+	rw = []string{"write", "fast"}
+	cn = []string{"fast", "connection"}
+)
+
+// commandTable lists every command the front answers.
+func commandTable() []*command {
+	return []*command{
+		{name: "ping", arity: -1, flags: cn, fn: cmdPing},
+		{name: "echo", arity: 2, flags: cn, fn: cmdEcho},
+		{name: "auth", arity: -2, flags: cn, fn: cmdAuth, noAuth: true, noQueue: true},
+		{name: "hello", arity: -1, flags: cn, fn: cmdHello, noAuth: true, noQueue: true},
+		{name: "select", arity: 2, flags: cn, fn: cmdSelect},
+		{name: "client", arity: -2, flags: cn, fn: cmdClient},
+		{name: "info", arity: -1, flags: []string{"loading", "stale"}, fn: cmdInfo},
+		{name: "command", arity: -1, flags: []string{"loading", "stale"}, fn: cmdCommand},
+		{name: "config", arity: -2, flags: []string{"admin", "loading", "stale"}, fn: cmdConfig},
+		{name: "quit", arity: -1, flags: cn, fn: cmdQuit, noAuth: true, noQueue: true},
+		{name: "reset", arity: 1, flags: cn, fn: cmdReset, noAuth: true, noQueue: true},
+		{name: "multi", arity: 1, flags: cn, fn: cmdMulti, noQueue: true},
+		{name: "exec", arity: 1, flags: []string{"loading", "stale"}, fn: cmdExec, noQueue: true},
+		{name: "discard", arity: 1, flags: cn, fn: cmdDiscard, noQueue: true},
+		{name: "dbsize", arity: 1, flags: []string{"readonly"}, fn: cmdDBSize},
+
+		{name: "get", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdGet},
+		{name: "set", arity: -3, flags: []string{"write"}, first: 1, last: 1, step: 1, fn: cmdSet},
+		{name: "setex", arity: 4, flags: rw, first: 1, last: 1, step: 1, fn: cmdSetex},
+		{name: "psetex", arity: 4, flags: rw, first: 1, last: 1, step: 1, fn: cmdSetex},
+		{name: "setnx", arity: 3, flags: rw, first: 1, last: 1, step: 1, fn: cmdSetnx},
+		{name: "getex", arity: -2, flags: rw, first: 1, last: 1, step: 1, fn: cmdGetex},
+		{name: "getdel", arity: 2, flags: rw, first: 1, last: 1, step: 1, fn: cmdGetdel},
+		{name: "mget", arity: -2, flags: ro, first: 1, last: -1, step: 1, fn: cmdMget},
+		{name: "del", arity: -2, flags: []string{"write"}, first: 1, last: -1, step: 1, fn: cmdDel},
+		{name: "unlink", arity: -2, flags: rw, first: 1, last: -1, step: 1, fn: cmdDel},
+		{name: "exists", arity: -2, flags: ro, first: 1, last: -1, step: 1, fn: cmdExists},
+		{name: "expire", arity: -3, flags: rw, first: 1, last: 1, step: 1, fn: cmdExpire},
+		{name: "pexpire", arity: -3, flags: rw, first: 1, last: 1, step: 1, fn: cmdExpire},
+		{name: "expireat", arity: -3, flags: rw, first: 1, last: 1, step: 1, fn: cmdExpire},
+		{name: "pexpireat", arity: -3, flags: rw, first: 1, last: 1, step: 1, fn: cmdExpire},
+		{name: "persist", arity: 2, flags: rw, first: 1, last: 1, step: 1, fn: cmdPersist},
+		{name: "ttl", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
+		{name: "pttl", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
+		{name: "type", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdType},
+		{name: "rename", arity: 3, flags: []string{"write"}, first: 1, last: 2, step: 1, fn: cmdRename},
+		{name: "renamenx", arity: 3, flags: rw, first: 1, last: 2, step: 1, fn: cmdRename},
+		{name: "scan", arity: -2, flags: []string{"readonly"}, fn: cmdScan},
+		{name: "keys", arity: 2, flags: []string{"readonly"}, fn: cmdKeys},
+
+		{name: "hset", arity: -4, flags: rw, first: 1, last: 1, step: 1, fn: cmdHset},
+		{name: "hmset", arity: -4, flags: rw, first: 1, last: 1, step: 1, fn: cmdHset},
+		{name: "hsetnx", arity: 4, flags: rw, first: 1, last: 1, step: 1, fn: cmdHsetnx},
+		{name: "hget", arity: 3, flags: ro, first: 1, last: 1, step: 1, fn: cmdHget},
+		{name: "hmget", arity: -3, flags: ro, first: 1, last: 1, step: 1, fn: cmdHmget},
+		{name: "hgetall", arity: 2, flags: []string{"readonly"}, first: 1, last: 1, step: 1, fn: cmdHgetall},
+		{name: "hdel", arity: -3, flags: rw, first: 1, last: 1, step: 1, fn: cmdHdel},
+		{name: "hexists", arity: 3, flags: ro, first: 1, last: 1, step: 1, fn: cmdHexists},
+		{name: "hlen", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdHlen},
+		{name: "hkeys", arity: 2, flags: []string{"readonly"}, first: 1, last: 1, step: 1, fn: cmdHkeys},
+		{name: "hvals", arity: 2, flags: []string{"readonly"}, first: 1, last: 1, step: 1, fn: cmdHvals},
+		{name: "hincrby", arity: 4, flags: rw, first: 1, last: 1, step: 1, fn: cmdHincrby},
+	}
+}
+
+// Commands returns the names of the commands the front answers, sorted.
+func Commands() []string {
+	var names []string
+	for _, c := range commandTable() {
+		names = append(names, c.name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func (s *Server) buildCommands() {
+	s.cmds = make(map[string]*command)
+	for _, c := range commandTable() {
+		c.m = s.m.forCommand(c.name)
+		s.cmds[c.name] = c
+	}
+	s.unknown = s.m.forCommand("unknown")
+}
+
+// lower returns name in lower case, in buf when it fits.
+func lower(buf []byte, name []byte) []byte {
+	out := buf[:0]
+	for _, b := range name {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// serveCommand is redcon's handler: one command of a pipeline.
+func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
+	if lc, ok := conn.NetConn().(*limitConn); ok {
+		lc.read = 0
+	}
+	c := conn.Context().(*client)
+	var buf [32]byte
+	name := lower(buf[:], cmd.Args[0])
+	def := s.cmds[string(name)]
+	if !c.authed && (def == nil || !def.noAuth) {
+		c.errs++
+		conn.WriteError("NOAUTH Authentication required.")
+		if def != nil {
+			def.m.count.Inc()
+			def.m.errors.Inc()
+		}
+		return
+	}
+	if c.multi && (def == nil || !def.noQueue) {
+		switch {
+		case def == nil:
+			c.queueErr = true
+			s.unknownCommand(c, conn, cmd.Args)
+		case !def.arityOK(len(cmd.Args)):
+			c.queueErr = true
+			c.fail(conn, arityError(def.name))
+		default:
+			c.queue = append(c.queue, cmd.Args)
+			conn.WriteString("QUEUED")
+		}
+		return
+	}
+	if def == nil {
+		s.unknownCommand(c, conn, cmd.Args)
+		return
+	}
+	s.run(c, conn, def, cmd.Args)
+}
+
+// run executes a known command and counts it.
+func (s *Server) run(c *client, conn redcon.Conn, def *command, args [][]byte) {
+	start := time.Now()
+	errs := c.errs
+	if !def.arityOK(len(args)) {
+		c.fail(conn, arityError(def.name))
+	} else {
+		def.fn(s, c, conn, args)
+	}
+	def.m.count.Inc()
+	if c.errs != errs {
+		def.m.errors.Inc()
+	}
+	def.m.duration.Observe(time.Since(start).Seconds())
+}
+
+func (s *Server) unknownCommand(c *client, conn redcon.Conn, args [][]byte) {
+	s.unknown.count.Inc()
+	s.unknown.errors.Inc()
+	var b strings.Builder
+	for _, a := range args[1:] {
+		if b.Len() >= 128 {
+			break
+		}
+		fmt.Fprintf(&b, "'%s' ", trunc(a, 128-b.Len()))
+	}
+	c.fail(conn, fmt.Sprintf("ERR unknown command '%s', with args beginning with: %s", trunc(args[0], 128), b.String()))
+}
+
+func trunc(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
+func arityError(name string) string {
+	return "ERR wrong number of arguments for '" + name + "' command"
+}
+
+// Redis's error texts.
+const (
+	errSyntax    = "ERR syntax error"
+	errNotInt    = "ERR value is not an integer or out of range"
+	errWrongType = "WRONGTYPE Operation against a key holding the wrong kind of value"
+	errNoSuchKey = "ERR no such key"
+	errWrongPass = "WRONGPASS invalid username-password pair or user is disabled."
+)
+
+// failErr answers an error from the node or the mapping.
+func (s *Server) failErr(c *client, conn redcon.Conn, err error) {
+	switch {
+	case errors.Is(err, errKeyExhausted):
+		c.fail(conn, "ERR "+err.Error())
+	case errors.Is(err, node.ErrTooManyFields), errors.Is(err, node.ErrInvalid):
+		c.fail(conn, "ERR sessionmesh: "+err.Error())
+	case errors.Is(err, node.ErrClosed):
+		c.fail(conn, "ERR sessionmesh: this peer is shutting down")
+	case errors.Is(err, errRetry):
+		c.fail(conn, "ERR sessionmesh: the key changed concurrently too many times, try again")
+	default:
+		s.log.Error("command failed", "err", err)
+		c.fail(conn, "ERR sessionmesh: internal error: "+err.Error())
+	}
+}
+
+func parseInt(b []byte) (int64, bool) {
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	return n, err == nil
+}
+
+func cmdPing(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	switch len(args) {
+	case 1:
+		conn.WriteString("PONG")
+	case 2:
+		conn.WriteBulk(args[1])
+	default:
+		c.fail(conn, arityError("ping"))
+	}
+}
+
+func cmdEcho(s *Server, c *client, conn redcon.Conn, args [][]byte) { conn.WriteBulk(args[1]) }
+
+func cmdAuth(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var user, pass []byte
+	switch len(args) {
+	case 2:
+		pass = args[1]
+	case 3:
+		user, pass = args[1], args[2]
+	default:
+		c.fail(conn, errSyntax)
+		return
+	}
+	if s.cfg.Password == "" {
+		c.fail(conn, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
+		return
+	}
+	if !s.checkPassword(user, pass) {
+		s.m.authFails.Inc()
+		c.fail(conn, errWrongPass)
+		return
+	}
+	c.authed = true
+	conn.WriteString("OK")
+}
+
+// cmdHello answers HELLO [protover [AUTH user pass] [SETNAME name]] in
+// RESP2 only: HELLO 3 gets NOPROTO, on which clients fall back to RESP2.
+func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	i := 1
+	if len(args) > 1 {
+		v, ok := parseInt(args[1])
+		if !ok {
+			c.fail(conn, "ERR Protocol version is not an integer or out of range")
+			return
+		}
+		if v != 2 {
+			c.fail(conn, "NOPROTO sorry, this protocol version is not supported.")
+			return
+		}
+		i = 2
+	}
+	var name []byte
+	authed := c.authed
+	for ; i < len(args); i++ {
+		switch {
+		case strings.EqualFold(string(args[i]), "auth") && i+2 < len(args):
+			if !s.checkPassword(args[i+1], args[i+2]) {
+				if s.cfg.Password != "" {
+					s.m.authFails.Inc()
+				}
+				c.fail(conn, errWrongPass)
+				return
+			}
+			authed = true
+			i += 2
+		case strings.EqualFold(string(args[i]), "setname") && i+1 < len(args):
+			name = args[i+1]
+			i++
+		default:
+			c.fail(conn, "ERR Syntax error in HELLO option '"+string(args[i])+"'")
+			return
+		}
+	}
+	if !authed {
+		c.errs++
+		conn.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		return
+	}
+	c.authed = true
+	if name != nil {
+		if !validName(name) {
+			c.fail(conn, "ERR Client names cannot contain spaces, newlines or special characters.")
+			return
+		}
+		c.name = string(name)
+	}
+	conn.WriteArray(14)
+	conn.WriteBulkString("server")
+	conn.WriteBulkString("redis")
+	conn.WriteBulkString("version")
+	conn.WriteBulkString(RedisVersion)
+	conn.WriteBulkString("proto")
+	conn.WriteInt(2)
+	conn.WriteBulkString("id")
+	conn.WriteInt64(c.id)
+	conn.WriteBulkString("mode")
+	conn.WriteBulkString("standalone")
+	conn.WriteBulkString("role")
+	conn.WriteBulkString("master")
+	conn.WriteBulkString("modules")
+	conn.WriteArray(0)
+}
+
+func cmdSelect(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	db, ok := parseInt(args[1])
+	switch {
+	case !ok:
+		c.fail(conn, errNotInt)
+	case db != 0:
+		c.fail(conn, "ERR DB index is out of range")
+	default:
+		conn.WriteString("OK")
+	}
+}
+
+func validName(name []byte) bool {
+	for _, b := range name {
+		if b < '!' || b > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) clientInfo(c *client, conn redcon.Conn) string {
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=%d resp=2 lib-name= lib-ver=\n",
+		c.id, conn.RemoteAddr(), conn.NetConn().LocalAddr(), c.name, multiCount(c))
+}
+
+func multiCount(c *client) int {
+	if !c.multi {
+		return -1
+	}
+	return len(c.queue)
+}
+
+func cmdClient(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	sub := strings.ToLower(string(args[1]))
+	argc := len(args)
+	switch {
+	case sub == "setname" && argc == 3:
+		if !validName(args[2]) {
+			c.fail(conn, "ERR Client names cannot contain spaces, newlines or special characters.")
+			return
+		}
+		c.name = string(args[2])
+		conn.WriteString("OK")
+	case sub == "getname" && argc == 2:
+		if c.name == "" {
+			conn.WriteNull()
+		} else {
+			conn.WriteBulkString(c.name)
+		}
+	case sub == "id" && argc == 2:
+		conn.WriteInt64(c.id)
+	case sub == "setinfo" && argc == 4:
+		switch strings.ToLower(string(args[2])) {
+		case "lib-name", "lib-ver":
+			conn.WriteString("OK")
+		default:
+			c.fail(conn, "ERR Unrecognized option '"+string(args[2])+"'")
+		}
+	case (sub == "info" && argc == 2) || (sub == "list" && argc == 2):
+		conn.WriteBulkString(s.clientInfo(c, conn))
+	case (sub == "no-evict" || sub == "no-touch") && argc == 3:
+		conn.WriteString("OK")
+	case sub == "setname" || sub == "getname" || sub == "id" || sub == "setinfo" || sub == "info" ||
+		sub == "list" || sub == "no-evict" || sub == "no-touch":
+		c.fail(conn, "ERR wrong number of arguments for 'client|"+sub+"' command")
+	default:
+		c.fail(conn, "ERR unknown subcommand '"+string(trunc(args[1], 128))+"'. Try CLIENT HELP.")
+	}
+}
+
+func cmdInfo(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var port string
+	if a := s.Addr(); a != nil {
+		_, port, _ = strings.Cut(a.String(), "]:")
+		if port == "" {
+			_, port, _ = strings.Cut(a.String(), ":")
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Server\r\nredis_version:%s\r\nredis_mode:standalone\r\nsessionmesh_peer:%s\r\nprocess_id:%d\r\ntcp_port:%s\r\nuptime_in_seconds:%d\r\n\r\n",
+		RedisVersion, s.n.ID(), os.Getpid(), port, int64(time.Since(s.started).Seconds()))
+	fmt.Fprintf(&b, "# Clients\r\nconnected_clients:%d\r\nmaxclients:%d\r\n\r\n", s.open.Load(), s.cfg.MaxClients)
+	fmt.Fprintf(&b, "# Persistence\r\nloading:0\r\n\r\n")
+	fmt.Fprintf(&b, "# Replication\r\nrole:master\r\nconnected_slaves:0\r\n\r\n")
+	fmt.Fprintf(&b, "# Keyspace\r\n")
+	conn.WriteBulkString(b.String())
+}
+
+func (s *Server) writeCommandInfo(conn redcon.Conn, def *command) {
+	conn.WriteArray(6)
+	conn.WriteBulkString(def.name)
+	conn.WriteInt(def.arity)
+	conn.WriteArray(len(def.flags))
+	for _, f := range def.flags {
+		conn.WriteString(f)
+	}
+	conn.WriteInt(def.first)
+	conn.WriteInt(def.last)
+	conn.WriteInt(def.step)
+}
+
+func (s *Server) sortedCommands() []*command {
+	out := make([]*command, 0, len(s.cmds))
+	for _, d := range s.cmds {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b *command) int { return strings.Compare(a.name, b.name) })
+	return out
+}
+
+func cmdCommand(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	if len(args) == 1 {
+		all := s.sortedCommands()
+		conn.WriteArray(len(all))
+		for _, d := range all {
+			s.writeCommandInfo(conn, d)
+		}
+		return
+	}
+	switch strings.ToLower(string(args[1])) {
+	case "count":
+		conn.WriteInt(len(s.cmds))
+	case "docs":
+		// No documentation: an empty map, which redis-cli accepts.
+		conn.WriteArray(0)
+	case "list":
+		all := s.sortedCommands()
+		conn.WriteArray(len(all))
+		for _, d := range all {
+			conn.WriteBulkString(d.name)
+		}
+	case "info":
+		conn.WriteArray(len(args) - 2)
+		for _, a := range args[2:] {
+			if d, ok := s.cmds[strings.ToLower(string(a))]; ok {
+				s.writeCommandInfo(conn, d)
+			} else {
+				conn.WriteNull()
+			}
+		}
+	default:
+		c.fail(conn, "ERR unknown subcommand '"+string(trunc(args[1], 128))+"'. Try COMMAND HELP.")
+	}
+}
+
+// cmdConfig answers CONFIG GET with no parameter (the front has none a
+// client can read; redis-benchmark asks for save and appendonly).
+func cmdConfig(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	switch sub := strings.ToLower(string(args[1])); {
+	case sub == "get" && len(args) >= 3:
+		conn.WriteArray(0)
+	case sub == "get":
+		c.fail(conn, "ERR wrong number of arguments for 'config|get' command")
+	default:
+		c.fail(conn, "ERR unknown subcommand '"+string(trunc(args[1], 128))+"'. Try CONFIG HELP.")
+	}
+}
+
+func cmdQuit(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	conn.WriteString("OK")
+	conn.Close()
+}
+
+func cmdReset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	c.multi, c.queue, c.queueErr, c.name = false, nil, false, ""
+	c.authed = s.cfg.Password == ""
+	conn.WriteString("RESET")
+}
+
+func cmdMulti(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	if c.multi {
+		c.fail(conn, "ERR MULTI calls can not be nested")
+		return
+	}
+	c.multi = true
+	conn.WriteString("OK")
+}
+
+func cmdDiscard(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	if !c.multi {
+		c.fail(conn, "ERR DISCARD without MULTI")
+		return
+	}
+	c.multi, c.queue, c.queueErr = false, nil, false
+	conn.WriteString("OK")
+}
+
+// cmdExec runs the queued commands one after the other, their replies in
+// one array. Each is applied to this peer's store as it runs; the whole
+// transaction is not isolated from other clients' commands (no peer of a
+// mesh could promise that of the others anyway).
+func cmdExec(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	if !c.multi {
+		c.fail(conn, "ERR EXEC without MULTI")
+		return
+	}
+	queue, bad := c.queue, c.queueErr
+	c.multi, c.queue, c.queueErr = false, nil, false
+	if bad {
+		c.fail(conn, "EXECABORT Transaction discarded because of previous errors.")
+		return
+	}
+	conn.WriteArray(len(queue))
+	var buf [32]byte
+	for _, a := range queue {
+		def := s.cmds[string(lower(buf[:], a[0]))]
+		s.run(c, conn, def, a)
+	}
+}

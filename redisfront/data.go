@@ -1,0 +1,843 @@
+package redisfront
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/redcon"
+)
+
+// retry runs fn again when a concurrent command changed the key between
+// its lookup and its write.
+func retry(fn func() error) error {
+	var err error
+	for range 4 {
+		if err = fn(); !errors.Is(err, errRetry) {
+			return err
+		}
+	}
+	return err
+}
+
+// maxExpireSeconds keeps expiry arithmetic in milliseconds from
+// overflowing, as Redis does.
+const maxExpireMillis = math.MaxInt64 / 4
+
+// expiry is an EX/PX/EXAT/PXAT option: a relative or absolute time in
+// seconds or milliseconds.
+type expiry struct {
+	set      bool
+	abs, sec bool
+	v        int64
+}
+
+// parseExpiryOpt recognizes an expiry option name.
+func parseExpiryOpt(opt string) (expiry, bool) {
+	switch opt {
+	case "ex":
+		return expiry{set: true, sec: true}, true
+	case "px":
+		return expiry{set: true}, true
+	case "exat":
+		return expiry{set: true, abs: true, sec: true}, true
+	case "pxat":
+		return expiry{set: true, abs: true}, true
+	}
+	return expiry{}, false
+}
+
+// ttl returns the time left until the expiry, from now.
+func (x expiry) ttl(now time.Time) time.Duration {
+	ms := x.v
+	if x.sec {
+		ms *= 1000
+	}
+	if x.abs {
+		return time.UnixMilli(ms).Sub(now)
+	}
+	return time.Duration(ms) * time.Millisecond
+}
+
+// parseValue reads the option's number; set/getex refuse non-positive ones.
+func (x *expiry) parseValue(b []byte) (ok, positive bool) {
+	v, ok := parseInt(b)
+	if !ok {
+		return false, false
+	}
+	lim := int64(maxExpireMillis)
+	if x.sec {
+		lim /= 1000
+	}
+	if v <= 0 || v > lim {
+		return true, false
+	}
+	x.v = v
+	return true, true
+}
+
+func cmdGet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, err := s.lookup(args[1])
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	switch e.kind() {
+	case kindNone:
+		conn.WriteNull()
+	case kindString:
+		v, _ := e.str()
+		conn.WriteBulk(v)
+	default:
+		c.fail(conn, errWrongType)
+	}
+}
+
+// setOpts are SET's options.
+type setOpts struct {
+	nx, xx, get, keepTTL bool
+	exp                  expiry
+}
+
+func cmdSet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var o setOpts
+	for i := 3; i < len(args); i++ {
+		opt := strings.ToLower(string(args[i]))
+		if x, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && !o.exp.set && !o.keepTTL {
+			ok, pos := x.parseValue(args[i+1])
+			if !ok {
+				c.fail(conn, errNotInt)
+				return
+			}
+			if !pos {
+				c.fail(conn, "ERR invalid expire time in 'set' command")
+				return
+			}
+			o.exp = x
+			i++
+			continue
+		}
+		switch {
+		case opt == "nx" && !o.xx:
+			o.nx = true
+		case opt == "xx" && !o.nx:
+			o.xx = true
+		case opt == "get":
+			o.get = true
+		case opt == "keepttl" && !o.exp.set:
+			o.keepTTL = true
+		default:
+			c.fail(conn, errSyntax)
+			return
+		}
+	}
+	s.set(c, conn, args[1], args[2], o)
+}
+
+// set carries out SET and its variants; replies as SET does.
+func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) {
+	var old []byte
+	var hadOld, applied bool
+	err := retry(func() error {
+		e, err := s.lookup(key)
+		if err != nil {
+			return err
+		}
+		k := e.kind()
+		if o.get && k == kindHash {
+			return errWrongTypeSentinel
+		}
+		old, hadOld = e.str()
+		if (o.nx && k != kindNone) || (o.xx && k == kindNone) {
+			applied = false
+			return nil
+		}
+		applied = true
+		now := s.n.Now()
+		w := write{set: map[string][]byte{fieldString: value}, replace: true, touch: !o.keepTTL}
+		if o.exp.set {
+			if w.idle = o.exp.ttl(now); w.idle <= 0 {
+				if k != kindNone {
+					return s.destroy(e)
+				}
+				return nil
+			}
+		}
+		return s.put(e, w)
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	case o.get && hadOld:
+		conn.WriteBulk(old)
+	case o.get, !applied:
+		conn.WriteNull()
+	default:
+		conn.WriteString("OK")
+	}
+}
+
+// errWrongTypeSentinel carries a WRONGTYPE answer out of a retry loop.
+var errWrongTypeSentinel = errors.New("wrongtype")
+
+func cmdSetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	name := strings.ToLower(string(args[0]))
+	x := expiry{set: true, sec: name == "setex"}
+	ok, pos := x.parseValue(args[2])
+	if !ok {
+		c.fail(conn, errNotInt)
+		return
+	}
+	if !pos {
+		c.fail(conn, "ERR invalid expire time in '"+name+"' command")
+		return
+	}
+	s.set(c, conn, args[1], args[3], setOpts{exp: x})
+}
+
+func cmdSetnx(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var applied bool
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if applied = e.kind() == kindNone; !applied {
+			return nil
+		}
+		return s.put(e, write{set: map[string][]byte{fieldString: args[2]}, replace: true, touch: true})
+	})
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	conn.WriteInt(boolInt(applied))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var x expiry
+	persist := false
+	for i := 2; i < len(args); i++ {
+		opt := strings.ToLower(string(args[i]))
+		if y, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && !x.set && !persist {
+			ok, pos := y.parseValue(args[i+1])
+			if !ok {
+				c.fail(conn, errNotInt)
+				return
+			}
+			if !pos {
+				c.fail(conn, "ERR invalid expire time in 'getex' command")
+				return
+			}
+			x = y
+			i++
+			continue
+		}
+		if opt == "persist" && !x.set {
+			persist = true
+			continue
+		}
+		c.fail(conn, errSyntax)
+		return
+	}
+	var val []byte
+	var found bool
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		switch e.kind() {
+		case kindNone:
+			found = false
+			return nil
+		case kindHash:
+			return errWrongTypeSentinel
+		}
+		val, found = e.str()
+		switch {
+		case persist:
+			return s.put(e, write{idle: s.cfg.Lifetime, touch: true})
+		case x.set:
+			ttl := x.ttl(s.n.Now())
+			if ttl <= 0 {
+				return s.destroy(e)
+			}
+			return s.expire(e, ttl)
+		}
+		return nil
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	case !found:
+		conn.WriteNull()
+	default:
+		conn.WriteBulk(val)
+	}
+}
+
+// expire sets a live key's expiry ttl from now: it raises the idle
+// timeout when ttl is longer, and records an access. A ttl shorter than
+// the idle timeout cannot lower it (docs/redis.md).
+func (s *Server) expire(e *entry, ttl time.Duration) error {
+	if ttl > e.sess.IdleTimeout() {
+		return s.put(e, write{idle: ttl, touch: true})
+	}
+	if err := s.n.Touch(s.ctx, e.tok); err != nil {
+		return mapNotFound(err)
+	}
+	return nil
+}
+
+func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var val []byte
+	var found bool
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		switch e.kind() {
+		case kindNone:
+			found = false
+			return nil
+		case kindHash:
+			return errWrongTypeSentinel
+		}
+		val, found = e.str()
+		return s.destroy(e)
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	case !found:
+		conn.WriteNull()
+	default:
+		conn.WriteBulk(val)
+	}
+}
+
+func cmdMget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	vals := make([][]byte, len(args)-1)
+	for i, k := range args[1:] {
+		e, err := s.lookup(k)
+		if err != nil {
+			s.failErr(c, conn, err)
+			return
+		}
+		vals[i], _ = e.str()
+	}
+	conn.WriteArray(len(vals))
+	for _, v := range vals {
+		if v == nil {
+			conn.WriteNull()
+		} else {
+			conn.WriteBulk(v)
+		}
+	}
+}
+
+func cmdDel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	n := 0
+	for _, k := range args[1:] {
+		e, err := s.lookup(k)
+		if err != nil {
+			s.failErr(c, conn, err)
+			return
+		}
+		if !e.live {
+			continue
+		}
+		if e.kind() != kindNone {
+			n++
+		}
+		if err := s.destroy(e); err != nil {
+			s.failErr(c, conn, err)
+			return
+		}
+	}
+	conn.WriteInt(n)
+}
+
+func cmdExists(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	n := 0
+	for _, k := range args[1:] {
+		e, err := s.lookup(k)
+		if err != nil {
+			s.failErr(c, conn, err)
+			return
+		}
+		if e.kind() != kindNone {
+			n++
+		}
+	}
+	conn.WriteInt(n)
+}
+
+func cmdExpire(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	name := strings.ToLower(string(args[0]))
+	x := expiry{sec: name == "expire" || name == "expireat", abs: strings.HasSuffix(name, "at")}
+	v, ok := parseInt(args[2])
+	if !ok {
+		c.fail(conn, errNotInt)
+		return
+	}
+	lim := int64(maxExpireMillis)
+	if x.sec {
+		lim /= 1000
+	}
+	if v > lim || v < -lim {
+		c.fail(conn, "ERR invalid expire time in '"+name+"' command")
+		return
+	}
+	x.v = v
+	var nx, xx, gt, lt bool
+	for _, a := range args[3:] {
+		switch strings.ToLower(string(a)) {
+		case "nx":
+			nx = true
+		case "xx":
+			xx = true
+		case "gt":
+			gt = true
+		case "lt":
+			lt = true
+		default:
+			c.fail(conn, "ERR Unsupported option "+string(a))
+			return
+		}
+	}
+	if nx && (xx || gt || lt) {
+		c.fail(conn, "ERR NX and XX, GT or LT options at the same time are not compatible")
+		return
+	}
+	if gt && lt {
+		c.fail(conn, "ERR GT and LT options at the same time are not compatible")
+		return
+	}
+	var applied bool
+	err := retry(func() error {
+		applied = false
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		// Every session has an expiry (its absolute deadline at least), so
+		// NX never applies and XX always does.
+		if e.kind() == kindNone || nx {
+			return nil
+		}
+		now := s.n.Now()
+		ttl, cur := x.ttl(now), e.ttl(now)
+		if (gt && ttl <= cur) || (lt && ttl >= cur) {
+			return nil
+		}
+		applied = true
+		if ttl <= 0 {
+			return s.destroy(e)
+		}
+		return s.expire(e, ttl)
+	})
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	conn.WriteInt(boolInt(applied))
+}
+
+// cmdPersist raises the idle timeout to the absolute lifetime: the key
+// then lives until its session's deadline, the longest the mesh allows.
+func cmdPersist(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	var applied bool
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if applied = e.kind() != kindNone; !applied {
+			return nil
+		}
+		return s.put(e, write{idle: s.cfg.Lifetime, touch: true})
+	})
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	conn.WriteInt(boolInt(applied))
+}
+
+func cmdTTL(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, err := s.lookup(args[1])
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	if e.kind() == kindNone {
+		conn.WriteInt(-2)
+		return
+	}
+	ttl := e.ttl(s.n.Now())
+	if ttl <= 0 {
+		conn.WriteInt(-2)
+		return
+	}
+	ms := ttl.Milliseconds()
+	if strings.EqualFold(string(args[0]), "ttl") {
+		conn.WriteInt64((ms + 500) / 1000)
+	} else {
+		conn.WriteInt64(ms)
+	}
+}
+
+func cmdType(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, err := s.lookup(args[1])
+	if err != nil {
+		s.failErr(c, conn, err)
+		return
+	}
+	conn.WriteString(e.kind().String())
+}
+
+// cmdRename is a renew: the destination gets a new session (a new id)
+// holding the source's fields, idle timeout and deadline, and the source's
+// session is destroyed. A live destination is destroyed first, as Redis
+// overwrites it.
+func cmdRename(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	nx := strings.EqualFold(string(args[0]), "renamenx")
+	var applied bool
+	err := retry(func() error {
+		src, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if src.kind() == kindNone {
+			return errNoSuchKeySentinel
+		}
+		if string(args[1]) == string(args[2]) {
+			applied = !nx
+			return nil
+		}
+		dst, err := s.lookup(args[2])
+		if err != nil {
+			return err
+		}
+		if dst.kind() != kindNone && nx {
+			applied = false
+			return nil
+		}
+		if dst.live {
+			if err := s.destroy(dst); err != nil {
+				return err
+			}
+			if dst, err = s.lookup(args[2]); err != nil {
+				return err
+			}
+			if dst.live {
+				return errRetry
+			}
+		}
+		fields := src.sess.Fields()
+		delete(fields, fieldKey)
+		now := s.n.Now()
+		lifetime := src.sess.Deadline().Sub(now)
+		if lifetime <= 0 {
+			return errRetry
+		}
+		if err := s.create(dst, write{set: fields, idle: src.sess.IdleTimeout(), lifetime: lifetime}); err != nil {
+			return err
+		}
+		applied = true
+		return s.destroy(src)
+	})
+	switch {
+	case errors.Is(err, errNoSuchKeySentinel):
+		c.fail(conn, errNoSuchKey)
+	case err != nil:
+		s.failErr(c, conn, err)
+	case nx:
+		conn.WriteInt(boolInt(applied))
+	default:
+		conn.WriteString("OK")
+	}
+}
+
+var errNoSuchKeySentinel = errors.New("no such key")
+
+// hashEntry looks key up for a hash command; ok is false when the reply
+// (WRONGTYPE or an error) was written.
+func (s *Server) hashEntry(c *client, conn redcon.Conn, key []byte) (*entry, bool) {
+	e, err := s.lookup(key)
+	if err != nil {
+		s.failErr(c, conn, err)
+		return nil, false
+	}
+	if e.kind() == kindString {
+		c.fail(conn, errWrongType)
+		return nil, false
+	}
+	return e, true
+}
+
+func cmdHset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	if len(args)%2 != 0 {
+		c.fail(conn, arityError(strings.ToLower(string(args[0]))))
+		return
+	}
+	set := make(map[string][]byte, (len(args)-2)/2)
+	for i := 2; i < len(args); i += 2 {
+		set[encodeField(args[i])] = args[i+1]
+	}
+	added := 0
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if e.kind() == kindString {
+			return errWrongTypeSentinel
+		}
+		added = 0
+		for f := range set {
+			if _, ok := e.sess.Get(f); !ok || !e.live {
+				added++
+			}
+		}
+		return s.put(e, write{set: set, touch: true})
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	case strings.EqualFold(string(args[0]), "hmset"):
+		conn.WriteString("OK")
+	default:
+		conn.WriteInt(added)
+	}
+}
+
+func cmdHsetnx(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	f := encodeField(args[2])
+	var applied bool
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if e.kind() == kindString {
+			return errWrongTypeSentinel
+		}
+		if _, ok := e.sess.Get(f); ok && e.live {
+			applied = false
+			return nil
+		}
+		applied = true
+		return s.put(e, write{set: map[string][]byte{f: args[3]}, touch: true})
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	default:
+		conn.WriteInt(boolInt(applied))
+	}
+}
+
+func cmdHget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	v, found := e.sess.Get(encodeField(args[2]))
+	if !found || !e.live {
+		conn.WriteNull()
+		return
+	}
+	conn.WriteBulk(v)
+}
+
+func cmdHmget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	conn.WriteArray(len(args) - 2)
+	for _, f := range args[2:] {
+		if v, found := e.sess.Get(encodeField(f)); found && e.live {
+			conn.WriteBulk(v)
+		} else {
+			conn.WriteNull()
+		}
+	}
+}
+
+func sortedFields(h map[string][]byte) []string {
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	h := e.hash()
+	conn.WriteArray(2 * len(h))
+	for _, k := range sortedFields(h) {
+		conn.WriteBulkString(k)
+		conn.WriteBulk(h[k])
+	}
+}
+
+func cmdHkeys(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	h := e.hash()
+	conn.WriteArray(len(h))
+	for _, k := range sortedFields(h) {
+		conn.WriteBulkString(k)
+	}
+}
+
+func cmdHvals(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	h := e.hash()
+	conn.WriteArray(len(h))
+	for _, k := range sortedFields(h) {
+		conn.WriteBulk(h[k])
+	}
+}
+
+func cmdHlen(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	conn.WriteInt(len(e.hash()))
+}
+
+func cmdHexists(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	e, ok := s.hashEntry(c, conn, args[1])
+	if !ok {
+		return
+	}
+	_, found := e.sess.Get(encodeField(args[2]))
+	conn.WriteInt(boolInt(found && e.live))
+}
+
+// cmdHdel removes fields; a hash left without fields reads as no key, as
+// in Redis, and its session is destroyed.
+func cmdHdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	removed := 0
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		switch e.kind() {
+		case kindString:
+			return errWrongTypeSentinel
+		case kindNone:
+			removed = 0
+			return nil
+		}
+		h := e.hash()
+		var remove []string
+		for _, f := range args[2:] {
+			if _, ok := h[string(f)]; ok {
+				remove = append(remove, encodeField(f))
+				delete(h, string(f))
+			}
+		}
+		removed = len(remove)
+		if removed == 0 {
+			return nil
+		}
+		if len(h) == 0 {
+			return s.destroy(e)
+		}
+		return s.put(e, write{remove: remove, touch: true})
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case err != nil:
+		s.failErr(c, conn, err)
+	default:
+		conn.WriteInt(removed)
+	}
+}
+
+func cmdHincrby(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	incr, ok := parseInt(args[3])
+	if !ok {
+		c.fail(conn, errNotInt)
+		return
+	}
+	f := encodeField(args[2])
+	var result int64
+	err := retry(func() error {
+		e, err := s.lookup(args[1])
+		if err != nil {
+			return err
+		}
+		if e.kind() == kindString {
+			return errWrongTypeSentinel
+		}
+		var cur int64
+		if v, found := e.sess.Get(f); found && e.live {
+			if cur, ok = parseInt(v); !ok {
+				return errNotIntSentinel
+			}
+		}
+		if (incr > 0 && cur > math.MaxInt64-incr) || (incr < 0 && cur < math.MinInt64-incr) {
+			return errOverflowSentinel
+		}
+		result = cur + incr
+		return s.put(e, write{set: map[string][]byte{f: strconv.AppendInt(nil, result, 10)}, touch: true})
+	})
+	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
+	case errors.Is(err, errNotIntSentinel):
+		c.fail(conn, "ERR hash value is not an integer")
+	case errors.Is(err, errOverflowSentinel):
+		c.fail(conn, "ERR increment or decrement would overflow")
+	case err != nil:
+		s.failErr(c, conn, err)
+	default:
+		conn.WriteInt64(result)
+	}
+}
+
+var (
+	errNotIntSentinel   = errors.New("not an integer")
+	errOverflowSentinel = errors.New("overflow")
+)

@@ -1,0 +1,260 @@
+package redisfront_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// A value written through one peer's front is read through the others',
+// strings and hashes, with per-field merges, and DEL is final everywhere.
+func TestGoRedisAcrossPeers(t *testing.T) {
+	fr := startFronts(t, 3, nil)
+	ctx := context.Background()
+	a, b, c := fr[0].client(t), fr[1].client(t), fr[2].client(t)
+
+	if err := a.Set(ctx, "sess:1", `{"user":"alice"}`, time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range []*redis.Client{b, c} {
+		eventually(t, "the string on another peer", func() bool {
+			v, err := cl.Get(ctx, "sess:1").Result()
+			return err == nil && v == `{"user":"alice"}`
+		})
+	}
+	if ttl := b.TTL(ctx, "sess:1").Val(); ttl < 59*time.Minute || ttl > time.Hour {
+		t.Errorf("TTL on another peer = %v, want about 1h", ttl)
+	}
+	if typ := c.Type(ctx, "sess:1").Val(); typ != "string" {
+		t.Errorf("TYPE = %q, want string", typ)
+	}
+
+	// Hash fields written on two peers merge.
+	if err := a.HSet(ctx, "spring:session:s1", "sessionAttr:user", "alice", "creationTime", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the hash on peer b", func() bool { return b.Exists(ctx, "spring:session:s1").Val() == 1 })
+	if err := b.HSet(ctx, "spring:session:s1", "sessionAttr:cart", "3").Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"sessionAttr:user": "alice", "creationTime": "1", "sessionAttr:cart": "3"}
+	for _, cl := range []*redis.Client{a, b, c} {
+		eventually(t, "merged hash fields on every peer", func() bool {
+			got, err := cl.HGetAll(ctx, "spring:session:s1").Result()
+			return err == nil && mapsEqual(got, want)
+		})
+	}
+	if err := c.Get(ctx, "spring:session:s1").Err(); err == nil || !strings.HasPrefix(err.Error(), "WRONGTYPE") {
+		t.Errorf("GET of a hash: %v, want WRONGTYPE", err)
+	}
+
+	// DEL on one peer is final everywhere; a later SET makes a new session.
+	if n := c.Del(ctx, "sess:1", "nope").Val(); n != 1 {
+		t.Errorf("DEL = %d, want 1", n)
+	}
+	for _, cl := range []*redis.Client{a, b} {
+		eventually(t, "the delete on every peer", func() bool { return errors.Is(cl.Get(ctx, "sess:1").Err(), redis.Nil) })
+	}
+	if err := b.Set(ctx, "sess:1", "again", 0).Err(); err != nil {
+		t.Fatalf("SET after DEL: %v", err)
+	}
+	for _, cl := range []*redis.Client{a, c} {
+		eventually(t, "the new session on every peer", func() bool { return cl.Get(ctx, "sess:1").Val() == "again" })
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+// The replies of each command as Redis gives them.
+func TestCommandReplies(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t)
+	check := func(what string, got, want any) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s = %v, want %v", what, got, want)
+		}
+	}
+	check("PING", r.Ping(ctx).Val(), "PONG")
+	check("ECHO", r.Echo(ctx, "hi").Val(), "hi")
+	check("SET NX new", r.SetNX(ctx, "k", "v1", time.Minute).Val(), true)
+	check("SET NX existing", r.SetNX(ctx, "k", "v2", 0).Val(), false)
+	check("SET XX missing", r.SetXX(ctx, "missing", "v", 0).Val(), false)
+	check("GET", r.Get(ctx, "k").Val(), "v1")
+	check("SET GET", r.SetArgs(ctx, "k", "v3", redis.SetArgs{Get: true}).Val(), "v1")
+	check("GETEX", r.GetEx(ctx, "k", 90*time.Second).Val(), "v3")
+	if ttl := r.TTL(ctx, "k").Val(); ttl < 89*time.Second || ttl > 90*time.Second {
+		t.Errorf("TTL after GETEX EX 90 = %v", ttl)
+	}
+	check("TTL missing", r.TTL(ctx, "missing").Val(), time.Duration(-2))
+	check("EXPIRE missing", r.Expire(ctx, "missing", time.Minute).Val(), false)
+	check("EXPIRE", r.Expire(ctx, "k", 2*time.Hour).Val(), true)
+	if ttl := r.PTTL(ctx, "k").Val(); ttl < 119*time.Minute || ttl > 2*time.Hour {
+		t.Errorf("PTTL after EXPIRE 2h = %v", ttl)
+	}
+	check("EXPIRE NX", r.ExpireNX(ctx, "k", time.Hour).Val(), false)
+	check("EXPIRE GT smaller", r.ExpireGT(ctx, "k", time.Hour).Val(), false)
+	check("EXPIRE GT larger", r.ExpireGT(ctx, "k", 3*time.Hour).Val(), true)
+	check("EXISTS", r.Exists(ctx, "k", "k", "missing").Val(), int64(2))
+	check("TYPE none", r.Type(ctx, "missing").Val(), "none")
+	check("SETEX", r.SetEx(ctx, "e", "x", time.Minute).Val(), "OK")
+	check("MGET", strings.Join(toStrings(r.MGet(ctx, "k", "missing", "e").Val()), ","), "v3,<nil>,x")
+	check("GETDEL", r.GetDel(ctx, "e").Val(), "x")
+	check("GET after GETDEL", errors.Is(r.Get(ctx, "e").Err(), redis.Nil), true)
+	check("EXPIRE 0 deletes", r.Expire(ctx, "k", -time.Second).Val(), true)
+	check("EXISTS after EXPIRE 0", r.Exists(ctx, "k").Val(), int64(0))
+
+	check("HSET", r.HSet(ctx, "h", "a", "1", "b", "2").Val(), int64(2))
+	check("HSET again", r.HSet(ctx, "h", "a", "9", "c", "3").Val(), int64(1))
+	check("HGET", r.HGet(ctx, "h", "a").Val(), "9")
+	check("HMGET", strings.Join(toStrings(r.HMGet(ctx, "h", "a", "zz", "c").Val()), ","), "9,<nil>,3")
+	check("HLEN", r.HLen(ctx, "h").Val(), int64(3))
+	check("HKEYS", strings.Join(r.HKeys(ctx, "h").Val(), ","), "a,b,c")
+	check("HVALS", strings.Join(r.HVals(ctx, "h").Val(), ","), "9,2,3")
+	check("HEXISTS", r.HExists(ctx, "h", "b").Val(), true)
+	check("HINCRBY", r.HIncrBy(ctx, "h", "n", 5).Val(), int64(5))
+	check("HINCRBY again", r.HIncrBy(ctx, "h", "n", -7).Val(), int64(-2))
+	check("HSETNX", r.HSetNX(ctx, "h", "a", "no").Val(), false)
+	check("HDEL", r.HDel(ctx, "h", "a", "zz").Val(), int64(1))
+	check("TYPE hash", r.Type(ctx, "h").Val(), "hash")
+	check("HSET empty field", r.HSet(ctx, "h", "", "empty", "\x00k", "nul").Val(), int64(2))
+	check("HGET empty field", r.HGet(ctx, "h", "").Val(), "empty")
+	check("HGET NUL field", r.HGet(ctx, "h", "\x00k").Val(), "nul")
+	check("HDEL all", r.HDel(ctx, "h", "b", "c", "n", "", "\x00k").Val(), int64(5))
+	check("EXISTS emptied hash", r.Exists(ctx, "h").Val(), int64(0))
+
+	// RENAME is a renew: the fields move, the old key is gone.
+	r.HSet(ctx, "old", "user", "bob")
+	check("RENAME", r.Rename(ctx, "old", "new").Val(), "OK")
+	check("HGET renamed", r.HGet(ctx, "new", "user").Val(), "bob")
+	check("EXISTS old", r.Exists(ctx, "old").Val(), int64(0))
+	if err := r.Rename(ctx, "old", "x").Err(); err == nil || err.Error() != "ERR no such key" {
+		t.Errorf("RENAME missing: %v", err)
+	}
+	r.Set(ctx, "other", "o", 0)
+	check("RENAMENX onto existing", r.RenameNX(ctx, "new", "other").Val(), false)
+
+	// Errors, as Redis words them.
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"nosuch", "a"}, "ERR unknown command 'nosuch', with args beginning with: 'a' "},
+		{[]any{"get"}, "ERR wrong number of arguments for 'get' command"},
+		{[]any{"hget", "other", "f"}, "WRONGTYPE Operation against a key holding the wrong kind of value"},
+		{[]any{"set", "k", "v", "ex", "0"}, "ERR invalid expire time in 'set' command"},
+		{[]any{"set", "k", "v", "ex", "x"}, "ERR value is not an integer or out of range"},
+		{[]any{"set", "k", "v", "nx", "xx"}, "ERR syntax error"},
+		{[]any{"select", "1"}, "ERR DB index is out of range"},
+		{[]any{"hincrby", "new", "user", "1"}, "ERR hash value is not an integer"},
+		{[]any{"auth", "pw"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
+		{[]any{"hello", "3"}, "NOPROTO sorry, this protocol version is not supported."},
+		{[]any{"exec"}, "ERR EXEC without MULTI"},
+	} {
+		err := r.Do(ctx, tc.args...).Err()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%v: %v, want %q", tc.args, err, tc.want)
+		}
+	}
+	check("SELECT 0", r.Do(ctx, "select", "0").Val(), "OK")
+}
+
+func toStrings(vs []any) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		if v == nil {
+			out[i] = "<nil>"
+		} else {
+			out[i] = v.(string)
+		}
+	}
+	return out
+}
+
+// MULTI/EXEC applies queued commands together; a command refused while
+// queuing aborts the transaction.
+func TestMultiExec(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t)
+	cmds, err := r.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "a", "1", 0)
+		p.HSet(ctx, "b", "f", "2")
+		p.Get(ctx, "a")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cmds[2].(*redis.StringCmd).Val(); got != "1" {
+		t.Errorf("GET inside EXEC = %q", got)
+	}
+	raw := dialRaw(t, f.addr)
+	raw.cmd(t, "MULTI")
+	raw.cmd(t, "SET", "c", "3")
+	raw.cmd(t, "GET")
+	raw.cmd(t, "EXEC")
+	for _, want := range []string{"+OK", "+QUEUED", "-ERR wrong number of arguments for 'get' command", "-EXECABORT Transaction discarded because of previous errors."} {
+		if got := raw.line(t); got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	if r.Exists(ctx, "c").Val() != 0 {
+		t.Error("an aborted transaction was applied")
+	}
+}
+
+// SCAN and KEYS list key names, with MATCH, COUNT and TYPE.
+func TestScanKeys(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t)
+	var want []string
+	for i := range 50 {
+		k := "sess:" + itoa(i)
+		want = append(want, k)
+		r.Set(ctx, k, "v", 0)
+	}
+	r.HSet(ctx, "h:1", "f", "v")
+	var got []string
+	iter := r.Scan(ctx, 0, "sess:*", 7).Iterator()
+	for iter.Next(ctx) {
+		got = append(got, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("SCAN MATCH sess:* = %v", got)
+	}
+	keys, _, err := r.ScanType(ctx, 0, "*", 10000, "hash").Result()
+	if err != nil || !slices.Equal(keys, []string{"h:1"}) {
+		t.Errorf("SCAN TYPE hash = %v, %v", keys, err)
+	}
+	ks := r.Keys(ctx, "sess:[1-2]?").Val()
+	slices.Sort(ks)
+	if len(ks) != 20 || ks[0] != "sess:10" {
+		t.Errorf("KEYS sess:[1-2]? = %v", ks)
+	}
+	if n := r.DBSize(ctx).Val(); n != 51 {
+		t.Errorf("DBSIZE = %d, want 51", n)
+	}
+}

@@ -1,0 +1,251 @@
+package redisfront
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// Reserved fields of a key's session. User hash fields are stored escaped
+// (encodeField) so that none can be mistaken for these.
+const (
+	// fieldKey holds the key name, for SCAN, KEYS and RENAME.
+	fieldKey = "\x00k"
+	// fieldString holds the value of a string key.
+	fieldString = "\x00s"
+)
+
+// maxGenerations bounds how many times one key name can be created again
+// after its session ended (DEL, expiry) within one absolute lifetime.
+const maxGenerations = 64
+
+// errKeyExhausted reports a key re-created maxGenerations times within one
+// lifetime.
+var errKeyExhausted = errors.New("sessionmesh: key re-created too often within one session lifetime, try again later")
+
+// errRetry asks the caller to look the key up again: a concurrent command
+// changed its session between the lookup and the write.
+var errRetry = errors.New("redisfront: retry")
+
+// encodeField maps a hash field to the session field that stores it: a
+// field that is empty or starts with NUL gets one more NUL in front, so
+// that stored names of length >= 2 starting with one NUL and then another
+// byte are left to the reserved fields. Sessions refuse empty field names,
+// which Redis allows.
+func encodeField(f []byte) string {
+	if len(f) == 0 || f[0] == 0 {
+		return "\x00" + string(f)
+	}
+	return string(f)
+}
+
+// decodeField reverses encodeField; ok is false for reserved fields.
+func decodeField(stored string) (string, bool) {
+	if len(stored) == 0 || stored[0] != 0 {
+		return stored, true
+	}
+	if len(stored) >= 2 && stored[1] != 0 {
+		return "", false
+	}
+	return stored[1:], true
+}
+
+// keyToken is the session token of generation gen of key: a hash of the
+// key name, never stored. The node stores and sends only SessionID of it,
+// a hash of this hash.
+func keyToken(key []byte, gen int) string {
+	h := sha256.New()
+	h.Write([]byte("sessionmesh/redis/v1\x00"))
+	h.Write([]byte{byte(gen)})
+	h.Write(key)
+	var sum [sha256.Size]byte
+	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+}
+
+// kind is a key's Redis type.
+type kind int
+
+const (
+	kindNone kind = iota
+	kindString
+	kindHash
+)
+
+func (k kind) String() string {
+	switch k {
+	case kindString:
+		return "string"
+	case kindHash:
+		return "hash"
+	}
+	return "none"
+}
+
+// entry is a key as a lookup found it: the token of its current
+// generation, its session when live, and the tokens of the generations
+// that ended before it.
+type entry struct {
+	key  []byte
+	gen  int
+	tok  string
+	dead []string
+	live bool
+	sess node.Session
+}
+
+// kind returns the key's type; a live session without any user field (all
+// hash fields deleted) reads as no key, as an empty hash does in Redis.
+func (e *entry) kind() kind {
+	if !e.live {
+		return kindNone
+	}
+	if _, ok := e.sess.Get(fieldString); ok {
+		return kindString
+	}
+	for _, k := range e.sess.Keys() {
+		if _, ok := decodeField(k); ok {
+			return kindHash
+		}
+	}
+	return kindNone
+}
+
+// str returns the value of a string key.
+func (e *entry) str() ([]byte, bool) {
+	if !e.live {
+		return nil, false
+	}
+	return e.sess.Get(fieldString)
+}
+
+// hash returns the user fields of a hash key, decoded.
+func (e *entry) hash() map[string][]byte {
+	out := make(map[string][]byte)
+	if !e.live {
+		return out
+	}
+	for k, v := range e.sess.Fields() {
+		if f, ok := decodeField(k); ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
+// ttl returns the time left before the session expires on this peer.
+func (e *entry) ttl(now time.Time) time.Duration {
+	return e.sess.ExpiresAt().Sub(now)
+}
+
+// lookup finds the current generation of key: the first that is visible,
+// or the first this node holds nothing for. Ended generations before it
+// are tombstones kept at least as long as it (see create), so the walk
+// never stops early at one that garbage collection removed.
+func (s *Server) lookup(key []byte) (*entry, error) {
+	e := &entry{key: key}
+	for g := 0; g < maxGenerations; g++ {
+		tok := keyToken(key, g)
+		sess, err := s.n.Get(s.ctx, tok)
+		if err == nil {
+			e.gen, e.tok, e.live, e.sess = g, tok, true, sess
+			return e, nil
+		}
+		if !errors.Is(err, node.ErrNotFound) {
+			return nil, err
+		}
+		if _, err := s.n.Stored(tok); errors.Is(err, node.ErrNotFound) {
+			e.gen, e.tok = g, tok
+			return e, nil
+		} else if err != nil {
+			return nil, err
+		}
+		e.dead = append(e.dead, tok)
+	}
+	return nil, errKeyExhausted
+}
+
+// write is what a command writes to a key.
+type write struct {
+	set    map[string][]byte // stored field names
+	remove []string
+	// replace removes every user field that set does not write.
+	replace bool
+	// idle is the expiry asked for (EX and friends); 0 keeps the session's
+	// (or, for a new session, takes the default).
+	idle  time.Duration
+	touch bool
+	// lifetime of a new session; 0 takes the default.
+	lifetime time.Duration
+}
+
+// put applies w to e, creating the key's session when it has none.
+func (s *Server) put(e *entry, w write) error {
+	if w.idle > s.cfg.Lifetime {
+		w.idle = s.cfg.Lifetime
+	}
+	if e.live {
+		remove := w.remove
+		if w.replace {
+			for _, k := range e.sess.Keys() {
+				if _, ok := w.set[k]; !ok && k != fieldKey {
+					remove = append(remove, k)
+				}
+			}
+		}
+		err := s.n.Save(s.ctx, e.tok, node.Save{Set: w.set, Remove: remove, IdleTimeout: w.idle, Touch: w.touch})
+		if errors.Is(err, node.ErrNotFound) {
+			return errRetry // expired or destroyed since the lookup
+		}
+		if err != nil {
+			return err
+		}
+		return nil
+	}
+	return s.create(e, w)
+}
+
+// create starts the session of e's current generation. The ended
+// generations before it become tombstones kept until after the new
+// session's deadline, so that lookups walk past them for as long as the
+// new one can be visible.
+func (s *Server) create(e *entry, w write) error {
+	idle, lifetime := w.idle, w.lifetime
+	if idle <= 0 {
+		idle = min(s.cfg.SessionIdleTimeout, s.cfg.Lifetime)
+	}
+	if lifetime <= 0 {
+		lifetime = s.cfg.Lifetime
+	}
+	if len(e.dead) > 0 {
+		keep := s.n.Now().Add(lifetime + time.Minute)
+		for _, t := range e.dead {
+			if err := s.n.Retire(s.ctx, t, keep); err != nil {
+				return fmt.Errorf("retire an ended generation: %w", err)
+			}
+		}
+	}
+	fields := maps.Clone(w.set)
+	if fields == nil {
+		fields = make(map[string][]byte, 1)
+	}
+	fields[fieldKey] = e.key
+	_, err := s.n.Create(s.ctx, node.WithToken(e.tok), node.WithIdleTimeout(idle), node.WithLifetime(lifetime), node.WithFields(fields))
+	if errors.Is(err, node.ErrExists) || errors.Is(err, node.ErrDestroyed) {
+		return errRetry // created or ended by a concurrent command
+	}
+	return err
+}
+
+// destroy ends a live key's session on every peer.
+func (s *Server) destroy(e *entry) error {
+	err := s.n.Destroy(s.ctx, e.tok)
+	if errors.Is(err, node.ErrNotFound) {
+		return nil
+	}
+	return err
+}
