@@ -55,8 +55,8 @@ func (n *Node) Retire(ctx context.Context, token string, keepUntil time.Time) er
 	if !keepUntil.After(now) {
 		return fmt.Errorf("%w: tombstone deadline %s is not in the future", ErrInvalid, keepUntil.UTC().Format(time.RFC3339))
 	}
-	return n.write(ctx, now, func(stamp func() crdt.Timestamp) (*crdt.Session, error) {
-		return crdt.Tombstone(id, stamp(), keepUntil), nil
+	return n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+		return []*crdt.Session{crdt.Tombstone(id, stamp(), keepUntil)}, nil
 	})
 }
 

@@ -102,7 +102,6 @@ func TestConnectionLimitAndMetrics(t *testing.T) {
 	}
 }
 
-
 // A silent client is closed after IdleTimeout.
 func TestIdleTimeout(t *testing.T) {
 	f := startFronts(t, 1, func(c *redisfront.Config) { c.IdleTimeout = 200 * time.Millisecond })[0]
