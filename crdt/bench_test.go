@@ -23,9 +23,9 @@ func BenchmarkMergeFieldDelta(b *testing.B) {
 func BenchmarkMergeFullState(b *testing.B) {
 	s := sampleSession(10, 90)
 	o := sampleSession(10, 90)
-	for k, f := range o.Fields {
+	for k, f := range o.Fields.All() {
 		f.TS.Time++
-		o.Fields[k] = f
+		o.Fields = o.Fields.With(k, f)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -97,7 +97,7 @@ func (l Limits) Check(s *Session) error {
 	}
 	stamp := s.Created
 	if !s.Destroyed.IsZero() {
-		if !s.Created.IsZero() || s.Idle != 0 || s.LastAccess != 0 || len(s.Fields) != 0 {
+		if !s.Created.IsZero() || s.Idle != 0 || s.LastAccess != 0 || s.Fields.Len() != 0 {
 			return fmt.Errorf("%w: tombstone %q carries live state", ErrInvalid, s.ID)
 		}
 		stamp = s.Destroyed
@@ -114,10 +114,10 @@ func (l Limits) Check(s *Session) error {
 	if s.Idle <= 0 {
 		return fmt.Errorf("%w: session %q without an idle timeout", ErrInvalid, s.ID)
 	}
-	if len(s.Fields) > l.MaxFields {
-		return fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, len(s.Fields), l.MaxFields)
+	if s.Fields.Len() > l.MaxFields {
+		return fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, s.Fields.Len(), l.MaxFields)
 	}
-	for k, f := range s.Fields {
+	for k, f := range s.Fields.All() {
 		switch {
 		case k == "":
 			return fmt.Errorf("%w: session %q has an empty field key", ErrInvalid, s.ID)
@@ -209,14 +209,8 @@ func encodeSession(e *msgpack.Encoder, s *Session) error {
 		uint64(s.LastAccess), s.Destroyed.Time, uint64(s.Destroyed.Node)} {
 		put(func() error { return e.EncodeUint(v) })
 	}
-	keys := make([]string, 0, len(s.Fields))
-	for k := range s.Fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	put(func() error { return e.EncodeMapLen(len(keys)) })
-	for _, k := range keys {
-		f := s.Fields[k]
+	put(func() error { return e.EncodeMapLen(s.Fields.Len()) })
+	for k, f := range s.Fields.All() {
 		put(func() error { return e.EncodeString(k) })
 		put(func() error { return e.EncodeArrayLen(3) })
 		put(func() error { return e.EncodeUint(f.TS.Time) })
@@ -224,13 +218,29 @@ func encodeSession(e *msgpack.Encoder, s *Session) error {
 		if f.Removed {
 			put(e.EncodeNil)
 		} else {
-			v := f.Value
-			if v == nil {
-				v = []byte{}
-			}
-			put(func() error { return e.EncodeBytes(v) })
+			put(func() error { return encodeBin(e, f.Value) })
 		}
 	}
+	return err
+}
+
+// encodeBin writes v as a msgpack byte string (bin 8/16/32), the form
+// EncodeBytes writes, without converting v to a []byte.
+func encodeBin(e *msgpack.Encoder, v string) error {
+	var hdr []byte
+	switch n := len(v); {
+	case n <= math.MaxUint8:
+		hdr = []byte{msgpcode.Bin8, byte(n)}
+	case n <= math.MaxUint16:
+		hdr = binary.BigEndian.AppendUint16([]byte{msgpcode.Bin16}, uint16(n))
+	default:
+		hdr = binary.BigEndian.AppendUint32([]byte{msgpcode.Bin32}, uint32(n))
+	}
+	w := e.Writer()
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, v)
 	return err
 }
 
@@ -299,6 +309,9 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 type reader struct {
 	b   []byte
 	off int
+	// fields is scratch space for a session's fields, reused across the
+	// sessions of a batch.
+	fields FieldsBuilder
 }
 
 func newReader(data []byte, kind byte) (*reader, error) {
@@ -450,9 +463,15 @@ func (r *reader) mapLen() (int, error) {
 
 // str reads a string of at most max bytes; what names the string in errors.
 func (r *reader) str(max int, what string) (string, error) {
+	p, err := r.strBytes(max, what)
+	return string(p), err
+}
+
+// strBytes is str returning the bytes in place.
+func (r *reader) strBytes(max int, what string) ([]byte, error) {
 	c, err := r.code()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	var n int
 	switch {
@@ -465,19 +484,19 @@ func (r *reader) str(max int, what string) (string, error) {
 	case c == msgpcode.Str32:
 		n, err = r.length(4, math.MaxUint16+1)
 	default:
-		return "", r.errf("code %#x is not a string (%s)", c, what)
+		return nil, r.errf("code %#x is not a string (%s)", c, what)
 	}
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	if n > max {
-		return "", fmt.Errorf("%w: %s of %d bytes (max %d)", ErrTooLarge, what, n, max)
+		return nil, fmt.Errorf("%w: %s of %d bytes (max %d)", ErrTooLarge, what, n, max)
 	}
-	p, err := r.next(n)
-	return string(p), err
+	return r.next(n)
 }
 
-// binOrNil reads a byte string of at most max bytes, or nil.
+// binOrNil reads a byte string of at most max bytes, or nil; the bytes are
+// returned in place.
 func (r *reader) binOrNil(max int) (v []byte, isNil bool, err error) {
 	c, err := r.code()
 	if err != nil {
@@ -503,7 +522,7 @@ func (r *reader) binOrNil(max int) (v []byte, isNil bool, err error) {
 		return nil, false, fmt.Errorf("%w: value of %d bytes (max %d)", ErrTooLarge, n, max)
 	}
 	p, err := r.next(n)
-	return bytes.Clone(p), false, err
+	return p, false, err
 }
 
 func (r *reader) session(l Limits) (*Session, error) {
@@ -539,16 +558,17 @@ func (r *reader) session(l Limits) (*Session, error) {
 	if nf > l.MaxFields {
 		return nil, fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, nf, l.MaxFields)
 	}
-	if nf > 0 {
-		s.Fields = make(map[string]Field, nf)
-	}
-	prev := ""
+	// Keys and values go to one allocation (the builder's), the rest of
+	// the encoding bounding their size.
+	fb := &r.fields
+	fb.Grow(min(len(r.b)-r.off, 4<<10), nf)
+	var prev []byte
 	for i := range nf {
-		k, err := r.str(l.MaxKeyBytes, "field key")
+		k, err := r.strBytes(l.MaxKeyBytes, "field key")
 		if err != nil {
 			return nil, err
 		}
-		if i > 0 && k <= prev {
+		if i > 0 && bytes.Compare(k, prev) <= 0 {
 			return nil, r.errf("field keys out of order or repeated at %q", k)
 		}
 		prev = k
@@ -558,19 +578,23 @@ func (r *reader) session(l Limits) (*Session, error) {
 			}
 			return nil, err
 		}
-		var f Field
-		if f.TS.Time, err = r.uint(); err != nil {
+		var ts Timestamp
+		if ts.Time, err = r.uint(); err != nil {
 			return nil, err
 		}
 		node, err := r.uint()
 		if err != nil {
 			return nil, err
 		}
-		f.TS.Node = NodeID(node)
-		if f.Value, f.Removed, err = r.binOrNil(l.MaxValueBytes); err != nil {
+		ts.Node = NodeID(node)
+		v, removed, err := r.binOrNil(l.MaxValueBytes)
+		if err != nil {
 			return nil, err
 		}
-		s.Fields[k] = f
+		fb.AddBytes(k, v, removed, ts)
+	}
+	if s.Fields, err = fb.Build(); err != nil {
+		return nil, err
 	}
 	if err := l.Check(s); err != nil {
 		return nil, err

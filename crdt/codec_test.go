@@ -166,7 +166,7 @@ func TestMarshalRefusesInvalid(t *testing.T) {
 		"empty id":      {Absolute: 1, Created: NewTimestamp(1, 0, 1), Idle: 1},
 		"no deadline":   {ID: "x", Created: NewTimestamp(1, 0, 1), Idle: 1},
 		"no create":     {ID: "x", Absolute: 10, Idle: 1},
-		"removed value": {ID: "x", Absolute: 10, Idle: 1, Created: NewTimestamp(1, 0, 1), Fields: map[string]Field{"k": {Removed: true, Value: []byte("v"), TS: NewTimestamp(1, 0, 1)}}},
+		"removed value": {ID: "x", Absolute: 10, Idle: 1, Created: NewTimestamp(1, 0, 1), Fields: FieldsOf(map[string]Field{"k": {Removed: true, Value: "v", TS: NewTimestamp(1, 0, 1)}})},
 	} {
 		if _, err := MarshalSession(s, DefaultLimits()); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

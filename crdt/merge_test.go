@@ -41,6 +41,7 @@ func TestMergeIdempotent(t *testing.T) {
 // write under Field.Compare.
 func reference(ds []*Session) *Session {
 	out := &Session{ID: genID}
+	fields := map[string]Field{}
 	var destroyed Timestamp
 	for _, d := range ds {
 		out.Absolute = max(out.Absolute, d.Absolute)
@@ -57,15 +58,13 @@ func reference(ds []*Session) *Session {
 		}
 		out.Idle = max(out.Idle, d.Idle)
 		out.LastAccess = max(out.LastAccess, d.LastAccess)
-		for k, f := range d.Fields {
-			if out.Fields == nil {
-				out.Fields = map[string]Field{}
-			}
-			if cur, ok := out.Fields[k]; !ok || f.Compare(cur) > 0 {
-				out.Fields[k] = f
+		for k, f := range d.Fields.All() {
+			if cur, ok := fields[k]; !ok || f.Compare(cur) > 0 {
+				fields[k] = f
 			}
 		}
 	}
+	out.Fields = FieldsOf(fields)
 	return out
 }
 
@@ -111,12 +110,12 @@ func TestDestroyIsFinal(t *testing.T) {
 		later := rapid.SliceOf(genDelta()).Draw(t, "later")
 		for _, d := range later {
 			// Later writes may carry any timestamp, even far in the future.
-			if f, ok := d.Fields["a"]; ok {
+			if f, ok := d.Fields.Get("a"); ok {
 				f.TS.Time += 1 << 40
-				d.Fields["a"] = f
+				d.Fields = d.Fields.With("a", f)
 			}
 			mustMerge(t, s, d)
-			if !s.IsDestroyed() || s.Visible(genBase) || len(s.Fields) != 0 {
+			if !s.IsDestroyed() || s.Visible(genBase) || s.Fields.Len() != 0 {
 				t.Fatalf("session came back after destroy: %s", describe(s))
 			}
 		}

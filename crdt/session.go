@@ -1,19 +1,17 @@
 package crdt
 
 import (
-	"bytes"
 	"cmp"
 	"fmt"
-	"maps"
-	"slices"
+	"strings"
 	"time"
 )
 
 // Field is one LWW register of a session: a value, or a removal, with the
-// timestamp of the write that produced it. Value is never modified in place
-// once a Field is built; merges share it.
+// timestamp of the write that produced it. Value is a string so that it
+// cannot change once written: versions of a session share it.
 type Field struct {
-	Value   []byte
+	Value   string
 	Removed bool
 	TS      Timestamp
 }
@@ -35,7 +33,7 @@ func (f Field) Compare(g Field) int {
 	if c := cmp.Compare(f.TS.Node, g.TS.Node); c != 0 {
 		return c
 	}
-	return bytes.Compare(f.Value, g.Value)
+	return strings.Compare(f.Value, g.Value)
 }
 
 // Session is the replicated state of one login session, and also the shape of
@@ -50,7 +48,9 @@ func (f Field) Compare(g Field) int {
 // the lattice for everything a reader can see.
 //
 // A Session returned by a store may be shared with other readers: treat it as
-// read-only and Clone it before merging into it.
+// read-only and Clone it before merging into it. Clone is cheap: Fields is
+// persistent, so a clone shares the registers and a merge into it copies
+// only what it changes.
 type Session struct {
 	ID string
 	// Created is the HLC timestamp of the create. Zero in a tombstone made
@@ -64,8 +64,8 @@ type Session struct {
 	LastAccess int64
 	// Destroyed is the timestamp of the destroy; zero while live.
 	Destroyed Timestamp
-	// Fields maps keys to their registers; nil once destroyed.
-	Fields map[string]Field
+	// Fields maps keys to their registers; empty once destroyed.
+	Fields Fields
 }
 
 // Create returns a new session, which is also the delta that creates it. The
@@ -95,20 +95,23 @@ func (s *Session) Header() *Session {
 	return &Session{ID: s.ID, Created: s.Created, Absolute: s.Absolute, Idle: s.Idle, LastAccess: s.LastAccess}
 }
 
-// Set returns the delta that writes key = value at ts. It does not modify s.
+// Set returns the delta that writes key = value at ts. It does not modify s
+// and keeps a copy of value.
 func (s *Session) Set(key string, value []byte, ts Timestamp) *Session {
-	if value == nil {
-		value = []byte{}
-	}
+	return s.SetString(key, string(value), ts)
+}
+
+// SetString is Set for a value held as a string, which it shares.
+func (s *Session) SetString(key, value string, ts Timestamp) *Session {
 	d := s.Header()
-	d.Fields = map[string]Field{key: {Value: value, TS: ts}}
+	d.Fields = d.Fields.With(key, Field{Value: value, TS: ts})
 	return d
 }
 
 // Remove returns the delta that removes key at ts. It does not modify s.
 func (s *Session) Remove(key string, ts Timestamp) *Session {
 	d := s.Header()
-	d.Fields = map[string]Field{key: {Removed: true, TS: ts}}
+	d.Fields = d.Fields.With(key, Field{Removed: true, TS: ts})
 	return d
 }
 
@@ -128,13 +131,17 @@ func (s *Session) Destroy(ts Timestamp) *Session {
 }
 
 // Clone returns a copy of s that can be merged into without affecting s.
-// Field values are shared, as they are never modified in place.
+// It copies the header only: the registers are shared, and a merge into
+// the copy makes new versions of what it changes.
 func (s *Session) Clone() *Session {
 	c := *s
-	if s.Fields != nil {
-		c.Fields = maps.Clone(s.Fields)
-	}
 	return &c
+}
+
+// Equal reports whether s and o hold the same state.
+func (s *Session) Equal(o *Session) bool {
+	return s.ID == o.ID && s.Created == o.Created && s.Absolute == o.Absolute && s.Idle == o.Idle &&
+		s.LastAccess == o.LastAccess && s.Destroyed == o.Destroyed && s.Fields.Equal(o.Fields)
 }
 
 // IsDestroyed reports whether the session has been destroyed.
@@ -161,24 +168,24 @@ func (s *Session) Visible(now time.Time) bool {
 	return !s.Created.IsZero() && s.Destroyed.IsZero() && !s.Expired(now)
 }
 
-// Get returns the value of key, if it is set.
-func (s *Session) Get(key string) ([]byte, bool) {
-	f, ok := s.Fields[key]
+// Get returns the value of key, if it is set. The string shares the
+// session's memory; it never changes.
+func (s *Session) Get(key string) (string, bool) {
+	f, ok := s.Fields.Get(key)
 	if !ok || f.Removed {
-		return nil, false
+		return "", false
 	}
 	return f.Value, true
 }
 
 // Keys returns the keys that hold a value, sorted.
 func (s *Session) Keys() []string {
-	keys := make([]string, 0, len(s.Fields))
-	for k, f := range s.Fields {
+	keys := make([]string, 0, s.Fields.Len())
+	for k, f := range s.Fields.All() {
 		if !f.Removed {
 			keys = append(keys, k)
 		}
 	}
-	slices.Sort(keys)
 	return keys
 }
 
@@ -232,18 +239,7 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		ch.Touched = true
 		s.LastAccess = d.LastAccess
 	}
-	for k, f := range d.Fields {
-		cur, ok := s.Fields[k]
-		if ok && f.Compare(cur) <= 0 {
-			continue
-		}
-		if s.Fields == nil {
-			s.Fields = make(map[string]Field, len(d.Fields))
-		}
-		s.Fields[k] = f
-		ch.Fields = append(ch.Fields, k)
-	}
-	slices.Sort(ch.Fields)
+	s.Fields, ch.Fields = s.Fields.Join(d.Fields)
 	return ch, nil
 }
 
@@ -251,7 +247,7 @@ func (s *Session) Merge(d *Session) (Change, error) {
 // timestamps and its last access. Admission compares it with the drift bound.
 func (s *Session) MaxMillis() int64 {
 	m := max(s.Created.Millis(), s.Destroyed.Millis(), s.LastAccess)
-	for _, f := range s.Fields {
+	for _, f := range s.Fields.All() {
 		m = max(m, f.TS.Millis())
 	}
 	return m
@@ -260,7 +256,7 @@ func (s *Session) MaxMillis() int64 {
 // MaxTimestamp returns the greatest HLC timestamp in s, for Clock.Observe.
 func (s *Session) MaxTimestamp() Timestamp {
 	m := maxTimestamp(s.Created, s.Destroyed)
-	for _, f := range s.Fields {
+	for _, f := range s.Fields.All() {
 		m = maxTimestamp(m, f.TS)
 	}
 	return m

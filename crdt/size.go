@@ -6,8 +6,8 @@ package crdt
 
 // EncodedSize returns len(MarshalSession(s)) for a valid s.
 func EncodedSize(s *Session) int {
-	n := HeaderSize(s, len(s.Fields))
-	for k, f := range s.Fields {
+	n := HeaderSize(s, s.Fields.Len())
+	for k, f := range s.Fields.All() {
 		n += FieldSize(k, f)
 	}
 	return n

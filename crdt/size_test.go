@@ -13,12 +13,9 @@ func TestEncodedSizeMatchesMarshal(t *testing.T) {
 		s := genState().Draw(t, "state")
 		// Lengths across every msgpack size class.
 		if !s.IsDestroyed() {
-			if s.Fields == nil {
-				s.Fields = map[string]Field{}
-			}
 			for i, l := range rapid.SliceOfN(rapid.SampledFrom([]int{0, 1, 31, 32, 255, 256, 65535, 65536}), 0, 4).Draw(t, "lens") {
 				key := strings.Repeat("k", 1+i*17)
-				s.Fields[key] = Field{Value: make([]byte, l), TS: NewTimestamp(genBase.UnixMilli(), uint16(i), 3)}
+				s.Fields = s.Fields.With(key, Field{Value: strings.Repeat("v", l), TS: NewTimestamp(genBase.UnixMilli(), uint16(i), 3)})
 			}
 		}
 		l := DefaultLimits()
@@ -33,9 +30,8 @@ func TestEncodedSizeMatchesMarshal(t *testing.T) {
 	})
 	// Field counts across the map header classes.
 	s := Create(strings.Repeat("i", 40), NewTimestamp(1<<40, 0, 1<<20), time.UnixMilli(1<<40+1<<20), time.Hour)
-	s.Fields = map[string]Field{}
 	for i := range 20 {
-		s.Fields[string(rune('a'+i))] = Field{Value: []byte("v"), TS: s.Created}
+		s.Fields = s.Fields.With(string(rune('a'+i)), Field{Value: "v", TS: s.Created})
 		enc, err := MarshalSession(s, DefaultLimits())
 		if err != nil {
 			t.Fatal(err)

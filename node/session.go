@@ -37,18 +37,22 @@ func (s Session) Get(key string) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	return slices.Clone(v), true
+	return []byte(v), true
 }
+
+// GetString returns the value of key without copying it: the string
+// shares the snapshot's memory, which never changes.
+func (s Session) GetString(key string) (string, bool) { return s.state().Get(key) }
 
 // Keys returns the keys that hold a value, sorted.
 func (s Session) Keys() []string { return s.state().Keys() }
 
 // Fields returns a copy of every field.
 func (s Session) Fields() map[string][]byte {
-	out := make(map[string][]byte, len(s.state().Fields))
-	for k, f := range s.state().Fields {
+	out := make(map[string][]byte, s.state().Fields.Len())
+	for k, f := range s.state().Fields.All() {
 		if !f.Removed {
-			out[k] = slices.Clone(f.Value)
+			out[k] = []byte(f.Value)
 		}
 	}
 	return out
@@ -218,19 +222,19 @@ func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, 
 func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
 	// Counted before merging: on a create s and d are the same session, so
 	// the merges below grow s.Fields too.
-	had, fresh := len(s.Fields), 0
+	had, fresh := s.Fields.Len(), 0
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		if k == "" {
 			return fmt.Errorf("%w: empty field key", ErrInvalid)
 		}
-		if _, ok := s.Fields[k]; !ok {
+		if !s.Fields.Has(k) {
 			fresh++
 		}
-		_, _ = d.Merge(s.Set(k, set[k], ts))
+		d.Fields = d.Fields.With(k, crdt.Field{Value: string(set[k]), TS: ts})
 	}
 	for _, k := range remove {
-		if _, ok := s.Fields[k]; ok {
-			_, _ = d.Merge(s.Remove(k, ts))
+		if s.Fields.Has(k) {
+			d.Fields = d.Fields.With(k, crdt.Field{Removed: true, TS: ts})
 		}
 	}
 	if had+fresh > n.cfg.MaxFields {
@@ -305,9 +309,10 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(newID, ts, time.UnixMilli(old.Absolute), time.Duration(old.Idle)*time.Millisecond)
-		for _, k := range old.Keys() {
-			v, _ := old.Get(k)
-			_, _ = d.Merge(d.Set(k, v, ts))
+		for k, f := range old.Fields.All() {
+			if !f.Removed {
+				d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
+			}
 		}
 		return []*crdt.Session{d, old.Destroy(ts)}, nil
 	})

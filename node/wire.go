@@ -136,7 +136,7 @@ func (s bucketSet) count() int {
 // batches into chunks.
 func approxSize(s *crdt.Session) int {
 	n := 48 + len(s.ID)
-	for k, f := range s.Fields {
+	for k, f := range s.Fields.All() {
 		n += len(k) + len(f.Value) + 24
 	}
 	return n

@@ -319,14 +319,9 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 		st.owned = true
 	}
 	cur := st.state
+	// Fields is persistent: before keeps the registers as they were.
 	before := *cur
-	olds := make(map[string]crdt.Field, len(d.Fields))
-	for k := range d.Fields {
-		if f, ok := cur.Fields[k]; ok {
-			olds[k] = f
-		}
-	}
-	fieldBytes := st.size - crdt.HeaderSize(cur, len(cur.Fields))
+	fieldBytes := st.size - crdt.HeaderSize(cur, cur.Fields.Len())
 	ch, err := cur.Merge(d)
 	if err != nil {
 		return ch, err
@@ -335,31 +330,22 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 		st.size = crdt.HeaderSize(cur, 0)
 	} else {
 		for _, k := range ch.Fields {
-			if f, ok := olds[k]; ok {
+			if f, ok := before.Fields.Get(k); ok {
 				fieldBytes -= crdt.FieldSize(k, f)
 			}
-			fieldBytes += crdt.FieldSize(k, cur.Fields[k])
+			f, _ := cur.Fields.Get(k)
+			fieldBytes += crdt.FieldSize(k, f)
 		}
-		size := crdt.HeaderSize(cur, len(cur.Fields)) + fieldBytes
+		size := crdt.HeaderSize(cur, cur.Fields.Len()) + fieldBytes
 		var over error
 		switch l := s.opts.Limits; {
-		case len(cur.Fields) > l.MaxFields:
-			over = fmt.Errorf("merged state: %w: session %q would have %d fields (max %d)", crdt.ErrTooLarge, cur.ID, len(cur.Fields), l.MaxFields)
+		case cur.Fields.Len() > l.MaxFields:
+			over = fmt.Errorf("merged state: %w: session %q would have %d fields (max %d)", crdt.ErrTooLarge, cur.ID, cur.Fields.Len(), l.MaxFields)
 		case size > l.MaxSessionBytes:
 			over = fmt.Errorf("merged state: %w: session %q would encode to %d bytes (max %d)", crdt.ErrTooLarge, cur.ID, size, l.MaxSessionBytes)
 		}
 		if over != nil {
-			// Undo: the header from before, and the fields d touched.
-			fields := cur.Fields
 			*cur = before
-			cur.Fields = fields
-			for k := range d.Fields {
-				if f, ok := olds[k]; ok {
-					fields[k] = f
-				} else {
-					delete(fields, k)
-				}
-			}
 			return crdt.Change{}, over
 		}
 		st.size = size
@@ -396,10 +382,11 @@ func (st *staged) write(id string) (write, uint64, bool) {
 	default:
 		h = st.hash ^ headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
 		for k := range st.fields {
-			if f, ok := stored.Fields[k]; ok {
+			if f, ok := stored.Fields.Get(k); ok {
 				h ^= fieldHash(id, k, f)
 			}
-			h ^= fieldHash(id, k, final.Fields[k])
+			f, _ := final.Fields.Get(k)
+			h ^= fieldHash(id, k, f)
 		}
 	}
 	if !final.IsDestroyed() {

@@ -214,11 +214,8 @@ func (d *decoder) add(item *badger.Item) error {
 		if d.cur.IsDestroyed() {
 			return nil // a tombstone keeps no field
 		}
-		if d.cur.Fields == nil {
-			d.cur.Fields = make(map[string]crdt.Field)
-		}
-		if cur, ok := d.cur.Fields[key]; !ok || f.Compare(cur) > 0 {
-			d.cur.Fields[key] = f
+		if cur, ok := d.cur.Fields.Get(key); !ok || f.Compare(cur) > 0 {
+			d.cur.Fields = d.cur.Fields.With(key, f)
 		}
 		return nil
 	})
@@ -399,7 +396,8 @@ func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
 		return txn.Set(headerKey(w.id), encodeHeaderRecord(w.state))
 	}
 	for _, k := range w.fields {
-		if err := txn.Set(fieldKey(w.id, k), encodeField(w.state.Fields[k])); err != nil {
+		f, _ := w.state.Fields.Get(k)
+		if err := txn.Set(fieldKey(w.id, k), encodeField(f)); err != nil {
 			return err
 		}
 	}

@@ -3,8 +3,6 @@ package persist
 import (
 	"encoding/binary"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -102,9 +100,9 @@ func encodeHeader(h header) []byte {
 // its uvarint length.
 func encodeHeaderRecord(s *crdt.Session) []byte {
 	b := encodeHeader(headerOf(s))
-	b = binary.AppendUvarint(b, uint64(len(s.Fields)))
-	for _, k := range slices.Sorted(maps.Keys(s.Fields)) {
-		f := encodeField(s.Fields[k])
+	b = binary.AppendUvarint(b, uint64(s.Fields.Len()))
+	for k, f := range s.Fields.All() {
+		f := encodeField(f)
 		b = binary.AppendUvarint(b, uint64(len(k)))
 		b = append(b, k...)
 		b = binary.AppendUvarint(b, uint64(len(f)))
@@ -113,20 +111,22 @@ func encodeHeaderRecord(s *crdt.Session) []byte {
 	return b
 }
 
-func decodeHeaderRecord(b []byte) (header, map[string]crdt.Field, error) {
+// decodeHeaderRecord decodes a header record. Its fields' keys and values
+// are copied into one allocation: a cached session is a few objects, not a
+// few per field.
+func decodeHeaderRecord(b []byte) (header, crdt.Fields, error) {
+	var none crdt.Fields
 	h, b, err := decodeHeader(b)
 	if err != nil {
-		return header{}, nil, err
+		return header{}, none, err
 	}
 	n, w := binary.Uvarint(b)
 	if w <= 0 || n > uint64(len(b)) {
-		return header{}, nil, fmt.Errorf("%w: header record: bad field count", ErrCorrupt)
+		return header{}, none, fmt.Errorf("%w: header record: bad field count", ErrCorrupt)
 	}
 	b = b[w:]
-	var fields map[string]crdt.Field
-	if n > 0 {
-		fields = make(map[string]crdt.Field, n)
-	}
+	var fb crdt.FieldsBuilder
+	fb.Grow(len(b), int(n))
 	next := func() ([]byte, error) {
 		l, w := binary.Uvarint(b)
 		if w <= 0 || l > uint64(len(b)-w) {
@@ -139,20 +139,24 @@ func decodeHeaderRecord(b []byte) (header, map[string]crdt.Field, error) {
 	for range n {
 		k, err := next()
 		if err != nil {
-			return header{}, nil, err
+			return header{}, none, err
 		}
 		v, err := next()
 		if err != nil {
-			return header{}, nil, err
+			return header{}, none, err
 		}
-		f, err := decodeField(v)
+		ts, removed, val, err := decodeFieldBytes(v)
 		if err != nil {
-			return header{}, nil, err
+			return header{}, none, err
 		}
-		fields[string(k)] = f
+		fb.AddBytes(k, val, removed, ts)
 	}
 	if len(b) != 0 {
-		return header{}, nil, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
+		return header{}, none, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
+	}
+	fields, err := fb.Build()
+	if err != nil {
+		return header{}, none, fmt.Errorf("%w: header record: %w", ErrCorrupt, err)
 	}
 	return h, fields, nil
 }
@@ -187,26 +191,33 @@ func encodeField(f crdt.Field) []byte {
 }
 
 func decodeField(b []byte) (crdt.Field, error) {
+	ts, removed, v, err := decodeFieldBytes(b)
+	if err != nil {
+		return crdt.Field{}, err
+	}
+	return crdt.Field{Value: string(v), Removed: removed, TS: ts}, nil
+}
+
+// decodeFieldBytes decodes a field record, returning its value in place.
+func decodeFieldBytes(b []byte) (ts crdt.Timestamp, removed bool, value []byte, err error) {
 	t, n := binary.Uvarint(b)
 	if n <= 0 {
-		return crdt.Field{}, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+		return ts, false, nil, fmt.Errorf("%w: field record truncated", ErrCorrupt)
 	}
 	b = b[n:]
 	node, n := binary.Uvarint(b)
 	if n <= 0 || len(b) == n {
-		return crdt.Field{}, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+		return ts, false, nil, fmt.Errorf("%w: field record truncated", ErrCorrupt)
 	}
 	b = b[n:]
-	f := crdt.Field{TS: crdt.Timestamp{Time: t, Node: crdt.NodeID(node)}}
+	ts = crdt.Timestamp{Time: t, Node: crdt.NodeID(node)}
 	switch {
 	case b[0] == 1 && len(b) == 1:
-		f.Removed = true
+		return ts, true, nil, nil
 	case b[0] == 0:
-		f.Value = append([]byte{}, b[1:]...)
-	default:
-		return crdt.Field{}, fmt.Errorf("%w: bad field record flag %d", ErrCorrupt, b[0])
+		return ts, false, b[1:], nil
 	}
-	return f, nil
+	return ts, false, nil, fmt.Errorf("%w: bad field record flag %d", ErrCorrupt, b[0])
 }
 
 // A session's hash is the XOR of its records' hashes, each over the
@@ -247,7 +258,7 @@ func sessionHash(s *crdt.Session) uint64 {
 		return 0
 	}
 	h := headerHash(s.ID, headerOf(s))
-	for k, f := range s.Fields {
+	for k, f := range s.Fields.All() {
 		h ^= fieldHash(s.ID, k, f)
 	}
 	return h

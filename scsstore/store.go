@@ -242,7 +242,7 @@ func (s *Store) AllCtx(ctx context.Context) (map[string][]byte, error) {
 		if !ok {
 			return nil
 		}
-		expiry, blob, ok := decodeData(v)
+		expiry, blob, ok := decodeData([]byte(v))
 		if ok && now.Before(expiry) {
 			out[string(tok)] = bytes.Clone(blob)
 		}

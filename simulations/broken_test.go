@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,7 +152,7 @@ func TestBrokenMergeWriteBeatsDestroyIsCaught(t *testing.T) {
 		if err != nil || cur.IsDestroyed() {
 			return s
 		}
-		for _, f := range cur.Fields {
+		for _, f := range cur.Fields.All() {
 			if f.TS.Compare(s.Destroyed) > 0 {
 				return nil // the newer write "wins": the tombstone is ignored
 			}
@@ -174,10 +175,10 @@ func TestBrokenMergeCorruptValueIsCaught(t *testing.T) {
 		if e.nodes[to].name != "ap-1" || s.IsDestroyed() {
 			return s
 		}
-		for k, f := range s.Fields {
-			if !f.Removed && !bytes.HasPrefix(f.Value, []byte{0xff}) {
-				f.Value = append([]byte{0xff}, f.Value...)
-				s.Fields[k] = f
+		for k, f := range s.Fields.All() {
+			if !f.Removed && !strings.HasPrefix(f.Value, "\xff") {
+				f.Value = "\xff" + f.Value
+				s.Fields = s.Fields.With(k, f)
 			}
 		}
 		return s

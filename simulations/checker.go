@@ -196,9 +196,8 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		h.idle = d.Idle
 		add(writeOp{kind: opCreate, f: crdt.Field{TS: d.Created}, la: d.LastAccess})
 	}
-	for _, k := range slices.Sorted(maps.Keys(d.Fields)) {
-		f := d.Fields[k]
-		op := writeOp{kind: opSet, key: k, vh: xxhash.Sum64(f.Value)}
+	for k, f := range d.Fields.All() {
+		op := writeOp{kind: opSet, key: k, vh: xxhash.Sum64String(f.Value)}
 		if f.Removed {
 			op.kind = opRemove
 		}
@@ -273,7 +272,7 @@ func covers(st *crdt.Session, op *writeOp) bool {
 	case opCreate:
 		return !st.Created.IsZero()
 	case opSet, opRemove:
-		f, ok := st.Fields[op.key]
+		f, ok := st.Fields.Get(op.key)
 		return ok && f.Compare(op.f) >= 0
 	case opTouch:
 		return st.LastAccess >= op.la
@@ -301,7 +300,7 @@ func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time
 		if v != nil {
 			for _, k := range slices.Sorted(maps.Keys(v.keys)) {
 				own := v.keys[k]
-				f, ok := cur.Fields[k]
+				f, ok := cur.Fields.Get(k)
 				if !ok || f.Compare(own) < 0 {
 					c.ryw++
 					c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", k, fieldString(f, ok), own.TS)
@@ -432,12 +431,12 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	case opDestroy:
 		return "destroy missing: the session is live"
 	case opSet, opRemove:
-		f, ok := st.Fields[op.key]
+		f, ok := st.Fields.Get(op.key)
 		if !ok {
 			return "field missing"
 		}
 		if f.TS == op.f.TS && f.Removed == op.f.Removed {
-			if !f.Removed && xxhash.Sum64(f.Value) != op.vh {
+			if !f.Removed && xxhash.Sum64String(f.Value) != op.vh {
 				return "field holds another value under the write's timestamp"
 			}
 			return ""
@@ -447,7 +446,7 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 			return "older " + fieldString(f, true) + " kept"
 		}
 		// Superseded: by a write somebody made, or the state is wrong.
-		vh := xxhash.Sum64(f.Value)
+		vh := xxhash.Sum64String(f.Value)
 		for _, j := range h.byKey[op.key] {
 			w := &c.ops[j]
 			if w.f.TS == f.TS && w.f.Removed == f.Removed && (f.Removed || w.vh == vh) {

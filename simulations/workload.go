@@ -282,9 +282,10 @@ func (w *workload) renew(n *simNode, now time.Time, old *wsession, cur *crdt.Ses
 	id := w.newID()
 	ts := n.core.Stamp(now)
 	d := crdt.Create(id, ts, time.UnixMilli(cur.Absolute), time.Duration(cur.Idle)*time.Millisecond)
-	for _, k := range cur.Keys() {
-		v, _ := cur.Get(k)
-		_, _ = d.Merge(d.Set(k, v, ts))
+	for k, f := range cur.Fields.All() {
+		if !f.Removed {
+			d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
+		}
 	}
 	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
 	if !w.count(opRenew, w.write(n, now, opRenew, s, d, "")) {

@@ -1,0 +1,180 @@
+package crdt
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"pgregory.net/rapid"
+)
+
+// Keys from a domain large enough that overlays fill up and merge into new
+// bases, and small enough that writes meet existing keys.
+func genKey() *rapid.Generator[string] {
+	return rapid.Custom(func(t *rapid.T) string {
+		return fmt.Sprintf("k%03d", rapid.IntRange(0, 120).Draw(t, "key"))
+	})
+}
+
+func genField() *rapid.Generator[Field] {
+	return rapid.Custom(func(t *rapid.T) Field {
+		f := Field{TS: genTimestamp().Draw(t, "ts")}
+		if rapid.IntRange(0, 4).Draw(t, "removed") == 0 {
+			f.Removed = true
+		} else {
+			f.Value = rapid.SampledFrom([]string{"", "x", "y", "a longer value"}).Draw(t, "value")
+		}
+		return f
+	})
+}
+
+// checkFields compares fs with the reference m in every way Fields can be
+// read.
+func checkFields(t *rapid.T, what string, fs Fields, m map[string]Field) {
+	if fs.Len() != len(m) {
+		t.Fatalf("%s: Len %d, want %d", what, fs.Len(), len(m))
+	}
+	var keys []string
+	for k, f := range fs.All() {
+		keys = append(keys, k)
+		if m[k] != f {
+			t.Fatalf("%s: All yields %s=%+v, want %+v", what, k, f, m[k])
+		}
+	}
+	if want := slices.Sorted(maps.Keys(m)); !slices.Equal(keys, want) {
+		t.Fatalf("%s: All yields keys %v, want %v", what, keys, want)
+	}
+	for k, want := range m {
+		if got, ok := fs.Get(k); !ok || got != want {
+			t.Fatalf("%s: Get(%s) = %+v %v, want %+v", what, k, got, ok, want)
+		}
+	}
+	if _, ok := fs.Get("absent"); ok {
+		t.Fatalf("%s: Get of an absent key found it", what)
+	}
+	if !fs.Equal(FieldsOf(m)) || !FieldsOf(m).Equal(fs) {
+		t.Fatalf("%s: not Equal to the same registers built at once", what)
+	}
+}
+
+// TestFieldsPersistent writes random registers through With and Join,
+// keeping every version: each must go on reading as it did when it was
+// made, however many versions were made from it since, and every version
+// must match a plain map given the same writes.
+func TestFieldsPersistent(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		type version struct {
+			fs Fields
+			m  map[string]Field
+		}
+		versions := []version{{Fields{}, map[string]Field{}}}
+		steps := rapid.IntRange(1, 150).Draw(t, "steps")
+		for range steps {
+			// Branch from any earlier version, not only the last one.
+			from := versions[rapid.IntRange(0, len(versions)-1).Draw(t, "from")]
+			m := maps.Clone(from.m)
+			var fs Fields
+			if rapid.IntRange(0, 5).Draw(t, "op") > 0 {
+				k, f := genKey().Draw(t, "k"), genField().Draw(t, "f")
+				fs = from.fs.With(k, f)
+				m[k] = f
+			} else {
+				o := rapid.MapOfN(genKey(), genField(), 0, 30).Draw(t, "join")
+				var changed []string
+				fs, changed = from.fs.Join(FieldsOf(o))
+				var want []string
+				for _, k := range slices.Sorted(maps.Keys(o)) {
+					if cur, ok := m[k]; !ok || o[k].Compare(cur) > 0 {
+						m[k] = o[k]
+						want = append(want, k)
+					}
+				}
+				if !slices.Equal(changed, want) {
+					t.Fatalf("Join reports %v changed, want %v", changed, want)
+				}
+			}
+			checkFields(t, "new version", fs, m)
+			versions = append(versions, version{fs, m})
+		}
+		for i, v := range versions {
+			checkFields(t, fmt.Sprintf("version %d at the end", i), v.fs, v.m)
+		}
+	})
+}
+
+func TestFieldsBuilder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		m := rapid.MapOfN(genKey(), genField(), 0, 40).Draw(t, "m")
+		var b FieldsBuilder
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			f := m[k]
+			if rapid.Bool().Draw(t, "bytes") {
+				b.AddBytes([]byte(k), []byte(f.Value), f.Removed, f.TS)
+			} else {
+				b.Add(k, f)
+			}
+		}
+		fs, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkFields(t, "built", fs, m)
+		// The builder is reset and reusable.
+		again, err := b.Build()
+		if err != nil || again.Len() != 0 {
+			t.Fatalf("second Build: %v, %d fields", err, again.Len())
+		}
+	})
+	var b FieldsBuilder
+	b.Add("b", Field{Value: "1", TS: NewTimestamp(1, 0, 1)})
+	b.Add("a", Field{Value: "1", TS: NewTimestamp(1, 0, 1)})
+	if _, err := b.Build(); err == nil {
+		t.Fatal("Build accepted keys out of order")
+	}
+}
+
+// genWideDelta draws a delta writing several keys of a large domain, so
+// that merged states have overlays that fill and compact.
+func genWideDelta() *rapid.Generator[*Session] {
+	return rapid.Custom(func(t *rapid.T) *Session {
+		h := genHeader(t)
+		if rapid.IntRange(0, 15).Draw(t, "destroy") == 0 {
+			return h.Destroy(genTimestamp().Draw(t, "ts"))
+		}
+		h.Fields = FieldsOf(rapid.MapOfN(genKey(), genField(), 0, 12).Draw(t, "fields"))
+		return h
+	})
+}
+
+// TestConvergenceWideSessions is TestConvergence with sessions of many
+// fields: replicas receiving the same deltas in any order, with
+// duplicates, end byte-equal to the naive reference, and merging into a
+// clone never changes the state it was cloned from.
+func TestConvergenceWideSessions(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		deltas := rapid.SliceOfN(genWideDelta(), 1, 25).Draw(t, "deltas")
+		want := encode(t, reference(deltas))
+		for r := range 3 {
+			order := rapid.Permutation(deltas).Draw(t, "order")
+			order = append(order, rapid.SliceOfN(rapid.SampledFrom(deltas), 0, 5).Draw(t, "dups")...)
+			replica := &Session{ID: genID}
+			for _, d := range order {
+				before := replica
+				frozen := describe(before)
+				replica = replica.Clone()
+				mustMerge(t, replica, d)
+				if describe(before) != frozen {
+					t.Fatalf("merging into a clone changed the original")
+				}
+			}
+			if got := encode(t, replica); string(got) != string(want) {
+				t.Fatalf("replica %d diverged from reference\n got %s\nwant %s", r, describe(replica), describe(reference(deltas)))
+			}
+			back, err := UnmarshalSession(want, DefaultLimits())
+			if err != nil || !back.Equal(replica) {
+				t.Fatalf("decoded state not Equal to the replica: %v", err)
+			}
+		}
+	})
+}
