@@ -33,11 +33,11 @@ func storedKind(sess *crdt.Session, now time.Time) ([]byte, kind) {
 		return nil, kindNone // a session of the HTTP API or the middleware
 	}
 	if _, ok := sess.Get(fieldString); ok {
-		return key, kindString
+		return []byte(key), kindString
 	}
-	for k, f := range sess.Fields {
+	for k, f := range sess.Fields.All() {
 		if _, user := decodeField(k); user && !f.Removed {
-			return key, kindHash
+			return []byte(key), kindHash
 		}
 	}
 	return nil, kindNone
