@@ -118,7 +118,14 @@ type checker struct {
 	ops      []writeOp
 
 	pendingPairs int64
-	lags         []float64 // seconds of true time from ack to reaching a node
+	silent       int64 // pairs found held by sweep, not by a change event
+
+	// Convergence after a heal with traffic going on: when the last
+	// (write acknowledged before the heal, node) pair was covered, and
+	// whether sweep found some (when they arrived is then unknown).
+	healing  bool
+	healLast int64
+	lags     []float64 // seconds of true time from ack to reaching a node
 
 	resurrected map[string]bool
 	expired     int64
@@ -167,12 +174,33 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	}
 	add := func(op writeOp) {
 		op.s, op.node, op.at = h, n.idx, c.e.now
+		// A node that already holds the session's tombstone, or a newer
+		// write of the same field, holds this write's effect already: its
+		// merge will report no change, so coverage would never move.
+		var already bitset
+		if op.kind != opDestroy {
+			already = h.seen
+		}
+		if op.key != "" {
+			// The newest few suffice: a newer write is recent.
+			ks := h.byKey[op.key]
+			for _, j := range ks[max(0, len(ks)-8):] {
+				if w := &c.ops[j]; w.f.Compare(op.f) > 0 {
+					for b := range already {
+						already[b] |= w.covered[b]
+					}
+				}
+			}
+		}
 		for j, m := range c.e.nodes {
-			if j != n.idx && m.up {
+			if j != n.idx && m.up && !already.has(j) {
 				op.pend.set(j)
 			}
 		}
 		op.covered.set(n.idx)
+		for b := range already {
+			op.covered[b] |= already[b]
+		}
 		c.pendingPairs += int64(op.pend.count())
 		i := int32(len(c.ops))
 		c.ops = append(c.ops, op)
@@ -252,7 +280,7 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 		if op.pend.has(n.idx) && covers(st, op) {
 			op.pend.clear(n.idx)
 			op.covered.set(n.idx)
-			c.pendingPairs--
+			c.coveredPair(op)
 			c.lags = append(c.lags, time.Duration(c.e.now-op.at).Seconds())
 		}
 		if !op.pend.empty() {
@@ -261,6 +289,124 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 	}
 	clear(h.pending[len(keep):])
 	h.pending = keep
+}
+
+// sweep looks at every still pending (write, running node) pair in the
+// node's store: a merge that changed nothing (a write arriving after a
+// newer one, or after the tombstone) reports no change event, so cover
+// never ran for it. Pairs found held are cleared without a lag (when they
+// arrived is unknown); it returns how many.
+func (c *checker) sweep() int64 {
+	var cleared int64
+	for _, h := range c.sessions {
+		if len(h.pending) == 0 {
+			continue
+		}
+		for _, n := range c.e.nodes {
+			if !n.up {
+				continue
+			}
+			var st *crdt.Session
+			keep := h.pending[:0]
+			for _, i := range h.pending {
+				op := &c.ops[i]
+				if op.pend.has(n.idx) {
+					if st == nil {
+						var err error
+						if st, err = n.store.Get(h.id); err != nil {
+							st = &crdt.Session{} // missing: covers nothing
+						}
+					}
+					if covers(st, op) {
+						op.pend.clear(n.idx)
+						op.covered.set(n.idx)
+						c.coveredPair(op)
+						cleared++
+					}
+				}
+				if !op.pend.empty() {
+					keep = append(keep, i)
+				}
+			}
+			clear(h.pending[len(keep):])
+			h.pending = keep
+		}
+	}
+	c.silent += cleared
+	return cleared
+}
+
+// unreplicated counts the (write, running node) pairs still pending.
+func (c *checker) unreplicated() int64 {
+	var n int64
+	var live bitset
+	for _, m := range c.e.nodes {
+		if m.up {
+			live.set(m.idx)
+		}
+	}
+	for _, h := range c.sessions {
+		for _, i := range h.pending {
+			p := c.ops[i].pend
+			for b := range p {
+				p[b] &= live[b]
+			}
+			for _, m := range c.e.nodes {
+				if p.has(m.idx) && c.expiredAt(h, m) {
+					p.clear(m.idx)
+				}
+			}
+			n += int64(p.count())
+		}
+	}
+	return n
+}
+
+// expiredAt reports whether h has expired by node n's clock (so its
+// replication no longer matters: it may have been collected).
+func (c *checker) expiredAt(h *sessHist, n *simNode) bool {
+	return c.gone(h, c.e.localTime(n))
+}
+
+// healed starts following the pairs pending at the last heal.
+func (c *checker) healed() {
+	c.sweep()
+	c.healing = true
+	c.healLast = c.e.now
+}
+
+// coveredPair notes that op reached one more node.
+func (c *checker) coveredPair(op *writeOp) {
+	c.pendingPairs--
+	if !c.healing || op.at > c.e.heal {
+		return
+	}
+	// A pair found by sweep arrived at the latest now: an upper bound,
+	// within one sample period.
+	c.healLast = c.e.now
+}
+
+// healConverged returns when every write acknowledged before the heal had
+// reached every node running at the end, and false if one has not (or
+// when is unknown).
+func (c *checker) healConverged() (int64, bool) {
+	if !c.healing {
+		return 0, false
+	}
+	for _, h := range c.sessions {
+		for _, i := range h.pending {
+			op := &c.ops[i]
+			if op.at > c.e.heal {
+				continue
+			}
+			for _, n := range c.e.nodes {
+				if n.up && op.pend.has(n.idx) && !c.expiredAt(h, n) {
+					return 0, false
+				}
+			}
+		}
+	}
+	return c.healLast, true
 }
 
 // covers reports whether state st holds op or something that supersedes it.
@@ -326,8 +472,10 @@ func fieldString(f crdt.Field, ok bool) string {
 	return "value@" + f.TS.String()
 }
 
+// fmtMs prints a local time in Unix milliseconds as the time since the
+// run's epoch ("1m2.345s").
 func fmtMs(ms int64) string {
-	return time.Duration(ms - epoch.UnixMilli()).Truncate(time.Millisecond).String()
+	return (time.Duration(ms-epoch.UnixMilli()) * time.Millisecond).String()
 }
 
 // gone reports whether the clients should give up on h at local time now:

@@ -214,6 +214,18 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	}
 	if res.Fingerprint != v.Fingerprint {
 		fmt.Fprintf(stdout, "NOT REPRODUCED: recorded fingerprint %s, replay %s\n", v.Fingerprint, res.Fingerprint)
+		now := currentCode()
+		switch {
+		case v.Code.Same(now):
+			fmt.Fprintf(stdout, "same clean commit %s as the recording (and %s on %s): the engine or the code it runs lost determinism\n", now, v.Go, v.GOARCH)
+		case v.Code.Commit == "" || now.Commit == "":
+			fmt.Fprintf(stdout, "recorded with %s, replayed with %s: cannot tell a code change from non-determinism\n", v.Code, now)
+		default:
+			fmt.Fprintf(stdout, "recorded with %s, replayed with %s: a code change may explain it\n", v.Code, now)
+		}
+		if v.Go != runtime.Version() || v.GOARCH != runtime.GOARCH {
+			fmt.Fprintf(stdout, "toolchain: recorded %s on %s, now %s on %s\n", v.Go, v.GOARCH, runtime.Version(), runtime.GOARCH)
+		}
 		return 1
 	}
 	fmt.Fprintf(stdout, "reproduced: fingerprint %s\n", res.Fingerprint)
@@ -326,22 +338,49 @@ func cmdSweep(args []string, stdout, stderr io.Writer) int {
 	start := time.Now()
 	lastPrint := start
 	failing, errored := 0, 0
+	// On a terminal the progress line rewrites itself; in a log it is a
+	// line every 10 s.
+	tty := isTerminal(stderr)
+	every := 10 * time.Second
+	if tty {
+		every = 250 * time.Millisecond
+	}
+	status := func(done int) string {
+		el := time.Since(start)
+		rate := float64(done) / el.Seconds()
+		eta := "?"
+		if done > 0 {
+			eta = (time.Duration(float64(len(seeds)-done)/rate) * time.Second).Round(time.Second).String()
+		}
+		return fmt.Sprintf("sweep %s: %d/%d seeds (%.0f%%), %d failing, %d not judged, %.2f runs/s, elapsed %v, eta %s",
+			sc.Name, done, len(seeds), 100*float64(done)/float64(len(seeds)), failing, errored, rate, el.Round(time.Second), eta)
+	}
 	progress := func(done int, r SweepResult) {
+		clearLine := ""
+		if tty {
+			clearLine = "\r\033[K"
+		}
 		if r.Err != nil {
 			errored++
-			fmt.Fprintf(stderr, "seed %d: could not be judged: %v\n", r.Seed, r.Err)
+			fmt.Fprintf(stderr, "%sseed %d: could not be judged: %v\n", clearLine, r.Seed, r.Err)
 		} else if !r.Pass {
 			failing++
-			fmt.Fprintf(stderr, "seed %d: FAIL %s\n", r.Seed, describeFailed(r.Failed))
+			fmt.Fprintf(stderr, "%sseed %d: FAIL %s\n", clearLine, r.Seed, describeFailed(r.Failed))
 		}
-		if now := time.Now(); now.Sub(lastPrint) >= 2*time.Second || done == len(seeds) {
+		if now := time.Now(); now.Sub(lastPrint) >= every || done == len(seeds) {
 			lastPrint = now
-			el := now.Sub(start)
-			rate := float64(done) / el.Seconds()
-			eta := time.Duration(float64(len(seeds)-done)/max(rate, 1e-9)) * time.Second
-			fmt.Fprintf(stderr, "sweep %s: %d/%d seeds, %d failing, %d not judged, %.1f runs/s, eta %v\n",
-				sc.Name, done, len(seeds), failing, errored, rate, eta.Round(time.Second))
+			if tty {
+				fmt.Fprint(stderr, clearLine+status(done))
+				if done == len(seeds) {
+					fmt.Fprintln(stderr)
+				}
+			} else {
+				fmt.Fprintln(stderr, status(done))
+			}
 		}
+	}
+	if tty {
+		fmt.Fprint(stderr, status(0))
 	}
 	var keepErr error
 	keep := func(r *Result) {
@@ -381,6 +420,16 @@ func cmdSweep(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func describeFailed(cs []Check) string {

@@ -61,6 +61,10 @@
 // survives. A restart builds a new core over the same store. A late joiner
 // starts at its time with an empty store.
 //
+// Session ids are hashes of tokens drawn from the seed (node.SessionID, as
+// in production), so every seed spreads its sessions over other digest
+// buckets; the figures say how many buckets a run covered.
+//
 // Workload: every node that takes traffic runs a Poisson process of client
 // operations (create, set, remove, touch, renew, destroy, read) at
 // the scenario's rates. Operations pick a session among those the clients
@@ -78,11 +82,16 @@
 // The checkers see what clients saw (acknowledged operations and what
 // every operation read) and, at the end, every live node's store:
 //
-//   - converge_within: every running node holds the same digest
-//     (persist Digests.Root) from some time on; measured from the settle
-//     point, when the workload has stopped, every fault has healed and
-//     every late joiner has started, until the last time the digests came
-//     to agree. The run goes on for Quiet after the settle point.
+//   - converge_within: measured from the last heal (the end of the last
+//     fault or the start of the last late joiner; without either, the end
+//     of the workload). When the workload has stopped by then, until every
+//     running node holds the same digest (persist Digests.Root) for good;
+//     when traffic goes on past the heal, until every running node holds
+//     every write acknowledged before the heal (found through change
+//     events, or by a look at the stores at each sample: a write merged
+//     into a newer state reports no change), and the digests must agree
+//     at the end. The run goes on for Quiet after the settle point, when
+//     the workload has stopped and every fault has healed.
 //   - lost_writes: an acknowledged write missing from a live node's final
 //     state and not superseded: a field's value must be there under its
 //     timestamp or under a later one that some client wrote (compared by

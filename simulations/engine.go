@@ -71,6 +71,10 @@ type engine struct {
 	stats  stats
 
 	settle, end int64
+	// heal is when convergence is measured from (Scenario.lastHeal);
+	// healCover is set when traffic goes on past it.
+	heal        int64
+	healCover   bool
 	dirty       bool  // a store may have changed since the last convergence check
 	convergedAt int64 // -1: not converged (since settle)
 
@@ -108,6 +112,12 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		settle:      int64(sc.settle()),
 	}
 	e.end = e.settle + int64(sc.Quiet)
+	if h, ok := sc.lastHeal(); ok {
+		e.heal = int64(h)
+	} else {
+		e.heal = int64(sc.Duration)
+	}
+	e.healCover = e.heal < int64(sc.Duration)
 	e.stats.core = coreMetrics{}
 	e.cfg.Metrics = &e.stats.core
 	regionIdx := map[string]int{}
@@ -255,6 +265,9 @@ func (e *engine) run() {
 		e.record(TraceEvent{Kind: "settle"})
 		e.dirty = true
 	})
+	if e.healCover {
+		e.at(e.heal, e.chk.healed)
+	}
 	for e.q.len() > 0 && e.err == nil {
 		if e.q.peek().at > e.end {
 			break

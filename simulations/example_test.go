@@ -17,8 +17,8 @@ nodes: [{region: us, count: 2}, {name: eu-1, region: eu}]
 workload:
   rates: {create: 1, set: 4, touch: 1, destroy: 0.2, read: 4}
 faults:
-  - {at: 5s, for: 5s, partition: [[eu]]}
-expect: {converge_within: 15s, lost_writes: 0, resurrections: 0}
+  - {at: 5s, for: 8s, partition: [[eu]]}
+expect: {converge_within: 10s, lost_writes: 0, resurrections: 0}
 `))
 	if err != nil {
 		fmt.Println(err)

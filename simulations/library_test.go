@@ -25,6 +25,11 @@ func TestLibrary(t *testing.T) {
 			if !res.Verdict.Pass {
 				t.Errorf("%s\n%v", res.Summary(), res.Violations)
 			}
+			// Once the mesh has converged every running node holds every
+			// write (or something newer): the figure must say so.
+			if res.Figures.Converge >= 0 && res.Figures.Unreplicated != 0 {
+				t.Errorf("converged, yet %d (write, node) pairs reported unreplicated", res.Figures.Unreplicated)
+			}
 		})
 	}
 }

@@ -63,6 +63,7 @@ type Sample struct {
 }
 
 func (e *engine) sample() Sample {
+	e.chk.sweep()
 	s := Sample{T: Duration(e.now), Digests: e.distinctRoots(), Unreplicated: e.chk.pendingPairs, Writes: e.wl.writes()}
 	for _, n := range e.nodes {
 		if n.up {

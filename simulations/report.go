@@ -7,6 +7,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // WriteReport writes a self-contained HTML report: the verdict, the figures,
@@ -46,22 +48,27 @@ svg{background:#fff;border:1px solid #d0d7de}code{font-size:12px}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class=%q>%s</td></tr>\n", esc(c.Name), esc(c.Measured), esc(c.Expected), cls, res)
 	}
 	b.WriteString("</table>\n")
+	fmt.Fprintf(&b, `<p class="muted">Convergence is measured from the last heal at %s. %d sessions fell in %d of the %d digest buckets.</p>`,
+		secs(f.Heal), f.Sessions, f.Buckets, persist.Buckets)
+
+	// Plots come right after the verdict, violations (long) after them,
+	// folded.
+	b.WriteString("<h2>Divergence over time</h2>\n")
+	b.WriteString(`<p class="muted">Distinct store digests among running nodes (left axis; 1 means they agree) and unreplicated (write, running node) pairs (right axis).</p>`)
+	b.WriteString(r.divergenceSVG())
+	b.WriteString(r.legend())
+	b.WriteString("<h2>Replication lag</h2>\n")
+	fmt.Fprintf(&b, `<p class="muted">CDF over %d (write, node) pairs of the time from acknowledgement to the node holding the write or something newer; %d more pairs were found held by a look at the stores (a write merged into a newer state changes nothing, so when it arrived is unknown) and are not in it. p50 %s, p90 %s, p99 %s, max %s.</p>`,
+		len(r.Lags), f.SilentlyCovered, secs(f.LagP50), secs(f.LagP90), secs(f.LagP99), secs(f.LagMax))
+	b.WriteString(r.lagSVG())
 	if len(r.Violations) > 0 {
-		b.WriteString("<h3>Examples of violations</h3><table><tr><th>check</th><th>t</th><th>node</th><th>session</th><th>detail</th></tr>\n")
+		fmt.Fprintf(&b, "<h2>Violations</h2><details><summary>%d example(s), at most %d per check</summary><table><tr><th>check</th><th>t</th><th>node</th><th>session</th><th>detail</th></tr>\n", len(r.Violations), maxExamples)
 		for _, v := range r.Violations {
 			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
 				esc(v.Check), esc(v.T.String()), esc(v.Node), esc(v.Session), esc(v.Detail))
 		}
-		b.WriteString("</table>\n")
+		b.WriteString("</table></details>\n")
 	}
-
-	b.WriteString("<h2>Divergence over time</h2>\n")
-	b.WriteString(`<p class="muted">Distinct store digests among running nodes (blue, left axis; 1 means they agree) and unreplicated (write, node) pairs (orange, right axis). Fault periods are shaded; the dashed lines mark the settle point and convergence.</p>`)
-	b.WriteString(r.divergenceSVG())
-	b.WriteString("<h2>Replication lag</h2>\n")
-	fmt.Fprintf(&b, `<p class="muted">CDF over %d (write, node) pairs of the time from acknowledgement to the node holding the write or something newer. p50 %s, p90 %s, p99 %s, max %s.</p>`,
-		len(r.Lags), secs(f.LagP50), secs(f.LagP90), secs(f.LagP99), secs(f.LagMax))
-	b.WriteString(r.lagSVG())
 
 	b.WriteString("<h2>Traffic</h2><table><tr><th>channel</th><th>sent</th><th>bytes</th><th>delivered</th><th>lost</th><th>duplicated</th></tr>\n")
 	for _, name := range channelNames {
@@ -92,6 +99,41 @@ svg{background:#fff;border:1px solid #d0d7de}code{font-size:12px}
 	b.WriteString("</table>\n</body></html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// faultColors shade the fault periods by kind.
+var faultColors = map[string]string{
+	"partition": "#cf222e", "one_way": "#bf3989", "flap": "#8250df", "degrade": "#bc4c00",
+	"crash": "#57606a", "clock": "#0969da", "disk": "#953800",
+}
+
+func faultColor(kind string) string {
+	if c, ok := faultColors[kind]; ok {
+		return c
+	}
+	return "#cf222e"
+}
+
+// legend explains the divergence plot's lines and shading.
+func (r *Result) legend() string {
+	var b strings.Builder
+	b.WriteString(`<p class="muted" style="font-size:12px">`)
+	swatch := func(style, label string) {
+		fmt.Fprintf(&b, `<span style="display:inline-block;width:22px;height:10px;vertical-align:middle;%s"></span> %s &nbsp; `, style, label)
+	}
+	swatch("border-top:2px solid #0969da", "distinct digests")
+	swatch("border-top:2px solid #bc4c00", "unreplicated pairs")
+	swatch("border-top:2px dashed #57606a", "settle (workload stopped, faults healed)")
+	swatch("border-top:2px dashed #1a7f37", "converged")
+	seen := map[string]bool{}
+	for _, p := range r.Faults {
+		if !seen[p.Kind] {
+			seen[p.Kind] = true
+			swatch(fmt.Sprintf("background:%s;opacity:0.35", faultColor(p.Kind)), html.EscapeString(p.Kind)+" (shaded)")
+		}
+	}
+	b.WriteString("</p>\n")
+	return b.String()
 }
 
 func secs(s float64) string {
@@ -125,8 +167,8 @@ func (r *Result) divergenceSVG() string {
 		if p.End >= 0 {
 			e = p.End.D().Seconds()
 		}
-		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%.0f" fill="#cf222e" fill-opacity="0.12"><title>%s</title></rect>`,
-			x(s), padT, math.Max(x(e)-x(s), 1), innerH, html.EscapeString(p.Label))
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%.0f" fill="%s" fill-opacity="0.14"><title>%s</title></rect>`,
+			x(s), padT, math.Max(x(e)-x(s), 1), innerH, faultColor(p.Kind), html.EscapeString(p.Label))
 	}
 	// axes
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#57606a"/>`, padL, padT+innerH, padL+innerW, padT+innerH)
@@ -150,7 +192,8 @@ func (r *Result) divergenceSVG() string {
 	settle := r.Figures.Settle
 	fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.0f" stroke="#57606a" stroke-dasharray="4 3"><title>settle</title></line>`, x(settle), padT, x(settle), padT+innerH)
 	if c := r.Figures.Converge; c >= 0 {
-		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.0f" stroke="#1a7f37" stroke-dasharray="4 3"><title>converged</title></line>`, x(settle+c), padT, x(settle+c), padT+innerH)
+		at := r.Figures.Heal + c
+		fmt.Fprintf(&b, `<line x1="%.1f" y1="%d" x2="%.1f" y2="%.0f" stroke="#1a7f37" stroke-dasharray="4 3"><title>converged</title></line>`, x(at), padT, x(at), padT+innerH)
 	}
 	var pd, pu strings.Builder
 	for i, s := range r.Series {

@@ -65,9 +65,12 @@ type Check struct {
 type Figures struct {
 	Simulated float64 `json:"simulated_seconds"`
 	// Settle is when the workload had stopped and every fault healed;
-	// Converge the time from then until every live node held the same
-	// digest for good (-1: not converged by the end).
+	// Heal when the last fault healed (or the last late joiner started;
+	// without either, the end of the workload); Converge the time from the
+	// heal until the mesh had repaired what diverged (see
+	// Expect.ConvergeWithin; -1: not converged by the end).
 	Settle   float64 `json:"settle_seconds"`
+	Heal     float64 `json:"heal_seconds"`
 	Converge float64 `json:"converge_seconds"`
 	// Channels counts traffic per channel: gossip data and the four
 	// anti-entropy message kinds.
@@ -83,13 +86,22 @@ type Figures struct {
 	LagP90 float64 `json:"lag_p90_seconds"`
 	LagP99 float64 `json:"lag_p99_seconds"`
 	LagMax float64 `json:"lag_max_seconds"`
+	// Sessions is the number of sessions created; Buckets how many of the
+	// persist.Buckets digest buckets they fall in (ids are hashes of
+	// seeded tokens, as in production, so every seed covers others).
+	Sessions int64 `json:"sessions"`
+	Buckets  int   `json:"buckets"`
 	// Ops per kind.
 	Ops         map[string]OpStats `json:"ops"`
 	Unavailable int64              `json:"unavailable"`
-	// Unreplicated (write, node) pairs at the end, and writes that only a
-	// node down at the end ever held (not judged).
-	Unreplicated int64 `json:"unreplicated"`
-	Stranded     int64 `json:"stranded"`
+	// Unreplicated (write, running node) pairs at the end, and writes
+	// that only a node down at the end ever held (not judged).
+	// SilentlyCovered counts pairs found held by a look at the stores
+	// rather than followed by a change event (a write merged into a
+	// newer state changes nothing): they are not in the lag figures.
+	Unreplicated    int64 `json:"unreplicated"`
+	SilentlyCovered int64 `json:"silently_covered"`
+	Stranded        int64 `json:"stranded"`
 	// Core lists the cores' counters (sync rounds by result, deferred and
 	// rejected deltas by reason, sessions collected).
 	Core        map[string]float64 `json:"core"`
@@ -124,6 +136,7 @@ type TraceEvent struct {
 // result assembles the Result once the engine has run.
 func (e *engine) result() *Result {
 	c := e.chk
+	c.sweep()
 	c.final()
 	if e.convergedAt < 0 {
 		e.explainDivergence()
@@ -135,9 +148,18 @@ func (e *engine) result() *Result {
 	f := &r.Figures
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
+	f.Heal = time.Duration(e.heal).Seconds()
 	f.Converge = -1
 	if e.convergedAt >= 0 {
-		f.Converge = time.Duration(e.convergedAt - e.settle).Seconds()
+		at := e.convergedAt
+		if e.healCover {
+			// Traffic went on past the heal: the digests agreed only
+			// once it stopped, which says nothing of the repair.
+			if t, ok := c.healConverged(); ok {
+				at = t
+			}
+		}
+		f.Converge = time.Duration(at - e.heal).Seconds()
 	}
 	f.Channels = map[string]ChannelStats{}
 	for ch, st := range e.stats.channels {
@@ -158,7 +180,14 @@ func (e *engine) result() *Result {
 		f.LagMax = lags[len(lags)-1]
 	}
 	f.Unavailable = e.wl.unavailable
-	f.Unreplicated = c.pendingPairs
+	f.Sessions = int64(e.wl.seq)
+	for _, b := range e.wl.buckets {
+		if b {
+			f.Buckets++
+		}
+	}
+	f.Unreplicated = c.unreplicated()
+	f.SilentlyCovered = c.silent
 	f.Stranded = c.stranded
 	f.Core = e.stats.core.counters
 	if f.Core == nil {
@@ -314,6 +343,8 @@ type VerdictFile struct {
 	GOARCH string `json:"goarch"`
 	// Go is the toolchain version.
 	Go string `json:"go"`
+	// Code is the commit the run was made with.
+	Code Code `json:"code"`
 }
 
 // WriteVerdict writes verdict.json.
@@ -321,7 +352,7 @@ func (r *Result) WriteVerdict(w io.Writer) error {
 	v := VerdictFile{
 		Scenario: r.Scenario.Name, Seed: r.Seed, Pass: r.Verdict.Pass, Fingerprint: r.Fingerprint,
 		Checks: r.Verdict.Checks, Figures: r.Figures, Violations: r.Violations, WallSeconds: r.Wall.Seconds(),
-		GOARCH: runtime.GOARCH, Go: runtime.Version(),
+		GOARCH: runtime.GOARCH, Go: runtime.Version(), Code: currentCode(),
 	}
 	if v.Violations == nil {
 		v.Violations = []Violation{}
@@ -398,6 +429,7 @@ func (r *Result) Summary() string {
 	}
 	b = fmt.Appendf(b, "  writes %d, messages %d, bytes %d (%.0f per write), lag p50 %.3fs p99 %.3fs max %.3fs\n",
 		f.Writes, f.Messages, f.Bytes, f.BytesPerWrite, f.LagP50, f.LagP99, f.LagMax)
+	b = fmt.Appendf(b, "  sessions %d in %d of %d buckets, unreplicated at the end %d\n", f.Sessions, f.Buckets, persist.Buckets, f.Unreplicated)
 	b = fmt.Appendf(b, "  fingerprint %s\n", r.Fingerprint)
 	return string(b)
 }

@@ -213,9 +213,13 @@ type ClockFault struct {
 // Expect is what the run must show; unset expectations are measured but
 // not judged. Counts are maxima.
 type Expect struct {
-	// ConvergeWithin bounds the time from the settle point (the workload
-	// stopped and every fault healed) to every live node holding the same
-	// digest.
+	// ConvergeWithin bounds the time from the last heal (the end of the
+	// last fault, or the start of the last late joiner; without either,
+	// the end of the workload) until the mesh has repaired what diverged:
+	// when the workload has stopped by then, until every live node holds
+	// the same digest for good; when traffic goes on past the heal, until
+	// every live node holds every write acknowledged before the heal (and
+	// the digests must agree at the end).
 	ConvergeWithin           *Duration `yaml:"converge_within,omitempty"`
 	LostWrites               *int      `yaml:"lost_writes,omitempty"`
 	Resurrections            *int      `yaml:"resurrections,omitempty"`
@@ -415,6 +419,25 @@ func (sc *Scenario) settle() time.Duration {
 		t = max(t, n.Start.D())
 	}
 	return t
+}
+
+// lastHeal is when the last fault healed or the last late joiner started,
+// and false when the scenario has neither (then convergence is measured
+// from the end of the workload).
+func (sc *Scenario) lastHeal() (time.Duration, bool) {
+	var t time.Duration
+	found := false
+	for _, f := range sc.Faults {
+		if f.For != nil {
+			t, found = max(t, f.At.D()+f.For.D()), true
+		}
+	}
+	for _, n := range sc.Nodes {
+		if n.Start > 0 {
+			t, found = max(t, n.Start.D()), true
+		}
+	}
+	return t, found
 }
 
 // Validate checks a scenario, resolved or not, with errors that say where.

@@ -1,14 +1,20 @@
 package simulations
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
+
+// tokenStream separates the session tokens from the engine's generator.
+const tokenStream = 0x70_6b_65_6e
 
 // opKind is a workload operation.
 type opKind uint8
@@ -48,15 +54,18 @@ type wsession struct {
 // law over the clients' live sessions (newest hottest).
 type workload struct {
 	e      *engine
-	rates  [numOps]float64
-	total  float64
-	homes  [][]*wsession
-	all    []*wsession
-	keys   []string
-	seq    int
-	values int
-	pad    []byte
-	until  int64
+	tokens *rand.Rand // session tokens: their own stream
+	// buckets marks the digest buckets the run's sessions fall in.
+	buckets [persist.Buckets]bool
+	rates   [numOps]float64
+	total   float64
+	homes   [][]*wsession
+	all     []*wsession
+	keys    []string
+	seq     int
+	values  int
+	pad     []byte
+	until   int64
 
 	// OpCounts per kind: attempted, acknowledged, missed (session not
 	// visible), unavailable (node down).
@@ -68,10 +77,11 @@ func newWorkload(e *engine) *workload {
 	sc := e.sc
 	r := sc.Workload.Rates
 	w := &workload{
-		e:     e,
-		rates: [numOps]float64{r.Create, r.Set, r.Remove, r.Touch, r.Renew, r.Destroy, r.Read},
-		homes: make([][]*wsession, len(e.nodes)),
-		until: int64(sc.Duration),
+		e:      e,
+		tokens: rand.New(rand.NewPCG(e.seed, tokenStream)),
+		rates:  [numOps]float64{r.Create, r.Set, r.Remove, r.Touch, r.Renew, r.Destroy, r.Read},
+		homes:  make([][]*wsession, len(e.nodes)),
+		until:  int64(sc.Duration),
 	}
 	for _, x := range w.rates {
 		w.total += x
@@ -192,9 +202,22 @@ func (w *workload) value(n *simNode) []byte {
 	return v
 }
 
+// newID draws a session token from the run's token stream and returns
+// the id production stores it under (node.SessionID: a hash of the
+// token), so that sessions spread over the digest buckets as they do in
+// production, differently for every seed.
 func (w *workload) newID() string {
 	w.seq++
-	return fmt.Sprintf("s%07d", w.seq)
+	var raw [32]byte
+	for i := 0; i < len(raw); i += 8 {
+		binary.LittleEndian.PutUint64(raw[i:], w.tokens.Uint64())
+	}
+	id, ok := node.SessionID(base64.RawURLEncoding.EncodeToString(raw[:]))
+	if !ok {
+		panic("simulations: a drawn token is not a token")
+	}
+	w.buckets[persist.BucketOf(id)] = true
+	return id
 }
 
 // op runs one client operation on node n.

@@ -1,0 +1,93 @@
+package simulations
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+)
+
+// Code identifies the code a run was made with, so that a replay that does
+// not reproduce can tell a code change from non-determinism.
+type Code struct {
+	// Commit is the VCS revision, "" when unknown.
+	Commit string `json:"commit,omitempty"`
+	// Modified is set when the work tree had uncommitted changes: the
+	// commit alone does not say what ran.
+	Modified bool `json:"modified,omitempty"`
+	// Source says where Commit came from: "build" (stamped in the binary
+	// by the go command) or "git" (the repository the process runs in).
+	Source string `json:"source,omitempty"`
+}
+
+func (c Code) String() string {
+	if c.Commit == "" {
+		return "unknown commit"
+	}
+	s := c.Commit
+	if len(s) > 12 {
+		s = s[:12]
+	}
+	if c.Modified {
+		s += " with uncommitted changes"
+	}
+	return s
+}
+
+// Same reports whether both name the same clean commit.
+func (c Code) Same(o Code) bool {
+	return c.Commit != "" && c.Commit == o.Commit && !c.Modified && !o.Modified
+}
+
+var (
+	codeOnce sync.Once
+	code     Code
+)
+
+// currentCode finds the commit the running code was built from: the go
+// command's VCS stamp, else (go test, go run) the sessionmesh repository
+// around the working directory, asked with git.
+func currentCode() Code {
+	codeOnce.Do(func() {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				switch s.Key {
+				case "vcs.revision":
+					code.Commit, code.Source = s.Value, "build"
+				case "vcs.modified":
+					code.Modified = s.Value == "true"
+				}
+			}
+			if code.Commit != "" {
+				return
+			}
+			code = Code{}
+		}
+		code = gitCode()
+	})
+	return code
+}
+
+func gitCode() Code {
+	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
+	if err != nil {
+		return Code{}
+	}
+	root := strings.TrimSpace(string(top))
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil || !bytes.Contains(mod, []byte("module github.com/sessionmesh/sessionmesh\n")) {
+		return Code{} // another repository: its commit says nothing of ours
+	}
+	rev, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+	if err != nil {
+		return Code{}
+	}
+	st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output()
+	if err != nil {
+		return Code{}
+	}
+	return Code{Commit: strings.TrimSpace(string(rev)), Modified: len(bytes.TrimSpace(st)) > 0, Source: "git"}
+}
