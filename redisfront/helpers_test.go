@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"net"
-	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -85,19 +83,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	meshtest.Eventually(t, 10*time.Second, what, cond)
 }
 
-// needTool returns the path of a tool, skipping the test when it is
-// missing, except under CI=true, where it fails.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true (.ci/run installs it): %v", name, err)
-		}
-		t.Skipf("%s is not installed: %v", name, err)
-	}
-	return p
-}
+func needTool(t *testing.T, name string) string { return meshtest.NeedTool(t, name) }
 
 // raw is a plain TCP connection speaking RESP by hand.
 type raw struct {

@@ -10,21 +10,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-)
 
-// needTool returns the path of a tool, skipping the test when it is
-// missing, except under CI=true (.ci/run installs it), where it fails.
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true: %v", name, err)
-		}
-		t.Skipf("%s is not installed: %v", name, err)
-	}
-	return p
-}
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
+)
 
 // redisCLI runs redis-cli against addr with the commands given on its
 // standard input, one per line, and returns its output lines.
@@ -56,7 +44,7 @@ func redisCLI(t *testing.T, bin, addr, password, script string) []string {
 // The API token is the AUTH password; metrics count the commands.
 func TestRedisFrontAcrossDaemons(t *testing.T) {
 	t.Parallel()
-	cli := needTool(t, "redis-cli")
+	cli := meshtest.NeedTool(t, "redis-cli")
 	tokenFile := filepath.Join(t.TempDir(), "api-token")
 	const token = "redis-front-test-token-0123456789"
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
