@@ -137,11 +137,13 @@ func TestEndToEnd(t *testing.T) {
 		eventually(t, 20*time.Second, "the update on "+p.name, func() bool { return hasFields(p, tok, want) })
 	}
 
-	// Every peer shows the others with their regions.
+	// Every peer shows the others with their regions: p2 and p3 learned
+	// of each other through p1 (membership), though they bootstrap to p1
+	// only.
 	wantRegions := map[*proc]map[string]string{
 		p1: {p2.peerID: "us-east", p3.peerID: "ap-south"},
-		p2: {p1.peerID: "eu-west"},
-		p3: {p1.peerID: "eu-west"},
+		p2: {p1.peerID: "eu-west", p3.peerID: "ap-south"},
+		p3: {p1.peerID: "eu-west", p2.peerID: "us-east"},
 	}
 	for p, want := range wantRegions {
 		eventually(t, 20*time.Second, p.name+"'s peers and their regions", func() bool {
@@ -161,7 +163,8 @@ func TestEndToEnd(t *testing.T) {
 	// Metrics: node counters on the writer and the readers, transport
 	// statistics, Go runtime.
 	_, metrics := p2.call("GET", "/metrics", "", "")
-	for _, m := range []string{"sessionmesh_deltas_sent_total", "sessionmesh_batches_sent_total", "sessionmesh_transport_gossip_published_total", "sessionmesh_transport_peers 1", "go_goroutines"} {
+	for _, m := range []string{"sessionmesh_deltas_sent_total", "sessionmesh_batches_sent_total", "sessionmesh_transport_gossip_published_total",
+		"sessionmesh_transport_peers 2", "sessionmesh_transport_members 2", "sessionmesh_transport_members_reachable 2", "go_goroutines"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("p2 /metrics lacks %q", m)
 		}
@@ -258,18 +261,27 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	}
 }
 
-// A peer with bootstrap peers is not ready until one is connected.
-func TestNotReadyWithoutPeers(t *testing.T) {
+// A peer cut off from its bootstrap peers stays ready: an isolated region
+// keeps serving. --ready-min-peers brings back the old rule for those who
+// want it.
+func TestReadyWithoutPeers(t *testing.T) {
 	t.Parallel()
 	a := startProc(t, "a", filepath.Join(t.TempDir(), "a"))
 	// a's id at an address where nothing listens.
 	unreachable := "/ip4/127.0.0.1/tcp/1/p2p/" + a.peerID
 	b := startProc(t, "b", filepath.Join(t.TempDir(), "b"), "--bootstrap", unreachable)
-	status, body := b.call("GET", "/readyz", "", "")
-	if status != 503 || !strings.Contains(body, `"not_ready"`) {
+	if status, body := b.call("GET", "/readyz", "", ""); status != 200 {
 		t.Errorf("/readyz without a peer: %d %s", status, body)
 	}
-	if status, _ := b.call("GET", "/healthz", "", ""); status != 200 {
+	c := startProc(t, "c", filepath.Join(t.TempDir(), "c"), "--bootstrap", unreachable, "--ready-min-peers", "1")
+	status, body := c.call("GET", "/readyz", "", "")
+	if status != 503 || !strings.Contains(body, `"not_ready"`) || !strings.Contains(body, "ready-min-peers") {
+		t.Errorf("/readyz with --ready-min-peers 1 and no peer: %d %s", status, body)
+	}
+	if st := statusOf(c); st.Ready || !strings.Contains(st.NotReady, "ready-min-peers") || st.Members.Known != 1 || st.Members.Reachable != 0 {
+		t.Errorf("/v1/status of c: ready %v %q, members %+v", st.Ready, st.NotReady, st.Members)
+	}
+	if status, _ := c.call("GET", "/healthz", "", ""); status != 200 {
 		t.Errorf("/healthz: %d", status)
 	}
 	if status, _ := a.call("GET", "/readyz", "", ""); status != 200 {
@@ -277,4 +289,5 @@ func TestNotReadyWithoutPeers(t *testing.T) {
 	}
 	a.stop()
 	b.stop()
+	c.stop()
 }

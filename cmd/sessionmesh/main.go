@@ -4,11 +4,18 @@
 //	sessionmesh keygen     write identity, pre-shared, encryption or API keys
 //	sessionmesh version    print the version
 //	sessionmesh sim        run, replay and sweep partition simulations
+//	sessionmesh status     a running peer: members, store (admin commands
+//	sessionmesh peers      talk to a daemon's HTTP API; restore works
+//	sessionmesh sync       offline on a data directory)
+//	sessionmesh backup
+//	sessionmesh restore
 //	sessionmesh help       print usage
 //
 // The daemon's logic lives in internal/daemon; this package parses the
 // command line, handles signals and sets the exit code: 0 on success, 1 on
-// failure (and on a second shutdown signal), 2 on a usage error.
+// failure (and on a second shutdown signal), 2 on a usage error, 3 when an
+// admin command finds no daemon at its address, 4 when the daemon refuses
+// its API token.
 package main
 
 import (
@@ -29,6 +36,14 @@ Commands:
   keygen    write a key file: identity, psk, encryption-key or api-token
   version   print the version of sessionmesh and of Go
   sim       run, replay or sweep a partition simulation (sessionmesh sim help)
+
+Admin commands, talking to a running peer's HTTP API (sessionmesh help admin):
+  status    this peer, its members and their reachability, its store
+  peers     every known member; 'peers forget ID' drops one
+  sync      run an anti-entropy round now and report what it repaired
+  backup    write a consistent snapshot of the store to a file
+  restore   restore a snapshot into an empty data directory (offline)
+
   help      print this text, or a command's: sessionmesh help <command>
 
 Run 'sessionmesh <command> -h' for the flags of a command.
@@ -56,6 +71,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return version(rest, stdout, stderr)
 	case "sim":
 		return simulations.Main(rest, stdout, stderr)
+	case "status":
+		return status(rest, stdout, stderr)
+	case "peers":
+		return peers(rest, stdout, stderr)
+	case "sync":
+		return syncCmd(rest, stdout, stderr)
+	case "backup":
+		return backup(rest, stdout, stderr)
+	case "restore":
+		return restore(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		return help(rest, stdout, stderr)
 	default:
@@ -74,6 +99,9 @@ func help(args []string, stdout, stderr io.Writer) int {
 		return run([]string{args[0], "-h"}, stdout, stderr)
 	case "sim":
 		return simulations.Main([]string{"help"}, stdout, stderr)
+	case "admin", "status", "peers", "sync", "backup", "restore":
+		fmt.Fprint(stdout, adminUsage)
+		return 0
 	}
 	fmt.Fprintf(stderr, "sessionmesh help: unknown command %q\n\n%s", args[0], usage)
 	return 2

@@ -85,10 +85,17 @@ type proc struct {
 // is stopped (SIGKILL) at the end of the test if still running.
 func startProc(t *testing.T, name, dataDir string, extra ...string) *proc {
 	t.Helper()
+	return startProcOn(t, name, "127.0.0.1", dataDir, extra...)
+}
+
+// startProcOn is startProc with both listeners on the loopback address ip
+// (TCP only), as kernel cut tests need: one address per peer.
+func startProcOn(t *testing.T, name, ip, dataDir string, extra ...string) *proc {
+	t.Helper()
 	args := append([]string{"serve",
 		"--data-dir", dataDir,
-		"--listen", "/ip4/127.0.0.1/tcp/0",
-		"--http", "127.0.0.1:0",
+		"--listen", "/ip4/" + ip + "/tcp/0",
+		"--http", ip + ":0",
 		"--durability", "none",
 		"--log-level", "debug",
 	}, extra...)
@@ -141,7 +148,7 @@ func startProc(t *testing.T, name, dataDir string, extra ...string) *proc {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%s did not print its addresses in time\n%s", name, p.stderr.String())
 	}
-	if p.peerID == "" || !strings.HasSuffix(p.p2pAddr, "/p2p/"+p.peerID) || !strings.HasPrefix(p.url, "http://127.0.0.1:") {
+	if p.peerID == "" || !strings.HasSuffix(p.p2pAddr, "/p2p/"+p.peerID) || !strings.HasPrefix(p.url, "http://"+ip+":") {
 		t.Fatalf("%s banner: id %q, address %q, http %q", name, p.peerID, p.p2pAddr, p.url)
 	}
 	return p

@@ -39,6 +39,12 @@ type APIOptions struct {
 	// Ready reports readiness for /readyz: nil error when ready. Nil means
 	// always ready.
 	Ready func() error
+	// Started, DataDir, Durability and Encrypted describe the peer in
+	// /v1/status.
+	Started    time.Time
+	DataDir    string
+	Durability string
+	Encrypted  bool
 	// Logger receives a debug line per request (never a token) and the
 	// errors answered with 500. Nil discards.
 	Logger *slog.Logger
@@ -70,6 +76,9 @@ func NewHandler(o APIOptions) http.Handler {
 	route(v1, "/v1/session/touch", map[string]http.HandlerFunc{"POST": a.touch})
 	route(v1, "/v1/session/renew", map[string]http.HandlerFunc{"POST": a.renew})
 	route(v1, "/v1/peers", map[string]http.HandlerFunc{"GET": a.peers})
+	route(v1, "/v1/peers/{id}", map[string]http.HandlerFunc{"DELETE": a.forget})
+	route(v1, "/v1/status", map[string]http.HandlerFunc{"GET": a.status})
+	route(v1, "/v1/backup", map[string]http.HandlerFunc{"GET": a.backup})
 	metrics := http.NotFoundHandler()
 	if o.Gatherer != nil {
 		metrics = promhttp.HandlerFor(o.Gatherer, promhttp.HandlerOpts{ErrorLog: slogPrinter{o.Logger}})

@@ -87,6 +87,19 @@ type Config struct {
 	RedisMaxRequestBytes int
 	// RedisIdleTimeout closes Redis clients silent for this long; 0 never.
 	RedisIdleTimeout time.Duration
+	// ReadyMinPeers, when positive, keeps /readyz at 503 while fewer
+	// peers are connected. Default 0: a peer cut off from the others keeps
+	// serving (its region stays in service); isolation is reported by
+	// /v1/status, /v1/peers and the metrics instead.
+	ReadyMinPeers int
+	// FailureTimeout is how long a member may stay silent before it is
+	// declared unreachable (transport.Config.FailureTimeout). Default
+	// transport.DefaultFailureTimeout.
+	FailureTimeout time.Duration
+	// ForgetAfter is how long a member (not a bootstrap peer) may stay
+	// unreachable before it is forgotten; negative: never
+	// (transport.Config.ForgetAfter). Default transport.DefaultForgetAfter.
+	ForgetAfter time.Duration
 }
 
 // DefaultConfig returns the configuration of `sessionmesh serve` without
@@ -108,6 +121,8 @@ func DefaultConfig() Config {
 		RedisMaxClients:      redisfront.DefaultMaxClients,
 		RedisMaxRequestBytes: redisfront.DefaultMaxRequestBytes,
 		RedisIdleTimeout:     redisfront.DefaultIdleTimeout,
+		FailureTimeout:       transport.DefaultFailureTimeout,
+		ForgetAfter:          transport.DefaultForgetAfter,
 	}
 }
 
@@ -136,6 +151,8 @@ func (c Config) Validate() error {
 		return bad("redis max request bytes must be positive")
 	case c.RedisIdleTimeout < 0:
 		return bad("redis idle timeout must not be negative")
+	case c.ReadyMinPeers < 0:
+		return bad("ready min peers must not be negative")
 	}
 	if _, err := persist.ParseDurability(c.Durability.String()); err != nil {
 		return bad("%v", err)
@@ -181,6 +198,8 @@ func (c Config) transportConfig(psk []byte) (transport.Config, error) {
 	tc.Mesh = c.Mesh
 	tc.Region = c.Region
 	tc.PSK = psk
+	tc.FailureTimeout = c.FailureTimeout
+	tc.ForgetAfter = c.ForgetAfter
 	for _, s := range c.AllowedPeers {
 		id, err := peer.Decode(s)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/persist"
+	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 func env(vars map[string]string) func(string) (string, bool) {
@@ -104,6 +105,19 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Errorf("--config: data dir %q, idle %v", cfg.DataDir, cfg.IdleTimeout)
 	}
 
+	// The membership and readiness settings, from each source.
+	cfg, err = Load([]string{"--failure-timeout", "2s", "--ready-min-peers", "2"},
+		env(map[string]string{"SESSIONMESH_CONFIG": writeFile(t, "m.json", `{"forget_after": "never"}`)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc, _ := cfg.transportConfig(nil); cfg.ReadyMinPeers != 2 || tc.FailureTimeout != 2*time.Second || tc.ForgetAfter >= 0 {
+		t.Errorf("membership settings: ready min %d, transport failure timeout %v, forget after %v", cfg.ReadyMinPeers, tc.FailureTimeout, tc.ForgetAfter)
+	}
+	if def.FailureTimeout != transport.DefaultFailureTimeout || def.ForgetAfter != transport.DefaultForgetAfter || def.ReadyMinPeers != 0 {
+		t.Errorf("defaults: %+v", def)
+	}
+
 	// Nothing at all gives the defaults.
 	cfg, err = Load(nil, env(nil))
 	if err != nil {
@@ -133,6 +147,9 @@ func TestLoadErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, "", "log format"},
 		{"zero lifetime", []string{"--lifetime", "0s"}, nil, "", "must be positive"},
 		{"bad max body", []string{"--max-body-bytes", "-1"}, nil, "", "max-body-bytes"},
+		{"bad ready min peers", []string{"--ready-min-peers", "-1"}, nil, "", "ready-min-peers"},
+		{"failure timeout too short", []string{"--failure-timeout", "10ms"}, nil, "", "FailureTimeout"},
+		{"forget after too short", nil, map[string]string{"SESSIONMESH_FORGET_AFTER": "5s"}, "", "ForgetAfter"},
 		{"public http without token", []string{"--http", "0.0.0.0:7480"}, nil, "", "not a loopback address"},
 		{"all interfaces without token", []string{"--http", ":7480"}, nil, "", "not a loopback address"},
 		{"hostname without token", nil, map[string]string{"SESSIONMESH_HTTP": "example.com:80"}, "", "not a loopback address"},

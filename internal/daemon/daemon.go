@@ -46,6 +46,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	started := time.Now()
 	nc := node.DefaultConfig()
 	// The node keeps its store in DataDir/node.StoreDir, beside the
 	// identity key.
@@ -78,11 +79,16 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 
 	reg := prometheus.NewRegistry()
 	var tr atomic.Pointer[transport.Transport]
+	var store atomic.Value // node.Store, once open
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewBuildInfoCollector(),
 		newTransportCollector(tr.Load),
+		newStoreCollector(func() statusStore {
+			st, _ := store.Load().(statusStore)
+			return st
+		}),
 	)
 	nc.Metrics = NewMetrics(reg, log)
 
@@ -116,14 +122,21 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		return fmt.Errorf("daemon: %w", err)
 	}
 	tr.Store(n.Transport())
+	store.Store(n.Store())
 
 	var closing atomic.Bool
+	// Ready means this peer can serve: the store is open (until the node
+	// closes, which happens after closing is set) and the API answers.
+	// Having no peer is not a reason to drain it: a region cut off from
+	// the others must keep serving, and converges once the cut heals.
 	ready := func() error {
 		switch {
 		case closing.Load():
 			return errors.New("shutting down")
-		case len(cfg.Bootstrap) > 0 && len(n.Peers()) == 0:
-			return errors.New("no peer connected yet (bootstrap peers are configured)")
+		case cfg.ReadyMinPeers > 0:
+			if c := len(n.Peers()); c < cfg.ReadyMinPeers {
+				return fmt.Errorf("%d peers connected, --ready-min-peers wants %d", c, cfg.ReadyMinPeers)
+			}
 		}
 		return nil
 	}
@@ -136,6 +149,10 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 			Region:       cfg.Region,
 			Gatherer:     reg,
 			Ready:        ready,
+			Started:      started,
+			DataDir:      cfg.DataDir,
+			Durability:   cfg.Durability.String(),
+			Encrypted:    nc.EncryptionKey != nil,
 			Logger:       log.With("component", "http"),
 		}),
 		ReadHeaderTimeout: readHeaderTimeout,

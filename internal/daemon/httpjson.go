@@ -34,6 +34,9 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeNotReady         = "not_ready"
+	codePeerNotFound     = "peer_not_found"
+	codePeerNotConnected = "peer_not_connected"
+	codeBusy             = "busy"
 	codeUnavailable      = "unavailable"
 	codeInternal         = "internal"
 )

@@ -120,6 +120,30 @@ var settings = []setting{
 		set: positiveInt(func(c *Config) *int { return &c.RedisMaxRequestBytes }), show: func(c Config) string { return strconv.Itoa(c.RedisMaxRequestBytes) }},
 	{name: "redis-idle-timeout", arg: "DURATION", usage: "close Redis clients idle this long (0: never)",
 		set: dur(func(c *Config) *time.Duration { return &c.RedisIdleTimeout }), show: func(c Config) string { return c.RedisIdleTimeout.String() }},
+	{name: "ready-min-peers", arg: "N", usage: "keep /readyz at 503 while fewer than N peers are connected (0: ready whenever this peer can serve, even cut off from the others)",
+		set: func(c *Config, v []string) error {
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n < 0 {
+				return fmt.Errorf("want a number of peers, 0 or more")
+			}
+			c.ReadyMinPeers = n
+			return nil
+		}, show: func(c Config) string { return strconv.Itoa(c.ReadyMinPeers) }},
+	{name: "failure-timeout", arg: "DURATION", usage: "a member silent this long is reported unreachable (pinged every quarter of it; at least 200ms)",
+		set: dur(func(c *Config) *time.Duration { return &c.FailureTimeout }), show: func(c Config) string { return c.FailureTimeout.String() }},
+	{name: "forget-after", arg: "DURATION", usage: "a member unreachable this long is forgotten (bootstrap peers never are; 'never' or a negative duration: never; else at least 1m)",
+		set: func(c *Config, v []string) error {
+			if v[0] == "never" {
+				c.ForgetAfter = -1
+				return nil
+			}
+			return dur(func(c *Config) *time.Duration { return &c.ForgetAfter })(c, v)
+		}, show: func(c Config) string {
+			if c.ForgetAfter < 0 {
+				return "never"
+			}
+			return c.ForgetAfter.String()
+		}},
 }
 
 func positiveInt(dst func(*Config) *int) func(*Config, []string) error {
@@ -188,9 +212,39 @@ func Load(args []string, lookupEnv func(string) (string, bool)) (Config, error) 
 	flagSet := make(map[string]bool)
 	fs.Visit(func(f *flag.Flag) { flagSet[f.Name] = true })
 
+	cfg, err := loadFileAndEnv(*configFile, flagSet["config"], lookupEnv)
+	if err != nil {
+		return Config{}, err
+	}
+	for _, s := range settings {
+		if !flagSet[s.name] {
+			continue
+		}
+		vals := given[s.name].vals
+		if !s.list && len(vals) == 0 {
+			vals = []string{""}
+		}
+		if err := s.set(&cfg, vals); err != nil {
+			return Config{}, fmt.Errorf("%w: flag --%s=%q: %v", ErrConfig, s.name, given[s.name].String(), err)
+		}
+	}
+	return cfg, cfg.Validate()
+}
+
+// LoadFileAndEnv returns the configuration a `sessionmesh serve` started
+// without flags would have: defaults, then the JSON file at path (when
+// empty, the one SESSIONMESH_CONFIG names, if any), then the environment.
+// It does not validate: the admin commands read only where the daemon's
+// API is and its token file.
+func LoadFileAndEnv(path string, lookupEnv func(string) (string, bool)) (Config, error) {
+	return loadFileAndEnv(path, path != "", lookupEnv)
+}
+
+// loadFileAndEnv applies the file at path, or SESSIONMESH_CONFIG's unless
+// given is set, then the environment, to the defaults.
+func loadFileAndEnv(path string, given bool, lookupEnv func(string) (string, bool)) (Config, error) {
 	cfg := DefaultConfig()
-	path := *configFile
-	if !flagSet["config"] {
+	if !given {
 		path, _ = lookupEnv(EnvConfig)
 	}
 	if path != "" {
@@ -211,19 +265,7 @@ func Load(args []string, lookupEnv func(string) (string, bool)) (Config, error) 
 			return Config{}, fmt.Errorf("%w: environment %s=%q: %v", ErrConfig, s.env(), raw, err)
 		}
 	}
-	for _, s := range settings {
-		if !flagSet[s.name] {
-			continue
-		}
-		vals := given[s.name].vals
-		if !s.list && len(vals) == 0 {
-			vals = []string{""}
-		}
-		if err := s.set(&cfg, vals); err != nil {
-			return Config{}, fmt.Errorf("%w: flag --%s=%q: %v", ErrConfig, s.name, given[s.name].String(), err)
-		}
-	}
-	return cfg, cfg.Validate()
+	return cfg, nil
 }
 
 // loadFile applies a JSON config file: an object whose keys are setting
