@@ -503,9 +503,9 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 		} else {
 			d := roundDuration(time.Duration(v.DurationSeconds * float64(time.Second)))
 			switch v.Result {
-			case "in_sync":
+			case string(node.SyncInSync):
 				fmt.Fprintf(stdout, "in sync with %s: nothing to repair (%s)\n", v.Peer, d)
-			case "repaired":
+			case string(node.SyncRepaired):
 				fmt.Fprintf(stdout, "repaired with %s in %s: %d sessions received (%s), %d sent (%s)\n",
 					v.Peer, d, v.SessionsIn, humanBytes(v.BytesIn), v.SessionsOut, humanBytes(v.BytesOut))
 			default:
@@ -513,7 +513,7 @@ func syncCmd(args []string, stdout, stderr io.Writer) int {
 					v.Peer, v.Result, d, v.Reason, v.SessionsIn, v.SessionsOut)
 			}
 		}
-		if v.Result == "failed" {
+		if v.Result == string(node.SyncFailed) {
 			return &apiFailure{exitFailed, fmt.Errorf("the round with %s failed: %s", v.Peer, v.Reason)}
 		}
 		return nil

@@ -42,14 +42,19 @@ func TestAdminStatusPeersForget(t *testing.T) {
 		create(t, a, `{"fields": {"k": "v"}}`)
 	}
 
-	code, out, errs := admin(t, a, tokenFile, "status", "--json")
-	if code != 0 {
-		t.Fatalf("status --json: exit %d: %s", code, errs)
-	}
 	var st statusView
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatalf("status --json is not JSON: %v\n%s", err, out)
-	}
+	var code int
+	var out, errs string
+	eventually(t, 10*time.Second, "b's region known to a", func() bool {
+		code, out, errs = admin(t, a, tokenFile, "status", "--json")
+		if code != 0 {
+			t.Fatalf("status --json: exit %d: %s", code, errs)
+		}
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("status --json is not JSON: %v\n%s", err, out)
+		}
+		return len(st.Peers) == 1 && st.Peers[0].Region != ""
+	})
 	if st.Self.ID != a.peerID || st.Self.Region != "west" || st.Members.Known != 1 || st.Members.Reachable != 1 ||
 		st.Store.Sessions != 3 || len(st.Store.DigestRoot) != 16 || st.Store.DiskBytes <= 0 || !st.Ready ||
 		st.Store.Durability != "none" || len(st.Peers) != 1 || st.Peers[0].ID != b.peerID || st.Peers[0].Region != "east" {
@@ -77,6 +82,22 @@ func TestAdminStatusPeersForget(t *testing.T) {
 	}
 	if code, _, errs := admin(t, a, tokenFile, "peers", "forget", "not-a-peer-id"); code != 1 || !strings.Contains(errs, "400") {
 		t.Errorf("peers forget of a bad id: exit %d, want 1: %s", code, errs)
+	}
+
+	// sync: a round now, with b (the only peer) or named.
+	for _, args := range [][]string{{"sync"}, {"sync", b.peerID}} {
+		code, out, errs := admin(t, a, tokenFile, args...)
+		if code != 0 || !strings.Contains(out, b.peerID) || !(strings.Contains(out, "in sync with") || strings.Contains(out, "repaired with")) {
+			t.Errorf("%v: exit %d: %s%s", args, code, out, errs)
+		}
+	}
+	code, out, errs = admin(t, a, tokenFile, "sync", "--json")
+	var rep struct{ Peer, Result string }
+	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil || rep.Peer != b.peerID || rep.Result != "in_sync" {
+		t.Errorf("sync --json: exit %d %v: %s%s", code, err, out, errs)
+	}
+	if code, _, errs := admin(t, a, tokenFile, "sync", "12D3KooWAAeDaF9srFLtC5MT4tTjMoCMGTV9dn5ntFRNBdimWDXK"); code != 1 || !strings.Contains(errs, "not connected") {
+		t.Errorf("sync with a stranger: exit %d: %s", code, errs)
 	}
 
 	// b leaves: a shows it unreachable, then forgets it by hand.

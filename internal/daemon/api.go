@@ -78,6 +78,7 @@ func NewHandler(o APIOptions) http.Handler {
 	route(v1, "/v1/peers", map[string]http.HandlerFunc{"GET": a.peers})
 	route(v1, "/v1/peers/{id}", map[string]http.HandlerFunc{"DELETE": a.forget})
 	route(v1, "/v1/status", map[string]http.HandlerFunc{"GET": a.status})
+	route(v1, "/v1/sync", map[string]http.HandlerFunc{"POST": a.sync})
 	route(v1, "/v1/backup", map[string]http.HandlerFunc{"GET": a.backup})
 	metrics := http.NotFoundHandler()
 	if o.Gatherer != nil {
