@@ -164,7 +164,7 @@ func TestEndToEnd(t *testing.T) {
 	// statistics, Go runtime.
 	_, metrics := p2.call("GET", "/metrics", "", "")
 	for _, m := range []string{"sessionmesh_deltas_sent_total", "sessionmesh_batches_sent_total", "sessionmesh_transport_gossip_published_total",
-		"sessionmesh_transport_peers 2", "sessionmesh_transport_members 2", "sessionmesh_transport_members_reachable 2", "go_goroutines"} {
+		"sessionmesh_transport_peers 2", "sessionmesh_transport_members 2", "sessionmesh_transport_members_reachable 2", "go_goroutines", "sessionmesh_build_info{"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("p2 /metrics lacks %q", m)
 		}

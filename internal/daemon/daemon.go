@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sessionmesh/sessionmesh/metrics"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
@@ -90,7 +91,9 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 			return st
 		}),
 	)
-	nc.Metrics = NewMetrics(reg, log)
+	nodeMetrics := metrics.New()
+	reg.MustRegister(nodeMetrics)
+	nc.Metrics = nodeMetrics
 
 	// Bind HTTP first: a port in use fails before the store opens.
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)

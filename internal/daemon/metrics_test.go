@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,59 +52,6 @@ next:
 		}
 	}
 	return 0, false
-}
-
-func TestMetrics(t *testing.T) {
-	t.Parallel()
-	reg := prometheus.NewRegistry()
-	m := NewMetrics(reg, discard)
-	m.Add("deltas_sent", 3)
-	m.Add("deltas_sent", 2)
-	m.Add("deltas_rejected", 1, "reason", "expired")
-	m.Add("deltas_rejected", 4, "reason", "malformed")
-	m.Add("deltas_rejected", 1)                      // other label names: dropped
-	m.Add("deltas_rejected", 1, "kind", "malformed") // likewise
-	m.Add("deltas_sent", -1)                         // counters never go down
-	m.Observe("sync_seconds", 0.2)
-	m.Observe("sync_seconds", 0.3)
-	m.Observe("batch_bytes", 1000)
-	m.Observe("peer_clock_offset_seconds", -0.5, "peer", "p1")
-	m.Observe("peer_clock_offset_seconds", 0.25, "peer", "p1")
-	m.Add("some.new-metric", 1)
-	// The node labels peers with text ids; anything not UTF-8 would make
-	// Prometheus panic, so it is hex-encoded.
-	m.Observe("peer_clock_offset_seconds", 1.5, "peer", "12D3KooWH4Zjrytakj5f4QEoG4nQh5YmZ9LGzzNUU3vgKLa5Kd3t")
-	m.Add("sync_rounds", 1, "result", "\xff")
-
-	fams := gather(t, reg)
-	for _, c := range []struct {
-		name   string
-		labels []string
-		want   float64
-	}{
-		{"sessionmesh_deltas_sent_total", nil, 5},
-		{"sessionmesh_deltas_rejected_total", []string{"reason", "expired"}, 1},
-		{"sessionmesh_deltas_rejected_total", []string{"reason", "malformed"}, 4},
-		{"sessionmesh_sync_seconds", nil, 2},
-		{"sessionmesh_batch_bytes", nil, 1},
-		{"sessionmesh_peer_clock_offset_seconds", []string{"peer", "p1"}, 0.25},
-		{"sessionmesh_some_new_metric_total", nil, 1},
-		{"sessionmesh_peer_clock_offset_seconds", []string{"peer", "12D3KooWH4Zjrytakj5f4QEoG4nQh5YmZ9LGzzNUU3vgKLa5Kd3t"}, 1.5},
-		{"sessionmesh_sync_rounds_total", []string{"result", "ff"}, 1},
-	} {
-		if got, ok := value(fams[c.name], c.labels...); !ok || got != c.want {
-			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)
-		}
-	}
-	if n := len(fams["sessionmesh_deltas_rejected_total"].GetMetric()); n != 2 {
-		t.Errorf("deltas_rejected has %d series, want 2", n)
-	}
-	if fams["sessionmesh_peer_clock_offset_seconds"].GetType() != dto.MetricType_GAUGE {
-		t.Error("peer_clock_offset_seconds is not a gauge")
-	}
-	if !strings.Contains(fams["sessionmesh_deltas_sent_total"].GetHelp(), "broadcast") {
-		t.Errorf("help: %q", fams["sessionmesh_deltas_sent_total"].GetHelp())
-	}
 }
 
 func TestTransportCollector(t *testing.T) {
