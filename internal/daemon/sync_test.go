@@ -38,12 +38,21 @@ func TestSyncEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	r := do(t, h, request{method: "POST", path: "/v1/sync", body: fmt.Sprintf(`{"peer": %q}`, b.ID())})
-	if r.status != 200 {
-		t.Fatalf("POST /v1/sync: %d %s", r.status, r.body)
+	// A round already running with b (one started by b, or at a new
+	// connection) is joined rather than doubled, and may have compared
+	// digests before the write: the next one repairs.
+	var r response
+	for range 3 {
+		r = do(t, h, request{method: "POST", path: "/v1/sync", body: fmt.Sprintf(`{"peer": %q}`, b.ID())})
+		if r.status != 200 {
+			t.Fatalf("POST /v1/sync: %d %s", r.status, r.body)
+		}
+		if decode[syncResponse](t, r).Result != "in_sync" {
+			break
+		}
 	}
 	rep := decode[syncResponse](t, r)
-	if rep.Peer != string(b.ID()) || rep.Result != "repaired" || rep.SessionsOut != 3 || rep.BytesOut <= 0 || rep.DurationSeconds <= 0 {
+	if rep.Peer != string(b.ID()) || rep.Result != "repaired" || rep.SessionsOut < 3 || rep.BytesOut <= 0 || rep.DurationSeconds <= 0 {
 		t.Errorf("sync report: %s", r.body)
 	}
 	for _, id := range ids {
