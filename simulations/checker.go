@@ -22,6 +22,7 @@ import (
 // Check names, as they appear in verdicts.
 const (
 	CheckConvergence    = "converge_within"
+	CheckReconnect      = "reconnect_within"
 	CheckLostWrites     = "lost_writes"
 	CheckResurrections  = "resurrections"
 	CheckExpiredServed  = "expired_served"

@@ -45,14 +45,21 @@
 // Network: each directed link has a delay and a uniform jitter (from the
 // region latency matrix, so jitter reorders), a loss and a duplication
 // probability. Faults block links (partitions, one-way partitions, flapping
-// links) or degrade them. A connection between two nodes follows its links
-// as a transport's would: it drops (PeerDown at both ends) once a direction
-// has been down for Network.Detect, and comes back (PeerUp at both ends,
-// which starts anti-entropy) once both have been up for Network.Reconnect.
-// A flap shorter than Detect loses messages without dropping the
-// connection. A message in flight is lost if its link goes down, its
-// connection is replaced, or either end crashes before it arrives.
-//
+// links) or degrade them. A connection between two nodes follows the
+// transport's lifecycle, with package transport's own parameters unless
+// the scenario overrides them (Network.Transport): a silent cut leaves it
+// up at both ends, losing what is sent over it, until failure detection
+// (pings every FailureTimeout/4, lost after FailureTimeout without an
+// answer) drops it (PeerDown at both ends); the redial loops of both ends
+// (a dial at once, then every RedialInterval ±20%, each bounded by
+// DialTimeout, its SYN retransmitted after 1 s, 3 s...) bring it back
+// (PeerUp at both ends, which starts anti-entropy) two round trips after a
+// SYN gets through. A flap shorter than detection loses messages without
+// dropping the connection. A message in flight is lost if its link goes
+// down, its connection is replaced, or either end crashes before it
+// arrives. Readiness can be made to depend on peers (ready_min_peers), to
+// show what draining an isolated region costs.
+
 // Crash and restart: a crash drops the core with everything it held in
 // memory (the pending gossip batch, anti-entropy rounds, deferred deltas)
 // and every connection at once, as the operating system resets a dead
@@ -128,8 +135,9 @@
 //     and nothing acknowledged is lost in a crash.
 //   - bandwidth and queueing: a message's delay does not depend on its
 //     size or on other traffic, and send queues never overflow.
-//   - the transport's own behaviour: connection set-up, peer discovery,
-//     allowlists; every node connects to every node.
+//   - the transport's membership protocol, discovery and allowlists: every
+//     node knows every member and dials it (the lifecycle above is
+//     modelled, not run: the transport's code needs real sockets).
 //
 // # Scenarios
 //

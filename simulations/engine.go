@@ -73,10 +73,13 @@ type engine struct {
 	settle, end int64
 	// heal is when convergence is measured from (Scenario.lastHeal);
 	// healCover is set when traffic goes on past it.
-	heal        int64
-	healCover   bool
-	dirty       bool  // a store may have changed since the last convergence check
-	convergedAt int64 // -1: not converged (since settle)
+	heal      int64
+	healCover bool
+	// reconnectedAt is when, after the heal, every two running nodes were
+	// connected (-1: not yet).
+	reconnectedAt int64
+	dirty         bool  // a store may have changed since the last convergence check
+	convergedAt   int64 // -1: not converged (since settle)
 
 	fp     hash.Hash
 	fpBuf  []byte
@@ -90,6 +93,7 @@ type stats struct {
 	channels              [numChannels]ChannelStats
 	rejected              int64
 	connects, disconnects int64
+	dials                 int64
 	ticks                 int64
 	events                int64
 	core                  coreMetrics
@@ -101,15 +105,16 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		return nil, err
 	}
 	e := &engine{
-		sc:          sc,
-		seed:        seed,
-		cfg:         cfg,
-		rng:         rand.New(rand.NewPCG(seed, rngStream)),
-		hooks:       h,
-		byPeer:      map[node.PeerID]int{},
-		fp:          sha256.New(),
-		convergedAt: -1,
-		settle:      int64(sc.settle()),
+		sc:            sc,
+		seed:          seed,
+		cfg:           cfg,
+		rng:           rand.New(rand.NewPCG(seed, rngStream)),
+		hooks:         h,
+		byPeer:        map[node.PeerID]int{},
+		fp:            sha256.New(),
+		convergedAt:   -1,
+		reconnectedAt: -1,
+		settle:        int64(sc.settle()),
 	}
 	e.end = e.settle + int64(sc.Quiet)
 	if h, ok := sc.lastHeal(); ok {
@@ -166,12 +171,12 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 func newNetwork(sc *Scenario, nodes []*simNode) *network {
 	n := len(nodes)
 	nw := &network{
-		n:         n,
-		base:      make([]linkParams, n*n),
-		detect:    int64(*sc.Network.Detect),
-		reconnect: int64(*sc.Network.Reconnect),
-		block:     make([]int32, n*n),
-		conns:     make([]conn, n*n),
+		n:       n,
+		base:    make([]linkParams, n*n),
+		life:    newLifecycle(&sc.Network.Transport),
+		block:   make([]int32, n*n),
+		conns:   make([]conn, n*n),
+		dialers: make([]dialer, n*n),
 	}
 	lat := map[[2]string]Latency{}
 	for _, l := range sc.Latency {
@@ -268,6 +273,7 @@ func (e *engine) run() {
 	if e.healCover {
 		e.at(e.heal, e.chk.healed)
 	}
+	e.at(e.heal, e.checkReconnected)
 	for e.q.len() > 0 && e.err == nil {
 		if e.q.peek().at > e.end {
 			break
@@ -286,6 +292,22 @@ func (e *engine) run() {
 		e.dirty = true
 		e.checkConvergence()
 	}
+}
+
+// checkReconnected notes, from the heal on, when every two running nodes
+// are connected again.
+func (e *engine) checkReconnected() {
+	if e.reconnectedAt >= 0 || e.now < e.heal {
+		return
+	}
+	for a := range e.nodes {
+		for b := a + 1; b < len(e.nodes); b++ {
+			if e.nodes[a].up && e.nodes[b].up && !e.net.conn(a, b).up {
+				return
+			}
+		}
+	}
+	e.reconnectedAt = e.now
 }
 
 // checkConvergence notes when every live node last came to hold the same
@@ -333,6 +355,13 @@ func (e *engine) startNode(n *simNode) {
 	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)
 	e.dirty = true
 	e.arm(n)
+	// A starting node dials every member it knows (from its member list
+	// or through any one bootstrap peer).
+	for j := range e.nodes {
+		if j != n.idx {
+			e.startDialing(n.idx, j)
+		}
+	}
 }
 
 // crash drops the core with what it held in memory (pending batch,
@@ -353,6 +382,7 @@ func (e *engine) crash(n *simNode) {
 		if j == n.idx {
 			continue
 		}
+		e.stopDialing(n.idx, j)
 		c := e.net.conn(n.idx, j)
 		if c.up {
 			// The operating system resets the connections of a dead

@@ -10,13 +10,14 @@ import (
 // its own delay) with its duplication probability. Faults block links
 // (partitions, one-way partitions, flaps) or degrade them.
 //
-// Connections sit above links, one per pair of nodes, as the transport's
-// connections do: a pair is connected while both nodes run and both
-// directions of the link are up. A link down for Network.Detect drops the
-// connection (PeerDown at both ends); a link back up for Network.Reconnect
-// restores it (PeerUp at both ends, which starts anti-entropy). A crash
-// drops its connections at once. Gossip goes to every connected peer;
-// direct messages need the connection, as a send over a closed stream fails.
+// Connections sit above links, one per pair of nodes, and follow the
+// transport's lifecycle (lifecycle.go): a silent cut leaves the connection
+// up, losing what is sent over it, until failure detection drops it
+// (PeerDown at both ends); the redial loops of both ends then bring it
+// back (PeerUp at both ends, which starts anti-entropy) once a dial gets
+// through. A crash drops its connections at once. Gossip goes to every
+// connected peer; direct messages need the connection, as a send over a
+// closed stream fails.
 
 type linkParams struct {
 	delay, jitter int64
@@ -24,10 +25,12 @@ type linkParams struct {
 }
 
 type conn struct {
-	up    bool   // both cores were told PeerUp
-	want  bool   // what the links say the state should become
-	gen   uint64 // invalidates pending connect/disconnect events
-	epoch uint64 // messages of an older connection are dropped
+	up        bool   // both cores were told PeerUp
+	detecting bool   // silent: failure detection is under way
+	gen       uint64 // invalidates a pending detection
+	epoch     uint64 // messages of an older connection are dropped
+	since     int64  // when it came up
+	phase     int64  // of its pings, after since
 }
 
 type degradeFault struct {
@@ -41,12 +44,13 @@ func (d *degradeFault) covers(from, to int) bool {
 }
 
 type network struct {
-	n                 int
-	base              []linkParams // from*n+to
-	detect, reconnect int64
-	block             []int32 // from*n+to: active faults blocking the link
-	conns             []conn  // min*n+max
-	degrades          []*degradeFault
+	n        int
+	base     []linkParams // from*n+to
+	life     lifecycle
+	block    []int32  // from*n+to: active faults blocking the link
+	conns    []conn   // min*n+max
+	dialers  []dialer // from*n+to: from's redial loop towards to
+	degrades []*degradeFault
 }
 
 func (nw *network) blocked(from, to int) bool { return nw.block[from*nw.n+to] > 0 }
@@ -195,38 +199,15 @@ func (e *engine) deliver(m *message) {
 	e.collect(to)
 }
 
-// reconsider brings the connection of a and b towards what the links allow:
-// a drop after Detect, a reconnect after Reconnect, cancelled if the links
-// change back meanwhile.
+// reconsider follows a change of the links of a and b: a connection that
+// went silent starts failure detection, one that came back stops it.
+// (Reconnection is the redial loops' business.)
 func (e *engine) reconsider(a, b int) {
 	if a == b {
 		return
 	}
-	if a > b {
-		a, b = b, a
-	}
-	nw := e.net
-	c := nw.conn(a, b)
-	want := e.nodes[a].up && e.nodes[b].up && !nw.blocked(a, b) && !nw.blocked(b, a)
-	if want == c.want {
-		return
-	}
-	c.want = want
-	c.gen++
-	gen := c.gen
-	switch {
-	case want && !c.up:
-		e.q.push(e.now+nw.reconnect, func() {
-			if c.gen == gen && !c.up {
-				e.connect(a, b)
-			}
-		})
-	case !want && c.up:
-		e.q.push(e.now+nw.detect, func() {
-			if c.gen == gen && c.up {
-				e.disconnect(a, b)
-			}
-		})
+	if e.net.conn(a, b).up {
+		e.watch(a, b)
 	}
 }
 
@@ -241,9 +222,15 @@ func (e *engine) reconsiderAll() {
 // connect tells both cores about the new connection.
 func (e *engine) connect(a, b int) {
 	c := e.net.conn(a, b)
-	c.up, c.want = true, true
+	c.up, c.detecting = true, false
+	c.gen++
 	c.epoch++
+	c.since = e.now
+	c.phase = e.rng.Int64N(e.net.life.ping)
+	e.stopDialing(a, b)
+	e.stopDialing(b, a)
 	e.stats.connects++
+	defer e.checkReconnected()
 	e.record(TraceEvent{Kind: "peer_up", Node: e.nodes[a].name, Peer: e.nodes[b].name})
 	e.fingerprint('U', a, b, 0, 0)
 	for _, p := range [2][2]int{{a, b}, {b, a}} {
@@ -256,7 +243,8 @@ func (e *engine) connect(a, b int) {
 // disconnect tells the running ends that the connection dropped.
 func (e *engine) disconnect(a, b int) {
 	c := e.net.conn(a, b)
-	c.up = false
+	c.up, c.detecting = false, false
+	c.gen++
 	c.epoch++
 	e.stats.disconnects++
 	e.record(TraceEvent{Kind: "peer_down", Node: e.nodes[a].name, Peer: e.nodes[b].name})
@@ -266,6 +254,13 @@ func (e *engine) disconnect(a, b int) {
 		if n.up {
 			n.core.PeerDown(e.localTime(n), e.nodes[p[1]].peer)
 			e.collect(n)
+			e.startDialing(p[0], p[1])
 		}
+	}
+	// A new connection may also have been made meanwhile (by a collect
+	// above): then the dialers stopped again.
+	if c.up {
+		e.stopDialing(a, b)
+		e.stopDialing(b, a)
 	}
 }

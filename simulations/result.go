@@ -72,6 +72,9 @@ type Figures struct {
 	Settle   float64 `json:"settle_seconds"`
 	Heal     float64 `json:"heal_seconds"`
 	Converge float64 `json:"converge_seconds"`
+	// Reconnect is the time from the heal until every two running nodes
+	// were connected again (-1: not by the end).
+	Reconnect float64 `json:"reconnect_seconds"`
 	// Channels counts traffic per channel: gossip data and the four
 	// anti-entropy message kinds.
 	Channels map[string]ChannelStats `json:"channels"`
@@ -149,6 +152,10 @@ func (e *engine) result() *Result {
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
 	f.Heal = time.Duration(e.heal).Seconds()
+	f.Reconnect = -1
+	if e.reconnectedAt >= 0 {
+		f.Reconnect = time.Duration(e.reconnectedAt - e.heal).Seconds()
+	}
 	f.Converge = -1
 	if e.convergedAt >= 0 {
 		at := e.convergedAt
@@ -289,6 +296,16 @@ func (e *engine) verdict(f *Figures) Verdict {
 		conv.Pass = f.Converge >= 0 && f.Converge <= ex.ConvergeWithin.D().Seconds()
 	}
 	v.Checks = append(v.Checks, conv)
+	rec := Check{Name: CheckReconnect, Value: f.Reconnect, Measured: "not reconnected"}
+	if f.Reconnect >= 0 {
+		rec.Measured = time.Duration(f.Reconnect * float64(time.Second)).Round(time.Millisecond).String()
+	}
+	if ex.ReconnectWithin != nil {
+		rec.Judged = true
+		rec.Expected = "<= " + ex.ReconnectWithin.String()
+		rec.Pass = f.Reconnect >= 0 && f.Reconnect <= ex.ReconnectWithin.D().Seconds()
+	}
+	v.Checks = append(v.Checks, rec)
 	count(CheckLostWrites, ex.LostWrites, c.lost)
 	count(CheckResurrections, ex.Resurrections, int64(len(c.resurrected)))
 	count(CheckExpiredServed, ex.ExpiredServed, c.expired)

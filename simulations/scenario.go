@@ -70,13 +70,37 @@ type Network struct {
 	// Loss and Duplicate are per-message probabilities.
 	Loss      float64 `yaml:"loss,omitempty"`
 	Duplicate float64 `yaml:"duplicate,omitempty"`
-	// Detect is how long a link must be down before both ends see the
-	// connection drop (PeerDown). A flap shorter than that loses messages
-	// but keeps the connection. Default 5s.
-	Detect *Duration `yaml:"detect,omitempty"`
-	// Reconnect is how long a link must be back up before the ends
-	// reconnect (PeerUp, which starts an anti-entropy round). Default 1s.
-	Reconnect *Duration `yaml:"reconnect,omitempty"`
+	// Transport is the connection lifecycle (failure detection, redial,
+	// readiness); unset fields take package transport's defaults.
+	Transport TransportSpec `yaml:"transport,omitempty"`
+}
+
+// TransportSpec models the transport's connection lifecycle (see
+// lifecycle.go and transport.Config, whose fields these mirror).
+type TransportSpec struct {
+	// FailureTimeout: a connected peer silent this long is declared lost
+	// (PeerDown); pings go every FailureTimeout/4, so a cut is noticed
+	// between 3/4 of it and all of it after it began. A flap shorter than
+	// that loses messages but keeps the connection. Default
+	// transport.DefaultFailureTimeout.
+	FailureTimeout *Duration `yaml:"failure_timeout,omitempty"`
+	// RedialInterval is the pause between two dials of an absent peer,
+	// jittered by ±RedialJitter (a fraction), grown by RedialBackoff (a
+	// factor, 1 = not) after each failed dial up to RedialMax. Defaults
+	// transport.DefaultRedialInterval, 0.2, 1 and 30s; a backoff of 2
+	// models the transport before failure detection (issue 10), which
+	// took up to 30 s to reconnect after a long cut.
+	RedialInterval *Duration `yaml:"redial_interval,omitempty"`
+	RedialJitter   *float64  `yaml:"redial_jitter,omitempty"`
+	RedialBackoff  *float64  `yaml:"redial_backoff,omitempty"`
+	RedialMax      *Duration `yaml:"redial_max,omitempty"`
+	// DialTimeout bounds one dial. Default transport.DefaultDialTimeout.
+	DialTimeout *Duration `yaml:"dial_timeout,omitempty"`
+	// ReadyMinPeers, when positive, takes a node with fewer connected
+	// peers out of service (its clients' operations are unavailable), as
+	// a readiness check that requires peers would: an isolated region
+	// then stops serving. Default 0: readiness does not depend on peers.
+	ReadyMinPeers int `yaml:"ready_min_peers,omitempty"`
 }
 
 // NodeSpec is a node, or with Count a group of them named Name-1..Name-N
@@ -220,7 +244,11 @@ type Expect struct {
 	// the same digest for good; when traffic goes on past the heal, until
 	// every live node holds every write acknowledged before the heal (and
 	// the digests must agree at the end).
-	ConvergeWithin           *Duration `yaml:"converge_within,omitempty"`
+	ConvergeWithin *Duration `yaml:"converge_within,omitempty"`
+	// ReconnectWithin bounds the time from the last heal until every two
+	// running nodes are connected again (the transport's redial and
+	// failure detection at work).
+	ReconnectWithin          *Duration `yaml:"reconnect_within,omitempty"`
 	LostWrites               *int      `yaml:"lost_writes,omitempty"`
 	Resurrections            *int      `yaml:"resurrections,omitempty"`
 	ExpiredServed            *int      `yaml:"expired_served,omitempty"`
@@ -325,11 +353,26 @@ func (sc *Scenario) Resolve() (*Scenario, error) {
 			rg.Jitter = dur(200 * time.Microsecond)
 		}
 	}
-	if r.Network.Detect == nil {
-		r.Network.Detect = dur(5 * time.Second)
+	tr := &r.Network.Transport
+	if tr.FailureTimeout == nil {
+		tr.FailureTimeout = dur(defaultFailureTimeout)
 	}
-	if r.Network.Reconnect == nil {
-		r.Network.Reconnect = dur(time.Second)
+	if tr.RedialInterval == nil {
+		tr.RedialInterval = dur(defaultRedialInterval)
+	}
+	if tr.DialTimeout == nil {
+		tr.DialTimeout = dur(defaultDialTimeout)
+	}
+	if tr.RedialMax == nil {
+		tr.RedialMax = dur(30 * time.Second)
+	}
+	if tr.RedialJitter == nil {
+		v := defaultRedialJitter
+		tr.RedialJitter = &v
+	}
+	if tr.RedialBackoff == nil {
+		v := 1.0
+		tr.RedialBackoff = &v
 	}
 	def := node.DefaultConfig()
 	c := &r.Config
@@ -512,8 +555,25 @@ func (sc *Scenario) Validate() error {
 	if sc.Network.Loss >= 1 {
 		return bad("network.loss of 1 loses everything")
 	}
-	if (sc.Network.Detect != nil && *sc.Network.Detect < 0) || (sc.Network.Reconnect != nil && *sc.Network.Reconnect < 0) {
-		return bad("network.detect and network.reconnect must not be negative")
+	tr := sc.Network.Transport
+	for _, p := range []struct {
+		name string
+		v    *Duration
+		min  time.Duration
+	}{{"failure_timeout", tr.FailureTimeout, 200 * time.Millisecond}, {"redial_interval", tr.RedialInterval, 100 * time.Millisecond},
+		{"dial_timeout", tr.DialTimeout, 100 * time.Millisecond}, {"redial_max", tr.RedialMax, 100 * time.Millisecond}} {
+		if p.v != nil && p.v.D() < p.min {
+			return bad("network.transport.%s must be at least %v (as transport requires)", p.name, p.min)
+		}
+	}
+	if tr.RedialJitter != nil && !(*tr.RedialJitter >= 0 && *tr.RedialJitter < 1) {
+		return bad("network.transport.redial_jitter must be in [0, 1)")
+	}
+	if tr.RedialBackoff != nil && !(*tr.RedialBackoff >= 1 && *tr.RedialBackoff <= 10) {
+		return bad("network.transport.redial_backoff must be in [1, 10]")
+	}
+	if tr.ReadyMinPeers < 0 {
+		return bad("network.transport.ready_min_peers must not be negative")
 	}
 	if len(sc.Nodes) == 0 {
 		return bad("no nodes")
@@ -718,8 +778,8 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	e := sc.Expect
-	if e.ConvergeWithin != nil && *e.ConvergeWithin < 0 {
-		return bad("expect.converge_within must not be negative")
+	if (e.ConvergeWithin != nil && *e.ConvergeWithin < 0) || (e.ReconnectWithin != nil && *e.ReconnectWithin < 0) {
+		return bad("expect.converge_within and expect.reconnect_within must not be negative")
 	}
 	for _, p := range []struct {
 		name string

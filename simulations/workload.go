@@ -225,7 +225,7 @@ func (w *workload) op(n *simNode) {
 	e := w.e
 	kind := w.pickKind()
 	w.attempted[kind]++
-	if !n.up {
+	if !n.up || !e.ready(n) {
 		w.unavailable++
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Result: "unavailable"})
 		return

@@ -1,0 +1,112 @@
+package simulations
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/transport"
+)
+
+// The model takes its parameters from package transport: a changed default
+// there changes the simulated lifecycle.
+func TestLifecycleDefaultsAreTransports(t *testing.T) {
+	sc, err := Parse([]byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := sc.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := r.Network.Transport
+	if tr.FailureTimeout.D() != transport.DefaultFailureTimeout || tr.RedialInterval.D() != transport.DefaultRedialInterval || tr.DialTimeout.D() != transport.DefaultDialTimeout {
+		t.Fatalf("resolved lifecycle %+v does not follow transport's defaults", tr)
+	}
+}
+
+// A silent cut leaves connections up (and loses what goes over them) until
+// failure detection, which comes within FailureTimeout and no sooner than
+// 3/4 of it; after the heal every link is back within a redial interval
+// plus the handshake.
+func TestSilentCutDetectionAndRedial(t *testing.T) {
+	sc, err := LoadScenario("silent-cut-90s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verdict.Pass {
+		t.Fatalf("%s", res.Summary())
+	}
+	cut, heal := 30*time.Second, 120*time.Second
+	ft := transport.DefaultFailureTimeout
+	lost, back := 0, 0
+	for _, ev := range res.Trace {
+		at := ev.T.D()
+		switch {
+		case ev.Kind == "peer_down" && at >= cut && at < heal:
+			lost++
+			if at < cut+ft*3/4 || at > cut+ft {
+				t.Errorf("%s lost %s at %v: want within [%v, %v] of the cut", ev.Node, ev.Peer, at, ft*3/4, ft)
+			}
+		case ev.Kind == "peer_up" && at >= heal:
+			back++
+			if at > heal+transport.DefaultRedialInterval*6/5+time.Second {
+				t.Errorf("%s back with %s at %v, %v after the heal", ev.Node, ev.Peer, at, at-heal)
+			}
+		}
+	}
+	if lost != 4 || back != 4 {
+		t.Fatalf("%d cross-region connections lost, %d back; want 4 and 4", lost, back)
+	}
+	if res.Figures.Channels["gossip"].Lost == 0 {
+		t.Fatal("nothing was lost over the silent connections")
+	}
+}
+
+// A transport that backs its redial off to 30 s (as before issue 10) fails
+// the bundled silent-cut scenario: the regression is caught.
+func TestSlowRedialFailsSilentCut(t *testing.T) {
+	sc, err := LoadScenario("silent-cut-90s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := 2.0
+	sc.Network.Transport.RedialBackoff = &two
+	res, err := Run(sc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := checkOf(t, res, CheckReconnect)
+	if res.Verdict.Pass || c.Pass {
+		t.Fatalf("a redial backing off to 30 s passed:\n%s", res.Summary())
+	}
+	t.Logf("caught: %s = %s", c.Name, c.Measured)
+}
+
+// With readiness that requires a peer, a node cut off from every other one
+// stops serving; by default it keeps serving.
+func TestReadinessDrainsIsolatedNodeOnlyWhenAsked(t *testing.T) {
+	base := minimal + "faults: [{at: 2s, for: 6s, partition: [[b-1]]}]\n"
+	unavailable := func(text string) int64 {
+		sc, err := Parse([]byte(text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Run(sc, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Figures.Unavailable
+	}
+	if n := unavailable(base); n != 0 {
+		t.Fatalf("%d operations unavailable with peer-independent readiness", n)
+	}
+	drained := strings.Replace(base, "quiet: 5s", "quiet: 5s\nnetwork: {transport: {ready_min_peers: 1}}", 1)
+	if n := unavailable(drained); n == 0 {
+		t.Fatal("an isolated node kept serving with ready_min_peers 1")
+	}
+}
