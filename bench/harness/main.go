@@ -83,10 +83,14 @@ func fullSettings() settings {
 
 // env is what every phase works with.
 type env struct {
-	set       settings
-	rep       *report
-	redis     *redis.Client // no persistence
-	redisAOF  *redis.Client // appendonly yes, appendfsync everysec
+	set      settings
+	rep      *report
+	redis    *redis.Client // no persistence
+	redisAOF *redis.Client // appendonly yes, appendfsync everysec
+	// redisRepl is a primary with two replicas on this machine, all three
+	// appendonly yes, appendfsync everysec: the same work as a write on a
+	// peer of a 3-node mesh. Nil when not given.
+	redisRepl *redis.Client
 	daemonBin string
 	work      string
 	procs     *procs
@@ -143,6 +147,7 @@ func runAll(args []string) error {
 	quick := fs.Bool("quick", false, "smoke-test sizes (under 2 minutes)")
 	redisAddr := fs.String("redis", "", "redis-server without persistence, host:port")
 	aofAddr := fs.String("redis-aof", "", "redis-server with appendonly yes, appendfsync everysec")
+	replAddr := fs.String("redis-repl", "", "redis-server primary with two replicas (appendonly yes, appendfsync everysec on all three); optional")
 	daemonBin := fs.String("daemon", "", "the sessionmesh binary (go build ./cmd/sessionmesh)")
 	work := fs.String("work", "", "scratch directory for data")
 	out := fs.String("out", "bench/results", "where to write <date>.md and .json")
@@ -193,10 +198,21 @@ func runAll(args []string) error {
 		return err
 	}
 	defer e.redisAOF.Close()
+	clients := []*redis.Client{e.redis, e.redisAOF}
+	if *replAddr != "" {
+		if e.redisRepl, err = newRedis(ctx, *replAddr, 128); err != nil {
+			return err
+		}
+		defer e.redisRepl.Close()
+		if err := waitReplicas(ctx, e.redisRepl, 2, 30*time.Second); err != nil {
+			return err
+		}
+		clients = append(clients, e.redisRepl)
+	}
 	if err := e.describe(ctx); err != nil {
 		return err
 	}
-	for _, c := range []*redis.Client{e.redis, e.redisAOF} {
+	for _, c := range clients {
 		if err := c.FlushAll(ctx).Err(); err != nil {
 			return err
 		}

@@ -32,6 +32,34 @@ func newRedis(ctx context.Context, addr string, pool int) (*redis.Client, error)
 	return c, nil
 }
 
+// waitReplicas waits until the primary c has n replicas online.
+func waitReplicas(ctx context.Context, c *redis.Client, n int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		info, err := redisInfo(ctx, c, "replication")
+		if err != nil {
+			return fmt.Errorf("redis replication: %w", err)
+		}
+		online := 0
+		for k, v := range info {
+			if strings.HasPrefix(k, "slave") && strings.Contains(v, "state=online") {
+				online++
+			}
+		}
+		if info["role"] == "master" && online >= n {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("redis primary: %d of %d replicas online after %v (role %s)", online, n, within, info["role"])
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
 // redisInfo returns the fields of INFO section.
 func redisInfo(ctx context.Context, c *redis.Client, section string) (map[string]string, error) {
 	s, err := c.Info(ctx, section).Result()

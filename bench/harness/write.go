@@ -97,6 +97,9 @@ type redisWriter struct {
 	c      *redis.Client
 	tokens []string
 	seq    atomic.Int64
+	// replicas, when set, is how many replicas must hold every write
+	// before a round's check passes (WAIT).
+	replicas int
 }
 
 func (r *redisWriter) op(ctx context.Context, c int) func(w, i int) error {
@@ -112,6 +115,17 @@ func (r *redisWriter) op(ctx context.Context, c int) func(w, i int) error {
 }
 
 func (r *redisWriter) check(ctx context.Context) error {
+	if r.replicas > 0 {
+		// Every write of the round reached the replicas, as every write
+		// of the mesh's round reached the two other peers.
+		n, err := r.c.Wait(ctx, r.replicas, 30*time.Second).Result()
+		if err != nil {
+			return fmt.Errorf("redis WAIT: %w", err)
+		}
+		if n < int64(r.replicas) {
+			return fmt.Errorf("%w: %d of %d redis replicas acknowledged the round's writes", errLost, n, r.replicas)
+		}
+	}
 	p := r.c.Pipeline()
 	type want struct {
 		cmd *redis.StringCmd
@@ -162,12 +176,20 @@ func benchWrite(ctx context.Context, e *env) error {
 		sms = append(sms, &smWriter{writeTarget: newWriteTarget(maxW), m: m, tokens: tokens})
 	}
 	var rws []*redisWriter
-	for _, c := range []*redis.Client{e.redis, e.redisAOF} {
+	clients := []*redis.Client{e.redis, e.redisAOF}
+	if e.redisRepl != nil {
+		clients = append(clients, e.redisRepl)
+	}
+	for i, c := range clients {
 		tokens, err := loadRedisSessions(ctx, c, 0, writePool, 2)
 		if err != nil {
 			return err
 		}
-		rws = append(rws, &redisWriter{writeTarget: newWriteTarget(maxW), c: c, tokens: tokens})
+		rw := &redisWriter{writeTarget: newWriteTarget(maxW), c: c, tokens: tokens}
+		if i == 2 {
+			rw.replicas = 2
+		}
+		rws = append(rws, rw)
 	}
 	smNone, smSync, rVol, rAOF := sms[0], sms[1], rws[0], rws[1]
 	sec := "Session write of one field (sessionmesh: 3 peers, replicating; Redis: HSET)"
@@ -197,12 +219,16 @@ func benchWrite(ctx context.Context, e *env) error {
 			}
 		}
 		d := e.set.WriteDur
-		rs, err := interleave(e.set.Rounds,
+		rounds := []func() (loadResult, error){
 			func() (loadResult, error) { return smRound(smNone, d) },
 			func() (loadResult, error) { return smRound(smSync, d) },
 			func() (loadResult, error) { return redisRound(rVol, d) },
 			func() (loadResult, error) { return redisRound(rAOF, d) },
-		)
+		}
+		if len(rws) > 2 {
+			rounds = append(rounds, func() (loadResult, error) { return redisRound(rws[2], d) })
+		}
+		rs, err := interleave(e.set.Rounds, rounds...)
 		if err != nil {
 			return err
 		}
@@ -226,6 +252,17 @@ func benchWrite(ctx context.Context, e *env) error {
 		e.rep.add(opsAOF)
 		e.rep.add(opsSync)
 		e.rep.add(opsVol)
+		if len(rs) > 4 {
+			// The same work on both sides: a write acknowledged by one
+			// of three copies on this machine, replicated to the two
+			// others.
+			const setRepl = "primary + 2 replicas, everysec"
+			opsRepl := pairRow(sec, "writes/s, "+w+", none vs primary+2 replicas", "ops/s", none, rs[4], fOps, setNone, setRepl)
+			if c == 50 {
+				atLeastTarget(&opsRepl, 2, "≥ 2× a Redis primary with two replicas at 50 writers (ratio ≥ 2)")
+			}
+			e.rep.add(opsRepl)
+		}
 		e.rep.add(pairRow(sec, "write p50, "+w+", none vs everysec", "µs", none, aof, fP50, setNone, setAOF))
 		e.rep.add(pairRow(sec, "write p99, "+w+", none vs everysec", "µs", none, aof, fP99, setNone, setAOF))
 		e.rep.add(pairRow(sec, "write p50, "+w+", sync vs everysec", "µs", sync, aof, fP50, setSync, setAOF))
