@@ -18,14 +18,15 @@ import (
 
 // daemon is a `sessionmesh serve` process the harness started.
 type daemon struct {
-	cmd  *exec.Cmd
-	url  string
-	addr string // libp2p address, for --bootstrap
+	cmd   *exec.Cmd
+	url   string
+	addr  string // libp2p address, for --bootstrap
+	redis string // host:port of the Redis front, with --redis
 }
 
 // startDaemon runs the daemon binary on free loopback ports and waits for
-// its banner.
-func startDaemon(ctx context.Context, e *env, name string, bootstrap []string) (*daemon, error) {
+// its banner; extra are more flags (with "--mesh", the last one wins).
+func startDaemon(ctx context.Context, e *env, name string, bootstrap []string, extra ...string) (*daemon, error) {
 	dir := filepath.Join(e.work, name)
 	args := []string{"serve",
 		"--data-dir", dir,
@@ -38,6 +39,7 @@ func startDaemon(ctx context.Context, e *env, name string, bootstrap []string) (
 	if len(bootstrap) > 0 {
 		args = append(args, "--bootstrap", strings.Join(bootstrap, ","))
 	}
+	args = append(args, extra...)
 	cmd := exec.Command(e.daemonBin, args...)
 	logf, err := os.Create(filepath.Join(e.work, name+".log"))
 	if err != nil {
@@ -61,6 +63,8 @@ func startDaemon(ctx context.Context, e *env, name string, bootstrap []string) (
 			switch {
 			case strings.HasPrefix(line, "peer address:") && d.addr == "":
 				d.addr = strings.TrimSpace(strings.TrimPrefix(line, "peer address:"))
+			case strings.HasPrefix(line, "redis:"):
+				d.redis = strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(line, "redis:")), "redis://")
 			case strings.HasPrefix(line, "http api:"):
 				d.url = strings.TrimSpace(strings.TrimPrefix(line, "http api:"))
 				once.Do(func() { close(banner) })

@@ -51,6 +51,13 @@ type settings struct {
 	HTTPDur        time.Duration   `json:"http_round"`
 	ConvergeWithin time.Duration   `json:"converge_within"`
 	HealWithin     time.Duration   `json:"heal_within"`
+	// The redisfront phase: redis-benchmark client counts and pipeline
+	// depths, requests per run without and with a pipeline, rounds.
+	RedisClients           []int `json:"redis_clients"`
+	RedisPipelines         []int `json:"redis_pipelines"`
+	RedisRequests          int   `json:"redis_requests"`
+	RedisRequestsPipelined int   `json:"redis_requests_pipelined"`
+	RedisRounds            int   `json:"redis_rounds"`
 }
 
 func quickSettings() settings {
@@ -64,6 +71,8 @@ func quickSettings() settings {
 		MemSizes: []int{20_000},
 		HTTPConc: []int{1, 16}, HTTPDur: 300 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
+		RedisClients: []int{1, 16}, RedisPipelines: []int{1, 16},
+		RedisRequests: 1000, RedisRequestsPipelined: 4000, RedisRounds: 2,
 	}
 }
 
@@ -78,6 +87,8 @@ func fullSettings() settings {
 		MemSizes: []int{100_000, 1_000_000},
 		HTTPConc: []int{1, 16}, HTTPDur: 1500 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
+		RedisClients: []int{1, 16, 50}, RedisPipelines: []int{1, 16},
+		RedisRequests: 10_000, RedisRequestsPipelined: 50_000, RedisRounds: 5,
 	}
 }
 
@@ -107,6 +118,7 @@ var phases = []phase{
 	{"lag", benchLag},
 	{"partition", benchPartition},
 	{"http", benchHTTP},
+	{"redisfront", benchRedisFront},
 	{"memory", benchMemory},
 }
 
