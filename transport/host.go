@@ -2,6 +2,7 @@ package transport
 
 import (
 	"fmt"
+	"net"
 	"sync/atomic"
 
 	"github.com/libp2p/go-libp2p"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/x/rate"
 	"github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // startHost builds the libp2p host: only the configured listen addresses,
@@ -44,7 +46,7 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(t.cfg.listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(t.tcpDialer)),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.ConnectionGater(t.gater),
@@ -127,3 +129,39 @@ func (s *watchedScope) Done() {
 }
 
 var _ network.Notifiee = (*network.NotifyBundle)(nil)
+
+// tcpDialer returns the dialer of an outbound TCP connection to raddr: from
+// an ephemeral port (no port reuse), bound to this host's listen address
+// when that choice is clear: a loopback listen address for a loopback
+// destination, the only specific (not 0.0.0.0) listen address of the
+// family otherwise. Peers thus see us coming from the address we announce,
+// and two peers redialling each other at once never pick the same
+// address-and-port pair (libp2p's port reuse makes both sides dial from
+// their listen ports: a TCP simultaneous open, which the security
+// handshake cannot complete, and a pair still held by a connection closed
+// during a cut, which made libp2p fall back to an unbound dial).
+func (t *Transport) tcpDialer(raddr multiaddr.Multiaddr) (tcp.ContextDialer, error) {
+	d := &net.Dialer{}
+	ip, err := manet.ToIP(raddr)
+	if err != nil {
+		return d, nil // a DNS name: let the kernel choose
+	}
+	v4 := ip.To4() != nil
+	var candidates []net.IP
+	for _, la := range t.cfg.listen {
+		if addrKind(la) != "tcp" {
+			continue
+		}
+		lip, err := manet.ToIP(la)
+		if err != nil || lip.IsUnspecified() || (lip.To4() != nil) != v4 {
+			continue
+		}
+		if lip.IsLoopback() == ip.IsLoopback() {
+			candidates = append(candidates, lip)
+		}
+	}
+	if len(candidates) == 1 || (len(candidates) > 0 && ip.IsLoopback()) {
+		d.LocalAddr = &net.TCPAddr{IP: candidates[0]}
+	}
+	return d, nil
+}

@@ -62,6 +62,7 @@ type member struct {
 	quickDrops int       // consecutive connections that closed within quickDrop
 	reset      bool      // next probe without waiting (set by Unblock)
 	wasUp      bool      // has been connected since learned
+	dialCancel func()    // cancels the dial in flight, if any
 }
 
 func (m *member) wakeUp() {
@@ -151,6 +152,11 @@ func (t *Transport) memberUp(id peer.ID) {
 	away := now.Sub(m.since)
 	back := m.wasUp && !m.connected
 	m.connected, m.since, m.lastSeen, m.upAt, m.wasUp = true, now, now, now, true
+	// A dial still in flight is moot (the other side dialled us): stop
+	// it, so that the member loop starts pinging at once.
+	if m.dialCancel != nil {
+		m.dialCancel()
+	}
 	t.persistDirty()
 	t.mem.mu.Unlock()
 	if back {
@@ -309,6 +315,10 @@ func (t *Transport) memberLoop(m *member) {
 		}
 		if t.tracker.isUp(m.id) {
 			t.watch(m)
+			// The first dial after a loss comes at a random point of the
+			// redial cycle: both sides notice a cut at the same moment,
+			// and dialling in phase would make the two probes one.
+			lastDial, jf = time.Now(), mrand.Float64()
 			continue
 		}
 		now := time.Now()
@@ -316,7 +326,7 @@ func (t *Transport) memberLoop(m *member) {
 		if m.reset {
 			m.reset, lastDial = false, time.Time{}
 		}
-		quick := m.quickDrops
+		quick, boot := m.quickDrops, m.boot
 		absent := now.Sub(latest(m.lastSeen, m.learned, t.started))
 		addrs := slices.Clone(m.addrs)
 		t.mem.mu.Unlock()
@@ -325,14 +335,14 @@ func (t *Transport) memberLoop(m *member) {
 		switch {
 		case t.gater.isBlocked(m.id):
 			wait = time.Hour // until Unblock wakes us
-		case !m.boot && t.cfg.ForgetAfter > 0 && absent >= t.cfg.ForgetAfter:
+		case !boot && t.cfg.ForgetAfter > 0 && absent >= t.cfg.ForgetAfter:
 			t.forget(m.id, fmt.Sprintf("unreachable for %v", absent.Round(time.Second)))
 			return
 		case now.Before(next):
 			wait = next.Sub(now)
 		default:
 			lastDial, jf = now, 0.8+0.4*mrand.Float64()
-			err := t.dialMember(m, addrs)
+			err := t.dialMember(m, addrs, boot)
 			if t.ctx.Err() != nil {
 				return
 			}
@@ -378,17 +388,26 @@ func latest(ts ...time.Time) time.Time {
 // dialMember makes one dial attempt to m within DialTimeout, bypassing
 // libp2p's dial backoff (the member loop paces its own dials). It does not
 // wait for identify.
-func (t *Transport) dialMember(m *member, addrs []multiaddr.Multiaddr) error {
+func (t *Transport) dialMember(m *member, addrs []multiaddr.Multiaddr, boot bool) error {
 	if len(addrs) > 0 {
 		t.h.Peerstore().AddAddrs(m.id, addrs, peerstore.PermanentAddrTTL)
 	}
 	ctx, cancel := context.WithTimeout(t.ctx, t.cfg.DialTimeout)
 	defer cancel()
+	t.mem.mu.Lock()
+	m.dialCancel = cancel
+	t.mem.mu.Unlock()
+	defer func() {
+		t.mem.mu.Lock()
+		m.dialCancel = nil
+		t.mem.mu.Unlock()
+	}()
 	ctx = network.WithForceDirectDial(ctx, "sessionmesh member dial")
 	t.stats.dialAttempts.Add(1)
-	if _, err := t.h.Network().DialPeer(ctx, m.id); err != nil {
+	_, err := t.h.Network().DialPeer(ctx, m.id)
+	if err != nil && !t.tracker.isUp(m.id) {
 		t.stats.dialsFailed.Add(1)
-		if m.boot {
+		if boot {
 			t.stats.bootDialsFailed.Add(1)
 		}
 		return fmt.Errorf("transport: dial %s: %w", m.id, err)
@@ -413,7 +432,9 @@ func (t *Transport) watch(m *member) {
 			_ = s.Reset()
 		}
 	}()
-	alive := time.Now()
+	t.mem.mu.Lock()
+	alive := m.lastSeen // set when the connection opened
+	t.mem.mu.Unlock()
 	tick := time.NewTicker(t.pingInterval())
 	defer tick.Stop()
 	for {
