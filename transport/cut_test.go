@@ -196,4 +196,3 @@ func BenchmarkKernelCutHeal(b *testing.B) {
 	b.ReportMetric(float64(dials)/2/cutFor.Seconds(), "dials/s/side")
 	b.ReportMetric(0, "ns/op")
 }
-
