@@ -1,6 +1,7 @@
 package persist
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -264,6 +265,7 @@ func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*cr
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixSession}})
 		defer it.Close()
 		var d decoder
+		sought := false
 		emit := func() error {
 			s, err := d.finish()
 			if err != nil {
@@ -276,7 +278,22 @@ func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*cr
 			return fn(s)
 		}
 		for _, prefix := range prefixes {
-			for it.Seek(prefix); it.ValidForPrefix(prefix); {
+			// The iterator only moves forward. Badger finds the first live
+			// record at or after a key by stepping over every delete marker
+			// and overwritten version on the way, and after a bucket it
+			// rests on the first live record past it: seeking each bucket
+			// again would step over the same dead records once per bucket,
+			// which after heavy churn made a full scan quadratic (seconds
+			// for an empty store). So it seeks only forward, and once it has
+			// run off the end, nothing live is left to find.
+			switch {
+			case !sought || it.Valid() && bytes.Compare(it.Item().Key(), prefix) < 0:
+				it.Seek(prefix)
+				sought = true
+			case !it.Valid():
+				return nil
+			}
+			for it.ValidForPrefix(prefix) {
 				if err := ctx.Err(); err != nil {
 					return err
 				}

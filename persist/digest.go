@@ -26,20 +26,30 @@ type Digests struct {
 
 // digests keeps each bucket's digest as the XOR of its entries' hashes.
 // XOR makes an update O(1) (remove the old hash, add the new) and lets
-// concurrent committers apply their updates in any order.
+// concurrent committers apply their updates in any order. It also counts
+// the readable sessions of each bucket, so that scans skip empty buckets
+// without a seek: Badger finds a bucket empty only by stepping over every
+// delete marker its collected sessions left, until compaction drops them.
 type digests struct {
 	buckets [Buckets]atomic.Uint64
 	root    atomic.Uint64
-	// sessions counts the entries: a hash of 0 stands for no session.
+	// sessions counts the entries, and sizes those of each bucket: a
+	// hash of 0 stands for no session.
 	sessions atomic.Int64
+	sizes    [Buckets]atomic.Int64
 }
+
+// holds reports whether bucket holds a readable session.
+func (d *digests) holds(bucket int) bool { return d.sizes[bucket].Load() > 0 }
 
 func (d *digests) update(bucket int, oldHash, newHash uint64) {
 	switch {
 	case oldHash == 0 && newHash != 0:
 		d.sessions.Add(1)
+		d.sizes[bucket].Add(1)
 	case oldHash != 0 && newHash == 0:
 		d.sessions.Add(-1)
+		d.sizes[bucket].Add(-1)
 	}
 	x := oldHash ^ newHash
 	if x == 0 {
