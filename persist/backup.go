@@ -83,7 +83,8 @@ type BackupInfo struct {
 // Backup writes a consistent snapshot of the store to w, as of the moment
 // it starts: writes committed meanwhile are not in it. The store keeps
 // serving during the backup. An encrypted store writes an encrypted backup
-// (Restore needs the same key). A store in memory cannot be backed up.
+// (Restore needs the same key). A store in memory cannot be backed up
+// (errors.ErrUnsupported, before anything is written).
 func (s *Store) Backup(w io.Writer) (BackupInfo, error) {
 	if !s.enter() {
 		return BackupInfo{}, ErrClosed
@@ -91,7 +92,7 @@ func (s *Store) Backup(w io.Writer) (BackupInfo, error) {
 	defer s.leave()
 	b, ok := s.be.(*badgerBackend)
 	if !ok {
-		return BackupInfo{}, errors.New("persist: backup: a store in memory has no backup")
+		return BackupInfo{}, fmt.Errorf("persist: backup: a store in memory has no backup: %w", errors.ErrUnsupported)
 	}
 	cw := &countingWriter{w: w}
 	fw, err := newFrameWriter(cw, s.opts.EncryptionKey, time.Now())

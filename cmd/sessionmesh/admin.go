@@ -443,8 +443,10 @@ func ago(t *time.Time, now time.Time) string {
 
 func roundDuration(d time.Duration) string {
 	switch {
-	case d < 0:
-		d = 0
+	case d <= 0:
+		return "0s"
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
 	case d < time.Minute:

@@ -294,12 +294,24 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 		a.o.Logger.Warn("backup: lifting the write deadline", "err", err)
 	}
 	start := time.Now()
-	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="sessionmesh-%s.backup"`, start.UTC().Format("20060102T150405Z")))
-	w.Header().Set("Trailer", BackupStatusTrailer)
-	w.WriteHeader(http.StatusOK)
-	info, err := b.Backup(w)
-	if err != nil {
+	// The status goes out with the first byte: a failure before it (a
+	// store in memory, a closed store) still gets a proper error.
+	lw := &firstWrite{w: w, start: func() {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="sessionmesh-%s.backup"`, start.UTC().Format("20060102T150405Z")))
+		w.Header().Set("Trailer", BackupStatusTrailer)
+		w.WriteHeader(http.StatusOK)
+	}}
+	info, err := b.Backup(lw)
+	switch {
+	case err != nil && !lw.started && errors.Is(err, errors.ErrUnsupported):
+		writeError(w, errorf(http.StatusNotImplemented, codeUnavailable, "this peer's store cannot be backed up: %v", err))
+		return
+	case err != nil && !lw.started:
+		a.o.Logger.Error("backup failed", "err", err)
+		writeError(w, errorf(http.StatusInternalServerError, codeInternal, "backup: %v", err))
+		return
+	case err != nil:
 		a.o.Logger.Error("backup failed", "err", err)
 		w.Header().Set(BackupStatusTrailer, "failed: "+strings.Map(func(r rune) rune {
 			if r < ' ' || r == 0x7f {
@@ -311,4 +323,19 @@ func (a *api) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set(BackupStatusTrailer, "ok")
 	a.o.Logger.Info("backup written", "bytes", info.Bytes, "encrypted", info.Encrypted, "duration", time.Since(start))
+}
+
+// firstWrite calls start before the first byte goes to w.
+type firstWrite struct {
+	w       io.Writer
+	start   func()
+	started bool
+}
+
+func (f *firstWrite) Write(p []byte) (int, error) {
+	if !f.started {
+		f.started = true
+		f.start()
+	}
+	return f.w.Write(p)
 }
