@@ -44,7 +44,9 @@ type settings struct {
 	LagRounds      int             `json:"lag_rounds"`
 	MaxDur         time.Duration   `json:"max_rate_run"`
 	MaxRounds      int             `json:"max_rate_rounds"`
-	Partitions     []time.Duration `json:"partitions"`
+	Partitions     []time.Duration `json:"partitions"`        // cut with Transport().Block
+	KernelParts    []time.Duration `json:"kernel_partitions"` // cut at the kernel (internal/netcut)
+	ReconnectRuns  int             `json:"reconnect_rounds"`  // short kernel cuts between two peers
 	PerSide        int             `json:"sessions_per_side"`
 	MemSizes       []int           `json:"memory_sessions"`
 	HTTPConc       []int           `json:"http_concurrency"`
@@ -68,6 +70,7 @@ func quickSettings() settings {
 		LagRates: []int{1000, 10000}, LagDur: 2 * time.Second, LagRounds: 1,
 		MaxDur: 2 * time.Second, MaxRounds: 1,
 		Partitions: []time.Duration{3 * time.Second}, PerSide: 2000,
+		KernelParts: []time.Duration{3 * time.Second}, ReconnectRuns: 3,
 		MemSizes: []int{20_000},
 		HTTPConc: []int{1, 16}, HTTPDur: 300 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
@@ -83,7 +86,8 @@ func fullSettings() settings {
 		WriteDur: 1500 * time.Millisecond, WriteConc: []int{1, 16, 50},
 		LagRates: []int{1000, 10000}, LagDur: 5 * time.Second, LagRounds: 3,
 		MaxDur: 5 * time.Second, MaxRounds: 3,
-		Partitions: []time.Duration{10 * time.Second, 60 * time.Second}, PerSide: 10_000,
+		Partitions: []time.Duration{10 * time.Second}, PerSide: 10_000,
+		KernelParts: []time.Duration{60 * time.Second, 300 * time.Second}, ReconnectRuns: 20,
 		MemSizes: []int{100_000, 1_000_000},
 		HTTPConc: []int{1, 16}, HTTPDur: 1500 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,

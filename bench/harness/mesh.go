@@ -44,6 +44,17 @@ func nodeConfig(dir, meshName string, d persist.Durability) node.Config {
 }
 
 func startMesh(ctx context.Context, name, dir string, size int, d persist.Durability) (*mesh, error) {
+	return startMeshSized(ctx, name, dir, size, nil, d)
+}
+
+// startMeshOn starts one node per address in ips, each listening on its
+// own loopback address (TCP only), so that a kernel cut (internal/netcut)
+// can separate them.
+func startMeshOn(ctx context.Context, name, dir string, ips []string, d persist.Durability) (*mesh, error) {
+	return startMeshSized(ctx, name, dir, len(ips), ips, d)
+}
+
+func startMeshSized(ctx context.Context, name, dir string, size int, ips []string, d persist.Durability) (*mesh, error) {
 	m := &mesh{name: name, dir: dir}
 	for i := range size {
 		sub := ""
@@ -51,6 +62,9 @@ func startMesh(ctx context.Context, name, dir string, size int, d persist.Durabi
 			sub = filepath.Join(dir, fmt.Sprintf("node%d", i))
 		}
 		cfg := nodeConfig(sub, "bench-"+name, d)
+		if ips != nil {
+			cfg.Transport.ListenAddrs = []string{"/ip4/" + ips[i] + "/tcp/0"}
+		}
 		for _, n := range m.nodes {
 			for _, a := range n.Transport().Addrs() {
 				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
