@@ -217,3 +217,69 @@ func TestAdminBackupRestore(t *testing.T) {
 	}
 	c.stop()
 }
+
+// Where the admin commands find the daemon and its token: flag, then
+// SESSIONMESH_ADDR, then the serve config (file, then SESSIONMESH_HTTP).
+func TestAdminClientSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "api.token")
+	if err := os.WriteFile(tokenFile, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgFile := filepath.Join(dir, "sessionmesh.json")
+	cfg := fmt.Sprintf(`{"http": "0.0.0.0:9001", "api_token_file": %q}`, tokenFile)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := func(vars map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	}
+	for _, tc := range []struct {
+		name       string
+		flags      adminFlags
+		env        map[string]string
+		base, auth string
+	}{
+		{"default", adminFlags{}, nil, "http://127.0.0.1:7480", ""},
+		{"flag", adminFlags{addr: "127.0.0.5:1234"}, map[string]string{EnvAddr: "127.0.0.6:1"}, "http://127.0.0.5:1234", ""},
+		{"flag URL", adminFlags{addr: "https://sm.example.net:8443/"}, nil, "https://sm.example.net:8443", ""},
+		{"env", adminFlags{}, map[string]string{EnvAddr: "127.0.0.6:1", "SESSIONMESH_HTTP": "127.0.0.7:2"}, "http://127.0.0.6:1", ""},
+		{"serve's env", adminFlags{}, map[string]string{"SESSIONMESH_HTTP": "127.0.0.7:2"}, "http://127.0.0.7:2", ""},
+		{"config file: every interface is reached on loopback", adminFlags{config: cfgFile}, nil,
+			"http://127.0.0.1:9001", "0123456789abcdef0123456789abcdef"},
+		{"config from env", adminFlags{}, map[string]string{"SESSIONMESH_CONFIG": cfgFile}, "http://127.0.0.1:9001", "0123456789abcdef0123456789abcdef"},
+		{"IPv6 any", adminFlags{addr: "[::]:7480"}, nil, "http://[::1]:7480", ""},
+	} {
+		c, err := tc.flags.client(env(tc.env))
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if c.base != tc.base || c.bearer != tc.auth {
+			t.Errorf("%s: base %q token %q, want %q %q", tc.name, c.base, c.bearer, tc.base, tc.auth)
+		}
+	}
+	for _, bad := range []adminFlags{{addr: "ftp://x:1"}, {addr: "nohost"}, {config: filepath.Join(dir, "missing.json")}, {tokenFile: filepath.Join(dir, "missing.token")}} {
+		if _, err := bad.client(env(nil)); err == nil {
+			t.Errorf("%+v: no error", bad)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string
+	}{
+		{[]string{"help", "status"}, 0, "Exit codes"},
+		{[]string{"status", "extra"}, 2, ""},
+		{[]string{"backup"}, 2, ""},
+		{[]string{"restore"}, 2, ""},
+		{[]string{"sync", "a", "b"}, 2, ""},
+		{[]string{"peers", "-h"}, 0, "peers forget ID"},
+		{[]string{"restore", filepath.Join(dir, "missing.backup"), "--data-dir", filepath.Join(dir, "new")}, 1, ""},
+	} {
+		if code, out, errs := runCLI(t, tc.args...); code != tc.code || !strings.Contains(out, tc.out) {
+			t.Errorf("%v: exit %d (want %d): %s%s", tc.args, code, tc.code, out, errs)
+		}
+	}
+}
