@@ -80,3 +80,15 @@ func (n *Node) Stored(token string) (*crdt.Session, error) {
 	}
 	return s, nil
 }
+
+// Len returns the number of keys that hold a value, without building the
+// list Keys returns.
+func (s Session) Len() int {
+	n := 0
+	for _, f := range s.state().Fields.All() {
+		if !f.Removed {
+			n++
+		}
+	}
+	return n
+}

@@ -33,8 +33,20 @@ type client struct {
 }
 
 func (c *client) fail(conn redcon.Conn, msg string) {
-	c.errs++
+	if b, ok := conn.(*bufConn); ok {
+		b.errs++
+	} else {
+		c.errs++
+	}
 	conn.WriteError(msg)
+}
+
+// errCount returns the error replies counted for conn.
+func (c *client) errCount(conn redcon.Conn) int {
+	if b, ok := conn.(*bufConn); ok {
+		return b.errs
+	}
+	return c.errs
 }
 
 // handler runs one command whose arity was checked.
@@ -51,7 +63,9 @@ type command struct {
 	// noAuth commands run before AUTH; noQueue ones run at once inside
 	// MULTI.
 	noAuth, noQueue bool
-	m               cmdMetrics
+	// write is set for commands that write (flag "write").
+	write bool
+	m     cmdMetrics
 }
 
 func (cmd *command) arityOK(n int) bool {
@@ -139,6 +153,7 @@ func (s *Server) buildCommands() {
 	s.cmds = make(map[string]*command)
 	for _, c := range commandTable() {
 		c.m = s.m.forCommand(c.name)
+		c.write = slices.Contains(c.flags, "write")
 		s.cmds[c.name] = c
 	}
 	s.unknown = s.m.forCommand("unknown")
@@ -162,6 +177,16 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 		lc.read = 0
 	}
 	c := conn.Context().(*client)
+	if len(conn.PeekPipeline()) > 0 {
+		s.servePipeline(c, conn, cmd.Args, conn.ReadPipeline())
+		return
+	}
+	s.serveOne(c, conn, cmd.Args)
+}
+
+// serveOne serves one command in order.
+func (s *Server) serveOne(c *client, conn redcon.Conn, args [][]byte) {
+	cmd := redcon.Command{Args: args}
 	var buf [32]byte
 	name := lower(buf[:], cmd.Args[0])
 	def := s.cmds[string(name)]
@@ -198,14 +223,14 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 // run executes a known command and counts it.
 func (s *Server) run(c *client, conn redcon.Conn, def *command, args [][]byte) {
 	start := time.Now()
-	errs := c.errs
+	errs := c.errCount(conn)
 	if !def.arityOK(len(args)) {
 		c.fail(conn, arityError(def.name))
 	} else {
 		def.fn(s, c, conn, args)
 	}
 	def.m.count.Inc()
-	if c.errs != errs {
+	if c.errCount(conn) != errs {
 		def.m.errors.Inc()
 	}
 	def.m.duration.Observe(time.Since(start).Seconds())

@@ -3,7 +3,6 @@ package redisfront
 import (
 	"errors"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -90,7 +89,7 @@ func cmdGet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		conn.WriteNull()
 	case kindString:
 		v, _ := e.str()
-		conn.WriteBulk(v)
+		conn.WriteBulkString(v)
 	default:
 		c.fail(conn, errWrongType)
 	}
@@ -139,7 +138,7 @@ func cmdSet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 
 // set carries out SET and its variants; replies as SET does.
 func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) {
-	var old []byte
+	var old string
 	var hadOld, applied bool
 	err := retry(func() error {
 		e, err := s.lookup(key)
@@ -174,7 +173,7 @@ func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) 
 	case err != nil:
 		s.failErr(c, conn, err)
 	case o.get && hadOld:
-		conn.WriteBulk(old)
+		conn.WriteBulkString(old)
 	case o.get, !applied:
 		conn.WriteNull()
 	default:
@@ -252,7 +251,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		c.fail(conn, errSyntax)
 		return
 	}
-	var val []byte
+	var val string
 	var found bool
 	err := retry(func() error {
 		e, err := s.lookup(args[1])
@@ -287,7 +286,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	case !found:
 		conn.WriteNull()
 	default:
-		conn.WriteBulk(val)
+		conn.WriteBulkString(val)
 	}
 }
 
@@ -305,7 +304,7 @@ func (s *Server) expire(e *entry, ttl time.Duration) error {
 }
 
 func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	var val []byte
+	var val string
 	var found bool
 	err := retry(func() error {
 		e, err := s.lookup(args[1])
@@ -330,26 +329,30 @@ func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	case !found:
 		conn.WriteNull()
 	default:
-		conn.WriteBulk(val)
+		conn.WriteBulkString(val)
 	}
 }
 
 func cmdMget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	vals := make([][]byte, len(args)-1)
+	type value struct {
+		v  string
+		ok bool
+	}
+	vals := make([]value, len(args)-1)
 	for i, k := range args[1:] {
 		e, err := s.lookup(k)
 		if err != nil {
 			s.failErr(c, conn, err)
 			return
 		}
-		vals[i], _ = e.str()
+		vals[i].v, vals[i].ok = e.str()
 	}
 	conn.WriteArray(len(vals))
 	for _, v := range vals {
-		if v == nil {
-			conn.WriteNull()
+		if v.ok {
+			conn.WriteBulkString(v.v)
 		} else {
-			conn.WriteBulk(v)
+			conn.WriteNull()
 		}
 	}
 }
@@ -666,12 +669,12 @@ func cmdHget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	v, found := e.sess.Get(encodeField(args[2]))
+	v, found := e.sess.GetString(encodeField(args[2]))
 	if !found || !e.live {
 		conn.WriteNull()
 		return
 	}
-	conn.WriteBulk(v)
+	conn.WriteBulkString(v)
 }
 
 func cmdHmget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
@@ -681,21 +684,12 @@ func cmdHmget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	}
 	conn.WriteArray(len(args) - 2)
 	for _, f := range args[2:] {
-		if v, found := e.sess.Get(encodeField(f)); found && e.live {
-			conn.WriteBulk(v)
+		if v, found := e.sess.GetString(encodeField(f)); found && e.live {
+			conn.WriteBulkString(v)
 		} else {
 			conn.WriteNull()
 		}
 	}
-}
-
-func sortedFields(h map[string][]byte) []string {
-	keys := make([]string, 0, len(h))
-	for k := range h {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
@@ -703,11 +697,11 @@ func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	h := e.hash()
-	conn.WriteArray(2 * len(h))
-	for _, k := range sortedFields(h) {
-		conn.WriteBulkString(k)
-		conn.WriteBulk(h[k])
+	ps := e.pairs()
+	conn.WriteArray(2 * len(ps))
+	for _, p := range ps {
+		conn.WriteBulkString(p.field)
+		conn.WriteBulkString(p.value)
 	}
 }
 
@@ -716,10 +710,10 @@ func cmdHkeys(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	h := e.hash()
-	conn.WriteArray(len(h))
-	for _, k := range sortedFields(h) {
-		conn.WriteBulkString(k)
+	ps := e.pairs()
+	conn.WriteArray(len(ps))
+	for _, p := range ps {
+		conn.WriteBulkString(p.field)
 	}
 }
 
@@ -728,10 +722,10 @@ func cmdHvals(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	h := e.hash()
-	conn.WriteArray(len(h))
-	for _, k := range sortedFields(h) {
-		conn.WriteBulk(h[k])
+	ps := e.pairs()
+	conn.WriteArray(len(ps))
+	for _, p := range ps {
+		conn.WriteBulkString(p.value)
 	}
 }
 
@@ -740,7 +734,11 @@ func cmdHlen(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	conn.WriteInt(len(e.hash()))
+	n := 0
+	if e.live {
+		n = e.sess.Len() - 1 // less fieldKey
+	}
+	conn.WriteInt(max(n, 0))
 }
 
 func cmdHexists(s *Server, c *client, conn redcon.Conn, args [][]byte) {
@@ -748,7 +746,7 @@ func cmdHexists(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	_, found := e.sess.Get(encodeField(args[2]))
+	_, found := e.sess.GetString(encodeField(args[2]))
 	conn.WriteInt(boolInt(found && e.live))
 }
 

@@ -258,3 +258,43 @@ func TestScanKeys(t *testing.T) {
 		t.Errorf("DBSIZE = %d, want 51", n)
 	}
 }
+
+// A pipeline mixing keys, repeated keys and connection commands answers in
+// order, each command seeing the ones before it on its key.
+func TestPipelineOrder(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t)
+	p := r.Pipeline()
+	var gets []*redis.StringCmd
+	for i := range 40 {
+		k := "p:" + itoa(i%5)
+		p.Set(ctx, k, itoa(i), 0)
+		gets = append(gets, p.Get(ctx, k))
+		if i == 20 {
+			p.Ping(ctx)
+			p.HSet(ctx, "p:h", "f", "1")
+			p.HIncrBy(ctx, "p:h", "f", 2)
+		}
+	}
+	incr := p.HIncrBy(ctx, "p:h", "f", 10)
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, g := range gets {
+		if g.Val() != itoa(i) {
+			t.Fatalf("GET #%d in the pipeline = %q, want %q", i, g.Val(), itoa(i))
+		}
+	}
+	if incr.Val() != 13 {
+		t.Errorf("HINCRBY after the others = %d, want 13", incr.Val())
+	}
+	raw := dialRaw(t, f.addr)
+	raw.send(t, "*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nQUIT\r\n*3\r\n$3\r\nSET\r\n$4\r\nquit\r\n$1\r\nx\r\n")
+	if got := raw.line(t) + raw.line(t); got != "+PONG+OK" {
+		t.Errorf("PING QUIT: %q", got)
+	}
+	if r.Exists(ctx, "quit").Val() != 0 {
+		t.Error("a command after QUIT ran")
+	}
+}

@@ -59,12 +59,11 @@ func decodeField(stored string) (string, bool) {
 // key name, never stored. The node stores and sends only SessionID of it,
 // a hash of this hash.
 func keyToken(key []byte, gen int) string {
-	h := sha256.New()
-	h.Write([]byte("sessionmesh/redis/v1\x00"))
-	h.Write([]byte{byte(gen)})
-	h.Write(key)
-	var sum [sha256.Size]byte
-	return base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
+	const prefix = "sessionmesh/redis/v1\x00"
+	var stack [256]byte
+	b := append(append(append(stack[:0], prefix...), byte(gen)), key...)
+	sum := sha256.Sum256(b)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
 // kind is a key's Redis type.
@@ -104,23 +103,24 @@ func (e *entry) kind() kind {
 	if !e.live {
 		return kindNone
 	}
-	if _, ok := e.sess.Get(fieldString); ok {
+	if _, ok := e.sess.GetString(fieldString); ok {
 		return kindString
 	}
-	for _, k := range e.sess.Keys() {
-		if _, ok := decodeField(k); ok {
-			return kindHash
-		}
+	// Besides fieldKey, which every key's session holds, only user
+	// fields remain.
+	if e.sess.Len() > 1 {
+		return kindHash
 	}
 	return kindNone
 }
 
-// str returns the value of a string key.
-func (e *entry) str() ([]byte, bool) {
+// str returns the value of a string key, shared with the session snapshot:
+// do not modify it.
+func (e *entry) str() (string, bool) {
 	if !e.live {
-		return nil, false
+		return "", false
 	}
-	return e.sess.Get(fieldString)
+	return e.sess.GetString(fieldString)
 }
 
 // hash returns the user fields of a hash key, decoded.
@@ -132,6 +132,26 @@ func (e *entry) hash() map[string][]byte {
 	for k, v := range e.sess.Fields() {
 		if f, ok := decodeField(k); ok {
 			out[f] = v
+		}
+	}
+	return out
+}
+
+// kv is a hash field and its value, shared with the session snapshot.
+type kv struct{ field, value string }
+
+// pairs returns the user fields of a hash key, decoded, sorted by stored
+// name, without copying values.
+func (e *entry) pairs() []kv {
+	if !e.live {
+		return nil
+	}
+	keys := e.sess.Keys()
+	out := make([]kv, 0, len(keys))
+	for _, k := range keys {
+		if f, ok := decodeField(k); ok {
+			v, _ := e.sess.GetString(k)
+			out = append(out, kv{f, v})
 		}
 	}
 	return out
