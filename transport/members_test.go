@@ -331,3 +331,45 @@ func (s *stormHandler) start(tr *Transport, to peer.ID) {
 }
 
 func (s *stormHandler) stop() { close(s.done) }
+
+// Pings share the connection with bulk traffic; a link busy with large
+// frames both ways for longer than FailureTimeout is not declared lost.
+func TestBusyLinkNotDeclaredLost(t *testing.T) {
+	t.Parallel()
+	ra, rb := &recorder{}, &recorder{}
+	a := startTransport(t, testConfig(), ra)
+	cfg := testConfig()
+	cfg.Bootstrap = addrsOf(a)
+	cfg.FailureTimeout = time.Second // tighter than the default, to make it harder
+	b := startTransport(t, cfg, rb)
+	waitFor(t, 10*time.Second, "connected", func() bool { return ra.isUp(b.ID()) && rb.isUp(a.ID()) })
+
+	frame := bytes.Repeat([]byte{7}, 512<<10)
+	stop := time.Now().Add(3 * time.Second)
+	var sent atomic.Int64
+	done := make(chan struct{})
+	for _, pair := range [][2]*Transport{{a, b}, {b, a}} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for time.Now().Before(stop) {
+				if err := pair[0].Send(context.Background(), pair[1].ID(), frame); err != nil {
+					t.Errorf("send: %v", err)
+					return
+				}
+				sent.Add(1)
+			}
+		}()
+	}
+	<-done
+	<-done
+	t.Logf("%d MiB sent in 3 s", sent.Load()/2)
+	if n := a.Stats().FailuresDetected + b.Stats().FailuresDetected; n != 0 {
+		t.Errorf("%d failures detected on a busy, healthy link", n)
+	}
+	if _, downs := ra.ups(b.ID()); downs != 0 {
+		t.Errorf("a lost b %d times", downs)
+	}
+	if _, downs := rb.ups(a.ID()); downs != 0 {
+		t.Errorf("b lost a %d times", downs)
+	}
+}
