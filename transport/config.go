@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/multiformats/go-multiaddr"
+	madns "github.com/multiformats/go-multiaddr-dns"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
 
@@ -76,6 +77,13 @@ type Config struct {
 	// whenever no connection to them is open. Through any one of them the
 	// host learns every other member (signed peer records). Bootstrap peers
 	// are never forgotten automatically.
+	//
+	// An entry may also be a bare /dnsaddr/<name> (no /p2p), for
+	// orchestrated deployments: the TXT records of _dnsaddr.<name>, each
+	// "dnsaddr=<multiaddr ending in /p2p/<id>>" (libp2p's dnsaddr scheme),
+	// list peers that become members. The name is resolved at start and
+	// every minute; unlike the other entries, its peers are forgotten
+	// after ForgetAfter like learned members.
 	Bootstrap []string
 
 	// FailureTimeout is how long a connected member may give no sign of
@@ -154,6 +162,10 @@ type Config struct {
 	// noRecords (tests only) ignores the records other members pass on,
 	// so that a test can keep a star topology.
 	noRecords bool
+
+	// resolver (tests only) resolves /dnsaddr bootstrap names instead of
+	// the system's DNS.
+	resolver *madns.Resolver
 }
 
 // DefaultConfig returns a configuration with every default filled in: an
@@ -222,6 +234,7 @@ type resolved struct {
 	Config
 	listen    []multiaddr.Multiaddr
 	bootstrap []peer.AddrInfo
+	dnsaddrs  []multiaddr.Multiaddr // bare /dnsaddr/<name> entries of Bootstrap
 	allowed   map[peer.ID]struct{}
 }
 
@@ -304,9 +317,17 @@ func (c Config) resolve() (*resolved, error) {
 			bad("bootstrap address %q: %v", s, err)
 			continue
 		}
+		if isDNSAddr(a) {
+			if len(a) != 1 {
+				bad("bootstrap address %q: want /dnsaddr/<name> alone, or a multiaddr ending in /p2p/<id>", s)
+				continue
+			}
+			r.dnsaddrs = append(r.dnsaddrs, a)
+			continue
+		}
 		ai, err := peer.AddrInfoFromP2pAddr(a)
 		if err != nil {
-			bad("bootstrap address %q: want a multiaddr ending in /p2p/<id>: %v", s, err)
+			bad("bootstrap address %q: want a multiaddr ending in /p2p/<id>, or /dnsaddr/<name>: %v", s, err)
 			continue
 		}
 		if r.allowed != nil {

@@ -46,7 +46,9 @@
 // peers on the allowlist, so a member cannot make up another peer's
 // addresses or bring in an outsider. One bootstrap address is thus enough
 // to learn the whole mesh, and later joins and address changes spread the
-// same way. With a DataDir the list is kept in DataDir/members.json
+// same way. A bootstrap entry may also be a /dnsaddr/<name> whose TXT
+// records list peers (libp2p's dnsaddr scheme), resolved every minute, for
+// orchestrated deployments. With a DataDir the list is kept in DataDir/members.json
 // (MembersFile), so a restarted host redials every member it knew.
 //
 // A connected member is pinged (libp2p's ping protocol) every

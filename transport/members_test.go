@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/record"
 	"github.com/multiformats/go-multiaddr"
+	madns "github.com/multiformats/go-multiaddr-dns"
 )
 
 func memberIDs(tr *Transport) []peer.ID {
@@ -371,5 +373,48 @@ func TestBusyLinkNotDeclaredLost(t *testing.T) {
 	}
 	if _, downs := rb.ups(a.ID()); downs != 0 {
 		t.Errorf("b lost a %d times", downs)
+	}
+}
+
+// txtResolver answers TXT lookups from a map (and nothing else).
+type txtResolver map[string][]string
+
+func (r txtResolver) LookupIPAddr(context.Context, string) ([]net.IPAddr, error) {
+	return nil, errors.New("no A records here")
+}
+
+func (r txtResolver) LookupTXT(_ context.Context, name string) ([]string, error) {
+	if v, ok := r[name]; ok {
+		return v, nil
+	}
+	return nil, errors.New("no such name")
+}
+
+// A /dnsaddr bootstrap name brings in every peer its TXT records list.
+func TestDNSAddrBootstrap(t *testing.T) {
+	t.Parallel()
+	a := startTransport(t, testConfig(), &recorder{})
+	b := startTransport(t, testConfig(), &recorder{})
+	var txt []string
+	for _, tr := range []*Transport{a, b} {
+		txt = append(txt, "dnsaddr="+tr.Addrs()[0].String())
+	}
+	res, err := madns.NewResolver(madns.WithDefaultResolver(txtResolver{"_dnsaddr.mesh.example": txt}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Bootstrap = []string{"/dnsaddr/mesh.example"}
+	cfg.resolver = res
+	rc := &recorder{}
+	startTransport(t, cfg, rc)
+	waitFor(t, 10*time.Second, "c connected to a and b", func() bool { return rc.isUp(a.ID()) && rc.isUp(b.ID()) })
+
+	for _, bad := range []string{"/dnsaddr/mesh.example/tcp/1", "/dns4/mesh.example/tcp/1"} {
+		cfg := testConfig()
+		cfg.Bootstrap = []string{bad}
+		if err := cfg.Validate(); !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Bootstrap %s: %v, want ErrInvalidConfig", bad, err)
+		}
 	}
 }

@@ -182,6 +182,10 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 			t.mem.mu.Unlock()
 		}
 	}
+	if len(r.dnsaddrs) > 0 {
+		t.wg.Add(1)
+		go t.dnsLoop()
+	}
 
 	if err := ctx.Err(); err != nil {
 		t.Close()
