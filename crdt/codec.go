@@ -257,6 +257,7 @@ func UnmarshalSession(data []byte, l Limits) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer r.release()
 	s, err := r.session(l)
 	if err != nil {
 		return nil, err
@@ -277,6 +278,7 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 	if err != nil {
 		return nil, err
 	}
+	defer r.release()
 	n, err := r.arrayLen()
 	if err != nil {
 		return nil, err
@@ -309,9 +311,20 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 type reader struct {
 	b   []byte
 	off int
-	// fields is scratch space for a session's fields, reused across the
-	// sessions of a batch.
-	fields FieldsBuilder
+	// fields is scratch space for a session's fields, from a pool.
+	fields *FieldsBuilder
+}
+
+var builders = sync.Pool{New: func() any { return new(FieldsBuilder) }}
+
+// release returns the reader's scratch space to the pool, unless a large
+// session made it too big to keep.
+func (r *reader) release() {
+	if r.fields != nil && cap(r.fields.arena) <= 64<<10 {
+		r.fields.Reset() // a failed decode leaves entries behind
+		builders.Put(r.fields)
+	}
+	r.fields = nil
 }
 
 func newReader(data []byte, kind byte) (*reader, error) {
@@ -560,7 +573,11 @@ func (r *reader) session(l Limits) (*Session, error) {
 	}
 	// Keys and values go to one allocation (the builder's), the rest of
 	// the encoding bounding their size.
-	fb := &r.fields
+	if r.fields == nil {
+		r.fields = builders.Get().(*FieldsBuilder)
+	}
+	fb := r.fields
+	fb.Reset()
 	fb.Grow(min(len(r.b)-r.off, 4<<10), nf)
 	var prev []byte
 	for i := range nf {

@@ -252,23 +252,55 @@ func (b *FieldsBuilder) AddBytes(key, value []byte, removed bool, ts Timestamp) 
 	b.pending = append(b.pending, p)
 }
 
+// Reset discards the registers added, keeping the space for reuse.
+func (b *FieldsBuilder) Reset() { b.arena, b.pending = b.arena[:0], b.pending[:0] }
+
 // Len returns the number of registers added.
 func (b *FieldsBuilder) Len() int { return len(b.pending) }
 
 // Build returns the registers added and resets the builder. It fails with
 // ErrMalformed if the keys were not added in strictly ascending order.
 func (b *FieldsBuilder) Build() (Fields, error) {
-	defer func() { b.arena, b.pending = b.arena[:0], b.pending[:0] }()
+	defer b.Reset()
 	if len(b.pending) == 0 {
 		return Fields{}, nil
 	}
-	arena := string(b.arena)
+	// One allocation for every key and value: keys first, so that a
+	// lookup's comparisons read a line or two, then values.
+	size := 0
+	for _, p := range b.pending {
+		if !p.literal {
+			size += p.key[1] - p.key[0] + p.val[1] - p.val[0]
+		}
+	}
+	var sb strings.Builder
+	sb.Grow(size)
+	for _, p := range b.pending {
+		if !p.literal {
+			sb.Write(b.arena[p.key[0]:p.key[1]])
+		}
+	}
+	for _, p := range b.pending {
+		if !p.literal {
+			sb.Write(b.arena[p.val[0]:p.val[1]])
+		}
+	}
+	arena := sb.String()
 	base := make([]entry, len(b.pending))
+	koff, voff := 0, 0
+	for _, p := range b.pending {
+		if !p.literal {
+			voff += p.key[1] - p.key[0]
+		}
+	}
 	for i, p := range b.pending {
 		if p.literal {
 			base[i] = p.lit
 		} else {
-			base[i] = entry{key: arena[p.key[0]:p.key[1]], f: Field{Value: arena[p.val[0]:p.val[1]], Removed: p.removed, TS: p.ts}}
+			kl, vl := p.key[1]-p.key[0], p.val[1]-p.val[0]
+			base[i] = entry{key: arena[koff : koff+kl], f: Field{Value: arena[voff : voff+vl], Removed: p.removed, TS: p.ts}}
+			koff += kl
+			voff += vl
 		}
 		if i > 0 && base[i-1].key >= base[i].key {
 			return Fields{}, fmt.Errorf("%w: field keys out of order or repeated at %q", ErrMalformed, base[i].key)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"runtime"
@@ -244,6 +245,49 @@ func BenchmarkNodeGet(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, ok := s.Get("field-3"); !ok {
+			b.Fatal("field missing")
+		}
+	}
+}
+
+// BenchmarkNodeGetSpread: Get plus one field read over 10k sessions of 10
+// fields of 90 bytes, in a scattered order: the edge read of bench/run,
+// whose cost is memory traffic over the decoded sessions, not the code.
+func BenchmarkNodeGetSpread(b *testing.B) {
+	net := newMemNet()
+	cfg := testConfig()
+	cfg.Dial = net.dialer("bench")
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	ctx := context.Background()
+	const sessions = 10_000
+	tokens := make([]string, sessions)
+	for i := range tokens {
+		fields := map[string][]byte{}
+		for f := range 10 {
+			fields[fmt.Sprintf("field%d", f)] = bytes.Repeat([]byte{byte('a' + (i+f)%26)}, 90)
+		}
+		if tokens[i], err = n.Create(ctx, WithFields(fields)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, tk := range tokens { // all cached, as on a warm peer
+		if _, err := n.Get(ctx, tk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i = (i + 7919) % sessions // a prime stride: no locality
+		s, err := n.Get(ctx, tokens[i])
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, ok := s.Get("field3"); !ok {
 			b.Fatal("field missing")
 		}
 	}

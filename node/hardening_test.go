@@ -70,3 +70,18 @@ func TestCreateWithMaxFields(t *testing.T) {
 		t.Fatalf("error %q does not say %q", err, want)
 	}
 }
+
+// TestSessionIDVector pins the id of a known token (base64url of the
+// SHA-256 of its bytes): stored sessions and every peer depend on it.
+func TestSessionIDVector(t *testing.T) {
+	id, ok := SessionID("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8")
+	if !ok || id != "Yw3NKWbEM2aRElRIu7JbT_QSpJxzLbLIq8G4WBvXEN0" {
+		t.Fatalf("SessionID = %q, %v", id, ok)
+	}
+	for _, bad := range []string{"", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A",
+		"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh!", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9"} {
+		if _, ok := SessionID(bad); ok {
+			t.Errorf("SessionID accepted %q", bad)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"unsafe"
 )
 
 // ReservedKeyPrefix starts the field keys that adapters (sessionhttp) keep
@@ -36,12 +37,19 @@ func SessionID(token string) (string, bool) {
 	if len(token) != tokenLen {
 		return "", false
 	}
-	// Strict decoding refuses set padding bits, so each token has exactly
-	// one spelling: otherwise several cookie strings open the same session.
-	raw, err := base64.RawURLEncoding.Strict().DecodeString(token)
-	if err != nil || len(raw) != tokenBytes {
+	// Every read starts here: decode and hash on the stack, so that the id
+	// is the only allocation. unsafe: Decode only reads its source.
+	var raw [tokenBytes + 1]byte
+	n, err := strictBase64.Decode(raw[:], unsafe.Slice(unsafe.StringData(token), len(token)))
+	if err != nil || n != tokenBytes {
 		return "", false
 	}
-	sum := sha256.Sum256(raw)
-	return base64.RawURLEncoding.EncodeToString(sum[:]), true
+	sum := sha256.Sum256(raw[:tokenBytes])
+	var id [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
+	base64.RawURLEncoding.Encode(id[:], sum[:])
+	return string(id[:]), true
 }
+
+// strictBase64 refuses set padding bits, so each token has exactly one
+// spelling: otherwise several cookie strings open the same session.
+var strictBase64 = base64.RawURLEncoding.Strict()

@@ -3,6 +3,7 @@ package persist
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -114,6 +115,9 @@ func encodeHeaderRecord(s *crdt.Session) []byte {
 // decodeHeaderRecord decodes a header record. Its fields' keys and values
 // are copied into one allocation: a cached session is a few objects, not a
 // few per field.
+// builders is scratch space for decoding header records.
+var builders = sync.Pool{New: func() any { return new(crdt.FieldsBuilder) }}
+
 func decodeHeaderRecord(b []byte) (header, crdt.Fields, error) {
 	var none crdt.Fields
 	h, b, err := decodeHeader(b)
@@ -125,7 +129,13 @@ func decodeHeaderRecord(b []byte) (header, crdt.Fields, error) {
 		return header{}, none, fmt.Errorf("%w: header record: bad field count", ErrCorrupt)
 	}
 	b = b[w:]
-	var fb crdt.FieldsBuilder
+	fb := builders.Get().(*crdt.FieldsBuilder)
+	defer func(size int) {
+		if fb.Len() == 0 && size <= 64<<10 { // keep no large scratch
+			builders.Put(fb)
+		}
+	}(len(b))
+	fb.Reset()
 	fb.Grow(len(b), int(n))
 	next := func() ([]byte, error) {
 		l, w := binary.Uvarint(b)
