@@ -50,6 +50,24 @@ type Config struct {
 	// Limits bound what the node accepts from the network and stores.
 	Limits crdt.Limits
 
+	// ConsistencyWait bounds how long a call made with a version
+	// (WithVersion) waits for this peer's copy of the session to reach
+	// it before failing with ErrStale; ConsistencyFetchAfter is how long
+	// it waits for replication alone before asking the peers that wrote
+	// the session for it.
+	ConsistencyWait       time.Duration
+	ConsistencyFetchAfter time.Duration
+
+	// Region names where this peer runs; owner listings show it for the
+	// sessions created here (OwnedSession).
+	Region string
+	// OwnerKey, when set, keys the hash under which owner ids are stored
+	// and replicated (HMAC-SHA-256), so that a copy of the data cannot be
+	// checked against a list of user ids. Every peer of a mesh must use
+	// the same key (the daemon derives it from the pre-shared key when
+	// there is one); changing it orphans the existing owner records.
+	OwnerKey []byte
+
 	// FlushDelay is how long a local delta may wait to be batched with
 	// others before it is broadcast; FlushBytes flushes earlier.
 	FlushDelay time.Duration
@@ -90,27 +108,29 @@ type Config struct {
 // defaults documented on each field.
 func DefaultConfig() Config {
 	return Config{
-		Durability:         persist.DurabilitySync,
-		IdleTimeout:        30 * time.Minute,
-		AbsoluteLifetime:   12 * time.Hour,
-		MaxDrift:           5 * time.Second,
-		TouchFraction:      0.1,
-		MaxFields:          256,
-		Limits:             crdt.DefaultLimits(),
-		FlushDelay:         2 * time.Millisecond,
-		FlushBytes:         64 << 10,
-		SyncInterval:       10 * time.Second,
-		SyncTimeout:        30 * time.Second,
-		MaxConcurrentSyncs: 4,
-		SyncChunkBytes:     256 << 10,
-		GCInterval:         time.Minute,
-		GCBatch:            10_000,
-		MaxDeferred:        10_000,
-		Clock:              WallClock,
-		Rand:               rand.Reader,
-		Logger:             slog.Default(),
-		Metrics:            nopMetrics{},
-		Transport:          transport.DefaultConfig(),
+		Durability:            persist.DurabilitySync,
+		IdleTimeout:           30 * time.Minute,
+		AbsoluteLifetime:      12 * time.Hour,
+		MaxDrift:              5 * time.Second,
+		TouchFraction:         0.1,
+		MaxFields:             256,
+		Limits:                crdt.DefaultLimits(),
+		ConsistencyWait:       200 * time.Millisecond,
+		ConsistencyFetchAfter: 20 * time.Millisecond,
+		FlushDelay:            2 * time.Millisecond,
+		FlushBytes:            64 << 10,
+		SyncInterval:          10 * time.Second,
+		SyncTimeout:           30 * time.Second,
+		MaxConcurrentSyncs:    4,
+		SyncChunkBytes:        256 << 10,
+		GCInterval:            time.Minute,
+		GCBatch:               10_000,
+		MaxDeferred:           10_000,
+		Clock:                 WallClock,
+		Rand:                  rand.Reader,
+		Logger:                slog.Default(),
+		Metrics:               nopMetrics{},
+		Transport:             transport.DefaultConfig(),
 	}
 }
 
@@ -128,6 +148,8 @@ func (c Config) Validate() error {
 		return bad("TouchFraction must be in [0, 1), got %v", c.TouchFraction)
 	case c.MaxFields <= 0 || c.MaxFields > c.Limits.MaxFields:
 		return bad("MaxFields must be in [1, Limits.MaxFields=%d], got %d", c.Limits.MaxFields, c.MaxFields)
+	case c.ConsistencyWait <= 0 || c.ConsistencyFetchAfter < 0 || c.ConsistencyFetchAfter > c.ConsistencyWait:
+		return bad("ConsistencyWait must be positive and ConsistencyFetchAfter in [0, ConsistencyWait]")
 	case c.FlushDelay < 0 || c.FlushBytes <= 0:
 		return bad("FlushDelay must not be negative and FlushBytes must be positive")
 	case c.FlushBytes > c.Limits.MaxBatchBytes/2:

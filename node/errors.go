@@ -21,6 +21,12 @@ var (
 	// ErrInvalid reports an argument the node cannot accept (empty key,
 	// value over the size limit, non-positive lifetime, ...).
 	ErrInvalid = errors.New("node: invalid argument")
+	// ErrStale reports a call made with a version (WithVersion) that this
+	// peer's copy of the session did not reach within
+	// Config.ConsistencyWait, neither by replication nor by asking the
+	// peers that wrote it: answering would show the client older data than
+	// it has seen. Retrying later, or on another peer, may succeed.
+	ErrStale = errors.New("node: session version not available on this peer")
 )
 
 // Anti-entropy errors (Node.Sync, Core.StartSync).

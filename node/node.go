@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -51,6 +52,13 @@ type Node struct {
 	watchMu  sync.Mutex
 	watchers map[chan Change]struct{}
 
+	// Callers waiting for a session to reach a version (WithVersion).
+	waitMu  sync.Mutex
+	waiters map[string][]chan struct{}
+	waiting atomic.Int64
+	// writeLocks serialise the local writes of each session.
+	writeLocks sessionLocks
+
 	outMu     sync.Mutex
 	broadcast chan []byte
 	direct    map[PeerID]chan []byte
@@ -78,6 +86,8 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 		m:           cfg.Metrics,
 		touches:     make(map[string]int64),
 		watchers:    make(map[chan Change]struct{}),
+		waiters:     make(map[string][]chan struct{}),
+		writeLocks:  sessionLocks{seed: maphash.MakeSeed()},
 		syncWaiters: make(map[syncKey][]chan SyncReport),
 		broadcast:   make(chan []byte, outQueue),
 		direct:      make(map[PeerID]chan []byte),

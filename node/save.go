@@ -30,7 +30,7 @@ type Save struct {
 func (n *Node) Save(ctx context.Context, token string, s Save) error {
 	return n.mutate(ctx, token, func(cur *crdt.Session, stamp func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
 		ts := stamp()
-		d := cur.Header()
+		d := cur.Clone()
 		if ms := s.IdleTimeout.Milliseconds(); ms > d.Idle {
 			d.Idle = ms
 		}

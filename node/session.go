@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -33,7 +34,7 @@ func (s Session) ID() string { return s.state().ID }
 
 // Get returns a copy of the value of key.
 func (s Session) Get(key string) ([]byte, bool) {
-	v, ok := s.state().Get(key)
+	v, ok := s.GetString(key)
 	if !ok {
 		return nil, false
 	}
@@ -42,21 +43,32 @@ func (s Session) Get(key string) ([]byte, bool) {
 
 // GetString returns the value of key without copying it: the string
 // shares the snapshot's memory, which never changes.
-func (s Session) GetString(key string) (string, bool) { return s.state().Get(key) }
+func (s Session) GetString(key string) (string, bool) {
+	if strings.HasPrefix(key, internalPrefix) {
+		return "", false
+	}
+	return s.state().Get(key)
+}
 
 // Keys returns the keys that hold a value, sorted.
-func (s Session) Keys() []string { return s.state().Keys() }
+func (s Session) Keys() []string {
+	return slices.DeleteFunc(s.state().Keys(), func(k string) bool { return strings.HasPrefix(k, internalPrefix) })
+}
 
 // Fields returns a copy of every field.
 func (s Session) Fields() map[string][]byte {
 	out := make(map[string][]byte, s.state().Fields.Len())
 	for k, f := range s.state().Fields.All() {
-		if !f.Removed {
+		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
 			out[k] = []byte(f.Value)
 		}
 	}
 	return out
 }
+
+// Version returns the session's version: what a client that saw this
+// snapshot has seen (WithVersion).
+func (s Session) Version() Version { return s.state().Version() }
 
 // Created returns the creation time.
 func (s Session) Created() time.Time { return time.UnixMilli(s.state().Created.Millis()) }
@@ -83,6 +95,7 @@ type createOptions struct {
 	idle, lifetime time.Duration
 	fields         map[string][]byte
 	token          string
+	owner          string
 }
 
 // WithIdleTimeout sets the session's idle timeout.
@@ -113,6 +126,13 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 	if o.idle <= 0 || o.lifetime <= 0 {
 		return "", fmt.Errorf("%w: idle timeout and lifetime must be positive", ErrInvalid)
 	}
+	var ownerHash string
+	if o.owner != "" {
+		var err error
+		if ownerHash, err = n.ownerHash(o.owner); err != nil {
+			return "", err
+		}
+	}
 	token := o.token
 	if token == "" {
 		var err error
@@ -135,14 +155,24 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 		}
 	}
 	now := n.cfg.Clock.Now()
+	var created *crdt.Session
 	err := n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(id, ts, now.Add(o.lifetime), o.idle)
-		return []*crdt.Session{d}, n.addFields(d, d, o.fields, nil, ts)
+		created = d
+		if err := n.addFields(d, d, o.fields, nil, ts); err != nil {
+			return nil, err
+		}
+		if ownerHash == "" {
+			return []*crdt.Session{d}, nil
+		}
+		d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: ownerHash, TS: ts})
+		return n.withIndex([]*crdt.Session{d}, ownerHash, d, ts), nil
 	})
 	if err != nil {
 		return "", err
 	}
+	setVersion(ctx, created.Version())
 	return token, nil
 }
 
@@ -156,10 +186,14 @@ func (n *Node) Get(ctx context.Context, token string) (Session, error) {
 	if !ok {
 		return Session{}, ErrNotFound
 	}
+	if err := n.await(ctx, id); err != nil {
+		return Session{}, err
+	}
 	s, la, err := n.visible(id, n.cfg.Clock.Now())
 	if err != nil {
 		return Session{}, err
 	}
+	setVersion(ctx, s.Version())
 	return Session{s: s, lastAccess: la}, nil
 }
 
@@ -195,6 +229,12 @@ func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
 	if s.Created.IsZero() || s.IsDestroyed() || ms >= min(s.Absolute, la+s.Idle) {
 		return nil, 0, ErrNotFound
 	}
+	if revoked, err := n.revoked(s); err != nil || revoked {
+		if err == nil {
+			err = ErrNotFound
+		}
+		return nil, 0, err
+	}
 	return s, la, nil
 }
 
@@ -213,19 +253,33 @@ func (n *Node) Remove(ctx context.Context, token string, keys ...string) error {
 func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, remove ...string) error {
 	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
 		ts := stamp()
-		d := s.Header()
+		d := s.Clone()
 		return d, n.addFields(s, d, set, remove, ts)
 	})
 }
 
-// addFields adds writes to delta d of session s, within the field bound.
+// addFields adds writes to delta d of session s, within the field bound,
+// and stamps d's version with ts. A delta that writes fields is the whole
+// state s plus the writes (d starts as a clone of s, or is s on a create):
+// a version entry stands for everything its writer held (crdt.Version), so
+// a peer that merged the delta holds all of it, even if it missed an
+// earlier delta.
 func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
 	// Counted before merging: on a create s and d are the same session, so
-	// the merges below grow s.Fields too.
-	had, fresh := s.Fields.Len(), 0
+	// the merges below grow s.Fields too. The node's own keys (version
+	// entries, owner) do not count.
+	had, fresh := 0, 0
+	for k := range s.Fields.All() {
+		if !strings.HasPrefix(k, internalPrefix) {
+			had++
+		}
+	}
 	for _, k := range slices.Sorted(maps.Keys(set)) {
 		if k == "" {
 			return fmt.Errorf("%w: empty field key", ErrInvalid)
+		}
+		if strings.HasPrefix(k, internalPrefix) {
+			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
 		}
 		if !s.Fields.Has(k) {
 			fresh++
@@ -233,6 +287,9 @@ func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 		d.Fields = d.Fields.With(k, crdt.Field{Value: string(set[k]), TS: ts})
 	}
 	for _, k := range remove {
+		if strings.HasPrefix(k, internalPrefix) {
+			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
+		}
 		if s.Fields.Has(k) {
 			d.Fields = d.Fields.With(k, crdt.Field{Removed: true, TS: ts})
 		}
@@ -240,6 +297,8 @@ func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 	if had+fresh > n.cfg.MaxFields {
 		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, had+fresh, n.cfg.MaxFields)
 	}
+	k, f := crdt.VersionField(ts)
+	d.Fields = d.Fields.With(k, f)
 	return nil
 }
 
@@ -249,6 +308,9 @@ func (n *Node) Touch(ctx context.Context, token string) error {
 	id, ok := SessionID(token)
 	if !ok {
 		return ErrNotFound
+	}
+	if err := n.await(ctx, id); err != nil {
+		return err
 	}
 	now := n.cfg.Clock.Now()
 	s, _, err := n.visible(id, now)
@@ -260,6 +322,7 @@ func (n *Node) Touch(ctx context.Context, token string) error {
 		n.touches[id] = max(n.touches[id], now.UnixMilli())
 		n.touchCount.Store(int64(len(n.touches)))
 		n.touchMu.Unlock()
+		setVersion(ctx, s.Version())
 		return nil
 	}
 	return n.mutate(ctx, token, func(s *crdt.Session, _ func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
@@ -296,6 +359,10 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 	if !ok {
 		return "", ErrNotFound
 	}
+	if err := n.await(ctx, id); err != nil {
+		return "", err
+	}
+	defer n.writeLocks.lock(id)()
 	now := n.cfg.Clock.Now()
 	old, _, err := n.visible(id, now)
 	if err != nil {
@@ -306,19 +373,26 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 		return "", err
 	}
 	newID, _ := SessionID(fresh)
+	var renewed *crdt.Session
 	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d := crdt.Create(newID, ts, time.UnixMilli(old.Absolute), time.Duration(old.Idle)*time.Millisecond)
 		for k, f := range old.Fields.All() {
-			if !f.Removed {
+			// The old session's version entries describe the old
+			// session: the new one starts its own.
+			if !f.Removed && !strings.HasPrefix(k, crdt.VersionKeyPrefix) {
 				d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
 			}
 		}
-		return []*crdt.Session{d, old.Destroy(ts)}, nil
+		vk, vf := crdt.VersionField(ts)
+		d.Fields = d.Fields.With(vk, vf)
+		renewed = d
+		return n.withOwnerIndex(old, []*crdt.Session{d, old.Destroy(ts)}, ts), nil
 	})
 	if err != nil {
 		return "", err
 	}
+	setVersion(ctx, renewed.Version())
 	return fresh, nil
 }
 
@@ -328,15 +402,28 @@ func (n *Node) mutate(ctx context.Context, token string, build func(s *crdt.Sess
 	if !ok {
 		return ErrNotFound
 	}
+	if err := n.await(ctx, id); err != nil {
+		return err
+	}
+	defer n.writeLocks.lock(id)()
 	now := n.cfg.Clock.Now()
 	s, _, err := n.visible(id, now)
 	if err != nil {
 		return err
 	}
-	return n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
-		d, err := build(s, stamp, now)
+	var d *crdt.Session
+	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+		var err error
+		d, err = build(s, stamp, now)
 		return []*crdt.Session{d}, err
 	})
+	if err != nil {
+		return err
+	}
+	if !d.IsDestroyed() {
+		setVersion(ctx, s.Version().Join(d.Version()))
+	}
+	return nil
 }
 
 // write stores the local deltas of one change, queues them for broadcast
@@ -413,6 +500,7 @@ func (n *Node) notify(changes []Change) {
 	if len(changes) == 0 {
 		return
 	}
+	n.wakeWaiters(changes)
 	n.watchMu.Lock()
 	defer n.watchMu.Unlock()
 	for ch := range n.watchers {

@@ -1,0 +1,185 @@
+package crdt
+
+import (
+	"cmp"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// VersionKeyPrefix starts the field keys that hold a session's version
+// vector: one register per writing node, VersionKeyPrefix followed by the
+// node id in 16 hex digits, whose timestamp is the latest stamp of a write
+// that node made to the session (the register holds no value). Field
+// registers join by the later timestamp, and every write to a node's entry
+// carries that node's stamp, so the registers join as a per-node maximum: a
+// version vector that is a CRDT of its own, replicated, persisted and
+// collected with the session it describes, in the wire format as it is.
+const VersionKeyPrefix = "\x00sm/v/"
+
+// VersionKey returns the field key of node's entry in a version vector.
+func VersionKey(node NodeID) string {
+	return VersionKeyPrefix + fmt.Sprintf("%016x", uint64(node))
+}
+
+// VersionField returns the field key and register that record a write
+// stamped ts in the version vector of its session.
+func VersionField(ts Timestamp) (string, Field) {
+	return VersionKey(ts.Node), Field{TS: ts}
+}
+
+// VersionEntry is one node's entry in a Version: the latest stamp (the
+// packed physical and logical time of a Timestamp) of that node's writes.
+type VersionEntry struct {
+	Node NodeID
+	Time uint64
+}
+
+// Version is a version vector: entries sorted by node, one per node, each
+// with a non-zero time. The zero Version (nil) is the bottom: every state
+// covers it.
+//
+// A session's version says which writes it reflects: a replica whose
+// session's version covers v holds every write that the version v was read
+// from held, provided that each write carrying a version entry also carries
+// the whole state its writer held when it made it (the node package writes
+// that way). A client keeps the version of the last state it saw and shows
+// it to the next peer it talks to.
+type Version []VersionEntry
+
+// Version returns the version vector of s, nil for a tombstone (which
+// covers every version: destroyed is the top of the lattice).
+func (s *Session) Version() Version {
+	var v Version
+	for k, f := range s.Fields.All() {
+		if !strings.HasPrefix(k, VersionKeyPrefix) {
+			if k > VersionKeyPrefix {
+				break // keys are sorted: the entries are behind us
+			}
+			continue
+		}
+		hex := k[len(VersionKeyPrefix):]
+		node, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil || len(hex) != 16 || strings.ToLower(hex) != hex || f.TS.Time == 0 {
+			continue // not a key VersionKey writes: not part of the version
+		}
+		v = append(v, VersionEntry{Node: NodeID(node), Time: f.TS.Time})
+	}
+	// Hex keys of equal length sort like the node ids.
+	return v
+}
+
+// Covers reports whether v is at least w at every node: a state of version
+// v reflects everything a state of version w reflects.
+func (v Version) Covers(w Version) bool {
+	i := 0
+	for _, e := range w {
+		for i < len(v) && v[i].Node < e.Node {
+			i++
+		}
+		if i == len(v) || v[i].Node != e.Node || v[i].Time < e.Time {
+			return false
+		}
+	}
+	return true
+}
+
+// Missing returns the nodes at which v is behind w.
+func (v Version) Missing(w Version) []NodeID {
+	var out []NodeID
+	for _, e := range w {
+		if v.Get(e.Node) < e.Time {
+			out = append(out, e.Node)
+		}
+	}
+	return out
+}
+
+// Get returns node's time in v, 0 when v has no entry for it.
+func (v Version) Get(node NodeID) uint64 {
+	i, ok := slices.BinarySearchFunc(v, node, func(e VersionEntry, n NodeID) int { return cmp.Compare(e.Node, n) })
+	if !ok {
+		return 0
+	}
+	return v[i].Time
+}
+
+// Join returns the per-node maximum of v and w. It allocates a new vector.
+func (v Version) Join(w Version) Version {
+	out := make(Version, 0, len(v)+len(w))
+	i, j := 0, 0
+	for i < len(v) || j < len(w) {
+		switch {
+		case j == len(w) || (i < len(v) && v[i].Node < w[j].Node):
+			out = append(out, v[i])
+			i++
+		case i == len(v) || w[j].Node < v[i].Node:
+			out = append(out, w[j])
+			j++
+		default:
+			out = append(out, VersionEntry{Node: v[i].Node, Time: max(v[i].Time, w[j].Time)})
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// Equal reports whether v and w hold the same entries.
+func (v Version) Equal(w Version) bool { return slices.Equal(v, w) }
+
+// versionFormat is the first byte of an encoded Version.
+const versionFormat = 1
+
+// MaxVersionEntries bounds the entries ParseVersion accepts: a session
+// written through that many different peers is far beyond what a client's
+// cookie or header should carry.
+const MaxVersionEntries = 64
+
+// String encodes v compactly for a client to carry (a cookie, a header):
+// unpadded base64url of a format byte and 16 bytes per entry (node id,
+// time, big-endian). A version of one entry is 23 characters. The zero
+// Version encodes as "".
+func (v Version) String() string {
+	if len(v) == 0 {
+		return ""
+	}
+	b := make([]byte, 1, 1+16*len(v))
+	b[0] = versionFormat
+	for _, e := range v {
+		b = binary.BigEndian.AppendUint64(b, uint64(e.Node))
+		b = binary.BigEndian.AppendUint64(b, e.Time)
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ParseVersion decodes a Version written by String. Only that exact
+// encoding is accepted: entries in ascending node order, no zero time, at
+// most MaxVersionEntries. "" is the zero Version. Errors wrap ErrMalformed.
+func ParseVersion(s string) (Version, error) {
+	if s == "" {
+		return nil, nil
+	}
+	if len(s) > base64.RawURLEncoding.EncodedLen(1+16*MaxVersionEntries) {
+		return nil, fmt.Errorf("%w: version of %d characters (at most %d entries)", ErrMalformed, len(s), MaxVersionEntries)
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: version: %w", ErrMalformed, err)
+	}
+	if len(b) < 17 || (len(b)-1)%16 != 0 || b[0] != versionFormat {
+		return nil, fmt.Errorf("%w: version: bad length or format", ErrMalformed)
+	}
+	v := make(Version, 0, (len(b)-1)/16)
+	for p := b[1:]; len(p) > 0; p = p[16:] {
+		e := VersionEntry{Node: NodeID(binary.BigEndian.Uint64(p)), Time: binary.BigEndian.Uint64(p[8:])}
+		if e.Time == 0 || (len(v) > 0 && v[len(v)-1].Node >= e.Node) {
+			return nil, fmt.Errorf("%w: version: entries out of order, repeated or zero", ErrMalformed)
+		}
+		v = append(v, e)
+	}
+	return v, nil
+}
