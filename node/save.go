@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -85,8 +86,8 @@ func (n *Node) Stored(token string) (*crdt.Session, error) {
 // list Keys returns.
 func (s Session) Len() int {
 	n := 0
-	for _, f := range s.state().Fields.All() {
-		if !f.Removed {
+	for k, f := range s.state().Fields.All() {
+		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
 			n++
 		}
 	}
