@@ -210,7 +210,9 @@ func (s *Server) put(e *entry, w write) error {
 	}
 	if e.live {
 		remove := w.remove
-		if w.replace {
+		// A string's session holds fieldKey and fieldString only: a SET
+		// over it has nothing to remove.
+		if _, isString := e.sess.GetString(fieldString); w.replace && !(isString && e.sess.Len() == 2) {
 			for _, k := range e.sess.Keys() {
 				if _, ok := w.set[k]; !ok && k != fieldKey {
 					remove = append(remove, k)
