@@ -618,7 +618,7 @@ func cmdHset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		}
 		added = 0
 		for f := range set {
-			if _, ok := e.sess.Get(f); !ok || !e.live {
+			if _, ok := e.sess.GetString(f); !ok || !e.live {
 				added++
 			}
 		}
@@ -647,7 +647,7 @@ func cmdHsetnx(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		if e.kind() == kindString {
 			return errWrongTypeSentinel
 		}
-		if _, ok := e.sess.Get(f); ok && e.live {
+		if _, ok := e.sess.GetString(f); ok && e.live {
 			applied = false
 			return nil
 		}
