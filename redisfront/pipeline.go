@@ -87,10 +87,10 @@ func (s *Server) flush(c *client, conn redcon.Conn, w *wave) {
 			outs[i] = &bufConn{Conn: conn, wr: redcon.NewWriter(nil)}
 			if w.defs[i].write {
 				wg.Add(1)
-				go func() {
+				s.spawn(func() {
 					defer wg.Done()
 					s.run(c, outs[i], w.defs[i], w.cmds[i])
-				}()
+				})
 			}
 		}
 		for i := range w.cmds {
@@ -133,4 +133,37 @@ func (s *Server) servePipeline(c *client, conn redcon.Conn, first [][]byte, rest
 		next(cmd.Args)
 	}
 	s.flush(c, conn, &w)
+}
+
+// maxWorkers bounds the goroutines that run pipelined writes; beyond it a
+// write waits for one.
+const maxWorkers = 1024
+
+// spawn runs fn on a worker goroutine. Workers live until Shutdown: a
+// write's call path through the node and the store is deep, and a fresh
+// goroutine would grow its stack on every write.
+func (s *Server) spawn(fn func()) {
+	select {
+	case s.work <- fn:
+		return
+	default:
+	}
+	if s.workers.Add(1) <= maxWorkers {
+		go s.worker(fn)
+		return
+	}
+	s.workers.Add(-1)
+	s.work <- fn
+}
+
+func (s *Server) worker(fn func()) {
+	for {
+		fn()
+		select {
+		case fn = <-s.work:
+		case <-s.ctx.Done():
+			s.workers.Add(-1)
+			return
+		}
+	}
 }
