@@ -26,6 +26,14 @@ var (
 	formatMarker = []byte("sessionmesh/persist/2")
 )
 
+// maxValueThreshold is Badger's largest value threshold: values from it
+// up go to the value log.
+const maxValueThreshold = 1 << 20
+
+// recordSlack bounds what a session's header record adds to its encoded
+// size (Limits.MaxSessionBytes).
+const recordSlack = 16 << 10
+
 // badgerMagic is written into Badger's manifest, so that another
 // application's Badger directory is refused at Open instead of being mixed
 // with ours.
@@ -42,16 +50,32 @@ func openBadger(o Options) (*badgerBackend, error) {
 	if err := checkDir(o.Dir); err != nil {
 		return nil, err
 	}
+	// Session records stay in the LSM tree, out of the value log: Badger's
+	// value-log GC rewrites a value whose key a later tombstone deletes,
+	// and when the tombstone is compacted away before the rewritten copy,
+	// the key comes back (a test saw collected sessions revived). Badger
+	// keeps in the tree values below its value threshold, which it caps at
+	// 15% of the memtable and at 1 MiB: the memtable is raised so that
+	// the largest record Limits allow fits under it.
+	memTable := o.MemTableSize
+	record := int64(o.Limits.MaxSessionBytes) + recordSlack
+	if record < maxValueThreshold {
+		memTable = max(memTable, (record+1)*100/15+1)
+	} else {
+		o.Logger.Warn("sessions larger than 1 MiB go to Badger's value log, whose GC may revive some collected ones",
+			"max_session_bytes", o.Limits.MaxSessionBytes)
+	}
 	bo := badger.DefaultOptions(o.Dir).
 		// Sync and Group modes fsync every transaction; the committer makes
 		// one transaction of the Apply calls that arrive together.
 		WithSyncWrites(o.Durability != DurabilityNone).
 		WithLogger(badgerLogger{o.Logger}).
 		WithExternalMagic(badgerMagic).
-		WithMemTableSize(o.MemTableSize).
+		WithMemTableSize(memTable).
 		WithBaseTableSize(o.BaseTableSize).
 		// Badger refuses a value threshold above 15% of the memtable.
-		WithValueThreshold(min(1<<20, 15*o.MemTableSize/100)).
+		WithValueThreshold(min(maxValueThreshold, 15*memTable/100)).
+		WithValueLogFileSize(max(o.ValueLogFileSize, 2*int64(o.Limits.MaxSessionBytes))).
 		WithNumMemtables(3).
 		WithNumCompactors(2).
 		WithBlockCacheSize(o.BlockCacheSize).

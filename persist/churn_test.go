@@ -286,8 +286,8 @@ func settle(t testing.TB, s *Store) {
 
 // diskUse is what a store directory really occupies: the blocks allocated to
 // its files, in total and by kind. Apparent sizes would count Badger's
-// preallocation, sparse on disk: 2 GiB for the .vlog, 2×MemTableSize for
-// each .mem.
+// preallocation, sparse on disk: 2×ValueLogFileSize for the .vlog,
+// 2×MemTableSize for each .mem.
 type diskUse struct {
 	total int64
 	kinds map[string]int64

@@ -60,8 +60,11 @@
 // MaxDrift has passed (crdt.Session.Collectable). An index ordered by deadline
 // makes each pass cost what it removes, bounded by Options.GCBatch. Badger
 // gives the space back as it compacts (deleted keys are dropped when they
-// reach the bottom level), and the value-log GC that runs after each pass
-// reclaims the space of large values, which live in the value log. Disk
+// reach the bottom level). Session records live in the LSM tree, never in
+// Badger's value log (the memtable is sized so that Badger's value
+// threshold covers the largest session Limits allow, up to Badger's 1 MiB
+// cap): value-log GC can revive a deleted key whose value it rewrote, and
+// the value log stays one small file (Options.ValueLogFileSize). Disk
 // use levels off at the live data plus a sawtooth of about five memtables
 // (a churn test measures it). Long-lived read transactions would hold the
 // space back, so none is kept open. Sessions

@@ -107,12 +107,22 @@ type Options struct {
 	// building), so this size drives the memory of a peer taking writes
 	// more than the memtables themselves do. 16 MiB cost a third more
 	// memory at 300k sessions for no more write throughput; 4 MiB saved
-	// little more and cost a fifth of the write throughput.
+	// little more and cost a fifth of the write throughput. It is raised
+	// to about 7 times Limits.MaxSessionBytes if smaller, so that every
+	// session record stays out of the value log (package doc).
 	MemTableSize int64
 	// BaseTableSize is the size of Badger's tables at the base level (each
 	// deeper level doubles it); a compaction builds several tables at once,
 	// each in a buffer of twice this size. Default 1 MiB.
 	BaseTableSize int64
+	// ValueLogFileSize is the size of each of Badger's value-log files,
+	// which Badger preallocates (sparsely) at twice this size. Session
+	// records stay in the LSM tree (see MemTableSize), so the value log
+	// holds little but its header; Badger's own default, 1 GiB, showed as a
+	// 2 GiB file in every data directory. It is raised to twice
+	// Limits.MaxSessionBytes if smaller: Badger refuses a value larger
+	// than a value-log file. Default 32 MiB.
+	ValueLogFileSize int64
 	// BlockCacheSize is Badger's block cache in bytes. Default 64 MiB.
 	BlockCacheSize int64
 	// Now is the clock used by background garbage collection only; the
@@ -125,22 +135,23 @@ type Options struct {
 // DefaultOptions returns options for a store on disk in dir.
 func DefaultOptions(dir string) Options {
 	return Options{
-		Dir:             dir,
-		Durability:      DurabilitySync,
-		GroupWindow:     2 * time.Millisecond,
-		SyncInterval:    time.Second,
-		Limits:          crdt.DefaultLimits(),
-		MaxDrift:        5 * time.Second,
-		CacheSessions:   1 << 16,
-		CacheBytes:      32 << 20,
-		GCInterval:      30 * time.Second,
-		ReclaimInterval: 5 * time.Minute,
-		GCBatch:         10_000,
-		MemTableSize:    8 << 20,
-		BaseTableSize:   1 << 20,
-		BlockCacheSize:  64 << 20,
-		Now:             time.Now,
-		Logger:          slog.Default(),
+		Dir:              dir,
+		Durability:       DurabilitySync,
+		GroupWindow:      2 * time.Millisecond,
+		SyncInterval:     time.Second,
+		Limits:           crdt.DefaultLimits(),
+		MaxDrift:         5 * time.Second,
+		CacheSessions:    1 << 16,
+		CacheBytes:       32 << 20,
+		GCInterval:       30 * time.Second,
+		ReclaimInterval:  5 * time.Minute,
+		GCBatch:          10_000,
+		MemTableSize:     8 << 20,
+		BaseTableSize:    1 << 20,
+		ValueLogFileSize: 32 << 20,
+		BlockCacheSize:   64 << 20,
+		Now:              time.Now,
+		Logger:           slog.Default(),
 	}
 }
 
@@ -176,6 +187,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: MemTableSize below 1 MiB")
 	case o.BaseTableSize < 64<<10:
 		return fmt.Errorf("persist: options: BaseTableSize below 64 KiB")
+	case o.ValueLogFileSize < 1<<20 || o.ValueLogFileSize >= 2<<30:
+		return fmt.Errorf("persist: options: ValueLogFileSize %d outside [1 MiB, 2 GiB)", o.ValueLogFileSize)
 	case o.BlockCacheSize <= 0:
 		// Badger panics at Open without a block cache when compressing.
 		return fmt.Errorf("persist: options: BlockCacheSize must be positive")

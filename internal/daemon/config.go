@@ -9,6 +9,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/persist"
 	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
@@ -30,6 +31,9 @@ const (
 	DefaultMaxBodyBytes = 1 << 20
 	// MinAPITokenLen is the shortest bearer token accepted from a file.
 	MinAPITokenLen = 16
+	// MinGCInterval is the shortest --gc-interval: a pass costs little
+	// when nothing is due, but a shorter period buys nothing.
+	MinGCInterval = time.Second
 )
 
 // Config is the daemon's configuration. Start from DefaultConfig; Load fills
@@ -62,6 +66,9 @@ type Config struct {
 	// IdleTimeout and Lifetime are the defaults for new sessions.
 	IdleTimeout time.Duration
 	Lifetime    time.Duration
+	// GCInterval is the period of garbage collection of expired sessions
+	// and tombstones (node.Config.GCInterval). Default 1m.
+	GCInterval time.Duration
 	// LogLevel and LogFormat ("text" or "json") configure the logs, written
 	// to standard error.
 	LogLevel  slog.Level
@@ -112,6 +119,7 @@ func DefaultConfig() Config {
 		Durability:      persist.DurabilitySync,
 		IdleTimeout:     30 * time.Minute,
 		Lifetime:        12 * time.Hour,
+		GCInterval:      node.DefaultConfig().GCInterval,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 		HTTPAddr:        DefaultHTTPAddr,
@@ -139,6 +147,8 @@ func (c Config) Validate() error {
 		return bad("at least one listen address is needed")
 	case c.IdleTimeout <= 0 || c.Lifetime <= 0:
 		return bad("idle timeout and lifetime must be positive")
+	case c.GCInterval < MinGCInterval:
+		return bad("gc interval %v: want at least %v", c.GCInterval, MinGCInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return bad("log format %q: want text or json", c.LogFormat)
 	case c.ShutdownTimeout <= 0:

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/persist"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
@@ -118,6 +119,28 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Errorf("defaults: %+v", def)
 	}
 
+	// The collection period, from each source, and its default.
+	if def.GCInterval != node.DefaultConfig().GCInterval {
+		t.Errorf("default gc interval %v", def.GCInterval)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want time.Duration
+	}{
+		{[]string{"--gc-interval", "2s"}, nil, 2 * time.Second},
+		{nil, map[string]string{"SESSIONMESH_GC_INTERVAL": "90s"}, 90 * time.Second},
+		{nil, map[string]string{"SESSIONMESH_CONFIG": writeFile(t, "gc.json", `{"gc_interval": "5m"}`)}, 5 * time.Minute},
+	} {
+		cfg, err := Load(c.args, env(c.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.GCInterval != c.want {
+			t.Errorf("gc interval from %v %v: %v, want %v", c.args, c.env, cfg.GCInterval, c.want)
+		}
+	}
+
 	// Nothing at all gives the defaults.
 	cfg, err = Load(nil, env(nil))
 	if err != nil {
@@ -149,6 +172,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad max body", []string{"--max-body-bytes", "-1"}, nil, "", "max-body-bytes"},
 		{"bad ready min peers", []string{"--ready-min-peers", "-1"}, nil, "", "ready-min-peers"},
 		{"failure timeout too short", []string{"--failure-timeout", "10ms"}, nil, "", "FailureTimeout"},
+		{"gc interval too short", []string{"--gc-interval", "10ms"}, nil, "", "gc interval"},
+		{"bad gc interval", nil, map[string]string{"SESSIONMESH_GC_INTERVAL": "often"}, "", "SESSIONMESH_GC_INTERVAL"},
 		{"forget after too short", nil, map[string]string{"SESSIONMESH_FORGET_AFTER": "5s"}, "", "ForgetAfter"},
 		{"public http without token", []string{"--http", "0.0.0.0:7480"}, nil, "", "not a loopback address"},
 		{"all interfaces without token", []string{"--http", ":7480"}, nil, "", "not a loopback address"},

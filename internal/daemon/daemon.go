@@ -55,6 +55,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	nc.Durability = cfg.Durability
 	nc.IdleTimeout = cfg.IdleTimeout
 	nc.AbsoluteLifetime = cfg.Lifetime
+	nc.GCInterval = cfg.GCInterval
 	nc.Logger = log
 	var psk []byte
 	var err error
@@ -114,7 +115,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		}
 	}
 	log.Info("opening node", "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
-		"encrypted", nc.EncryptionKey != nil, "private", psk != nil)
+		"encrypted", nc.EncryptionKey != nil, "private", psk != nil, "gc_interval", nc.GCInterval)
 	n, err := node.Open(ctx, nc)
 	if err != nil {
 		closeListeners()

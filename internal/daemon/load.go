@@ -92,6 +92,8 @@ var settings = []setting{
 		set: dur(func(c *Config) *time.Duration { return &c.IdleTimeout }), show: func(c Config) string { return c.IdleTimeout.String() }},
 	{name: "lifetime", arg: "DURATION", usage: "default absolute lifetime of new sessions",
 		set: dur(func(c *Config) *time.Duration { return &c.Lifetime }), show: func(c Config) string { return c.Lifetime.String() }},
+	{name: "gc-interval", arg: "DURATION", usage: "period of garbage collection of expired sessions and tombstones (at least 1s)",
+		set: dur(func(c *Config) *time.Duration { return &c.GCInterval }), show: func(c Config) string { return c.GCInterval.String() }},
 	{name: "log-level", arg: "LEVEL", usage: "debug, info, warn or error",
 		set:  func(c *Config, v []string) error { return c.LogLevel.UnmarshalText([]byte(v[0])) },
 		show: func(c Config) string { return strings.ToLower(c.LogLevel.String()) }},
