@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -152,6 +153,14 @@ func TestKernelCutHeal(t *testing.T) {
 		}
 		if st := statusOf(p); st.Members.Known != 1 || st.Members.Reachable != 0 || !st.Ready {
 			t.Errorf("%s /v1/status during the cut: %+v", p.name, st.Members)
+		}
+	}
+	_, metrics := a.call("GET", "/metrics", "", "")
+	for _, m := range []string{"sessionmesh_transport_members 1", "sessionmesh_transport_members_reachable 0",
+		fmt.Sprintf(`sessionmesh_transport_member_connected{peer=%q,region="east"} 0`, b.peerID),
+		fmt.Sprintf(`sessionmesh_transport_member_last_contact_seconds{peer=%q,region="east"} `, b.peerID)} {
+		if !strings.Contains(metrics, m) {
+			t.Errorf("a's /metrics during the cut lacks %q", m)
 		}
 	}
 	if ra, rb := statusOf(a).Store.DigestRoot, statusOf(b).Store.DigestRoot; ra == rb {
