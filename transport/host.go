@@ -130,38 +130,32 @@ func (s *watchedScope) Done() {
 
 var _ network.Notifiee = (*network.NotifyBundle)(nil)
 
-// tcpDialer returns the dialer of an outbound TCP connection to raddr: from
-// an ephemeral port (no port reuse), bound to this host's listen address
-// when that choice is clear: a loopback listen address for a loopback
-// destination, the only specific (not 0.0.0.0) listen address of the
-// family otherwise. Peers thus see us coming from the address we announce,
-// and two peers redialling each other at once never pick the same
-// address-and-port pair (libp2p's port reuse makes both sides dial from
-// their listen ports: a TCP simultaneous open, which the security
-// handshake cannot complete, and a pair still held by a connection closed
-// during a cut, which made libp2p fall back to an unbound dial).
+// tcpDialer returns the dialer of an outbound TCP connection to raddr:
+// from an ephemeral port (no port reuse), and, for a loopback destination,
+// from this host's loopback listen address (else the kernel picks
+// 127.0.0.1). libp2p's port reuse makes both sides dial from their listen
+// ports: two peers redialling each other at once can then meet in a TCP
+// simultaneous open, which the security handshake cannot complete, and a
+// port pair still held by a connection closed during a cut made libp2p
+// fall back to an unbound dial, from 127.0.0.1 on loopback. Peers on one
+// machine each listening on their own loopback address (tests, the bench)
+// thus always talk between those two addresses.
 func (t *Transport) tcpDialer(raddr multiaddr.Multiaddr) (tcp.ContextDialer, error) {
 	d := &net.Dialer{}
 	ip, err := manet.ToIP(raddr)
-	if err != nil {
-		return d, nil // a DNS name: let the kernel choose
+	if err != nil || !ip.IsLoopback() {
+		return d, nil
 	}
 	v4 := ip.To4() != nil
-	var candidates []net.IP
 	for _, la := range t.cfg.listen {
 		if addrKind(la) != "tcp" {
 			continue
 		}
 		lip, err := manet.ToIP(la)
-		if err != nil || lip.IsUnspecified() || (lip.To4() != nil) != v4 {
-			continue
+		if err == nil && lip.IsLoopback() && (lip.To4() != nil) == v4 {
+			d.LocalAddr = &net.TCPAddr{IP: lip}
+			break
 		}
-		if lip.IsLoopback() == ip.IsLoopback() {
-			candidates = append(candidates, lip)
-		}
-	}
-	if len(candidates) == 1 || (len(candidates) > 0 && ip.IsLoopback()) {
-		d.LocalAddr = &net.TCPAddr{IP: candidates[0]}
 	}
 	return d, nil
 }
