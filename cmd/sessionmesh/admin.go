@@ -353,7 +353,7 @@ func status(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "members\t%d known, %d reachable\n", v.Members.Known, v.Members.Reachable)
 		fmt.Fprintf(tw, "sessions\t%d (tombstones included)\n", v.Store.Sessions)
 		fmt.Fprintf(tw, "digest root\t%s\n", v.Store.DigestRoot)
-		fmt.Fprintf(tw, "disk use\t%s in %s\n", humanBytes(v.Store.DiskBytes), v.Store.DataDir)
+		fmt.Fprintf(tw, "disk use\t%s (the store, in data directory %s)\n", humanBytes(v.Store.DiskBytes), v.Store.DataDir)
 		fmt.Fprintf(tw, "durability\t%s, encrypted at rest: %s\n", v.Store.Durability, yesNo(v.Store.Encrypted))
 		if err := tw.Flush(); err != nil {
 			return err
