@@ -49,6 +49,7 @@ type settings struct {
 	ReconnectRuns  int             `json:"reconnect_rounds"`  // short kernel cuts between two peers
 	PerSide        int             `json:"sessions_per_side"`
 	MemSizes       []int           `json:"memory_sessions"`
+	MemIdle        time.Duration   `json:"memory_idle"` // 0: no idle measurement
 	HTTPConc       []int           `json:"http_concurrency"`
 	HTTPDur        time.Duration   `json:"http_round"`
 	ConvergeWithin time.Duration   `json:"converge_within"`
@@ -88,7 +89,7 @@ func fullSettings() settings {
 		MaxDur: 5 * time.Second, MaxRounds: 3,
 		Partitions: []time.Duration{10 * time.Second}, PerSide: 10_000,
 		KernelParts: []time.Duration{60 * time.Second, 300 * time.Second}, ReconnectRuns: 20,
-		MemSizes: []int{100_000, 1_000_000},
+		MemSizes: []int{100_000, 1_000_000}, MemIdle: 20 * time.Second,
 		HTTPConc: []int{1, 16}, HTTPDur: 1500 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
 		RedisClients: []int{1, 16, 50}, RedisPipelines: []int{1, 16},
