@@ -239,7 +239,11 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		ch.Touched = true
 		s.LastAccess = d.LastAccess
 	}
+	before := s.Fields
 	s.Fields, ch.Fields = s.Fields.Join(d.Fields)
+	if arrivalTieBreak() {
+		s.Fields = plantArrival(before, d.Fields, s.Fields)
+	}
 	return ch, nil
 }
 

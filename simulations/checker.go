@@ -75,7 +75,8 @@ type sessHist struct {
 	seen     bitset // nodes that applied its tombstone
 	views    []*view
 	ops      []int32
-	pending  []int32 // ops still to reach some node
+	deltas   []*crdt.Session // every acknowledged delta, for re-merging
+	pending  []int32         // ops still to reach some node
 	byKey    map[string][]int32
 }
 
@@ -110,6 +111,7 @@ type writeOp struct {
 	la      int64
 	pend    bitset // running nodes it has not reached yet
 	covered bitset // nodes it reached
+	mayLose bool   // acknowledged under durability none just before a power loss
 }
 
 type checker struct {
@@ -134,6 +136,11 @@ type checker struct {
 	lost        int64
 	stranded    int64
 	examples    map[string][]Violation
+
+	deferred         []map[string]deferredDelta // per node
+	strandedDeferred int64
+	mergeViolations  int64
+	allowedLost      int64
 }
 
 func newChecker(e *engine) *checker {
@@ -216,6 +223,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			h.byKey[op.key] = append(h.byKey[op.key], i)
 		}
 	}
+	h.deltas = append(h.deltas, d.Clone())
 	h.maxLA = max(h.maxLA, d.LastAccess)
 	v.la = max(v.la, d.LastAccess)
 	h.absolute = max(h.absolute, d.Absolute)
@@ -498,10 +506,10 @@ func (c *checker) final() {
 			live.set(n.idx)
 		}
 	}
-	counted := func(op *writeOp) bool { return live.has(op.node) || op.covered.meets(&live) }
+	counted := func(op *writeOp) bool { return !op.mayLose && (live.has(op.node) || op.covered.meets(&live)) }
 	lost := map[int32]bool{}
 	for _, op := range c.ops {
-		if !counted(&op) {
+		if !counted(&op) && !op.mayLose {
 			c.stranded++
 		}
 	}

@@ -63,10 +63,9 @@
 // Crash and restart: a crash drops the core with everything it held in
 // memory (the pending gossip batch, anti-entropy rounds, deferred deltas)
 // and every connection at once, as the operating system resets a dead
-// process's sockets. The store is kept as it is: the simulator models
-// persist.DurabilitySync, under which everything Apply acknowledged
-// survives. A restart builds a new core over the same store. A late joiner
-// starts at its time with an empty store.
+// process's sockets. The store keeps what the mode promises (see
+// Durability and disks). A restart builds a new core over the same store.
+// A late joiner starts at its time with an empty store.
 //
 // Session ids are hashes of tokens drawn from the seed (node.SessionID, as
 // in production), so every seed spreads its sessions over other digest
@@ -99,6 +98,7 @@
 //     into a newer state reports no change), and the digests must agree
 //     at the end. The run goes on for Quiet after the settle point, when
 //     the workload has stopped and every fault has healed.
+//
 //   - lost_writes: an acknowledged write missing from a live node's final
 //     state and not superseded: a field's value must be there under its
 //     timestamp or under a later one that some client wrote (compared by
@@ -106,21 +106,59 @@
 //     Sessions past their absolute deadline at that node are skipped, and
 //     writes only ever held by a node that is down at the end are reported
 //     as stranded, not judged.
+//
 //   - resurrections: a session served by a node after that node applied
 //     its destroy, live again in the store of a node that had applied its
 //     destroy (a copy arriving after the tombstone was collected), or
 //     visible anywhere at the end after an acknowledged destroy.
+//
 //   - expired_served: a session served at a node's local time at or past
 //     its absolute deadline, or past the latest last access any client
 //     caused plus its idle timeout.
+//
 //   - read_your_writes_violations: the node that wrote a field serves an
 //     older one, or says a session it wrote to does not exist though it has
 //     neither applied a destroy nor seen it expire.
 //
-// A test-only hook rewrites deltas in flight (a broken merge where a write
-// beats a destroy, a corrupted value, extended expiry) or acknowledges
-// writes without storing them, and the tests require the matching checker
-// to fail: a checker that cannot fail proves nothing.
+//   - reconnect_within: from the last heal until every two running nodes
+//     are connected again.
+//
+//   - merge_determinism: every session's acknowledged deltas are merged
+//     again in several seeded orders; the results must agree, and, once
+//     the mesh has converged, equal every live replica (sessions that
+//     expired, or hold writes a power loss may lose or that only a down
+//     node held, are left out). Tie probes merge pairs of the run's
+//     deltas with equal timestamps both ways round, so an order-dependent
+//     tie-break is caught whether or not the run produced a tie.
+//
+//   - deferred_stranded: a delta deferred (stamped beyond the drift bound)
+//     must be applied within 2 s of the bound admitting it (the core
+//     retries every second); later, or never, means it sat stranded in a
+//     deferred queue or was dropped from a full one.
+//
+// Divergence during faults (the most distinct digests and unreplicated
+// pairs in any sample while a fault is active) is reported, not judged.
+//
+// A test-only hook rewrites deltas in flight, wraps the stores the cores
+// see (an anti-entropy that never sends one bucket, deferred deltas the
+// core never hears of) or acknowledges writes without storing them; a
+// merge that breaks timestamp ties by arrival order is planted in crdt by
+// the sessionmesh_plant build tag, which no other build has. The planted
+// suite (planted_test.go) requires each bug to be caught by its checker
+// within 10 seeds of a bundled scenario: a checker that cannot fail
+// proves nothing.
+//
+// # Durability and disks
+//
+// Each node runs a persist durability mode (sync, group, none). A crash of
+// the process loses nothing acknowledged in any mode; a power loss
+// (power_loss on a crash) loses, under none, the writes since the node's
+// last background fsync (persist's SyncInterval), and lost_writes allows
+// exactly those that no other node held yet. A disk fault fails every
+// write of a node for a while: it refuses its clients' writes and its core
+// keeps remote deltas for a retry. Storage badger runs every node on a
+// Badger store in a temporary directory (the node's own durability mode,
+// real fsyncs), for slower, fuller runs.
 //
 // # Not modelled
 //
@@ -131,8 +169,7 @@
 //   - lazy touches (Config.TouchFraction): every touch is stored and
 //     broadcast, so peers agree on last access exactly and expiry is
 //     checked without slack.
-//   - durability modes other than sync, and disk faults: Apply never fails
-//     and nothing acknowledged is lost in a crash.
+//   - the time a disk takes: group commit's window and fsync latency.
 //   - bandwidth and queueing: a message's delay does not depend on its
 //     size or on other traffic, and send queues never overflow.
 //   - the transport's membership protocol, discovery and allowlists: every

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -44,6 +45,11 @@ type simNode struct {
 	tickGen   uint64
 	lastTick  int64
 	traffic   bool // takes workload operations
+
+	sim        *simStore // the store as the core sees it
+	dur        durableState
+	diskFaults int   // active disk faults
+	clockSetMs int64 // local ms just after the last clock fault changed the clock
 }
 
 // hooks are test-only knobs (set from _test.go files only).
@@ -52,6 +58,14 @@ type hooks struct {
 	rewrite func(e *engine, from, to int, gossip bool, data []byte) []byte
 	// skipApply acknowledges a local write without storing or sending it.
 	skipApply func(e *engine, n int, op opKind) bool
+	// skipBucket, when set, is a bucket anti-entropy never sends.
+	skipBucket *int
+	// loseDeferred hides deferred deltas from the cores, which then never
+	// retry them.
+	loseDeferred bool
+	// powerLossExtra makes a power loss lose that much more than the
+	// last fsync interval (a durability bug).
+	powerLossExtra int64
 }
 
 type engine struct {
@@ -81,6 +95,8 @@ type engine struct {
 	dirty         bool  // a store may have changed since the last convergence check
 	convergedAt   int64 // -1: not converged (since settle)
 
+	tmp string // Badger stores live here
+
 	fp     hash.Hash
 	fpBuf  []byte
 	trace  []TraceEvent
@@ -94,6 +110,7 @@ type stats struct {
 	rejected              int64
 	connects, disconnects int64
 	dials                 int64
+	diskErrors            int64
 	ticks                 int64
 	events                int64
 	core                  coreMetrics
@@ -129,6 +146,11 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 	for i, r := range sc.Regions {
 		regionIdx[r.Name] = i
 	}
+	if sc.Storage == StorageBadger {
+		if e.tmp, err = os.MkdirTemp("", "sessionmesh-sim-"); err != nil {
+			return nil, fmt.Errorf("simulations: %w", err)
+		}
+	}
 	for i, ns := range sc.Nodes {
 		n := &simNode{
 			idx:    i,
@@ -138,24 +160,28 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 			start:  int64(ns.Start),
 			clock:  vclock{off: int64(ns.Clock.Offset), ppm: ns.Clock.DriftPPM},
 		}
-		o := persist.InMemoryOptions()
-		o.GCInterval = 0
-		o.ReclaimInterval = 0
-		o.Logger = discardLogger
-		o.MaxDrift = cfg.MaxDrift
-		o.Limits = cfg.Limits
-		o.Durability = persist.DurabilitySync
-		// Small tables keep a 50-node mesh within memory; sizes do not
-		// change what a store holds.
-		o.MemTableSize = memTableSize(len(sc.Nodes))
-		o.BlockCacheSize = 1 << 20
-		st, err := persist.Open(o)
+		mode, err := persist.ParseDurability(ns.Durability)
 		if err != nil {
 			e.close()
-			return nil, fmt.Errorf("simulations: open store of %s: %w", n.name, err)
+			return nil, fmt.Errorf("%w: node %s: %w", ErrScenario, ns.Name, err)
+		}
+		n.dur = durableState{mode: mode, interval: int64(persist.DefaultOptions("").SyncInterval)}
+		n.sim = &simStore{e: e, n: n}
+		e.nodes = append(e.nodes, n)
+		st, err := e.openStore(n, "store")
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		if mode == persist.DurabilityNone {
+			n.dur.phase = e.rng.Int64N(n.dur.interval)
+			if n.dur.shadow, err = e.openStore(n, "shadow"); err != nil {
+				_ = st.Close()
+				e.close()
+				return nil, err
+			}
 		}
 		n.store = st
-		e.nodes = append(e.nodes, n)
 		e.byPeer[n.peer] = i
 	}
 	e.net = newNetwork(sc, e.nodes)
@@ -204,6 +230,12 @@ func (e *engine) close() {
 		if n.store != nil {
 			_ = n.store.Close()
 		}
+		if n.dur.shadow != nil {
+			_ = n.dur.shadow.Close()
+		}
+	}
+	if e.tmp != "" {
+		_ = os.RemoveAll(e.tmp)
 	}
 }
 
@@ -351,7 +383,7 @@ func (e *engine) startNode(n *simNode) {
 	n.ever = true
 	n.tickArmed = false
 	n.lastTick = e.now - 1
-	n.core = node.NewCore(e.cfg, n.peer, n.store, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	n.core = node.NewCore(e.cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
 	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)
 	e.dirty = true
 	e.arm(n)
@@ -373,6 +405,7 @@ func (e *engine) crash(n *simNode) {
 	}
 	n.up = false
 	n.core = nil
+	e.chk.crashed(n)
 	n.inc++
 	n.tickGen++
 	n.tickArmed = false

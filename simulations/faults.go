@@ -125,12 +125,26 @@ func (e *engine) scheduleFaults() error {
 			in := e.members(f.Crash)
 			crashed := make([]bool, len(e.nodes))
 			p.Kind, p.Label = "crash", "crash "+describeSel(f.Crash)
+			power := f.PowerLoss
+			if power {
+				p.Label = "power loss " + describeSel(f.Crash)
+			}
 			e.window(start, end, p, func() {
 				for i, n := range e.nodes {
 					if in[i] && n.up {
 						crashed[i] = true
 						e.record(TraceEvent{Kind: "crash", Node: n.name})
 						e.crash(n)
+						if power {
+							synced, err := e.powerLoss(n)
+							if err != nil {
+								e.fail(err)
+								return
+							}
+							if synced >= 0 {
+								e.chk.powerLost(n, synced)
+							}
+						}
 					}
 				}
 			}, func() {
@@ -141,6 +155,22 @@ func (e *engine) scheduleFaults() error {
 					}
 				}
 				e.reconsiderAll()
+			})
+		case f.Disk != nil:
+			in := e.members(f.Disk)
+			p.Kind, p.Label = "disk", "disk fault "+describeSel(f.Disk)
+			e.window(start, end, p, func() {
+				for i, n := range e.nodes {
+					if in[i] {
+						n.diskFaults++
+					}
+				}
+			}, func() {
+				for i, n := range e.nodes {
+					if in[i] {
+						n.diskFaults--
+					}
+				}
 			})
 		case f.Clock != nil:
 			cf := f.Clock
@@ -164,6 +194,7 @@ func (e *engine) scheduleFaults() error {
 					}
 					n.clock.step(int64(cf.Step))
 					e.fingerprint('K', i, 0, n.clock.off, 0)
+					n.clockSetMs = e.localTime(n).UnixMilli()
 					if n.up {
 						e.rearm(n)
 					}
@@ -178,6 +209,7 @@ func (e *engine) scheduleFaults() error {
 						n.clock.setDrift(e.now, prev[i])
 					}
 					e.fingerprint('K', i, 1, n.clock.off, 0)
+					n.clockSetMs = e.localTime(n).UnixMilli()
 					if n.up {
 						e.rearm(n)
 					}

@@ -113,6 +113,22 @@ type Figures struct {
 	Connects    int64              `json:"connects"`
 	Disconnects int64              `json:"disconnects"`
 	Rejected    int64              `json:"rejected_messages"`
+	// DeferredStranded counts deferred deltas applied more than 2 s after
+	// the drift bound admitted them, or never (stranded in a deferred
+	// queue, or dropped from a full one); MergeViolations the sessions
+	// whose deltas merge differently in different orders, or whose
+	// replicas differ from that merge.
+	DeferredStranded int64 `json:"deferred_stranded"`
+	MergeViolations  int64 `json:"merge_violations"`
+	// AllowedLost counts writes acknowledged under durability none that a
+	// power loss may lose (not judged as lost); DiskErrors the writes a
+	// disk fault failed.
+	AllowedLost int64 `json:"allowed_lost"`
+	DiskErrors  int64 `json:"disk_errors"`
+	// Divergence while faults were active (reported, not judged): the
+	// most distinct digests and unreplicated pairs in any sample.
+	FaultPeakDigests      int   `json:"fault_peak_digests"`
+	FaultPeakUnreplicated int64 `json:"fault_peak_unreplicated"`
 }
 
 // OpStats counts one kind of operation.
@@ -141,6 +157,8 @@ func (e *engine) result() *Result {
 	c := e.chk
 	c.sweep()
 	c.final()
+	c.finalDeferrals()
+	c.mergeDeterminism()
 	if e.convergedAt < 0 {
 		e.explainDivergence()
 	}
@@ -203,9 +221,12 @@ func (e *engine) result() *Result {
 	f.Events, f.Ticks = e.stats.events, e.stats.ticks
 	f.Connects, f.Disconnects, f.Rejected = e.stats.connects, e.stats.disconnects, e.stats.rejected
 
-	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites} {
+	f.DeferredStranded, f.MergeViolations, f.AllowedLost = c.strandedDeferred, c.mergeViolations, c.allowedLost
+	f.DiskErrors = e.stats.diskErrors
+	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred} {
 		r.Violations = append(r.Violations, c.examples[name]...)
 	}
+	f.FaultPeakDigests, f.FaultPeakUnreplicated = r.faultDivergence()
 	r.Verdict = e.verdict(f)
 	r.Fingerprint = e.finalFingerprint()
 	return r
@@ -310,6 +331,8 @@ func (e *engine) verdict(f *Figures) Verdict {
 	count(CheckResurrections, ex.Resurrections, int64(len(c.resurrected)))
 	count(CheckExpiredServed, ex.ExpiredServed, c.expired)
 	count(CheckReadYourWrites, ex.ReadYourWritesViolations, c.ryw)
+	count(CheckMergeDeterminism, ex.MergeDeterminism, c.mergeViolations)
+	count(CheckDeferred, ex.DeferredStranded, c.strandedDeferred)
 	for _, ch := range v.Checks {
 		if ch.Judged && !ch.Pass {
 			v.Pass = false
@@ -447,6 +470,12 @@ func (r *Result) Summary() string {
 	b = fmt.Appendf(b, "  writes %d, messages %d, bytes %d (%.0f per write), lag p50 %.3fs p99 %.3fs max %.3fs\n",
 		f.Writes, f.Messages, f.Bytes, f.BytesPerWrite, f.LagP50, f.LagP99, f.LagMax)
 	b = fmt.Appendf(b, "  sessions %d in %d of %d buckets, unreplicated at the end %d\n", f.Sessions, f.Buckets, persist.Buckets, f.Unreplicated)
+	if len(r.Faults) > 0 {
+		b = fmt.Appendf(b, "  during faults (not judged): up to %d distinct digests, %d unreplicated pairs\n", f.FaultPeakDigests, f.FaultPeakUnreplicated)
+	}
+	if f.AllowedLost > 0 || f.DiskErrors > 0 {
+		b = fmt.Appendf(b, "  durability: %d writes a power loss may lose (allowed), %d writes failed by disk faults\n", f.AllowedLost, f.DiskErrors)
+	}
 	b = fmt.Appendf(b, "  fingerprint %s\n", r.Fingerprint)
 	return string(b)
 }

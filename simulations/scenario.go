@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // Scenario describes one simulated run: the mesh, its network, the node
@@ -42,6 +43,11 @@ type Scenario struct {
 	Network Network    `yaml:"network,omitempty"`
 	Nodes   []NodeSpec `yaml:"nodes"`
 	Config  Config     `yaml:"config,omitempty"`
+
+	// Storage is where the nodes' stores live: "memory" (the default) or
+	// "badger", on disk in a temporary directory removed after the run
+	// (slower, and fuller: Badger's own code runs).
+	Storage string `yaml:"storage,omitempty"`
 
 	Workload Workload `yaml:"workload"`
 	Faults   []Fault  `yaml:"faults,omitempty"`
@@ -113,7 +119,16 @@ type NodeSpec struct {
 	// an empty store.
 	Start Duration  `yaml:"start,omitempty"`
 	Clock ClockSpec `yaml:"clock,omitempty,flow"`
+	// Durability is persist's durability mode: sync (the default), group
+	// or none. It decides what a power loss loses (durability.go).
+	Durability string `yaml:"durability,omitempty"`
 }
+
+// Storage backends.
+const (
+	StorageMemory = "memory"
+	StorageBadger = "badger"
+)
 
 // ClockSpec is a node's clock: local time = true time + Offset, drifting by
 // DriftPPM parts per million of elapsed time.
@@ -195,9 +210,15 @@ type Fault struct {
 	Flap *Flap `yaml:"flap,omitempty"`
 	// Degrade adds loss, duplication and delay to the links between A and B.
 	Degrade *Degrade `yaml:"degrade,omitempty"`
-	// Crash stops the nodes (the store keeps what sync durability
-	// promises); they restart after For, or never without it.
-	Crash []string `yaml:"crash,omitempty,flow"`
+	// Crash stops the nodes' processes; they restart after For, or never
+	// without it. The stores keep what the process acknowledged, unless
+	// PowerLoss: then a node under durability none loses the writes its
+	// background fsync had not synced.
+	Crash     []string `yaml:"crash,omitempty,flow"`
+	PowerLoss bool     `yaml:"power_loss,omitempty"`
+	// Disk fails every write of the nodes (a failed write or fsync) for
+	// For: they must refuse to acknowledge, never acknowledge and lose.
+	Disk []string `yaml:"disk,omitempty,flow"`
 	// Clock steps or changes the drift of the nodes' clocks, undone after
 	// For when given.
 	Clock *ClockFault `yaml:"clock,omitempty,flow"`
@@ -253,6 +274,13 @@ type Expect struct {
 	Resurrections            *int      `yaml:"resurrections,omitempty"`
 	ExpiredServed            *int      `yaml:"expired_served,omitempty"`
 	ReadYourWritesViolations *int      `yaml:"read_your_writes_violations,omitempty"`
+	// MergeDeterminism: sessions whose acknowledged deltas merge to
+	// different states in different orders (or with equal timestamps), or
+	// whose replicas differ from their merge once the mesh converged.
+	MergeDeterminism *int `yaml:"merge_determinism,omitempty"`
+	// DeferredStranded: deferred deltas applied more than 2 s after the
+	// drift bound admitted them (or never).
+	DeferredStranded *int `yaml:"deferred_stranded,omitempty"`
 }
 
 // Errors of scenario handling.
@@ -342,6 +370,14 @@ func (sc *Scenario) Resolve() (*Scenario, error) {
 			m.Count = 0
 			m.Name = fmt.Sprintf("%s-%d", prefix, i)
 			r.Nodes = append(r.Nodes, m)
+		}
+	}
+	if r.Storage == "" {
+		r.Storage = StorageMemory
+	}
+	for i := range r.Nodes {
+		if r.Nodes[i].Durability == "" {
+			r.Nodes[i].Durability = persist.DurabilitySync.String()
 		}
 	}
 	for i := range r.Regions {
@@ -504,6 +540,9 @@ func (sc *Scenario) Validate() error {
 	if len(sc.Regions) == 0 {
 		return bad("no regions")
 	}
+	if sc.Storage != "" && sc.Storage != StorageMemory && sc.Storage != StorageBadger {
+		return bad("storage: %q: want memory or badger", sc.Storage)
+	}
 	regions := map[string]bool{}
 	for i, r := range sc.Regions {
 		if r.Name == "" {
@@ -595,6 +634,11 @@ func (sc *Scenario) Validate() error {
 		}
 		if math.Abs(n.Clock.DriftPPM) >= 1e5 || math.IsNaN(n.Clock.DriftPPM) {
 			return bad("nodes[%d]: drift_ppm %v out of range", i, n.Clock.DriftPPM)
+		}
+		if n.Durability != "" {
+			if _, err := persist.ParseDurability(n.Durability); err != nil {
+				return bad("nodes[%d].durability: %q: want sync, group or none", i, n.Durability)
+			}
 		}
 		var list []string
 		if n.Count == 0 {
@@ -691,13 +735,19 @@ func (sc *Scenario) Validate() error {
 			return bad("%s: for must be positive", where)
 		}
 		kinds := 0
-		for _, set := range []bool{f.Partition != nil, f.OneWay != nil, f.Flap != nil, f.Degrade != nil, f.Crash != nil, f.Clock != nil} {
+		for _, set := range []bool{f.Partition != nil, f.OneWay != nil, f.Flap != nil, f.Degrade != nil, f.Crash != nil, f.Clock != nil, f.Disk != nil} {
 			if set {
 				kinds++
 			}
 		}
 		if kinds != 1 {
-			return bad("%s: give exactly one of partition, one_way, flap, degrade, crash, clock (got %d)", where, kinds)
+			return bad("%s: give exactly one of partition, one_way, flap, degrade, crash, clock, disk (got %d)", where, kinds)
+		}
+		if f.PowerLoss && f.Crash == nil {
+			return bad("%s.power_loss: only a crash can come with a power loss", where)
+		}
+		if f.PowerLoss && sc.Storage == StorageBadger {
+			return bad("%s.power_loss: not modelled on storage badger (a process cannot lose its page cache)", where)
 		}
 		needFor := func(kind string) error {
 			if f.For == nil {
@@ -765,6 +815,13 @@ func (sc *Scenario) Validate() error {
 			if err := sel(where+".crash", f.Crash); err != nil {
 				return err
 			}
+		case f.Disk != nil:
+			if err := needFor("disk fault"); err != nil {
+				return err
+			}
+			if err := sel(where+".disk", f.Disk); err != nil {
+				return err
+			}
 		case f.Clock != nil:
 			if err := sel(where+".clock.nodes", f.Clock.Nodes); err != nil {
 				return err
@@ -784,7 +841,8 @@ func (sc *Scenario) Validate() error {
 	for _, p := range []struct {
 		name string
 		v    *int
-	}{{"lost_writes", e.LostWrites}, {"resurrections", e.Resurrections}, {"expired_served", e.ExpiredServed}, {"read_your_writes_violations", e.ReadYourWritesViolations}} {
+	}{{"lost_writes", e.LostWrites}, {"resurrections", e.Resurrections}, {"expired_served", e.ExpiredServed}, {"read_your_writes_violations", e.ReadYourWritesViolations},
+		{"merge_determinism", e.MergeDeterminism}, {"deferred_stranded", e.DeferredStranded}} {
 		if p.v != nil && *p.v < 0 {
 			return bad("expect.%s must not be negative", p.name)
 		}

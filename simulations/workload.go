@@ -344,7 +344,13 @@ func (w *workload) write(n *simNode, now time.Time, kind opKind, s *wsession, d 
 		e.chk.ack(n, kind, s.h, d)
 		return true
 	}
-	res, err := n.store.Apply(crdt.NewBatch(d), now)
+	res, err := n.sim.applyLocal(crdt.NewBatch(d), now)
+	if errors.Is(err, errDisk) {
+		// The disk failed the write: refused, never acknowledged.
+		ev.Result, ev.Detail = "refused", err.Error()
+		e.record(ev)
+		return false
+	}
 	if err != nil {
 		e.fail(fmt.Errorf("simulations: %s: local %s: %w", n.name, kind, err))
 		return false
