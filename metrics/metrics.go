@@ -63,6 +63,11 @@ type Node struct {
 	batchBytes  prometheus.Histogram
 	lag         prometheus.Histogram
 	syncSeconds prometheus.Histogram
+	// Session consistency (node.WithVersion): the wait of calls that found
+	// this peer behind, the fetches it made, the calls answered ErrStale.
+	consistencyWait    prometheus.Histogram
+	consistencyFetches prometheus.Counter
+	consistencyStale   prometheus.Counter
 	clockOffset *prometheus.GaugeVec
 
 	buildInfo prometheus.Gauge
@@ -97,6 +102,12 @@ func New() *Node {
 		batchBytes:  histogram("batch_bytes", "Bytes per broadcast batch.", batchByteBuckets),
 		lag:         histogram("replication_lag_seconds", "Time from a remote write to its arrival here.", lagBuckets),
 		syncSeconds: histogram("sync_seconds", "Duration of anti-entropy rounds.", prometheus.DefBuckets),
+		consistencyWait: histogram("consistency_wait_seconds",
+			"Wait of calls carrying a session version that found this peer behind it, until it caught up.", lagBuckets),
+		consistencyFetches: counter("consistency_fetches_total",
+			"Sessions asked of the peers that wrote them because replication had not brought a version in time."),
+		consistencyStale: counter("consistency_stale_total",
+			"Calls carrying a session version this peer could not reach in time (answered ErrStale, HTTP 503)."),
 		clockOffset: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: "peer_clock_offset_seconds",
 			Help: "Estimated clock offset of each peer (its clock minus ours), latest estimate."}, []string{"peer"}),
 		rejected: make(map[string]prometheus.Counter, len(rejectReasons)),
@@ -117,7 +128,7 @@ func New() *Node {
 	m.buildInfo.Set(1)
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
 		m.sessionsCollected, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
-		m.syncSeconds, m.clockOffset, m.buildInfo}
+		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
 	return m
 }
 
@@ -153,6 +164,10 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 		m.changesDropped.Add(delta)
 	case "sessions_collected":
 		m.sessionsCollected.Add(delta)
+	case "consistency_fetches":
+		m.consistencyFetches.Add(delta)
+	case "consistency_stale":
+		m.consistencyStale.Add(delta)
 	case "deltas_rejected":
 		m.labelled(m.deltasRejected, m.rejected, "reason", labels).Add(delta)
 	case "sync_rounds":
@@ -182,6 +197,8 @@ func (m *Node) Observe(name string, value float64, labels ...string) {
 		m.lag.Observe(value)
 	case "sync_seconds":
 		m.syncSeconds.Observe(value)
+	case "consistency_wait_seconds":
+		m.consistencyWait.Observe(value)
 	case "peer_clock_offset_seconds":
 		// Once per anti-entropy exchange with a peer: rare enough for the
 		// vector's lookup.

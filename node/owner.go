@@ -80,6 +80,8 @@ type OwnedSession struct {
 	// Region and Peer are where the session was created.
 	Region string
 	Peer   PeerID
+
+	created crdt.Timestamp // orders sessions created in the same millisecond
 }
 
 // withIndex appends to ds the delta that lists session s (created at ts,
@@ -196,14 +198,11 @@ func (n *Node) OwnerSessions(ctx context.Context, owner string) ([]OwnedSession,
 		}
 		region, peer, _ := strings.Cut(where, "\x00")
 		out = append(out, OwnedSession{ID: id, Created: time.UnixMilli(s.Created.Millis()),
-			LastAccess: time.UnixMilli(la), Region: region, Peer: PeerID(peer)})
+			LastAccess: time.UnixMilli(la), Region: region, Peer: PeerID(peer), created: s.Created})
 		return nil
 	})
 	slices.SortFunc(out, func(a, b OwnedSession) int {
-		if c := a.Created.Compare(b.Created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ID, b.ID)
+		return a.created.Compare(b.created)
 	})
 	return out, err
 }

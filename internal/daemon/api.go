@@ -20,6 +20,11 @@ import (
 // in URLs, where logs and proxies would keep them.
 const TokenHeader = "X-Session-Token"
 
+// VersionHeader carries a session's version (node.Version): every answer
+// about a session gives it, and a request that sends it back is answered
+// from data at least that recent, or with 503 stale_session.
+const VersionHeader = "X-Session-Version"
+
 // APIOptions configure NewHandler.
 type APIOptions struct {
 	// Node serves the sessions. Required.
@@ -75,6 +80,9 @@ func NewHandler(o APIOptions) http.Handler {
 	route(v1, "/v1/session", map[string]http.HandlerFunc{"GET": a.read, "PATCH": a.update, "DELETE": a.destroy})
 	route(v1, "/v1/session/touch", map[string]http.HandlerFunc{"POST": a.touch})
 	route(v1, "/v1/session/renew", map[string]http.HandlerFunc{"POST": a.renew})
+	route(v1, "/v1/session/owner", map[string]http.HandlerFunc{"PUT": a.setOwner})
+	route(v1, "/v1/owners/{owner}/sessions", map[string]http.HandlerFunc{"GET": a.ownerSessions, "DELETE": a.revokeOwner})
+	route(v1, "/v1/owners/{owner}/sessions/{id}", map[string]http.HandlerFunc{"DELETE": a.destroyOwned})
 	route(v1, "/v1/peers", map[string]http.HandlerFunc{"GET": a.peers})
 	route(v1, "/v1/peers/{id}", map[string]http.HandlerFunc{"DELETE": a.forget})
 	route(v1, "/v1/status", map[string]http.HandlerFunc{"GET": a.status})
@@ -118,7 +126,7 @@ func cleanPathsOnly(next http.Handler) http.Handler {
 // header for every other method. GET also answers HEAD.
 func route(mux *http.ServeMux, path string, byMethod map[string]http.HandlerFunc) {
 	var allow []string
-	for _, m := range []string{"GET", "POST", "PATCH", "DELETE"} {
+	for _, m := range []string{"GET", "POST", "PUT", "PATCH", "DELETE"} {
 		h, ok := byMethod[m]
 		if !ok {
 			continue

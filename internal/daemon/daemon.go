@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -66,6 +68,13 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	}
 	if nc.Transport, err = cfg.transportConfig(psk); err != nil {
 		return err
+	}
+	nc.Region = cfg.Region
+	if psk != nil {
+		// Owner ids are kept as keyed hashes when the mesh has a secret
+		// of its own: a copy of the data then says nothing about which
+		// users it holds sessions of.
+		nc.OwnerKey = ownerKeyFromPSK(psk)
 	}
 	if cfg.EncryptionKeyFile != "" {
 		if nc.EncryptionKey, err = ReadEncryptionKey(cfg.EncryptionKeyFile, log); err != nil {
@@ -268,4 +277,12 @@ func redisIdle(d time.Duration) time.Duration {
 		return -1
 	}
 	return d
+}
+
+// ownerKeyFromPSK derives the key of owner hashes (node.Config.OwnerKey)
+// from the mesh's pre-shared key, which every peer has.
+func ownerKeyFromPSK(psk []byte) []byte {
+	m := hmac.New(sha256.New, psk)
+	m.Write([]byte("sessionmesh owner hash key v1"))
+	return m.Sum(nil)
 }

@@ -27,6 +27,7 @@ const (
 	codeInvalidArgument  = "invalid_argument"
 	codeMissingToken     = "missing_session_token"
 	codeSessionNotFound  = "session_not_found"
+	codeStaleSession     = "stale_session"
 	codeTooManyFields    = "too_many_fields"
 	codeTooLarge         = "too_large"
 	codeNotUTF8          = "not_utf8"

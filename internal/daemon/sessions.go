@@ -23,6 +23,7 @@ const (
 
 type createRequest struct {
 	Fields             map[string]string `json:"fields"`
+	Owner              *string           `json:"owner"`
 	IdleTimeoutSeconds *int64            `json:"idle_timeout_seconds"`
 	LifetimeSeconds    *int64            `json:"lifetime_seconds"`
 }
@@ -131,6 +132,10 @@ func (a *api) nodeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = errorf(http.StatusConflict, codeTooManyFields, "%v", err)
 	case errors.Is(err, crdt.ErrTooLarge):
 		e = errorf(http.StatusRequestEntityTooLarge, codeTooLarge, "%v", err)
+	case errors.Is(err, node.ErrStale):
+		w.Header().Set("Retry-After", "1")
+		e = errorf(http.StatusServiceUnavailable, codeStaleSession,
+			"this peer does not hold the session at the version in %s yet, and could not fetch it from the peers that wrote it in time: retry, here or on another peer", VersionHeader)
 	case errors.Is(err, node.ErrInvalid):
 		e = errorf(http.StatusBadRequest, codeInvalidArgument, "%v", err)
 	case errors.Is(err, node.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -182,26 +187,36 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	if life > 0 {
 		opts = append(opts, node.WithLifetime(life))
 	}
-	tok, err := a.n.Create(r.Context(), opts...)
+	if req.Owner != nil {
+		if e := checkOwner(*req.Owner); e != nil {
+			writeError(w, e)
+			return
+		}
+		opts = append(opts, node.WithOwner(*req.Owner))
+	}
+	var v node.Version
+	tok, err := a.n.Create(node.WithVersion(r.Context(), &v), opts...)
 	if err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, v)
 	id, _ := node.SessionID(tok)
 	writeJSON(w, http.StatusCreated, tokenResponse{Token: tok, ID: id})
 }
 
 // read: GET /v1/session.
 func (a *api) read(w http.ResponseWriter, r *http.Request) {
-	enc, tok, ok := a.sessionRequest(w, r)
+	enc, tok, ctx, v, ok := a.sessionRequest(w, r)
 	if !ok {
 		return
 	}
-	s, err := a.n.Get(r.Context(), tok)
+	s, err := a.n.Get(ctx, tok)
 	if err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, *v)
 	resp := sessionResponse{
 		ID:                 s.ID(),
 		Fields:             make(map[string]string),
@@ -228,7 +243,7 @@ func (a *api) read(w http.ResponseWriter, r *http.Request) {
 
 // update: PATCH /v1/session.
 func (a *api) update(w http.ResponseWriter, r *http.Request) {
-	enc, tok, ok := a.sessionRequest(w, r)
+	enc, tok, ctx, v, ok := a.sessionRequest(w, r)
 	if !ok {
 		return
 	}
@@ -258,10 +273,11 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if err := a.n.Update(r.Context(), tok, set, req.Remove...); err != nil {
+	if err := a.n.Update(ctx, tok, set, req.Remove...); err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, *v)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -274,28 +290,30 @@ func (a *api) destroy(w http.ResponseWriter, r *http.Request) { a.tokenAction(w,
 // tokenAction runs a node call that takes only the session token and
 // answers 204.
 func (a *api) tokenAction(w http.ResponseWriter, r *http.Request, do func(context.Context, string) error) {
-	tok, ok := a.tokenOnly(w, r)
+	tok, ctx, v, ok := a.tokenOnly(w, r)
 	if !ok {
 		return
 	}
-	if err := do(r.Context(), tok); err != nil {
+	if err := do(ctx, tok); err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, *v)
 	w.WriteHeader(http.StatusNoContent)
 }
 
 // renew: POST /v1/session/renew.
 func (a *api) renew(w http.ResponseWriter, r *http.Request) {
-	tok, ok := a.tokenOnly(w, r)
+	tok, ctx, v, ok := a.tokenOnly(w, r)
 	if !ok {
 		return
 	}
-	fresh, err := a.n.Renew(r.Context(), tok)
+	fresh, err := a.n.Renew(ctx, tok)
 	if err != nil {
 		a.nodeError(w, r, err)
 		return
 	}
+	setVersionHeader(w, *v)
 	id, _ := node.SessionID(fresh)
 	writeJSON(w, http.StatusOK, tokenResponse{Token: fresh, ID: id})
 }
@@ -304,32 +322,63 @@ func (a *api) renew(w http.ResponseWriter, r *http.Request) {
 // query, no body) and returns the token; it has answered when ok is false.
 // sessionRequest reads what every call on one session carries: the value
 // encoding asked for and the session token. It answers the error itself.
-func (a *api) sessionRequest(w http.ResponseWriter, r *http.Request) (enc, tok string, ok bool) {
+// The returned context carries the request's session version (v, from
+// VersionHeader), which the call updates.
+func (a *api) sessionRequest(w http.ResponseWriter, r *http.Request) (enc, tok string, ctx context.Context, v *node.Version, ok bool) {
 	noStore(w)
 	enc, e := query(r, true)
 	if e == nil {
 		tok, e = token(r)
 	}
+	if e == nil {
+		ctx, v, e = requestVersion(r)
+	}
 	if e != nil {
 		writeError(w, e)
-		return "", "", false
+		return "", "", nil, nil, false
 	}
-	return enc, tok, true
+	return enc, tok, ctx, v, true
 }
 
-func (a *api) tokenOnly(w http.ResponseWriter, r *http.Request) (tok string, ok bool) {
+func (a *api) tokenOnly(w http.ResponseWriter, r *http.Request) (tok string, ctx context.Context, v *node.Version, ok bool) {
 	noStore(w)
 	if _, e := query(r, false); e != nil {
 		writeError(w, e)
-		return "", false
+		return "", nil, nil, false
 	}
 	tok, e := token(r)
 	if e == nil {
 		e = noBody(r)
 	}
+	if e == nil {
+		ctx, v, e = requestVersion(r)
+	}
 	if e != nil {
 		writeError(w, e)
-		return "", false
+		return "", nil, nil, false
 	}
-	return tok, true
+	return tok, ctx, v, true
+}
+
+// requestVersion reads the session version the request carries, if any,
+// and returns a context under which node calls honour and update it.
+func requestVersion(r *http.Request) (context.Context, *node.Version, *apiError) {
+	var v node.Version
+	if vals := r.Header.Values(VersionHeader); len(vals) > 0 {
+		var err error
+		if len(vals) > 1 {
+			return nil, nil, errorf(http.StatusBadRequest, codeInvalidArgument, "%s given %d times", VersionHeader, len(vals))
+		}
+		if v, err = node.ParseVersion(strings.TrimSpace(vals[0])); err != nil {
+			return nil, nil, errorf(http.StatusBadRequest, codeInvalidArgument, "%s: not a session version: %v", VersionHeader, err)
+		}
+	}
+	return node.WithVersion(r.Context(), &v), &v, nil
+}
+
+// setVersionHeader hands the session's version to the client.
+func setVersionHeader(w http.ResponseWriter, v node.Version) {
+	if len(v) > 0 {
+		w.Header().Set(VersionHeader, v.String())
+	}
 }
