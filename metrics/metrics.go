@@ -68,7 +68,7 @@ type Node struct {
 	consistencyWait    prometheus.Histogram
 	consistencyFetches prometheus.Counter
 	consistencyStale   prometheus.Counter
-	clockOffset *prometheus.GaugeVec
+	clockOffset        *prometheus.GaugeVec
 
 	buildInfo prometheus.Gauge
 
