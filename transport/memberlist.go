@@ -40,9 +40,19 @@ type savedMember struct {
 	Record []byte `json:"record,omitempty"`
 }
 
+// savedForgotten is a forgotten member whose records (up to Seq) are
+// ignored until At + ForgetAfter, so that a restart does not let other
+// members bring it back.
+type savedForgotten struct {
+	ID  string    `json:"id"`
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at"`
+}
+
 type savedMembers struct {
-	Version int           `json:"version"`
-	Members []savedMember `json:"members"`
+	Version   int              `json:"version"`
+	Members   []savedMember    `json:"members"`
+	Forgotten []savedForgotten `json:"forgotten,omitempty"`
 }
 
 // persistDirty asks the saver to write the member list soon. It may be
@@ -91,6 +101,14 @@ func (t *Transport) saveMembers() {
 			sm.Addrs = append(sm.Addrs, a.String())
 		}
 		list.Members = append(list.Members, sm)
+	}
+	ttl := t.tombstoneTTL()
+	for id, ts := range t.mem.forgotten {
+		if time.Since(ts.at) >= ttl {
+			delete(t.mem.forgotten, id)
+			continue
+		}
+		list.Forgotten = append(list.Forgotten, savedForgotten{ID: id.String(), Seq: ts.seq, At: ts.at})
 	}
 	t.mem.mu.Unlock()
 	for i := range list.Members {
@@ -171,6 +189,13 @@ func (t *Transport) loadMembers() {
 		t.log.Warn("transport: ignoring a member list of an unknown version", "path", path, "version", list.Version)
 		return
 	}
+	t.mem.mu.Lock()
+	for _, f := range list.Forgotten {
+		if id, err := peer.Decode(f.ID); err == nil && time.Since(f.At) < t.tombstoneTTL() {
+			t.mem.forgotten[id] = tombstone{seq: f.Seq, at: f.At}
+		}
+	}
+	t.mem.mu.Unlock()
 	n := 0
 	for _, sm := range list.Members {
 		id, err := peer.Decode(sm.ID)

@@ -418,3 +418,42 @@ func TestDNSAddrBootstrap(t *testing.T) {
 		}
 	}
 }
+
+// A forgotten member stays forgotten across a restart, although the other
+// members still pass its (old) record on.
+func TestForgottenStaysForgotten(t *testing.T) {
+	t.Parallel()
+	dirA, _ := identity(t)
+	cfgA := testConfig()
+	cfgA.DataDir = dirA
+	a, err := New(context.Background(), cfgA, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Bootstrap = addrsOf(a)
+	cfgA.ListenAddrs = []string{a.h.Addrs()[0].String()} // same address after the restart
+	b, err := New(context.Background(), cfg, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := &recorder{}
+	c := startTransport(t, cfg, rc)
+	idB := b.ID()
+	waitFor(t, 10*time.Second, "c knowing b", func() bool { return connectedTo(c, idB) && connectedTo(a, idB) })
+	b.Close()
+	waitFor(t, 10*time.Second, "a losing b", func() bool { return !connectedTo(a, idB) })
+	if err := a.Forget(idB); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+
+	a = startTransport(t, cfgA, &recorder{})
+	waitFor(t, 10*time.Second, "c back with a", func() bool { return rc.isUp(a.ID()) && connectedTo(a, c.ID()) })
+	waitFor(t, 5*time.Second, "c's record of b ignored", func() bool {
+		return a.Stats().RecordsRejected[RecordForgotten] >= 1
+	})
+	if _, ok := memberOf(a, idB); ok {
+		t.Error("b came back after a restart")
+	}
+}

@@ -76,7 +76,25 @@ func (m *member) wakeUp() {
 type membership struct {
 	mu        sync.Mutex
 	members   map[peer.ID]*member
-	forgotten map[peer.ID]uint64 // record seq at Forget: older records are ignored
+	forgotten map[peer.ID]tombstone // records not newer than these are ignored
+}
+
+// tombstone remembers a forgotten member: its record's seq when it was
+// forgotten, so that other members passing on that record do not bring it
+// back. It is kept (and saved) for tombstoneTTL.
+type tombstone struct {
+	seq uint64
+	at  time.Time
+}
+
+// tombstoneTTL is how long a forgotten member's old records are ignored:
+// ForgetAfter (by then the other members have forgotten it too), or its
+// default when members are never forgotten automatically.
+func (t *Transport) tombstoneTTL() time.Duration {
+	if t.cfg.ForgetAfter > 0 {
+		return t.cfg.ForgetAfter
+	}
+	return DefaultForgetAfter
 }
 
 // learn adds id as a member if it is new and may be one (not self, on the
@@ -279,7 +297,7 @@ func (t *Transport) forget(id peer.ID, why string) bool {
 		return false
 	}
 	delete(t.mem.members, id)
-	t.mem.forgotten[id] = seq
+	t.mem.forgotten[id] = tombstone{seq: seq, at: time.Now()}
 	close(m.stop)
 	t.persistDirty()
 	t.mem.mu.Unlock()

@@ -73,9 +73,9 @@ func (t *Transport) consumeRecord(raw []byte, from peer.ID) bool {
 		return false
 	}
 	t.mem.mu.Lock()
-	seq, forgotten := t.mem.forgotten[id]
+	ts, forgotten := t.mem.forgotten[id]
 	t.mem.mu.Unlock()
-	if forgotten && pr.Seq <= seq {
+	if forgotten && pr.Seq <= ts.seq && time.Since(ts.at) < t.tombstoneTTL() {
 		t.rejectRecord(RecordForgotten, from, id, nil)
 		return false
 	}

@@ -138,7 +138,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		started:   time.Now(),
 		mem: membership{
 			members:   make(map[peer.ID]*member),
-			forgotten: make(map[peer.ID]uint64),
+			forgotten: make(map[peer.ID]tombstone),
 		},
 		saveSignal: make(chan struct{}, 1),
 		pushSignal: make(chan struct{}, 1),
