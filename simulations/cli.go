@@ -53,6 +53,9 @@ const usage = `usage:
   sim replay DIR [--out DIR2]                re-run a recorded run; exit 1 unless the fingerprint matches
   sim sweep SCENARIO --seeds 1-1000 [--workers N] [--out DIR]
                                              run many seeds; DIR gets the failing runs
+  sim shrink DIR [--out FILE] [--max-runs N] search for a smaller scenario that still fails a
+                                             check DIR's run failed, with its seed; writes FILE
+                                             (default DIR/shrunk.yaml)
   sim list                                   list the shipped scenarios
 SCENARIO is a YAML file or the name of a shipped scenario.
 `
@@ -73,6 +76,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdReplay(args[1:], stdout, stderr)
 	case "sweep":
 		return cmdSweep(args[1:], stdout, stderr)
+	case "shrink":
+		return cmdShrink(args[1:], stdout, stderr)
 	case "list":
 		for _, n := range Library() {
 			fmt.Fprintln(stdout, n)
