@@ -25,8 +25,10 @@ type backend interface {
 	// scanAll calls fn with every session.
 	scanAll(fn func(*crdt.Session) error, bad func(error)) error
 	// due returns up to limit sessions whose deadline is at or before
-	// cutoff, earliest first, and whether more may be due.
-	due(cutoff int64, limit int) ([]dueEntry, bool, error)
+	// cutoff, earliest first, and whether more may be due. With after, it
+	// starts past that entry, which the caller has removed with every
+	// earlier one.
+	due(cutoff int64, limit int, after *dueEntry) ([]dueEntry, bool, error)
 	// commit makes the writes durable as the store's durability mode
 	// promises, in one transaction, and returns how many of ws, from the
 	// start, are written (all unless it fails). Writes too big for one

@@ -355,13 +355,21 @@ func (b *badgerBackend) scanAll(fn func(*crdt.Session) error, bad func(error)) e
 	return b.scan(context.Background(), [][]byte{{prefixSession}}, fn, bad)
 }
 
-func (b *badgerBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
+func (b *badgerBackend) due(cutoff int64, limit int, after *dueEntry) ([]dueEntry, bool, error) {
 	var out []dueEntry
 	more := false
 	err := b.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixExpiry}})
 		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
+		// A pass removes chunk after chunk: starting each past the last
+		// one's entries spares stepping over their fresh delete markers
+		// again (quadratic in the size of a pass).
+		if after != nil {
+			it.Seek(expiryKey(after.deadline, after.id))
+		} else {
+			it.Rewind()
+		}
+		for ; it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) < 9 {
 				return fmt.Errorf("%w: short index key %x", ErrCorrupt, k)
@@ -400,8 +408,24 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 	// Badger's conflict detection has nothing to do.
 	txn := b.db.NewTransaction(true)
 	defer txn.Discard()
+	// Field records to delete are looked up in a read transaction: the
+	// committer is the only writer, so it sees what the writes replace,
+	// while an iterator of txn would sort all of txn's pending writes,
+	// once per destroyed session (quadratic in a collection chunk).
+	var rd *badger.Txn
+	defer func() {
+		if rd != nil {
+			rd.Discard()
+		}
+	}()
+	reader := func() *badger.Txn {
+		if rd == nil {
+			rd = b.db.NewTransaction(false)
+		}
+		return rd
+	}
 	for _, w := range ws {
-		if err := b.writeSession(txn, w); err != nil {
+		if err := b.writeSession(txn, reader, w); err != nil {
 			return err
 		}
 		if w.oldDeadline == w.newDeadline {
@@ -421,13 +445,13 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 	return txn.Commit()
 }
 
-func (b *badgerBackend) writeSession(txn *badger.Txn, w write) error {
+func (b *badgerBackend) writeSession(txn *badger.Txn, reader func() *badger.Txn, w write) error {
 	if w.state == nil || w.state.IsDestroyed() {
 		// Every field record goes, found by a key scan: most fields live
 		// in the header record only, and deleting keys that were never
 		// written would leave tombstones in the tree for nothing.
 		var keys [][]byte
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(w.id), kindField)})
+		it := reader().NewIterator(badger.IteratorOptions{Prefix: append(sessionPrefix(w.id), kindField)})
 		for it.Rewind(); it.Valid(); it.Next() {
 			keys = append(keys, it.Item().KeyCopy(nil))
 		}

@@ -23,8 +23,9 @@ func (s *Store) CollectGarbage(now time.Time, budget int) (int, error) {
 	defer s.leave()
 	cutoff := now.UnixMilli() - s.opts.MaxDrift.Milliseconds()
 	removed, visited := 0, 0
+	var last *dueEntry
 	for visited < budget {
-		n, seen, more, err := s.collectChunk(cutoff, now, min(gcChunk, budget-visited))
+		n, seen, more, err := s.collectChunk(cutoff, now, min(gcChunk, budget-visited), &last)
 		removed += n
 		visited += seen
 		if err != nil || !more {
@@ -35,12 +36,14 @@ func (s *Store) CollectGarbage(now time.Time, budget int) (int, error) {
 }
 
 // collectChunk removes up to limit due sessions as the store's writer (no
-// Apply commits meanwhile), reporting how many it removed and visited.
-func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, visited int, more bool, err error) {
+// Apply commits meanwhile), reporting how many it removed and visited. It
+// starts past *last, the last entry of the pass's previous chunk, and
+// leaves its own there once every entry of the chunk is removed.
+func (s *Store) collectChunk(cutoff int64, now time.Time, limit int, last **dueEntry) (removed, visited int, more bool, err error) {
 	c := &s.commit
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	due, more, err := s.be.due(cutoff, limit)
+	due, more, err := s.be.due(cutoff, limit, *last)
 	if err != nil || len(due) == 0 {
 		return 0, 0, false, err
 	}
@@ -86,6 +89,7 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int) (removed, v
 	if err != nil {
 		return removed, written, false, fmt.Errorf("persist: collect: %w", err)
 	}
+	*last = &due[len(due)-1]
 	return removed, len(due), more, nil
 }
 

@@ -74,7 +74,7 @@ func (m *memBackend) scanAll(fn func(*crdt.Session) error, _ func(error)) error 
 	return nil
 }
 
-func (m *memBackend) due(cutoff int64, limit int) ([]dueEntry, bool, error) {
+func (m *memBackend) due(cutoff int64, limit int, _ *dueEntry) ([]dueEntry, bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []dueEntry
