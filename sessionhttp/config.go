@@ -88,6 +88,10 @@ type HeaderConfig struct {
 	// code reading it across origins needs it listed in
 	// Access-Control-Expose-Headers. Default "Session-Token".
 	Response string
+	// Version names the header that carries the session's version to a
+	// header client and back (session consistency across peers: see the
+	// package documentation). Default "Session-Version".
+	Version string
 	// Only serves every request as a header client, whether or not it
 	// carries the header: cookies are neither read nor set. A client
 	// without a token yet (its first login) is a header client only on a
@@ -103,7 +107,7 @@ func DefaultConfig() Config {
 		IdleTimeout:   30 * time.Minute,
 		Lifetime:      12 * time.Hour,
 		Cookie:        CookieConfig{Name: "session", SameSite: http.SameSiteLaxMode},
-		Header:        HeaderConfig{Response: "Session-Token"},
+		Header:        HeaderConfig{Response: "Session-Token", Version: "Session-Version"},
 		Codec:         TypedCodec{},
 		ClearSiteData: `"cookies"`,
 		Logger:        slog.Default(),
@@ -132,6 +136,8 @@ func (c Config) Validate() error {
 		return bad("Header.Name %q is not a valid header name", c.Header.Name)
 	case c.Header.Name != "" && !validToken(c.Header.Response):
 		return bad("Header.Response %q is not a valid header name", c.Header.Response)
+	case c.Header.Name != "" && !validToken(c.Header.Version):
+		return bad("Header.Version %q is not a valid header name", c.Header.Version)
 	case c.Header.Only && c.Header.Name == "":
 		return bad("Header.Only needs Header.Name")
 	case c.Codec == nil:

@@ -22,9 +22,16 @@ func TestCookieAttributes(t *testing.T) {
 	srv := serve(t, testHandler(m), true)
 
 	resp, _ := call(t, srv, "POST", "/put"+q("k", "color", "v", "blue"), nil)
-	raw := resp.Header.Values("Set-Cookie")
-	if len(raw) != 1 {
-		t.Fatalf("want one Set-Cookie, got %q", raw)
+	all := resp.Header.Values("Set-Cookie")
+	raw := setCookies(resp, "__Host-session")
+	if len(raw) != 1 || len(all) != 2 {
+		t.Fatalf("want the session cookie and its version cookie, got %q", all)
+	}
+	// The version cookie has the session cookie's attributes.
+	vc := setCookies(resp, "__Host-session-version")
+	if len(vc) != 1 || strings.TrimPrefix(vc[0], "__Host-session-version="+sessionCookie(resp, "__Host-session-version").Value) !=
+		strings.TrimPrefix(raw[0], "__Host-session="+sessionCookie(resp, "__Host-session").Value) {
+		t.Fatalf("version cookie %q, session cookie %q", vc, raw)
 	}
 	c := sessionCookie(resp, "__Host-session")
 	if c == nil {

@@ -152,3 +152,14 @@ func hasToken(h http.Header, key, token string) bool {
 	}
 	return false
 }
+
+// setCookies returns the Set-Cookie lines of resp that set cookie name.
+func setCookies(resp *http.Response, name string) []string {
+	var out []string
+	for _, v := range resp.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(v, name+"=") {
+			out = append(out, v)
+		}
+	}
+	return out
+}

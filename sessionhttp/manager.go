@@ -20,7 +20,10 @@ type Manager struct {
 	log        *slog.Logger
 	errorFunc  func(http.ResponseWriter, *http.Request, error)
 	cookieName string
-	vary       []string
+	// versionCookie carries the session's version to the browser and
+	// back, beside the token cookie, with the same attributes.
+	versionCookie string
+	vary          []string
 }
 
 // ctxKey finds a Manager's request state in a context; several Managers
@@ -47,6 +50,7 @@ func New(n *node.Node, cfg Config) (*Manager, error) {
 	if !cfg.Cookie.Insecure {
 		m.cookieName = "__Host-" + cfg.Cookie.Name
 	}
+	m.versionCookie = m.cookieName + "-version"
 	if !cfg.Header.Only {
 		m.vary = append(m.vary, "Cookie")
 	}
@@ -61,6 +65,12 @@ func New(n *node.Node, cfg Config) (*Manager, error) {
 func (m *Manager) CookieName() string { return m.cookieName }
 
 func (m *Manager) defaultErrorFunc(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, node.ErrStale) {
+		m.log.Warn("session not at the client's version on this peer in time", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	}
 	m.log.Error("session error", "err", err, "method", r.Method, "path", r.URL.Path)
 	http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 }
@@ -102,9 +112,14 @@ func (m *Manager) load(r *http.Request) (*state, error) {
 	if token == "" {
 		return st, nil
 	}
-	ctx := r.Context()
+	st.sentVersion = m.requestVersion(r, header)
+	// A version that does not parse (tampered with, or from another
+	// build) is ignored: the request is served as one without.
+	st.version, _ = node.ParseVersion(st.sentVersion)
+	ctx := node.WithVersion(r.Context(), &st.version)
 	s, err := m.n.Get(ctx, token)
 	if errors.Is(err, node.ErrNotFound) {
+		st.version = nil
 		return st, nil
 	}
 	if err != nil {
@@ -123,6 +138,17 @@ func (m *Manager) load(r *http.Request) (*state, error) {
 		st.vals[k] = &value{raw: v}
 	}
 	return st, nil
+}
+
+// requestVersion returns the session version the request carries.
+func (m *Manager) requestVersion(r *http.Request, header bool) string {
+	if header {
+		return strings.TrimSpace(r.Header.Get(m.cfg.Header.Version))
+	}
+	if c, err := r.Cookie(m.versionCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 // requestToken returns the token the request carries and whether it is
@@ -170,9 +196,37 @@ func (m *Manager) commitHeader(ctx context.Context, h http.Header, st *state) er
 		}
 	}
 	if st.token != "" && (st.issued || st.resend && !st.header) {
-		return m.sendToken(ctx, h, st)
+		if err := m.sendToken(ctx, h, st); err != nil {
+			return err
+		}
 	}
+	m.sendVersion(h, st)
 	return nil
+}
+
+// sendVersion hands the session's version to the client when it changed:
+// in the version header for header clients, in the version cookie
+// otherwise (expired with the session at logout).
+func (m *Manager) sendVersion(h http.Header, st *state) {
+	v := ""
+	if st.token != "" {
+		v = st.version.String()
+	}
+	// A client that carries no version and did not write gets none: reads
+	// without a version behave as before (no cookie on read-only pages).
+	if v == st.sentVersion || (st.sentVersion == "" && !st.wrote) {
+		return
+	}
+	if st.header {
+		if v != "" {
+			h.Set(m.cfg.Header.Version, v)
+		}
+		return
+	}
+	c := m.cookie(v)
+	c.Name = m.versionCookie
+	h.Add("Set-Cookie", c.String())
+	addCacheControl(h, `no-cache="Set-Cookie"`)
 }
 
 // lateCommit commits what the handler changed after the response header
@@ -192,7 +246,7 @@ func (m *Manager) flush(ctx context.Context, st *state, canCreate bool) error {
 	set, removed := st.changes()
 	switch {
 	case st.token != "" && len(set)+len(removed) > 0:
-		err := m.n.Update(ctx, st.token, set, removed...)
+		err := m.n.Update(node.WithVersion(ctx, &st.version), st.token, set, removed...)
 		if errors.Is(err, node.ErrNotFound) {
 			// Expired, or destroyed elsewhere (a logout in another tab or
 			// on another peer) while this request ran: the logout wins
@@ -204,17 +258,21 @@ func (m *Manager) flush(ctx context.Context, st *state, canCreate bool) error {
 		if err != nil {
 			return fmt.Errorf("sessionhttp: commit: %w", err)
 		}
+		st.wrote = true
 	case st.token == "" && (len(set) > 0 || st.renew):
 		if !canCreate {
 			m.log.Warn("session written after the response started, with no session to write to: a new session cannot be issued any more")
 			break
 		}
-		token, err := m.n.Create(ctx,
-			node.WithIdleTimeout(m.cfg.IdleTimeout), node.WithLifetime(m.cfg.Lifetime), node.WithFields(set))
+		opts := []node.CreateOption{node.WithIdleTimeout(m.cfg.IdleTimeout), node.WithLifetime(m.cfg.Lifetime), node.WithFields(set)}
+		if st.owner != "" {
+			opts = append(opts, node.WithOwner(st.owner))
+		}
+		token, err := m.n.Create(node.WithVersion(ctx, &st.version), opts...)
 		if err != nil {
 			return fmt.Errorf("sessionhttp: create: %w", err)
 		}
-		st.token, st.issued, st.renew = token, true, false
+		st.token, st.issued, st.renew, st.wrote = token, true, false, true
 	}
 	clear(st.dirty)
 	return nil

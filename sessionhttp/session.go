@@ -162,7 +162,7 @@ func (m *Manager) RenewToken(ctx context.Context) error {
 		st.renew = true
 		return nil
 	}
-	token, err := m.n.Renew(ctx, st.token)
+	token, err := m.n.Renew(node.WithVersion(ctx, &st.version), st.token)
 	if errors.Is(err, node.ErrNotFound) {
 		// The session ended since the request started: what this request
 		// wrote goes to a new one, the rest is gone with it.
@@ -177,7 +177,7 @@ func (m *Manager) RenewToken(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sessionhttp: renew: %w", err)
 	}
-	st.token, st.issued = token, true
+	st.token, st.issued, st.wrote = token, true, true
 	return nil
 }
 
@@ -253,4 +253,68 @@ func (m *Manager) Deadline(ctx context.Context) time.Time {
 		}
 	}
 	return st.deadline
+}
+
+// SetOwner makes the application user owner the session's owner, so that
+// the user's sessions can be listed and revoked on every peer
+// (node.OwnerSessions, node.RevokeOwner, Manager.RevokeOwner). Call it at
+// login, next to RenewToken. A request without a session gets one, owned
+// from its creation. The node keeps owner ids hashed.
+func (m *Manager) SetOwner(ctx context.Context, owner string) error {
+	st := m.state(ctx)
+	if st == nil {
+		return ErrNoSession
+	}
+	if owner == "" {
+		return fmt.Errorf("%w: empty owner", ErrInvalidKey)
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.token == "" {
+		if st.headerDone {
+			return fmt.Errorf("set owner: %w", ErrTooLate)
+		}
+		st.owner, st.renew = owner, true
+		return nil
+	}
+	if err := m.n.SetOwner(node.WithVersion(ctx, &st.version), st.token, owner); err != nil {
+		return fmt.Errorf("sessionhttp: set owner: %w", err)
+	}
+	st.wrote = true
+	return nil
+}
+
+// RevokeOwner ends every session of owner on every peer, for good ("log
+// out everywhere", after a password change or a stolen device): no peer
+// that has seen the revocation serves any of them again, whatever a peer
+// cut off from this one writes meanwhile. With keepCurrent, the request's
+// own session (which must be owner's) stays, moved to a new token created
+// after the revocation, sent like RenewToken's; call it then before the
+// response header is written.
+func (m *Manager) RevokeOwner(ctx context.Context, owner string, keepCurrent bool) error {
+	st := m.state(ctx)
+	if st == nil {
+		return ErrNoSession
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	keep := ""
+	if keepCurrent && st.token != "" {
+		if st.headerDone {
+			return fmt.Errorf("revoke: %w", ErrTooLate)
+		}
+		keep = st.token
+	}
+	fresh, err := m.n.RevokeOwner(node.WithVersion(ctx, &st.version), owner, keep)
+	if err != nil {
+		return fmt.Errorf("sessionhttp: revoke: %w", err)
+	}
+	if fresh != "" {
+		st.token, st.issued, st.wrote = fresh, true, true
+	} else if st.token != "" {
+		// The request's own session, if owner's, is revoked with the
+		// rest: whether it was is for the next request to find out.
+		st.version = nil
+	}
+	return nil
 }

@@ -45,6 +45,14 @@ type state struct {
 	resend    bool // cookie attributes changed (RememberMe): send it again
 
 	headerDone bool // the response header has been committed
+
+	// version is the session's version as this request saw it: read from
+	// the request, then updated by every node call (node.WithVersion).
+	// sentVersion is what the client already holds.
+	version     node.Version
+	sentVersion string
+	owner       string // SetOwner before the session exists: set at create
+	wrote       bool   // this request wrote the session: its version is sent
 }
 
 func newState() *state {
@@ -104,4 +112,6 @@ func (s *state) reset() {
 	s.issued = false
 	s.renew = false
 	s.resend = false
+	s.version = nil
+	s.owner = ""
 }
