@@ -67,8 +67,8 @@ func (t *Transport) persistDirty() {
 	}
 }
 
-// saveLoop writes the member list after changes and periodically, and
-// once more when the transport closes.
+// saveLoop writes the member list after changes and periodically (Close
+// writes it a last time).
 func (t *Transport) saveLoop() {
 	defer t.wg.Done()
 	tick := time.NewTicker(saveEvery)
@@ -76,7 +76,6 @@ func (t *Transport) saveLoop() {
 	for {
 		select {
 		case <-t.ctx.Done():
-			t.saveMembers()
 			return
 		case <-tick.C:
 		case <-t.saveSignal:
@@ -93,6 +92,8 @@ func (t *Transport) saveMembers() {
 	if t.cfg.DataDir == "" {
 		return
 	}
+	t.saveMu.Lock()
+	defer t.saveMu.Unlock()
 	t.mem.mu.Lock()
 	list := savedMembers{Version: membersFileVersion, Members: make([]savedMember, 0, len(t.mem.members))}
 	for _, m := range t.mem.members {
@@ -226,6 +227,9 @@ func (t *Transport) loadMembers() {
 				}
 				addrs = append(addrs, a)
 			}
+		}
+		if len(addrs) == 0 {
+			continue // nowhere to dial it: it will be learned again if it connects
 		}
 		m, _ := t.learn(id, addrs, "member list")
 		if m == nil {

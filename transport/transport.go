@@ -76,6 +76,7 @@ type Transport struct {
 	started time.Time
 
 	saveSignal chan struct{} // capacity 1: the member list changed
+	saveMu     sync.Mutex    // one save at a time
 	pushSignal chan struct{} // capacity 1: records to pass on
 
 	outMu sync.Mutex
@@ -316,6 +317,7 @@ func (t *Transport) Close() error {
 			_ = t.mdns.Close()
 		}
 		t.closeOutbound()
+		t.saveMembers()
 		if err := t.h.Close(); err != nil {
 			t.closeErr = fmt.Errorf("transport: close host: %w", err)
 		}
