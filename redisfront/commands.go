@@ -316,6 +316,17 @@ func cmdAuth(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return
 	}
 	if s.cfg.Password == "" {
+		// As Redis's default user without a password: AUTH default <any>
+		// passes, AUTH <password> is a configuration mistake.
+		if user != nil && string(user) == "default" {
+			conn.WriteString("OK")
+			return
+		}
+		if user != nil {
+			s.m.authFails.Inc()
+			c.fail(conn, errWrongPass)
+			return
+		}
 		c.fail(conn, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 		return
 	}
@@ -349,10 +360,9 @@ func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	for ; i < len(args); i++ {
 		switch {
 		case strings.EqualFold(string(args[i]), "auth") && i+2 < len(args):
-			if !s.checkPassword(args[i+1], args[i+2]) {
-				if s.cfg.Password != "" {
-					s.m.authFails.Inc()
-				}
+			open := s.cfg.Password == "" && string(args[i+1]) == "default"
+			if !open && !s.checkPassword(args[i+1], args[i+2]) {
+				s.m.authFails.Inc()
 				c.fail(conn, errWrongPass)
 				return
 			}

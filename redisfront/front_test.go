@@ -173,6 +173,9 @@ func TestCommandReplies(t *testing.T) {
 		}
 	}
 	check("SELECT 0", r.Do(ctx, "select", "0").Val(), "OK")
+	// Without a password, the default user takes any (Redis's nopass).
+	check("AUTH default x", r.Do(ctx, "auth", "default", "x").Val(), "OK")
+	check("HELLO 2 AUTH default x", r.Do(ctx, "hello", "2", "auth", "default", "x").Err(), nil)
 }
 
 func toStrings(vs []any) []string {
