@@ -53,6 +53,33 @@
 // late, brings it back. Its response expires the cookie and carries
 // Cache-Control: no-store and Clear-Site-Data.
 //
+// # Consistency across peers
+//
+// Behind a balancer without sticky routing, consecutive requests of one
+// browser reach different peers, and a peer may not have received the
+// previous request's write yet. The Manager handles this by itself: next
+// to the session cookie it sends a version cookie (the session cookie's
+// name plus "-version", same attributes), or the Session-Version header to
+// header clients (HeaderConfig.Version), holding the session's version as
+// this client last saw it (node.Version). LoadAndSave hands it to the node,
+// which serves the request only from a copy at least that recent: it waits
+// for replication, then asks the peers that wrote it, and after
+// node.Config.ConsistencyWait (200 ms) fails with node.ErrStale (the
+// default ErrorFunc answers 503 with Retry-After) rather than let the
+// handler read, and write back, older data. So a client reads its own
+// writes and never goes back in time, on any peer. The version is sent
+// when a request wrote, or saw newer data than the client carried; a
+// read-only visitor gets no cookie. docs/consistency.md has the details.
+//
+// # Owners and "log out everywhere"
+//
+// SetOwner, called at login next to RenewToken, makes the application user
+// the session's owner. RevokeOwner ends every session of a user on every
+// peer, for good (the revocation is a register no write can undo), keeping
+// the current one under a new token if asked. The node lists and destroys
+// a user's sessions (node.OwnerSessions, node.DestroyOwned). The node keeps
+// only a hash of the user id.
+//
 // # Security defaults
 //
 // The cookie is HttpOnly, Secure, SameSite=Lax, Path=/, without Domain,
