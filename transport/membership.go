@@ -7,6 +7,7 @@ import (
 	"io"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -364,7 +365,13 @@ func (t *Transport) memberLoop(m *member) {
 			if t.ctx.Err() != nil {
 				return
 			}
-			if err != nil {
+			switch {
+			case err != nil && handshakeFailed(err):
+				// The member answers but the handshake fails: a
+				// configuration problem, not the network.
+				t.memberLog.Warn(string(m.id)+"/handshake", "transport: handshake with member failed (another PSK, or not a libp2p host at that address?)",
+					"peer", m.id, "err", err)
+			case err != nil:
 				t.log.Debug("transport: dial failed", "peer", m.id, "err", err)
 			}
 			continue // connected or not, look again
@@ -524,4 +531,13 @@ func (t *Transport) pingOnce(s *network.Stream, id peer.ID, deadline time.Time) 
 		return fail()
 	}
 	return true
+}
+
+// handshakeFailed reports whether a dial error says the remote answered
+// but the security or muxer negotiation failed (libp2p's upgrader has no
+// sentinel errors for it).
+func handshakeFailed(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "failed to negotiate security protocol") ||
+		strings.Contains(msg, "failed to negotiate stream multiplexer")
 }
