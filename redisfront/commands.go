@@ -23,6 +23,8 @@ type client struct {
 	id     int64
 	name   string
 	authed bool
+	// resp3 is set by HELLO 3: nulls and maps take their RESP3 forms.
+	resp3 bool
 	// multi is set between MULTI and EXEC/DISCARD; queue holds the
 	// commands to run at EXEC, queueErr a command refused while queuing.
 	multi    bool
@@ -39,6 +41,25 @@ func (c *client) fail(conn redcon.Conn, msg string) {
 		c.errs++
 	}
 	conn.WriteError(msg)
+}
+
+// null writes a null reply in the connection's protocol.
+func (c *client) null(conn redcon.Conn) {
+	if c.resp3 {
+		conn.WriteRaw([]byte("_\r\n"))
+	} else {
+		conn.WriteNull()
+	}
+}
+
+// mapLen starts a map of n pairs: a RESP3 map, or a flat RESP2 array.
+func (c *client) mapLen(conn redcon.Conn, n int) {
+	if c.resp3 {
+		conn.WriteRaw(strconv.AppendInt([]byte{'%'}, int64(n), 10))
+		conn.WriteRaw([]byte("\r\n"))
+	} else {
+		conn.WriteArray(2 * n)
+	}
 }
 
 // errCount returns the error replies counted for conn.
@@ -339,8 +360,9 @@ func cmdAuth(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	conn.WriteString("OK")
 }
 
-// cmdHello answers HELLO [protover [AUTH user pass] [SETNAME name]] in
-// RESP2 only: HELLO 3 gets NOPROTO, on which clients fall back to RESP2.
+// cmdHello answers HELLO [protover [AUTH user pass] [SETNAME name]]: 2
+// and 3 are spoken (RESP3 differs only in nulls and maps for the commands
+// here), others get NOPROTO.
 func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	i := 1
 	if len(args) > 1 {
@@ -349,7 +371,7 @@ func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 			c.fail(conn, "ERR Protocol version is not an integer or out of range")
 			return
 		}
-		if v != 2 {
+		if v != 2 && v != 3 {
 			c.fail(conn, "NOPROTO sorry, this protocol version is not supported.")
 			return
 		}
@@ -382,6 +404,9 @@ func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return
 	}
 	c.authed = true
+	if len(args) > 1 {
+		c.resp3 = args[1][0] == '3'
+	}
 	if name != nil {
 		if !validName(name) {
 			c.fail(conn, "ERR Client names cannot contain spaces, newlines or special characters.")
@@ -389,13 +414,17 @@ func cmdHello(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		}
 		c.name = string(name)
 	}
-	conn.WriteArray(14)
+	proto := 2
+	if c.resp3 {
+		proto = 3
+	}
+	c.mapLen(conn, 7)
 	conn.WriteBulkString("server")
 	conn.WriteBulkString("redis")
 	conn.WriteBulkString("version")
 	conn.WriteBulkString(RedisVersion)
 	conn.WriteBulkString("proto")
-	conn.WriteInt(2)
+	conn.WriteInt(proto)
 	conn.WriteBulkString("id")
 	conn.WriteInt64(c.id)
 	conn.WriteBulkString("mode")
@@ -428,8 +457,8 @@ func validName(name []byte) bool {
 }
 
 func (s *Server) clientInfo(c *client, conn redcon.Conn) string {
-	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=%d resp=2 lib-name= lib-ver=\n",
-		c.id, conn.RemoteAddr(), conn.NetConn().LocalAddr(), c.name, multiCount(c))
+	return fmt.Sprintf("id=%d addr=%s laddr=%s fd=0 name=%s age=0 idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=%d resp=%d lib-name= lib-ver=\n",
+		c.id, conn.RemoteAddr(), conn.NetConn().LocalAddr(), c.name, multiCount(c), 2+boolInt(c.resp3))
 }
 
 func multiCount(c *client) int {
@@ -452,7 +481,7 @@ func cmdClient(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		conn.WriteString("OK")
 	case sub == "getname" && argc == 2:
 		if c.name == "" {
-			conn.WriteNull()
+			c.null(conn)
 		} else {
 			conn.WriteBulkString(c.name)
 		}
@@ -531,7 +560,7 @@ func cmdCommand(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		conn.WriteInt(len(s.cmds))
 	case "docs":
 		// No documentation: an empty map, which redis-cli accepts.
-		conn.WriteArray(0)
+		c.mapLen(conn, 0)
 	case "list":
 		all := s.sortedCommands()
 		conn.WriteArray(len(all))
@@ -544,7 +573,7 @@ func cmdCommand(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 			if d, ok := s.cmds[strings.ToLower(string(a))]; ok {
 				s.writeCommandInfo(conn, d)
 			} else {
-				conn.WriteNull()
+				c.null(conn)
 			}
 		}
 	default:
@@ -557,7 +586,7 @@ func cmdCommand(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 func cmdConfig(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	switch sub := strings.ToLower(string(args[1])); {
 	case sub == "get" && len(args) >= 3:
-		conn.WriteArray(0)
+		c.mapLen(conn, 0)
 	case sub == "get":
 		c.fail(conn, "ERR wrong number of arguments for 'config|get' command")
 	default:
@@ -571,7 +600,7 @@ func cmdQuit(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 }
 
 func cmdReset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	c.multi, c.queue, c.queueErr, c.name = false, nil, false, ""
+	c.multi, c.queue, c.queueErr, c.name, c.resp3 = false, nil, false, "", false
 	c.authed = s.cfg.Password == ""
 	conn.WriteString("RESET")
 }

@@ -86,7 +86,7 @@ func cmdGet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	}
 	switch e.kind() {
 	case kindNone:
-		conn.WriteNull()
+		c.null(conn)
 	case kindString:
 		v, _ := e.str()
 		conn.WriteBulkString(v)
@@ -175,7 +175,7 @@ func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) 
 	case o.get && hadOld:
 		conn.WriteBulkString(old)
 	case o.get, !applied:
-		conn.WriteNull()
+		c.null(conn)
 	default:
 		conn.WriteString("OK")
 	}
@@ -284,7 +284,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	case err != nil:
 		s.failErr(c, conn, err)
 	case !found:
-		conn.WriteNull()
+		c.null(conn)
 	default:
 		conn.WriteBulkString(val)
 	}
@@ -327,7 +327,7 @@ func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	case err != nil:
 		s.failErr(c, conn, err)
 	case !found:
-		conn.WriteNull()
+		c.null(conn)
 	default:
 		conn.WriteBulkString(val)
 	}
@@ -352,7 +352,7 @@ func cmdMget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		if v.ok {
 			conn.WriteBulkString(v.v)
 		} else {
-			conn.WriteNull()
+			c.null(conn)
 		}
 	}
 }
@@ -678,7 +678,7 @@ func cmdHget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	}
 	v, found := e.sess.GetString(encodeField(args[2]))
 	if !found || !e.live {
-		conn.WriteNull()
+		c.null(conn)
 		return
 	}
 	conn.WriteBulkString(v)
@@ -694,7 +694,7 @@ func cmdHmget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		if v, found := e.sess.GetString(encodeField(f)); found && e.live {
 			conn.WriteBulkString(v)
 		} else {
-			conn.WriteNull()
+			c.null(conn)
 		}
 	}
 }
@@ -705,7 +705,7 @@ func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return
 	}
 	ps := e.pairs()
-	conn.WriteArray(2 * len(ps))
+	c.mapLen(conn, len(ps))
 	for _, p := range ps {
 		conn.WriteBulkString(p.field)
 		conn.WriteBulkString(p.value)

@@ -1,4 +1,5 @@
-// Package redisfront answers the Redis protocol (RESP2) over a node's
+// Package redisfront answers the Redis protocol (RESP2, and RESP3 after
+// HELLO 3) over a node's
 // sessions, so that the Redis session stores of every web stack
 // (connect-redis, phpredis, Flask-Session, Spring Session, scs' redisstore,
 // ...) use a sessionmesh peer unchanged: point their Redis URL at it.

@@ -164,7 +164,7 @@ func TestCommandReplies(t *testing.T) {
 		{[]any{"select", "1"}, "ERR DB index is out of range"},
 		{[]any{"hincrby", "new", "user", "1"}, "ERR hash value is not an integer"},
 		{[]any{"auth", "pw"}, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?"},
-		{[]any{"hello", "3"}, "NOPROTO sorry, this protocol version is not supported."},
+		{[]any{"hello", "4"}, "NOPROTO sorry, this protocol version is not supported."},
 		{[]any{"exec"}, "ERR EXEC without MULTI"},
 	} {
 		err := r.Do(ctx, tc.args...).Err()
@@ -299,5 +299,37 @@ func TestPipelineOrder(t *testing.T) {
 	}
 	if r.Exists(ctx, "quit").Val() != 0 {
 		t.Error("a command after QUIT ran")
+	}
+}
+
+// HELLO 3 switches the connection to RESP3: nulls and maps change form,
+// the rest is as RESP2; go-redis (which asks for RESP3 first) reads both.
+func TestRESP3(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t, func(o *redis.Options) { o.Protocol = 3 })
+	r.HSet(ctx, "h", "a", "1", "b", "2")
+	if got := r.HGetAll(ctx, "h").Val(); !mapsEqual(got, map[string]string{"a": "1", "b": "2"}) {
+		t.Errorf("HGETALL over RESP3 = %v", got)
+	}
+	if err := r.Get(ctx, "missing").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("GET missing over RESP3: %v", err)
+	}
+	raw := dialRaw(t, f.addr)
+	raw.cmd(t, "HELLO", "3")
+	if got := raw.line(t); got != "%7" {
+		t.Fatalf("HELLO 3 reply starts %q, want a map of 7", got)
+	}
+	for range 25 { // 7 names and 7 values, most of them bulk strings
+		raw.line(t)
+	}
+	raw.cmd(t, "GET", "missing")
+	raw.cmd(t, "HGETALL", "h")
+	raw.cmd(t, "RESET")
+	raw.cmd(t, "GET", "missing")
+	for _, want := range []string{"_", "%2", "$1", "a", "$1", "1", "$1", "b", "$1", "2", "+RESET", "$-1"} {
+		if got := raw.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
+		}
 	}
 }
