@@ -111,11 +111,18 @@ func (e *engine) scheduleFaults() error {
 			fl := f.Flap
 			pairs := e.crossPairs(e.members(fl.A), e.members(fl.B), true)
 			p.Kind, p.Label = "flap", fmt.Sprintf("flap %s <-> %s, down %v every %v", describeSel(fl.A), describeSel(fl.B), fl.Down, fl.Period)
-			e.flap(start, end, int64(fl.Period), int64(fl.Down), pairs, p)
+			if fl.Random {
+				p.Label = fmt.Sprintf("flap %s <-> %s, down %v of every %v on average (random)", describeSel(fl.A), describeSel(fl.B), fl.Down, fl.Period)
+			}
+			e.flap(start, end, int64(fl.Period), int64(fl.Down), fl.Random, pairs, p)
 		case f.Degrade != nil:
 			d := f.Degrade
-			df := &degradeFault{a: e.members(d.A), b: e.members(d.B), loss: d.Loss, dup: d.Duplicate, delay: int64(d.Delay), jitter: int64(d.Jitter)}
-			p.Kind, p.Label = "degrade", fmt.Sprintf("degrade %s <-> %s: loss %v, dup %v, +%v±%v", describeSel(d.A), describeSel(d.B), d.Loss, d.Duplicate, d.Delay, d.Jitter)
+			df := &degradeFault{a: e.members(d.A), b: e.members(d.B), oneWay: d.OneWay, loss: d.Loss, dup: d.Duplicate, delay: int64(d.Delay), jitter: int64(d.Jitter)}
+			arrow := "<->"
+			if d.OneWay {
+				arrow = "->"
+			}
+			p.Kind, p.Label = "degrade", fmt.Sprintf("degrade %s %s %s: loss %v, dup %v, +%v±%v", describeSel(d.A), arrow, describeSel(d.B), d.Loss, d.Duplicate, d.Delay, d.Jitter)
 			e.window(start, end, p, func() {
 				e.net.degrades = append(e.net.degrades, df)
 			}, func() {
@@ -240,8 +247,15 @@ func (e *engine) window(start, end int64, p FaultPeriod, begin, heal func()) {
 	}
 }
 
-// flap takes the links down for down out of every period until end.
-func (e *engine) flap(start, end, period, down int64, pairs [][2]int, p FaultPeriod) {
+// flap takes the links down for down out of every period until end (with
+// random, for exponential times of those means).
+func (e *engine) flap(start, end, period, down int64, random bool, pairs [][2]int, p FaultPeriod) {
+	draw := func(mean int64) int64 {
+		if !random {
+			return mean
+		}
+		return max(1, int64(e.rng.ExpFloat64()*float64(mean)))
+	}
 	var goDown func()
 	goDown = func() {
 		if e.now >= end {
@@ -249,10 +263,10 @@ func (e *engine) flap(start, end, period, down int64, pairs [][2]int, p FaultPer
 		}
 		e.blockPairs(pairs, 1)
 		e.fingerprint('f', 0, 0, 1, 0)
-		e.at(min(e.now+down, end), func() {
+		e.at(min(e.now+draw(down), end), func() {
 			e.blockPairs(pairs, -1)
 			e.fingerprint('f', 0, 0, 0, 0)
-			if next := e.now + period - down; next < end {
+			if next := e.now + draw(period-down); next < end {
 				e.at(next, goDown)
 			}
 		})

@@ -35,12 +35,13 @@ type conn struct {
 
 type degradeFault struct {
 	a, b          []bool
+	oneWay        bool
 	loss, dup     float64
 	delay, jitter int64
 }
 
 func (d *degradeFault) covers(from, to int) bool {
-	return (d.a[from] && d.b[to]) || (d.b[from] && d.a[to])
+	return (d.a[from] && d.b[to]) || (!d.oneWay && d.b[from] && d.a[to])
 }
 
 type network struct {

@@ -181,6 +181,22 @@ type Workload struct {
 	Linger Duration `yaml:"linger,omitempty"`
 	// Nodes that take traffic (names or regions); default all.
 	Nodes []string `yaml:"nodes,omitempty,flow"`
+	// Phases give some nodes other rates for a while: a side of a split
+	// that only destroys, a region that stops taking traffic, a burst.
+	// Where phases overlap on a node the last listed wins; outside every
+	// phase the nodes above run Rates.
+	Phases []Phase `yaml:"phases,omitempty"`
+}
+
+// Phase is a named period with its own rates (and so its own mix of
+// operations) on some nodes.
+type Phase struct {
+	Name string   `yaml:"name"`
+	At   Duration `yaml:"at"`
+	For  Duration `yaml:"for"`
+	// Nodes (names or regions) it applies to; default the workload's.
+	Nodes []string `yaml:"nodes,omitempty,flow"`
+	Rates Rates    `yaml:"rates,flow"`
 }
 
 // Rates are operations per second per node.
@@ -230,18 +246,23 @@ type OneWay struct {
 	To   []string `yaml:"to,flow"`
 }
 
-// Flap is a flapping link.
+// Flap is a flapping link: down for Down out of every Period, or with
+// Random, down and up for exponentially distributed times whose means are
+// Down and Period-Down (seeded, so a run still replays).
 type Flap struct {
 	A      []string `yaml:"a,flow"`
 	B      []string `yaml:"b,flow"`
 	Period Duration `yaml:"period"`
 	Down   Duration `yaml:"down"`
+	Random bool     `yaml:"random,omitempty"`
 }
 
-// Degrade worsens links both ways.
+// Degrade worsens the links between A and B both ways, or with OneWay
+// only from A to B (loss or latency on one direction of a path).
 type Degrade struct {
 	A         []string `yaml:"a,flow"`
 	B         []string `yaml:"b,flow"`
+	OneWay    bool     `yaml:"one_way,omitempty"`
 	Loss      float64  `yaml:"loss,omitempty"`
 	Duplicate float64  `yaml:"duplicate,omitempty"`
 	Delay     Duration `yaml:"delay,omitempty"`
@@ -694,14 +715,8 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	w := sc.Workload
-	r := w.Rates
-	for _, p := range []struct {
-		name string
-		v    float64
-	}{{"create", r.Create}, {"set", r.Set}, {"remove", r.Remove}, {"touch", r.Touch}, {"renew", r.Renew}, {"destroy", r.Destroy}, {"read", r.Read}} {
-		if p.v < 0 || math.IsNaN(p.v) || math.IsInf(p.v, 0) {
-			return bad("workload.rates.%s must be a non-negative number", p.name)
-		}
+	if err := checkRates("workload.rates", w.Rates); err != nil {
+		return bad("%v", err)
 	}
 	if w.Skew != 0 && !(w.Skew > 1) {
 		return bad("workload.skew must be 0 (uniform) or above 1 (Zipf exponent), got %v", w.Skew)
@@ -724,6 +739,31 @@ func (sc *Scenario) Validate() error {
 	if w.Nodes != nil {
 		if err := sel("workload.nodes", w.Nodes); err != nil {
 			return err
+		}
+	}
+	phases := map[string]bool{}
+	for i, p := range w.Phases {
+		where := fmt.Sprintf("workload.phases[%d]", i)
+		switch {
+		case p.Name == "":
+			return bad("%s.name is missing", where)
+		case phases[p.Name]:
+			return bad("%s.name: phase %q defined twice", where, p.Name)
+		case p.At < 0:
+			return bad("%s.at must not be negative", where)
+		case p.For <= 0:
+			return bad("%s.for must be positive", where)
+		case p.At+p.For > sc.Duration:
+			return bad("%s: ends at %v, after the workload (duration %v)", where, p.At+p.For, sc.Duration)
+		}
+		phases[p.Name] = true
+		if p.Nodes != nil {
+			if err := sel(where+".nodes", p.Nodes); err != nil {
+				return err
+			}
+		}
+		if err := checkRates(where+".rates", p.Rates); err != nil {
+			return bad("%v", err)
 		}
 	}
 	for i, f := range sc.Faults {
@@ -845,6 +885,18 @@ func (sc *Scenario) Validate() error {
 		{"merge_determinism", e.MergeDeterminism}, {"deferred_stranded", e.DeferredStranded}} {
 		if p.v != nil && *p.v < 0 {
 			return bad("expect.%s must not be negative", p.name)
+		}
+	}
+	return nil
+}
+
+func checkRates(where string, r Rates) error {
+	for _, p := range []struct {
+		name string
+		v    float64
+	}{{"create", r.Create}, {"set", r.Set}, {"remove", r.Remove}, {"touch", r.Touch}, {"renew", r.Renew}, {"destroy", r.Destroy}, {"read", r.Read}} {
+		if p.v < 0 || math.IsNaN(p.v) || math.IsInf(p.v, 0) {
+			return fmt.Errorf("%s.%s must be a non-negative number", where, p.name)
 		}
 	}
 	return nil

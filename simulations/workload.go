@@ -59,6 +59,8 @@ type workload struct {
 	buckets [persist.Buckets]bool
 	rates   [numOps]float64
 	total   float64
+	base    []bool // nodes the workload's own rates apply to
+	phases  []phase
 	homes   [][]*wsession
 	all     []*wsession
 	keys    []string
@@ -101,16 +103,70 @@ func newWorkload(e *engine) *workload {
 	} else {
 		traffic = e.members(sc.Workload.Nodes)
 	}
+	w.base = traffic
+	for _, p := range sc.Workload.Phases {
+		ph := phase{start: int64(p.At), end: int64(p.At + p.For), in: traffic}
+		if p.Nodes != nil {
+			ph.in = e.members(p.Nodes)
+		}
+		r := p.Rates
+		ph.rates = [numOps]float64{r.Create, r.Set, r.Remove, r.Touch, r.Renew, r.Destroy, r.Read}
+		for _, x := range ph.rates {
+			ph.total += x
+		}
+		for i, in := range ph.in {
+			traffic[i] = traffic[i] || in
+		}
+		w.phases = append(w.phases, ph)
+	}
 	for i, n := range e.nodes {
-		n.traffic = traffic[i]
+		n.traffic = traffic[i] || w.base[i]
 	}
 	return w
 }
 
-func (w *workload) start() {
-	if w.total <= 0 {
-		return
+// phase is a period with its own rates on some nodes (Workload.Phases).
+type phase struct {
+	start, end int64
+	in         []bool
+	rates      [numOps]float64
+	total      float64
+}
+
+// ratesAt returns node n's rates now: the last phase listed that covers
+// it, else the workload's own rates (on the nodes that take traffic).
+func (w *workload) ratesAt(n int) (*[numOps]float64, float64) {
+	now := w.e.now
+	for i := len(w.phases) - 1; i >= 0; i-- {
+		if p := &w.phases[i]; p.in[n] && now >= p.start && now < p.end {
+			return &p.rates, p.total
+		}
 	}
+	if !w.base[n] {
+		return &[numOps]float64{}, 0
+	}
+	return &w.rates, w.total
+}
+
+// boundary returns the next start or end of a phase of node n after now
+// (-1: none).
+func (w *workload) boundary(n int) int64 {
+	b := int64(-1)
+	for i := range w.phases {
+		p := &w.phases[i]
+		if !p.in[n] {
+			continue
+		}
+		for _, t := range [2]int64{p.start, p.end} {
+			if t > w.e.now && (b < 0 || t < b) {
+				b = t
+			}
+		}
+	}
+	return b
+}
+
+func (w *workload) start() {
 	for _, n := range w.e.nodes {
 		if n.traffic {
 			w.next(n)
@@ -118,10 +174,22 @@ func (w *workload) start() {
 	}
 }
 
-// next schedules node n's next operation.
+// next schedules node n's next operation: a Poisson process at the node's
+// current total rate, drawn again at each phase boundary (exact, as the
+// process is memoryless).
 func (w *workload) next(n *simNode) {
-	t := w.e.now + int64(w.e.rng.ExpFloat64()/w.total*float64(time.Second))
-	if t >= w.until {
+	_, total := w.ratesAt(n.idx)
+	t := int64(-1)
+	if total > 0 {
+		t = w.e.now + int64(w.e.rng.ExpFloat64()/total*float64(time.Second))
+	}
+	if b := w.boundary(n.idx); b >= 0 && (t < 0 || t >= b) {
+		if b < w.until {
+			w.e.at(b, func() { w.next(n) })
+		}
+		return
+	}
+	if t < 0 || t >= w.until {
 		return
 	}
 	w.e.at(t, func() {
@@ -130,9 +198,10 @@ func (w *workload) next(n *simNode) {
 	})
 }
 
-func (w *workload) pickKind() opKind {
-	u := w.e.rng.Float64() * w.total
-	for k, r := range w.rates {
+func (w *workload) pickKind(n int) opKind {
+	rates, total := w.ratesAt(n)
+	u := w.e.rng.Float64() * total
+	for k, r := range rates {
 		if u < r {
 			return opKind(k)
 		}
@@ -223,7 +292,7 @@ func (w *workload) newID() string {
 // op runs one client operation on node n.
 func (w *workload) op(n *simNode) {
 	e := w.e
-	kind := w.pickKind()
+	kind := w.pickKind(n.idx)
 	w.attempted[kind]++
 	if !n.up || !e.ready(n) {
 		w.unavailable++
