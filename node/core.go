@@ -173,9 +173,18 @@ func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
 	case len(ds) > 1:
 		// Whatever is pending goes first, in its own batches.
 		c.flush()
-		// Limits.MaxSessionBytes is at most half of MaxBatchBytes, so two
-		// sessions always fit one batch.
-		c.broadcastBatch(crdt.NewBatch(ds...))
+		b := crdt.NewBatch(ds...)
+		if err := c.broadcastBatch(b); errors.Is(err, crdt.ErrTooLarge) {
+			// Over one message (a revocation's many tombstones, or
+			// sessions near the size limit): in parts rather than not
+			// at all. Each part is still applied whole.
+			c.log.Debug("a change too large for one gossip message goes in parts", "sessions", b.Len())
+			for _, part := range c.split(b.Sessions(), c.cfg.FlushBytes) {
+				c.logBroadcast(c.broadcastBatch(part), part)
+			}
+		} else {
+			c.logBroadcast(err, b)
+		}
 		return
 	}
 	c.pending.Add(ds[0])
@@ -198,24 +207,33 @@ func (c *Core) flush() {
 		return
 	}
 	for _, part := range c.split(c.pending.Sessions(), c.cfg.FlushBytes) {
-		c.broadcastBatch(part)
+		c.logBroadcast(c.broadcastBatch(part), part)
 	}
 	c.pending = crdt.NewBatch()
 	c.pendingBytes = 0
 }
 
-// broadcastBatch encodes b as one gossip message for the next Ready.
-func (c *Core) broadcastBatch(b *crdt.Batch) {
+// broadcastBatch encodes b as one gossip message for the next Ready, or
+// says why it cannot.
+func (c *Core) broadcastBatch(b *crdt.Batch) error {
 	data, err := crdt.MarshalBatch(b, c.cfg.Limits)
 	if err != nil {
-		c.log.Error("dropping a batch that does not encode", "err", err, "sessions", b.Len())
-		return
+		return err
 	}
 	c.ready.Broadcasts = append(c.ready.Broadcasts, data)
 	c.m.Add("batches_sent", 1)
 	c.m.Add("deltas_sent", float64(b.Len()))
 	c.m.Observe("batch_deltas", float64(b.Len()))
 	c.m.Observe("batch_bytes", float64(len(data)))
+	return nil
+}
+
+// logBroadcast logs a batch broadcastBatch could not encode: anti-entropy
+// will carry it.
+func (c *Core) logBroadcast(err error, b *crdt.Batch) {
+	if err != nil {
+		c.log.Error("dropping a batch that does not encode", "err", err, "sessions", b.Len())
+	}
 }
 
 // split cuts sessions into batches of about limit bytes.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +346,64 @@ func TestRenewCancelledContext(t *testing.T) {
 		if err == nil {
 			tok = fresh
 		}
+	}
+}
+
+// A change of several sessions goes out in one gossip batch, after what
+// was pending; one too large for a message goes in parts rather than not
+// at all.
+func TestLocalChangeBatches(t *testing.T) {
+	cfg := testConfig()
+	st, err := persist.Open(persist.InMemoryOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	now := time.Now()
+	c := NewCore(cfg, "self", st, 1, 1, now)
+	clk := crdt.NewClock(1, cfg.MaxDrift)
+	session := func(id string, size int) *crdt.Session {
+		d := crdt.Create(id, clk.Now(now), now.Add(time.Hour), time.Hour)
+		for i := 0; size > 0; i++ {
+			n := min(size, cfg.Limits.MaxValueBytes-64)
+			d.Fields = d.Fields.With(fmt.Sprintf("f%d", i), crdt.Field{Value: strings.Repeat("v", n), TS: clk.Now(now)})
+			size -= n
+		}
+		return d
+	}
+	sent := func(r Ready) [][]string {
+		var out [][]string
+		for _, data := range r.Broadcasts {
+			b, err := crdt.UnmarshalBatch(data, cfg.Limits)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, s := range b.Sessions() {
+				ids = append(ids, s.ID)
+			}
+			out = append(out, ids)
+		}
+		return out
+	}
+
+	c.LocalDelta(now, session("pending", 10))
+	c.LocalDelta(now, session("a", 100), session("b", 100))
+	got := sent(c.Ready())
+	if len(got) != 2 || fmt.Sprint(got[0]) != "[pending]" || fmt.Sprint(got[1]) != "[a b]" {
+		t.Fatalf("broadcasts %v, want [pending] then [a b]", got)
+	}
+
+	big := cfg.Limits.MaxSessionBytes - 16<<10
+	c.LocalDelta(now, session("x", big), session("y", big), session("z", big))
+	got = sent(c.Ready())
+	seen := map[string]bool{}
+	for _, ids := range got {
+		for _, id := range ids {
+			seen[id] = true
+		}
+	}
+	if len(got) < 2 || len(seen) != 3 {
+		t.Fatalf("broadcasts %v, want x, y and z in several messages", got)
 	}
 }
