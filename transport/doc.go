@@ -41,15 +41,18 @@
 // Every host keeps a list of mesh members (Members): its bootstrap peers,
 // every permitted peer that connects to it, and every peer named in the
 // signed peer records (libp2p envelopes, as identify exchanges them) that
-// other members pass on over MembersProtocol. A record is used only if its
-// signature verifies and names the signing key's own peer id, and only for
-// peers on the allowlist, so a member cannot make up another peer's
-// addresses or bring in an outsider. One bootstrap address is thus enough
-// to learn the whole mesh, and later joins and address changes spread the
-// same way. A bootstrap entry may also be a /dnsaddr/<name> whose TXT
-// records list peers (libp2p's dnsaddr scheme), resolved every minute, for
-// orchestrated deployments. With a DataDir the list is kept in DataDir/members.json
-// (MembersFile), so a restarted host redials every member it knew.
+// other members of the same mesh pass on over MembersProtocol. A record is
+// used only if its signature verifies and names the signing key's own peer
+// id, and only for peers on the allowlist, so a member cannot make up
+// another peer's addresses or bring in an outsider. One bootstrap address
+// is thus enough to learn the whole mesh, and later joins and address
+// changes spread the same way. A bootstrap entry may also be a
+// /dnsaddr/<name> whose TXT records list peers (libp2p's dnsaddr scheme),
+// resolved every minute, for orchestrated deployments. With a DataDir the
+// list is kept in DataDir/members.json (MembersFile), so a restarted host
+// redials every member it knew; members forgotten (Forget, ForgetAfter)
+// are kept there too, so that other members passing on their old records
+// do not bring them back.
 //
 // A connected member is pinged (libp2p's ping protocol) every
 // FailureTimeout/4; one that gives no sign of life for FailureTimeout is

@@ -83,7 +83,7 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 		}
 	}
 	h.SetStreamHandler(SyncProtocol, t.handleStream)
-	h.SetStreamHandler(MembersProtocol, t.handleRecords)
+	h.SetStreamHandler(MembersProtocol(t.cfg.Mesh), t.handleRecords)
 	return nil
 }
 

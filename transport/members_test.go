@@ -219,7 +219,7 @@ func TestForgedRecordIgnored(t *testing.T) {
 		buf.Write(binary.AppendUvarint(nil, uint64(len(r))))
 		buf.Write(r)
 	}
-	s, err := m.h.NewStream(context.Background(), a.ID(), MembersProtocol)
+	s, err := m.h.NewStream(context.Background(), a.ID(), MembersProtocol(DefaultMesh))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,5 +455,32 @@ func TestForgottenStaysForgotten(t *testing.T) {
 	})
 	if _, ok := memberOf(a, idB); ok {
 		t.Error("b came back after a restart")
+	}
+}
+
+// A bootstrap address pointing at a host of another mesh does not merge
+// the two meshes' member lists: that host's address is not passed on.
+func TestOtherMeshNotPassedOn(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.Mesh = "mesh-x"
+	a := startTransport(t, cfg, &recorder{})
+	cfg = testConfig()
+	cfg.Mesh = "mesh-y"
+	cfg.Bootstrap = addrsOf(a) // the mistake
+	b := startTransport(t, cfg, &recorder{})
+	cfg.Bootstrap = addrsOf(b)
+	rc := &recorder{}
+	c := startTransport(t, cfg, rc)
+	d := startTransport(t, cfg, &recorder{}) // a member of mesh-y, known to c through b
+	waitFor(t, 10*time.Second, "b connected to a, c to b and d", func() bool {
+		return connectedTo(b, a.ID()) && connectedTo(c, b.ID()) && connectedTo(c, d.ID())
+	})
+	time.Sleep(500 * time.Millisecond) // further pushes, if any
+	if _, ok := memberOf(c, a.ID()); ok {
+		t.Error("c learned a host of another mesh through b")
+	}
+	if up, _ := rc.ups(a.ID()); up != 0 {
+		t.Error("c connected to a host of another mesh")
 	}
 }

@@ -64,6 +64,11 @@ type member struct {
 	reset      bool      // next probe without waiting (set by Unblock)
 	wasUp      bool      // has been connected since learned
 	dialCancel func()    // cancels the dial in flight, if any
+	// foreign: identify showed it does not speak this mesh's
+	// MembersProtocol (another mesh, or an older sessionmesh): its record
+	// is not passed on, so a misconfigured bootstrap address does not
+	// merge two meshes' member lists.
+	foreign bool
 }
 
 func (m *member) wakeUp() {

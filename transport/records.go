@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/event"
@@ -15,15 +16,21 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
-// MembersProtocol is the stream protocol on which members pass each other
-// the signed peer records (libp2p envelopes, the same that identify
-// exchanges) of every member they know, their own included. A stream
-// carries records from the opener only: each is a uvarint length followed
-// by the envelope. A record is used only if its signature verifies and the
-// peer id it names matches the signing key, so a member cannot make
-// another peer's addresses up; records of peers outside AllowedPeers are
-// ignored.
-const MembersProtocol protocol.ID = "/sessionmesh/members/1.0.0"
+// MembersProtocol returns the stream protocol on which the members of mesh
+// pass each other the signed peer records (libp2p envelopes, the same that
+// identify exchanges) of every member they know, their own included:
+// "/sessionmesh/<mesh>/members/1.0.0", so that records never cross from one
+// mesh to another. A stream carries records from the opener only: each is
+// a uvarint length followed by the envelope. A record is used only if its
+// signature verifies and the peer id it names matches the signing key, so
+// a member cannot make another peer's addresses up; records of peers
+// outside AllowedPeers are ignored.
+func MembersProtocol(mesh string) protocol.ID {
+	if mesh == "" {
+		mesh = DefaultMesh
+	}
+	return protocol.ID("/sessionmesh/" + mesh + "/members/1.0.0")
+}
 
 // Reasons for which a received peer record is ignored, as counted in
 // Stats.RecordsRejected.
@@ -111,6 +118,17 @@ func (t *Transport) identified(ev event.EvtPeerIdentificationCompleted) {
 	if !t.gater.permitted(ev.Peer) {
 		return
 	}
+	foreign := !slices.Contains(ev.Protocols, MembersProtocol(t.cfg.Mesh))
+	t.mem.mu.Lock()
+	if m := t.mem.members[ev.Peer]; m != nil {
+		m.foreign = foreign
+	}
+	t.mem.mu.Unlock()
+	if foreign {
+		t.memberLog.Warn(string(ev.Peer)+"/foreign", "transport: peer is not a member of this mesh (another mesh name, or an older version): its address is not passed on",
+			"peer", ev.Peer, "mesh", t.cfg.Mesh, "agent", ev.AgentVersion)
+		return
+	}
 	changed := false
 	if ev.SignedPeerRecord != nil {
 		if raw, err := ev.SignedPeerRecord.Marshal(); err == nil {
@@ -188,8 +206,10 @@ func (t *Transport) pushLoop() {
 func (t *Transport) records() [][]byte {
 	ids := []peer.ID{t.h.ID()}
 	t.mem.mu.Lock()
-	for id := range t.mem.members {
-		ids = append(ids, id)
+	for id, m := range t.mem.members {
+		if !m.foreign {
+			ids = append(ids, id)
+		}
 	}
 	t.mem.mu.Unlock()
 	cab := t.cab()
@@ -220,7 +240,7 @@ func (t *Transport) pushRecords(to peer.ID) {
 	ctx, cancel := context.WithTimeout(t.ctx, recordsTimeout)
 	defer cancel()
 	ctx = network.WithNoDial(ctx, "member records")
-	s, err := t.h.NewStream(ctx, to, MembersProtocol)
+	s, err := t.h.NewStream(ctx, to, MembersProtocol(t.cfg.Mesh))
 	if err != nil {
 		t.log.Debug("transport: push member records", "peer", to, "err", err)
 		return
