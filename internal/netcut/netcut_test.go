@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,30 @@ func TestCutAndHeal(t *testing.T) {
 	}
 	if err := cc.CutOneWay("127.0.10.2", "127.0.10.3"); err == nil {
 		t.Fatal("cut after Close accepted")
+	}
+}
+
+// Rules left by a process that died (kill -9, a test timeout) are removed
+// by the next Open.
+func TestStaleRulesRemoved(t *testing.T) {
+	cut := New(t)
+	c := cut.Cutter()
+	dead := 4_000_000 + os.Getpid()%100_000 // above Linux's pid_max: never running
+	if processAlive(dead) {
+		t.Skipf("pid %d exists", dead)
+	}
+	tag := tagPrefix + strconv.Itoa(dead)
+	spec := []string{"INPUT", "-i", "lo", "-s", "127.0.10.252", "-d", "127.0.10.253", "-m", "comment", "--comment", tag, "-j", "DROP"}
+	if out, err := exec.Command(c.ipt, append([]string{"-w", "-I"}, spec...)...).CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(c.ipt, append([]string{"-w", "-D"}, spec...)...).Run() })
+	c.removeStale()
+	out, err := exec.Command(c.ipt, "-w", "-S", "INPUT").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), tag) {
+		t.Errorf("stale rule %s still in place", tag)
 	}
 }
