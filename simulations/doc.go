@@ -179,8 +179,21 @@
 // # Scenarios
 //
 // A scenario is YAML, decoded strictly (an unknown field is an error): the
-// regions and their latency matrix, the nodes (with clocks and start
-// times), node.Config overrides, the workload, the fault schedule, the
-// quiet period and the expectations. See Scenario for every field, and
-// scenarios/ for the shipped library (Library lists them).
+// regions and their latency matrix, the nodes (with clocks, start times
+// and durability modes), the storage backend, the transport's lifecycle
+// parameters, node.Config overrides, the workload (with phases: named
+// periods with their own rates per node, region or side), the fault
+// schedule (partitions, one-way partitions, flaps, periodic or random,
+// degradations, both ways or one, crashes with or without a power loss,
+// disk faults, clock steps and drifts), the quiet period and the
+// expectations. Validation errors name the path of the bad field
+// (faults[3].one_way.to). See Scenario for every field, and scenarios/ for
+// the shipped library (Library lists them).
+//
+// # Shrinking
+//
+// `sim shrink DIR` takes a failing run and searches, greedily, for a
+// smaller scenario (fewer faults and nodes, shorter, fewer operations)
+// that fails one of the checks the run failed with the same seed, and
+// writes it with its seed (Shrink).
 package simulations
