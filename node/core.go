@@ -36,9 +36,18 @@ type Message struct {
 // Ready is the work a Core hands out after a step: what to broadcast, what
 // to send, and the remote changes to report. The runtime carries it out;
 // the simulator delivers it over its virtual network.
+//
+// Its parts are carried out in order, as etcd-io/raft's runner does: first
+// Storage (outside the Core's lock; each result goes back with
+// Core.Stored, whose Ready then carries what depended on it), then
+// Broadcasts and Messages, then Acks, Changes and Rounds. A broadcast or an
+// acknowledgement never depends on a write of its own Ready: the Core
+// emits it only once Stored reported the write durable.
 type Ready struct {
+	Storage    []StorageOp
 	Broadcasts [][]byte
 	Messages   []Message
+	Acks       []Ack
 	Changes    []Change
 	// Rounds are the anti-entropy rounds that ended in the step, this
 	// peer's side of each.
@@ -47,7 +56,8 @@ type Ready struct {
 
 // Empty reports whether there is nothing to do.
 func (r Ready) Empty() bool {
-	return len(r.Broadcasts) == 0 && len(r.Messages) == 0 && len(r.Changes) == 0 && len(r.Rounds) == 0
+	return len(r.Storage) == 0 && len(r.Broadcasts) == 0 && len(r.Messages) == 0 &&
+		len(r.Acks) == 0 && len(r.Changes) == 0 && len(r.Rounds) == 0
 }
 
 // Change is an entry of the change feed.
@@ -77,28 +87,15 @@ type peerState struct {
 	warnedAt   time.Time // last clock offset warning about this peer
 }
 
-type roundKey struct {
-	peer      PeerID
-	id        uint64
-	initiator bool
-}
-
-type round struct {
-	started  time.Time
-	deadline time.Time
-	sentLast bool
-	gotLast  bool
-	// What crossed each way, for the report and the log line.
-	bytesOut, bytesIn       int
-	sessionsOut, sessionsIn int
-}
-
-// Core is the node's state machine: every decision (when to flush a batch,
-// when to start an anti-entropy round and with whom, what to answer, when to
-// collect garbage) is made here, from the events and times it is given. It
-// has no goroutines and reads neither the wall clock nor global randomness,
-// so the simulator can drive the same code as production. Core is not safe
-// for concurrent use: one caller at a time, then Ready.
+// Core is the node's state machine: every decision (what a local operation
+// writes, when to flush a batch, when to start an anti-entropy round and
+// with whom, what to answer, when to collect garbage) is made here, from
+// the events and times it is given. It does no I/O: writes, bucket reads
+// and collection passes leave in Ready.Storage and come back through
+// Stored. It has no goroutines and reads neither the wall clock nor global
+// randomness, so the simulator can drive the same code as production. Core
+// is not safe for concurrent use (Visible excepted): one caller at a time,
+// then Ready.
 type Core struct {
 	cfg   Config
 	self  PeerID
@@ -120,9 +117,63 @@ type Core struct {
 	roundSeq uint64
 	nextSync time.Time
 	nextGC   time.Time
+	gcBusy   bool
 	warnedAt time.Time
+	oldPeers map[PeerID]time.Time // last warning about a peer of an older protocol
+
+	tickets uint64
+	tasks   map[uint64]*task
+	touches *touchTable
 
 	ready Ready
+}
+
+// task is what the Core waits for from a StorageOp.
+type task struct {
+	local []*crdt.Session // a local write: acknowledge it
+
+	from  PeerID      // a remote batch ("" for a deferred retry)
+	batch *crdt.Batch // ... its deltas
+	// ... part of a round: credit it once stored
+	inRound bool
+	seq     uint32
+	answer  bool
+
+	scan  scanKind // a read for a round
+	round roundKey
+
+	gc bool
+}
+
+func (c *Core) newTicket(t *task) uint64 {
+	c.tickets++
+	c.tasks[c.tickets] = t
+	return c.tickets
+}
+
+// Stored takes the result of a StorageOp of an earlier Ready.
+func (c *Core) Stored(now time.Time, res StorageResult) {
+	t, ok := c.tasks[res.Ticket]
+	if !ok {
+		return
+	}
+	delete(c.tasks, res.Ticket)
+	switch {
+	case t.local != nil:
+		c.localDone(now, res.Ticket, t.local, res)
+	case t.batch != nil:
+		c.applied(now, t, res)
+	case t.scan != 0:
+		c.scanned(now, t, res)
+	case t.gc:
+		c.gcBusy = false
+		if res.Err != nil {
+			c.log.Error("garbage collection failed", "err", res.Err)
+		} else if res.Collected > 0 {
+			c.m.Add("sessions_collected", float64(res.Collected))
+		}
+		c.touches.sweep(now.UnixMilli())
+	}
 }
 
 // NewCore returns a core for peer self over store, started at now, choosing
@@ -140,6 +191,9 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 		deferred: crdt.NewBatch(),
 		peers:    make(map[PeerID]*peerState),
 		rounds:   make(map[roundKey]*round),
+		oldPeers: make(map[PeerID]time.Time),
+		tasks:    make(map[uint64]*task),
+		touches:  newTouchTable(),
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
 	c.nextGC = now.Add(cfg.GCInterval)
@@ -294,14 +348,13 @@ func (c *Core) Tick(now time.Time) {
 	if c.deferred.Len() > 0 && !now.Before(c.retryAt) {
 		retry := c.deferred
 		c.deferred = crdt.NewBatch()
-		c.apply(now, "", retry)
+		c.persist(now, &task{batch: retry})
 	}
 	if !now.Before(c.nextGC) {
 		c.nextGC = now.Add(c.cfg.GCInterval)
-		if n, err := c.store.CollectGarbage(now, c.cfg.GCBatch); err != nil {
-			c.log.Error("garbage collection failed", "err", err)
-		} else if n > 0 {
-			c.m.Add("sessions_collected", float64(n))
+		if !c.gcBusy {
+			c.gcBusy = true
+			c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: c.newTicket(&task{gc: true}), Kind: StoreCollect, Now: now, Budget: c.cfg.GCBatch})
 		}
 	}
 }
@@ -374,70 +427,6 @@ func (c *Core) PeerDown(now time.Time, p PeerID) {
 	}
 }
 
-func (c *Core) activeWith(p PeerID, initiator bool) bool {
-	for k := range c.rounds {
-		if k.peer == p && k.initiator == initiator {
-			return true
-		}
-	}
-	return false
-}
-
-func (c *Core) startRound(now time.Time, p PeerID) {
-	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs || c.activeWith(p, true) {
-		return
-	}
-	c.newRound(now, p)
-}
-
-func (c *Core) newRound(now time.Time, p PeerID) uint64 {
-	c.roundSeq++
-	k := roundKey{peer: p, id: c.roundSeq, initiator: true}
-	c.rounds[k] = &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}
-	c.send(p, kindRoot, &rootMsg{Round: k.id, Root: c.store.Digests().Root, SentAt: now.UnixMilli()}, c.rounds[k])
-	return k.id
-}
-
-// StartSync starts an anti-entropy round now with peer p, or with a peer
-// of the core's choosing when p is empty, and returns the round's id: its
-// end comes out in Ready.Rounds. A round already under way with p that this
-// peer started is returned instead of a second one. It fails with
-// ErrUnknownPeer when p (or, for "", any peer) is not connected and with
-// ErrSyncBusy when MaxConcurrentSyncs rounds are running.
-func (c *Core) StartSync(now time.Time, p PeerID) (PeerID, uint64, error) {
-	if p == "" {
-		var ok bool
-		if p, ok = c.randomPeer(); !ok {
-			return "", 0, fmt.Errorf("%w: no peer connected", ErrUnknownPeer)
-		}
-	}
-	if _, ok := c.peers[p]; !ok || p == c.self {
-		return "", 0, fmt.Errorf("%w: %s", ErrUnknownPeer, p)
-	}
-	for _, k := range c.sortedRounds() {
-		if k.peer == p && k.initiator {
-			return p, k.id, nil
-		}
-	}
-	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs {
-		return "", 0, fmt.Errorf("%w: %d rounds running", ErrSyncBusy, len(c.rounds))
-	}
-	return p, c.newRound(now, p), nil
-}
-
-func (c *Core) send(to PeerID, kind byte, v any, r *round) {
-	data, err := encodeMsg(kind, v)
-	if err != nil {
-		c.log.Error("cannot encode message", "err", err)
-		return
-	}
-	if r != nil {
-		r.bytesOut += len(data)
-	}
-	c.m.Add("sync_bytes", float64(len(data)), "dir", "out")
-	c.ready.Messages = append(c.ready.Messages, Message{To: to, Data: data})
-}
-
 // ValidateGossip checks that data is a well-formed delta batch within
 // limits. The transport runs it before accepting and forwarding a message.
 func ValidateGossip(data []byte, l crdt.Limits) error {
@@ -453,21 +442,32 @@ func (c *Core) ReceiveGossip(now time.Time, from PeerID, data []byte) error {
 		return fmt.Errorf("node: gossip from %s: %w", from, err)
 	}
 	c.m.Add("deltas_received", float64(b.Len()))
-	c.apply(now, from, b)
+	c.persist(now, &task{from: from, batch: b})
 	return nil
 }
 
-// apply merges a batch from a peer (or, with from "", deferred deltas) and
-// reports the changes.
-func (c *Core) apply(now time.Time, from PeerID, b *crdt.Batch) {
-	res, err := c.store.Apply(b, now)
-	if err != nil {
+// persist hands a batch from a peer (or, with from "", deferred deltas) to
+// the store.
+func (c *Core) persist(now time.Time, t *task) {
+	op := StorageOp{Ticket: c.newTicket(t), Kind: StoreApply, Now: now, Batch: t.batch}
+	c.ready.Storage = append(c.ready.Storage, op)
+}
+
+// applied takes the store's result for a batch from a peer and reports the
+// changes.
+func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
+	from, b := t.from, t.batch
+	if sr.Err != nil {
 		// The store failed (disk error): keep the deltas for a retry
 		// rather than lose them.
-		c.log.Error("store apply failed", "err", err)
+		c.log.Error("store apply failed", "err", sr.Err)
 		c.defer_(now, b.Sessions())
+		if t.inRound {
+			c.chunkStored(now, t, sr.Err)
+		}
 		return
 	}
+	res := sr.Apply
 	deferred := make(map[string]bool, len(res.Deferred))
 	for _, d := range res.Deferred {
 		deferred[d.ID] = true
@@ -490,7 +490,13 @@ func (c *Core) apply(now time.Time, from PeerID, b *crdt.Batch) {
 		if d := b.Get(ch.ID); d != nil && from != "" {
 			c.m.Observe("replication_lag_seconds", float64(now.UnixMilli()-d.MaxMillis())/1000)
 		}
+		if ch.Destroyed {
+			c.touches.forget(ch.ID)
+		}
 		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
+	}
+	if t.inRound {
+		c.chunkStored(now, t, nil)
 	}
 }
 
@@ -506,231 +512,6 @@ func (c *Core) defer_(now time.Time, ds []*crdt.Session) {
 	if c.deferred.Len() > 0 && !c.retryAt.After(now) {
 		c.retryAt = now.Add(time.Second)
 	}
-}
-
-// ReceiveDirect handles an anti-entropy message from a peer.
-func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
-	kind, err := messageKind(data)
-	if err != nil {
-		return err
-	}
-	c.m.Add("sync_bytes", float64(len(data)), "dir", "in")
-	switch kind {
-	case kindRoot:
-		var m rootMsg
-		if err := decodeMsg(data, &m); err != nil {
-			return err
-		}
-		c.observeOffset(now, from, m.SentAt)
-		return c.onRoot(now, from, &m)
-	case kindAgree:
-		var m agreeMsg
-		if err := decodeMsg(data, &m); err != nil {
-			return err
-		}
-		c.observeOffset(now, from, m.SentAt)
-		k := roundKey{peer: from, id: m.Round, initiator: true}
-		c.countIn(k, len(data))
-		c.finish(now, k, "agree")
-		return nil
-	case kindBusy:
-		var m agreeMsg
-		if err := decodeMsg(data, &m); err != nil {
-			return err
-		}
-		k := roundKey{peer: from, id: m.Round, initiator: true}
-		c.countIn(k, len(data))
-		c.finish(now, k, "busy")
-		return nil
-	case kindDigests:
-		var m digestsMsg
-		if err := decodeMsg(data, &m); err != nil {
-			return err
-		}
-		c.observeOffset(now, from, m.SentAt)
-		c.countIn(roundKey{peer: from, id: m.Round, initiator: true}, len(data))
-		return c.onDigests(now, from, &m)
-	case kindEntries:
-		var m entriesMsg
-		if err := decodeMsg(data, &m); err != nil {
-			return err
-		}
-		c.countIn(roundKey{peer: from, id: m.Round, initiator: !m.FromInitiator}, len(data))
-		return c.onEntries(now, from, &m)
-	}
-	return fmt.Errorf("%w: unknown kind %q from %s", ErrBadMessage, kind, from)
-}
-
-// countIn adds a received message to its round's figures.
-func (c *Core) countIn(k roundKey, bytes int) {
-	if r, ok := c.rounds[k]; ok {
-		r.bytesIn += bytes
-	}
-}
-
-func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
-	if _, ok := c.peers[from]; !ok {
-		c.peers[from] = &peerState{}
-	}
-	root := c.store.Digests()
-	if m.Root == root.Root {
-		c.send(from, kindAgree, &agreeMsg{Round: m.Round, SentAt: now.UnixMilli()}, nil)
-		c.peers[from].lastSync = now
-		return nil
-	}
-	k := roundKey{peer: from, id: m.Round}
-	if _, ok := c.rounds[k]; !ok && len(c.rounds) >= c.cfg.MaxConcurrentSyncs {
-		// Say so, so that the initiator frees its slot now rather than
-		// at its timeout.
-		c.send(from, kindBusy, &agreeMsg{Round: m.Round, SentAt: now.UnixMilli()}, nil)
-		c.m.Add("sync_rounds", 1, "result", "refused_busy")
-		return nil
-	}
-	r := &round{started: now, deadline: now.Add(c.cfg.SyncTimeout)}
-	c.rounds[k] = r
-	c.send(from, kindDigests, &digestsMsg{Round: m.Round, SentAt: now.UnixMilli(), Buckets: packDigests(root)}, r)
-	return nil
-}
-
-func (c *Core) onDigests(now time.Time, from PeerID, m *digestsMsg) error {
-	theirs, err := unpackDigests(m.Buckets)
-	if err != nil {
-		return err
-	}
-	k := roundKey{peer: from, id: m.Round, initiator: true}
-	r, ok := c.rounds[k]
-	if !ok {
-		return nil // timed out meanwhile
-	}
-	mine := c.store.Digests()
-	want := newBucketSet()
-	for i := range theirs {
-		if theirs[i] != mine.Buckets[i] {
-			want.add(i)
-		}
-	}
-	c.sendEntries(now, from, k, r, want, true)
-	r.sentLast = true
-	c.maybeFinish(now, k, r)
-	return nil
-}
-
-// sendEntries sends this replica's sessions in the buckets of want, in
-// chunks of about SyncChunkBytes. The first chunk carries want when asked.
-func (c *Core) sendEntries(now time.Time, to PeerID, k roundKey, r *round, want bucketSet, carryWant bool) {
-	var ss []*crdt.Session
-	var buckets []int
-	want.each(func(b int) { buckets = append(buckets, b) })
-	err := c.store.Buckets(context.Background(), buckets, func(s *crdt.Session) error {
-		ss = append(ss, s)
-		return nil
-	})
-	if err != nil {
-		c.log.Error("reading buckets for anti-entropy", "buckets", len(buckets), "err", err)
-	}
-	r.sessionsOut += len(ss)
-	chunks := c.split(ss, c.cfg.SyncChunkBytes)
-	if len(chunks) == 0 {
-		chunks = []*crdt.Batch{crdt.NewBatch()}
-	}
-	for i, ch := range chunks {
-		data, err := crdt.MarshalBatch(ch, c.cfg.Limits)
-		if err != nil {
-			c.log.Error("cannot encode anti-entropy chunk", "err", err)
-			data, _ = crdt.MarshalBatch(crdt.NewBatch(), c.cfg.Limits)
-		}
-		msg := &entriesMsg{Round: k.id, FromInitiator: k.initiator, Last: i == len(chunks)-1, Batch: data}
-		if i == 0 && carryWant {
-			msg.Want = want
-		}
-		c.send(to, kindEntries, msg, r)
-	}
-}
-
-func (c *Core) onEntries(now time.Time, from PeerID, m *entriesMsg) error {
-	b, err := crdt.UnmarshalBatch(m.Batch, c.cfg.Limits)
-	if err != nil {
-		c.m.Add("deltas_rejected", 1, "reason", "malformed")
-		return fmt.Errorf("node: anti-entropy from %s: %w", from, err)
-	}
-	// Sessions are merged whatever the state of the round: they are
-	// deltas like any other.
-	if b.Len() > 0 {
-		c.apply(now, from, b)
-	}
-	k := roundKey{peer: from, id: m.Round, initiator: !m.FromInitiator}
-	r, ok := c.rounds[k]
-	if !ok {
-		return nil
-	}
-	r.sessionsIn += b.Len()
-	if m.FromInitiator && m.Want != nil {
-		want := bucketSet(m.Want)
-		if !want.valid() {
-			return fmt.Errorf("%w: want set of %d bytes", ErrBadMessage, len(m.Want))
-		}
-		c.sendEntries(now, from, k, r, want, false)
-		r.sentLast = true
-	}
-	if m.Last {
-		r.gotLast = true
-	}
-	c.maybeFinish(now, k, r)
-	return nil
-}
-
-func (c *Core) maybeFinish(now time.Time, k roundKey, r *round) {
-	if r.sentLast && r.gotLast {
-		c.finish(now, k, "repaired")
-	}
-}
-
-// finish ends a round that completed (repaired, agree) or was refused
-// (busy).
-func (c *Core) finish(now time.Time, k roundKey, result string) {
-	r, ok := c.rounds[k]
-	if !ok {
-		return
-	}
-	if p, ok := c.peers[k.peer]; ok && result != "busy" {
-		p.lastSync = now
-	}
-	c.end(now, k, r, result)
-}
-
-// end removes a round, counts it, logs it when it repaired something, and
-// reports it in Ready.Rounds.
-func (c *Core) end(now time.Time, k roundKey, r *round, result string) {
-	delete(c.rounds, k)
-	c.m.Add("sync_rounds", 1, "result", result)
-	c.m.Observe("sync_seconds", now.Sub(r.started).Seconds())
-	rep := SyncReport{
-		Peer: k.peer, Round: k.id, Initiator: k.initiator,
-		SessionsIn: r.sessionsIn, SessionsOut: r.sessionsOut,
-		BytesIn: r.bytesIn, BytesOut: r.bytesOut,
-		Started: r.started, Duration: now.Sub(r.started),
-	}
-	switch result {
-	case "repaired":
-		rep.Result = SyncRepaired
-		if r.sessionsIn == 0 && r.sessionsOut == 0 {
-			// The roots differed when the round began and agreed by the
-			// time the buckets were compared (gossip got there first).
-			rep.Result = SyncInSync
-		}
-	case "agree":
-		rep.Result = SyncInSync
-	default:
-		rep.Result, rep.Reason = SyncFailed, result
-	}
-	if rep.Result == SyncRepaired {
-		// Only rounds that moved sessions are logged: a healthy mesh
-		// agrees every SyncInterval and says nothing.
-		c.log.Info("anti-entropy round repaired", "with", string(k.peer), "initiator", k.initiator,
-			"sessions_in", r.sessionsIn, "sessions_out", r.sessionsOut,
-			"bytes_in", r.bytesIn, "bytes_out", r.bytesOut, "duration", rep.Duration)
-	}
-	c.ready.Rounds = append(c.ready.Rounds, rep)
 }
 
 // observeOffset records the peer's clock offset and warns, at most once a

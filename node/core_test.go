@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -65,7 +66,20 @@ func newCoreRun(t *testing.T, n int, seed uint64) *coreRun {
 func (r *coreRun) linked(a, b PeerID) bool { return r.cut[a] == r.cut[b] }
 
 func (r *coreRun) collect(from PeerID) {
-	rd := r.cores[from].Ready()
+	c := r.cores[from]
+	rd := c.Ready()
+	for len(rd.Storage) > 0 {
+		// Storage first, as Node does; its results may bring more work.
+		r.send(from, rd)
+		for _, op := range rd.Storage {
+			c.Stored(r.now, op.Run(context.Background(), c.store))
+		}
+		rd = c.Ready()
+	}
+	r.send(from, rd)
+}
+
+func (r *coreRun) send(from PeerID, rd Ready) {
 	for _, b := range rd.Broadcasts {
 		for _, to := range r.ids {
 			if to != from {
@@ -128,18 +142,16 @@ func later(a, b time.Time) time.Time {
 	return b
 }
 
-// write creates a session on a core, as Node does: apply then LocalDelta.
+// write creates a session on a core, as Node does.
 func (r *coreRun) write(on PeerID, id string, fields int) {
 	c := r.cores[on]
-	ts := c.Stamp(r.now)
-	d := crdt.Create(id, ts, r.now.Add(time.Hour), 30*time.Minute)
+	set := map[string][]byte{}
 	for i := range fields {
-		_, _ = d.Merge(d.Set(fmt.Sprintf("f%d", i), []byte(on), ts))
+		set[fmt.Sprintf("f%d", i)] = []byte(on)
 	}
-	if _, err := c.store.Apply(crdt.NewBatch(d), r.now); err != nil {
+	if _, err := c.Local(r.now, LocalOp{Kind: OpCreate, ID: id, Set: set, Idle: 30 * time.Minute, Lifetime: time.Hour}); err != nil {
 		r.t.Fatal(err)
 	}
-	c.LocalDelta(r.now, d)
 	r.collect(on)
 }
 

@@ -21,6 +21,37 @@ type memEndpoint struct {
 	net *memNet
 	id  PeerID
 	in  Inbound
+
+	// Direct messages arrive in order on the endpoint's own goroutine, as
+	// from a stream: a sender never runs the receiver's handler, so two
+	// nodes waiting on each other's queues do not deadlock in a test the
+	// way they cannot over a real network.
+	mu     sync.Mutex
+	cond   *sync.Cond
+	inbox  []directMsg
+	closed bool
+}
+
+type directMsg struct {
+	from PeerID
+	data []byte
+}
+
+func (e *memEndpoint) deliverLoop() {
+	for {
+		e.mu.Lock()
+		for len(e.inbox) == 0 && !e.closed {
+			e.cond.Wait()
+		}
+		if e.closed {
+			e.mu.Unlock()
+			return
+		}
+		m := e.inbox[0]
+		e.inbox = e.inbox[1:]
+		e.mu.Unlock()
+		e.in.HandleDirect(m.from, m.data)
+	}
 }
 
 func newMemNet() *memNet {
@@ -32,7 +63,9 @@ func (m *memNet) dialer(id PeerID) Dialer {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		e := &memEndpoint{net: m, id: id, in: in}
+		e.cond = sync.NewCond(&e.mu)
 		m.nodes[id] = e
+		go e.deliverLoop()
 		return e, nil
 	}
 }
@@ -124,7 +157,10 @@ func (e *memEndpoint) Send(_ context.Context, to PeerID, data []byte) error {
 	if !ok {
 		return fmt.Errorf("memnet: %s unreachable from %s", to, e.id)
 	}
-	o.in.HandleDirect(e.id, slices.Clone(data))
+	o.mu.Lock()
+	o.inbox = append(o.inbox, directMsg{from: e.id, data: slices.Clone(data)})
+	o.cond.Signal()
+	o.mu.Unlock()
 	return nil
 }
 
@@ -132,6 +168,10 @@ func (e *memEndpoint) Close() error {
 	e.net.mu.Lock()
 	delete(e.net.nodes, e.id)
 	e.net.mu.Unlock()
+	e.mu.Lock()
+	e.closed = true
+	e.cond.Broadcast()
+	e.mu.Unlock()
 	return nil
 }
 

@@ -25,9 +25,13 @@ const sendTimeout = 5 * time.Second
 // closeLinger is how long Close lets a final broadcast leave.
 const closeLinger = 250 * time.Millisecond
 
-// outQueue is the depth of each outbound queue. A full queue drops the
-// message (counted): gossip is best effort and anti-entropy repairs.
+// outQueue is the depth of the broadcast queue. A full queue drops the
+// batch (counted): gossip is best effort and anti-entropy repairs.
 const outQueue = 1024
+
+// directQueueLen is the depth of each peer's direct queue (a variable so
+// that a test can make it small and full).
+var directQueueLen = 256
 
 // Node is a sessionmesh peer: a store, a clock and a network, driven by a
 // Core. All methods are safe for concurrent use.
@@ -42,9 +46,8 @@ type Node struct {
 	mu   sync.Mutex // guards core
 	core *Core
 
-	touchMu    sync.Mutex
-	touches    map[string]int64 // local-only last access, Unix ms
-	touchCount atomic.Int64     // len(touches), read without touchMu
+	ackMu sync.Mutex
+	acks  map[uint64]chan Ack // local writes waiting for their Ack
 
 	syncMu      sync.Mutex
 	syncWaiters map[syncKey][]chan SyncReport
@@ -61,7 +64,7 @@ type Node struct {
 
 	outMu     sync.Mutex
 	broadcast chan []byte
-	direct    map[PeerID]chan []byte
+	direct    map[PeerID]*directQueue
 
 	wake      chan struct{}
 	done      chan struct{}
@@ -84,13 +87,13 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 		store:       store,
 		log:         cfg.Logger.With("component", "node"),
 		m:           cfg.Metrics,
-		touches:     make(map[string]int64),
+		acks:        make(map[uint64]chan Ack),
 		watchers:    make(map[chan Change]struct{}),
 		waiters:     make(map[string][]chan struct{}),
 		writeLocks:  sessionLocks{seed: maphash.MakeSeed()},
 		syncWaiters: make(map[syncKey][]chan SyncReport),
 		broadcast:   make(chan []byte, outQueue),
-		direct:      make(map[PeerID]chan []byte),
+		direct:      make(map[PeerID]*directQueue),
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
 	}
@@ -179,52 +182,119 @@ func (n *Node) step(fn func(c *Core, now time.Time)) {
 	fn(n.core, n.cfg.Clock.Now())
 	r := n.core.Ready()
 	n.mu.Unlock()
-	n.dispatch(r)
+	n.carry(r)
+}
+
+// carry carries out a Ready in its order: storage first, outside the
+// core's lock (concurrent callers meet in the store's group commit), then
+// sends, then acknowledgements and reports; then it hands the storage
+// results back to the core and carries out what that decided, until
+// nothing is left.
+func (n *Node) carry(r Ready) {
+	for {
+		var results []StorageResult
+		if len(r.Storage) > 0 {
+			results = make([]StorageResult, len(r.Storage))
+			for i, op := range r.Storage {
+				results[i] = op.Run(context.Background(), n.store)
+			}
+		}
+		n.dispatch(r)
+		if len(results) == 0 {
+			return
+		}
+		n.mu.Lock()
+		now := n.cfg.Clock.Now()
+		for _, res := range results {
+			n.core.Stored(now, res)
+		}
+		r = n.core.Ready()
+		n.mu.Unlock()
+	}
 }
 
 func (n *Node) dispatch(r Ready) {
-	if len(r.Broadcasts)+len(r.Messages) > 0 {
-		// Queues are closed under outMu, so sends hold it too.
+	for _, b := range r.Broadcasts {
 		n.outMu.Lock()
-		for _, b := range r.Broadcasts {
-			if n.isClosed() {
-				break
-			}
+		if !n.isClosed() {
 			select {
 			case n.broadcast <- b:
 			default:
+				// Gossip is best effort: anti-entropy repairs.
 				n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
-			}
-		}
-		for _, msg := range r.Messages {
-			q := n.directQueueLocked(msg.To)
-			if q == nil {
-				break
-			}
-			select {
-			case q <- msg.Data:
-			default:
-				n.m.Add("sync_rounds", 1, "result", "send_queue_full")
 			}
 		}
 		n.outMu.Unlock()
 	}
+	for _, msg := range r.Messages {
+		n.sendDirect(msg)
+	}
+	n.ack(r.Acks)
 	n.notify(r.Changes)
 	n.reportRounds(r.Rounds)
 }
 
-func (n *Node) directQueueLocked(p PeerID) chan []byte {
+// sendDirect queues a message for one peer. A full queue waits (up to
+// sendTimeout): anti-entropy keeps few messages in flight per round, so a
+// full queue means a slow link, and dropping would only stall the round.
+// What still cannot be queued is counted and lost; the round it belonged
+// to then fails by its timeout, never completes.
+func (n *Node) sendDirect(msg Message) {
+	n.outMu.Lock()
+	q := n.directQueueLocked(msg.To)
+	n.outMu.Unlock()
+	if q == nil {
+		return
+	}
+	select {
+	case q.ch <- msg.Data:
+		return
+	default:
+	}
+	n.m.Add("send_queue_full", 1)
+	t := time.NewTimer(sendTimeout)
+	defer t.Stop()
+	select {
+	case q.ch <- msg.Data:
+	case <-q.gone:
+	case <-t.C:
+		n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
+	}
+}
+
+// directQueue is the outbound queue of one peer. Its channel is never
+// closed (senders may be waiting on it); gone tells the loop to stop.
+type directQueue struct {
+	ch   chan []byte
+	gone chan struct{}
+}
+
+func (n *Node) directQueueLocked(p PeerID) *directQueue {
 	if n.isClosed() {
 		return nil
 	}
 	q, ok := n.direct[p]
 	if !ok {
-		q = make(chan []byte, outQueue)
+		q = &directQueue{ch: make(chan []byte, directQueueLen), gone: make(chan struct{})}
 		n.direct[p] = q
 		n.senders.Add(1)
 		go n.directLoop(p, q)
 	}
 	return q
+}
+
+func (n *Node) ack(acks []Ack) {
+	if len(acks) == 0 {
+		return
+	}
+	n.ackMu.Lock()
+	defer n.ackMu.Unlock()
+	for _, a := range acks {
+		if ch, ok := n.acks[a.Ticket]; ok {
+			ch <- a
+			delete(n.acks, a.Ticket)
+		}
+	}
 }
 
 func (n *Node) broadcastLoop() {
@@ -238,14 +308,33 @@ func (n *Node) broadcastLoop() {
 	}
 }
 
-func (n *Node) directLoop(p PeerID, q chan []byte) {
+func (n *Node) directLoop(p PeerID, q *directQueue) {
 	defer n.senders.Done()
-	for data := range q {
-		ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
-		if err := n.net.Send(ctx, p, data); err != nil {
-			n.log.Debug("send failed", "to", string(p), "err", err)
+	for {
+		var data []byte
+		select {
+		case data = <-q.ch:
+		case <-q.gone:
+			// Drain what is queued: Close waits for it, PeerDown's sends
+			// fail fast.
+			for {
+				select {
+				case data = <-q.ch:
+					n.sendOne(p, data)
+				default:
+					return
+				}
+			}
 		}
-		cancel()
+		n.sendOne(p, data)
+	}
+}
+
+func (n *Node) sendOne(p PeerID, data []byte) {
+	ctx, cancel := context.WithTimeout(context.Background(), sendTimeout)
+	defer cancel()
+	if err := n.net.Send(ctx, p, data); err != nil {
+		n.log.Debug("send failed", "to", string(p), "err", err)
 	}
 }
 
@@ -319,7 +408,7 @@ func (n *Node) PeerDown(id PeerID) {
 	n.step(func(c *Core, now time.Time) { c.PeerDown(now, id) })
 	n.outMu.Lock()
 	if q, ok := n.direct[id]; ok {
-		close(q)
+		close(q.gone)
 		delete(n.direct, id)
 	}
 	n.outMu.Unlock()
@@ -347,7 +436,7 @@ func (n *Node) Close(ctx context.Context) error {
 		close(n.done)
 		close(n.broadcast)
 		for id, q := range n.direct {
-			close(q)
+			close(q.gone)
 			delete(n.direct, id)
 		}
 		n.outMu.Unlock()

@@ -158,7 +158,7 @@ func (n *Node) SetOwner(ctx context.Context, token, owner string) error {
 		return err
 	}
 	var d *crdt.Session
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+	err = n.write(ctx, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		ts := stamp()
 		d = s.Clone()
 		d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: hash, TS: ts})
@@ -248,7 +248,7 @@ func (n *Node) DestroyOwned(ctx context.Context, owner, id string) error {
 	if h, _ := s.Get(ownerKey); h != hash {
 		return ErrNotFound
 	}
-	return n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+	return n.write(ctx, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		return []*crdt.Session{s.Destroy(stamp())}, nil
 	})
 }
@@ -314,7 +314,7 @@ func (n *Node) RevokeOwner(ctx context.Context, owner, keep string) (string, err
 		}
 	}
 	var renewed *crdt.Session
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+	err = n.write(ctx, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		t := stamp()
 		rec := crdt.Create(ownerRecordPrefix+hash, t, time.UnixMilli(t.Millis()).Add(n.cfg.Limits.MaxLifetime),
 			n.cfg.Limits.MaxLifetime)

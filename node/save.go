@@ -29,17 +29,7 @@ type Save struct {
 // Save applies s to the visible session of token in one delta, replicated
 // like Update. It fails with ErrNotFound when the session is not visible.
 func (n *Node) Save(ctx context.Context, token string, s Save) error {
-	return n.mutate(ctx, token, func(cur *crdt.Session, stamp func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
-		ts := stamp()
-		d := cur.Clone()
-		if ms := s.IdleTimeout.Milliseconds(); ms > d.Idle {
-			d.Idle = ms
-		}
-		if s.Touch {
-			d.LastAccess = max(d.LastAccess, now.UnixMilli())
-		}
-		return d, n.addFields(cur, d, s.Set, s.Remove, ts)
-	})
+	return n.mutate(ctx, token, LocalOp{Kind: OpSave, Set: s.Set, Remove: s.Remove, IdleTimeout: s.IdleTimeout, Touch: s.Touch})
 }
 
 // Retire destroys the session of token in whatever state this node holds
@@ -52,11 +42,10 @@ func (n *Node) Retire(ctx context.Context, token string, keepUntil time.Time) er
 	if !ok {
 		return fmt.Errorf("%w: token is not 256 bits of base64url", ErrInvalid)
 	}
-	now := n.cfg.Clock.Now()
-	if !keepUntil.After(now) {
+	if now := n.cfg.Clock.Now(); !keepUntil.After(now) {
 		return fmt.Errorf("%w: tombstone deadline %s is not in the future", ErrInvalid, keepUntil.UTC().Format(time.RFC3339))
 	}
-	return n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+	return n.write(ctx, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		return []*crdt.Session{crdt.Tombstone(id, stamp(), keepUntil)}, nil
 	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -144,35 +143,19 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 	if !ok {
 		return "", fmt.Errorf("%w: token is not 256 bits of base64url", ErrInvalid)
 	}
-	if o.token != "" {
-		switch s, err := n.store.Get(id); {
-		case err == nil && s.IsDestroyed():
-			return "", ErrDestroyed
-		case err == nil:
-			return "", ErrExists
-		case !errors.Is(err, persist.ErrNotFound):
-			return "", fmt.Errorf("node: create: %w", err)
+	op := LocalOp{Kind: OpCreate, ID: id, Set: o.fields, Idle: o.idle, Lifetime: o.lifetime, Chosen: o.token != ""}
+	if ownerHash != "" {
+		op.Extra = func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session {
+			d := ds[0]
+			d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: ownerHash, TS: ts})
+			return n.withIndex(ds, ownerHash, d, ts)
 		}
 	}
-	now := n.cfg.Clock.Now()
-	var created *crdt.Session
-	err := n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
-		ts := stamp()
-		d := crdt.Create(id, ts, now.Add(o.lifetime), o.idle)
-		created = d
-		if err := n.addFields(d, d, o.fields, nil, ts); err != nil {
-			return nil, err
-		}
-		if ownerHash == "" {
-			return []*crdt.Session{d}, nil
-		}
-		d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: ownerHash, TS: ts})
-		return n.withIndex([]*crdt.Session{d}, ownerHash, d, ts), nil
-	})
+	ds, err := n.local(ctx, op, o.token != "")
 	if err != nil {
 		return "", err
 	}
-	setVersion(ctx, created.Version())
+	setVersion(ctx, ds[0].Version())
 	return token, nil
 }
 
@@ -200,33 +183,14 @@ func (n *Node) Get(ctx context.Context, token string) (Session, error) {
 // visible returns the stored session if a reader may see it at now, with
 // its last access including local-only touches.
 func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
-	if n.isClosed() {
-		return nil, 0, ErrClosed
-	}
-	s, err := n.store.Get(id)
-	if errors.Is(err, persist.ErrNotFound) {
-		return nil, 0, ErrNotFound
-	}
+	s, err := n.read(id)
 	if err != nil {
-		return nil, 0, fmt.Errorf("node: get: %w", err)
+		return nil, 0, err
 	}
-	la := s.LastAccess
-	// Most peers hold few local touches: skip the lock when there are
-	// none, so that reads on many goroutines do not meet on it.
-	if n.touchCount.Load() > 0 {
-		n.touchMu.Lock()
-		if t, ok := n.touches[id]; ok {
-			if t > la {
-				la = t
-			} else {
-				delete(n.touches, id)
-				n.touchCount.Store(int64(len(n.touches)))
-			}
-		}
-		n.touchMu.Unlock()
-	}
-	ms := now.UnixMilli()
-	if s.Created.IsZero() || s.IsDestroyed() || ms >= min(s.Absolute, la+s.Idle) {
+	// Core.Visible is safe beside the core's other work: reads take no
+	// lock of the node's.
+	la, ok := n.core.Visible(s, now)
+	if !ok {
 		return nil, 0, ErrNotFound
 	}
 	if revoked, err := n.revoked(s); err != nil || revoked {
@@ -236,6 +200,21 @@ func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
 		return nil, 0, err
 	}
 	return s, la, nil
+}
+
+// read returns the stored session of id, nil when there is none.
+func (n *Node) read(id string) (*crdt.Session, error) {
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	s, err := n.store.Get(id)
+	if errors.Is(err, persist.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("node: get: %w", err)
+	}
+	return s, nil
 }
 
 // Set writes one field.
@@ -251,83 +230,13 @@ func (n *Node) Remove(ctx context.Context, token string, keys ...string) error {
 // Update writes and removes fields in one delta: concurrent updates of
 // other fields of the same session, here or on other peers, merge with it.
 func (n *Node) Update(ctx context.Context, token string, set map[string][]byte, remove ...string) error {
-	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
-		ts := stamp()
-		d := s.Clone()
-		return d, n.addFields(s, d, set, remove, ts)
-	})
-}
-
-// addFields adds writes to delta d of session s, within the field bound,
-// and stamps d's version with ts. A delta that writes fields is the whole
-// state s plus the writes (d starts as a clone of s, or is s on a create):
-// a version entry stands for everything its writer held (crdt.Version), so
-// a peer that merged the delta holds all of it, even if it missed an
-// earlier delta.
-func (n *Node) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
-	// Counted before merging: on a create s and d are the same session, so
-	// the merges below grow s.Fields too. The node's own keys (version
-	// entries, owner) do not count.
-	had, fresh := 0, 0
-	for k := range s.Fields.All() {
-		if !strings.HasPrefix(k, internalPrefix) {
-			had++
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(set)) {
-		if k == "" {
-			return fmt.Errorf("%w: empty field key", ErrInvalid)
-		}
-		if strings.HasPrefix(k, internalPrefix) {
-			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
-		}
-		if !s.Fields.Has(k) {
-			fresh++
-		}
-		d.Fields = d.Fields.With(k, crdt.Field{Value: string(set[k]), TS: ts})
-	}
-	for _, k := range remove {
-		if strings.HasPrefix(k, internalPrefix) {
-			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
-		}
-		if s.Fields.Has(k) {
-			d.Fields = d.Fields.With(k, crdt.Field{Removed: true, TS: ts})
-		}
-	}
-	if had+fresh > n.cfg.MaxFields {
-		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, had+fresh, n.cfg.MaxFields)
-	}
-	k, f := crdt.VersionField(ts)
-	d.Fields = d.Fields.With(k, f)
-	return nil
+	return n.mutate(ctx, token, LocalOp{Kind: OpUpdate, Set: set, Remove: remove})
 }
 
 // Touch records an access. A touch that moves last access by less than
 // TouchFraction of the idle timeout stays on this peer.
 func (n *Node) Touch(ctx context.Context, token string) error {
-	id, ok := SessionID(token)
-	if !ok {
-		return ErrNotFound
-	}
-	if err := n.await(ctx, id); err != nil {
-		return err
-	}
-	now := n.cfg.Clock.Now()
-	s, _, err := n.visible(id, now)
-	if err != nil {
-		return err
-	}
-	if float64(now.UnixMilli()-s.LastAccess) < n.cfg.TouchFraction*float64(s.Idle) {
-		n.touchMu.Lock()
-		n.touches[id] = max(n.touches[id], now.UnixMilli())
-		n.touchCount.Store(int64(len(n.touches)))
-		n.touchMu.Unlock()
-		setVersion(ctx, s.Version())
-		return nil
-	}
-	return n.mutate(ctx, token, func(s *crdt.Session, _ func() crdt.Timestamp, now time.Time) (*crdt.Session, error) {
-		return s.Touch(now), nil
-	})
+	return n.mutate(ctx, token, LocalOp{Kind: OpTouch})
 }
 
 // Now returns the node's current time, from Config.Clock.
@@ -339,9 +248,7 @@ func (n *Node) Limits() crdt.Limits { return n.cfg.Limits }
 // Destroy ends the session of token on every peer, for good: no write from
 // any peer, however late, brings it back.
 func (n *Node) Destroy(ctx context.Context, token string) error {
-	return n.mutate(ctx, token, func(s *crdt.Session, stamp func() crdt.Timestamp, _ time.Time) (*crdt.Session, error) {
-		return s.Destroy(stamp()), nil
-	})
+	return n.mutate(ctx, token, LocalOp{Kind: OpDestroy})
 }
 
 // Renew moves the session to a new token and destroys the old one: call it
@@ -373,31 +280,18 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 		return "", err
 	}
 	newID, _ := SessionID(fresh)
-	var renewed *crdt.Session
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
-		ts := stamp()
-		d := crdt.Create(newID, ts, time.UnixMilli(old.Absolute), time.Duration(old.Idle)*time.Millisecond)
-		for k, f := range old.Fields.All() {
-			// The old session's version entries describe the old
-			// session: the new one starts its own.
-			if !f.Removed && !strings.HasPrefix(k, crdt.VersionKeyPrefix) {
-				d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
-			}
-		}
-		vk, vf := crdt.VersionField(ts)
-		d.Fields = d.Fields.With(vk, vf)
-		renewed = d
-		return n.withOwnerIndex(old, []*crdt.Session{d, old.Destroy(ts)}, ts), nil
-	})
+	ds, err := n.local(ctx, LocalOp{Kind: OpRenew, ID: id, Stored: old, NewID: newID,
+		Extra: func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session { return n.withOwnerIndex(old, ds, ts) }}, false)
 	if err != nil {
 		return "", err
 	}
-	setVersion(ctx, renewed.Version())
+	setVersion(ctx, ds[0].Version())
 	return fresh, nil
 }
 
-// mutate applies a delta built from the visible session of token.
-func (n *Node) mutate(ctx context.Context, token string, build func(s *crdt.Session, stamp func() crdt.Timestamp, now time.Time) (*crdt.Session, error)) error {
+// mutate runs op on the visible session of token, under the session's
+// write lock, once this peer holds the version the caller saw.
+func (n *Node) mutate(ctx context.Context, token string, op LocalOp) error {
 	id, ok := SessionID(token)
 	if !ok {
 		return ErrNotFound
@@ -406,67 +300,76 @@ func (n *Node) mutate(ctx context.Context, token string, build func(s *crdt.Sess
 		return err
 	}
 	defer n.writeLocks.lock(id)()
-	now := n.cfg.Clock.Now()
-	s, _, err := n.visible(id, now)
+	s, _, err := n.visible(id, n.cfg.Clock.Now())
 	if err != nil {
 		return err
 	}
-	var d *crdt.Session
-	err = n.write(ctx, now, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
-		var err error
-		d, err = build(s, stamp, now)
-		return []*crdt.Session{d}, err
-	})
-	if err != nil {
+	op.ID, op.Stored = id, s
+	ds, err := n.local(ctx, op, false)
+	switch {
+	case err != nil:
 		return err
-	}
-	if !d.IsDestroyed() {
-		setVersion(ctx, s.Version().Join(d.Version()))
+	case len(ds) == 0: // a lazy touch
+		setVersion(ctx, s.Version())
+	case !ds[0].IsDestroyed():
+		setVersion(ctx, s.Version().Join(ds[0].Version()))
 	}
 	return nil
 }
 
-// write stores the local deltas of one change, queues them for broadcast
-// and reports them. The deltas of one change (Renew's two sessions) are
-// one Apply, so one transaction, and one broadcast batch: every peer takes
-// all of them or none. ctx is checked before the write only: a write made
-// is reported as made.
-func (n *Node) write(ctx context.Context, now time.Time, build func(stamp func() crdt.Timestamp) ([]*crdt.Session, error)) error {
+// write stores the deltas build makes, with timestamps the core issues,
+// as one change (OpBuild).
+func (n *Node) write(ctx context.Context, build func(stamp func() crdt.Timestamp) ([]*crdt.Session, error)) error {
+	_, err := n.local(ctx, LocalOp{Kind: OpBuild, Build: build}, false)
+	return err
+}
+
+// local runs a local operation through the core: read the stored state
+// when asked (outside the core's lock), let the core decide and stamp,
+// carry out the write it hands back on this goroutine, and return once the
+// core acknowledged it durable, with the deltas written (none for a lazy
+// touch). The deltas of one change (Renew's two sessions) are one Apply,
+// so one transaction, and one broadcast batch: every peer takes all of
+// them or none. ctx is checked before the write only: a write made is
+// reported as made.
+func (n *Node) local(ctx context.Context, op LocalOp, read bool) ([]*crdt.Session, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, err
 	}
 	if n.isClosed() {
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	stamp := func() crdt.Timestamp {
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		return n.core.Stamp(now)
+	if read {
+		s, err := n.read(op.ID)
+		if err != nil {
+			return nil, err
+		}
+		op.Stored = s
 	}
-	ds, err := build(stamp)
-	if err != nil {
-		return err
+	done := make(chan Ack, 1)
+	var err error
+	var ticket uint64
+	n.step(func(c *Core, now time.Time) {
+		ticket, err = c.Local(now, op)
+		if err == nil && ticket != 0 {
+			// Registered under the core's lock, so the Ack (which comes
+			// out of a later step) finds it.
+			n.ackMu.Lock()
+			n.acks[ticket] = done
+			n.ackMu.Unlock()
+		}
+	})
+	if err != nil || ticket == 0 {
+		return nil, err
 	}
-	res, err := n.store.Apply(crdt.NewBatch(ds...), now)
-	if err != nil {
-		return fmt.Errorf("node: write: %w", err)
-	}
-	if len(res.Refused) > 0 {
-		return fmt.Errorf("%w: %w", ErrInvalid, res.Refused[0].Err)
-	}
-	if len(res.Deferred) > 0 {
-		// Our own stamps are never beyond the drift bound of our own clock
-		// unless the clock stepped back by more than MaxDrift.
-		return fmt.Errorf("node: write: local clock behind its own timestamps: %w", crdt.ErrClockDrift)
-	}
-	n.step(func(c *Core, now time.Time) { c.LocalDelta(now, ds...) })
+	// step carried out the write on this goroutine and handed the result
+	// back to the core, whose Ack is then already here.
 	n.kick()
-	changes := make([]Change, len(res.Changes))
-	for i, ch := range res.Changes {
-		changes[i] = Change{Change: ch}
+	a := <-done
+	if a.Err != nil {
+		return nil, a.Err
 	}
-	n.notify(changes)
-	return nil
+	return a.Deltas, nil
 }
 
 // Watch returns a feed of changes, local and remote, until ctx ends or the

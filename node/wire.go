@@ -15,18 +15,33 @@ import (
 // Anti-entropy messages travel as direct messages: a version byte, a kind
 // byte, then a msgpack array. Gossip messages are crdt batches as they are
 // (crdt.MarshalBatch), so a node can tell them apart by the kind byte.
-const wireVersion = 1
+//
+// Version 2 streams a round with flow control: every data message (E) is
+// numbered and acknowledged (C) once the receiver has stored it, a sender
+// keeps at most syncWindow of them unacknowledged, and each side ends with
+// the count of what it sent (F), so a lost message fails the round (by
+// SyncTimeout) instead of completing it. Version 1 (one-shot bucket dumps)
+// is refused.
+const wireVersion = 2
 
 const (
 	kindRoot    = 'R' // initiator: my root digest
 	kindAgree   = 'A' // responder: same root, nothing to do
 	kindDigests = 'D' // responder: roots differ, here are my bucket digests
-	kindEntries = 'E' // either side: sessions of the buckets that differ
+	kindPlan    = 'P' // initiator: the buckets that differ, how to compare each
+	kindEntries = 'E' // either side: numbered data (sessions or a bucket summary)
+	kindCredit  = 'C' // either side: data message n is stored
+	kindFin     = 'F' // either side: I sent all I will, n data messages
+	kindAbort   = 'X' // either side: my side of the round failed
 	kindBusy    = 'B' // responder: at its round limit, try later (an agreeMsg)
 )
 
 // ErrBadMessage reports a message that is not a valid sessionmesh message.
 var ErrBadMessage = errors.New("node: malformed message")
+
+// ErrOldProtocol reports an anti-entropy message of an older protocol
+// version, from a peer that needs an upgrade.
+var ErrOldProtocol = errors.New("node: anti-entropy protocol version too old")
 
 type rootMsg struct {
 	_msgpack struct{} `msgpack:",as_array"`
@@ -48,16 +63,61 @@ type digestsMsg struct {
 	Buckets  []byte // persist.Buckets big-endian uint64 digests
 }
 
+type planMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Round    uint64
+	// Full: buckets whose sessions both sides send whole (one side holds
+	// little or nothing there). Summary: buckets where each side first
+	// sends the ids and hashes it holds, and the other answers with what
+	// differs.
+	Full    []byte
+	Summary []byte
+}
+
+// Data message payloads.
+const (
+	payloadSessions = 0 // Batch: crdt.MarshalBatch
+	payloadSummary  = 1 // Buckets, Batch: 16 bytes per session (id hash, session hash)
+	payloadAnswer   = 2 // Batch: sessions answering a summary
+)
+
 type entriesMsg struct {
 	_msgpack struct{} `msgpack:",as_array"`
 	Round    uint64
-	// FromInitiator tells which side of the round sent it.
+	// FromInitiator tells which side of the round sent it (all messages
+	// after the root carry it).
 	FromInitiator bool
-	// Want, on the initiator's first chunk, is the bitset of buckets that
-	// differ: the responder answers with its sessions in them.
-	Want  []byte
-	Last  bool
-	Batch []byte // crdt.MarshalBatch
+	Seq           uint32
+	Payload       uint8
+	// A summary's run of buckets, ascending: the first from after After,
+	// the last up to Upto (or its end), those between whole.
+	Buckets []int
+	After   string
+	Upto    string
+	Batch   []byte
+}
+
+type creditMsg struct {
+	_msgpack      struct{} `msgpack:",as_array"`
+	Round         uint64
+	FromInitiator bool
+	Seq           uint32
+	// Answers, for a summary, is how many data messages answered it.
+	Answers uint32
+}
+
+type finMsg struct {
+	_msgpack      struct{} `msgpack:",as_array"`
+	Round         uint64
+	FromInitiator bool
+	Total         uint32
+}
+
+type abortMsg struct {
+	_msgpack      struct{} `msgpack:",as_array"`
+	Round         uint64
+	FromInitiator bool
+	Reason        string
 }
 
 func encodeMsg(kind byte, v any) ([]byte, error) {
@@ -87,6 +147,9 @@ func messageKind(data []byte) (byte, error) {
 		return 0, fmt.Errorf("%w: %d bytes", ErrBadMessage, len(data))
 	}
 	if data[0] != wireVersion {
+		if data[0] < wireVersion && data[0] > 0 {
+			return 0, fmt.Errorf("%w: version %d, this peer speaks %d", ErrOldProtocol, data[0], wireVersion)
+		}
 		return 0, fmt.Errorf("%w: version %d", ErrBadMessage, data[0])
 	}
 	return data[1], nil

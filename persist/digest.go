@@ -4,6 +4,8 @@ import (
 	"sync/atomic"
 
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // Buckets is the number of anti-entropy buckets. A session belongs to bucket
@@ -75,3 +77,8 @@ func (d *digests) snapshot() *Digests {
 	}
 	return out
 }
+
+// SessionHash is the hash a session contributes to its bucket's digest
+// (0 for nil): equal sessions hash equal on every peer, so anti-entropy
+// can compare single sessions without sending them.
+func SessionHash(s *crdt.Session) uint64 { return sessionHash(s) }

@@ -86,6 +86,7 @@ type view struct {
 	node int
 	keys map[string]crdt.Field
 	la   int64
+	lazy int64 // latest lazy touch, lost at a crash
 	abs  int64 // latest deadline this node wrote
 }
 
@@ -251,6 +252,19 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		h.seen.set(n.idx)
 	}
 	c.cover(h, n)
+}
+
+// lazyTouch follows a touch that node n kept to itself: it may serve the
+// session until ms + idle, and read-your-writes holds it to that until it
+// crashes.
+func (c *checker) lazyTouch(n *simNode, h *sessHist, ms int64) {
+	h.maxLA = max(h.maxLA, ms)
+	v := h.view(n.idx)
+	if v == nil {
+		v = &view{node: n.idx, keys: map[string]crdt.Field{}}
+		h.views = append(h.views, v)
+	}
+	v.lazy = max(v.lazy, ms)
 }
 
 // change follows a remote change applied on node n.
@@ -465,7 +479,7 @@ func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time
 		}
 		return
 	}
-	if v != nil && !h.seen.has(n.idx) && ms < v.abs && ms < v.la+h.idle {
+	if v != nil && !h.seen.has(n.idx) && ms < v.abs && ms < max(v.la, v.lazy)+h.idle {
 		c.ryw++
 		c.violation(CheckReadYourWrites, n, h.id, "not found by the node that wrote it, neither destroyed nor expired there")
 	}

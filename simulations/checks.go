@@ -99,10 +99,16 @@ func (c *checker) finalDeferrals() {
 	}
 }
 
-// crashed forgets node n's deferred deltas: the core held them in memory.
+// crashed forgets node n's deferred deltas and lazy touches: the core
+// held them in memory.
 func (c *checker) crashed(n *simNode) {
 	if c.deferred != nil {
 		c.deferred[n.idx] = nil
+	}
+	for _, h := range c.sessions {
+		if v := h.view(n.idx); v != nil {
+			v.lazy = 0
+		}
 	}
 }
 

@@ -166,9 +166,6 @@
 //     and its ~3 s of memory, peer scoring. Gossip is a direct best-effort
 //     fan-out to every connected peer; whatever it loses stays lost until
 //     anti-entropy repairs it.
-//   - lazy touches (Config.TouchFraction): every touch is stored and
-//     broadcast, so peers agree on last access exactly and expiry is
-//     checked without slack.
 //   - the time a disk takes: group commit's window and fsync latency.
 //   - bandwidth and queueing: a message's delay does not depend on its
 //     size or on other traffic, and send queues never overflow.

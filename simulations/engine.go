@@ -1,8 +1,10 @@
 package simulations
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -50,6 +52,8 @@ type simNode struct {
 	dur        durableState
 	diskFaults int   // active disk faults
 	clockSetMs int64 // local ms just after the last clock fault changed the clock
+
+	acks map[uint64]node.Ack // acknowledgements not yet taken by the workload
 }
 
 // hooks are test-only knobs (set from _test.go files only).
@@ -384,6 +388,7 @@ func (e *engine) startNode(n *simNode) {
 	n.tickArmed = false
 	n.lastTick = e.now - 1
 	n.core = node.NewCore(e.cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	n.acks = map[uint64]node.Ack{}
 	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)
 	e.dirty = true
 	e.arm(n)
@@ -471,10 +476,47 @@ func (e *engine) rearm(n *simNode) {
 	e.arm(n)
 }
 
-// collect carries out the work a core handed out: broadcasts to every
-// connected peer, direct messages, remote changes to the checkers.
-func (e *engine) collect(n *simNode) {
-	r := n.core.Ready()
+// collect carries out the work a core handed out, in the order Node does:
+// storage (inline, through the same StorageOp.Run), then broadcasts to
+// every connected peer and direct messages, then acknowledgements and
+// remote changes to the checkers; then the storage results go back to the
+// core, until it has nothing left.
+func (e *engine) collect(n *simNode) { e.carry(n, n.core.Ready()) }
+
+func (e *engine) carry(n *simNode, r Ready) {
+	for {
+		results := make([]node.StorageResult, 0, len(r.Storage))
+		for _, op := range r.Storage {
+			var st node.Store = n.sim
+			if op.Local {
+				st = localStore{n.sim}
+			}
+			res := op.Run(context.Background(), st)
+			if res.Err != nil && op.Kind == node.StoreApply && !errors.Is(res.Err, errDisk) {
+				e.fail(fmt.Errorf("simulations: %s: store: %w", n.name, res.Err))
+			}
+			results = append(results, res)
+		}
+		e.dispatch(n, r)
+		if len(results) == 0 {
+			break
+		}
+		now := e.localTime(n)
+		for _, res := range results {
+			n.core.Stored(now, res)
+		}
+		r = n.core.Ready()
+	}
+	e.arm(n)
+}
+
+// Ready is node.Ready.
+type Ready = node.Ready
+
+func (e *engine) dispatch(n *simNode, r Ready) {
+	for _, a := range r.Acks {
+		n.acks[a.Ticket] = a
+	}
 	for _, b := range r.Broadcasts {
 		for j := range e.nodes {
 			if j != n.idx && e.net.conn(n.idx, j).up {
@@ -491,9 +533,10 @@ func (e *engine) collect(n *simNode) {
 		e.send(n.idx, j, false, m.Data)
 	}
 	for _, ch := range r.Changes {
-		e.chk.change(n, ch)
+		if ch.Remote {
+			e.chk.change(n, ch)
+		}
 	}
-	e.arm(n)
 }
 
 // scheduleSamples samples divergence every Sample.

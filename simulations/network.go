@@ -116,7 +116,7 @@ func classify(gossip bool, data []byte) channel {
 		return chAgree
 	case 'D':
 		return chDigests
-	case 'E':
+	case 'E', 'P', 'C', 'F', 'X':
 		return chEntries
 	}
 	return chOther

@@ -152,6 +152,10 @@ type Config struct {
 	GCInterval         *Duration `yaml:"gc_interval,omitempty"`
 	GCBatch            *int      `yaml:"gc_batch,omitempty"`
 	MaxDeferred        *int      `yaml:"max_deferred,omitempty"`
+	// TouchFraction is node.Config.TouchFraction: touches that move last
+	// access by less than this fraction of the idle timeout stay on their
+	// node (lazy). 0 writes and sends every touch.
+	TouchFraction *float64 `yaml:"touch_fraction,omitempty"`
 }
 
 // Workload is the seeded client traffic. Rates are operations per second
@@ -455,6 +459,10 @@ func (sc *Scenario) Resolve() (*Scenario, error) {
 	fillD(&c.GCInterval, def.GCInterval)
 	fillI(&c.GCBatch, def.GCBatch)
 	fillI(&c.MaxDeferred, def.MaxDeferred)
+	if c.TouchFraction == nil {
+		v := def.TouchFraction
+		c.TouchFraction = &v
+	}
 	w := &r.Workload
 	if w.Keys == 0 {
 		w.Keys = 8
@@ -493,6 +501,7 @@ func (sc *Scenario) nodeConfig() (node.Config, error) {
 	cfg.GCInterval = c.GCInterval.D()
 	cfg.GCBatch = *c.GCBatch
 	cfg.MaxDeferred = *c.MaxDeferred
+	cfg.TouchFraction = *c.TouchFraction
 	cfg.Logger = discardLogger
 	// The simulator is the network: no transport to validate.
 	cfg.Dial = func(context.Context, node.Inbound) (node.Network, error) {

@@ -77,3 +77,10 @@ func (s *simStore) Buckets(ctx context.Context, buckets []int, fn func(*crdt.Ses
 	}
 	return s.n.store.Buckets(ctx, buckets, fn)
 }
+
+// localStore is simStore for a client's write (StorageOp.Local).
+type localStore struct{ *simStore }
+
+func (s localStore) Apply(b *crdt.Batch, now time.Time) (persist.Result, error) {
+	return s.applyLocal(b, now)
+}

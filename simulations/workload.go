@@ -326,10 +326,7 @@ func (w *workload) op(n *simNode) {
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: "read", Session: s.h.id, Result: "ok"})
 	case opSet:
 		key := w.keys[e.rng.IntN(len(w.keys))]
-		ts := n.core.Stamp(now)
-		d := cur.Header()
-		_, _ = d.Merge(cur.Set(key, w.value(n), ts))
-		w.count(kind, w.write(n, now, kind, s, d, key))
+		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Set: map[string][]byte{key: w.value(n)}}, key))
 	case opRemove:
 		keys := cur.Keys()
 		if len(keys) == 0 {
@@ -338,18 +335,20 @@ func (w *workload) op(n *simNode) {
 			return
 		}
 		key := keys[e.rng.IntN(len(keys))]
-		ts := n.core.Stamp(now)
-		d := cur.Header()
-		_, _ = d.Merge(cur.Remove(key, ts))
-		w.count(kind, w.write(n, now, kind, s, d, key))
+		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Remove: []string{key}}, key))
 	case opTouch:
-		w.count(kind, w.write(n, now, kind, s, cur.Touch(now), ""))
+		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpTouch, ID: s.h.id, Stored: cur}, ""))
 	case opDestroy:
-		if w.count(kind, w.write(n, now, kind, s, cur.Destroy(n.core.Stamp(now)), "")) {
+		if w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpDestroy, ID: s.h.id, Stored: cur}, "")) {
 			w.retire(s)
 		}
 	case opRenew:
-		w.renew(n, now, s, cur)
+		id := w.newID()
+		fresh := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
+		if w.count(kind, w.local(n, now, kind, fresh, s, node.LocalOp{Kind: node.OpRenew, ID: s.h.id, Stored: cur, NewID: id}, "")) {
+			w.add(fresh)
+			w.retire(s)
+		}
 	}
 }
 
@@ -357,40 +356,12 @@ func (w *workload) create(n *simNode, now time.Time) {
 	e := w.e
 	id := w.newID()
 	wl := e.sc.Workload
-	ts := n.core.Stamp(now)
-	d := crdt.Create(id, ts, now.Add(wl.Lifetime.D()), wl.IdleTimeout.D())
 	key := w.keys[e.rng.IntN(len(w.keys))]
-	_, _ = d.Merge(d.Set(key, w.value(n), ts))
 	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
-	if w.count(opCreate, w.write(n, now, opCreate, s, d, key)) {
+	op := node.LocalOp{Kind: node.OpCreate, ID: id, Set: map[string][]byte{key: w.value(n)},
+		Idle: wl.IdleTimeout.D(), Lifetime: wl.Lifetime.D()}
+	if w.count(opCreate, w.local(n, now, opCreate, s, nil, op, key)) {
 		w.add(s)
-	}
-}
-
-// renew moves a session to a new id and destroys the old one, as
-// node.Renew does.
-func (w *workload) renew(n *simNode, now time.Time, old *wsession, cur *crdt.Session) {
-	e := w.e
-	id := w.newID()
-	ts := n.core.Stamp(now)
-	d := crdt.Create(id, ts, time.UnixMilli(cur.Absolute), time.Duration(cur.Idle)*time.Millisecond)
-	for k, f := range cur.Fields.All() {
-		if !f.Removed {
-			d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
-		}
-	}
-	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
-	if !w.count(opRenew, w.write(n, now, opRenew, s, d, "")) {
-		return
-	}
-	w.add(s)
-	again := e.visible(n, old.h.id, now)
-	if again == nil {
-		return
-	}
-	// The old session's destroy is part of the renewal.
-	if w.write(n, now, opDestroy, old, again.Destroy(n.core.Stamp(now)), "") {
-		w.retire(old)
 	}
 }
 
@@ -401,36 +372,57 @@ func (w *workload) count(kind opKind, acked bool) bool {
 	return acked
 }
 
-// write stores a local delta and queues it for broadcast, as node.write
-// does, and reports whether the write was acknowledged. The caller counts
-// it.
-func (w *workload) write(n *simNode, now time.Time, kind opKind, s *wsession, d *crdt.Session, key string) bool {
+// local runs a client operation through the node's own path (Core.Local,
+// then the storage, broadcast and acknowledgement it hands out, as Node
+// carries them out) and reports whether it was acknowledged. s is the
+// session written (the new one of a renewal, whose old one is old). The
+// caller counts it.
+func (w *workload) local(n *simNode, now time.Time, kind opKind, s, old *wsession, op node.LocalOp, key string) bool {
 	e := w.e
 	ev := TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Session: s.h.id, Key: key}
-	if e.hooks != nil && e.hooks.skipApply != nil && e.hooks.skipApply(e, n.idx, kind) {
-		ev.Result = "ok"
-		e.record(ev)
-		e.chk.ack(n, kind, s.h, d)
-		return true
+	if old != nil {
+		ev.Session = old.h.id
 	}
-	res, err := n.sim.applyLocal(crdt.NewBatch(d), now)
-	if errors.Is(err, errDisk) {
-		// The disk failed the write: refused, never acknowledged.
+	ticket, err := n.core.Local(now, op)
+	if err != nil {
 		ev.Result, ev.Detail = "refused", err.Error()
 		e.record(ev)
 		return false
 	}
-	if err != nil {
-		e.fail(fmt.Errorf("simulations: %s: local %s: %w", n.name, kind, err))
-		return false
+	if ticket == 0 {
+		// A lazy touch: it stays on this node, unstored and unsent.
+		ev.Result, ev.Detail = "ok", "lazy"
+		e.record(ev)
+		e.chk.lazyTouch(n, s.h, now.UnixMilli())
+		return true
 	}
-	if len(res.Refused) > 0 || len(res.Deferred) > 0 {
-		ev.Result = "refused"
-		if len(res.Deferred) > 0 {
-			ev.Result = "deferred"
+	var a node.Ack
+	if e.hooks != nil && e.hooks.skipApply != nil && e.hooks.skipApply(e, n.idx, kind) {
+		// The planted bug: acknowledge without storing or sending.
+		r := n.core.Ready()
+		rest := r.Storage[:0]
+		for _, st := range r.Storage {
+			if st.Ticket == ticket {
+				a = node.Ack{Ticket: ticket, Deltas: st.Batch.Sessions()}
+			} else {
+				rest = append(rest, st)
+			}
 		}
-		if len(res.Refused) > 0 {
-			ev.Detail = res.Refused[0].Err.Error()
+		r.Storage = rest
+		e.carry(n, r)
+	} else {
+		e.collect(n)
+		var ok bool
+		if a, ok = n.acks[ticket]; !ok {
+			e.fail(fmt.Errorf("simulations: %s: local %s: no acknowledgement", n.name, kind))
+			return false
+		}
+		delete(n.acks, ticket)
+	}
+	if a.Err != nil {
+		ev.Result, ev.Detail = "refused", a.Err.Error()
+		if errors.Is(a.Err, crdt.ErrClockDrift) {
+			ev.Result = "deferred"
 		}
 		e.record(ev)
 		return false
@@ -439,15 +431,20 @@ func (w *workload) write(n *simNode, now time.Time, kind opKind, s *wsession, d 
 	e.record(ev)
 	e.fingerprint('W', n.idx, int(kind), int64(s.h.idx), 0)
 	e.dirty = true
-	e.chk.ack(n, kind, s.h, d)
-	n.core.LocalDelta(now, d)
-	e.collect(n)
+	switch {
+	case kind == opRenew && len(a.Deltas) == 2:
+		e.chk.ack(n, opRenew, s.h, a.Deltas[0])
+		e.chk.ack(n, opDestroy, old.h, a.Deltas[1])
+	default:
+		for _, d := range a.Deltas {
+			e.chk.ack(n, kind, s.h, d)
+		}
+	}
 	return true
 }
 
 // visible returns the stored session if a reader at now may see it, as
-// node's Get decides (without lazy touches, which the simulator does not
-// model).
+// node's Get decides (Core.Visible, lazy touches included).
 func (e *engine) visible(n *simNode, id string, now time.Time) *crdt.Session {
 	s, err := n.store.Get(id)
 	if errors.Is(err, persist.ErrNotFound) {
@@ -457,7 +454,7 @@ func (e *engine) visible(n *simNode, id string, now time.Time) *crdt.Session {
 		e.fail(fmt.Errorf("simulations: %s: get: %w", n.name, err))
 		return nil
 	}
-	if !s.Visible(now) {
+	if _, ok := n.core.Visible(s, now); !ok {
 		return nil
 	}
 	return s

@@ -1,0 +1,328 @@
+package node
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
+
+// OpKind is a local operation.
+type OpKind uint8
+
+// Local operations, as Node's methods run them.
+const (
+	OpCreate OpKind = iota + 1
+	OpUpdate
+	OpTouch
+	OpDestroy
+	OpRenew
+	// OpSave is Update that may also raise the idle timeout and record an
+	// access (Node.Save).
+	OpSave
+	// OpBuild writes the deltas Build makes with timestamps the Core
+	// issues: the node's owner records and revocations use it.
+	OpBuild
+)
+
+var opKindNames = [...]string{OpCreate: "create", OpUpdate: "update", OpTouch: "touch", OpDestroy: "destroy",
+	OpRenew: "renew", OpSave: "save", OpBuild: "build"}
+
+func (k OpKind) String() string {
+	if int(k) < len(opKindNames) && opKindNames[k] != "" {
+		return opKindNames[k]
+	}
+	return fmt.Sprintf("OpKind(%d)", k)
+}
+
+// LocalOp is a local operation on one session, as it enters the Core.
+type LocalOp struct {
+	Kind OpKind
+	ID   string
+	// Stored is the session as the store held it when the caller read it
+	// (nil when absent): the Core checks the operation against it
+	// (visibility with local touches, existence, field bounds). Reads stay
+	// outside the Core's lock; a write racing this one merges with it as
+	// any concurrent write does.
+	Stored *crdt.Session
+	// Create and Update.
+	Set    map[string][]byte
+	Remove []string
+	// Create.
+	Idle, Lifetime time.Duration
+	// Create: the id came from the caller (WithToken): refuse it when this
+	// peer holds any state for it.
+	Chosen bool
+	// Renew: the new session's id.
+	NewID string
+	// Save: raise the idle timeout to IdleTimeout (when positive) and
+	// record an access (Touch).
+	IdleTimeout time.Duration
+	Touch       bool
+	// Extra, when set, may add to the deltas of a create or a renewal
+	// before they are written (the node's owner index).
+	Extra func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session
+	// Build makes the deltas of OpBuild; stamp issues timestamps.
+	Build func(stamp func() crdt.Timestamp) ([]*crdt.Session, error)
+}
+
+// Local decides a local operation at now: it checks it against the stored
+// state, stamps it and returns a ticket whose Ack comes out of a later
+// Ready, once the write the Core hands out in Storage is durable (as the
+// store's durability says). A lazy touch (one that moves last access by less
+// than TouchFraction of the idle timeout) stays on this peer: no write, no
+// ticket (0). An operation the Core refuses returns its error and no
+// ticket. Node's Create, Update, Touch, Destroy and Renew all come here,
+// and so does the simulator's workload.
+func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
+	var ds []*crdt.Session
+	if op.Kind == OpCreate {
+		if op.Idle <= 0 || op.Lifetime <= 0 {
+			return 0, fmt.Errorf("%w: idle timeout and lifetime must be positive", ErrInvalid)
+		}
+		if op.Chosen && op.Stored != nil {
+			if op.Stored.IsDestroyed() {
+				return 0, ErrDestroyed
+			}
+			return 0, ErrExists
+		}
+		ts := c.clock.Now(now)
+		d := crdt.Create(op.ID, ts, now.Add(op.Lifetime), op.Idle)
+		if err := c.addFields(d, d, op.Set, nil, ts); err != nil {
+			return 0, err
+		}
+		ds = []*crdt.Session{d}
+		if op.Extra != nil {
+			ds = op.Extra(ds, ts)
+		}
+	} else if op.Kind == OpBuild {
+		var err error
+		if ds, err = op.Build(func() crdt.Timestamp { return c.clock.Now(now) }); err != nil {
+			return 0, err
+		}
+	} else {
+		s := op.Stored
+		la, ok := c.Visible(s, now)
+		if !ok {
+			return 0, ErrNotFound
+		}
+		switch op.Kind {
+		case OpUpdate, OpSave:
+			ts := c.clock.Now(now)
+			// An update's delta is the whole state plus the writes: a
+			// version entry stands for everything its writer held
+			// (crdt.Version), so a peer that merged it holds all of it.
+			d := s.Clone()
+			if op.Kind == OpSave {
+				d = s.Header()
+			}
+			if ms := op.IdleTimeout.Milliseconds(); op.Kind == OpSave && ms > d.Idle {
+				d.Idle = ms
+			}
+			if op.Kind == OpSave && op.Touch {
+				d.LastAccess = max(d.LastAccess, now.UnixMilli())
+			}
+			if err := c.addFields(s, d, op.Set, op.Remove, ts); err != nil {
+				return 0, err
+			}
+			ds = []*crdt.Session{d}
+		case OpTouch:
+			ms := now.UnixMilli()
+			if float64(ms-s.LastAccess) < c.cfg.TouchFraction*float64(s.Idle) {
+				if ms > la {
+					c.touches.record(s.ID, ms, min(s.Absolute, ms+s.Idle))
+				}
+				return 0, nil
+			}
+			ds = []*crdt.Session{s.Touch(now)}
+		case OpDestroy:
+			ds = []*crdt.Session{s.Destroy(c.clock.Now(now))}
+		case OpRenew:
+			ts := c.clock.Now(now)
+			d := crdt.Create(op.NewID, ts, time.UnixMilli(s.Absolute), time.Duration(s.Idle)*time.Millisecond)
+			for k, f := range s.Fields.All() {
+				// The old session's version entries describe the old
+				// session: the new one starts its own.
+				if !f.Removed && !strings.HasPrefix(k, crdt.VersionKeyPrefix) {
+					d.Fields = d.Fields.With(k, crdt.Field{Value: f.Value, TS: ts})
+				}
+			}
+			vk, vf := crdt.VersionField(ts)
+			d.Fields = d.Fields.With(vk, vf)
+			ds = []*crdt.Session{d, s.Destroy(ts)}
+			if op.Extra != nil {
+				ds = op.Extra(ds, ts)
+			}
+		default:
+			return 0, fmt.Errorf("%w: operation %v", ErrInvalid, op.Kind)
+		}
+	}
+	t := c.newTicket(&task{local: ds})
+	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: t, Kind: StoreApply, Now: now, Batch: crdt.NewBatch(ds...), Local: true})
+	return t, nil
+}
+
+// addFields adds writes to delta d of session s, within the field bound,
+// and stamps d's version with ts. A delta that writes fields is the whole
+// state s plus the writes (d starts as a clone of s, or is s on a create):
+// a version entry stands for everything its writer held (crdt.Version), so
+// a peer that merged the delta holds all of it, even if it missed an
+// earlier delta.
+func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
+	// Counted before merging: on a create s and d are the same session, so
+	// the merges below grow s.Fields too. The node's own keys (version
+	// entries, owner) do not count.
+	had, fresh := 0, 0
+	for k := range s.Fields.All() {
+		if !strings.HasPrefix(k, internalPrefix) {
+			had++
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(set)) {
+		if k == "" {
+			return fmt.Errorf("%w: empty field key", ErrInvalid)
+		}
+		if strings.HasPrefix(k, internalPrefix) {
+			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
+		}
+		if !s.Fields.Has(k) {
+			fresh++
+		}
+		d.Fields = d.Fields.With(k, crdt.Field{Value: string(set[k]), TS: ts})
+	}
+	for _, k := range remove {
+		if strings.HasPrefix(k, internalPrefix) {
+			return fmt.Errorf("%w: field key %q: keys starting with %q are the node's", ErrInvalid, k, internalPrefix)
+		}
+		if s.Fields.Has(k) {
+			d.Fields = d.Fields.With(k, crdt.Field{Removed: true, TS: ts})
+		}
+	}
+	if had+fresh > c.cfg.MaxFields {
+		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, had+fresh, c.cfg.MaxFields)
+	}
+	k, f := crdt.VersionField(ts)
+	d.Fields = d.Fields.With(k, f)
+	return nil
+}
+
+// localDone finishes a local write once the store reported it: broadcast,
+// changes, acknowledgement, in that order of effects.
+func (c *Core) localDone(now time.Time, ticket uint64, ds []*crdt.Session, res StorageResult) {
+	ack := Ack{Ticket: ticket, Deltas: ds}
+	switch {
+	case res.Err != nil:
+		ack.Err = fmt.Errorf("node: write: %w", res.Err)
+	case len(res.Apply.Refused) > 0:
+		ack.Err = fmt.Errorf("%w: %w", ErrInvalid, res.Apply.Refused[0].Err)
+	case len(res.Apply.Deferred) > 0:
+		// Our own stamps are never beyond the drift bound of our own clock
+		// unless the clock stepped back by more than MaxDrift.
+		ack.Err = fmt.Errorf("node: write: local clock behind its own timestamps: %w", crdt.ErrClockDrift)
+	default:
+		c.LocalDelta(now, ds...)
+		for _, ch := range res.Apply.Changes {
+			if ch.Destroyed {
+				c.touches.forget(ch.ID)
+			}
+			c.ready.Changes = append(c.ready.Changes, Change{Change: ch})
+		}
+	}
+	c.ready.Acks = append(c.ready.Acks, ack)
+}
+
+// Visible reports whether a reader at now may see stored session s, and its
+// last access counting this peer's lazy touches. Unlike the Core's other
+// methods it is safe to call concurrently with them: reads do not take
+// the runtime's lock.
+func (c *Core) Visible(s *crdt.Session, now time.Time) (int64, bool) {
+	if s == nil {
+		return 0, false
+	}
+	la := c.touches.lastAccess(s.ID, s.LastAccess)
+	if s.Created.IsZero() || s.IsDestroyed() || now.UnixMilli() >= min(s.Absolute, la+s.Idle) {
+		c.touches.forget(s.ID)
+		return 0, false
+	}
+	return la, true
+}
+
+// touchTable holds the lazy touches of a peer: last accesses not stored
+// nor sent. Reads consult it without the Core's lock; most peers hold few,
+// so a read skips the table's lock when it is empty.
+type touchTable struct {
+	mu sync.Mutex
+	m  map[string]touchEntry
+	n  atomic.Int64 // len(m), read without mu
+}
+
+type touchEntry struct {
+	at      int64 // Unix ms
+	expires int64 // when the session expires even with this touch
+}
+
+func newTouchTable() *touchTable { return &touchTable{m: make(map[string]touchEntry)} }
+
+func (t *touchTable) lastAccess(id string, stored int64) int64 {
+	if t.n.Load() == 0 {
+		return stored
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.m[id]
+	if !ok {
+		return stored
+	}
+	if e.at <= stored {
+		// A stored touch caught up with it.
+		delete(t.m, id)
+		t.n.Store(int64(len(t.m)))
+		return stored
+	}
+	return e.at
+}
+
+func (t *touchTable) record(id string, at, expires int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e, ok := t.m[id]; ok && e.at >= at {
+		return
+	}
+	t.m[id] = touchEntry{at: at, expires: expires}
+	t.n.Store(int64(len(t.m)))
+}
+
+func (t *touchTable) forget(id string) {
+	if t.n.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.m[id]; ok {
+		delete(t.m, id)
+		t.n.Store(int64(len(t.m)))
+	}
+}
+
+// sweep drops the touches of sessions expired by now: a session touched
+// and never read again must not hold an entry for ever.
+func (t *touchTable) sweep(now int64) {
+	if t.n.Load() == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id, e := range t.m {
+		if now >= e.expires {
+			delete(t.m, id)
+		}
+	}
+	t.n.Store(int64(len(t.m)))
+}
+
+func (t *touchTable) len() int { return int(t.n.Load()) }
