@@ -16,7 +16,8 @@
 // Names (all prefixed sessionmesh_): counters deltas_sent_total,
 // deltas_received_total, deltas_rejected_total{reason},
 // deltas_deferred_total, batches_sent_total, sync_rounds_total{result},
-// sync_bytes_total{dir}, changes_dropped_total, sessions_collected_total;
+// sync_bytes_total{dir}, changes_dropped_total, sessions_collected_total,
+// send_queue_waits_total;
 // histograms batch_deltas, batch_bytes, replication_lag_seconds,
 // sync_seconds; the gauge peer_clock_offset_seconds{peer}; and
 // build_info{version,revision,goversion}, always 1. metrics_dropped_total

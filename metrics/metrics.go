@@ -20,7 +20,7 @@ const Module = "github.com/sessionmesh/sessionmesh"
 // without a lookup. Other values still work, through the vector.
 var (
 	rejectReasons = []string{"malformed", "invalid", "expired", "deferred_overflow", "send_queue_full", "bad_sync_message"}
-	roundResults  = []string{"agree", "repaired", "busy", "timeout", "refused_busy", "send_queue_full"}
+	roundResults  = []string{"agree", "repaired", "busy", "timeout", "refused_busy", "peer_lost", "peer_failed", "store_failed"}
 )
 
 // Buckets of the histograms.
@@ -49,6 +49,7 @@ type Node struct {
 	batchesSent       prometheus.Counter
 	changesDropped    prometheus.Counter
 	sessionsCollected prometheus.Counter
+	sendQueueWaits    prometheus.Counter
 	syncBytesIn       prometheus.Counter
 	syncBytesOut      prometheus.Counter
 	dropped           prometheus.Counter
@@ -90,6 +91,7 @@ func New() *Node {
 		batchesSent:       counter("batches_sent_total", "Gossip batches broadcast."),
 		changesDropped:    counter("changes_dropped_total", "Changes a slow Watch subscriber missed."),
 		sessionsCollected: counter("sessions_collected_total", "Expired sessions removed by garbage collection."),
+		sendQueueWaits:    counter("send_queue_waits_total", "Direct messages that waited for room in a peer's full outbound queue."),
 		dropped: counter("metrics_dropped_total",
 			"Node metric updates this build of the metrics package does not know (a bug: please report it)."),
 		deltasRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deltas_rejected_total",
@@ -127,7 +129,7 @@ func New() *Node {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	m.buildInfo.Set(1)
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
-		m.sessionsCollected, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
+		m.sessionsCollected, m.sendQueueWaits, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
 		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
 	return m
 }
@@ -168,6 +170,8 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 		m.consistencyFetches.Add(delta)
 	case "consistency_stale":
 		m.consistencyStale.Add(delta)
+	case "send_queue_waits":
+		m.sendQueueWaits.Add(delta)
 	case "deltas_rejected":
 		m.labelled(m.deltasRejected, m.rejected, "reason", labels).Add(delta)
 	case "sync_rounds":

@@ -58,7 +58,7 @@ type queueMetrics struct {
 }
 
 func (m *queueMetrics) Add(name string, delta float64, _ ...string) {
-	if name == "send_queue_full" {
+	if name == "send_queue_waits" {
 		m.full.Add(int64(delta))
 	}
 }

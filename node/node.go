@@ -251,7 +251,7 @@ func (n *Node) sendDirect(msg Message) {
 		return
 	default:
 	}
-	n.m.Add("send_queue_full", 1)
+	n.m.Add("send_queue_waits", 1)
 	t := time.NewTimer(sendTimeout)
 	defer t.Stop()
 	select {

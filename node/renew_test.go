@@ -101,6 +101,9 @@ func hookCluster(t *testing.T, n int, tweak func(*Config)) ([]*Node, []*hookStor
 		stores = append(stores, hs)
 	}
 	net.connectAll()
+	// The rounds the connections started carry whatever a test writes
+	// meanwhile, as extra applies: let them end first.
+	waitFirstRounds(t, &cluster{net: net, nodes: nodes})
 	return nodes, stores
 }
 
