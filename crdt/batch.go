@@ -10,7 +10,10 @@ import (
 // a Batch is itself a delta and merges like one. The zero Batch is empty and
 // ready to use. A Batch is not safe for concurrent use.
 type Batch struct {
-	m map[string]*Session
+	// one holds the only delta of a batch of one session (a local write),
+	// which then needs no map.
+	one *Session
+	m   map[string]*Session // two sessions or more
 }
 
 // NewBatch returns a batch holding the given deltas.
@@ -26,7 +29,16 @@ func NewBatch(deltas ...*Session) *Batch {
 // reused by the caller.
 func (b *Batch) Add(d *Session) {
 	if b.m == nil {
-		b.m = make(map[string]*Session)
+		switch {
+		case b.one == nil:
+			b.one = d.Clone()
+			return
+		case b.one.ID == d.ID:
+			_, _ = b.one.Merge(d) // same id: cannot fail
+			return
+		}
+		b.m = map[string]*Session{b.one.ID: b.one}
+		b.one = nil
 	}
 	if cur, ok := b.m[d.ID]; ok {
 		_, _ = cur.Merge(d) // same id: cannot fail
@@ -37,20 +49,39 @@ func (b *Batch) Add(d *Session) {
 
 // Join adds every delta of o into b.
 func (b *Batch) Join(o *Batch) {
+	if o.one != nil {
+		b.Add(o.one)
+	}
 	for _, d := range o.m {
 		b.Add(d)
 	}
 }
 
 // Len returns the number of sessions in the batch.
-func (b *Batch) Len() int { return len(b.m) }
+func (b *Batch) Len() int {
+	if b.one != nil {
+		return 1
+	}
+	return len(b.m)
+}
 
 // Get returns the joined delta for id, or nil. The result is owned by the
 // batch.
-func (b *Batch) Get(id string) *Session { return b.m[id] }
+func (b *Batch) Get(id string) *Session {
+	if b.one != nil {
+		if b.one.ID == id {
+			return b.one
+		}
+		return nil
+	}
+	return b.m[id]
+}
 
 // Sessions returns the deltas sorted by id. They are owned by the batch.
 func (b *Batch) Sessions() []*Session {
+	if b.one != nil {
+		return []*Session{b.one}
+	}
 	out := make([]*Session, 0, len(b.m))
 	for _, s := range b.m {
 		out = append(out, s)
@@ -60,4 +91,7 @@ func (b *Batch) Sessions() []*Session {
 }
 
 // Reset empties the batch.
-func (b *Batch) Reset() { clear(b.m) }
+func (b *Batch) Reset() {
+	b.one = nil
+	clear(b.m)
+}

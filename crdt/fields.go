@@ -63,21 +63,30 @@ func (fs Fields) All() iter.Seq2[string, Field] {
 
 // each calls fn with the entries in key order until it returns false.
 func (fs Fields) each(fn func(entry) bool) {
-	b, o := fs.base, fs.over
-	for len(b) > 0 || len(o) > 0 {
-		var e entry
-		switch {
-		case len(o) == 0 || (len(b) > 0 && b[0].key < o[0].key):
-			e, b = b[0], b[1:]
-		case len(b) > 0 && b[0].key == o[0].key:
-			e, b, o = o[0], b[1:], o[1:]
-		default:
-			e, o = o[0], o[1:]
-		}
+	c := cursor{fs.base, fs.over}
+	for e, ok := c.next(); ok; e, ok = c.next() {
 		if !fn(e) {
 			return
 		}
 	}
+}
+
+// cursor walks a Fields in key order, overlay entries shadowing base ones.
+type cursor struct{ b, o []entry }
+
+func (c *cursor) next() (entry, bool) {
+	var e entry
+	switch {
+	case len(c.b) == 0 && len(c.o) == 0:
+		return e, false
+	case len(c.o) == 0 || (len(c.b) > 0 && c.b[0].key < c.o[0].key):
+		e, c.b = c.b[0], c.b[1:]
+	case len(c.b) > 0 && c.b[0].key == c.o[0].key:
+		e, c.b, c.o = c.o[0], c.b[1:], c.o[1:]
+	default:
+		e, c.o = c.o[0], c.o[1:]
+	}
+	return e, true
 }
 
 // With returns fs with key's register set to f, whatever it held.
@@ -132,16 +141,27 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 		o.each(func(e entry) bool { keys = append(keys, e.key); return true })
 		return o, keys
 	}
-	var changed []string
-	if o.n <= 4 {
+	// Find what changes first: a delta carrying a whole state mostly holds
+	// registers fs already has, and the few it changes are cheap to write
+	// through the overlay.
+	var buf [8]entry
+	wins := buf[:0]
+	c := cursor{o.base, o.over}
+	for e, ok := c.next(); ok; e, ok = c.next() {
+		if cur, ok := fs.Get(e.key); !ok || e.f.Compare(cur) > 0 {
+			wins = append(wins, e)
+		}
+	}
+	if len(wins) == 0 {
+		return fs, nil
+	}
+	changed := make([]string, 0, len(wins))
+	if len(wins) <= 4 || len(fs.over)+len(wins) <= overLimit(len(fs.base)) {
 		out := fs
-		o.each(func(e entry) bool {
-			if cur, ok := out.Get(e.key); !ok || e.f.Compare(cur) > 0 {
-				out = out.With(e.key, e.f)
-				changed = append(changed, e.key)
-			}
-			return true
-		})
+		for _, e := range wins {
+			out = out.With(e.key, e.f)
+			changed = append(changed, e.key)
+		}
 		return out, changed
 	}
 	// Many keys: one pass over both, in key order.

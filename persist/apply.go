@@ -174,7 +174,7 @@ type staged struct {
 	owned  bool          // state is the group's copy
 	size   int           // crdt.EncodedSize(state)
 	merged bool          // a delta merged
-	fields map[string]struct{}
+	fields []string      // keys whose register changed, each once
 }
 
 // commitGroup merges the items of a group, commits what changed in one
@@ -351,11 +351,10 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 		st.size = size
 	}
 	st.merged = true
-	if st.fields == nil {
-		st.fields = make(map[string]struct{})
-	}
 	for _, k := range ch.Fields {
-		st.fields[k] = struct{}{}
+		if !slices.Contains(st.fields, k) { // a few keys per session and group
+			st.fields = append(st.fields, k)
+		}
 	}
 	return ch, nil
 }
@@ -381,7 +380,7 @@ func (st *staged) write(id string) (write, uint64, bool) {
 		h = sessionHash(final)
 	default:
 		h = st.hash ^ headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
-		for k := range st.fields {
+		for _, k := range st.fields {
 			if f, ok := stored.Fields.Get(k); ok {
 				h ^= fieldHash(id, k, f)
 			}
@@ -390,11 +389,8 @@ func (st *staged) write(id string) (write, uint64, bool) {
 		}
 	}
 	if !final.IsDestroyed() {
-		w.fields = make([]string, 0, len(st.fields))
-		for k := range st.fields {
-			w.fields = append(w.fields, k)
-		}
-		slices.Sort(w.fields)
+		slices.Sort(st.fields)
+		w.fields = st.fields
 	}
 	return w, h, true
 }
