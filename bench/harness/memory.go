@@ -341,7 +341,7 @@ func benchMemory(ctx context.Context, e *env) error {
 			idle := float64(sm.RSSIdle) / 1e6
 			e.rep.add(row{Section: sec, Measure: fmt.Sprintf("%s sessions: resident memory after %.0f s idle", label, sm.IdleSeconds), Unit: "MB",
 				SM: num(idle), Redis: num(used), Ratio: num(idle / used),
-				SMSetup: fmt.Sprintf("the same node, after sitting idle (Badger frees its pooled table-builder buffers; RssAnon %.0f MB)", float64(sm.RSSAnonIdle)/1e6),
+				SMSetup:  fmt.Sprintf("the same node, after sitting idle (Badger frees its pooled table-builder buffers; RssAnon %.0f MB)", float64(sm.RSSAnonIdle)/1e6),
 				RedisSet: "INFO used_memory"})
 		}
 		e.rep.add(row{Section: sec, Measure: label + " sessions: resident memory after a restart", Unit: "MB",
