@@ -89,6 +89,49 @@ func startDaemon(ctx context.Context, e *env, name string, bootstrap []string, e
 	}
 }
 
+// startDaemonMesh starts n daemons named prefix0.., each bootstrapping to
+// the ones before it, with extra flags, and waits until each has the
+// others in its gossip mesh. It returns the daemons started even on
+// error: stop them with stopDaemons.
+func startDaemonMesh(ctx context.Context, e *env, prefix string, n int, extra ...string) ([]*daemon, error) {
+	var ds []*daemon
+	for i := range n {
+		var boot []string
+		for _, d := range ds {
+			boot = append(boot, d.addr)
+		}
+		d, err := startDaemon(ctx, e, fmt.Sprintf("%s%d", prefix, i), boot, extra...)
+		if err != nil {
+			return ds, err
+		}
+		ds = append(ds, d)
+	}
+	hc := newHTTPClient(4)
+	if err := waitFor(ctx, 30*time.Second, func() bool {
+		for _, d := range ds {
+			var v peersView
+			if hc.do(ctx, "GET", d.url+"/v1/peers", "", nil, 200, &v) != nil || len(v.Peers) != n-1 {
+				return false
+			}
+			for _, p := range v.Peers {
+				if !p.GossipMesh {
+					return false
+				}
+			}
+		}
+		return true
+	}); err != nil {
+		return ds, fmt.Errorf("daemons did not form a mesh: %w", err)
+	}
+	return ds, nil
+}
+
+func stopDaemons(e *env, ds []*daemon) {
+	for _, d := range ds {
+		e.procs.stop(d.cmd, 15*time.Second)
+	}
+}
+
 type httpClient struct {
 	c *http.Client
 }
@@ -152,40 +195,12 @@ type sessionView struct {
 // benchHTTP: the daemon's HTTP API (create, read) on a peer of a 3-daemon
 // mesh against Redis through its own protocol, at the same concurrency.
 func benchHTTP(ctx context.Context, e *env) error {
-	var ds []*daemon
-	defer func() {
-		for _, d := range ds {
-			e.procs.stop(d.cmd, 15*time.Second)
-		}
-	}()
-	for i := range 3 {
-		var boot []string
-		for _, d := range ds {
-			boot = append(boot, d.addr)
-		}
-		d, err := startDaemon(ctx, e, fmt.Sprintf("daemon%d", i), boot)
-		if err != nil {
-			return err
-		}
-		ds = append(ds, d)
+	ds, err := startDaemonMesh(ctx, e, "daemon", 3)
+	defer stopDaemons(e, ds)
+	if err != nil {
+		return fmt.Errorf("http: %w", err)
 	}
 	hc := newHTTPClient(64)
-	if err := waitFor(ctx, 30*time.Second, func() bool {
-		for _, d := range ds {
-			var v peersView
-			if hc.do(ctx, "GET", d.url+"/v1/peers", "", nil, 200, &v) != nil || len(v.Peers) != 2 {
-				return false
-			}
-			for _, p := range v.Peers {
-				if !p.GossipMesh {
-					return false
-				}
-			}
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("http: daemons did not form a mesh: %w", err)
-	}
 	fields := sessionData(0)
 	createBody, err := json.Marshal(map[string]any{"fields": stringFields(fields)})
 	if err != nil {

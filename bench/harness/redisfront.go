@@ -101,47 +101,20 @@ func benchRedisFront(ctx context.Context, e *env) error {
 	if err != nil {
 		return fmt.Errorf("redisfront: redis-benchmark not found (Debian: redis-tools, which redis-server pulls in): %w", err)
 	}
-	var ds []*daemon
-	defer func() {
-		for _, d := range ds {
-			e.procs.stop(d.cmd, 15*time.Second)
-		}
-	}()
-	for i := range 3 {
-		var boot []string
-		for _, d := range ds {
-			boot = append(boot, d.addr)
-		}
-		d, err := startDaemon(ctx, e, fmt.Sprintf("redisfront%d", i), boot, "--redis", "127.0.0.1:0", "--mesh", "bench-redisfront")
-		if err != nil {
-			return err
-		}
+	ds, err := startDaemonMesh(ctx, e, "redisfront", 3, "--redis", "127.0.0.1:0", "--mesh", "bench-redisfront")
+	defer stopDaemons(e, ds)
+	if err != nil {
+		return fmt.Errorf("redisfront: %w", err)
+	}
+	for i, d := range ds {
 		if d.redis == "" {
 			return fmt.Errorf("redisfront: daemon %d printed no redis address", i)
 		}
-		ds = append(ds, d)
 	}
 	fronts := make([]*redis.Client, len(ds))
 	for i, d := range ds {
 		fronts[i] = redis.NewClient(&redis.Options{Addr: d.redis, PoolSize: 64})
 		defer fronts[i].Close()
-	}
-	hc := newHTTPClient(4)
-	if err := waitFor(ctx, 30*time.Second, func() bool {
-		for _, d := range ds {
-			var v peersView
-			if hc.do(ctx, "GET", d.url+"/v1/peers", "", nil, 200, &v) != nil || len(v.Peers) != 2 {
-				return false
-			}
-			for _, p := range v.Peers {
-				if !p.GossipMesh {
-					return false
-				}
-			}
-		}
-		return true
-	}); err != nil {
-		return fmt.Errorf("redisfront: daemons did not form a mesh: %w", err)
 	}
 	rd := e.redisAOF
 	for _, c := range []*redis.Client{fronts[0], rd} {
