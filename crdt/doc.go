@@ -34,6 +34,14 @@
 // (physical, logical) parts a removal beats a value, then the higher node id
 // wins (and value bytes settle the case of a node id shared by mistake).
 //
+// The registers are a Fields: a persistent map that versions of a session
+// share. Merging into a Clone (which copies the header only) makes new
+// versions of the registers it changes and leaves the original as it was,
+// so a store can hand one version to lock-free readers while it merges the
+// next, and a write costs what it changes (amortized O(√n) for n fields),
+// not a copy of the session. Values are strings, so no one can change them
+// in place. A decoded session keeps its keys and values in one allocation.
+//
 // # Destroy is final
 //
 // Destroying a session (logout) leaves a tombstone that dominates every write
