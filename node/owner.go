@@ -107,15 +107,17 @@ func (n *Node) withOwnerIndex(old *crdt.Session, ds []*crdt.Session, ts crdt.Tim
 	return n.withIndex(ds, hash, ds[0], ts)
 }
 
-// revokedBefore returns the owner's revocation time: every session of the
-// owner created before it is destroyed. Zero when never revoked here.
-func (n *Node) revokedBefore(hash string) (crdt.Timestamp, error) {
-	r, err := n.store.Get(ownerRecordPrefix + hash)
+// RevokedBefore returns the revocation time of the owner of hash as the
+// store get holds it: every session of the owner created before it is
+// destroyed. Zero when get holds no revocation. The simulator judges its
+// runs with it.
+func RevokedBefore(get func(id string) (*crdt.Session, error), hash string) (crdt.Timestamp, error) {
+	r, err := get(ownerRecordPrefix + hash)
 	if errors.Is(err, persist.ErrNotFound) {
 		return crdt.Timestamp{}, nil
 	}
 	if err != nil {
-		return crdt.Timestamp{}, fmt.Errorf("node: owner record: %w", err)
+		return crdt.Timestamp{}, err
 	}
 	f, ok := r.Fields.Get(revokedKey)
 	if !ok || r.IsDestroyed() {
@@ -124,17 +126,44 @@ func (n *Node) revokedBefore(hash string) (crdt.Timestamp, error) {
 	return f.TS, nil
 }
 
-// revoked reports whether s belongs to an owner that revoked it.
-func (n *Node) revoked(s *crdt.Session) (bool, error) {
+// Revoked reports whether s belongs to an owner whose revocation, as the
+// store get holds it, covers s: what every read of the node checks.
+func Revoked(get func(id string) (*crdt.Session, error), s *crdt.Session) (bool, error) {
 	hash, ok := s.Get(ownerKey)
 	if !ok {
 		return false, nil
 	}
-	t, err := n.revokedBefore(hash)
+	t, err := RevokedBefore(get, hash)
 	if err != nil || t.IsZero() {
 		return false, err
 	}
 	return s.Created.Compare(t) < 0, nil
+}
+
+// OwnerOf returns the owner hash of s, if it has an owner.
+func OwnerOf(s *crdt.Session) (string, bool) { return s.Get(ownerKey) }
+
+// WithOwnerField adds to delta d the write, at ts, that gives its session
+// the owner of hash.
+func WithOwnerField(d *crdt.Session, hash string, ts crdt.Timestamp) {
+	d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: hash, TS: ts})
+}
+
+// RevocationDelta returns the delta that revokes, at t, every session of
+// the owner of hash created before t: the owner's revocation record, kept
+// until no session it can revoke can be live anywhere (l.MaxLifetime).
+func RevocationDelta(hash string, t crdt.Timestamp, l crdt.Limits) *crdt.Session {
+	rec := crdt.Create(ownerRecordPrefix+hash, t, time.UnixMilli(t.Millis()).Add(l.MaxLifetime), l.MaxLifetime)
+	rec.Fields = rec.Fields.With(revokedKey, crdt.Field{TS: t})
+	return rec
+}
+
+func (n *Node) revoked(s *crdt.Session) (bool, error) {
+	ok, err := Revoked(n.store.Get, s)
+	if err != nil {
+		return false, fmt.Errorf("node: owner record: %w", err)
+	}
+	return ok, nil
 }
 
 // SetOwner gives the session of token an owner, or another one. sessionhttp
@@ -316,10 +345,7 @@ func (n *Node) RevokeOwner(ctx context.Context, owner, keep string) (string, err
 	var renewed *crdt.Session
 	err = n.write(ctx, func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
 		t := stamp()
-		rec := crdt.Create(ownerRecordPrefix+hash, t, time.UnixMilli(t.Millis()).Add(n.cfg.Limits.MaxLifetime),
-			n.cfg.Limits.MaxLifetime)
-		rec.Fields = rec.Fields.With(revokedKey, crdt.Field{TS: t})
-		ds := []*crdt.Session{rec}
+		ds := []*crdt.Session{RevocationDelta(hash, t, n.cfg.Limits)}
 		for _, s := range victims {
 			if s.Created.Compare(t) < 0 {
 				ds = append(ds, s.Destroy(t))

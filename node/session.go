@@ -147,7 +147,7 @@ func (n *Node) Create(ctx context.Context, opts ...CreateOption) (string, error)
 	if ownerHash != "" {
 		op.Extra = func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session {
 			d := ds[0]
-			d.Fields = d.Fields.With(ownerKey, crdt.Field{Value: ownerHash, TS: ts})
+			WithOwnerField(d, ownerHash, ts)
 			return n.withIndex(ds, ownerHash, d, ts)
 		}
 	}

@@ -70,6 +70,11 @@ type hooks struct {
 	// powerLossExtra makes a power loss lose that much more than the
 	// last fsync interval (a durability bug).
 	powerLossExtra int64
+	// ignoreRevocation serves revoked sessions to versioned clients;
+	// partialVersionedWrites sends their writes as the changed fields
+	// only, though stamped in the version (consistency.go).
+	ignoreRevocation       bool
+	partialVersionedWrites bool
 }
 
 type engine struct {
@@ -85,6 +90,7 @@ type engine struct {
 	byPeer map[node.PeerID]int
 	net    *network
 	wl     *workload
+	cw     *consistencyWorkload
 	chk    *checker
 	stats  stats
 
@@ -191,6 +197,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 	e.net = newNetwork(sc, e.nodes)
 	e.chk = newChecker(e)
 	e.wl = newWorkload(e)
+	e.cw = newConsistencyWorkload(e)
 	if err := e.scheduleFaults(); err != nil {
 		e.close()
 		return nil, err
@@ -301,6 +308,7 @@ func (e *engine) run() {
 		}
 	}
 	e.wl.start()
+	e.cw.start()
 	e.scheduleSamples()
 	e.at(e.settle, func() {
 		e.record(TraceEvent{Kind: "settle"})

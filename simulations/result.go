@@ -44,6 +44,17 @@ type Result struct {
 	Wall time.Duration
 }
 
+// VersionedStats counts the requests of clients carrying versions:
+// served, answered stale (the node did not reach the version within the
+// bound), finding their session gone (revoked or expired), and sessions
+// they created.
+type VersionedStats struct {
+	Served   int64 `json:"served"`
+	Stale    int64 `json:"stale"`
+	NotFound int64 `json:"not_found"`
+	Creates  int64 `json:"creates"`
+}
+
 // Verdict says whether the run kept the scenario's promises.
 type Verdict struct {
 	// Pass is set when every judged check passed.
@@ -105,6 +116,9 @@ type Figures struct {
 	Unreplicated    int64 `json:"unreplicated"`
 	SilentlyCovered int64 `json:"silently_covered"`
 	Stranded        int64 `json:"stranded"`
+	// Versioned counts the requests of clients carrying versions
+	// (Workload.Consistency).
+	Versioned VersionedStats `json:"versioned"`
 	// Core lists the cores' counters (sync rounds by result, deferred and
 	// rejected deltas by reason, sessions collected).
 	Core        map[string]float64 `json:"core"`
@@ -159,6 +173,7 @@ func (e *engine) result() *Result {
 	c.final()
 	c.finalDeferrals()
 	c.mergeDeterminism()
+	e.cw.final()
 	if e.convergedAt < 0 {
 		e.explainDivergence()
 	}
@@ -223,7 +238,8 @@ func (e *engine) result() *Result {
 
 	f.DeferredStranded, f.MergeViolations, f.AllowedLost = c.strandedDeferred, c.mergeViolations, c.allowedLost
 	f.DiskErrors = e.stats.diskErrors
-	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred} {
+	f.Versioned = VersionedStats{Served: e.cw.served, Stale: e.cw.stale, NotFound: e.cw.notFound, Creates: e.cw.creates}
+	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred, CheckVersionReads, CheckRevokedServed} {
 		r.Violations = append(r.Violations, c.examples[name]...)
 	}
 	f.FaultPeakDigests, f.FaultPeakUnreplicated = r.faultDivergence()
@@ -333,6 +349,10 @@ func (e *engine) verdict(f *Figures) Verdict {
 	count(CheckReadYourWrites, ex.ReadYourWritesViolations, c.ryw)
 	count(CheckMergeDeterminism, ex.MergeDeterminism, c.mergeViolations)
 	count(CheckDeferred, ex.DeferredStranded, c.strandedDeferred)
+	if e.sc.Workload.Consistency != nil {
+		count(CheckVersionReads, ex.VersionReadViolations, e.cw.versionViolations)
+		count(CheckRevokedServed, ex.RevokedServed, e.cw.revokedServed)
+	}
 	for _, ch := range v.Checks {
 		if ch.Judged && !ch.Pass {
 			v.Pass = false

@@ -190,6 +190,9 @@ type Workload struct {
 	// Where phases overlap on a node the last listed wins; outside every
 	// phase the nodes above run Rates.
 	Phases []Phase `yaml:"phases,omitempty"`
+	// Consistency adds clients that carry session versions and own their
+	// sessions, and a revocation of their owners (consistency.go).
+	Consistency *ConsistencyWorkload `yaml:"consistency,omitempty"`
 }
 
 // Phase is a named period with its own rates (and so its own mix of
@@ -303,6 +306,12 @@ type Expect struct {
 	// different states in different orders (or with equal timestamps), or
 	// whose replicas differ from their merge once the mesh converged.
 	MergeDeterminism *int `yaml:"merge_determinism,omitempty"`
+	// VersionReadViolations: answers to clients carrying a version that
+	// showed them less than they had written or seen; RevokedServed:
+	// sessions of a revoked owner served by a node the revocation had
+	// reached (Workload.Consistency).
+	VersionReadViolations *int `yaml:"version_read_violations,omitempty"`
+	RevokedServed         *int `yaml:"revoked_served,omitempty"`
 	// DeferredStranded: deferred deltas applied more than 2 s after the
 	// drift bound admitted them (or never).
 	DeferredStranded *int `yaml:"deferred_stranded,omitempty"`
