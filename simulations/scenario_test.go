@@ -36,10 +36,15 @@ func TestBadScenariosGiveClearErrors(t *testing.T) {
 		{"partition without for", minimal + "faults: [{at: 1s, partition: [[a]]}]\n", "needs `for`"},
 		{"flap", minimal + "faults: [{at: 1s, for: 5s, flap: {a: [a], b: [b], period: 1s, down: 2s}}]\n", "0 < down < period"},
 		{"skew", minimal + "  skew: 0.5\n", "workload.skew"},
-		{"probability", strings.Replace(minimal, "quiet: 5s", "quiet: 5s\nnetwork: {loss: 1.5}", 1), "network.loss must be a probability"},
-		{"expectation", minimal + "expect: {lost_writes: -1}\n", "expect.lost_writes must not be negative"},
+		{"probability", strings.Replace(minimal, "quiet: 5s", "quiet: 5s\nnetwork: {loss: 1.5}", 1), "network.loss: must be a probability"},
+		{"expectation", minimal + "expect: {lost_writes: -1}\n", "expect.lost_writes: must not be negative"},
 		{"two documents", minimal + "---\nname: other\n", "more than one YAML document"},
 		{"node config", minimal + "config: {sync_interval: 0s}\n", "SyncInterval"},
+		{"one-way path", minimal + "faults: [{at: 1s, for: 1s, crash: [a-1]}, {at: 1s, for: 1s, one_way: {from: [a], to: [mars]}}]\n", `faults[1].one_way.to: unknown node or region "mars"`},
+		{"durability", strings.Replace(minimal, "name: b-1, region: b", "name: b-1, region: b, durability: sometimes", 1), `nodes[1].durability: "sometimes"`},
+		{"transport", strings.Replace(minimal, "quiet: 5s", "quiet: 5s\nnetwork: {transport: {redial_jitter: 2}}", 1), "network.transport.redial_jitter: must be in [0, 1)"},
+		{"phase", strings.Replace(minimal, "rates: {create: 1, set: 2, read: 2}", "rates: {create: 1, set: 2, read: 2}\n  phases: [{name: p, at: 1s, for: 0s, rates: {}}]", 1), "workload.phases[0].for: must be positive"},
+		{"power loss", minimal + "faults: [{at: 1s, for: 1s, disk: [a-1], power_loss: true}]\n", "faults[0].power_loss: only a crash"},
 		{"late only", strings.Replace(strings.Replace(minimal, "{region: a, count: 2}, ", "", 1), "region: b}", "region: b, start: 1s}", 1), "no node starts at time 0"},
 	}
 	for _, c := range cases {
