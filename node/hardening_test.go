@@ -85,3 +85,33 @@ func TestSessionIDVector(t *testing.T) {
 		}
 	}
 }
+
+// TestFieldsAreCopies: the values Fields returns share one buffer, yet
+// writing into one or appending to it changes neither the others nor the
+// stored session.
+func TestFieldsAreCopies(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	n := c.nodes[0]
+	ctx := context.Background()
+	token, err := n.Create(ctx, WithFields(map[string][]byte{"a": []byte("aaa"), "b": []byte("bbb"), "c": []byte("ccc")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := n.Get(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := s.Fields()
+	f["a"] = append(f["a"], "xyz"...)
+	f["b"][0] = 'X'
+	if string(f["a"]) != "aaaxyz" || string(f["b"]) != "Xbb" || string(f["c"]) != "ccc" {
+		t.Fatalf("values leak into each other: %q", f)
+	}
+	again, err := n.Get(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := again.Fields(); string(g["a"]) != "aaa" || string(g["b"]) != "bbb" {
+		t.Fatalf("the stored session changed: %q", g)
+	}
+}

@@ -56,10 +56,22 @@ func (s Session) Keys() []string {
 
 // Fields returns a copy of every field.
 func (s Session) Fields() map[string][]byte {
-	out := make(map[string][]byte, s.state().Fields.Len())
-	for k, f := range s.state().Fields.All() {
+	fs := s.state().Fields
+	size := 0
+	for k, f := range fs.All() {
 		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
-			out[k] = []byte(f.Value)
+			size += len(f.Value)
+		}
+	}
+	// One buffer for every value: each gets its own part, capped, so that
+	// an append to one copies rather than overwrites the next.
+	buf := make([]byte, 0, size)
+	out := make(map[string][]byte, fs.Len())
+	for k, f := range fs.All() {
+		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
+			start := len(buf)
+			buf = append(buf, f.Value...)
+			out[k] = buf[start:len(buf):len(buf)]
 		}
 	}
 	return out
