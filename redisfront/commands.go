@@ -623,10 +623,11 @@ func cmdDiscard(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	conn.WriteString("OK")
 }
 
-// cmdExec runs the queued commands one after the other, their replies in
-// one array. Each is applied to this peer's store as it runs; the whole
-// transaction is not isolated from other clients' commands (no peer of a
-// mesh could promise that of the others anyway).
+// cmdExec runs the queued commands as a pipeline, their replies in one
+// array: writes on distinct keys are applied concurrently and share
+// commits, each command sees the ones before it on its key. The whole is
+// not isolated from other clients' commands (no peer of a mesh could
+// promise that of the others anyway).
 func cmdExec(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !c.multi {
 		c.fail(conn, "ERR EXEC without MULTI")
@@ -639,9 +640,5 @@ func cmdExec(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return
 	}
 	conn.WriteArray(len(queue))
-	var buf [32]byte
-	for _, a := range queue {
-		def := s.cmds[string(lower(buf[:], a[0]))]
-		s.run(c, conn, def, a)
-	}
+	s.serveSequence(c, conn, queue)
 }

@@ -109,28 +109,33 @@ func (s *Server) flush(c *client, conn redcon.Conn, w *wave) {
 
 // servePipeline runs cmd and the commands read with it.
 func (s *Server) servePipeline(c *client, conn redcon.Conn, first [][]byte, rest []redcon.Command) {
+	cmds := make([][][]byte, 0, 1+len(rest))
+	cmds = append(cmds, first)
+	for _, cmd := range rest {
+		cmds = append(cmds, cmd.Args)
+	}
+	s.serveSequence(c, conn, cmds)
+}
+
+// serveSequence runs commands as a pipeline: in waves of commands on
+// distinct keys, replies in order.
+func (s *Server) serveSequence(c *client, conn redcon.Conn, cmds [][][]byte) {
 	var w wave
 	var buf [32]byte
-	quit := false
-	next := func(args [][]byte) {
-		if quit {
-			return // QUIT ends the connection: nothing after it runs
-		}
+	for _, args := range cmds {
 		def := s.cmds[string(lower(buf[:], args[0]))]
 		if def != nil && c.authed && !c.multi && def.oneKey(args) && def.arityOK(len(args)) {
 			if !w.add(def, args) {
 				s.flush(c, conn, &w)
 				w.add(def, args)
 			}
-			return
+			continue
 		}
 		s.flush(c, conn, &w)
 		s.serveOne(c, conn, args)
-		quit = def != nil && def.name == "quit"
-	}
-	next(first)
-	for _, cmd := range rest {
-		next(cmd.Args)
+		if def != nil && def.name == "quit" {
+			return // QUIT ends the connection: nothing after it runs
+		}
 	}
 	s.flush(c, conn, &w)
 }
