@@ -33,22 +33,38 @@
 // # Built to be simulated
 //
 // Decisions live in Core, a state machine in the manner of etcd-io/raft's
-// RawNode: it takes events (a local delta, a message, a peer coming or
-// going, a tick at a given time) and hands back a Ready value: batches to
-// broadcast, messages to send, remote changes to report. It has no
-// goroutines and reads neither the wall clock nor global randomness; time
-// and a seed are inputs. Node drives it with goroutines over a Network; the
-// simulator drives the same Core on one goroutine over a virtual one.
+// RawNode: it takes events (a local operation, Core.Local; a message; a
+// peer coming or going; a tick at a given time) and hands back a Ready
+// value, carried out in order: Storage (writes, bucket reads, collection
+// passes, run by the runtime outside the core's lock and reported back
+// with Core.Stored), then broadcasts and messages, then acknowledgements,
+// changes and ended rounds. A local write is acknowledged only once the
+// store reported it durable (as Config.Durability says), and broadcast only
+// then; it never waits on the network. The Core has no goroutines, does no
+// I/O and reads neither the wall clock nor global randomness; time and a
+// seed are inputs. Node drives it with goroutines over a Network (reads
+// stay lock-free: Core.Visible); the simulator drives the same Core, the
+// same Local operations and the same StorageOp.Run, on one goroutine over
+// a virtual network.
 //
 // # Anti-entropy
 //
-// On every new connection and every SyncInterval (jittered, a random peer),
-// a round compares the two stores: the initiator sends its root digest (8
-// bytes; peers that agree stop there), the responder its 4096 bucket
-// digests, and then each side sends the sessions of the buckets that differ,
-// in chunks of SyncChunkBytes. Rounds time out after SyncTimeout and at most
-// MaxConcurrentSyncs run at once. This is what repairs whatever gossip lost,
-// however long a partition lasted.
+// On every new connection, every SyncInterval (jittered, a random peer)
+// and on Sync, a round compares the two stores: the initiator sends its
+// root digest (8 bytes; peers that agree stop there), the responder its
+// 4096 bucket digests, and the initiator a plan: the buckets that differ,
+// each sent whole where one side holds nothing, and summarised first (8
+// bytes of id hash and 8 of state hash per session) where both hold
+// sessions, so that only what differs crosses. Both sides then stream
+// their part bucket by bucket, reading the store a chunk (SyncChunkBytes)
+// at a time, with at most four chunks unacknowledged: a chunk is
+// acknowledged once the receiver stored it, and each side ends with the
+// count of what it sent, so a lost message fails the round instead of
+// completing it. Memory per round is bounded by that window whatever the
+// store size. A round that stalls for SyncTimeout fails; what it stored
+// stays stored, and the next round, comparing digests again, resumes with
+// the buckets that still differ. At most MaxConcurrentSyncs rounds run at
+// once. Rounds that repaired something are logged at info level.
 //
 // Deltas stamped more than MaxDrift ahead of local time are kept aside and
 // retried every second (up to MaxDeferred), and anti-entropy offers them

@@ -12,8 +12,10 @@ type Network interface {
 	Close() error
 }
 
-// Inbound is how a Network hands the node what it receives. A Node
-// implements it; the calls may come from any goroutine.
+// Inbound is how a Network hands the node what it receives. The node gives
+// one to its Dialer (Node itself does not export these methods, so only
+// the network it dialled can deliver); the calls may come from any
+// goroutine.
 type Inbound interface {
 	HandleGossip(from PeerID, data []byte)
 	HandleDirect(from PeerID, data []byte)

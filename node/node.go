@@ -111,7 +111,7 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 	if dial == nil {
 		dial = libp2pDialer(cfg)
 	}
-	net, err := dial(ctx, n)
+	net, err := dial(ctx, inbound{n})
 	if err != nil {
 		return nil, err
 	}
@@ -365,8 +365,17 @@ func (n *Node) kick() {
 	}
 }
 
-// HandleGossip implements Inbound.
-func (n *Node) HandleGossip(from PeerID, data []byte) {
+// inbound is how the network reaches the node: the node hands it to its
+// Dialer only, so that nothing else (an embedder) can inject gossip that no
+// validator saw, or announce peers.
+type inbound struct{ n *Node }
+
+func (in inbound) HandleGossip(from PeerID, data []byte) { in.n.handleGossip(from, data) }
+func (in inbound) HandleDirect(from PeerID, data []byte) { in.n.handleDirect(from, data) }
+func (in inbound) PeerUp(id PeerID)                      { in.n.peerUp(id) }
+func (in inbound) PeerDown(id PeerID)                    { in.n.peerDown(id) }
+
+func (n *Node) handleGossip(from PeerID, data []byte) {
 	if n.isClosed() {
 		return
 	}
@@ -377,8 +386,7 @@ func (n *Node) HandleGossip(from PeerID, data []byte) {
 	})
 }
 
-// HandleDirect implements Inbound.
-func (n *Node) HandleDirect(from PeerID, data []byte) {
+func (n *Node) handleDirect(from PeerID, data []byte) {
 	if n.isClosed() {
 		return
 	}
@@ -391,8 +399,7 @@ func (n *Node) HandleDirect(from PeerID, data []byte) {
 	n.kick()
 }
 
-// PeerUp implements Inbound.
-func (n *Node) PeerUp(id PeerID) {
+func (n *Node) peerUp(id PeerID) {
 	if n.isClosed() {
 		return
 	}
@@ -400,8 +407,7 @@ func (n *Node) PeerUp(id PeerID) {
 	n.kick()
 }
 
-// PeerDown implements Inbound.
-func (n *Node) PeerDown(id PeerID) {
+func (n *Node) peerDown(id PeerID) {
 	if n.isClosed() {
 		return
 	}
