@@ -294,6 +294,9 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 		}
 		return nil
 	}
+	if kind == kindFetched {
+		return c.onFetched(now, from, data)
+	}
 	return fmt.Errorf("%w: unknown kind %q from %s", ErrBadMessage, kind, from)
 }
 

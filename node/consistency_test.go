@@ -158,3 +158,50 @@ func TestVersionEntryCarriesEarlierWrites(t *testing.T) {
 		t.Fatalf("peer covers the first write's version without holding it: a=%q", x)
 	}
 }
+
+// A peer that replication has not reached asks the writer for the session
+// and serves the version without waiting for gossip: here the writer holds
+// its broadcasts back for seconds and anti-entropy is off.
+func TestVersionFetchFromWriter(t *testing.T) {
+	c := newCluster(t, 3, func(cfg *Config) {
+		cfg.FlushDelay = 5 * time.Second
+		cfg.SyncInterval = time.Hour
+	})
+	ctx := context.Background()
+	// Let the anti-entropy rounds of the start end first.
+	eventually(t, 5*time.Second, "startup rounds", func() bool {
+		for _, nd := range c.nodes {
+			nd.mu.Lock()
+			busy := len(nd.core.rounds)
+			nd.mu.Unlock()
+			if busy > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	var v Version
+	tok, err := c.nodes[0].Create(WithVersion(ctx, &v), WithFields(map[string][]byte{"k": []byte("v")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.nodes[1].Get(ctx, tok); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the create reached node 1 before the test could show the fetch: %v", err)
+	}
+	start := time.Now()
+	s, err := c.nodes[1].Get(WithVersion(ctx, &v), tok)
+	if err != nil {
+		t.Fatalf("read of a version only its writer holds: %v", err)
+	}
+	if x, _ := s.GetString("k"); x != "v" {
+		t.Fatalf("fetched session: k=%q", x)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("served after %v: not by a fetch", took)
+	}
+	// The third peer never heard of it: the fetch went to the writer only.
+	id, _ := SessionID(tok)
+	if _, err := c.nodes[2].Store().Get(id); err == nil {
+		t.Fatal("node 2 holds the session: it was broadcast, not fetched")
+	}
+}

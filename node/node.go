@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
@@ -117,8 +115,7 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 	}
 	n.net = net
 	n.self = net.Self()
-	sum := sha256.Sum256([]byte(n.self))
-	n.core = NewCore(cfg, n.self, store, crdt.NodeID(binary.BigEndian.Uint64(sum[:8])), binary.BigEndian.Uint64(seed[:]), cfg.Clock.Now())
+	n.core = NewCore(cfg, n.self, store, NodeIDOf(n.self), binary.BigEndian.Uint64(seed[:]), cfg.Clock.Now())
 	n.senders.Add(1)
 	go n.broadcastLoop()
 	n.closing.Add(1)
@@ -388,6 +385,15 @@ func (n *Node) handleGossip(from PeerID, data []byte) {
 
 func (n *Node) handleDirect(from PeerID, data []byte) {
 	if n.isClosed() {
+		return
+	}
+	if id, ok, err := fetchRequest(data); ok {
+		// Answered here: the Core does not read the store.
+		if err != nil {
+			n.m.Add("deltas_rejected", 1, "reason", "bad_sync_message")
+			return
+		}
+		n.answerFetch(from, id)
 		return
 	}
 	n.step(func(c *Core, now time.Time) {

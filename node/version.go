@@ -82,7 +82,9 @@ func (n *Node) await(ctx context.Context, id string) error {
 	n.waiting.Add(1)
 	n.waitMu.Unlock()
 	defer n.dropWaiter(id, ch)
+	fetchAt := start.Add(n.cfg.ConsistencyFetchAfter)
 	deadline := start.Add(n.cfg.ConsistencyWait)
+	fetched := false
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for waited := false; ; waited = true {
@@ -100,7 +102,15 @@ func (n *Node) await(ctx context.Context, id string) error {
 			n.m.Add("consistency_stale", 1)
 			return fmt.Errorf("%w: session %.8s… not at version %s within %v", ErrStale, id, want, n.cfg.ConsistencyWait)
 		}
-		timer.Reset(deadline.Sub(now))
+		if !fetched && !now.Before(fetchAt) {
+			fetched = true
+			n.fetch(id, want)
+		}
+		next := deadline
+		if !fetched {
+			next = fetchAt
+		}
+		timer.Reset(next.Sub(now))
 		select {
 		case <-ch:
 		case <-timer.C:
@@ -126,6 +136,17 @@ func (n *Node) covers(id string, want Version) (bool, error) {
 		return false, fmt.Errorf("node: get: %w", err)
 	}
 	return s.IsDestroyed() || s.Version().Covers(want), nil
+}
+
+// fetch asks the peers that wrote what this peer misses of want for
+// session id; their answers merge like gossip, and wake the wait.
+func (n *Node) fetch(id string, want Version) {
+	var have Version
+	if s, err := n.store.Get(id); err == nil {
+		have = s.Version()
+	}
+	missing := have.Missing(want)
+	n.step(func(c *Core, now time.Time) { c.Fetch(now, id, missing) })
 }
 
 func (n *Node) dropWaiter(id string, ch chan struct{}) {

@@ -34,6 +34,8 @@ const (
 	kindFin     = 'F' // either side: I sent all I will, n data messages
 	kindAbort   = 'X' // either side: my side of the round failed
 	kindBusy    = 'B' // responder: at its round limit, try later (an agreeMsg)
+	kindFetch   = 'Q' // a session, please (fetchMsg): session consistency
+	kindFetched = 'S' // the session asked for (fetchMsg)
 )
 
 // ErrBadMessage reports a message that is not a valid sessionmesh message.

@@ -1,0 +1,120 @@
+package node
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Direct session requests (session consistency, WithVersion): a peer whose
+// copy of a session is behind the version a client shows it, and that
+// replication has not brought up to date within
+// Config.ConsistencyFetchAfter, asks the peers that wrote the missing parts
+// for the session (kindFetch) and merges their answers (kindFetched) as it
+// merges gossip. The runtime answers a fetch (it reads the store, which the
+// Core does not); the Core sends fetches and merges answers.
+
+// maxFetchPeers bounds the peers one fetch asks when none of the writers
+// is connected.
+const maxFetchPeers = 8
+
+// fetchMsg asks for one session (kindFetch) or carries it (kindFetched:
+// Batch is the session in a crdt batch, empty when the peer holds none).
+type fetchMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	ID       string
+	Batch    []byte
+}
+
+// NodeIDOf returns the crdt node id of peer p: the first 8 bytes of a
+// SHA-256 of its id, what New gives every node. A version entry names its
+// writer by it, so a peer can tell whom to ask for what it misses.
+func NodeIDOf(p PeerID) crdt.NodeID {
+	sum := sha256.Sum256([]byte(p))
+	return crdt.NodeID(binary.BigEndian.Uint64(sum[:8]))
+}
+
+// Fetch asks for session id the connected peers whose node ids are among
+// writers (the writers of what this peer misses), or, when none of them is
+// connected, up to maxFetchPeers connected peers: any of them may hold it.
+func (c *Core) Fetch(now time.Time, id string, writers []crdt.NodeID) {
+	ids := c.Peers()
+	var to []PeerID
+	for _, p := range ids {
+		if slices.Contains(writers, NodeIDOf(p.ID)) {
+			to = append(to, p.ID)
+		}
+	}
+	if len(to) == 0 {
+		for _, p := range ids[:min(len(ids), maxFetchPeers)] {
+			to = append(to, p.ID)
+		}
+	}
+	for _, p := range to {
+		c.send(p, kindFetch, &fetchMsg{ID: id}, nil)
+	}
+	c.m.Add("consistency_fetches", float64(len(to)))
+}
+
+// AnswerFetch sends peer from the session it asked for, as the runtime
+// read it from the store (nil when the store holds none).
+func (c *Core) AnswerFetch(from PeerID, id string, s *crdt.Session) {
+	out := &fetchMsg{ID: id}
+	if s != nil {
+		data, err := crdt.MarshalBatch(crdt.NewBatch(s), c.cfg.Limits)
+		if err != nil {
+			c.log.Error("cannot answer a fetch", "err", err)
+			return
+		}
+		out.Batch = data
+	}
+	c.send(from, kindFetched, out, nil)
+}
+
+// onFetched merges a fetched session like a gossip batch.
+func (c *Core) onFetched(now time.Time, from PeerID, data []byte) error {
+	var m fetchMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return err
+	}
+	if len(m.Batch) == 0 {
+		return nil
+	}
+	b, err := crdt.UnmarshalBatch(m.Batch, c.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	c.persist(now, &task{from: from, batch: b})
+	return nil
+}
+
+// fetchRequest returns the session id a fetch message asks for, if data is
+// one.
+func fetchRequest(data []byte) (string, bool, error) {
+	if kind, err := messageKind(data); err != nil || kind != kindFetch {
+		return "", false, nil
+	}
+	var m fetchMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return "", true, err
+	}
+	return m.ID, true, nil
+}
+
+// answerFetch reads the session a peer asked for and has the Core send it.
+func (n *Node) answerFetch(from PeerID, id string) {
+	s, err := n.store.Get(id)
+	if err != nil {
+		if !errors.Is(err, persist.ErrNotFound) {
+			n.log.Warn("cannot read a session a peer asked for", "err", err)
+			return
+		}
+		s = nil
+	}
+	n.step(func(c *Core, _ time.Time) { c.AnswerFetch(from, id, s) })
+}
