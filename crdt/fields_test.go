@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"pgregory.net/rapid"
@@ -177,4 +178,25 @@ func TestConvergenceWideSessions(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestParseNodeHex: Version reads back exactly the keys VersionKey writes.
+func TestParseNodeHex(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		node := rapid.Uint64().Draw(t, "node")
+		h := VersionKey(NodeID(node))[len(VersionKeyPrefix):]
+		if got, ok := parseNodeHex(h); !ok || got != node {
+			t.Fatalf("parseNodeHex(%q) = %x, %v", h, got, ok)
+		}
+		if up := strings.ToUpper(h); up != h {
+			if _, ok := parseNodeHex(up); ok {
+				t.Fatalf("accepted upper case %q", up)
+			}
+		}
+	})
+	for _, bad := range []string{"", "0", "000000000000000g", "0000000000000000a", "+000000000000000"} {
+		if _, ok := parseNodeHex(bad); ok {
+			t.Errorf("accepted %q", bad)
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -53,23 +52,45 @@ type Version []VersionEntry
 // Version returns the version vector of s, nil for a tombstone (which
 // covers every version: destroyed is the top of the lattice).
 func (s *Session) Version() Version {
+	// Every read asks for it: walk the entries without an iterator and
+	// stop past the prefix (keys are sorted, the entries come first).
 	var v Version
-	for k, f := range s.Fields.All() {
-		if !strings.HasPrefix(k, VersionKeyPrefix) {
-			if k > VersionKeyPrefix {
-				break // keys are sorted: the entries are behind us
+	c := cursor{s.Fields.base, s.Fields.over}
+	for e, ok := c.next(); ok; e, ok = c.next() {
+		if !strings.HasPrefix(e.key, VersionKeyPrefix) {
+			if e.key > VersionKeyPrefix {
+				break
 			}
 			continue
 		}
-		hex := k[len(VersionKeyPrefix):]
-		node, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil || len(hex) != 16 || strings.ToLower(hex) != hex || f.TS.Time == 0 {
+		node, ok := parseNodeHex(e.key[len(VersionKeyPrefix):])
+		if !ok || e.f.TS.Time == 0 {
 			continue // not a key VersionKey writes: not part of the version
 		}
-		v = append(v, VersionEntry{Node: NodeID(node), Time: f.TS.Time})
+		v = append(v, VersionEntry{Node: NodeID(node), Time: e.f.TS.Time})
 	}
 	// Hex keys of equal length sort like the node ids.
 	return v
+}
+
+// parseNodeHex parses the 16 lower-case hex digits VersionKey writes.
+func parseNodeHex(h string) (uint64, bool) {
+	if len(h) != 16 {
+		return 0, false
+	}
+	var n uint64
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		switch {
+		case c >= '0' && c <= '9':
+			n = n<<4 | uint64(c-'0')
+		case c >= 'a' && c <= 'f':
+			n = n<<4 | uint64(c-'a'+10)
+		default:
+			return 0, false
+		}
+	}
+	return n, true
 }
 
 // Covers reports whether v is at least w at every node: a state of version
