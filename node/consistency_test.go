@@ -205,3 +205,33 @@ func TestVersionFetchFromWriter(t *testing.T) {
 		t.Fatal("node 2 holds the session: it was broadcast, not fetched")
 	}
 }
+
+// A Save without a version (the Redis front's writes) sends only what it
+// changes and leaves the version alone, since a delta that stamps a version
+// entry must carry the whole state; with a version it stamps it.
+func TestSaveVersioned(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	ctx := context.Background()
+	var v Version
+	tok, err := c.nodes[0].Create(WithVersion(ctx, &v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.nodes[0].Save(ctx, tok, Save{Set: map[string][]byte{"a": []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	s, _ := c.nodes[0].Get(ctx, tok)
+	if !s.Version().Equal(v) {
+		t.Fatalf("an unversioned Save moved the version: %v, was %v", s.Version(), v)
+	}
+	saved := v
+	if err := c.nodes[0].Save(WithVersion(ctx, &v), tok, Save{Set: map[string][]byte{"b": []byte("2")}}); err != nil {
+		t.Fatal(err)
+	}
+	if !v.Covers(saved) || v.Equal(saved) {
+		t.Fatalf("a versioned Save did not advance the version: %v", v)
+	}
+	if s, _ := c.nodes[0].Get(ctx, tok); !s.Version().Equal(v) {
+		t.Fatalf("stored version %v, the caller got %v", s.Version(), v)
+	}
+}

@@ -64,6 +64,13 @@ type LocalOp struct {
 	// record an access (Touch).
 	IdleTimeout time.Duration
 	Touch       bool
+	// Versioned, on a Save, says the caller carries a version
+	// (WithVersion): the delta is then the whole state, stamped in the
+	// session's version, as an Update's. Otherwise a Save sends only what
+	// it changes (the Redis front's writes, a hash of many fields) and
+	// leaves the version alone: a delta that stamps a version entry must
+	// carry everything its writer held.
+	Versioned bool
 	// Extra, when set, may add to the deltas of a create or a renewal
 	// before they are written (the node's owner index).
 	Extra func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session
@@ -93,7 +100,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 		}
 		ts := c.clock.Now(now)
 		d := crdt.Create(op.ID, ts, now.Add(op.Lifetime), op.Idle)
-		if err := c.addFields(d, d, op.Set, nil, ts); err != nil {
+		if err := c.addFields(d, d, op.Set, nil, ts, true); err != nil {
 			return 0, err
 		}
 		ds = []*crdt.Session{d}
@@ -117,9 +124,9 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			// An update's delta is the whole state plus the writes: a
 			// version entry stands for everything its writer held
 			// (crdt.Version), so a peer that merged it holds all of it.
-			d := s.Clone()
-			if op.Kind == OpSave {
-				d = s.Header()
+			d, whole := s.Clone(), true
+			if op.Kind == OpSave && !op.Versioned {
+				d, whole = s.Header(), false
 			}
 			if ms := op.IdleTimeout.Milliseconds(); op.Kind == OpSave && ms > d.Idle {
 				d.Idle = ms
@@ -127,7 +134,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			if op.Kind == OpSave && op.Touch {
 				d.LastAccess = max(d.LastAccess, now.UnixMilli())
 			}
-			if err := c.addFields(s, d, op.Set, op.Remove, ts); err != nil {
+			if err := c.addFields(s, d, op.Set, op.Remove, ts, whole); err != nil {
 				return 0, err
 			}
 			ds = []*crdt.Session{d}
@@ -173,7 +180,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 // a version entry stands for everything its writer held (crdt.Version), so
 // a peer that merged the delta holds all of it, even if it missed an
 // earlier delta.
-func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp) error {
+func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp, stamp bool) error {
 	// Counted before merging: on a create s and d are the same session, so
 	// the merges below grow s.Fields too. The node's own keys (version
 	// entries, owner) do not count.
@@ -206,8 +213,10 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 	if had+fresh > c.cfg.MaxFields {
 		return fmt.Errorf("%w: %d fields, limit %d", ErrTooManyFields, had+fresh, c.cfg.MaxFields)
 	}
-	k, f := crdt.VersionField(ts)
-	d.Fields = d.Fields.With(k, f)
+	if stamp {
+		k, f := crdt.VersionField(ts)
+		d.Fields = d.Fields.With(k, f)
+	}
 	return nil
 }
 

@@ -29,7 +29,8 @@ type Save struct {
 // Save applies s to the visible session of token in one delta, replicated
 // like Update. It fails with ErrNotFound when the session is not visible.
 func (n *Node) Save(ctx context.Context, token string, s Save) error {
-	return n.mutate(ctx, token, LocalOp{Kind: OpSave, Set: s.Set, Remove: s.Remove, IdleTimeout: s.IdleTimeout, Touch: s.Touch})
+	return n.mutate(ctx, token, LocalOp{Kind: OpSave, Set: s.Set, Remove: s.Remove, IdleTimeout: s.IdleTimeout, Touch: s.Touch,
+		Versioned: versionOf(ctx) != nil})
 }
 
 // Retire destroys the session of token in whatever state this node holds
