@@ -69,6 +69,10 @@ type Config struct {
 	// GCInterval is the period of garbage collection of expired sessions
 	// and tombstones (node.Config.GCInterval). Default 1m.
 	GCInterval time.Duration
+	// ConsistencyWait bounds how long a request carrying X-Session-Version
+	// waits for this peer to reach it before 503 stale_session
+	// (node.Config.ConsistencyWait). Default 200ms.
+	ConsistencyWait time.Duration
 	// LogLevel and LogFormat ("text" or "json") configure the logs, written
 	// to standard error.
 	LogLevel  slog.Level
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 		IdleTimeout:     30 * time.Minute,
 		Lifetime:        12 * time.Hour,
 		GCInterval:      node.DefaultConfig().GCInterval,
+		ConsistencyWait: node.DefaultConfig().ConsistencyWait,
 		LogLevel:        slog.LevelInfo,
 		LogFormat:       "text",
 		HTTPAddr:        DefaultHTTPAddr,
@@ -147,6 +152,8 @@ func (c Config) Validate() error {
 		return bad("at least one listen address is needed")
 	case c.IdleTimeout <= 0 || c.Lifetime <= 0:
 		return bad("idle timeout and lifetime must be positive")
+	case c.ConsistencyWait <= 0 || c.ConsistencyWait > time.Minute:
+		return bad("consistency wait %v: want more than 0 and at most 1m", c.ConsistencyWait)
 	case c.GCInterval < MinGCInterval:
 		return bad("gc interval %v: want at least %v", c.GCInterval, MinGCInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":

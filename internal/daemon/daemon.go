@@ -58,6 +58,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	nc.IdleTimeout = cfg.IdleTimeout
 	nc.AbsoluteLifetime = cfg.Lifetime
 	nc.GCInterval = cfg.GCInterval
+	nc.ConsistencyWait = cfg.ConsistencyWait
+	nc.ConsistencyFetchAfter = min(nc.ConsistencyFetchAfter, cfg.ConsistencyWait)
 	nc.Logger = log
 	var psk []byte
 	var err error

@@ -94,6 +94,8 @@ var settings = []setting{
 		set: dur(func(c *Config) *time.Duration { return &c.Lifetime }), show: func(c Config) string { return c.Lifetime.String() }},
 	{name: "gc-interval", arg: "DURATION", usage: "period of garbage collection of expired sessions and tombstones (at least 1s)",
 		set: dur(func(c *Config) *time.Duration { return &c.GCInterval }), show: func(c Config) string { return c.GCInterval.String() }},
+	{name: "consistency-wait", arg: "DURATION", usage: "how long a request with X-Session-Version waits for this peer to reach it before 503 stale_session",
+		set: dur(func(c *Config) *time.Duration { return &c.ConsistencyWait }), show: func(c Config) string { return c.ConsistencyWait.String() }},
 	{name: "log-level", arg: "LEVEL", usage: "debug, info, warn or error",
 		set:  func(c *Config, v []string) error { return c.LogLevel.UnmarshalText([]byte(v[0])) },
 		show: func(c Config) string { return strings.ToLower(c.LogLevel.String()) }},
