@@ -329,11 +329,17 @@ func (c *checker) sweep() int64 {
 			if !n.up {
 				continue
 			}
+			// Expired there: it may be collected, and its replication no
+			// longer matters (nor is it looked at again).
+			expired := c.gone(h, c.e.localTime(n))
 			var st *crdt.Session
 			keep := h.pending[:0]
 			for _, i := range h.pending {
 				op := &c.ops[i]
-				if op.pend.has(n.idx) {
+				if op.pend.has(n.idx) && expired {
+					op.pend.clear(n.idx)
+					c.pendingPairs--
+				} else if op.pend.has(n.idx) {
 					if st == nil {
 						var err error
 						if st, err = n.store.Get(h.id); err != nil {
