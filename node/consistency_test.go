@@ -1,9 +1,12 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -233,5 +236,67 @@ func TestSaveVersioned(t *testing.T) {
 	}
 	if s, _ := c.nodes[0].Get(ctx, tok); !s.Version().Equal(v) {
 		t.Fatalf("stored version %v, the caller got %v", s.Version(), v)
+	}
+}
+
+// batchSizes records the sizes of the batches a node broadcasts.
+type batchSizes struct {
+	nopMetrics
+	mu    sync.Mutex
+	sizes []float64
+}
+
+func (b *batchSizes) Observe(name string, v float64, _ ...string) {
+	if name == "batch_bytes" {
+		b.mu.Lock()
+		b.sizes = append(b.sizes, v)
+		b.mu.Unlock()
+	}
+}
+
+// A large session's versioned write is broadcast as what changed, without
+// its version entry; a versioned reader on another peer fetches the whole
+// state and reads its writes all the same.
+func TestVersionLargeSession(t *testing.T) {
+	rec := &batchSizes{}
+	c := newCluster(t, 2, func(cfg *Config) { cfg.Metrics = rec })
+	ctx := context.Background()
+	big := map[string][]byte{}
+	for i := range 8 {
+		big[fmt.Sprintf("f%d", i)] = bytes.Repeat([]byte{'x'}, 1024)
+	}
+	tok, err := c.nodes[0].Create(ctx, WithFields(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "replication", c.converged)
+	rec.mu.Lock()
+	rec.sizes = nil // the create went whole, as it must
+	rec.mu.Unlock()
+	var v Version
+	for i := range 20 {
+		nd := c.nodes[i%2]
+		s, err := nd.Get(WithVersion(ctx, &v), tok)
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		if i > 0 {
+			if got, _ := s.GetString("n"); got != strconv.Itoa(i-1) {
+				t.Fatalf("read %d on %s: n=%q, want %d", i, nd.ID(), got, i-1)
+			}
+		}
+		if err := nd.Set(WithVersion(ctx, &v), tok, "n", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.sizes) == 0 {
+		t.Fatal("nothing was broadcast")
+	}
+	for _, sz := range rec.sizes {
+		if sz > 2048 {
+			t.Fatalf("a batch of %v bytes: a large session's write went whole", sz)
+		}
 	}
 }

@@ -131,6 +131,7 @@ type Core struct {
 // task is what the Core waits for from a StorageOp.
 type task struct {
 	local []*crdt.Session // a local write: acknowledge it
+	wire  []*crdt.Session // ... what to broadcast of it, when not local
 
 	from  PeerID      // a remote batch ("" for a deferred retry)
 	batch *crdt.Batch // ... its deltas
@@ -160,7 +161,7 @@ func (c *Core) Stored(now time.Time, res StorageResult) {
 	delete(c.tasks, res.Ticket)
 	switch {
 	case t.local != nil:
-		c.localDone(now, res.Ticket, t.local, res)
+		c.localDone(now, res.Ticket, t.local, t.wire, res)
 	case t.batch != nil:
 		c.applied(now, t, res)
 	case t.scan != 0:

@@ -87,7 +87,7 @@ type LocalOp struct {
 // ticket. Node's Create, Update, Touch, Destroy and Renew all come here,
 // and so does the simulator's workload.
 func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
-	var ds []*crdt.Session
+	var ds, wire []*crdt.Session
 	if op.Kind == OpCreate {
 		if op.Idle <= 0 || op.Lifetime <= 0 {
 			return 0, fmt.Errorf("%w: idle timeout and lifetime must be positive", ErrInvalid)
@@ -138,6 +138,20 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 				return 0, err
 			}
 			ds = []*crdt.Session{d}
+			if whole && approxSize(d) > wholeStateBytes {
+				// A large session: store the whole state with its
+				// version entry, but broadcast only what changed and no
+				// entry. Peers then learn the entry only with a whole
+				// state (a fetch, anti-entropy), so an entry still stands
+				// for everything its writer held; a versioned reader
+				// elsewhere fetches it.
+				w := s.Header()
+				if op.Kind == OpSave {
+					w.Idle, w.LastAccess = d.Idle, d.LastAccess
+				}
+				_ = c.addFields(s, w, op.Set, op.Remove, ts, false)
+				wire = []*crdt.Session{w}
+			}
 		case OpTouch:
 			ms := now.UnixMilli()
 			if float64(ms-s.LastAccess) < c.cfg.TouchFraction*float64(s.Idle) {
@@ -169,7 +183,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			return 0, fmt.Errorf("%w: operation %v", ErrInvalid, op.Kind)
 		}
 	}
-	t := c.newTicket(&task{local: ds})
+	t := c.newTicket(&task{local: ds, wire: wire})
 	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: t, Kind: StoreApply, Now: now, Batch: crdt.NewBatch(ds...), Local: true})
 	return t, nil
 }
@@ -222,7 +236,7 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 
 // localDone finishes a local write once the store reported it: broadcast,
 // changes, acknowledgement, in that order of effects.
-func (c *Core) localDone(now time.Time, ticket uint64, ds []*crdt.Session, res StorageResult) {
+func (c *Core) localDone(now time.Time, ticket uint64, ds, wire []*crdt.Session, res StorageResult) {
 	ack := Ack{Ticket: ticket, Deltas: ds}
 	switch {
 	case res.Err != nil:
@@ -234,7 +248,10 @@ func (c *Core) localDone(now time.Time, ticket uint64, ds []*crdt.Session, res S
 		// unless the clock stepped back by more than MaxDrift.
 		ack.Err = fmt.Errorf("node: write: local clock behind its own timestamps: %w", crdt.ErrClockDrift)
 	default:
-		c.LocalDelta(now, ds...)
+		if wire == nil {
+			wire = ds
+		}
+		c.LocalDelta(now, wire...)
 		for _, ch := range res.Apply.Changes {
 			if ch.Destroyed {
 				c.touches.forget(ch.ID)
