@@ -112,3 +112,22 @@ func TestVersionIgnoresForeignKeys(t *testing.T) {
 		t.Fatalf("version %v, want only node 7's entry", v)
 	}
 }
+
+// ParseVersion reads what clients send (a cookie, a header): it must never
+// panic, and what it accepts must be canonical (String gives the input
+// back), so that one version has one spelling.
+func FuzzParseVersion(f *testing.F) {
+	f.Add("")
+	f.Add(Version{{Node: 1, Time: 2}}.String())
+	f.Add(Version{{Node: 1, Time: 2}, {Node: 9, Time: 1 << 40}}.String())
+	f.Add("AQ")
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseVersion(s)
+		if err != nil {
+			return
+		}
+		if v.String() != s {
+			t.Fatalf("accepted %q, which encodes back as %q", s, v.String())
+		}
+	})
+}
