@@ -27,6 +27,8 @@ func FuzzReceiveDirect(f *testing.F) {
 		{kindCredit, &creditMsg{Round: 1, Seq: 1, Answers: 3}},
 		{kindFin, &finMsg{Round: 1, Total: 2}},
 		{kindAbort, &abortMsg{Round: 1, Reason: "x"}},
+		{kindFetched, &fetchMsg{ID: "x", Batch: []byte{1, 'b', 0x90}}},
+		{kindFetched, &fetchMsg{ID: "x"}},
 	}
 	for _, s := range seeds {
 		data, err := encodeMsg(s.kind, s.v)
