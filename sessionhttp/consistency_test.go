@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
 )
 
@@ -120,5 +121,48 @@ func TestRevokeOwnerKeepsCurrent(t *testing.T) {
 		if got := inc(c, srvs[i%2]); got != "1" {
 			t.Fatalf("revoked session %d still served: counter %s", i+1, got)
 		}
+	}
+}
+
+// A version this peer cannot reach is answered 503 with Retry-After (the
+// default ErrorFunc), not with older data; a version cookie that does not
+// parse is ignored.
+func TestStaleVersionCookie(t *testing.T) {
+	t.Parallel()
+	n := startNodes(t, 1, nil)[0]
+	srv := serve(t, counterHandler(newManager(t, n, testConfig(true))), false)
+	resp, _ := call(t, srv, "POST", "/inc", nil)
+	tok := sessionCookie(resp, "session")
+	vc := sessionCookie(resp, "session-version")
+	if tok == nil || vc == nil {
+		t.Fatalf("cookies %q", resp.Header.Values("Set-Cookie"))
+	}
+	v, err := node.ParseVersion(vc.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := v.Join(node.Version{{Node: v[0].Node + 1, Time: v[0].Time}})
+	req, _ := http.NewRequest("POST", srv.URL+"/inc", nil)
+	req.AddCookie(tok)
+	req.AddCookie(&http.Cookie{Name: "session-version", Value: elsewhere.String()})
+	r, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Body.Close()
+	if r.StatusCode != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("unreachable version: %d %v", r.StatusCode, r.Header)
+	}
+	req, _ = http.NewRequest("POST", srv.URL+"/inc", nil)
+	req.AddCookie(tok)
+	req.AddCookie(&http.Cookie{Name: "session-version", Value: "garbage"})
+	r, err = srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || string(body) != "2" {
+		t.Fatalf("malformed version cookie: %d %q, want it ignored", r.StatusCode, body)
 	}
 }
