@@ -30,6 +30,27 @@
 // TouchFraction × IdleTimeout earlier than this one (3 minutes for the
 // defaults, 10% of 30 minutes).
 //
+// # Session consistency
+//
+// A read on one peer may miss a write just made on another. A caller that
+// keeps the session's Version (WithVersion: every call stores the version
+// it read or wrote, and honours the one it is given) reads its own writes
+// and never goes back in time on any peer: the peer waits for replication,
+// asks the peers that wrote what it misses for the session after
+// Config.ConsistencyFetchAfter, and fails with ErrStale after
+// Config.ConsistencyWait rather than answer older data. Versions are
+// version vectors kept in the session (crdt.Version). docs/consistency.md
+// has the guarantees with and without a version.
+//
+// # Owners and revocation
+//
+// A session may have an owner, an application user id kept as a hash
+// (WithOwner, SetOwner). Any peer lists an owner's sessions
+// (OwnerSessions), destroys one (DestroyOwned) or revokes them all
+// (RevokeOwner): a register "every session of this owner created before T
+// is destroyed" that merges by maximum, so that no write from the other
+// side of a partition undoes it.
+//
 // # Built to be simulated
 //
 // Decisions live in Core, a state machine in the manner of etcd-io/raft's
