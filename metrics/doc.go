@@ -3,10 +3,10 @@
 // hand them to the node in its Config, and register them once.
 //
 //	m := metrics.New()
-//	cfg := node.DefaultConfig()
+//	cfg := p2pnode.DefaultConfig()
 //	cfg.Metrics = m
 //	prometheus.MustRegister(m)
-//	n, err := node.Open(ctx, cfg)
+//	n, err := p2pnode.Open(ctx, cfg)
 //
 // Every collector is created by New, so every counter (and every known
 // label value of a labelled one) is exported at zero from the first

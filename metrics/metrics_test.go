@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/metrics"
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 )
 
 var _ node.Metrics = (*metrics.Node)(nil)
@@ -236,10 +237,10 @@ func TestEmbeddedNode(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := metrics.New()
 	reg.MustRegister(m)
-	cfg := node.DefaultConfig()
+	cfg := p2pnode.DefaultConfig()
 	cfg.Metrics = m
 	ctx := context.Background()
-	n, err := node.Open(ctx, cfg)
+	n, err := p2pnode.Open(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/persist"
-	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 // Clock gives the node its physical time. The simulator passes a virtual
@@ -96,11 +95,8 @@ type Config struct {
 	Logger  *slog.Logger
 	Metrics Metrics
 
-	// Transport configures the libp2p network (listen addresses, bootstrap
-	// peers, mesh name, pre-shared key, allowlist). Its DataDir defaults to
-	// DataDir, so the peer keeps its id across restarts.
-	Transport transport.Config
-	// Dial, when set, replaces the libp2p network (tests, the simulator).
+	// Dial builds the node's network (required): p2pnode.Open sets it to
+	// libp2p; tests and the simulator pass their own.
 	Dial Dialer
 }
 
@@ -130,7 +126,6 @@ func DefaultConfig() Config {
 		Rand:                  rand.Reader,
 		Logger:                slog.Default(),
 		Metrics:               nopMetrics{},
-		Transport:             transport.DefaultConfig(),
 	}
 }
 
@@ -166,9 +161,7 @@ func (c Config) Validate() error {
 		return bad("Clock, Rand, Logger and Metrics must be set")
 	}
 	if c.Dial == nil {
-		if err := c.Transport.Validate(); err != nil {
-			return err
-		}
+		return bad("Dial must be set (p2pnode.Open opens a node over libp2p)")
 	}
 	return c.Limits.Validate()
 }

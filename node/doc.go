@@ -4,7 +4,7 @@
 //
 // # Using it
 //
-//	n, err := node.Open(ctx, cfg, dial)  // cfg from node.DefaultConfig()
+//	n, err := node.Open(ctx, cfg)        // cfg.Dial: the network (p2pnode.Open: libp2p)
 //	token, err := n.Create(ctx, node.WithFields(map[string][]byte{"user": []byte("alice")}))
 //	s, err := n.Get(ctx, token)          // local read, no network
 //	err = n.Set(ctx, token, "cart", []byte("3"))

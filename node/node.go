@@ -72,8 +72,8 @@ type Node struct {
 	onClose   []func() error
 }
 
-// New builds a node over an open store, on the network of cfg.Dial (libp2p
-// with cfg.Transport when nil). The simulator uses it with its own store;
+// New builds a node over an open store, on the network of cfg.Dial
+// (p2pnode's libp2p, a test's, the simulator's). The simulator uses it with its own store;
 // Open opens the store too. The node closes store only through closeStore,
 // when given.
 func New(ctx context.Context, cfg Config, store Store, closeStore func() error) (*Node, error) {
@@ -105,11 +105,7 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 	// The core must exist before the network can deliver anything to it.
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	dial := cfg.Dial
-	if dial == nil {
-		dial = libp2pDialer(cfg)
-	}
-	net, err := dial(ctx, inbound{n})
+	net, err := cfg.Dial(ctx, inbound{n})
 	if err != nil {
 		return nil, err
 	}
@@ -124,13 +120,13 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 }
 
 // StoreDir is the store's directory inside Config.DataDir, beside the
-// peer's identity key (transport.IdentityFile), so that a key written
+// peer's identity key (p2pnode's transport.IdentityFile), so that a key written
 // before the first start (sessionmesh keygen) does not stand in its way.
 const StoreDir = "store"
 
 // Open starts a peer: a persist store in cfg.DataDir/StoreDir (in memory
-// when DataDir is empty) and the libp2p network of cfg.Transport (or
-// cfg.Dial's), whose identity key lives in cfg.DataDir.
+// when DataDir is empty) and the network of cfg.Dial (p2pnode.Open dials
+// libp2p, whose identity key lives in cfg.DataDir).
 func Open(ctx context.Context, cfg Config) (*Node, error) {
 	o := persist.DefaultOptions(filepath.Join(cfg.DataDir, StoreDir))
 	if cfg.DataDir == "" {

@@ -10,17 +10,19 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 )
 
 // lone opens a node of its own and serves its front on loopback.
 func lone(t *testing.T) (*node.Node, string) {
 	t.Helper()
-	cfg := node.DefaultConfig()
+	cfg := p2pnode.DefaultConfig()
 	cfg.Logger = slog.New(slog.DiscardHandler)
-	n, err := node.Open(context.Background(), cfg)
+	pn, err := p2pnode.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	n := pn.Node
 	t.Cleanup(func() { _ = n.Close(context.Background()) })
 	srv, err := New(n, Config{Logger: cfg.Logger})
 	if err != nil {

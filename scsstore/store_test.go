@@ -287,7 +287,7 @@ func TestCreateReplicatesByGossip(t *testing.T) {
 	t.Parallel()
 	nodes := startNodes(t, 2, func(cfg *node.Config) { cfg.SyncInterval = time.Hour })
 	for _, n := range nodes {
-		eventually(t, 15*time.Second, "the gossip mesh", func() bool { return len(n.Transport().MeshPeers()) > 0 })
+		eventually(t, 15*time.Second, "the gossip mesh", func() bool { return len(meshtest.Transport(n).MeshPeers()) > 0 })
 	}
 	a, b := scsstore.New(nodes[0]), scsstore.New(nodes[1])
 	tok := "Z29zc2lwLW9ubHktdG9rZW4tb2YtMzItYnl0ZXMtISE"

@@ -4,8 +4,8 @@
 //
 // # Using it
 //
-//	n, err := node.Open(ctx, nodeCfg)
-//	m, err := sessionhttp.New(n, sessionhttp.DefaultConfig())
+//	n, err := p2pnode.Open(ctx, nodeCfg)
+//	m, err := sessionhttp.New(n.Node, sessionhttp.DefaultConfig())
 //	mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
 //		// ... check the credentials ...
 //		if err := m.RenewToken(r.Context()); err != nil { ... } // new token, old one destroyed

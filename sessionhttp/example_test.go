@@ -8,21 +8,21 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
 )
 
 func ExampleManager() {
 	ctx := context.Background()
-	nodeCfg := node.DefaultConfig() // one peer, in memory, on loopback
+	nodeCfg := p2pnode.DefaultConfig() // one peer over libp2p, in memory
 	nodeCfg.Logger = slog.New(slog.DiscardHandler)
-	n, err := node.Open(ctx, nodeCfg)
+	n, err := p2pnode.Open(ctx, nodeCfg)
 	if err != nil {
 		panic(err)
 	}
 	defer n.Close(ctx)
 
-	m, err := sessionhttp.New(n, sessionhttp.DefaultConfig())
+	m, err := sessionhttp.New(n.Node, sessionhttp.DefaultConfig())
 	if err != nil {
 		panic(err)
 	}

@@ -3,7 +3,7 @@ package simulations
 import (
 	"time"
 
-	"github.com/sessionmesh/sessionmesh/transport"
+	"github.com/sessionmesh/sessionmesh/transport/timing"
 )
 
 // The transport's connection lifecycle, as package transport runs it
@@ -24,11 +24,12 @@ import (
 // security and muxer negotiation). A dial to a crashed process is refused
 // at once (the host answers with a reset).
 
-// Transport lifecycle defaults, from package transport.
+// Transport lifecycle defaults, from package transport (its timing
+// subpackage, which links no libp2p).
 var (
-	defaultFailureTimeout = transport.DefaultFailureTimeout
-	defaultRedialInterval = transport.DefaultRedialInterval
-	defaultDialTimeout    = transport.DefaultDialTimeout
+	defaultFailureTimeout = timing.FailureTimeout
+	defaultRedialInterval = timing.RedialInterval
+	defaultDialTimeout    = timing.DialTimeout
 )
 
 // defaultRedialJitter is the ±fraction transport jitters its redial pause

@@ -11,6 +11,8 @@ import (
 	"github.com/multiformats/go-multiaddr"
 	madns "github.com/multiformats/go-multiaddr-dns"
 	manet "github.com/multiformats/go-multiaddr/net"
+
+	"github.com/sessionmesh/sessionmesh/transport/timing"
 )
 
 // Defaults used by DefaultConfig and by New for fields left at their zero
@@ -31,17 +33,17 @@ const (
 
 	// DefaultFailureTimeout: a member silent for 4 s is declared lost
 	// (pinged every second, so a cut is noticed within 4 s).
-	DefaultFailureTimeout = 4 * time.Second
+	DefaultFailureTimeout = timing.FailureTimeout
 
 	// DefaultRedialInterval: an absent member is dialled about once a
 	// second, so a healed link is back within about a second.
-	DefaultRedialInterval = time.Second
+	DefaultRedialInterval = timing.RedialInterval
 
 	// DefaultDialTimeout bounds one dial attempt: long enough for a TCP and
 	// security handshake over a link of up to ~500 ms round trip, short
 	// enough that an attempt whose SYN was lost in a cut does not delay
 	// the next one much.
-	DefaultDialTimeout = 2 * time.Second
+	DefaultDialTimeout = timing.DialTimeout
 
 	// DefaultForgetAfter: a member unreachable for 72 hours is forgotten.
 	// Long enough to ride out a long weekend's outage of a whole region

@@ -164,7 +164,7 @@ func benchLag(ctx context.Context, e *env) error {
 		return err
 	}
 	defer m.close()
-	tokens, err := createSessions(ctx, m.nodes[0], 0, lagSessions, 4)
+	tokens, err := createSessions(ctx, m.nodes[0].Node, 0, lagSessions, 4)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func benchLag(ctx context.Context, e *env) error {
 	}
 	e.rep.detail("lag_runs", runs)
 
-	pool, err := createSessions(ctx, m.nodes[0], lagSessions, writePool, 8)
+	pool, err := createSessions(ctx, m.nodes[0].Node, lagSessions, writePool, 8)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
@@ -99,7 +99,7 @@ func memChild(args []string, stdout io.Writer) error {
 	ctx := context.Background()
 	cfg := nodeConfig(*dir, "bench-memory", persist.DurabilityNone)
 	res := memResult{Sessions: *count}
-	n, err := node.Open(ctx, cfg)
+	n, err := p2pnode.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -107,7 +107,7 @@ func memChild(args []string, stdout io.Writer) error {
 		return err
 	}
 	start := time.Now()
-	tokens, err := createSessions(ctx, n, 0, *count, 2*runtime.NumCPU())
+	tokens, err := createSessions(ctx, n.Node, 0, *count, 2*runtime.NumCPU())
 	if err != nil {
 		return fmt.Errorf("memchild: load: %w", err)
 	}
@@ -127,7 +127,7 @@ func memChild(args []string, stdout io.Writer) error {
 	check := func() error {
 		res.CheckedSamples = 0
 		for _, sm := range samples {
-			if err := checkSession(ctx, n, sm.token, sm.seq); err != nil {
+			if err := checkSession(ctx, n.Node, sm.token, sm.seq); err != nil {
 				return err
 			}
 			res.CheckedSamples++
@@ -178,7 +178,7 @@ func memChild(args []string, stdout io.Writer) error {
 		return err
 	}
 	start = time.Now()
-	if n, err = node.Open(ctx, cfg); err != nil {
+	if n, err = p2pnode.Open(ctx, cfg); err != nil {
 		return fmt.Errorf("memchild: reopen: %w", err)
 	}
 	res.ReopenSeconds = time.Since(start).Seconds()

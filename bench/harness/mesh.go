@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
@@ -26,15 +27,15 @@ var (
 type mesh struct {
 	name  string
 	dir   string
-	nodes []*node.Node
+	nodes []*p2pnode.Node
 }
 
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // nodeConfig is the default configuration, on loopback, quiet, on disk
 // under dir ("" keeps it in memory).
-func nodeConfig(dir, meshName string, d persist.Durability) node.Config {
-	cfg := node.DefaultConfig()
+func nodeConfig(dir, meshName string, d persist.Durability) p2pnode.Config {
+	cfg := p2pnode.DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Durability = d
 	cfg.Logger = quietLogger()
@@ -70,7 +71,7 @@ func startMeshSized(ctx context.Context, name, dir string, size int, ips []strin
 				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
 			}
 		}
-		n, err := node.Open(ctx, cfg)
+		n, err := p2pnode.Open(ctx, cfg)
 		if err != nil {
 			m.close()
 			return nil, fmt.Errorf("mesh %s: node %d: %w", name, i, err)

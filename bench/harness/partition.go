@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/internal/netcut"
-	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
@@ -42,7 +42,7 @@ type partitionRun struct {
 }
 
 // linked reports whether node a has an open connection to node b.
-func linked(a, b *node.Node) bool {
+func linked(a, b *p2pnode.Node) bool {
 	return slices.Contains(a.Transport().Peers(), b.Transport().ID())
 }
 
@@ -117,7 +117,7 @@ func measurePartition(ctx context.Context, e *env, d time.Duration, perSide int,
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tokens[side], errs[side] = createSessions(ctx, m.nodes[side], side*perSide, perSide, 4)
+			tokens[side], errs[side] = createSessions(ctx, m.nodes[side].Node, side*perSide, perSide, 4)
 		}()
 	}
 	wg.Wait()
@@ -182,7 +182,7 @@ func measurePartition(ctx context.Context, e *env, d time.Duration, perSide int,
 	for side := range 2 {
 		for i, tk := range tokens[side] {
 			for _, n := range m.nodes {
-				if err := checkSession(ctx, n, tk, side*perSide+i); err != nil {
+				if err := checkSession(ctx, n.Node, tk, side*perSide+i); err != nil {
 					return run, err
 				}
 			}

@@ -19,7 +19,7 @@ func benchRead(ctx context.Context, e *env) error {
 	defer m.close()
 	n := m.nodes[0]
 	count := e.set.ReadSessions
-	tokens, err := createSessions(ctx, n, 0, count, 8)
+	tokens, err := createSessions(ctx, n.Node, 0, count, 8)
 	if err != nil {
 		return fmt.Errorf("read: load sessions: %w", err)
 	}
@@ -68,7 +68,7 @@ func benchRead(ctx context.Context, e *env) error {
 	}
 	// A full check of a sample, both sides, before timing anything.
 	for seq := 0; seq < count; seq += max(1, count/200) {
-		if err := checkSession(ctx, m.nodes[2], tokens[seq], seq); err != nil {
+		if err := checkSession(ctx, m.nodes[2].Node, tokens[seq], seq); err != nil {
 			return err
 		}
 		f, err := e.redis.HGetAll(ctx, redisKey(rtokens[seq])).Result()

@@ -166,7 +166,7 @@ func benchWrite(ctx context.Context, e *env) error {
 			return err
 		}
 		defer m.close()
-		tokens, err := createSessions(ctx, m.nodes[0], 0, writePool, 8)
+		tokens, err := createSessions(ctx, m.nodes[0].Node, 0, writePool, 8)
 		if err != nil {
 			return err
 		}

@@ -12,20 +12,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
 )
 
 // startInstance runs the app on a real node over libp2p on 127.0.0.1,
 // joined to the nodes given by bootstrap.
-func startInstance(t *testing.T, name string, bootstrap []string) (*node.Node, *httptest.Server) {
+func startInstance(t *testing.T, name string, bootstrap []string) (*p2pnode.Node, *httptest.Server) {
 	t.Helper()
 	quiet := slog.New(slog.DiscardHandler)
-	cfg := node.DefaultConfig()
+	cfg := p2pnode.DefaultConfig()
 	cfg.Logger = quiet
 	cfg.SyncInterval = 200 * time.Millisecond
 	cfg.Transport.Bootstrap = bootstrap
-	n, err := node.Open(context.Background(), cfg)
+	n, err := p2pnode.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func startInstance(t *testing.T, name string, bootstrap []string) (*node.Node, *
 	scfg := sessionhttp.DefaultConfig()
 	scfg.Logger = quiet
 	scfg.Cookie.Insecure = true // httptest serves plain http
-	m, err := sessionhttp.New(n, scfg)
+	m, err := sessionhttp.New(n.Node, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func startInstance(t *testing.T, name string, bootstrap []string) (*node.Node, *
 	return n, srv
 }
 
-func addrs(n *node.Node) []string {
+func addrs(n *p2pnode.Node) []string {
 	var out []string
 	for _, a := range n.Transport().Addrs() {
 		out = append(out, a.String())

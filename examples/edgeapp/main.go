@@ -22,7 +22,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
 )
 
@@ -66,12 +66,12 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	cfg := node.DefaultConfig()
+	cfg := p2pnode.DefaultConfig()
 	cfg.DataDir = *dataDir
 	cfg.Logger = log
 	cfg.Transport.ListenAddrs = []string{*p2pAddr}
 	cfg.Transport.Bootstrap = bootstrap
-	n, err := node.Open(ctx, cfg)
+	n, err := p2pnode.Open(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func run(args []string) error {
 	scfg := sessionhttp.DefaultConfig()
 	scfg.Logger = log
 	scfg.Cookie.Insecure = *insecure
-	m, err := sessionhttp.New(n, scfg)
+	m, err := sessionhttp.New(n.Node, scfg)
 	if err != nil {
 		return err
 	}

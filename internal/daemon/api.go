@@ -14,6 +14,7 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 // TokenHeader carries the session token of a request. Tokens never appear
@@ -29,6 +30,10 @@ const VersionHeader = "X-Session-Version"
 type APIOptions struct {
 	// Node serves the sessions. Required.
 	Node *node.Node
+	// Transport is the node's libp2p transport (p2pnode.Node.Transport),
+	// whose members /v1/peers and /v1/status list; nil for a node on
+	// another network.
+	Transport *transport.Transport
 	// BearerToken, when set, is required on /v1/ and /metrics as
 	// "Authorization: Bearer <token>".
 	BearerToken string

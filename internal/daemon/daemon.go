@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/metrics"
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
 	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
@@ -68,7 +69,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 			return err
 		}
 	}
-	if nc.Transport, err = cfg.transportConfig(psk); err != nil {
+	tc, err := cfg.transportConfig(psk)
+	if err != nil {
 		return err
 	}
 	nc.Region = cfg.Region
@@ -127,7 +129,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	}
 	log.Info("opening node", "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
 		"encrypted", nc.EncryptionKey != nil, "private", psk != nil, "gc_interval", nc.GCInterval)
-	n, err := node.Open(ctx, nc)
+	pn, err := p2pnode.Open(ctx, p2pnode.Config{Config: nc, Transport: tc})
 	if err != nil {
 		closeListeners()
 		if ctx.Err() != nil {
@@ -136,7 +138,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		}
 		return fmt.Errorf("daemon: %w", err)
 	}
-	tr.Store(n.Transport())
+	n := pn.Node
+	tr.Store(pn.Transport())
 	store.Store(n.Store())
 
 	var closing atomic.Bool
@@ -158,6 +161,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	srv := &http.Server{
 		Handler: NewHandler(APIOptions{
 			Node:         n,
+			Transport:    pn.Transport(),
 			BearerToken:  bearer,
 			MaxBodyBytes: cfg.MaxBodyBytes,
 			MaxLifetime:  nc.Limits.MaxLifetime,
@@ -206,8 +210,8 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 			}
 		}()
 	}
-	printBanner(out, n, cfg, ln.Addr().String(), redisLn)
-	log.Info("serving", "peer", string(n.ID()), "addrs", n.Transport().Addrs(), "http", ln.Addr().String(),
+	printBanner(out, pn, cfg, ln.Addr().String(), redisLn)
+	log.Info("serving", "peer", string(n.ID()), "addrs", pn.Transport().Addrs(), "http", ln.Addr().String(),
 		"redis", cfg.RedisAddr, "mesh", cfg.Mesh, "region", cfg.Region, "bootstrap", len(cfg.Bootstrap), "auth", bearer != "")
 
 	var runErr error
@@ -249,7 +253,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 }
 
 // printBanner tells the operator where the peer listens.
-func printBanner(w io.Writer, n *node.Node, cfg Config, httpAddr string, redisLn net.Listener) {
+func printBanner(w io.Writer, n *p2pnode.Node, cfg Config, httpAddr string, redisLn net.Listener) {
 	id := n.ID()
 	fmt.Fprintf(w, "sessionmesh %s serving mesh %q", Version(), cfg.Mesh)
 	if cfg.Region != "" {

@@ -110,7 +110,7 @@ func (a *api) notReady() error {
 
 func (a *api) self() selfResponse {
 	s := selfResponse{ID: string(a.n.ID()), Addrs: []string{}, Region: a.o.Region}
-	if t := a.n.Transport(); t != nil {
+	if t := a.o.Transport; t != nil {
 		for _, m := range t.Addrs() {
 			s.Addrs = append(s.Addrs, m.String())
 		}
@@ -131,7 +131,7 @@ func (a *api) peers(w http.ResponseWriter, r *http.Request) {
 // members lists the known members with what the transport and the node
 // know of each, sorted by id.
 func (a *api) members(now time.Time) []memberResponse {
-	t := a.n.Transport()
+	t := a.o.Transport
 	out := []memberResponse{}
 	byID := make(map[string]int)
 	inMesh := make(map[peer.ID]bool)
@@ -253,7 +253,7 @@ func (a *api) forget(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusBadRequest, codeInvalidArgument, "peer id %q: %v", r.PathValue("id"), err))
 		return
 	}
-	t := a.n.Transport()
+	t := a.o.Transport
 	if t == nil {
 		writeError(w, errorf(http.StatusServiceUnavailable, codeUnavailable, "this peer has no libp2p transport"))
 		return

@@ -6,11 +6,14 @@ package meshtest
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
+	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 // Start starts count nodes, each bootstrapping to the first, and waits until
@@ -19,25 +22,31 @@ import (
 func Start(tb testing.TB, count int, tweak func(i int, cfg *node.Config)) []*node.Node {
 	tb.Helper()
 	var nodes []*node.Node
+	var first *p2pnode.Node
 	for i := range count {
-		cfg := node.DefaultConfig()
+		cfg := p2pnode.DefaultConfig()
 		cfg.Logger = slog.New(slog.DiscardHandler)
 		cfg.SyncInterval = 200 * time.Millisecond
 		cfg.SyncTimeout = 2 * time.Second
 		if i > 0 {
-			for _, a := range nodes[0].Transport().Addrs() {
+			for _, a := range first.Transport().Addrs() {
 				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
 			}
 		}
 		if tweak != nil {
-			tweak(i, &cfg)
+			tweak(i, &cfg.Config)
 		}
-		n, err := node.Open(context.Background(), cfg)
+		n, err := p2pnode.Open(context.Background(), cfg)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		tb.Cleanup(func() { _ = n.Close(context.Background()) })
-		nodes = append(nodes, n)
+		if i == 0 {
+			first = n
+		}
+		transports.Store(n.Node, n.Transport())
+		tb.Cleanup(func() { transports.Delete(n.Node) })
+		nodes = append(nodes, n.Node)
 	}
 	for _, n := range nodes[1:] {
 		Eventually(tb, 15*time.Second, "nodes to connect", func() bool { return len(n.Peers()) >= 1 })
@@ -46,6 +55,14 @@ func Start(tb testing.TB, count int, tweak func(i int, cfg *node.Config)) []*nod
 		Eventually(tb, 15*time.Second, "the first node to see every other", func() bool { return len(nodes[0].Peers()) == count-1 })
 	}
 	return nodes
+}
+
+var transports sync.Map // *node.Node -> *transport.Transport
+
+// Transport returns the libp2p transport of a node Start started.
+func Transport(n *node.Node) *transport.Transport {
+	t, _ := transports.Load(n)
+	return t.(*transport.Transport)
 }
 
 // Eventually polls cond until it holds, failing the test after within.

@@ -1,6 +1,8 @@
-package node
+package p2pnode
 
 import (
+	"github.com/sessionmesh/sessionmesh/node"
+
 	"context"
 	"errors"
 	"testing"
@@ -103,7 +105,7 @@ func (c *p2pCluster) cut(left, right []int, block bool) {
 func TestLibp2pReplication(t *testing.T) {
 	c := startP2P(t, 3, false, nil)
 	ctx := context.Background()
-	token, err := c.nodes[1].Create(ctx, WithFields(map[string][]byte{"user": []byte("carol")}))
+	token, err := c.nodes[1].Create(ctx, node.WithFields(map[string][]byte{"user": []byte("carol")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +126,7 @@ func TestLibp2pReplication(t *testing.T) {
 func TestLibp2pPartitionLongerThanGossipMemory(t *testing.T) {
 	c := startP2P(t, 4, false, func(cfg *Config) { cfg.SyncInterval = time.Second })
 	ctx := context.Background()
-	shared, err := c.nodes[0].Create(ctx, WithFields(map[string][]byte{"a": []byte("0")}))
+	shared, err := c.nodes[0].Create(ctx, node.WithFields(map[string][]byte{"a": []byte("0")}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +136,7 @@ func TestLibp2pPartitionLongerThanGossipMemory(t *testing.T) {
 	written := map[string]string{}
 	for i := range 40 {
 		n := c.nodes[i%4]
-		tk, err := n.Create(ctx, WithFields(map[string][]byte{"by": []byte(n.ID())}))
+		tk, err := n.Create(ctx, node.WithFields(map[string][]byte{"by": []byte(n.ID())}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestLibp2pRestartCatchesUp(t *testing.T) {
 	}
 	var missed []string
 	for range 10 {
-		tk, _ := c.nodes[0].Create(ctx, WithFields(map[string][]byte{"k": []byte("v")}))
+		tk, _ := c.nodes[0].Create(ctx, node.WithFields(map[string][]byte{"k": []byte("v")}))
 		missed = append(missed, tk)
 	}
 	// Restart from the same data directory, with bootstrap peers.
@@ -216,7 +218,7 @@ func TestLibp2pBadInput(t *testing.T) {
 	defer rogue.Close()
 	eventually(t, 15*time.Second, "rogue to join the mesh", func() bool { return len(rogue.MeshPeers()) >= 2 })
 
-	id, _ := SessionID(tk)
+	id, _ := node.SessionID(tk)
 	s, err := c.nodes[0].Store().Get(id)
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +286,7 @@ func TestLibp2pOutsiderRefused(t *testing.T) {
 	if len(outsider.Peers()) != 0 {
 		t.Fatalf("outsider connected to %v", outsider.Peers())
 	}
-	if _, err := outsider.Get(ctx, tk); !errors.Is(err, ErrNotFound) {
+	if _, err := outsider.Get(ctx, tk); !errors.Is(err, node.ErrNotFound) {
 		t.Fatal("outsider received a session")
 	}
 }

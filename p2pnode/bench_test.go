@@ -1,0 +1,221 @@
+package p2pnode
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
+)
+
+// Mesh benchmarks on real libp2p hosts over loopback. Each runs a fixed
+// workload and reports its figures as metrics; run them once each:
+//
+//	go test ./p2pnode -run '^$' -bench Mesh -benchtime 1x
+
+// countingMetrics records sync rounds by result.
+type countingMetrics struct {
+	mu     sync.Mutex
+	rounds map[string]int
+}
+
+func (m *countingMetrics) Add(name string, delta float64, labels ...string) {
+	if name != "sync_rounds" || len(labels) < 2 {
+		return
+	}
+	m.mu.Lock()
+	if m.rounds == nil {
+		m.rounds = map[string]int{}
+	}
+	m.rounds[labels[1]] += int(delta)
+	m.mu.Unlock()
+}
+
+func (m *countingMetrics) Observe(string, float64, ...string) {}
+
+func (m *countingMetrics) get(result string) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rounds[result]
+}
+
+func percentile(ds []time.Duration, p float64) time.Duration {
+	slices.Sort(ds)
+	return ds[min(len(ds)-1, int(float64(len(ds))*p))]
+}
+
+// BenchmarkMeshReplicationLag writes at a steady rate on one node and
+// measures write-to-visible on the two others.
+func BenchmarkMeshReplicationLag(b *testing.B) {
+	for _, rate := range []int{1000, 5000, 10000} {
+		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
+			for b.Loop() {
+				measureLag(b, rate, 2*time.Second)
+			}
+		})
+	}
+}
+
+func measureLag(b *testing.B, rate int, d time.Duration) {
+	c := startP2P(b, 3, false, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	token, err := c.nodes[0].Create(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var lags []time.Duration
+	var wg sync.WaitGroup
+	for _, n := range c.nodes[1:] {
+		feed := n.Watch(ctx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ch := range feed {
+				now := time.Now()
+				mu.Lock()
+				for _, k := range ch.Fields {
+					if at, ok := sent[k]; ok {
+						lags = append(lags, now.Sub(at))
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	writes := 0
+	for i := 0; time.Since(start) < d; i++ {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		key := fmt.Sprintf("k%d", i%200)
+		mu.Lock()
+		sent[key] = time.Now()
+		mu.Unlock()
+		if err := c.nodes[0].Set(ctx, token, key, []byte("v")); err != nil {
+			b.Fatal(err)
+		}
+		writes++
+	}
+	eventually(b, 10*time.Second, "convergence", c.converged)
+	cancel()
+	wg.Wait()
+	if len(lags) == 0 {
+		b.Fatal("no replicated writes observed")
+	}
+	b.ReportMetric(float64(writes)/time.Since(start).Seconds(), "writes/s")
+	b.ReportMetric(float64(percentile(lags, 0.5).Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(percentile(lags, 0.99).Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkMeshMaxWrites runs 32 writers flat out on one node for 3 s,
+// then waits until all three nodes are identical: the rate counts only if
+// nothing is left unrepaired.
+func BenchmarkMeshMaxWrites(b *testing.B) {
+	for b.Loop() {
+		c := startP2P(b, 3, false, nil)
+		ctx := context.Background()
+		var tokens []string
+		for range 64 {
+			tk, err := c.nodes[0].Create(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tokens = append(tokens, tk)
+		}
+		var writes atomic.Int64
+		// Bytes allocated per write across the process (three peers,
+		// gossip included) and collections: garbage is what drives the
+		// lag tail, and it is steadier than the rates on a shared machine.
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for w := range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; time.Since(start) < 3*time.Second; i++ {
+					if err := c.nodes[0].Set(ctx, tokens[(w+i)%len(tokens)], fmt.Sprintf("w%d", w), []byte(fmt.Sprint(i))); err != nil {
+						b.Error(err)
+						return
+					}
+					writes.Add(1)
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		runtime.ReadMemStats(&m1)
+		eventually(b, 60*time.Second, "convergence", c.converged)
+		b.ReportMetric(float64(writes.Load())/elapsed.Seconds(), "writes/s")
+		b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(writes.Load()), "alloc-B/write")
+		b.ReportMetric(float64(m1.NumGC-m0.NumGC)*1000/float64(writes.Load()), "GCs/1k-writes")
+		b.ReportMetric(time.Since(start.Add(elapsed)).Seconds(), "s-to-identical")
+	}
+}
+
+// BenchmarkMeshConvergeAfterPartition: two nodes each write 10k sessions
+// while cut off from each other, then heal; it reports the time from heal to
+// identical digests and the anti-entropy bytes exchanged.
+func BenchmarkMeshConvergeAfterPartition(b *testing.B) {
+	for b.Loop() {
+		c := startP2P(b, 2, false, nil)
+		ctx := context.Background()
+		c.cut([]int{0}, []int{1}, true)
+		for _, n := range c.nodes {
+			for range 10_000 {
+				if _, err := n.Create(ctx, node.WithFields(map[string][]byte{"user": []byte("someone"), "cart": []byte("0123456789")})); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		before := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
+		healed := time.Now()
+		c.cut([]int{0}, []int{1}, false)
+		eventually(b, 120*time.Second, "convergence", c.converged)
+		took := time.Since(healed)
+		after := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
+		b.ReportMetric(took.Seconds(), "s-to-converge")
+		b.ReportMetric(float64(after-before)/(1<<20), "MiB-exchanged")
+	}
+}
+
+// BenchmarkMeshSyncWhenAgreeing measures the anti-entropy bytes two peers
+// that already agree exchange per round.
+func BenchmarkMeshSyncWhenAgreeing(b *testing.B) {
+	for b.Loop() {
+		m := &countingMetrics{}
+		c := startP2P(b, 2, false, func(cfg *Config) {
+			cfg.SyncInterval = 50 * time.Millisecond
+			cfg.Metrics = m
+		})
+		ctx := context.Background()
+		for range 1000 {
+			if _, err := c.nodes[0].Create(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+		eventually(b, 30*time.Second, "convergence", c.converged)
+		time.Sleep(200 * time.Millisecond)
+		bytes0 := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
+		agree0 := m.get("agree")
+		time.Sleep(2 * time.Second)
+		bytes1 := c.nodes[0].Transport().Stats().DirectBytesOut + c.nodes[1].Transport().Stats().DirectBytesOut
+		rounds := m.get("agree") - agree0
+		if rounds == 0 {
+			b.Fatal("no anti-entropy rounds ran")
+		}
+		b.ReportMetric(float64(bytes1-bytes0)/float64(rounds), "bytes/round")
+		b.ReportMetric(float64(rounds), "rounds")
+	}
+}
