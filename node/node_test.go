@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,8 +317,16 @@ func TestLazyTouch(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if err := DefaultConfig().Validate(); err != nil {
+	withNet := func() Config {
+		cfg := DefaultConfig()
+		cfg.Dial = newMemNet().dialer("p")
+		return cfg
+	}
+	if err := withNet().Validate(); err != nil {
 		t.Fatalf("default config invalid: %v", err)
+	}
+	if err := DefaultConfig().Validate(); err == nil || !strings.Contains(err.Error(), "p2pnode") {
+		t.Fatalf("a config without a network: %v", err)
 	}
 	for name, tweak := range map[string]func(*Config){
 		"touch fraction": func(c *Config) { c.TouchFraction = 1 },
@@ -326,7 +335,7 @@ func TestConfigValidate(t *testing.T) {
 		"no clock":       func(c *Config) { c.Clock = nil },
 		"idle":           func(c *Config) { c.IdleTimeout = 0 },
 	} {
-		cfg := DefaultConfig()
+		cfg := withNet()
 		tweak(&cfg)
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: invalid config accepted", name)
