@@ -141,11 +141,13 @@ type checker struct {
 	deferred         []map[string]deferredDelta // per node
 	strandedDeferred int64
 	mergeViolations  int64
+	keepDeltas       bool // merge determinism is judged: keep every delta
 	allowedLost      int64
 }
 
 func newChecker(e *engine) *checker {
-	return &checker{e: e, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{}}
+	return &checker{e: e, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{},
+		keepDeltas: e.sc.Expect.MergeDeterminism != nil}
 }
 
 func (c *checker) violation(check string, n *simNode, id, format string, args ...any) {
@@ -193,7 +195,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		if op.key != "" {
 			// The newest few suffice: a newer write is recent.
 			ks := h.byKey[op.key]
-			for _, j := range ks[max(0, len(ks)-8):] {
+			for _, j := range ks[max(0, len(ks)-4):] {
 				if w := &c.ops[j]; w.f.Compare(op.f) > 0 {
 					for b := range already {
 						already[b] |= w.covered[b]
@@ -224,7 +226,9 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			h.byKey[op.key] = append(h.byKey[op.key], i)
 		}
 	}
-	h.deltas = append(h.deltas, d.Clone())
+	if c.keepDeltas {
+		h.deltas = append(h.deltas, d.Clone())
+	}
 	h.maxLA = max(h.maxLA, d.LastAccess)
 	v.la = max(v.la, d.LastAccess)
 	h.absolute = max(h.absolute, d.Absolute)
@@ -235,6 +239,11 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		add(writeOp{kind: opCreate, f: crdt.Field{TS: d.Created}, la: d.LastAccess})
 	}
 	for k, f := range d.Fields.All() {
+		if own, ok := v.keys[k]; ok && own.TS == f.TS && own.Removed == f.Removed {
+			// A write carries its writer's whole state: a field this
+			// node already wrote is not a new write.
+			continue
+		}
 		op := writeOp{kind: opSet, key: k, vh: xxhash.Sum64String(f.Value)}
 		if f.Removed {
 			op.kind = opRemove

@@ -348,6 +348,9 @@ func (e *engine) verdict(f *Figures) Verdict {
 	count(CheckExpiredServed, ex.ExpiredServed, c.expired)
 	count(CheckReadYourWrites, ex.ReadYourWritesViolations, c.ryw)
 	count(CheckMergeDeterminism, ex.MergeDeterminism, c.mergeViolations)
+	if !c.keepDeltas {
+		v.Checks[len(v.Checks)-1].Measured = "not run"
+	}
 	count(CheckDeferred, ex.DeferredStranded, c.strandedDeferred)
 	if e.sc.Workload.Consistency != nil {
 		count(CheckVersionReads, ex.VersionReadViolations, e.cw.versionViolations)

@@ -303,7 +303,8 @@ type Expect struct {
 	ReadYourWritesViolations *int      `yaml:"read_your_writes_violations,omitempty"`
 	// MergeDeterminism: sessions whose acknowledged deltas merge to
 	// different states in different orders (or with equal timestamps), or
-	// whose replicas differ from their merge once the mesh converged.
+	// whose replicas differ from their merge once the mesh converged. The
+	// check keeps every delta of the run, so it runs only when expected.
 	MergeDeterminism *int `yaml:"merge_determinism,omitempty"`
 	// VersionReadViolations: answers to clients carrying a version that
 	// showed them less than they had written or seen; RevokedServed:
