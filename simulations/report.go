@@ -48,8 +48,15 @@ svg{background:#fff;border:1px solid #d0d7de}code{font-size:12px}
 		fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td class=%q>%s</td></tr>\n", esc(c.Name), esc(c.Measured), esc(c.Expected), cls, res)
 	}
 	b.WriteString("</table>\n")
-	fmt.Fprintf(&b, `<p class="muted">Convergence is measured from the last heal at %s. %d sessions fell in %d of the %d digest buckets.</p>`,
+	fmt.Fprintf(&b, `<p class="muted">Convergence and reconnection are measured from the last heal at %s. %d sessions fell in %d of the %d digest buckets.`,
 		secs(f.Heal), f.Sessions, f.Buckets, persist.Buckets)
+	if len(r.Faults) > 0 {
+		fmt.Fprintf(&b, ` While faults were active (not judged): up to %d distinct digests and %d unreplicated (write, node) pairs.`, f.FaultPeakDigests, f.FaultPeakUnreplicated)
+	}
+	if f.AllowedLost > 0 || f.DiskErrors > 0 {
+		fmt.Fprintf(&b, ` Durability: %d writes a power loss was allowed to lose (durability none), %d writes failed by disk faults.`, f.AllowedLost, f.DiskErrors)
+	}
+	b.WriteString("</p>\n")
 
 	// Plots come right after the verdict, violations (long) after them,
 	// folded.
