@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 //go:embed scenarios/*.yaml
@@ -270,6 +272,8 @@ type SweepResult struct {
 	Failed      []Check
 	Fingerprint string
 	Wall        time.Duration
+	// Buckets marks the digest buckets the seed's sessions fell in.
+	Buckets *[persist.Buckets]bool
 }
 
 // Sweep runs sc once per seed, workers runs at a time (GOMAXPROCS when 0),
@@ -293,7 +297,7 @@ func Sweep(sc *Scenario, seeds []uint64, workers int, progress func(done int, r 
 				if err != nil {
 					sr.Err = err
 				} else {
-					sr.Pass, sr.Fingerprint, sr.Wall = res.Verdict.Pass, res.Fingerprint, res.Wall
+					sr.Pass, sr.Fingerprint, sr.Wall, sr.Buckets = res.Verdict.Pass, res.Fingerprint, res.Wall, res.Buckets
 					for _, c := range res.Verdict.Checks {
 						if c.Judged && !c.Pass {
 							sr.Failed = append(sr.Failed, c)
@@ -405,6 +409,20 @@ func cmdSweep(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: %d seeds in %v, %d passed, %d failed, %d not judged\n", sc.Name, len(seeds),
 		time.Since(start).Round(time.Millisecond), len(seeds)-failing-errored, failing, errored)
+	var covered [persist.Buckets]bool
+	n := 0
+	for _, r := range results {
+		if r.Buckets == nil {
+			continue
+		}
+		for b, in := range r.Buckets {
+			if in && !covered[b] {
+				covered[b] = true
+				n++
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "sessions of all seeds fell in %d of the %d digest buckets\n", n, persist.Buckets)
 	for _, f := range fails {
 		fmt.Fprintln(stdout, f)
 	}

@@ -102,6 +102,9 @@ func TestMainSweep(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("exit %d\n%s%s", code, out, errs)
 	}
+	if !strings.Contains(out, "digest buckets") {
+		t.Errorf("no bucket coverage across seeds:\n%s", out)
+	}
 	if !strings.Contains(out, "seed ") || !strings.Contains(out, "sim replay") {
 		t.Fatalf("sweep output does not name failing seeds:\n%s", out)
 	}

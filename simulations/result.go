@@ -42,6 +42,8 @@ type Result struct {
 	Violations []Violation
 	// Wall is how long the run took.
 	Wall time.Duration
+	// Buckets marks the digest buckets the run's sessions fell in.
+	Buckets *[persist.Buckets]bool
 }
 
 // VersionedStats counts the requests of clients carrying versions:
@@ -221,6 +223,8 @@ func (e *engine) result() *Result {
 	}
 	f.Unavailable = e.wl.unavailable
 	f.Sessions = int64(e.wl.seq)
+	bk := e.wl.buckets // a copy: the run's workload is not kept alive
+	r.Buckets = &bk
 	for _, b := range e.wl.buckets {
 		if b {
 			f.Buckets++
