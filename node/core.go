@@ -431,8 +431,16 @@ func (c *Core) PeerDown(now time.Time, p PeerID) {
 // ValidateGossip checks that data is a well-formed delta batch within
 // limits. The transport runs it before accepting and forwarding a message.
 func ValidateGossip(data []byte, l crdt.Limits) error {
-	_, err := crdt.UnmarshalBatch(data, l)
+	_, err := DecodeGossip(data, l)
 	return err
+}
+
+// DecodeGossip is ValidateGossip that returns the batch, for a network
+// that validates a message before delivering it and can carry the decoded
+// value to Inbound.HandleGossipBatch (p2pnode does, through pubsub's
+// ValidatorData), so that gossip is decoded once.
+func DecodeGossip(data []byte, l crdt.Limits) (*crdt.Batch, error) {
+	return crdt.UnmarshalBatch(data, l)
 }
 
 // ReceiveGossip merges a broadcast batch from a peer.
@@ -442,9 +450,15 @@ func (c *Core) ReceiveGossip(now time.Time, from PeerID, data []byte) error {
 		c.m.Add("deltas_rejected", 1, "reason", "malformed")
 		return fmt.Errorf("node: gossip from %s: %w", from, err)
 	}
+	c.ReceiveGossipBatch(now, from, b)
+	return nil
+}
+
+// ReceiveGossipBatch merges a broadcast batch from a peer that the network
+// already decoded (DecodeGossip). The Core owns b from here.
+func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 	c.m.Add("deltas_received", float64(b.Len()))
 	c.persist(now, &task{from: from, batch: b})
-	return nil
 }
 
 // persist hands a batch from a peer (or, with from "", deferred deltas) to

@@ -1,6 +1,10 @@
 package node
 
-import "context"
+import (
+	"context"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+)
 
 // Network is what the node needs from the network: best-effort broadcast to
 // the mesh and direct messages to one peer. The transport package provides
@@ -25,3 +29,11 @@ type Inbound interface {
 
 // Dialer builds the node's Network once the node exists to receive from it.
 type Dialer func(ctx context.Context, in Inbound) (Network, error)
+
+// BatchInbound is the Inbound a Node gives its Dialer: a network that
+// validated a gossip message with DecodeGossip hands over the batch it
+// decoded, so that the message is not decoded again.
+type BatchInbound interface {
+	Inbound
+	HandleGossipBatch(from PeerID, b *crdt.Batch)
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
@@ -367,6 +368,14 @@ func (in inbound) HandleGossip(from PeerID, data []byte) { in.n.handleGossip(fro
 func (in inbound) HandleDirect(from PeerID, data []byte) { in.n.handleDirect(from, data) }
 func (in inbound) PeerUp(id PeerID)                      { in.n.peerUp(id) }
 func (in inbound) PeerDown(id PeerID)                    { in.n.peerDown(id) }
+
+// HandleGossipBatch implements BatchInbound.
+func (in inbound) HandleGossipBatch(from PeerID, b *crdt.Batch) {
+	if in.n.isClosed() {
+		return
+	}
+	in.n.step(func(c *Core, now time.Time) { c.ReceiveGossipBatch(now, from, b) })
+}
 
 func (n *Node) handleGossip(from PeerID, data []byte) {
 	if n.isClosed() {

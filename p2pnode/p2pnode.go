@@ -6,6 +6,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
@@ -82,7 +83,9 @@ func Dialer(cfg Config) node.Dialer {
 			tc.Logger = cfg.Logger
 		}
 		limits := cfg.Limits
-		tc.ValidateGossip = func(_ peer.ID, data []byte) error { return node.ValidateGossip(data, limits) }
+		// Decoded once, in the validator; the batch reaches the node with
+		// the message (BatchInbound).
+		tc.DecodeGossip = func(_ peer.ID, data []byte) (any, error) { return node.DecodeGossip(data, limits) }
 		a := &network{in: in}
 		t, err := transport.New(ctx, tc, a)
 		if err != nil {
@@ -122,6 +125,17 @@ func (a *network) Close() error { return a.t.Close() }
 
 func (a *network) HandleGossip(from peer.ID, data []byte) {
 	a.in.HandleGossip(toPeerID(from), data)
+}
+
+// HandleDecodedGossip implements transport.DecodedGossipHandler.
+func (a *network) HandleDecodedGossip(from peer.ID, data []byte, decoded any) {
+	b, ok := decoded.(*crdt.Batch)
+	bi, isBatch := a.in.(node.BatchInbound)
+	if !ok || !isBatch {
+		a.in.HandleGossip(toPeerID(from), data)
+		return
+	}
+	bi.HandleGossipBatch(toPeerID(from), b)
 }
 func (a *network) HandleDirect(from peer.ID, data []byte) {
 	a.in.HandleDirect(toPeerID(from), data)

@@ -160,6 +160,12 @@ type Config struct {
 	// it. (It is not called Validate: that is the method checking the
 	// configuration.)
 	ValidateGossip func(from peer.ID, data []byte) error
+	// DecodeGossip, when set, is ValidateGossip that also returns the
+	// decoded message: a handler implementing DecodedGossipHandler gets it
+	// with the message, so a message is decoded once, not once to validate
+	// and again to use (pubsub's ValidatorData carries it). It runs after
+	// ValidateGossip when both are set.
+	DecodeGossip func(from peer.ID, data []byte) (any, error)
 
 	// noRecords (tests only) ignores the records other members pass on,
 	// so that a test can keep a star topology.

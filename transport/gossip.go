@@ -83,6 +83,13 @@ func (t *Transport) validateGossip(_ context.Context, from peer.ID, msg *pubsub.
 			return t.rejectGossip(pubsub.ValidationReject, RejectInvalid, msg, from, err)
 		}
 	}
+	if d := t.cfg.DecodeGossip; d != nil {
+		v, err := d(author, msg.Data)
+		if err != nil {
+			return t.rejectGossip(pubsub.ValidationReject, RejectInvalid, msg, from, err)
+		}
+		msg.ValidatorData = v
+	}
 	return pubsub.ValidationAccept
 }
 
@@ -110,6 +117,10 @@ func (t *Transport) gossipLoop() {
 		}
 		t.stats.gossipReceived.Add(1)
 		t.stats.gossipBytesIn.Add(uint64(len(msg.Data)))
+		if dh, ok := t.handler.(DecodedGossipHandler); ok && msg.ValidatorData != nil {
+			dh.HandleDecodedGossip(msg.GetFrom(), msg.Data, msg.ValidatorData)
+			continue
+		}
 		t.handler.HandleGossip(msg.GetFrom(), msg.Data)
 	}
 }

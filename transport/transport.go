@@ -53,6 +53,13 @@ type Handler interface {
 	PeerDown(id peer.ID)
 }
 
+// DecodedGossipHandler is a Handler that takes gossip with what
+// Config.DecodeGossip made of it, instead of HandleGossip.
+type DecodedGossipHandler interface {
+	Handler
+	HandleDecodedGossip(from peer.ID, data []byte, decoded any)
+}
+
 // Transport is a libp2p host taking part in one mesh: it gossips on the
 // mesh topic, exchanges direct frames, and keeps its bootstrap peers
 // connected. Its methods are safe for concurrent use.
