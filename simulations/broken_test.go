@@ -222,3 +222,43 @@ func TestBrokenStoreReadYourWritesIsCaught(t *testing.T) {
 	mustFail(t, r, CheckReadYourWrites)
 	mustFail(t, r, CheckLostWrites)
 }
+
+// plantedSeeds bounds how many seeds a planted bug may take to be caught
+// (planted_test.go).
+const plantedSeeds = 10
+
+// caughtWithin runs seeds 1..plantedSeeds of a bundled scenario with the
+// bug planted until the checker fails.
+func caughtWithin(t *testing.T, scenario, check string, h *hooks) {
+	t.Helper()
+	t.Parallel()
+	sc, err := LoadScenario(scenario)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := uint64(1); seed <= plantedSeeds; seed++ {
+		res, err := run(sc, seed, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := checkOf(t, res, check)
+		if !c.Judged {
+			t.Fatalf("%s does not judge %s", scenario, check)
+		}
+		if c.Pass {
+			continue
+		}
+		if seed != sc.Seed { // TestLibrary runs the scenario's own seed
+			clean, err := Run(sc, seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !clean.Verdict.Pass {
+				t.Fatalf("seed %d fails without the planted bug:\n%s", seed, clean.Summary())
+			}
+		}
+		t.Logf("caught at seed %d: %s = %s", seed, check, c.Measured)
+		return
+	}
+	t.Fatalf("%s: not caught by %s within %d seeds", scenario, check, plantedSeeds)
+}

@@ -67,30 +67,6 @@ func TestSilentCutDetectionAndRedial(t *testing.T) {
 	}
 }
 
-// A transport that backs its redial off to 30 s (as before issue 10) fails
-// the bundled silent-cut scenario: the regression is caught within 3 seeds
-// (the dialers' schedules are jittered, so one seed in a few may find every
-// link redialled just after the heal by chance).
-func TestSlowRedialFailsSilentCut(t *testing.T) {
-	sc, err := LoadScenario("silent-cut-90s")
-	if err != nil {
-		t.Fatal(err)
-	}
-	two := 2.0
-	sc.Network.Transport.RedialBackoff = &two
-	for seed := uint64(1); seed <= 3; seed++ {
-		res, err := Run(sc, seed)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c := checkOf(t, res, CheckReconnect); !c.Pass {
-			t.Logf("caught at seed %d: %s = %s", seed, c.Name, c.Measured)
-			return
-		}
-	}
-	t.Fatal("a redial backing off to 30 s passed seeds 1 to 3")
-}
-
 // With readiness that requires a peer, a node cut off from every other one
 // stops serving; by default it keeps serving.
 func TestReadinessDrainsIsolatedNodeOnlyWhenAsked(t *testing.T) {
