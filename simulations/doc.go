@@ -144,9 +144,9 @@
 // core never hears of) or acknowledges writes without storing them; a
 // merge that breaks timestamp ties by arrival order is planted in crdt by
 // the sessionmesh_plant build tag, which no other build has. The planted
-// suite (planted_test.go) requires each bug to be caught by its checker
-// within 10 seeds of a bundled scenario: a checker that cannot fail
-// proves nothing.
+// suite (planted_test.go; go test -tags sessionmesh_plant -run Planted)
+// requires each bug to be caught by its checker within 10 seeds of a
+// bundled scenario: a checker that cannot fail proves nothing.
 //
 // # Durability and disks
 //
