@@ -293,6 +293,8 @@ const (
 // failErr answers an error from the node or the mapping.
 func (s *Server) failErr(c *client, conn redcon.Conn, err error) {
 	switch {
+	case errors.Is(err, errWrongTypeSentinel):
+		c.fail(conn, errWrongType)
 	case errors.Is(err, errKeyExhausted):
 		c.fail(conn, "ERR "+err.Error())
 	case errors.Is(err, node.ErrTooManyFields), errors.Is(err, node.ErrInvalid):

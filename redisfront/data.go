@@ -168,8 +168,6 @@ func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) 
 		return s.put(e, w)
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	case o.get && hadOld:
@@ -181,7 +179,8 @@ func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) 
 	}
 }
 
-// errWrongTypeSentinel carries a WRONGTYPE answer out of a retry loop.
+// errWrongTypeSentinel carries a WRONGTYPE answer out of a retry loop;
+// failErr writes it.
 var errWrongTypeSentinel = errors.New("wrongtype")
 
 func cmdSetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
@@ -279,8 +278,6 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return nil
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	case !found:
@@ -322,8 +319,6 @@ func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return s.destroy(e)
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	case !found:
@@ -590,16 +585,25 @@ func cmdRename(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 
 var errNoSuchKeySentinel = errors.New("no such key")
 
+// lookupHash looks key up for a hash command: errWrongTypeSentinel when
+// it holds a string.
+func (s *Server) lookupHash(key []byte) (*entry, error) {
+	e, err := s.lookup(key)
+	if err != nil {
+		return nil, err
+	}
+	if e.kind() == kindString {
+		return nil, errWrongTypeSentinel
+	}
+	return e, nil
+}
+
 // hashEntry looks key up for a hash command; ok is false when the reply
 // (WRONGTYPE or an error) was written.
 func (s *Server) hashEntry(c *client, conn redcon.Conn, key []byte) (*entry, bool) {
-	e, err := s.lookup(key)
+	e, err := s.lookupHash(key)
 	if err != nil {
 		s.failErr(c, conn, err)
-		return nil, false
-	}
-	if e.kind() == kindString {
-		c.fail(conn, errWrongType)
 		return nil, false
 	}
 	return e, true
@@ -616,12 +620,9 @@ func cmdHset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	}
 	added := 0
 	err := retry(func() error {
-		e, err := s.lookup(args[1])
+		e, err := s.lookupHash(args[1])
 		if err != nil {
 			return err
-		}
-		if e.kind() == kindString {
-			return errWrongTypeSentinel
 		}
 		added = 0
 		for f := range set {
@@ -632,8 +633,6 @@ func cmdHset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return s.put(e, write{set: set, touch: true})
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	case strings.EqualFold(string(args[0]), "hmset"):
@@ -647,12 +646,9 @@ func cmdHsetnx(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	f := encodeField(args[2])
 	var applied bool
 	err := retry(func() error {
-		e, err := s.lookup(args[1])
+		e, err := s.lookupHash(args[1])
 		if err != nil {
 			return err
-		}
-		if e.kind() == kindString {
-			return errWrongTypeSentinel
 		}
 		if _, ok := e.sess.GetString(f); ok && e.live {
 			applied = false
@@ -662,8 +658,6 @@ func cmdHsetnx(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return s.put(e, write{set: map[string][]byte{f: args[3]}, touch: true})
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	default:
@@ -713,26 +707,23 @@ func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 }
 
 func cmdHkeys(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	e, ok := s.hashEntry(c, conn, args[1])
-	if !ok {
-		return
-	}
-	ps := e.pairs()
-	conn.WriteArray(len(ps))
-	for _, p := range ps {
-		conn.WriteBulkString(p.field)
-	}
+	s.hashColumn(c, conn, args[1], func(p kv) string { return p.field })
 }
 
 func cmdHvals(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	e, ok := s.hashEntry(c, conn, args[1])
+	s.hashColumn(c, conn, args[1], func(p kv) string { return p.value })
+}
+
+// hashColumn answers with of(p) for every field p of the hash at key.
+func (s *Server) hashColumn(c *client, conn redcon.Conn, key []byte, of func(kv) string) {
+	e, ok := s.hashEntry(c, conn, key)
 	if !ok {
 		return
 	}
 	ps := e.pairs()
 	conn.WriteArray(len(ps))
 	for _, p := range ps {
-		conn.WriteBulkString(p.value)
+		conn.WriteBulkString(of(p))
 	}
 }
 
@@ -762,14 +753,11 @@ func cmdHexists(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 func cmdHdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	removed := 0
 	err := retry(func() error {
-		e, err := s.lookup(args[1])
+		e, err := s.lookupHash(args[1])
 		if err != nil {
 			return err
 		}
-		switch e.kind() {
-		case kindString:
-			return errWrongTypeSentinel
-		case kindNone:
+		if e.kind() == kindNone {
 			removed = 0
 			return nil
 		}
@@ -791,8 +779,6 @@ func cmdHdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return s.put(e, write{remove: remove, touch: true})
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case err != nil:
 		s.failErr(c, conn, err)
 	default:
@@ -809,12 +795,9 @@ func cmdHincrby(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	f := encodeField(args[2])
 	var result int64
 	err := retry(func() error {
-		e, err := s.lookup(args[1])
+		e, err := s.lookupHash(args[1])
 		if err != nil {
 			return err
-		}
-		if e.kind() == kindString {
-			return errWrongTypeSentinel
 		}
 		var cur int64
 		if v, found := e.sess.Get(f); found && e.live {
@@ -829,8 +812,6 @@ func cmdHincrby(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return s.put(e, write{set: map[string][]byte{f: strconv.AppendInt(nil, result, 10)}, touch: true})
 	})
 	switch {
-	case errors.Is(err, errWrongTypeSentinel):
-		c.fail(conn, errWrongType)
 	case errors.Is(err, errNotIntSentinel):
 		c.fail(conn, "ERR hash value is not an integer")
 	case errors.Is(err, errOverflowSentinel):
