@@ -47,11 +47,23 @@ func ownerPath(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return o, true
 }
 
+// ownerCall checks a call on an owner's sessions that carries no query
+// and no body, and returns the {owner} of the path; it has answered when
+// ok is false.
+func ownerCall(w http.ResponseWriter, r *http.Request) (owner string, ok bool) {
+	if !plainRequest(w, r) {
+		return "", false
+	}
+	if e := noBody(r); e != nil {
+		writeError(w, e)
+		return "", false
+	}
+	return ownerPath(w, r)
+}
+
 // setOwner: PUT /v1/session/owner.
 func (a *api) setOwner(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	tok, e := token(r)
@@ -83,9 +95,7 @@ func (a *api) setOwner(w http.ResponseWriter, r *http.Request) {
 
 // ownerSessions: GET /v1/owners/{owner}/sessions.
 func (a *api) ownerSessions(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	owner, ok := ownerPath(w, r)
@@ -107,16 +117,7 @@ func (a *api) ownerSessions(w http.ResponseWriter, r *http.Request) {
 
 // destroyOwned: DELETE /v1/owners/{owner}/sessions/{id}.
 func (a *api) destroyOwned(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := noBody(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	owner, ok := ownerPath(w, r)
+	owner, ok := ownerCall(w, r)
 	if !ok {
 		return
 	}
@@ -130,16 +131,7 @@ func (a *api) destroyOwned(w http.ResponseWriter, r *http.Request) {
 // revokeOwner: DELETE /v1/owners/{owner}/sessions. With X-Session-Token,
 // the caller's session is kept under a new token, given in the answer.
 func (a *api) revokeOwner(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := noBody(r); e != nil {
-		writeError(w, e)
-		return
-	}
-	owner, ok := ownerPath(w, r)
+	owner, ok := ownerCall(w, r)
 	if !ok {
 		return
 	}

@@ -149,6 +149,17 @@ func (a *api) nodeError(w http.ResponseWriter, r *http.Request, err error) {
 
 func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
 
+// plainRequest starts a call that takes no query parameters: it marks the
+// answer no-store, and answers a request with a bad query itself (false).
+func plainRequest(w http.ResponseWriter, r *http.Request) bool {
+	noStore(w)
+	if _, e := query(r, false); e != nil {
+		writeError(w, e)
+		return false
+	}
+	return true
+}
+
 // create: POST /v1/sessions.
 func (a *api) create(w http.ResponseWriter, r *http.Request) {
 	noStore(w)
@@ -318,8 +329,6 @@ func (a *api) renew(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, tokenResponse{Token: fresh, ID: id})
 }
 
-// tokenOnly checks a request that carries the token and nothing else (no
-// query, no body) and returns the token; it has answered when ok is false.
 // sessionRequest reads what every call on one session carries: the value
 // encoding asked for and the session token. It answers the error itself.
 // The returned context carries the request's session version (v, from
@@ -340,10 +349,10 @@ func (a *api) sessionRequest(w http.ResponseWriter, r *http.Request) (enc, tok s
 	return enc, tok, ctx, v, true
 }
 
+// tokenOnly checks a request that carries the token and nothing else (no
+// query, no body) and returns the token; it has answered when ok is false.
 func (a *api) tokenOnly(w http.ResponseWriter, r *http.Request) (tok string, ctx context.Context, v *node.Version, ok bool) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return "", nil, nil, false
 	}
 	tok, e := token(r)

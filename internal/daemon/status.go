@@ -120,9 +120,7 @@ func (a *api) self() selfResponse {
 
 // peers: GET /v1/peers, every known member of the mesh.
 func (a *api) peers(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	writeJSON(w, http.StatusOK, peersResponse{Self: a.self(), Peers: a.members(time.Now())})
@@ -199,9 +197,7 @@ type backupStore interface {
 
 // status: GET /v1/status, a summary for operators and `sessionmesh status`.
 func (a *api) status(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	now := time.Now()
@@ -243,9 +239,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 
 // forget: DELETE /v1/peers/{id}, forget a member now.
 func (a *api) forget(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	id, err := peer.Decode(r.PathValue("id"))
@@ -279,9 +273,7 @@ const BackupStatusTrailer = "Sessionmesh-Backup-Status"
 // backup: GET /v1/backup, a consistent snapshot of the store, restorable
 // with `sessionmesh restore`.
 func (a *api) backup(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	b, ok := a.n.Store().(backupStore)

@@ -33,9 +33,7 @@ type syncResponse struct {
 // sync: POST /v1/sync, run one anti-entropy round now and report what it
 // repaired.
 func (a *api) sync(w http.ResponseWriter, r *http.Request) {
-	noStore(w)
-	if _, e := query(r, false); e != nil {
-		writeError(w, e)
+	if !plainRequest(w, r) {
 		return
 	}
 	var req syncRequest
