@@ -182,31 +182,26 @@ func writeWithContext(ctx context.Context, s network.Stream, frame []byte) error
 // forgets peers without a stream.
 func (t *Transport) sweepLoop() {
 	defer t.wg.Done()
-	tick := time.NewTicker(outSweep)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tick.C:
+	runLoop(t.ctx, outSweep, nil, 0, t.sweepOutbound)
+}
+
+func (t *Transport) sweepOutbound() {
+	now := time.Now()
+	t.outMu.Lock()
+	defer t.outMu.Unlock()
+	for id, o := range t.out {
+		if !o.mu.TryLock() {
+			continue // in use
 		}
-		now := time.Now()
-		t.outMu.Lock()
-		for id, o := range t.out {
-			if !o.mu.TryLock() {
-				continue // in use
+		if now.Sub(o.lastUsed) >= outIdle {
+			if o.s != nil {
+				go o.s.Close()
+				o.s = nil
 			}
-			if now.Sub(o.lastUsed) >= outIdle {
-				if o.s != nil {
-					go o.s.Close()
-					o.s = nil
-				}
-				o.dead = true
-				delete(t.out, id)
-			}
-			o.mu.Unlock()
+			o.dead = true
+			delete(t.out, id)
 		}
-		t.outMu.Unlock()
+		o.mu.Unlock()
 	}
 }
 

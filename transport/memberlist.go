@@ -67,25 +67,11 @@ func (t *Transport) persistDirty() {
 	}
 }
 
-// saveLoop writes the member list after changes and periodically (Close
-// writes it a last time).
+// saveLoop writes the member list after changes (coalesced over
+// saveDelay) and every saveEvery; Close writes it a last time.
 func (t *Transport) saveLoop() {
 	defer t.wg.Done()
-	tick := time.NewTicker(saveEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tick.C:
-		case <-t.saveSignal:
-			select {
-			case <-time.After(saveDelay):
-			case <-t.ctx.Done():
-			}
-		}
-		t.saveMembers()
-	}
+	runLoop(t.ctx, saveEvery, t.saveSignal, saveDelay, t.saveMembers)
 }
 
 func (t *Transport) saveMembers() {

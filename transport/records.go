@@ -181,24 +181,11 @@ func (t *Transport) schedulePush() {
 // (coalesced over pushDelay) and every pushEvery.
 func (t *Transport) pushLoop() {
 	defer t.wg.Done()
-	tick := time.NewTicker(pushEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-t.ctx.Done():
-			return
-		case <-tick.C:
-		case <-t.pushSignal:
-			select {
-			case <-time.After(pushDelay):
-			case <-t.ctx.Done():
-				return
-			}
-		}
+	runLoop(t.ctx, pushEvery, t.pushSignal, pushDelay, func() {
 		for _, id := range t.tracker.up() {
 			t.spawn(func() { t.pushRecords(id) })
 		}
-	}
+	})
 }
 
 // records returns the serialized signed records of this host and of every
