@@ -250,21 +250,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		c.fail(conn, errSyntax)
 		return
 	}
-	var val string
-	var found bool
-	err := retry(func() error {
-		e, err := s.lookup(args[1])
-		if err != nil {
-			return err
-		}
-		switch e.kind() {
-		case kindNone:
-			found = false
-			return nil
-		case kindHash:
-			return errWrongTypeSentinel
-		}
-		val, found = e.str()
+	s.getThen(c, conn, args[1], func(e *entry) error {
 		switch {
 		case persist:
 			return s.put(e, write{idle: s.cfg.Lifetime, touch: true})
@@ -277,14 +263,6 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		}
 		return nil
 	})
-	switch {
-	case err != nil:
-		s.failErr(c, conn, err)
-	case !found:
-		c.null(conn)
-	default:
-		conn.WriteBulkString(val)
-	}
 }
 
 // expire sets a live key's expiry ttl from now: it raises the idle
@@ -301,10 +279,17 @@ func (s *Server) expire(e *entry, ttl time.Duration) error {
 }
 
 func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
+	s.getThen(c, conn, args[1], s.destroy)
+}
+
+// getThen answers GET key after running then on the string key it read
+// (again when the key changed concurrently); then does not run when there
+// is no key, and a hash answers WRONGTYPE.
+func (s *Server) getThen(c *client, conn redcon.Conn, key []byte, then func(*entry) error) {
 	var val string
 	var found bool
 	err := retry(func() error {
-		e, err := s.lookup(args[1])
+		e, err := s.lookup(key)
 		if err != nil {
 			return err
 		}
@@ -316,7 +301,7 @@ func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 			return errWrongTypeSentinel
 		}
 		val, found = e.str()
-		return s.destroy(e)
+		return then(e)
 	})
 	switch {
 	case err != nil:
