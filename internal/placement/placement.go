@@ -1,0 +1,133 @@
+package placement
+
+import (
+	"encoding/binary"
+	"slices"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Slots is the number of hash slots. It equals persist.Buckets, so that a
+// slot is an anti-entropy bucket and the store's per-bucket digests compare
+// a slot between two holders (placement_test checks they agree).
+const Slots = 4096
+
+// SlotOf returns the slot of a session id: persist.BucketOf.
+func SlotOf(id string) int { return int(xxhash.Sum64String(id) % Slots) }
+
+// Score is the rendezvous weight of member for slot: the slot's holders
+// are the members with the highest scores. The slot goes first, in fixed
+// width, so no (slot, member) pair collides with another's input.
+func Score(slot int, member string) uint64 {
+	var buf [64]byte
+	b := binary.BigEndian.AppendUint32(buf[:0], uint32(slot))
+	b = append(b, member...)
+	return xxhash.Sum64(b)
+}
+
+// Holders returns the holders of slot among members: the min(r, len(members))
+// members of highest Score, highest first, ties broken by member id. r <= 0
+// means every member. members may be in any order and is not modified.
+func Holders(slot int, members []string, r int) []string {
+	if r <= 0 || r >= len(members) {
+		out := slices.Clone(members)
+		slices.SortFunc(out, func(a, b string) int { return byScore(slot, a, b) })
+		return out
+	}
+	// Keep the best r in a small sorted slice: r is a handful, members
+	// a region's peers.
+	best := make([]string, 0, r+1)
+	for _, m := range members {
+		i, _ := slices.BinarySearchFunc(best, m, func(x, y string) int { return byScore(slot, x, y) })
+		if i >= r {
+			continue
+		}
+		best = slices.Insert(best, i, m)
+		if len(best) > r {
+			best = best[:r]
+		}
+	}
+	return best
+}
+
+// byScore orders members by descending Score for slot, then by id.
+func byScore(slot int, a, b string) int {
+	sa, sb := Score(slot, a), Score(slot, b)
+	switch {
+	case sa > sb:
+		return -1
+	case sa < sb:
+		return 1
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Table is the placement of every slot over one region's members.
+type Table struct {
+	r       int
+	members []string
+	holders [Slots][]string
+}
+
+// NewTable places every slot over members (duplicates ignored) with r
+// holders each (r <= 0: every member holds every slot).
+func NewTable(members []string, r int) *Table {
+	ms := slices.Clone(members)
+	slices.Sort(ms)
+	ms = slices.Compact(ms)
+	t := &Table{r: r, members: ms}
+	for s := range Slots {
+		t.holders[s] = Holders(s, ms, r)
+	}
+	return t
+}
+
+// Members returns the members, sorted.
+func (t *Table) Members() []string { return t.members }
+
+// Replicas returns the r the table was built with.
+func (t *Table) Replicas() int { return t.r }
+
+// Holders returns the holders of slot, highest score first. The caller
+// must not modify the slice.
+func (t *Table) Holders(slot int) []string { return t.holders[slot] }
+
+// Holds reports whether member holds slot.
+func (t *Table) Holds(slot int, member string) bool {
+	return slices.Contains(t.holders[slot], member)
+}
+
+// Held returns the slots member holds, ascending.
+func (t *Table) Held(member string) []int {
+	var out []int
+	for s := range Slots {
+		if t.Holds(s, member) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Moved counts the slots whose holder set differs between a and b (as
+// sets: a change of order among the same holders moves nothing).
+func Moved(a, b *Table) int {
+	n := 0
+	for s := range Slots {
+		ha, hb := a.holders[s], b.holders[s]
+		if len(ha) != len(hb) {
+			n++
+			continue
+		}
+		for _, m := range ha {
+			if !slices.Contains(hb, m) {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
