@@ -68,3 +68,35 @@ func TestDecodeGossipOnce(t *testing.T) {
 		t.Fatalf("%d decodes for 2 messages", decodes)
 	}
 }
+
+// A host's own publications are not decoded: it built them, and the
+// decoded value would only sit in pubsub's message cache.
+func TestOwnGossipNotDecoded(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	decodes := 0
+	decode := func(_ peer.ID, data []byte) (any, error) {
+		mu.Lock()
+		decodes++
+		mu.Unlock()
+		return string(data), nil
+	}
+	ra := &recorder{}
+	a := startTransport(t, testConfig(), ra)
+	cfg := testConfig()
+	cfg.Bootstrap = addrsOf(a)
+	cfg.DecodeGossip = decode
+	b := startTransport(t, cfg, &decodedRecorder{})
+	waitMesh(t, map[*Transport][]*Transport{a: {b}, b: {a}})
+	for range 3 {
+		if err := b.Broadcast(context.Background(), []byte("ok:mine")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 5*time.Second, "the messages at the other host", func() bool { return ra.gossipLen() == 3 })
+	mu.Lock()
+	defer mu.Unlock()
+	if decodes != 0 {
+		t.Fatalf("%d decodes of the host's own 3 messages", decodes)
+	}
+}
