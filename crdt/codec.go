@@ -15,7 +15,15 @@ import (
 )
 
 // FormatVersion is the version byte written in front of every encoding.
-const FormatVersion = 1
+// Format 2 added the idle timeout's stamp (Session.IdleTS). Decoding also
+// reads format 1, whose sessions carry no such stamp (their idle timeout
+// was a max-register): they decode with a zero IdleTS, which every stamped
+// write of the idle timeout beats. A build that reads only format 1 refuses
+// format 2 with ErrVersion.
+const FormatVersion = 2
+
+// formatV1 is the previous format, read but no longer written.
+const formatV1 = 1
 
 // Kinds of encoded payload, the byte after the version.
 const (
@@ -97,7 +105,7 @@ func (l Limits) Check(s *Session) error {
 	}
 	stamp := s.Created
 	if !s.Destroyed.IsZero() {
-		if !s.Created.IsZero() || s.Idle != 0 || s.LastAccess != 0 || s.Fields.Len() != 0 {
+		if !s.Created.IsZero() || s.Idle != 0 || !s.IdleTS.IsZero() || s.LastAccess != 0 || s.Fields.Len() != 0 {
 			return fmt.Errorf("%w: tombstone %q carries live state", ErrInvalid, s.ID)
 		}
 		stamp = s.Destroyed
@@ -195,7 +203,10 @@ func marshal(kind byte, body func(*msgpack.Encoder) error) ([]byte, error) {
 
 // encodeSession writes [id, created.time, created.node, absolute, idle,
 // lastAccess, destroyed.time, destroyed.node, {key: [ts.time, ts.node,
-// value|nil]}] with keys in ascending order. A nil value marks a removal.
+// value|nil]}, idleTS.time, idleTS.node] with keys in ascending order. A nil
+// value marks a removal. The idle stamp is left out (an array of 9) when it
+// is zero: a tombstone, or a session from format 1, which then encodes as
+// format 1 did but for the version byte.
 func encodeSession(e *msgpack.Encoder, s *Session) error {
 	var err error
 	put := func(f func() error) {
@@ -203,7 +214,13 @@ func encodeSession(e *msgpack.Encoder, s *Session) error {
 			err = f()
 		}
 	}
-	put(func() error { return e.EncodeArrayLen(9) })
+	stamped := !s.IdleTS.IsZero()
+	put(func() error {
+		if stamped {
+			return e.EncodeArrayLen(11)
+		}
+		return e.EncodeArrayLen(9)
+	})
 	put(func() error { return e.EncodeString(s.ID) })
 	for _, v := range []uint64{s.Created.Time, uint64(s.Created.Node), uint64(s.Absolute), uint64(s.Idle),
 		uint64(s.LastAccess), s.Destroyed.Time, uint64(s.Destroyed.Node)} {
@@ -220,6 +237,10 @@ func encodeSession(e *msgpack.Encoder, s *Session) error {
 		} else {
 			put(func() error { return encodeBin(e, f.Value) })
 		}
+	}
+	if stamped {
+		put(func() error { return e.EncodeUint(s.IdleTS.Time) })
+		put(func() error { return e.EncodeUint(uint64(s.IdleTS.Node)) })
 	}
 	return err
 }
@@ -307,10 +328,13 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 
 // reader is a strict msgpack reader over a byte slice. It accepts exactly the
 // forms msgpack.Encoder writes for our types (shortest integer and length
-// encodings), so that a decoded value re-encodes to the same bytes.
+// encodings), so that a decoded value re-encodes to the same bytes (but for
+// the version byte of a format-1 payload).
 type reader struct {
 	b   []byte
 	off int
+	// version is the payload's format (FormatVersion or formatV1).
+	version byte
 	// fields is scratch space for a session's fields, from a pool.
 	fields *FieldsBuilder
 }
@@ -331,13 +355,13 @@ func newReader(data []byte, kind byte) (*reader, error) {
 	if len(data) < 2 {
 		return nil, fmt.Errorf("%w: %d bytes, too short for a header", ErrMalformed, len(data))
 	}
-	if data[0] != FormatVersion {
-		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrVersion, data[0], FormatVersion)
+	if data[0] != FormatVersion && data[0] != formatV1 {
+		return nil, fmt.Errorf("%w: %d (this build reads %d and %d)", ErrVersion, data[0], formatV1, FormatVersion)
 	}
 	if data[1] != kind {
 		return nil, fmt.Errorf("%w: payload kind %q, want %q", ErrMalformed, data[1], kind)
 	}
-	return &reader{b: data, off: 2}, nil
+	return &reader{b: data, off: 2, version: data[0]}, nil
 }
 
 func (r *reader) errf(format string, args ...any) error {
@@ -543,8 +567,8 @@ func (r *reader) session(l Limits) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n != 9 {
-		return nil, r.errf("session array of %d elements, want 9", n)
+	if n != 9 && (n != 11 || r.version == formatV1) {
+		return nil, r.errf("session array of %d elements, want 9 or 11 (format %d)", n, r.version)
 	}
 	s := &Session{}
 	if s.ID, err = r.str(l.MaxIDBytes, "session id"); err != nil {
@@ -612,6 +636,19 @@ func (r *reader) session(l Limits) (*Session, error) {
 	}
 	if s.Fields, err = fb.Build(); err != nil {
 		return nil, err
+	}
+	if n == 11 {
+		if s.IdleTS.Time, err = r.uint(); err != nil {
+			return nil, err
+		}
+		node, err := r.uint()
+		if err != nil {
+			return nil, err
+		}
+		s.IdleTS.Node = NodeID(node)
+		if s.IdleTS.IsZero() {
+			return nil, r.errf("zero idle stamp written out (the canonical form leaves it out)")
+		}
 	}
 	if err := l.Check(s); err != nil {
 		return nil, err

@@ -23,8 +23,10 @@
 //
 // A Session maps field keys to last-writer-wins registers (a value, or a
 // removal) and carries metadata: the create stamp, an absolute deadline fixed
-// at creation, an idle timeout, and the last access, a max-register that
-// Touch only moves forward. A session is expired at
+// at creation, an idle timeout, a last-writer-wins register that SetIdle
+// moves up or down (Redis's EXPIRE shortens a session as well as lengthening
+// it), and the last access, a max-register that Touch only moves forward. A
+// session is expired at
 //
 //	now >= min(absolute, lastAccess + idle)
 //
@@ -88,4 +90,12 @@
 // kind byte, then msgpack. Decoding is strict and bounded by Limits: only the
 // canonical encoding of a valid session is accepted, lengths are checked
 // before anything is allocated, and bad input is an error, never a panic.
+//
+// Format 2 (FormatVersion) added the idle timeout's stamp. Format 1 payloads,
+// from builds where the idle timeout was a max-register, still decode: their
+// sessions have a zero IdleTS, which any stamped write of the idle timeout
+// beats (among unstamped values the larger wins, as it did). A format-1
+// build refuses format 2 with ErrVersion, so a mesh is upgraded peer by
+// peer with the old peers logging refused deltas until they are upgraded,
+// after which anti-entropy repairs what they refused.
 package crdt

@@ -24,13 +24,25 @@ func genTimestamp() *rapid.Generator[Timestamp] {
 }
 
 func genHeader(t *rapid.T) *Session {
-	return &Session{
+	h := &Session{
 		ID:         genID,
 		Created:    genTimestamp().Draw(t, "created"),
 		Absolute:   genBase.UnixMilli() + rapid.Int64Range(10_000, 10_002).Draw(t, "absolute"),
-		Idle:       rapid.Int64Range(1_000, 1_002).Draw(t, "idle"),
+		Idle:       genIdle().Draw(t, "idle"),
 		LastAccess: genBase.UnixMilli() + rapid.Int64Range(0, 5).Draw(t, "lastAccess"),
 	}
+	// Most headers carry a stamped idle timeout; some an unstamped one, as
+	// sessions decoded from format 1 do.
+	if rapid.IntRange(0, 3).Draw(t, "idleStamped") > 0 {
+		h.IdleTS = genTimestamp().Draw(t, "idleTS")
+	}
+	return h
+}
+
+// genIdle draws idle timeouts on both sides of each other, so that writes
+// lower it as often as they raise it.
+func genIdle() *rapid.Generator[int64] {
+	return rapid.SampledFrom([]int64{500, 1_000, 1_001, 1_002})
 }
 
 // genDelta draws one delta of any kind for the session genID.
@@ -39,9 +51,11 @@ func genDelta() *rapid.Generator[*Session] {
 		h := genHeader(t)
 		ts := genTimestamp().Draw(t, "ts")
 		key := rapid.SampledFrom([]string{"a", "b", "c"}).Draw(t, "key")
-		switch rapid.IntRange(0, 9).Draw(t, "kind") {
+		switch rapid.IntRange(0, 10).Draw(t, "kind") {
 		case 0:
 			return h
+		case 10:
+			return h.SetIdle(time.Duration(genIdle().Draw(t, "setIdle"))*time.Millisecond, ts)
 		case 1, 2, 3, 4:
 			return h.Set(key, []byte(rapid.SampledFrom([]string{"", "x", "y"}).Draw(t, "value")), ts)
 		case 5, 6:

@@ -37,7 +37,8 @@ func TestMergeIdempotent(t *testing.T) {
 }
 
 // reference computes the expected join of deltas the naive way: a tombstone
-// if any delta destroys, else per component maxima and per key the greatest
+// if any delta destroys, else per component maxima, the idle timeout of the
+// latest stamp (the larger timeout on equal stamps) and per key the greatest
 // write under Field.Compare.
 func reference(ds []*Session) *Session {
 	out := &Session{ID: genID}
@@ -56,7 +57,9 @@ func reference(ds []*Session) *Session {
 		if d.Created.Compare(out.Created) > 0 {
 			out.Created = d.Created
 		}
-		out.Idle = max(out.Idle, d.Idle)
+		if c := d.IdleTS.Compare(out.IdleTS); c > 0 || c == 0 && d.Idle > out.Idle {
+			out.Idle, out.IdleTS = d.Idle, d.IdleTS
+		}
 		out.LastAccess = max(out.LastAccess, d.LastAccess)
 		for k, f := range d.Fields.All() {
 			if cur, ok := fields[k]; !ok || f.Compare(cur) > 0 {

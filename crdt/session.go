@@ -41,8 +41,9 @@ func (f Field) Compare(g Field) int {
 // session's header (Created, Absolute, Idle, LastAccess), so that any delta on
 // its own tells a replica the session's deadline.
 //
-// Every component is joined independently: Created, Absolute, Idle,
-// LastAccess and Destroyed by maximum, each field by Field.Compare. Once
+// Every component is joined independently: Created, Absolute, LastAccess and
+// Destroyed by maximum, the idle timeout as a last-writer-wins register
+// (Idle stamped by IdleTS, see SetIdle), each field by Field.Compare. Once
 // Destroyed is set, a session keeps only ID, Absolute and Destroyed (a
 // tombstone): the rest is dropped for good, which makes "destroyed" the top of
 // the lattice for everything a reader can see.
@@ -58,8 +59,14 @@ type Session struct {
 	Created Timestamp
 	// Absolute is the absolute deadline, Unix milliseconds, fixed at create.
 	Absolute int64
-	// Idle is the idle timeout in milliseconds.
+	// Idle is the idle timeout in milliseconds: a register that writes move
+	// both ways (SetIdle), the later IdleTS winning.
 	Idle int64
+	// IdleTS is the timestamp of the write that set Idle: the create's, or
+	// a later SetIdle's. It is zero only in sessions written by a build
+	// that kept the idle timeout as a max-register (format 1): any stamped
+	// write beats those, and among them the larger timeout wins, as it did.
+	IdleTS Timestamp
 	// LastAccess is a max-register of Unix milliseconds moved by Touch.
 	LastAccess int64
 	// Destroyed is the timestamp of the destroy; zero while live.
@@ -77,6 +84,7 @@ func Create(id string, ts Timestamp, absolute time.Time, idle time.Duration) *Se
 		Created:    ts,
 		Absolute:   absolute.UnixMilli(),
 		Idle:       idle.Milliseconds(),
+		IdleTS:     ts,
 		LastAccess: ts.Millis(),
 	}
 }
@@ -92,7 +100,29 @@ func Tombstone(id string, ts Timestamp, deadline time.Time) *Session {
 // idle timeout, last access): the base that field writes of one delta are
 // merged into.
 func (s *Session) Header() *Session {
-	return &Session{ID: s.ID, Created: s.Created, Absolute: s.Absolute, Idle: s.Idle, LastAccess: s.LastAccess}
+	return &Session{ID: s.ID, Created: s.Created, Absolute: s.Absolute, Idle: s.Idle, IdleTS: s.IdleTS, LastAccess: s.LastAccess}
+}
+
+// SetIdle returns the delta that sets the idle timeout to idle at ts, up or
+// down: the idle timeout is a last-writer-wins register, so of two
+// concurrent SetIdle the one with the later timestamp holds on every
+// replica. It does not record an access (merge it with a Touch for Redis's
+// EXPIRE, which restarts the window) and does not modify s. The session
+// still ends at its absolute deadline whatever the idle timeout.
+func (s *Session) SetIdle(idle time.Duration, ts Timestamp) *Session {
+	d := s.Header()
+	d.Idle, d.IdleTS = idle.Milliseconds(), ts
+	return d
+}
+
+// compareIdle orders two writes of the idle timeout register: the later
+// stamp wins, then (only unstamped format-1 values, or a replica sharing a
+// node id by mistake, tie) the larger timeout.
+func compareIdle(a, b *Session) int {
+	if c := a.IdleTS.Compare(b.IdleTS); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.Idle, b.Idle)
 }
 
 // Set returns the delta that writes key = value at ts. It does not modify s
@@ -140,7 +170,7 @@ func (s *Session) Clone() *Session {
 
 // Equal reports whether s and o hold the same state.
 func (s *Session) Equal(o *Session) bool {
-	return s.ID == o.ID && s.Created == o.Created && s.Absolute == o.Absolute && s.Idle == o.Idle &&
+	return s.ID == o.ID && s.Created == o.Created && s.Absolute == o.Absolute && s.Idle == o.Idle && s.IdleTS == o.IdleTS &&
 		s.LastAccess == o.LastAccess && s.Destroyed == o.Destroyed && s.Fields.Equal(o.Fields)
 }
 
@@ -198,16 +228,20 @@ type Change struct {
 	Destroyed bool
 	// Touched is set when LastAccess moved forward.
 	Touched bool
-	// Extended is set when Absolute or Idle grew (only concurrent creates of
-	// one id do that).
+	// Extended is set when Absolute grew (only concurrent creates of one id
+	// do that).
 	Extended bool
+	// Retimed is set when the idle timeout register took d's value (a
+	// SetIdle, or a concurrent create): the expiry may have moved either
+	// way.
+	Retimed bool
 	// Fields lists, sorted, the keys whose register changed.
 	Fields []string
 }
 
 // Empty reports whether the merge changed nothing.
 func (c Change) Empty() bool {
-	return !c.Created && !c.Destroyed && !c.Touched && !c.Extended && len(c.Fields) == 0
+	return !c.Created && !c.Destroyed && !c.Touched && !c.Extended && !c.Retimed && len(c.Fields) == 0
 }
 
 // Merge joins d into s in place and reports what changed. Merge is
@@ -230,10 +264,13 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		ch.Created = true
 	}
 	s.Created = maxTimestamp(s.Created, d.Created)
-	if d.Absolute > s.Absolute || d.Idle > s.Idle {
-		ch.Extended = s.Absolute != 0 || s.Idle != 0
-		s.Absolute = max(s.Absolute, d.Absolute)
-		s.Idle = max(s.Idle, d.Idle)
+	if d.Absolute > s.Absolute {
+		ch.Extended = s.Absolute != 0
+		s.Absolute = d.Absolute
+	}
+	if compareIdle(d, s) > 0 {
+		ch.Retimed = s.Idle != 0 || !s.IdleTS.IsZero()
+		s.Idle, s.IdleTS = d.Idle, d.IdleTS
 	}
 	if d.LastAccess > s.LastAccess {
 		ch.Touched = true
@@ -250,7 +287,7 @@ func (s *Session) Merge(d *Session) (Change, error) {
 // MaxMillis returns the latest physical time any part of s claims: its
 // timestamps and its last access. Admission compares it with the drift bound.
 func (s *Session) MaxMillis() int64 {
-	m := max(s.Created.Millis(), s.Destroyed.Millis(), s.LastAccess)
+	m := max(s.Created.Millis(), s.Destroyed.Millis(), s.IdleTS.Millis(), s.LastAccess)
 	for _, f := range s.Fields.All() {
 		m = max(m, f.TS.Millis())
 	}
@@ -259,7 +296,7 @@ func (s *Session) MaxMillis() int64 {
 
 // MaxTimestamp returns the greatest HLC timestamp in s, for Clock.Observe.
 func (s *Session) MaxTimestamp() Timestamp {
-	m := maxTimestamp(s.Created, s.Destroyed)
+	m := maxTimestamp(maxTimestamp(s.Created, s.Destroyed), s.IdleTS)
 	for _, f := range s.Fields.All() {
 		m = maxTimestamp(m, f.TS)
 	}

@@ -21,6 +21,9 @@ func HeaderSize(s *Session, fields int) int {
 		uint64(s.LastAccess), s.Destroyed.Time, uint64(s.Destroyed.Node)} {
 		n += uintSize(v)
 	}
+	if !s.IdleTS.IsZero() {
+		n += uintSize(s.IdleTS.Time) + uintSize(uint64(s.IdleTS.Node))
+	}
 	switch {
 	case fields <= 15:
 		n++

@@ -22,7 +22,7 @@ const (
 	OpTouch
 	OpDestroy
 	OpRenew
-	// OpSave is Update that may also raise the idle timeout and record an
+	// OpSave is Update that may also set the idle timeout and record an
 	// access (Node.Save).
 	OpSave
 	// OpBuild writes the deltas Build makes with timestamps the Core
@@ -60,8 +60,8 @@ type LocalOp struct {
 	Chosen bool
 	// Renew: the new session's id.
 	NewID string
-	// Save: raise the idle timeout to IdleTimeout (when positive) and
-	// record an access (Touch).
+	// Save: set the idle timeout to IdleTimeout (when positive, up or
+	// down) and record an access (Touch).
 	IdleTimeout time.Duration
 	Touch       bool
 	// Versioned, on a Save, says the caller carries a version
@@ -128,8 +128,8 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			if op.Kind == OpSave && !op.Versioned {
 				d, whole = s.Header(), false
 			}
-			if ms := op.IdleTimeout.Milliseconds(); op.Kind == OpSave && ms > d.Idle {
-				d.Idle = ms
+			if op.Kind == OpSave && op.IdleTimeout > 0 {
+				d.Idle, d.IdleTS = op.IdleTimeout.Milliseconds(), ts
 			}
 			if op.Kind == OpSave && op.Touch {
 				d.LastAccess = max(d.LastAccess, now.UnixMilli())
@@ -147,7 +147,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 				// elsewhere fetches it.
 				w := s.Header()
 				if op.Kind == OpSave {
-					w.Idle, w.LastAccess = d.Idle, d.LastAccess
+					w.Idle, w.IdleTS, w.LastAccess = d.Idle, d.IdleTS, d.LastAccess
 				}
 				_ = c.addFields(s, w, op.Set, op.Remove, ts, false)
 				wire = []*crdt.Session{w}

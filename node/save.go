@@ -13,14 +13,16 @@ import (
 
 // Save is a write as key-value session stores make it (the Redis front's
 // SET ... EX, HSET, EXPIRE): fields written and removed, the idle timeout
-// raised, and the access recorded, all in one delta.
+// set, and the access recorded, all in one delta.
 type Save struct {
 	// Set writes fields; Remove removes them.
 	Set    map[string][]byte
 	Remove []string
-	// IdleTimeout, when positive, raises the session's idle timeout to it.
-	// It never lowers it: the idle timeout is a max-register (crdt.Session),
-	// so that concurrent saves agree on every peer.
+	// IdleTimeout, when positive, sets the session's idle timeout to
+	// exactly it, lower or higher than before: the idle timeout is a
+	// last-writer-wins register (crdt.Session.SetIdle), so of concurrent
+	// saves the later one holds on every peer. The session still ends at
+	// its absolute deadline. Zero leaves the idle timeout alone.
 	IdleTimeout time.Duration
 	// Touch records an access at the node's current time.
 	Touch bool

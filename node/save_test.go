@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// Save writes, removes, raises the idle timeout (never lowers it) and
-// records an access in one delta, replicated like any write.
+// Save writes, removes, sets the idle timeout (up or down) and records an
+// access in one delta, replicated like any write.
 func TestSave(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	a, b := c.nodes[0], c.nodes[1]
@@ -42,11 +42,29 @@ func TestSave(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := a.Save(ctx, tok, Save{IdleTimeout: time.Second}); err != nil {
+	// Lowering: the shorter timeout holds on both peers, and the session
+	// ends there after it, without a touch.
+	if err := a.Save(ctx, tok, Save{IdleTimeout: 300 * time.Millisecond, Touch: true}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := a.Get(ctx, tok); s.IdleTimeout() != time.Hour {
-		t.Errorf("a shorter idle timeout lowered it to %v", s.IdleTimeout())
+	if s, err := a.Get(ctx, tok); err != nil || s.IdleTimeout() != 300*time.Millisecond {
+		t.Fatalf("after lowering: %v, idle %v, want 300ms", err, s.IdleTimeout())
+	}
+	lowered := func(n *Node) bool {
+		s, err := n.Get(ctx, tok)
+		return err == nil && s.IdleTimeout() == 300*time.Millisecond
+	}
+	for !lowered(b) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lowered idle timeout never reached the other node")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(400 * time.Millisecond)
+	for _, n := range []*Node{a, b} {
+		if _, err := n.Get(ctx, tok); !errors.Is(err, ErrNotFound) {
+			t.Errorf("session still visible past its lowered idle timeout: %v", err)
+		}
 	}
 	if err := a.Save(ctx, "not-a-token", Save{Touch: true}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Save of an unknown token: %v", err)

@@ -171,8 +171,9 @@ func restore(r io.Reader, o Options) (BackupInfo, error) {
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	if fr.hdr.Format != string(formatMarker) {
-		return BackupInfo{}, fmt.Errorf("%w: store format %q, this build restores %q", ErrBadBackup, fr.hdr.Format, formatMarker)
+	if fr.hdr.Format != string(formatMarker) && fr.hdr.Format != formatV2 {
+		// Open upgrades a version 2 store once restored.
+		return BackupInfo{}, fmt.Errorf("%w: store format %q, this build restores %q and %q", ErrBadBackup, fr.hdr.Format, formatV2, formatMarker)
 	}
 	b, err := openBadger(o)
 	if err != nil {

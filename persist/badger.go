@@ -22,8 +22,14 @@ import (
 var (
 	formatKey = []byte("mformat")
 	// formatMarker names the record layout (record.go). Version 1 kept a
-	// session in one record.
-	formatMarker = []byte("sessionmesh/persist/2")
+	// session in one record. Version 3 added the idle timeout's stamp at
+	// the end of a header record, when there is one: version 2's records
+	// are version 3's without it, so a version 2 store is upgraded in
+	// place by rewriting its marker (formatV2), and a build that reads
+	// only version 2 refuses a version 3 store (ErrForeign) instead of
+	// misreading it.
+	formatMarker = []byte("sessionmesh/persist/3")
+	formatV2     = "sessionmesh/persist/2"
 )
 
 // maxValueThreshold is Badger's largest value threshold: values from it
@@ -173,6 +179,10 @@ func (b *badgerBackend) checkFormat() error {
 			return fmt.Errorf("%w: store written by an older sessionmesh (format %q, this build reads %q): "+
 				"move the directory aside and restart; the peer refills from the mesh", ErrForeign, v, formatMarker)
 		}
+		if string(v) == formatV2 {
+			b.log.Info("upgrading the store's format marker: its records read unchanged", "from", formatV2, "to", string(formatMarker))
+			return txn.Set(formatKey, formatMarker)
+		}
 		if string(v) != string(formatMarker) {
 			return fmt.Errorf("%w: format %q, this build reads %q", ErrForeign, v, formatMarker)
 		}
@@ -238,8 +248,8 @@ func (d *decoder) add(item *badger.Item) error {
 			if err != nil {
 				return err
 			}
-			d.cur.Created, d.cur.Absolute, d.cur.Idle, d.cur.LastAccess, d.cur.Destroyed =
-				h.created, h.absolute, h.idle, h.lastAccess, h.destroyed
+			d.cur.Created, d.cur.Absolute, d.cur.Idle, d.cur.IdleTS, d.cur.LastAccess, d.cur.Destroyed =
+				h.created, h.absolute, h.idle, h.idleTS, h.lastAccess, h.destroyed
 			d.cur.Fields = fields
 			return nil
 		}

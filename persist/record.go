@@ -78,17 +78,25 @@ type header struct {
 	created    crdt.Timestamp
 	absolute   int64
 	idle       int64
+	idleTS     crdt.Timestamp
 	lastAccess int64
 	destroyed  crdt.Timestamp
 }
 
 func headerOf(s *crdt.Session) header {
-	return header{created: s.Created, absolute: s.Absolute, idle: s.Idle, lastAccess: s.LastAccess, destroyed: s.Destroyed}
+	return header{created: s.Created, absolute: s.Absolute, idle: s.Idle, idleTS: s.IdleTS, lastAccess: s.LastAccess, destroyed: s.Destroyed}
 }
 
-// encodeHeader writes the header as seven uvarints.
+// encodeHeader writes the header as seven uvarints, then, when the idle
+// timeout is stamped, the stamp as two more (appendIdleStamp).
 func encodeHeader(h header) []byte {
-	b := make([]byte, 0, 40)
+	return appendIdleStamp(encodeHeaderFixed(h), h)
+}
+
+// encodeHeaderFixed writes the seven uvarints every header record starts
+// with.
+func encodeHeaderFixed(h header) []byte {
+	b := make([]byte, 0, 48)
 	for _, v := range []uint64{h.created.Time, uint64(h.created.Node), uint64(h.absolute), uint64(h.idle),
 		uint64(h.lastAccess), h.destroyed.Time, uint64(h.destroyed.Node)} {
 		b = binary.AppendUvarint(b, v)
@@ -96,11 +104,24 @@ func encodeHeader(h header) []byte {
 	return b
 }
 
+// appendIdleStamp appends the idle timeout's stamp (crdt.Session.IdleTS)
+// as two uvarints, or nothing when it is zero. In a header record it
+// trails the fields: records written before the stamp existed (format
+// sessionmesh/persist/2) end with their fields and read as unstamped.
+func appendIdleStamp(b []byte, h header) []byte {
+	if h.idleTS.IsZero() {
+		return b
+	}
+	b = binary.AppendUvarint(b, h.idleTS.Time)
+	return binary.AppendUvarint(b, uint64(h.idleTS.Node))
+}
+
 // encodeHeaderRecord writes s's header, then its fields: a uvarint count,
 // then per field (in key order) the key and the field record, each after
-// its uvarint length.
+// its uvarint length; then the idle stamp, if any.
 func encodeHeaderRecord(s *crdt.Session) []byte {
-	b := encodeHeader(headerOf(s))
+	h := headerOf(s)
+	b := encodeHeaderFixed(h)
 	b = binary.AppendUvarint(b, uint64(s.Fields.Len()))
 	for k, f := range s.Fields.All() {
 		f := encodeField(f)
@@ -109,7 +130,7 @@ func encodeHeaderRecord(s *crdt.Session) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return b
+	return appendIdleStamp(b, h)
 }
 
 // decodeHeaderRecord decodes a header record. Its fields' keys and values
@@ -162,7 +183,15 @@ func decodeHeaderRecord(b []byte) (header, crdt.Fields, error) {
 		fb.AddBytes(k, val, removed, ts)
 	}
 	if len(b) != 0 {
-		return header{}, none, fmt.Errorf("%w: %d bytes after the header record", ErrCorrupt, len(b))
+		t, n := binary.Uvarint(b)
+		if n <= 0 {
+			return header{}, none, fmt.Errorf("%w: header record: bad idle stamp", ErrCorrupt)
+		}
+		node, m := binary.Uvarint(b[n:])
+		if m <= 0 || n+m != len(b) || t == 0 && node == 0 {
+			return header{}, none, fmt.Errorf("%w: %d bytes after the header record's fields", ErrCorrupt, len(b))
+		}
+		h.idleTS = crdt.Timestamp{Time: t, Node: crdt.NodeID(node)}
 	}
 	fields, err := fb.Build()
 	if err != nil {
@@ -171,7 +200,8 @@ func decodeHeaderRecord(b []byte) (header, crdt.Fields, error) {
 	return h, fields, nil
 }
 
-// decodeHeader reads the seven uvarints of a header and returns the rest.
+// decodeHeader reads the seven uvarints a header record starts with and
+// returns the rest.
 func decodeHeader(b []byte) (header, []byte, error) {
 	var v [7]uint64
 	for i := range v {
