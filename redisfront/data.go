@@ -265,17 +265,12 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	})
 }
 
-// expire sets a live key's expiry ttl from now: it raises the idle
-// timeout when ttl is longer, and records an access. A ttl shorter than
-// the idle timeout cannot lower it (docs/redis.md).
+// expire sets a live key's expiry ttl from now, shorter or longer than
+// before: the idle timeout becomes ttl (a last-writer-wins register on
+// every peer) and the access starts the window again. The absolute
+// deadline still bounds it.
 func (s *Server) expire(e *entry, ttl time.Duration) error {
-	if ttl > e.sess.IdleTimeout() {
-		return s.put(e, write{idle: ttl, touch: true})
-	}
-	if err := s.n.Touch(s.ctx, e.tok); err != nil {
-		return mapNotFound(err)
-	}
-	return nil
+	return s.put(e, write{idle: ttl, touch: true})
 }
 
 func cmdGetdel(s *Server, c *client, conn redcon.Conn, args [][]byte) {

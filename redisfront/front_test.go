@@ -33,6 +33,16 @@ func TestGoRedisAcrossPeers(t *testing.T) {
 	if typ := c.Type(ctx, "sess:1").Val(); typ != "string" {
 		t.Errorf("TYPE = %q, want string", typ)
 	}
+	// A TTL lowered through one peer is lowered on the others.
+	if !c.Expire(ctx, "sess:1", 20*time.Second).Val() {
+		t.Fatal("EXPIRE 20 after SET EX 3600 answered 0")
+	}
+	for _, cl := range []*redis.Client{a, b} {
+		eventually(t, "the lowered TTL on another peer", func() bool {
+			ttl := cl.PTTL(ctx, "sess:1").Val()
+			return ttl > 0 && ttl <= 20*time.Second
+		})
+	}
 
 	// Hash fields written on two peers merge.
 	if err := a.HSet(ctx, "spring:session:s1", "sessionAttr:user", "alice", "creationTime", "1").Err(); err != nil {
@@ -111,6 +121,28 @@ func TestCommandReplies(t *testing.T) {
 	check("EXPIRE NX", r.ExpireNX(ctx, "k", time.Hour).Val(), false)
 	check("EXPIRE GT smaller", r.ExpireGT(ctx, "k", time.Hour).Val(), false)
 	check("EXPIRE GT larger", r.ExpireGT(ctx, "k", 3*time.Hour).Val(), true)
+	// Lowering, as Redis does it: EXPIRE, LT, SET ... EX, SETEX, GETEX.
+	check("EXPIRE LT larger", r.ExpireLT(ctx, "k", 4*time.Hour).Val(), false)
+	check("EXPIRE LT smaller", r.ExpireLT(ctx, "k", 10*time.Second).Val(), true)
+	if ttl := r.PTTL(ctx, "k").Val(); ttl <= 9*time.Second || ttl > 10*time.Second {
+		t.Errorf("PTTL after EXPIRE 3h then 10s = %v, want about 10s", ttl)
+	}
+	check("PEXPIREAT", r.PExpireAt(ctx, "k", time.Now().Add(5*time.Second)).Val(), true)
+	if ttl := r.PTTL(ctx, "k").Val(); ttl <= 4*time.Second || ttl > 5*time.Second {
+		t.Errorf("PTTL after PEXPIREAT +5s = %v", ttl)
+	}
+	check("SET EX 3600", r.Set(ctx, "low", "v", time.Hour).Val(), "OK")
+	check("SET EX 3 over EX 3600", r.Set(ctx, "low", "w", 3*time.Second).Val(), "OK")
+	if ttl := r.TTL(ctx, "low").Val(); ttl != 3*time.Second {
+		t.Errorf("TTL after SET EX 3600 then SET EX 3 = %v, want 3s", ttl)
+	}
+	check("SETEX 2", r.SetEx(ctx, "low", "x", 2*time.Second).Val(), "OK")
+	check("GETEX PX 1500", r.GetEx(ctx, "low", 1500*time.Millisecond).Val(), "x")
+	if ttl := r.PTTL(ctx, "low").Val(); ttl <= time.Second || ttl > 1500*time.Millisecond {
+		t.Errorf("PTTL after GETEX PX 1500 = %v", ttl)
+	}
+	eventually(t, "the key to expire after its lowered TTL", func() bool { return r.Exists(ctx, "low").Val() == 0 })
+	check("EXPIRE 2h again", r.Expire(ctx, "k", 2*time.Hour).Val(), true)
 	check("EXISTS", r.Exists(ctx, "k", "k", "missing").Val(), int64(2))
 	check("TYPE none", r.Type(ctx, "missing").Val(), "none")
 	check("SETEX", r.SetEx(ctx, "e", "x", time.Minute).Val(), "OK")

@@ -219,14 +219,8 @@ func (s *Server) put(e *entry, w write) error {
 				}
 			}
 		}
-		err := s.n.Save(s.ctx, e.tok, node.Save{Set: w.set, Remove: remove, IdleTimeout: w.idle, Touch: w.touch})
-		if errors.Is(err, node.ErrNotFound) {
-			return errRetry // expired or destroyed since the lookup
-		}
-		if err != nil {
-			return err
-		}
-		return nil
+		// ErrNotFound: expired or destroyed since the lookup.
+		return mapNotFound(s.n.Save(s.ctx, e.tok, node.Save{Set: w.set, Remove: remove, IdleTimeout: w.idle, Touch: w.touch}))
 	}
 	return s.create(e, w)
 }

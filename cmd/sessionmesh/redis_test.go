@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,35 @@ func TestRedisFrontAcrossDaemons(t *testing.T) {
 			t.Errorf("/metrics lacks %q", line)
 		}
 	}
+
+	// Lowering a TTL: redis-cli on p1 shortens a key saved for an hour,
+	// redis-cli on p3 and go-redis on p2 see the shorter TTL, and the key
+	// expires everywhere after it.
+	got = redisCLI(t, cli, p1.redis, token, "SET sess:low v EX 3600\nEXPIRE sess:low 100 LT\nEXPIRE sess:low 50 GT\nSETEX sess:low 60 w\nPEXPIRE sess:low 4000\nTTL sess:low\n")
+	if want := "OK|1|0|OK|1|4"; strings.Join(got, "|") != want {
+		t.Errorf("lowering through p1: %q, want %q", got, want)
+	}
+	eventually(t, 20*time.Second, "the lowered TTL through p3", func() bool {
+		out := redisCLI(t, cli, p3.redis, token, "GET sess:low\nPTTL sess:low\n")
+		if len(out) != 2 || out[0] != "w" {
+			return false
+		}
+		ms, err := strconv.Atoi(out[1])
+		return err == nil && ms > 0 && ms <= 4000
+	})
+	c := redis.NewClient(&redis.Options{Addr: p2.redis, Password: token})
+	defer c.Close()
+	eventually(t, 20*time.Second, "the lowered TTL through go-redis on p2", func() bool {
+		ttl, err := c.PTTL(ctx, "sess:low").Result()
+		return err == nil && ttl > 0 && ttl <= 4*time.Second
+	})
+	// go-redis on p2 lowers it again (GETEX); p1 follows, then it expires.
+	if v, err := c.GetEx(ctx, "sess:low", 1500*time.Millisecond).Result(); err != nil || v != "w" {
+		t.Errorf("GETEX PX 1500 through p2: %q, %v", v, err)
+	}
+	eventually(t, 20*time.Second, "the key to expire on p1 and p3 after its lowered TTL", func() bool {
+		return strings.Join(redisCLI(t, cli, p1.redis, token, "EXISTS sess:low\n"), "") == "0" &&
+			strings.Join(redisCLI(t, cli, p3.redis, token, "EXISTS sess:low\n"), "") == "0"
+	})
 	p2.stop()
 }
