@@ -26,7 +26,8 @@ func NewBatch(deltas ...*Session) *Batch {
 }
 
 // Add joins delta into the batch. The batch keeps its own copy, so d may be
-// reused by the caller.
+// reused by the caller. Two deltas of one session join as joinDelta says:
+// the result's version entries are taken only where both parts' would be.
 func (b *Batch) Add(d *Session) {
 	if b.m == nil {
 		switch {
@@ -34,14 +35,14 @@ func (b *Batch) Add(d *Session) {
 			b.one = d.Clone()
 			return
 		case b.one.ID == d.ID:
-			_, _ = b.one.Merge(d) // same id: cannot fail
+			b.one.joinDelta(d)
 			return
 		}
 		b.m = map[string]*Session{b.one.ID: b.one}
 		b.one = nil
 	}
 	if cur, ok := b.m[d.ID]; ok {
-		_, _ = cur.Merge(d) // same id: cannot fail
+		cur.joinDelta(d)
 		return
 	}
 	b.m[d.ID] = d.Clone()
@@ -94,4 +95,73 @@ func (b *Batch) Sessions() []*Session {
 func (b *Batch) Reset() {
 	b.one = nil
 	clear(b.m)
+}
+
+// joinDelta joins delta d into delta s (both of one session) so that a
+// replica merging the result takes no version entry that merging s and d
+// one after the other would not let it take:
+//
+//   - both unguarded: the plain join;
+//   - both guarded: guarded by the weaker of "s's guard, and what of d's
+//     guard s's own entries do not meet" and the same with s and d
+//     swapped (when neither is weaker, both): a replica meeting it takes
+//     one part's entries and with them meets the other's guard. Two
+//     successive writes of one writer thus join under the first one's
+//     guard;
+//   - one guarded, one not: unguarded, and the guarded part's entries are
+//     left out unless its guard is empty (a whole state). Fields of the
+//     unguarded part are backed by no entry, so the result cannot be a
+//     guarded delta, whose fields all are.
+//
+// The join of deltas is commutative; it is not a lattice join of guards
+// (a batch may need a stronger guard than its parts), which costs at most
+// entries taken later, never a wrong one.
+func (s *Session) joinDelta(d *Session) {
+	if s.IsDestroyed() || d.IsDestroyed() {
+		s.joinTombstone(d)
+		return
+	}
+	switch {
+	case s.Guard == nil && d.Guard == nil:
+		s.join(d, d.Fields)
+	case s.Guard != nil && d.Guard != nil:
+		need := joinGuards(s.Guard.Need, s.Fields.version(), d.Guard.Need, d.Fields.version())
+		s.join(d, d.Fields)
+		s.Guard = &Guard{Need: need}
+	default:
+		if s.Guard != nil && len(s.Guard.Need) > 0 {
+			s.Fields, _ = s.Fields.withoutVersion()
+		}
+		in := d.Fields
+		if d.Guard != nil && len(d.Guard.Need) > 0 {
+			in, _ = in.withoutVersion()
+		}
+		s.join(d, in)
+		s.Guard = nil
+	}
+}
+
+// joinGuards returns the guard of the join of a delta guarded by ga with
+// entries ea and one guarded by gb with entries eb.
+func joinGuards(ga, ea, gb, eb Version) Version {
+	first := ga.Join(unmet(gb, ea))  // a, then b
+	second := gb.Join(unmet(ga, eb)) // b, then a
+	switch {
+	case second.Covers(first):
+		return first
+	case first.Covers(second):
+		return second
+	}
+	return first.Join(second)
+}
+
+// unmet returns the entries of need that have is below.
+func unmet(need, have Version) Version {
+	var out Version
+	for _, e := range need {
+		if have.Get(e.Node) < e.Time {
+			out = append(out, e)
+		}
+	}
+	return out
 }

@@ -29,6 +29,10 @@ const formatV1 = 1
 const (
 	kindSession = 's'
 	kindBatch   = 'b'
+	// kindGuarded is a batch holding at least one guarded delta: the
+	// sessions as in kindBatch, then each one's guard. A build that reads
+	// only kindBatch refuses it as malformed (see MarshalBatch).
+	kindGuarded = 'g'
 )
 
 // Limits bounds what a replica accepts and stores. Decoding enforces them
@@ -117,7 +121,20 @@ func (l Limits) Check(s *Session) error {
 			time.Duration(s.Absolute-stamp.Millis())*time.Millisecond, l.MaxLifetime)
 	}
 	if !s.Destroyed.IsZero() {
+		if s.Guard != nil {
+			return fmt.Errorf("%w: tombstone %q carries a guard", ErrInvalid, s.ID)
+		}
 		return nil
+	}
+	if g := s.Guard; g != nil {
+		if len(g.Need) > l.MaxFields {
+			return fmt.Errorf("%w: session %q guard of %d entries (max %d)", ErrTooLarge, s.ID, len(g.Need), l.MaxFields)
+		}
+		for i, e := range g.Need {
+			if e.Time == 0 || (i > 0 && g.Need[i-1].Node >= e.Node) {
+				return fmt.Errorf("%w: session %q guard entries out of order, repeated or zero", ErrInvalid, s.ID)
+			}
+		}
 	}
 	if s.Idle <= 0 {
 		return fmt.Errorf("%w: session %q without an idle timeout", ErrInvalid, s.ID)
@@ -150,6 +167,9 @@ func MarshalSession(s *Session, l Limits) ([]byte, error) {
 	if err := l.Check(s); err != nil {
 		return nil, err
 	}
+	if s.Guard != nil {
+		return nil, fmt.Errorf("%w: session %q: a guarded delta travels in a batch, it is never stored", ErrInvalid, s.ID)
+	}
 	out, err := marshal(kindSession, func(e *msgpack.Encoder) error { return encodeSession(e, s) })
 	if err == nil && len(out) > l.MaxSessionBytes {
 		return nil, fmt.Errorf("%w: session %q encodes to %d bytes (max %d)", ErrTooLarge, s.ID, len(out), l.MaxSessionBytes)
@@ -159,17 +179,27 @@ func MarshalSession(s *Session, l Limits) ([]byte, error) {
 
 // MarshalBatch encodes b, sessions in id order. It fails with ErrTooLarge when
 // the batch exceeds MaxBatchSessions or MaxBatchBytes: split it first.
+//
+// A batch holding a guarded delta is written as a kindGuarded payload: the
+// sessions as in a plain batch, then an array of their guards (nil for an
+// unguarded delta, else 16 bytes per entry: node id and time, big-endian,
+// ascending nodes). Builds from before guards existed refuse it as
+// malformed: their validator drops the gossip message, and the writes
+// reach them by anti-entropy, whose states carry no guard. A batch without
+// guards encodes as it always did.
 func MarshalBatch(b *Batch, l Limits) ([]byte, error) {
 	if b.Len() > l.MaxBatchSessions {
 		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, b.Len(), l.MaxBatchSessions)
 	}
 	ss := b.Sessions()
+	guarded := false
 	for _, s := range ss {
 		if err := l.Check(s); err != nil {
 			return nil, err
 		}
+		guarded = guarded || s.Guard != nil
 	}
-	out, err := marshal(kindBatch, func(e *msgpack.Encoder) error {
+	sessions := func(e *msgpack.Encoder) error {
 		if err := e.EncodeArrayLen(len(ss)); err != nil {
 			return err
 		}
@@ -179,7 +209,41 @@ func MarshalBatch(b *Batch, l Limits) ([]byte, error) {
 			}
 		}
 		return nil
-	})
+	}
+	kind, body := byte(kindBatch), sessions
+	if guarded {
+		kind = kindGuarded
+		body = func(e *msgpack.Encoder) error {
+			if err := e.EncodeArrayLen(2); err != nil {
+				return err
+			}
+			if err := sessions(e); err != nil {
+				return err
+			}
+			if err := e.EncodeArrayLen(len(ss)); err != nil {
+				return err
+			}
+			buf := make([]byte, 0, 64) // not nil: an empty guard is an empty byte string
+			for _, s := range ss {
+				if s.Guard == nil {
+					if err := e.EncodeNil(); err != nil {
+						return err
+					}
+					continue
+				}
+				buf = buf[:0]
+				for _, v := range s.Guard.Need {
+					buf = binary.BigEndian.AppendUint64(buf, uint64(v.Node))
+					buf = binary.BigEndian.AppendUint64(buf, v.Time)
+				}
+				if err := e.EncodeBytes(buf); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	out, err := marshal(kind, body)
 	if err == nil && len(out) > l.MaxBatchBytes {
 		return nil, fmt.Errorf("%w: batch of %d bytes (max %d)", ErrTooLarge, len(out), l.MaxBatchBytes)
 	}
@@ -290,16 +354,29 @@ func UnmarshalSession(data []byte, l Limits) (*Session, error) {
 }
 
 // UnmarshalBatch decodes a batch written by MarshalBatch, as strictly as
-// UnmarshalSession; sessions must appear once each, in ascending id order.
+// UnmarshalSession; sessions must appear once each, in ascending id order,
+// and a guarded batch must hold at least one guard.
 func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 	if len(data) > l.MaxBatchBytes {
 		return nil, fmt.Errorf("%w: batch of %d bytes (max %d)", ErrTooLarge, len(data), l.MaxBatchBytes)
 	}
-	r, err := newReader(data, kindBatch)
+	kind := byte(kindBatch)
+	if len(data) >= 2 && data[1] == kindGuarded {
+		kind = kindGuarded
+	}
+	r, err := newReader(data, kind)
 	if err != nil {
 		return nil, err
 	}
 	defer r.release()
+	if kind == kindGuarded {
+		if n, err := r.arrayLen(); err != nil || n != 2 {
+			if err == nil {
+				err = r.errf("guarded batch array of %d elements, want 2", n)
+			}
+			return nil, err
+		}
+	}
 	n, err := r.arrayLen()
 	if err != nil {
 		return nil, err
@@ -308,6 +385,7 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, n, l.MaxBatchSessions)
 	}
 	b := &Batch{m: make(map[string]*Session, n)}
+	ss := make([]*Session, 0, n)
 	prev := ""
 	for i := range n {
 		s, err := r.session(l)
@@ -319,11 +397,54 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 		}
 		prev = s.ID
 		b.m[s.ID] = s
+		ss = append(ss, s)
+	}
+	if kind == kindGuarded {
+		if err := r.guards(ss, l); err != nil {
+			return nil, err
+		}
 	}
 	if err := r.end(); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// guards reads the guards of a kindGuarded batch into its sessions.
+func (r *reader) guards(ss []*Session, l Limits) error {
+	m, err := r.arrayLen()
+	if err != nil {
+		return err
+	}
+	if m != len(ss) {
+		return r.errf("%d guards for %d sessions", m, len(ss))
+	}
+	guarded := false
+	for _, s := range ss {
+		p, isNil, err := r.binOrNil(16 * l.MaxFields)
+		if err != nil {
+			return err
+		}
+		if isNil {
+			continue
+		}
+		if len(p)%16 != 0 {
+			return r.errf("guard of %d bytes", len(p))
+		}
+		need := make(Version, 0, len(p)/16)
+		for ; len(p) > 0; p = p[16:] {
+			need = append(need, VersionEntry{Node: NodeID(binary.BigEndian.Uint64(p)), Time: binary.BigEndian.Uint64(p[8:])})
+		}
+		s.Guard = &Guard{Need: need}
+		if err := l.Check(s); err != nil {
+			return err
+		}
+		guarded = true
+	}
+	if !guarded {
+		return r.errf("guarded batch without a guard")
+	}
+	return nil
 }
 
 // reader is a strict msgpack reader over a byte slice. It accepts exactly the

@@ -68,6 +68,9 @@
 // reports what changed (Change). Merge is commutative, associative and
 // idempotent: replicas that received the same deltas, in any order and with
 // duplicates, are equal, and MarshalSession encodes them to the same bytes.
+// A delta may carry a Guard on its version entries (see Version): a replica
+// that does not meet it merges the delta's registers but not its entries,
+// which anti-entropy's whole states bring later; replicas still converge.
 //
 // The usual loop on a replica is:
 //

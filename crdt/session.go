@@ -73,6 +73,24 @@ type Session struct {
 	Destroyed Timestamp
 	// Fields maps keys to their registers; empty once destroyed.
 	Fields Fields
+	// Guard, on a delta, is the condition under which a replica takes the
+	// delta's version entries (see Version). It is nil on a state, and on
+	// a delta whose entries a replica takes unconditionally. It is never
+	// stored: MarshalSession refuses it, MarshalBatch carries it.
+	Guard *Guard
+
+	// covered is this replica's knowledge that every field register of
+	// the state is stood for by its version entries (Covered). Merge
+	// keeps it; decoding, and therefore a restart, starts it false.
+	covered bool
+}
+
+// Guard is the condition on a delta's version entries: a replica takes them
+// only if its state's version covers Need, and otherwise merges the delta's
+// fields alone. A Guard with an empty Need is met everywhere: the delta then
+// carries its writer's whole state.
+type Guard struct {
+	Need Version
 }
 
 // Create returns a new session, which is also the delta that creates it. The
@@ -168,11 +186,23 @@ func (s *Session) Clone() *Session {
 	return &c
 }
 
-// Equal reports whether s and o hold the same state.
+// Equal reports whether s and o hold the same state, and, on deltas, the
+// same guard. Covered, which is local knowledge, does not count.
 func (s *Session) Equal(o *Session) bool {
 	return s.ID == o.ID && s.Created == o.Created && s.Absolute == o.Absolute && s.Idle == o.Idle && s.IdleTS == o.IdleTS &&
-		s.LastAccess == o.LastAccess && s.Destroyed == o.Destroyed && s.Fields.Equal(o.Fields)
+		s.LastAccess == o.LastAccess && s.Destroyed == o.Destroyed && s.Fields.Equal(o.Fields) &&
+		(s.Guard == nil) == (o.Guard == nil) && (s.Guard == nil || s.Guard.Need.Equal(o.Guard.Need))
 }
+
+// Covered reports whether this replica knows that every field register of
+// the state s is stood for by s's version entries: any replica whose
+// version covers s.Version() holds every register of s, or a later one.
+// Only a guarded delta that met its guard and carried all of s (a whole
+// state) makes a state covered; a merge that changes a register without
+// taking a version entry for it makes it uncovered (Change.Unbacked). A
+// decoded state is not known covered. A writer may send a change-only
+// guarded delta (see Version) only from a covered state.
+func (s *Session) Covered() bool { return s.covered }
 
 // IsDestroyed reports whether the session has been destroyed.
 func (s *Session) IsDestroyed() bool { return !s.Destroyed.IsZero() }
@@ -237,6 +267,15 @@ type Change struct {
 	Retimed bool
 	// Fields lists, sorted, the keys whose register changed.
 	Fields []string
+	// Dropped is set when the delta was guarded and this state did not
+	// meet its guard: the delta's fields merged, its version entries did
+	// not (they come later with a whole state: anti-entropy, a fetch).
+	Dropped bool
+	// Unbacked is set when the merge changed a field register without
+	// taking a version entry that stands for it: an unguarded delta or
+	// state (anti-entropy, a fetch, an unversioned write), or a guarded
+	// delta whose guard failed. The state is then no longer Covered.
+	Unbacked bool
 }
 
 // Empty reports whether the merge changed nothing.
@@ -244,21 +283,56 @@ func (c Change) Empty() bool {
 	return !c.Created && !c.Destroyed && !c.Touched && !c.Extended && !c.Retimed && len(c.Fields) == 0
 }
 
-// Merge joins d into s in place and reports what changed. Merge is
-// commutative, associative and idempotent. d is not modified, but s may
-// share field values with it afterwards. Merging sessions with different ids
-// fails with ErrIDMismatch.
+// Merge joins d into s in place and reports what changed. On states
+// (deltas without a Guard) Merge is commutative, associative and
+// idempotent. A guarded delta d merges whole when s's version covers its
+// guard; otherwise its fields merge and its version entries do not
+// (Change.Dropped), which leaves s below the join but never claiming a
+// version it does not hold (see Version). s is a state: its own Guard is
+// neither read nor changed (deltas join with Batch). d is not modified,
+// but s may share field values with it afterwards. Merging sessions with
+// different ids fails with ErrIDMismatch.
 func (s *Session) Merge(d *Session) (Change, error) {
 	if s.ID != d.ID {
 		return Change{}, fmt.Errorf("%w: %q into %q", ErrIDMismatch, d.ID, s.ID)
 	}
 	if !d.Destroyed.IsZero() || !s.Destroyed.IsZero() {
-		// A tombstone keeps only what bounds its life: everything else is
-		// projected away, so it is the same on every replica that has it.
-		wasLive := s.Destroyed.IsZero()
-		*s = Session{ID: s.ID, Absolute: max(s.Absolute, d.Absolute), Destroyed: maxTimestamp(s.Destroyed, d.Destroyed)}
-		return Change{ID: s.ID, Destroyed: wasLive}, nil
+		return s.joinTombstone(d), nil
 	}
+	in, backed := d.Fields, false
+	var dropped bool
+	if d.Guard != nil {
+		if s.Fields.versionCovers(d.Guard.Need) {
+			backed = true
+		} else {
+			in, dropped = d.Fields.withoutVersion()
+		}
+	}
+	if backed && !s.covered {
+		// A whole state that meets its guard leaves nothing here that
+		// its entries do not stand for.
+		s.covered = d.Fields.dominates(s.Fields)
+	}
+	ch := s.join(d, in)
+	ch.Dropped = dropped
+	if !backed && unversioned(ch.Fields) {
+		ch.Unbacked = true
+		s.covered = false
+	}
+	return ch, nil
+}
+
+// joinTombstone joins d into s when either is destroyed. A tombstone keeps
+// only what bounds its life: everything else is projected away, so it is
+// the same on every replica that has it.
+func (s *Session) joinTombstone(d *Session) Change {
+	wasLive := s.Destroyed.IsZero()
+	*s = Session{ID: s.ID, Absolute: max(s.Absolute, d.Absolute), Destroyed: maxTimestamp(s.Destroyed, d.Destroyed)}
+	return Change{ID: s.ID, Destroyed: wasLive}
+}
+
+// join joins the header of live d and the registers in into live s.
+func (s *Session) join(d *Session, in Fields) Change {
 	ch := Change{ID: s.ID}
 	if s.Created.IsZero() && !d.Created.IsZero() {
 		ch.Created = true
@@ -277,11 +351,21 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		s.LastAccess = d.LastAccess
 	}
 	before := s.Fields
-	s.Fields, ch.Fields = s.Fields.Join(d.Fields)
+	s.Fields, ch.Fields = s.Fields.Join(in)
 	if arrivalTieBreak() {
-		s.Fields = plantArrival(before, d.Fields, s.Fields)
+		s.Fields = plantArrival(before, in, s.Fields)
 	}
-	return ch, nil
+	return ch
+}
+
+// unversioned reports whether keys holds a key that is not a version entry.
+func unversioned(keys []string) bool {
+	for _, k := range keys {
+		if !strings.HasPrefix(k, VersionKeyPrefix) {
+			return true
+		}
+	}
+	return false
 }
 
 // MaxMillis returns the latest physical time any part of s claims: its

@@ -41,21 +41,56 @@ type VersionEntry struct {
 // with a non-zero time. The zero Version (nil) is the bottom: every state
 // covers it.
 //
-// A session's version says which writes it reflects: a replica whose
-// session's version covers v holds every write that the version v was read
-// from held, provided that each write carrying a version entry also carries
-// the whole state its writer held when it made it (the node package writes
-// that way). A client keeps the version of the last state it saw and shows
-// it to the next peer it talks to.
+// A session's version says which writes it reflects. The invariant that
+// makes it mean something: a replica that holds entry (w, t) holds every
+// field register w held when it wrote at t, or a later one. A client keeps
+// the version of the last state it saw and shows it to the next peer it
+// talks to; a peer whose version covers it holds what the client saw, but
+// for registers that no entry stands for (below).
+//
+// Writes keep the invariant in one of two ways:
+//
+//   - A whole-state delta carries everything its writer held plus the
+//     write and the writer's new entry, under an empty Guard: whoever
+//     merges it holds what the entry stands for.
+//   - A change-only delta carries the written registers, the writer's new
+//     entry, and a Guard whose Need is the writer's version just before
+//     the write. A replica takes the delta's entries only if its own
+//     version covers Need (Session.Merge): it then holds everything the
+//     writer's previous entries stand for and, with the written
+//     registers, everything the new entry stands for. Otherwise it merges
+//     the registers and drops the entries (Change.Dropped); they arrive
+//     later with a whole state (anti-entropy, a fetch), and a reader
+//     carrying them waits or fetches meanwhile.
+//
+// A change-only delta is sound only if the writer's own state is covered
+// by its version: every register it holds is stood for by its entries
+// (Session.Covered). Merge tracks that on every state: a guarded delta
+// that meets its guard keeps it, and makes it so if it carried the whole
+// state; any merge that changes a register without an entry standing for
+// it (an unguarded delta, an anti-entropy or fetched state, whose sender
+// may hold such registers, a guarded delta whose guard failed) ends it
+// (Change.Unbacked). It is never stored, so after a restart every session
+// starts uncovered and its first versioned write carries the whole state.
+// A writer whose state is not covered writes the whole state.
+//
+// Deltas of one session joined in a Batch keep the invariant (see
+// Batch.Add). Registers that no entry stands for exist (an unversioned
+// write, or a delta whose entries were dropped, merged here): a reader sees
+// them, but a version does not promise them until an entry that stands for
+// them arrives.
 type Version []VersionEntry
 
 // Version returns the version vector of s, nil for a tombstone (which
 // covers every version: destroyed is the top of the lattice).
-func (s *Session) Version() Version {
+func (s *Session) Version() Version { return s.Fields.version() }
+
+// version returns the version vector the entries among fs make.
+func (fs Fields) version() Version {
 	// Every read asks for it: walk the entries without an iterator and
 	// stop past the prefix (keys are sorted, the entries come first).
 	var v Version
-	c := cursor{s.Fields.base, s.Fields.over}
+	c := cursor{fs.base, fs.over}
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if !strings.HasPrefix(e.key, VersionKeyPrefix) {
 			if e.key > VersionKeyPrefix {
@@ -203,4 +238,68 @@ func ParseVersion(s string) (Version, error) {
 		v = append(v, e)
 	}
 	return v, nil
+}
+
+// versionCovers reports whether the version entries among fs cover need,
+// as fs's Version().Covers(need) would, without building the Version.
+func (fs Fields) versionCovers(need Version) bool {
+	i := 0
+	c := cursor{fs.base, fs.over}
+	for e, ok := c.next(); ok && i < len(need); e, ok = c.next() {
+		if !strings.HasPrefix(e.key, VersionKeyPrefix) {
+			if e.key > VersionKeyPrefix {
+				break
+			}
+			continue
+		}
+		node, ok := parseNodeHex(e.key[len(VersionKeyPrefix):])
+		if !ok || e.f.TS.Time == 0 {
+			continue
+		}
+		if need[i].Node < NodeID(node) {
+			return false // need[i] has no entry here: they come in node order
+		}
+		if need[i].Node == NodeID(node) {
+			if e.f.TS.Time < need[i].Time {
+				return false
+			}
+			i++
+		}
+	}
+	return i == len(need)
+}
+
+// withoutVersion returns fs without its version entries, and whether it
+// held any.
+func (fs Fields) withoutVersion() (Fields, bool) {
+	var b FieldsBuilder
+	dropped := false
+	fs.each(func(e entry) bool {
+		if strings.HasPrefix(e.key, VersionKeyPrefix) {
+			dropped = true
+		} else {
+			b.Add(e.key, e.f)
+		}
+		return true
+	})
+	if !dropped {
+		return fs, false
+	}
+	out, _ := b.Build() // in key order: cannot fail
+	return out, true
+}
+
+// dominates reports whether fs holds, for every register of o that is not
+// a version entry, the same register or a later one.
+func (fs Fields) dominates(o Fields) bool {
+	ok := true
+	o.each(func(e entry) bool {
+		if strings.HasPrefix(e.key, VersionKeyPrefix) {
+			return true
+		}
+		f, has := fs.Get(e.key)
+		ok = has && f.Compare(e.f) >= 0
+		return ok
+	})
+	return ok
 }
