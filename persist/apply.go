@@ -68,7 +68,13 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	if len(items) == 0 {
 		return res, nil
 	}
-	out, err := s.commit.submit(items)
+	var out Result
+	var err error
+	if s.opts.Serial {
+		out, err = s.commit.alone(items)
+	} else {
+		out, err = s.commit.submit(items)
+	}
 	res.Changes = append(res.Changes, out.Changes...)
 	res.Refused = append(res.Refused, out.Refused...)
 	return res, err
@@ -128,8 +134,11 @@ func (c *committer) submit(items []item) (Result, error) {
 		}
 		if group := c.take(); len(group) > 0 {
 			c.mu.Lock()
-			c.commitGroup(group)
+			out := c.commitGroup(group)
 			c.mu.Unlock()
+			for i, r := range group {
+				r.done <- out[i]
+			}
 		}
 		select {
 		case r := <-req.done:
@@ -147,6 +156,19 @@ func (c *committer) submit(items []item) (Result, error) {
 			// Ours did not fit in that group: go on.
 		}
 	}
+}
+
+// alone commits the items of one Apply call by themselves, in the caller
+// (Options.Serial): the same commit as a group of one, without the queue,
+// the channels and the hand-over, which cost a caller that never overlaps
+// another more than the merge itself. Calls that do overlap still commit
+// one at a time, under mu.
+func (c *committer) alone(items []item) (Result, error) {
+	req := commitReq{items: items}
+	c.mu.Lock()
+	out := c.commitGroup([]*commitReq{&req})
+	c.mu.Unlock()
+	return out[0].res, out[0].err
 }
 
 // take dequeues requests up to maxGroupItems (at least one).
@@ -178,9 +200,9 @@ type staged struct {
 }
 
 // commitGroup merges the items of a group, commits what changed in one
-// backend commit, then publishes the new states to the cache and digests.
-// The caller holds c.mu.
-func (c *committer) commitGroup(group []*commitReq) {
+// backend commit, then publishes the new states to the cache and digests,
+// and returns each request's result, in group order. The caller holds c.mu.
+func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	s := c.s
 	res := make([]Result, len(group))
 	states := make(map[string]*staged)
@@ -256,9 +278,7 @@ func (c *committer) commitGroup(group []*commitReq) {
 				// old one's tombstone) commit together. Nothing was
 				// written or published, so each half merges afresh.
 				half := len(group) / 2
-				c.commitGroup(group[:half])
-				c.commitGroup(group[half:])
-				return
+				return append(c.commitGroup(group[:half]), c.commitGroup(group[half:])...)
 			}
 		} else {
 			written, err = s.commitWrites(ws)
@@ -288,9 +308,11 @@ func (c *committer) commitGroup(group []*commitReq) {
 	if err == nil {
 		err = fatal
 	}
-	for i, r := range group {
-		r.done <- commitRes{res: res[i], err: err}
+	out := make([]commitRes, len(group))
+	for i := range group {
+		out[i] = commitRes{res: res[i], err: err}
 	}
+	return out
 }
 
 // commitWrites commits ws in one backend transaction, or, when they are too

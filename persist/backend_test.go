@@ -16,13 +16,18 @@ import (
 // TestBackendsAgree drives a store in memory and one on disk (Badger) with
 // the same random history of creates, writes, destroys, expiries, late and
 // repeated deltas and collections, and checks after every step that both
-// report the same results and hold the same sessions, bucket by bucket.
+// report the same results and hold the same sessions, bucket by bucket. A
+// third store, in memory with Options.Serial, checks that committing each
+// call by itself (the simulator's path) agrees with the committer's.
 func TestBackendsAgree(t *testing.T) {
 	// Five keys against a bound of four fields: some merges go over the
 	// limits and must be refused the same way by both.
 	mo := testOptions("")
 	mo.Limits.MaxFields = 4
 	mem := openStore(t, mo)
+	so := mo
+	so.Serial = true
+	serial := openStore(t, so)
 	do := testOptions(t.TempDir())
 	do.Durability = DurabilityNone
 	do.Limits.MaxFields = 4
@@ -77,27 +82,32 @@ func TestBackendsAgree(t *testing.T) {
 			}
 		}
 		rd, err2 := disk.Apply(b, now)
-		if err1 != nil || err2 != nil {
-			t.Fatalf("step %d: apply: %v / %v", step, err1, err2)
+		rs, err3 := serial.Apply(b, now)
+		if err1 != nil || err2 != nil || err3 != nil {
+			t.Fatalf("step %d: apply: %v / %v / %v", step, err1, err2, err3)
 		}
 		if !reflect.DeepEqual(summary(rm), summary(rd)) {
 			t.Fatalf("step %d: results differ:\nmemory %v\ndisk   %v", step, summary(rm), summary(rd))
+		}
+		if !reflect.DeepEqual(summary(rm), summary(rs)) {
+			t.Fatalf("step %d: results differ:\ncommitter %v\nserial    %v", step, summary(rm), summary(rs))
 		}
 		if rng.IntN(10) == 0 {
 			budget := 1 + rng.IntN(20)
 			n1, err1 := mem.CollectGarbage(now, budget)
 			n2, err2 := disk.CollectGarbage(now, budget)
-			if err1 != nil || err2 != nil || n1 != n2 {
-				t.Fatalf("step %d: collected %d (%v) in memory, %d (%v) on disk", step, n1, err1, n2, err2)
+			n3, err3 := serial.CollectGarbage(now, budget)
+			if err1 != nil || err2 != nil || err3 != nil || n1 != n2 || n1 != n3 {
+				t.Fatalf("step %d: collected %d (%v) in memory, %d (%v) on disk, %d (%v) serial", step, n1, err1, n2, err2, n3, err3)
 			}
 			collected += n1
 		}
-		if dm, dd := mem.Digests(), disk.Digests(); *dm != *dd {
+		if dm, dd, ds := mem.Digests(), disk.Digests(), serial.Digests(); *dm != *dd || *dm != *ds {
 			t.Fatalf("step %d: digests differ", step)
 		}
 		// The committer keeps hashes and sizes incrementally: they must be
 		// what a full computation gives.
-		for _, st := range []*Store{mem, disk} {
+		for _, st := range []*Store{mem, disk, serial} {
 			for _, d := range b.Sessions() {
 				if e, ok := st.cache.entry(d.ID); ok {
 					if e.hash != sessionHash(e.s) || e.size != crdt.EncodedSize(e.s) {
@@ -130,7 +140,7 @@ func TestBackendsAgree(t *testing.T) {
 			each = append(each, bucketIDs(t, disk, b)...)
 		}
 	}
-	for _, st := range []*Store{mem, disk} {
+	for _, st := range []*Store{mem, disk, serial} {
 		var got []string
 		err := st.Buckets(context.Background(), some, func(x *crdt.Session) error {
 			got = append(got, x.ID+"="+encoded(t, x))
@@ -143,6 +153,9 @@ func TestBackendsAgree(t *testing.T) {
 	for b := range Buckets {
 		if got, want := bucketIDs(t, mem, b), bucketIDs(t, disk, b); !reflect.DeepEqual(got, want) {
 			t.Fatalf("bucket %d: memory %v, disk %v", b, got, want)
+		}
+		if got, want := bucketIDs(t, serial, b), bucketIDs(t, disk, b); !reflect.DeepEqual(got, want) {
+			t.Fatalf("bucket %d: serial %v, disk %v", b, got, want)
 		}
 	}
 	for id := range ids {
@@ -266,20 +279,15 @@ func (b *smallTxn) commit(ws []write) (int, error) {
 func runGroup(s *Store, now time.Time, batches ...[]*crdt.Session) []commitRes {
 	group := make([]*commitReq, len(batches))
 	for i, b := range batches {
-		req := &commitReq{done: make(chan commitRes, 1)}
+		req := &commitReq{}
 		for _, d := range b {
 			req.items = append(req.items, item{d: d, now: now})
 		}
 		group[i] = req
 	}
 	s.commit.mu.Lock()
-	s.commit.commitGroup(group)
-	s.commit.mu.Unlock()
-	out := make([]commitRes, len(group))
-	for i, r := range group {
-		out[i] = <-r.done
-	}
-	return out
+	defer s.commit.mu.Unlock()
+	return s.commit.commitGroup(group)
 }
 
 // TestGroupTooBigCutsBetweenCalls: a group too big for one transaction is

@@ -65,6 +65,13 @@ type Options struct {
 	// GroupWindow is how long DurabilityGroup gathers writes into one
 	// transaction. Default 2ms.
 	GroupWindow time.Duration
+	// Serial says that Apply calls never overlap (one caller, such as the
+	// simulator, which runs every node on one goroutine): each call then
+	// commits by itself in the caller, without the group-commit queue and
+	// its hand-over between goroutines, which would be pure overhead.
+	// Calls that do overlap are still correct, committed one at a time
+	// and never grouped. Incompatible with DurabilityGroup.
+	Serial bool
 	// SyncInterval is the period of DurabilityNone's background fsync.
 	// Badger holds its memtable lock shared while it syncs, which stalls a
 	// writer that needs a new memtable: syncing every few milliseconds
@@ -171,6 +178,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: unknown durability %d", o.Durability)
 	case o.Durability == DurabilityGroup && o.GroupWindow <= 0:
 		return fmt.Errorf("persist: options: durability %s needs a positive GroupWindow", o.Durability)
+	case o.Durability == DurabilityGroup && o.Serial:
+		return fmt.Errorf("persist: options: durability %s gathers overlapping Apply calls, Serial has none", o.Durability)
 	case o.Durability == DurabilityNone && o.SyncInterval <= 0:
 		return fmt.Errorf("persist: options: durability %s needs a positive SyncInterval", o.Durability)
 	case o.EncryptionKey != nil && len(o.EncryptionKey) != 16 && len(o.EncryptionKey) != 24 && len(o.EncryptionKey) != 32:

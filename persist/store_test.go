@@ -237,6 +237,12 @@ func TestOptionsValidate(t *testing.T) {
 		t.Fatal("group durability without a window accepted")
 	}
 	o = InMemoryOptions()
+	o.Durability = DurabilityGroup
+	o.Serial = true
+	if err := o.Validate(); err == nil {
+		t.Fatal("group durability with Serial accepted")
+	}
+	o = InMemoryOptions()
 	o.Durability = DurabilityNone
 	o.SyncInterval = 0
 	if err := o.Validate(); err == nil {

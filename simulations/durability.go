@@ -174,6 +174,11 @@ func (e *engine) openStore(n *simNode, what string) (*persist.Store, error) {
 	if !o.InMemory {
 		o.Durability = n.dur.mode
 	}
+	// Every node runs on the engine's goroutine, so Apply calls never
+	// overlap: each commits in the caller, without the group-commit
+	// hand-over. Group durability on disk keeps its committer: its window
+	// is the cost it is run for.
+	o.Serial = o.Durability != persist.DurabilityGroup
 	st, err := persist.Open(o)
 	if err != nil {
 		return nil, fmt.Errorf("simulations: open %s of %s: %w", what, n.name, err)
