@@ -297,6 +297,9 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 	if kind == kindFetched {
 		return c.onFetched(now, from, data)
 	}
+	if ok, err := c.partDirect(now, from, kind, data); ok {
+		return err
+	}
 	return fmt.Errorf("%w: unknown kind %q from %s", ErrBadMessage, kind, from)
 }
 
@@ -339,6 +342,7 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 	for i := range theirs {
 		switch {
 		case theirs[i] == mine.Buckets[i]:
+		case !c.sharedBucket(k.peer, i):
 		case theirs[i] == 0 || mine.Buckets[i] == 0:
 			full.add(i)
 		default:
@@ -595,6 +599,7 @@ func (c *Core) finish(now time.Time, k roundKey, result string) {
 	}
 	if p, ok := c.peers[k.peer]; ok && result != "busy" {
 		p.lastSync = now
+		c.partRoundDone(k.peer)
 	}
 	c.end(now, k, r, result)
 }

@@ -67,6 +67,18 @@ type Config struct {
 	// there is one); changing it orphans the existing owner records.
 	OwnerKey []byte
 
+	// Replicas is how many peers of each region hold each session
+	// (docs/partial-replication.md); 0 means every peer holds every
+	// session, the default. Every peer of a mesh should use the same
+	// value.
+	Replicas int
+	// HolderGrace is how long a peer that went down still counts as a
+	// holder, so that a restart or a short cut does not move its slots.
+	HolderGrace time.Duration
+	// HandoffInterval is the period at which a peer hands the sessions it
+	// stores in slots it does not hold to their holders.
+	HandoffInterval time.Duration
+
 	// FlushDelay is how long a local delta may wait to be batched with
 	// others before it is broadcast; FlushBytes flushes earlier.
 	FlushDelay time.Duration
@@ -113,6 +125,8 @@ func DefaultConfig() Config {
 		Limits:                crdt.DefaultLimits(),
 		ConsistencyWait:       200 * time.Millisecond,
 		ConsistencyFetchAfter: 20 * time.Millisecond,
+		HolderGrace:           30 * time.Second,
+		HandoffInterval:       2 * time.Second,
 		FlushDelay:            2 * time.Millisecond,
 		FlushBytes:            64 << 10,
 		SyncInterval:          10 * time.Second,
@@ -155,6 +169,10 @@ func (c Config) Validate() error {
 		return bad("SyncChunkBytes must be in (0, Limits.MaxBatchBytes/2]")
 	case c.GCInterval <= 0 || c.GCBatch <= 0:
 		return bad("GCInterval and GCBatch must be positive")
+	case c.Replicas < 0:
+		return bad("Replicas must be 0 (every peer holds every session) or positive, got %d", c.Replicas)
+	case c.Replicas > 0 && (c.HolderGrace < 0 || c.HandoffInterval <= 0):
+		return bad("with Replicas, HolderGrace must not be negative and HandoffInterval must be positive")
 	case c.MaxDeferred < 0:
 		return bad("MaxDeferred must not be negative")
 	case c.Clock == nil || c.Rand == nil || c.Logger == nil || c.Metrics == nil:

@@ -125,6 +125,8 @@ type Core struct {
 	tasks   map[uint64]*task
 	touches *touchTable
 
+	part *partial // partial replication (Config.Replicas > 0), else nil
+
 	ready Ready
 }
 
@@ -144,6 +146,9 @@ type task struct {
 	round roundKey
 
 	gc bool
+
+	part    partTask // partial replication's work (partial.go)
+	partSeq uint64
 }
 
 func (c *Core) newTicket(t *task) uint64 {
@@ -160,6 +165,8 @@ func (c *Core) Stored(now time.Time, res StorageResult) {
 	}
 	delete(c.tasks, res.Ticket)
 	switch {
+	case t.part != 0:
+		c.partStored(now, t, res)
 	case t.local != nil:
 		c.localDone(now, res.Ticket, t.local, t.wire, res)
 	case t.batch != nil:
@@ -198,6 +205,9 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
 	c.nextGC = now.Add(cfg.GCInterval)
+	if cfg.Replicas > 0 {
+		newPartial(c, now)
+	}
 	return c
 }
 
@@ -320,6 +330,7 @@ func (c *Core) Next() time.Time {
 	}
 	earliest(c.nextGC)
 	earliest(c.flushAt)
+	earliest(c.partNext())
 	if c.deferred.Len() > 0 {
 		earliest(c.retryAt)
 	}
@@ -342,7 +353,7 @@ func (c *Core) Tick(now time.Time) {
 	}
 	if !now.Before(c.nextSync) {
 		c.nextSync = now.Add(c.jitter(c.cfg.SyncInterval))
-		if p, ok := c.randomPeer(); ok {
+		if p, ok := c.syncPeer(); ok {
 			c.startRound(now, p)
 		}
 	}
@@ -358,6 +369,7 @@ func (c *Core) Tick(now time.Time) {
 			c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: c.newTicket(&task{gc: true}), Kind: StoreCollect, Now: now, Budget: c.cfg.GCBatch})
 		}
 	}
+	c.partTick(now)
 }
 
 func (c *Core) sortedRounds() []roundKey {
@@ -415,12 +427,14 @@ func (c *Core) PeerUp(now time.Time, p PeerID) {
 	if _, ok := c.peers[p]; !ok {
 		c.peers[p] = &peerState{}
 	}
+	c.partPeerUp(now, p)
 	c.startRound(now, p)
 }
 
 // PeerDown forgets a peer and abandons rounds with it.
 func (c *Core) PeerDown(now time.Time, p PeerID) {
 	delete(c.peers, p)
+	c.partPeerDown(now, p)
 	for _, k := range c.sortedRounds() {
 		if k.peer == p {
 			c.end(now, k, c.rounds[k], "peer_lost")
@@ -464,6 +478,9 @@ func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 // persist hands a batch from a peer (or, with from "", deferred deltas) to
 // the store.
 func (c *Core) persist(now time.Time, t *task) {
+	if c.part != nil && t.from != "" {
+		t.batch = c.keepHeld(t.batch)
+	}
 	op := StorageOp{Ticket: c.newTicket(t), Kind: StoreApply, Now: now, Batch: t.batch}
 	c.ready.Storage = append(c.ready.Storage, op)
 }

@@ -24,6 +24,9 @@ const (
 	// StoreCollect collects up to Budget expired sessions
 	// (Store.CollectGarbage at Now).
 	StoreCollect
+	// StoreDrop removes the sessions of Handed that are still as handed
+	// off (partial replication; the store must be a Dropper).
+	StoreDrop
 )
 
 // StorageOp is I/O the Core decided and the runtime carries out outside the
@@ -55,6 +58,8 @@ type StorageOp struct {
 	Filter func(*crdt.Session) bool
 
 	Budget int // StoreCollect
+
+	Handed []persist.Handed // StoreDrop
 }
 
 // StorageResult is the outcome of a StorageOp.
@@ -72,7 +77,13 @@ type StorageResult struct {
 	NextBucket int
 	NextAfter  string
 
-	Collected int // StoreCollect
+	Collected int // StoreCollect; StoreDrop: sessions dropped
+}
+
+// Dropper is a Store that can forget sessions handed off to their holders
+// (*persist.Store is one); partial replication needs it.
+type Dropper interface {
+	Drop(hs []persist.Handed) (int, error)
 }
 
 // errScanFull stops a scan that holds enough.
@@ -88,6 +99,13 @@ func (op StorageOp) Run(ctx context.Context, st Store) StorageResult {
 		res.Apply, res.Err = st.Apply(op.Batch, op.Now)
 	case StoreCollect:
 		res.Collected, res.Err = st.CollectGarbage(op.Now, op.Budget)
+	case StoreDrop:
+		d, ok := st.(Dropper)
+		if !ok {
+			res.Err = fmt.Errorf("node: store %T cannot drop sessions (partial replication)", st)
+			break
+		}
+		res.Collected, res.Err = d.Drop(op.Handed)
 	case StoreScan:
 		first := -1
 		if len(op.Buckets) > 0 {

@@ -60,6 +60,8 @@ type Node struct {
 	waiting atomic.Int64
 	// writeLocks serialise the local writes of each session.
 	writeLocks sessionLocks
+	// remote are reads waiting on holders (partial replication).
+	remote remoteReads
 
 	outMu     sync.Mutex
 	broadcast chan []byte
@@ -95,6 +97,9 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 		direct:      make(map[PeerID]*directQueue),
 		wake:        make(chan struct{}, 1),
 		done:        make(chan struct{}),
+	}
+	if _, ok := store.(Dropper); cfg.Replicas > 0 && !ok {
+		return nil, fmt.Errorf("node: config: Replicas needs a store that can drop handed-off sessions (%T cannot)", store)
 	}
 	if closeStore != nil {
 		n.onClose = append(n.onClose, closeStore)
@@ -390,6 +395,9 @@ func (n *Node) handleGossip(from PeerID, data []byte) {
 
 func (n *Node) handleDirect(from PeerID, data []byte) {
 	if n.isClosed() {
+		return
+	}
+	if n.remoteAnswer(data) {
 		return
 	}
 	if id, ok, err := fetchRequest(data); ok {

@@ -159,7 +159,7 @@ func RevocationDelta(hash string, t crdt.Timestamp, l crdt.Limits) *crdt.Session
 }
 
 func (n *Node) revoked(s *crdt.Session) (bool, error) {
-	ok, err := Revoked(n.store.Get, s)
+	ok, err := Revoked(n.storeGet, s)
 	if err != nil {
 		return false, fmt.Errorf("node: owner record: %w", err)
 	}
@@ -242,7 +242,7 @@ func (n *Node) eachIndexed(hash string, now time.Time, fn func(id, where string)
 	last := now.UnixMilli() / day.Milliseconds()
 	first := (now.UnixMilli() - n.cfg.Limits.MaxLifetime.Milliseconds()) / day.Milliseconds()
 	for d := first; d <= last+1; d++ {
-		r, err := n.store.Get(ownerIndexPrefix + hash + "." + strconv.FormatInt(d, 10))
+		r, err := n.storeGet(ownerIndexPrefix + hash + "." + strconv.FormatInt(d, 10))
 		if errors.Is(err, persist.ErrNotFound) {
 			continue
 		}

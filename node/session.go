@@ -219,7 +219,7 @@ func (n *Node) read(id string) (*crdt.Session, error) {
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	s, err := n.store.Get(id)
+	s, err := n.storeGet(id)
 	if errors.Is(err, persist.ErrNotFound) {
 		return nil, nil
 	}

@@ -110,6 +110,13 @@ func (n *Node) await(ctx context.Context, id string) error {
 		if !fetched {
 			next = fetchAt
 		}
+		if !n.core.HoldsID(id) {
+			// Partial replication: nothing wakes a peer that does not
+			// hold the session; ask its holders again soon.
+			if soon := now.Add(max(n.cfg.ConsistencyFetchAfter, time.Millisecond)); soon.Before(next) {
+				next = soon
+			}
+		}
 		timer.Reset(next.Sub(now))
 		select {
 		case <-ch:
@@ -128,7 +135,7 @@ func (n *Node) covers(id string, want Version) (bool, error) {
 	if n.isClosed() {
 		return false, ErrClosed
 	}
-	s, err := n.store.Get(id)
+	s, err := n.storeGet(id)
 	if errors.Is(err, persist.ErrNotFound) {
 		return false, nil
 	}

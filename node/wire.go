@@ -36,6 +36,10 @@ const (
 	kindBusy    = 'B' // responder: at its round limit, try later (an agreeMsg)
 	kindFetch   = 'Q' // a session, please (fetchMsg): session consistency
 	kindFetched = 'S' // the session asked for (fetchMsg)
+	// Partial replication (partial.go).
+	kindHello      = 'H' // my region and replication setting (helloMsg)
+	kindHandoff    = 'O' // sessions of slots you hold (handoffMsg)
+	kindHandoffAck = 'K' // the handoff Seq is stored (handoffMsg)
 )
 
 // ErrBadMessage reports a message that is not a valid sessionmesh message.

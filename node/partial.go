@@ -1,0 +1,589 @@
+package node
+
+import (
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/internal/placement"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Partial replication (Config.Replicas > 0, docs/partial-replication.md):
+// each region holds every session on Replicas of its peers, chosen per
+// slot by rendezvous hashing (internal/placement) over the region's
+// members. The Core learns members from hello messages, places slots, keeps
+// what it holds, drops the rest of what gossip and anti-entropy bring,
+// restricts anti-entropy to the slots both sides hold, and hands the
+// sessions it stores in slots it does not hold (its own writes, slots it
+// lost) to their holders, dropping them once every holder in its region
+// stored them.
+
+// helloMsg announces a peer's region and replication setting (kindHello),
+// on every new connection.
+type helloMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Region   string
+	Replicas int // 0: every slot
+}
+
+// handoffMsg carries sessions to a holder (kindHandoff); the holder stores
+// them whatever its own view of placement and acknowledges Seq
+// (kindHandoffAck, Batch empty) once they are durable.
+type handoffMsg struct {
+	_msgpack struct{} `msgpack:",as_array"`
+	Seq      uint64
+	Batch    []byte
+}
+
+// partMember is a peer as partial replication sees it.
+type partMember struct {
+	region   string
+	replicas int
+	up       bool
+	downAt   time.Time
+}
+
+// handoff is the one handoff in flight.
+type handoff struct {
+	seq      uint64
+	deadline time.Time
+	waiting  map[PeerID]bool // holders yet to acknowledge
+	sessions []persist.Handed
+	dropping bool
+}
+
+// partial is the Core's partial replication state.
+type partial struct {
+	members map[PeerID]*partMember
+	tables  map[string]*placement.Table // per region, over its placement members
+	// held is the slots this peer holds; readers outside the Core's lock
+	// (Node.read) load it.
+	held   atomic.Pointer[bucketSet]
+	gained bucketSet // slots gained and not yet compared with a holder
+	// expiry is when the next down member leaves placement.
+	expiry      time.Time
+	nextHandoff time.Time
+	handoffSeq  uint64
+	inflight    *handoff
+	// Figures for status and metrics.
+	handedOff, handoffBytes uint64
+	lastScanEmpty           bool
+}
+
+// partTask marks the Core's storage work for partial replication.
+type partTask uint8
+
+const (
+	partScan partTask = iota + 1 // read sessions to hand off
+	partDrop                     // drop what the holders stored
+	partIn                       // store a handoff from a peer, then acknowledge it
+)
+
+func newPartial(c *Core, now time.Time) *partial {
+	p := &partial{members: map[PeerID]*partMember{}, gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval)}
+	c.part = p
+	c.place(now)
+	return p
+}
+
+// placementMembers returns the members of region that take part in
+// placement at now: partial peers up, or down for less than HolderGrace,
+// and this peer in its own region.
+func (c *Core) placementMembers(now time.Time, region string) []string {
+	var out []string
+	if region == c.cfg.Region {
+		out = append(out, string(c.self))
+	}
+	for id, m := range c.part.members {
+		if m.region == region && m.replicas > 0 && (m.up || now.Sub(m.downAt) < c.cfg.HolderGrace) {
+			out = append(out, string(id))
+		}
+	}
+	return out
+}
+
+// place recomputes the placement of every region from the members known at
+// now, and what this peer holds.
+func (c *Core) place(now time.Time) {
+	p := c.part
+	regions := map[string]bool{c.cfg.Region: true}
+	p.expiry = time.Time{}
+	for _, m := range p.members {
+		regions[m.region] = true
+		if !m.up && m.replicas > 0 {
+			if at := m.downAt.Add(c.cfg.HolderGrace); at.After(now) && (p.expiry.IsZero() || at.Before(p.expiry)) {
+				p.expiry = at
+			}
+		}
+	}
+	tables := make(map[string]*placement.Table, len(regions))
+	for r := range regions {
+		ms := c.placementMembers(now, r)
+		if old, ok := p.tables[r]; ok && slices.Equal(old.Members(), sortedCopy(ms)) {
+			tables[r] = old
+			continue
+		}
+		tables[r] = placement.NewTable(ms, c.cfg.Replicas)
+	}
+	p.tables = tables
+	held := newBucketSet()
+	own := tables[c.cfg.Region]
+	for s := range placement.Slots {
+		if own.Holds(s, string(c.self)) {
+			held.add(s)
+		}
+	}
+	old := p.held.Load()
+	gained, lost := 0, 0
+	for s := range placement.Slots {
+		switch {
+		case held.has(s) && (old == nil || !old.has(s)):
+			if old != nil {
+				p.gained.add(s)
+			}
+			gained++
+		case !held.has(s) && old != nil && old.has(s):
+			lost++
+		}
+	}
+	p.held.Store(&held)
+	if old != nil && (gained > 0 || lost > 0) {
+		c.log.Info("placement changed", "slots_held", held.count(), "gained", gained, "lost", lost,
+			"members", len(own.Members()))
+		c.m.Add("slots_moved", float64(gained), "dir", "in")
+		c.m.Add("slots_moved", float64(lost), "dir", "out")
+		if lost > 0 {
+			p.nextHandoff = now // start handing the lost slots off now
+		}
+	}
+}
+
+func sortedCopy(ss []string) []string {
+	out := slices.Clone(ss)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// holds reports whether this peer holds slot s.
+func (p *partial) holds(s int) bool { return p.held.Load().has(s) }
+
+// peerHolds reports whether peer q holds slot s in this peer's view: a
+// peer that said no hello (an older one) or replicates everything holds
+// every slot.
+func (c *Core) peerHolds(q PeerID, s int) bool {
+	if q == c.self {
+		return c.part.holds(s)
+	}
+	m, ok := c.part.members[q]
+	if !ok || m.replicas == 0 {
+		return true
+	}
+	t := c.part.tables[m.region]
+	return t != nil && t.Holds(s, string(q))
+}
+
+// Holders returns the holders of session id's slot in this peer's region,
+// in placement order, this peer included if it is one. Nil when
+// replication is full.
+func (c *Core) Holders(id string) []PeerID {
+	if c.part == nil {
+		return nil
+	}
+	hs := c.part.tables[c.cfg.Region].Holders(placement.SlotOf(id))
+	out := make([]PeerID, len(hs))
+	for i, h := range hs {
+		out[i] = PeerID(h)
+	}
+	return out
+}
+
+// HoldsID reports whether this peer holds session id: always under full
+// replication. Safe to call concurrently with the Core's other methods.
+func (c *Core) HoldsID(id string) bool {
+	return c.part == nil || c.part.holds(placement.SlotOf(id))
+}
+
+// readHolders returns the connected holders of id to ask for it: those of
+// this peer's region, or, when none of them is connected, those of the
+// other regions.
+func (c *Core) readHolders(id string) []PeerID {
+	s := placement.SlotOf(id)
+	var own, other []PeerID
+	for _, q := range c.Peers() {
+		m, ok := c.part.members[q.ID]
+		if !ok || !c.peerHolds(q.ID, s) {
+			continue
+		}
+		if m.region == c.cfg.Region {
+			own = append(own, q.ID)
+		} else {
+			other = append(other, q.ID)
+		}
+	}
+	if len(own) > 0 {
+		return own
+	}
+	return other
+}
+
+// ReadRemote sends a fetch of session id to the connected holders that
+// should answer a read on this peer (which does not hold it), and returns
+// them; Node waits for their answers (kindFetched).
+func (c *Core) ReadRemote(id string) []PeerID {
+	if c.part == nil {
+		return nil
+	}
+	to := c.readHolders(id)
+	for _, p := range to {
+		c.send(p, kindFetch, &fetchMsg{ID: id}, nil)
+	}
+	c.m.Add("remote_reads", 1)
+	return to
+}
+
+// keepHeld removes from b the sessions of slots this peer does not hold:
+// gossip and anti-entropy data for them is for other peers.
+func (c *Core) keepHeld(b *crdt.Batch) *crdt.Batch {
+	ss := b.Sessions()
+	keep := 0
+	for _, s := range ss {
+		if c.part.holds(placement.SlotOf(s.ID)) {
+			keep++
+		}
+	}
+	if keep == len(ss) {
+		return b
+	}
+	out := crdt.NewBatch()
+	for _, s := range ss {
+		if c.part.holds(placement.SlotOf(s.ID)) {
+			out.Add(s)
+		}
+	}
+	c.m.Add("deltas_not_held", float64(len(ss)-keep))
+	return out
+}
+
+// sharedBucket reports whether an anti-entropy round with q compares
+// bucket b: both sides hold it.
+func (c *Core) sharedBucket(q PeerID, b int) bool {
+	return c.part == nil || c.part.holds(b) && c.peerHolds(q, b)
+}
+
+// partPeerUp greets a new connection with this peer's region and setting.
+func (c *Core) partPeerUp(now time.Time, q PeerID) {
+	if c.part == nil {
+		return
+	}
+	c.send(q, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: c.cfg.Replicas}, nil)
+	if m, ok := c.part.members[q]; ok && !m.up {
+		m.up = true
+		c.place(now)
+	}
+}
+
+func (c *Core) partPeerDown(now time.Time, q PeerID) {
+	if c.part == nil {
+		return
+	}
+	if m, ok := c.part.members[q]; ok && m.up {
+		m.up, m.downAt = false, now
+		c.place(now) // sets the expiry
+	}
+	if h := c.part.inflight; h != nil && h.waiting[q] && !h.dropping {
+		c.part.inflight = nil // it will not answer: start again
+	}
+}
+
+func (c *Core) onHello(now time.Time, from PeerID, data []byte) error {
+	var m helloMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return err
+	}
+	if c.part == nil {
+		return nil
+	}
+	if m.Replicas != c.cfg.Replicas {
+		c.log.Warn("peer replicates with another setting; placement may differ while a change of replicas rolls out",
+			"with", string(from), "its_replicas", m.Replicas, "ours", c.cfg.Replicas)
+	}
+	_, connected := c.peers[from]
+	old, ok := c.part.members[from]
+	if ok && old.region == m.Region && old.replicas == m.Replicas && old.up == connected {
+		return nil
+	}
+	c.part.members[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now}
+	c.place(now)
+	return nil
+}
+
+// partNext is when partial replication next needs a Tick.
+func (c *Core) partNext() time.Time {
+	if c.part == nil {
+		return time.Time{}
+	}
+	next := c.part.nextHandoff
+	if h := c.part.inflight; h != nil && !h.dropping && h.deadline.Before(next) {
+		next = h.deadline
+	}
+	if !c.part.expiry.IsZero() && c.part.expiry.Before(next) {
+		next = c.part.expiry
+	}
+	return next
+}
+
+func (c *Core) partTick(now time.Time) {
+	p := c.part
+	if p == nil {
+		return
+	}
+	if !p.expiry.IsZero() && !now.Before(p.expiry) {
+		c.place(now)
+	}
+	if h := p.inflight; h != nil && !h.dropping && !now.Before(h.deadline) {
+		c.log.Debug("handoff timed out", "waiting", len(h.waiting))
+		p.inflight = nil
+	}
+	if p.inflight == nil && !now.Before(p.nextHandoff) {
+		p.nextHandoff = now.Add(c.jitter(c.cfg.HandoffInterval))
+		c.startHandoff(now)
+	}
+}
+
+// notHeldBuckets returns the buckets the store holds sessions in that this
+// peer does not hold.
+func (c *Core) notHeldBuckets() []int {
+	d := c.store.Digests()
+	var out []int
+	for b, v := range d.Buckets {
+		if v != 0 && !c.part.holds(b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+func (c *Core) startHandoff(now time.Time) {
+	bs := c.notHeldBuckets()
+	if len(bs) == 0 {
+		return
+	}
+	c.part.handoffSeq++
+	c.part.inflight = &handoff{seq: c.part.handoffSeq, deadline: now.Add(c.cfg.SyncTimeout)}
+	op := StorageOp{Kind: StoreScan, Now: now, Buckets: bs, MaxBytes: c.cfg.SyncChunkBytes,
+		MaxSessions: c.cfg.Limits.MaxBatchSessions}
+	op.Ticket = c.newTicket(&task{part: partScan, partSeq: c.part.handoffSeq})
+	c.ready.Storage = append(c.ready.Storage, op)
+}
+
+// partStored takes the result of partial replication's storage work.
+func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
+	p := c.part
+	switch t.part {
+	case partIn:
+		c.applied(now, t, res)
+		if res.Err == nil && len(res.Apply.Deferred) == 0 {
+			c.send(t.from, kindHandoffAck, &handoffMsg{Seq: t.partSeq}, nil)
+		}
+	case partScan:
+		h := p.inflight
+		if h == nil || h.seq != t.partSeq {
+			return
+		}
+		if res.Err != nil {
+			c.log.Error("reading sessions to hand off", "err", res.Err)
+			p.inflight = nil
+			return
+		}
+		c.sendHandoff(now, h, res.Sessions)
+		if res.More {
+			p.nextHandoff = now // the rest right after this part
+		}
+	case partDrop:
+		p.inflight = nil
+		if res.Err != nil {
+			c.log.Error("dropping handed-off sessions", "err", res.Err)
+			return
+		}
+		p.handedOff += uint64(res.Collected)
+		c.m.Add("sessions_handed_off", float64(res.Collected))
+		if len(c.notHeldBuckets()) > 0 {
+			p.nextHandoff = now
+		}
+	}
+}
+
+// sendHandoff sends each holder in this peer's region the sessions it
+// holds of ss; sessions with a holder not connected wait for a later pass.
+func (c *Core) sendHandoff(now time.Time, h *handoff, ss []*crdt.Session) {
+	own := c.part.tables[c.cfg.Region]
+	per := map[PeerID]*crdt.Batch{}
+	for _, s := range ss {
+		slot := placement.SlotOf(s.ID)
+		if c.part.holds(slot) {
+			continue // gained meanwhile
+		}
+		hs := own.Holders(slot)
+		ok := len(hs) > 0
+		for _, q := range hs {
+			if _, up := c.peers[PeerID(q)]; !up {
+				ok = false
+			}
+		}
+		if !ok {
+			continue
+		}
+		for _, q := range hs {
+			b := per[PeerID(q)]
+			if b == nil {
+				b = crdt.NewBatch()
+				per[PeerID(q)] = b
+			}
+			b.Add(s)
+		}
+		h.sessions = append(h.sessions, persist.Handed{ID: s.ID, Hash: persist.SessionHash(s)})
+	}
+	if len(h.sessions) == 0 {
+		c.part.inflight = nil
+		return
+	}
+	h.waiting = map[PeerID]bool{}
+	for _, q := range slices.Sorted(mapsKeys(per)) {
+		data, err := crdt.MarshalBatch(per[q], c.cfg.Limits)
+		if err != nil {
+			c.log.Error("cannot encode a handoff", "err", err)
+			c.part.inflight = nil
+			return
+		}
+		h.waiting[q] = true
+		c.part.handoffBytes += uint64(len(data))
+		c.m.Add("handoff_bytes", float64(len(data)))
+		c.send(q, kindHandoff, &handoffMsg{Seq: h.seq, Batch: data}, nil)
+	}
+}
+
+func mapsKeys[V any](m map[PeerID]V) func(func(PeerID) bool) {
+	return func(yield func(PeerID) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (c *Core) onHandoff(now time.Time, from PeerID, data []byte) error {
+	var m handoffMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return err
+	}
+	b, err := crdt.UnmarshalBatch(m.Batch, c.cfg.Limits)
+	if err != nil {
+		return err
+	}
+	c.m.Add("deltas_received", float64(b.Len()))
+	t := &task{from: from, batch: b, part: partIn, partSeq: m.Seq}
+	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: c.newTicket(t), Kind: StoreApply, Now: now, Batch: b})
+	return nil
+}
+
+func (c *Core) onHandoffAck(now time.Time, from PeerID, data []byte) error {
+	var m handoffMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return err
+	}
+	h := c.part.inflight
+	if h == nil || h.seq != m.Seq || h.dropping || !h.waiting[from] {
+		return nil
+	}
+	delete(h.waiting, from)
+	if len(h.waiting) > 0 {
+		return nil
+	}
+	h.dropping = true
+	op := StorageOp{Kind: StoreDrop, Now: now, Handed: h.sessions}
+	op.Ticket = c.newTicket(&task{part: partDrop, partSeq: h.seq})
+	c.ready.Storage = append(c.ready.Storage, op)
+	return nil
+}
+
+// partDirect handles partial replication's direct messages.
+func (c *Core) partDirect(now time.Time, from PeerID, kind byte, data []byte) (bool, error) {
+	switch kind {
+	case kindHello:
+		return true, c.onHello(now, from, data)
+	case kindHandoff:
+		return true, c.onHandoff(now, from, data)
+	case kindHandoffAck:
+		if c.part == nil {
+			return true, nil
+		}
+		return true, c.onHandoffAck(now, from, data)
+	}
+	return false, nil
+}
+
+// PlacementStatus describes partial replication on this peer.
+type PlacementStatus struct {
+	// Replicas is the holders per region (0: every peer holds every slot).
+	Replicas int
+	// Slots is the number of slots; SlotsHeld those this peer holds.
+	Slots, SlotsHeld int
+	// SlotsGained are held slots not yet compared with another holder by
+	// anti-entropy; SlotsToHandOff the slots this peer stores sessions of
+	// without holding them (its writes, slots it lost), until their holders
+	// have them.
+	SlotsGained, SlotsToHandOff int
+	// RegionMembers is the placement members of this peer's region.
+	RegionMembers []PeerID
+	// SessionsHandedOff and HandoffBytes count what left this peer by
+	// handoff since it started.
+	SessionsHandedOff, HandoffBytes uint64
+}
+
+// Placement returns partial replication's status (Replicas 0 and every
+// slot held when replication is full).
+func (c *Core) Placement() PlacementStatus {
+	st := PlacementStatus{Replicas: c.cfg.Replicas, Slots: placement.Slots, SlotsHeld: placement.Slots}
+	if c.part == nil {
+		return st
+	}
+	st.SlotsHeld = c.part.held.Load().count()
+	st.SlotsGained = c.part.gained.count()
+	st.SlotsToHandOff = len(c.notHeldBuckets())
+	for _, m := range c.part.tables[c.cfg.Region].Members() {
+		st.RegionMembers = append(st.RegionMembers, PeerID(m))
+	}
+	st.SessionsHandedOff, st.HandoffBytes = c.part.handedOff, c.part.handoffBytes
+	return st
+}
+
+// roundDone clears the gained slots a completed round compared.
+func (c *Core) partRoundDone(q PeerID) {
+	if c.part == nil {
+		return
+	}
+	for b := range placement.Slots {
+		if c.part.gained.has(b) && c.peerHolds(q, b) {
+			c.part.gained[b/8] &^= 1 << (b % 8)
+		}
+	}
+}
+
+// syncPeer picks the peer of a periodic round: under partial replication a
+// holder of a gained slot first, so new holders pull before the periodic
+// rounds come around.
+func (c *Core) syncPeer() (PeerID, bool) {
+	if c.part != nil && c.part.gained.count() > 0 {
+		for _, q := range c.Peers() {
+			for b := range placement.Slots {
+				if c.part.gained.has(b) && c.peerHolds(q.ID, b) {
+					return q.ID, true
+				}
+			}
+		}
+	}
+	return c.randomPeer()
+}

@@ -1,0 +1,282 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/internal/placement"
+)
+
+// partCluster is an in-memory mesh with regions and partial replication.
+type partCluster struct {
+	t       *testing.T
+	net     *memNet
+	nodes   []*Node // nil once stopped
+	regions []string
+	r       int
+}
+
+func partConfig(region string, r int) Config {
+	cfg := testConfig()
+	cfg.Region = region
+	cfg.Replicas = r
+	cfg.HolderGrace = 300 * time.Millisecond
+	cfg.HandoffInterval = 50 * time.Millisecond
+	cfg.SyncInterval = 100 * time.Millisecond
+	// Twelve peers on a shared 2-core machine (and the race detector):
+	// room for replication to reach a versioned reader.
+	cfg.ConsistencyWait = 3 * time.Second
+	return cfg
+}
+
+func newPartCluster(t *testing.T, regions []string, perRegion, r int) *partCluster {
+	t.Helper()
+	c := &partCluster{t: t, net: newMemNet(), r: r}
+	for _, rg := range regions {
+		for range perRegion {
+			c.add(rg)
+		}
+	}
+	c.net.connectAll()
+	return c
+}
+
+// add starts a peer in region (not yet connected).
+func (c *partCluster) add(region string) *Node {
+	c.t.Helper()
+	cfg := partConfig(region, c.r)
+	cfg.Dial = c.net.dialer(PeerID(fmt.Sprintf("%s-peer-%d", region, len(c.nodes))))
+	nd, err := Open(context.Background(), cfg)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = nd.Close(context.Background()) })
+	c.nodes = append(c.nodes, nd)
+	c.regions = append(c.regions, region)
+	return nd
+}
+
+// stop closes peer i and tells the others it went away.
+func (c *partCluster) stop(i int) {
+	c.t.Helper()
+	id := c.nodes[i].ID()
+	if err := c.nodes[i].Close(context.Background()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.nodes[i] = nil
+	for _, n := range c.live() {
+		c.net.endpoint(n.ID()).in.PeerDown(id)
+	}
+}
+
+func (c *partCluster) live() []*Node {
+	var out []*Node
+	for _, n := range c.nodes {
+		if n != nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// copies counts, per region, the live peers whose store holds id.
+func (c *partCluster) copies(id string) map[string]int {
+	out := map[string]int{}
+	for i, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		if _, err := n.Store().Get(id); err == nil {
+			out[c.regions[i]]++
+		}
+	}
+	return out
+}
+
+// settled reports whether every peer sees its whole region, holds no
+// session it should hand off, and every id has want copies in every region.
+func (c *partCluster) settled(ids []string, want map[string]int) string {
+	for i, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		p := n.Placement()
+		if len(p.RegionMembers) != want[c.regions[i]+"/members"] {
+			return fmt.Sprintf("%s sees %d members of its region", n.ID(), len(p.RegionMembers))
+		}
+		if p.SlotsToHandOff != 0 {
+			return fmt.Sprintf("%s still has %d slots to hand off", n.ID(), p.SlotsToHandOff)
+		}
+	}
+	for _, id := range ids {
+		got := c.copies(id)
+		for rg, w := range want {
+			if strings.HasSuffix(rg, "/members") {
+				continue
+			}
+			if got[rg] != w {
+				return fmt.Sprintf("session %.8s has %d copies in %s, want %d", id, got[rg], rg, w)
+			}
+		}
+	}
+	return ""
+}
+
+func (c *partCluster) waitSettled(within time.Duration, ids []string, want map[string]int) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	var why string
+	for {
+		if why = c.settled(ids, want); why == "" {
+			return time.Since(start)
+		}
+		if time.Since(start) > within {
+			c.t.Fatalf("not settled after %v: %s", within, why)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The proof of issue 15 with 12 in-process peers in 3 regions at R = 2.
+func TestPartialReplication12Peers(t *testing.T) {
+	regions := []string{"eu", "us", "ap"}
+	c := newPartCluster(t, regions, 4, 2)
+	ctx := context.Background()
+	want := map[string]int{"eu": 2, "us": 2, "ap": 2, "eu/members": 4, "us/members": 4, "ap/members": 4}
+	c.waitSettled(5*time.Second, nil, want)
+
+	// Writes on every peer, then updates on other peers (mostly
+	// non-holders): hinted handoff carries them.
+	const sessions = 120
+	tokens := make([]string, sessions)
+	ids := make([]string, sessions)
+	latest := make([]string, sessions)
+	versions := make([]Version, sessions)
+	for i := range sessions {
+		w := c.nodes[i%len(c.nodes)]
+		tok, err := w.Create(WithVersion(ctx, &versions[i]), WithFields(map[string][]byte{"n": []byte("0")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[i], ids[i] = tok, mustID(t, tok)
+	}
+	for i := range sessions {
+		// With the version of the create, as a client carrying it would:
+		// the peer waits for (or fetches) the session.
+		w := c.nodes[(i*7+3)%len(c.nodes)]
+		latest[i] = fmt.Sprintf("v%d", i)
+		if err := w.Set(WithVersion(ctx, &versions[i]), tokens[i], "n", []byte(latest[i])); err != nil {
+			t.Fatalf("update of session %d on %s: %v", i, w.ID(), err)
+		}
+	}
+	took := c.waitSettled(10*time.Second, ids, want)
+	t.Logf("settled with exactly 2 copies per region in %v", took)
+
+	// Each store holds about R/N of the sessions.
+	for _, n := range c.nodes {
+		held := 0
+		for _, id := range ids {
+			if _, err := n.Store().Get(id); err == nil {
+				held++
+			}
+		}
+		if share := float64(held) / sessions; share < 0.3 || share > 0.7 {
+			t.Errorf("%s stores %d of %d sessions, want about R/N = 1/2", n.ID(), held, sessions)
+		}
+		if p := n.Placement(); p.SlotsHeld < placement.Slots*3/10 || p.SlotsHeld > placement.Slots*7/10 {
+			t.Errorf("%s holds %d slots, want about half", n.ID(), p.SlotsHeld)
+		}
+	}
+	// Any peer serves any session, with the latest acknowledged write.
+	readAll := func(what string) {
+		t.Helper()
+		for _, n := range c.live() {
+			for i, tok := range tokens {
+				s, err := n.Get(ctx, tok)
+				if err != nil {
+					t.Fatalf("%s: read of session %d on %s: %v", what, i, n.ID(), err)
+				}
+				if v, _ := s.GetString("n"); v != latest[i] {
+					t.Fatalf("%s: session %d on %s reads %q, want %q", what, i, n.ID(), v, latest[i])
+				}
+			}
+		}
+	}
+	readAll("settled")
+
+	// Stop a peer: within HolderGrace plus anti-entropy its slots have two
+	// holders in its region again, and no write is lost.
+	c.stop(1)
+	want["eu/members"] = 3
+	took = c.waitSettled(10*time.Second, ids, want)
+	t.Logf("after a peer stopped, 2 copies per region again in %v (grace %v)", took, 300*time.Millisecond)
+	readAll("peer stopped")
+
+	// Add a peer: it takes about R/N of the region's slots.
+	before := c.nodes[0].Placement().SlotsHeld
+	nw := c.add("eu")
+	c.net.connectAll()
+	want["eu/members"] = 4
+	took = c.waitSettled(10*time.Second, ids, want)
+	t.Logf("after a peer joined, settled in %v", took)
+	got := nw.Placement().SlotsHeld
+	if got < placement.Slots*3/10 || got > placement.Slots*7/10 {
+		t.Errorf("newcomer holds %d slots, want about R/N = half of %d", got, placement.Slots)
+	}
+	if after := c.nodes[0].Placement().SlotsHeld; after >= before {
+		t.Errorf("an old member still holds %d slots (had %d) after a join", after, before)
+	}
+	readAll("peer joined")
+
+	// Cut a region from the others: it keeps serving every session, and
+	// takes writes.
+	var eu, rest []PeerID
+	for i, n := range c.nodes {
+		if n == nil {
+			continue
+		}
+		if c.regions[i] == "eu" {
+			eu = append(eu, n.ID())
+		} else {
+			rest = append(rest, n.ID())
+		}
+	}
+	c.net.partition(eu, rest)
+	for _, n := range c.live() {
+		if !slices.Contains(eu, n.ID()) {
+			continue
+		}
+		for i, tok := range tokens {
+			s, err := n.Get(ctx, tok)
+			if err != nil {
+				t.Fatalf("cut region: read of session %d on %s: %v", i, n.ID(), err)
+			}
+			if v, _ := s.GetString("n"); v != latest[i] {
+				t.Fatalf("cut region: session %d on %s reads %q, want %q", i, n.ID(), v, latest[i])
+			}
+		}
+	}
+	euNode := c.nodes[0]
+	for i := range 20 {
+		latest[i] = "cut"
+		if err := euNode.Set(ctx, tokens[i], "n", []byte("cut")); err != nil {
+			t.Fatalf("write in the cut region: %v", err)
+		}
+	}
+	c.net.heal()
+	c.waitSettled(10*time.Second, ids, want)
+	readAll("healed")
+}
+
+func mustID(t *testing.T, token string) string {
+	t.Helper()
+	id, ok := SessionID(token)
+	if !ok {
+		t.Fatalf("bad token %q", token)
+	}
+	return id
+}

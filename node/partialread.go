@@ -1,0 +1,152 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// Reads on a peer that does not hold a session (partial replication): the
+// node asks the session's holders (Core.ReadRemote picks them: its region's
+// first) and merges their answers with what it stores itself (a write of
+// its own not handed off yet). One hop; answers are awaited up to
+// Config.ConsistencyWait.
+
+// remoteReads are the reads waiting for holders' answers, by session id.
+type remoteReads struct {
+	mu sync.Mutex
+	m  map[string][]chan *crdt.Session
+}
+
+// storeGet is store.Get that, under partial replication, reads a session
+// this peer does not hold from its holders. It returns persist.ErrNotFound
+// when no one asked holds it.
+func (n *Node) storeGet(id string) (*crdt.Session, error) {
+	local, err := n.store.Get(id)
+	if n.core.HoldsID(id) {
+		return local, err
+	}
+	if err != nil && !errors.Is(err, persist.ErrNotFound) {
+		return nil, err
+	}
+	s, err := n.readRemote(id, local)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		return nil, persist.ErrNotFound
+	}
+	return s, nil
+}
+
+// readRemote asks the holders of id and merges their answers into local
+// (not modified).
+func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error) {
+	ch := make(chan *crdt.Session, 16)
+	n.remote.mu.Lock()
+	if n.remote.m == nil {
+		n.remote.m = map[string][]chan *crdt.Session{}
+	}
+	n.remote.m[id] = append(n.remote.m[id], ch)
+	n.remote.mu.Unlock()
+	defer n.dropRemote(id, ch)
+	var asked []PeerID
+	n.step(func(c *Core, _ time.Time) { asked = c.ReadRemote(id) })
+	out := local
+	if out != nil {
+		out = out.Clone()
+	}
+	if len(asked) == 0 {
+		n.m.Add("remote_reads_failed", 1, "reason", "no_holder")
+		return out, nil
+	}
+	start := time.Now()
+	timer := time.NewTimer(n.cfg.ConsistencyWait)
+	defer timer.Stop()
+	for got := 0; got < len(asked); got++ {
+		select {
+		case s := <-ch:
+			if s == nil {
+				continue
+			}
+			if out == nil {
+				out = s
+				continue
+			}
+			if _, err := out.Merge(s); err != nil {
+				return nil, fmt.Errorf("node: remote read: %w", err)
+			}
+		case <-timer.C:
+			// The holders that answered are enough: a read never waits
+			// on the slowest.
+			n.m.Add("remote_reads_failed", 1, "reason", "timeout")
+			got = len(asked)
+		case <-n.done:
+			return nil, ErrClosed
+		}
+	}
+	n.m.Observe("remote_read_seconds", time.Since(start).Seconds())
+	return out, nil
+}
+
+func (n *Node) dropRemote(id string, ch chan *crdt.Session) {
+	n.remote.mu.Lock()
+	defer n.remote.mu.Unlock()
+	ws := n.remote.m[id]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(n.remote.m, id)
+	} else {
+		n.remote.m[id] = ws
+	}
+}
+
+// remoteAnswer hands a fetch answer to the reads waiting for it, and
+// reports whether there were any (the answer then goes no further: this
+// peer does not hold the session).
+func (n *Node) remoteAnswer(data []byte) bool {
+	if kind, err := messageKind(data); err != nil || kind != kindFetched {
+		return false
+	}
+	var m fetchMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return false
+	}
+	n.remote.mu.Lock()
+	ws := n.remote.m[m.ID]
+	n.remote.mu.Unlock()
+	if len(ws) == 0 || n.core.HoldsID(m.ID) {
+		return false
+	}
+	var s *crdt.Session
+	if len(m.Batch) > 0 {
+		b, err := crdt.UnmarshalBatch(m.Batch, n.cfg.Limits)
+		if err != nil {
+			return false
+		}
+		s = b.Get(m.ID)
+	}
+	for _, w := range ws {
+		select {
+		case w <- s:
+		default:
+		}
+	}
+	return true
+}
+
+// Placement returns partial replication's status on this peer.
+func (n *Node) Placement() PlacementStatus {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.core.Placement()
+}
