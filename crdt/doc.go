@@ -42,7 +42,8 @@
 // so a store can hand one version to lock-free readers while it merges the
 // next, and a write costs what it changes (amortized O(√n) for n fields),
 // not a copy of the session. Values are strings, so no one can change them
-// in place. A decoded session keeps its keys and values in one allocation.
+// in place. A decoded session, or one merged from nothing, keeps its keys,
+// values and timestamps packed in one allocation that holds no pointers.
 //
 // # Destroy is final
 //

@@ -1,12 +1,14 @@
 package crdt
 
 import (
+	"encoding/binary"
 	"fmt"
 	"iter"
 	"maps"
 	"math/bits"
 	"slices"
 	"strings"
+	"unsafe"
 )
 
 // Fields holds a session's field registers: a map from keys to Field that
@@ -20,10 +22,14 @@ import (
 // since the base was built, whose entries shadow the base's. A write copies
 // the overlay only; once the overlay outgrows about the square root of the
 // base (at least 8 entries), the next write merges both into a new base, so
-// a write costs O(√n) amortized for a session of n fields. A session read
-// from storage is one base whose keys and values share one allocation.
+// a write costs O(√n) amortized for a session of n fields.
+//
+// The base is packed: its keys, values and timestamps are one allocation
+// that holds no pointers (see table), so a session read from storage or
+// built whole is two objects however many fields it has, a lookup reads a
+// few adjacent cache lines, and the garbage collector never scans it.
 type Fields struct {
-	base []entry // sorted by key; never modified once built
+	base table   // sorted by key; never modified once built
 	over []entry // sorted by key; never modified once built; shadows base
 	n    int     // distinct keys
 }
@@ -38,13 +44,34 @@ func (fs Fields) Len() int { return fs.n }
 
 // Get returns the register of key, removed or not.
 func (fs Fields) Get(key string) (Field, bool) {
-	if i, ok := search(fs.over, key); ok {
-		return fs.over[i].f, true
+	if len(fs.over) > 0 {
+		if i, ok := search(fs.over, key); ok {
+			return fs.over[i].f, true
+		}
 	}
-	if i, ok := search(fs.base, key); ok {
-		return fs.base[i].f, true
+	if i, ok := fs.base.find(key); ok {
+		return fs.base.field(i), true
 	}
 	return Field{}, false
+}
+
+// value returns the value of key when it is set: Get without the
+// timestamp, for readers.
+func (fs Fields) value(key string) (string, bool) {
+	if len(fs.over) > 0 {
+		if i, ok := search(fs.over, key); ok {
+			if f := fs.over[i].f; !f.Removed {
+				return f.Value, true
+			}
+			return "", false
+		}
+	}
+	if i, ok := fs.base.find(key); ok {
+		if v, removed := fs.base.value(i); !removed {
+			return v, true
+		}
+	}
+	return "", false
 }
 
 // Has reports whether key has a register, removed or not.
@@ -61,9 +88,20 @@ func (fs Fields) All() iter.Seq2[string, Field] {
 	}
 }
 
+// MemSize estimates the heap bytes fs holds: its packed base, and its
+// overlay with the keys and values the overlay refers to (which versions
+// of a session may share).
+func (fs Fields) MemSize() int {
+	n := len(fs.base) + cap(fs.over)*int(unsafe.Sizeof(entry{}))
+	for _, e := range fs.over {
+		n += len(e.key) + len(e.f.Value)
+	}
+	return n
+}
+
 // each calls fn with the entries in key order until it returns false.
 func (fs Fields) each(fn func(entry) bool) {
-	c := cursor{fs.base, fs.over}
+	c := fs.cursor()
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if !fn(e) {
 			return
@@ -72,19 +110,66 @@ func (fs Fields) each(fn func(entry) bool) {
 }
 
 // cursor walks a Fields in key order, overlay entries shadowing base ones.
-type cursor struct{ b, o []entry }
+// It reads the base sequentially: each key and value starts where the
+// previous one ended.
+type cursor struct {
+	t        table
+	i, n     int // next base entry, base entries
+	kAt, vAt int // where the next base key and value start
+	o        []entry
+}
+
+func (fs Fields) cursor() cursor {
+	c := cursor{t: fs.base, n: fs.base.len(), o: fs.over}
+	if c.n > 0 {
+		c.kAt = c.t.keyEnd(c.n, -1)
+		c.vAt = c.t.keyEnd(c.n, c.n-1)
+	}
+	return c
+}
+
+// baseKey returns the next base key.
+func (c *cursor) baseKey() string { return string(c.t[c.kAt:c.t.keyEnd(c.n, c.i)]) }
+
+// baseEntry returns the next base entry and moves past it.
+func (c *cursor) baseEntry(key string) entry {
+	kEnd := c.kAt + len(key)
+	vEnd := c.t.u32(tableHead + 4*c.n + 4*c.i)
+	ts := c.t.bytes()[tableHead+8*c.n+16*c.i:]
+	e := entry{key, Field{
+		Value:   string(c.t[c.vAt : vEnd&^removedBit]),
+		Removed: vEnd&removedBit != 0,
+		TS:      Timestamp{Time: ne.Uint64(ts), Node: NodeID(ne.Uint64(ts[8:]))},
+	}}
+	c.i++
+	c.kAt, c.vAt = kEnd, vEnd&^removedBit
+	return e
+}
+
+// skipBase moves past the next base entry, whose key is key.
+func (c *cursor) skipBase(key string) {
+	c.kAt += len(key)
+	c.vAt = c.t.u32(tableHead+4*c.n+4*c.i) &^ removedBit
+	c.i++
+}
 
 func (c *cursor) next() (entry, bool) {
-	var e entry
-	switch {
-	case len(c.b) == 0 && len(c.o) == 0:
-		return e, false
-	case len(c.o) == 0 || (len(c.b) > 0 && c.b[0].key < c.o[0].key):
-		e, c.b = c.b[0], c.b[1:]
-	case len(c.b) > 0 && c.b[0].key == c.o[0].key:
-		e, c.b, c.o = c.o[0], c.b[1:], c.o[1:]
-	default:
-		e, c.o = c.o[0], c.o[1:]
+	if c.i == c.n {
+		if len(c.o) == 0 {
+			return entry{}, false
+		}
+		e := c.o[0]
+		c.o = c.o[1:]
+		return e, true
+	}
+	k := c.baseKey()
+	if len(c.o) == 0 || k < c.o[0].key {
+		return c.baseEntry(k), true
+	}
+	e := c.o[0]
+	c.o = c.o[1:]
+	if k == e.key {
+		c.skipBase(k)
 	}
 	return e, true
 }
@@ -102,13 +187,11 @@ func (fs Fields) With(key string, f Field) Fields {
 	}
 	out := Fields{base: fs.base, over: over, n: fs.n}
 	if !found {
-		if _, inBase := search(fs.base, key); !inBase {
+		if _, inBase := fs.base.find(key); !inBase {
 			out.n++
 		}
 	}
-	if len(out.base) == 0 {
-		out.base, out.over = out.over, nil
-	} else if len(out.over) > overLimit(len(out.base)) {
+	if len(out.over) > overLimit(out.base.len()) {
 		out = out.compact()
 	}
 	return out
@@ -120,18 +203,28 @@ func overLimit(n int) int {
 	return max(8, 1<<((bits.Len(uint(n))+1)/2))
 }
 
-// compact returns fs as a single base.
+// compact returns fs as a single packed base.
 func (fs Fields) compact() Fields {
 	if len(fs.over) == 0 {
 		return fs
 	}
-	base := make([]entry, 0, fs.n)
-	fs.each(func(e entry) bool { base = append(base, e); return true })
-	return Fields{base: base, n: fs.n}
+	keys, vals := 0, 0
+	fs.each(func(e entry) bool {
+		keys += len(e.key)
+		vals += len(e.f.Value)
+		return true
+	})
+	w := newTableWriter(fs.n, keys, vals)
+	fs.each(func(e entry) bool {
+		w.add(e.key, e.f.Value, e.f.Removed, e.f.TS)
+		return true
+	})
+	return Fields{base: w.table(), n: fs.n}
 }
 
 // Join returns the per-key join of fs and o, the greater register under
 // Field.Compare winning, and the keys whose register in fs changed, sorted.
+// A join into an empty fs returns o packed.
 func (fs Fields) Join(o Fields) (Fields, []string) {
 	switch {
 	case o.n == 0:
@@ -139,14 +232,14 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 	case fs.n == 0:
 		keys := make([]string, 0, o.n)
 		o.each(func(e entry) bool { keys = append(keys, e.key); return true })
-		return o, keys
+		return o.compact(), keys
 	}
 	// Find what changes first: a delta carrying a whole state mostly holds
 	// registers fs already has, and the few it changes are cheap to write
 	// through the overlay.
 	var buf [8]entry
 	wins := buf[:0]
-	c := cursor{o.base, o.over}
+	c := o.cursor()
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if cur, ok := fs.Get(e.key); !ok || e.f.Compare(cur) > 0 {
 			wins = append(wins, e)
@@ -156,7 +249,7 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 		return fs, nil
 	}
 	changed := make([]string, 0, len(wins))
-	if len(wins) <= 4 || len(fs.over)+len(wins) <= overLimit(len(fs.base)) {
+	if len(wins) <= 4 || len(fs.over)+len(wins) <= overLimit(fs.base.len()) {
 		out := fs
 		for _, e := range wins {
 			out = out.With(e.key, e.f)
@@ -164,30 +257,48 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 		}
 		return out, changed
 	}
-	// Many keys: one pass over both, in key order.
-	a, b := fs.compact().base, o.compact().base
-	base := make([]entry, 0, len(a)+len(b))
-	for len(a) > 0 || len(b) > 0 {
+	// Many keys: a pass over both in key order to size the new base, and
+	// one to write it.
+	n, keys, vals := 0, 0, 0
+	joinEach(fs, o, func(e entry, _ bool) {
+		n++
+		keys += len(e.key)
+		vals += len(e.f.Value)
+	})
+	w := newTableWriter(n, keys, vals)
+	joinEach(fs, o, func(e entry, won bool) {
+		w.add(e.key, e.f.Value, e.f.Removed, e.f.TS)
+		if won {
+			changed = append(changed, e.key)
+		}
+	})
+	return Fields{base: w.table(), n: n}, changed
+}
+
+// joinEach calls fn, in key order, with each register of the join of a
+// and b, and whether b's won (it is absent from a or greater).
+func joinEach(a, b Fields, fn func(e entry, won bool)) {
+	ca, cb := a.cursor(), b.cursor()
+	ea, okA := ca.next()
+	eb, okB := cb.next()
+	for okA || okB {
 		switch {
-		case len(b) == 0 || (len(a) > 0 && a[0].key < b[0].key):
-			base, a = append(base, a[0]), a[1:]
-		case len(a) == 0 || b[0].key < a[0].key:
-			base, b = append(base, b[0]), b[1:]
-			changed = append(changed, base[len(base)-1].key)
+		case !okB || (okA && ea.key < eb.key):
+			fn(ea, false)
+			ea, okA = ca.next()
+		case !okA || eb.key < ea.key:
+			fn(eb, true)
+			eb, okB = cb.next()
 		default:
-			if b[0].f.Compare(a[0].f) > 0 {
-				base = append(base, b[0])
-				changed = append(changed, b[0].key)
+			if eb.f.Compare(ea.f) > 0 {
+				fn(eb, true)
 			} else {
-				base = append(base, a[0])
+				fn(ea, false)
 			}
-			a, b = a[1:], b[1:]
+			ea, okA = ca.next()
+			eb, okB = cb.next()
 		}
 	}
-	if len(changed) == 0 {
-		return fs, nil
-	}
-	return Fields{base: base, n: len(base)}, changed
 }
 
 // Equal reports whether fs and o hold the same registers.
@@ -229,20 +340,179 @@ func search(es []entry, key string) (int, bool) {
 	return slices.BinarySearchFunc(es, key, func(e entry, k string) int { return strings.Compare(e.key, k) })
 }
 
+// table is a sorted run of registers packed into one string, which holds
+// no pointers and never changes. Offsets are from its start, integers in
+// the machine's byte order (a table lives in memory only):
+//
+//	[0, 8)          n, the number of registers (uint32, then padding)
+//	[8, 8+4n)       the end offset of each key (uint32)
+//	[8+4n, 8+8n)    the end offset of each value (uint32), top bit set
+//	                for a removal
+//	[8+8n, 8+24n)   each timestamp: Time, then Node (uint64 each)
+//	[8+24n, ...)    the keys, back to back, then the values
+//
+// Key i starts where key i-1 ends (the first at 8+24n), value i where
+// value i-1 ends (the first where the last key ends). A lookup binary
+// searches the key ends and the keys, which for a session of a few dozen
+// fields are a few adjacent cache lines. The empty string is the empty
+// table.
+type table string
+
+const (
+	tableHead  = 8
+	tableEntry = 24 // bytes of metadata per register
+	removedBit = 1 << 31
+	// maxTable bounds a table's size, so that offsets fit below the
+	// removal bit; sessions are far smaller (Limits.MaxSessionBytes).
+	maxTable = removedBit - 1
+)
+
+var ne = binary.NativeEndian
+
+func (t table) bytes() []byte { return unsafe.Slice(unsafe.StringData(string(t)), len(t)) }
+
+func (t table) len() int {
+	if len(t) == 0 {
+		return 0
+	}
+	return int(ne.Uint32(t.bytes()))
+}
+
+func (t table) u32(off int) int { return int(ne.Uint32(t.bytes()[off:])) }
+
+// keyEnd returns where key i ends, and where the keys start for i = -1.
+func (t table) keyEnd(n, i int) int {
+	if i < 0 {
+		return tableHead + tableEntry*n
+	}
+	return t.u32(tableHead + 4*i)
+}
+
+// key returns key i.
+func (t table) key(i int) string {
+	n := t.len()
+	return string(t[t.keyEnd(n, i-1):t.keyEnd(n, i)])
+}
+
+// value returns the value of register i and whether it is a removal.
+func (t table) value(i int) (string, bool) {
+	n := t.len()
+	start := t.keyEnd(n, n-1)
+	if i > 0 {
+		start = t.u32(tableHead+4*n+4*(i-1)) &^ removedBit
+	}
+	end := t.u32(tableHead + 4*n + 4*i)
+	return string(t[start : end&^removedBit]), end&removedBit != 0
+}
+
+// field returns register i.
+func (t table) field(i int) Field {
+	n := t.len()
+	v, removed := t.value(i)
+	b := t.bytes()[tableHead+8*n+16*i:]
+	return Field{Value: v, Removed: removed, TS: Timestamp{Time: ne.Uint64(b), Node: NodeID(ne.Uint64(b[8:]))}}
+}
+
+func (t table) entry(i int) entry { return entry{t.key(i), t.field(i)} }
+
+// find returns the index of key, if t holds it.
+func (t table) find(key string) (int, bool) {
+	n := t.len()
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		start := tableHead + tableEntry*n
+		if m > 0 {
+			start = t.u32(tableHead + 4*(m-1))
+		}
+		k := string(t[start:t.u32(tableHead+4*m)])
+		if k == key {
+			return m, true
+		}
+		if k < key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return 0, false
+}
+
+// tableWriter packs registers, added in key order, into a table.
+type tableWriter struct {
+	b          []byte
+	n, i       int
+	kpos, vpos int
+}
+
+// newTableWriter prepares a table of n registers whose keys and values
+// take keys and vals bytes. It panics if the table would exceed maxTable,
+// which no session within Limits comes near.
+func newTableWriter(n, keys, vals int) tableWriter {
+	size := tableHead + tableEntry*n + keys + vals
+	if size > maxTable {
+		panic(fmt.Sprintf("crdt: %d fields of %d bytes do not fit one table", n, keys+vals))
+	}
+	b := make([]byte, size)
+	ne.PutUint32(b, uint32(n))
+	return tableWriter{b: b, n: n, kpos: tableHead + tableEntry*n, vpos: tableHead + tableEntry*n + keys}
+}
+
+func (w *tableWriter) add(key, value string, removed bool, ts Timestamp) {
+	w.kpos += copy(w.b[w.kpos:], key)
+	ne.PutUint32(w.b[tableHead+4*w.i:], uint32(w.kpos))
+	w.vpos += copy(w.b[w.vpos:], value)
+	end := uint32(w.vpos)
+	if removed {
+		end |= removedBit
+	}
+	ne.PutUint32(w.b[tableHead+4*w.n+4*w.i:], end)
+	ts16 := w.b[tableHead+8*w.n+16*w.i:]
+	ne.PutUint64(ts16, ts.Time)
+	ne.PutUint64(ts16[8:], uint64(ts.Node))
+	w.i++
+}
+
+// table returns what was added. The writer's buffer becomes the table's
+// and must not be written again.
+func (w *tableWriter) table() table {
+	if w.n == 0 {
+		return ""
+	}
+	return table(unsafe.String(unsafe.SliceData(w.b), len(w.b)))
+}
+
 // FieldsBuilder builds a Fields from registers given in ascending key
-// order, storing every key and value in one allocation: the compact form
-// decoders use. The zero FieldsBuilder is ready to use.
+// order, packing every key, value and timestamp into one allocation: the
+// compact form decoders use. The zero FieldsBuilder is ready to use.
 type FieldsBuilder struct {
 	arena   []byte
 	pending []pendingEntry
 }
 
 type pendingEntry struct {
-	key, val [2]int // offsets in arena
+	key, val [2]int // offsets in arena, unless literal
 	removed  bool
 	ts       Timestamp
 	literal  bool // the entry is lit, not in arena
 	lit      entry
+}
+
+func (b *FieldsBuilder) keyOf(p *pendingEntry) string {
+	if p.literal {
+		return p.lit.key
+	}
+	return unsafe.String(unsafe.SliceData(b.arena[p.key[0]:]), p.key[1]-p.key[0])
+}
+
+func (b *FieldsBuilder) valueOf(p *pendingEntry) string {
+	if p.literal {
+		return p.lit.f.Value
+	}
+	if p.val[1] == p.val[0] {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b.arena[p.val[0]:]), p.val[1]-p.val[0])
 }
 
 // Grow makes room for n more bytes of keys and values and fields more
@@ -252,15 +522,15 @@ func (b *FieldsBuilder) Grow(bytes, fields int) {
 	b.pending = slices.Grow(b.pending, fields)
 }
 
-// Add appends key = f, sharing f's value. Keys must come in strictly
-// ascending order.
+// Add appends key = f. Keys must come in strictly ascending order. Build
+// copies the key and value into the Fields it builds.
 func (b *FieldsBuilder) Add(key string, f Field) {
 	b.pending = append(b.pending, pendingEntry{literal: true, lit: entry{key, f}})
 }
 
 // AddBytes appends a register whose key and value are copied from the
-// given bytes into the builder's single allocation; value is ignored for a
-// removal. Keys must come in strictly ascending order.
+// given bytes; value is ignored for a removal. Keys must come in strictly
+// ascending order.
 func (b *FieldsBuilder) AddBytes(key, value []byte, removed bool, ts Timestamp) {
 	p := pendingEntry{removed: removed, ts: ts}
 	p.key = [2]int{len(b.arena), len(b.arena) + len(key)}
@@ -279,54 +549,37 @@ func (b *FieldsBuilder) Reset() { b.arena, b.pending = b.arena[:0], b.pending[:0
 func (b *FieldsBuilder) Len() int { return len(b.pending) }
 
 // Build returns the registers added and resets the builder. It fails with
-// ErrMalformed if the keys were not added in strictly ascending order.
+// ErrMalformed if the keys were not added in strictly ascending order, and
+// with ErrTooLarge if they do not fit one table (2 GiB).
 func (b *FieldsBuilder) Build() (Fields, error) {
 	defer b.Reset()
 	if len(b.pending) == 0 {
 		return Fields{}, nil
 	}
-	// One allocation for every key and value: keys first, so that a
-	// lookup's comparisons read a line or two, then values.
-	size := 0
-	for _, p := range b.pending {
-		if !p.literal {
-			size += p.key[1] - p.key[0] + p.val[1] - p.val[0]
+	keys, vals := 0, 0
+	for i := range b.pending {
+		p := &b.pending[i]
+		k := b.keyOf(p)
+		if i > 0 && b.keyOf(&b.pending[i-1]) >= k {
+			return Fields{}, fmt.Errorf("%w: field keys out of order or repeated at %q", ErrMalformed, k)
 		}
+		keys += len(k)
+		vals += len(b.valueOf(p))
 	}
-	var sb strings.Builder
-	sb.Grow(size)
-	for _, p := range b.pending {
-		if !p.literal {
-			sb.Write(b.arena[p.key[0]:p.key[1]])
-		}
+	n := len(b.pending)
+	if tableHead+tableEntry*n+keys+vals > maxTable {
+		return Fields{}, fmt.Errorf("%w: %d fields of %d bytes", ErrTooLarge, n, keys+vals)
 	}
-	for _, p := range b.pending {
-		if !p.literal {
-			sb.Write(b.arena[p.val[0]:p.val[1]])
-		}
-	}
-	arena := sb.String()
-	base := make([]entry, len(b.pending))
-	koff, voff := 0, 0
-	for _, p := range b.pending {
-		if !p.literal {
-			voff += p.key[1] - p.key[0]
-		}
-	}
-	for i, p := range b.pending {
+	w := newTableWriter(n, keys, vals)
+	for i := range b.pending {
+		p := &b.pending[i]
 		if p.literal {
-			base[i] = p.lit
+			w.add(p.lit.key, p.lit.f.Value, p.lit.f.Removed, p.lit.f.TS)
 		} else {
-			kl, vl := p.key[1]-p.key[0], p.val[1]-p.val[0]
-			base[i] = entry{key: arena[koff : koff+kl], f: Field{Value: arena[voff : voff+vl], Removed: p.removed, TS: p.ts}}
-			koff += kl
-			voff += vl
-		}
-		if i > 0 && base[i-1].key >= base[i].key {
-			return Fields{}, fmt.Errorf("%w: field keys out of order or repeated at %q", ErrMalformed, base[i].key)
+			w.add(b.keyOf(p), b.valueOf(p), p.removed, p.ts)
 		}
 	}
-	return Fields{base: base, n: len(base)}, nil
+	return Fields{base: w.table(), n: n}, nil
 }
 
 // String formats the registers like a map, in key order.

@@ -231,11 +231,7 @@ func (s *Session) Visible(now time.Time) bool {
 // Get returns the value of key, if it is set. The string shares the
 // session's memory; it never changes.
 func (s *Session) Get(key string) (string, bool) {
-	f, ok := s.Fields.Get(key)
-	if !ok || f.Removed {
-		return "", false
-	}
-	return f.Value, true
+	return s.Fields.value(key)
 }
 
 // Keys returns the keys that hold a value, sorted.

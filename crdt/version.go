@@ -90,7 +90,7 @@ func (fs Fields) version() Version {
 	// Every read asks for it: walk the entries without an iterator and
 	// stop past the prefix (keys are sorted, the entries come first).
 	var v Version
-	c := cursor{fs.base, fs.over}
+	c := fs.cursor()
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if !strings.HasPrefix(e.key, VersionKeyPrefix) {
 			if e.key > VersionKeyPrefix {
@@ -244,7 +244,7 @@ func ParseVersion(s string) (Version, error) {
 // as fs's Version().Covers(need) would, without building the Version.
 func (fs Fields) versionCovers(need Version) bool {
 	i := 0
-	c := cursor{fs.base, fs.over}
+	c := fs.cursor()
 	for e, ok := c.next(); ok && i < len(need); e, ok = c.next() {
 		if !strings.HasPrefix(e.key, VersionKeyPrefix) {
 			if e.key > VersionKeyPrefix {

@@ -37,10 +37,13 @@ var directQueueLen = 256
 type Node struct {
 	cfg   Config
 	store Store
-	net   Network
-	self  PeerID
-	log   *slog.Logger
-	m     Metrics
+	// ps is store when it is a persist store, whose Get reads take
+	// without copying the id (readScratch).
+	ps   *persist.Store
+	net  Network
+	self PeerID
+	log  *slog.Logger
+	m    Metrics
 
 	mu   sync.Mutex // guards core
 	core *Core
@@ -101,6 +104,7 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 	if _, ok := store.(Dropper); cfg.Replicas > 0 && !ok {
 		return nil, fmt.Errorf("node: config: Replicas needs a store that can drop handed-off sessions (%T cannot)", store)
 	}
+	n.ps, _ = store.(*persist.Store)
 	if closeStore != nil {
 		n.onClose = append(n.onClose, closeStore)
 	}

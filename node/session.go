@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/persist"
@@ -177,18 +178,30 @@ func (n *Node) Get(ctx context.Context, token string) (Session, error) {
 	if err := ctx.Err(); err != nil {
 		return Session{}, err
 	}
-	id, ok := SessionID(token)
-	if !ok {
+	// The edge read: the id stays on the stack and the session comes from
+	// the store's cache without a lock or an allocation.
+	var idb [idLen]byte
+	if !sessionIDTo(token, &idb) {
 		return Session{}, ErrNotFound
 	}
-	if err := n.await(ctx, id); err != nil {
-		return Session{}, err
+	id := unsafe.String(&idb[0], idLen)
+	v := versionOf(ctx)
+	if v != nil && len(*v) > 0 {
+		if err := n.await(ctx, strings.Clone(id)); err != nil {
+			return Session{}, err
+		}
 	}
-	s, la, err := n.visible(id, n.cfg.Clock.Now())
+	s, err := n.readScratch(id)
 	if err != nil {
 		return Session{}, err
 	}
-	setVersion(ctx, s.Version())
+	la, err := n.check(s, n.cfg.Clock.Now())
+	if err != nil {
+		return Session{}, err
+	}
+	if v != nil {
+		*v = s.Version()
+	}
 	return Session{s: s, lastAccess: la}, nil
 }
 
@@ -199,19 +212,40 @@ func (n *Node) visible(id string, now time.Time) (*crdt.Session, int64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	la, err := n.check(s, now)
+	return s, la, err
+}
+
+// check reports whether a reader may see the stored session s (nil: none)
+// at now, and its last access including local-only touches.
+func (n *Node) check(s *crdt.Session, now time.Time) (int64, error) {
 	// Core.Visible is safe beside the core's other work: reads take no
 	// lock of the node's.
 	la, ok := n.core.Visible(s, now)
 	if !ok {
-		return nil, 0, ErrNotFound
+		return 0, ErrNotFound
 	}
 	if revoked, err := n.revoked(s); err != nil || revoked {
 		if err == nil {
 			err = ErrNotFound
 		}
-		return nil, 0, err
+		return 0, err
 	}
-	return s, la, nil
+	return la, nil
+}
+
+// readScratch is read for an id the caller may reuse once it returns (a
+// stack array): a persist store keeps no reference to it; any other store,
+// and a read from other peers (partial replication), gets a copy.
+func (n *Node) readScratch(id string) (*crdt.Session, error) {
+	if n.ps == nil || !n.core.HoldsID(id) {
+		return n.read(strings.Clone(id))
+	}
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	s, err := n.ps.Get(id)
+	return readResult(s, err)
 }
 
 // read returns the stored session of id, nil when there is none.
@@ -219,7 +253,10 @@ func (n *Node) read(id string) (*crdt.Session, error) {
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	s, err := n.storeGet(id)
+	return readResult(n.storeGet(id))
+}
+
+func readResult(s *crdt.Session, err error) (*crdt.Session, error) {
 	if errors.Is(err, persist.ErrNotFound) {
 		return nil, nil
 	}

@@ -34,20 +34,32 @@ func newToken(r io.Reader) (string, error) {
 // copied data directory, a log or a captured delta cannot take a session
 // over. It returns false for a string that is not a well-formed token.
 func SessionID(token string) (string, bool) {
-	if len(token) != tokenLen {
+	var id [idLen]byte
+	if !sessionIDTo(token, &id) {
 		return "", false
 	}
-	// Every read starts here: decode and hash on the stack, so that the id
-	// is the only allocation. unsafe: Decode only reads its source.
+	return string(id[:]), true
+}
+
+// idLen is the length of a session id: base64.RawURLEncoding.EncodedLen
+// of a SHA-256.
+const idLen = 43
+
+// sessionIDTo is SessionID into the caller's array, so that a read, which
+// only looks the id up, allocates nothing.
+func sessionIDTo(token string, id *[idLen]byte) bool {
+	if len(token) != tokenLen {
+		return false
+	}
+	// Decode and hash on the stack. unsafe: Decode only reads its source.
 	var raw [tokenBytes + 1]byte
 	n, err := strictBase64.Decode(raw[:], unsafe.Slice(unsafe.StringData(token), len(token)))
 	if err != nil || n != tokenBytes {
-		return "", false
+		return false
 	}
 	sum := sha256.Sum256(raw[:tokenBytes])
-	var id [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
 	base64.RawURLEncoding.Encode(id[:], sum[:])
-	return string(id[:]), true
+	return true
 }
 
 // strictBase64 refuses set padding bits, so each token has exactly one

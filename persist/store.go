@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -135,7 +136,23 @@ func (s *Store) Close() error {
 // ErrNotFound. Hot sessions come from memory. The result is shared: do not
 // modify it (Clone it first). Whether the session is visible is the
 // caller's decision at its own time (crdt.Session.Visible).
+//
+// Get keeps no reference to id: a caller may pass a string over memory it
+// reuses once Get returns.
 func (s *Store) Get(id string) (*crdt.Session, error) {
+	// A hit takes no lock: cache entries never change, and the cache
+	// outlives Close, so a hit racing Close returns a state that was
+	// current when Close began.
+	if !s.closing.Load() {
+		if c := s.cache.get(id); c != nil {
+			return c, nil
+		}
+	}
+	return s.load(strings.Clone(id))
+}
+
+// load is Get past the cache.
+func (s *Store) load(id string) (*crdt.Session, error) {
 	if !s.enter() {
 		return nil, ErrClosed
 	}
