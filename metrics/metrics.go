@@ -73,6 +73,8 @@ type Node struct {
 
 	buildInfo prometheus.Gauge
 
+	part *partialMetrics
+
 	all []prometheus.Collector
 }
 
@@ -131,6 +133,8 @@ func New() *Node {
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
 		m.sessionsCollected, m.sendQueueWaits, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
 		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
+	m.part = newPartialMetrics()
+	m.all = append(m.all, m.part.collectors()...)
 	return m
 }
 
@@ -186,7 +190,9 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 			m.dropped.Inc()
 		}
 	default:
-		m.dropped.Inc()
+		if !m.part.add(name, delta, labels) {
+			m.dropped.Inc()
+		}
 	}
 }
 
@@ -213,7 +219,9 @@ func (m *Node) Observe(name string, value float64, labels ...string) {
 		}
 		m.clockOffset.WithLabelValues(validUTF8(peer)).Set(value)
 	default:
-		m.dropped.Inc()
+		if !m.part.observe(name, value) {
+			m.dropped.Inc()
+		}
 	}
 }
 

@@ -149,6 +149,7 @@ func (c *Core) place(now time.Time) {
 		}
 	}
 	p.held.Store(&held)
+	defer c.partGauges()
 	if old != nil && (gained > 0 || lost > 0) {
 		c.log.Info("placement changed", "slots_held", held.count(), "gained", gained, "lost", lost,
 			"members", len(own.Members()))
@@ -241,6 +242,15 @@ func (c *Core) ReadRemote(id string) []PeerID {
 	}
 	c.m.Add("remote_reads", 1)
 	return to
+}
+
+// ObserveRead takes the timestamps of a session read from its holders
+// into this peer's clock, as a merge would: a write that follows the read
+// here is then stamped after everything the read saw.
+func (c *Core) ObserveRead(now time.Time, s *crdt.Session) {
+	if s != nil {
+		_ = c.clock.Observe(s.MaxTimestamp(), now) // beyond the drift bound: stamps stay local
+	}
 }
 
 // keepHeld removes from b the sessions of slots this peer does not hold:
@@ -409,6 +419,7 @@ func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
 		}
 		p.handedOff += uint64(res.Collected)
 		c.m.Add("sessions_handed_off", float64(res.Collected))
+		c.partGauges()
 		if len(c.notHeldBuckets()) > 0 {
 			p.nextHandoff = now
 		}
@@ -560,9 +571,9 @@ func (c *Core) Placement() PlacementStatus {
 	return st
 }
 
-// roundDone clears the gained slots a completed round compared.
+// partRoundDone clears the gained slots a completed round compared.
 func (c *Core) partRoundDone(q PeerID) {
-	if c.part == nil {
+	if c.part == nil || c.part.gained.count() == 0 {
 		return
 	}
 	for b := range placement.Slots {
@@ -570,6 +581,13 @@ func (c *Core) partRoundDone(q PeerID) {
 			c.part.gained[b/8] &^= 1 << (b % 8)
 		}
 	}
+	c.partGauges()
+}
+
+// partGauges reports the slots held and moving.
+func (c *Core) partGauges() {
+	c.m.Observe("slots_held", float64(c.part.held.Load().count()))
+	c.m.Observe("slots_moving", float64(c.part.gained.count()+len(c.notHeldBuckets())))
 }
 
 // syncPeer picks the peer of a periodic round: under partial replication a

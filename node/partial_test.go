@@ -18,6 +18,7 @@ type partCluster struct {
 	nodes   []*Node // nil once stopped
 	regions []string
 	r       int
+	tweak   func(*Config)
 }
 
 func partConfig(region string, r int) Config {
@@ -33,9 +34,9 @@ func partConfig(region string, r int) Config {
 	return cfg
 }
 
-func newPartCluster(t *testing.T, regions []string, perRegion, r int) *partCluster {
+func newPartCluster(t *testing.T, regions []string, perRegion, r int, tweak func(*Config)) *partCluster {
 	t.Helper()
-	c := &partCluster{t: t, net: newMemNet(), r: r}
+	c := &partCluster{t: t, net: newMemNet(), r: r, tweak: tweak}
 	for _, rg := range regions {
 		for range perRegion {
 			c.add(rg)
@@ -49,6 +50,9 @@ func newPartCluster(t *testing.T, regions []string, perRegion, r int) *partClust
 func (c *partCluster) add(region string) *Node {
 	c.t.Helper()
 	cfg := partConfig(region, c.r)
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
 	cfg.Dial = c.net.dialer(PeerID(fmt.Sprintf("%s-peer-%d", region, len(c.nodes))))
 	nd, err := Open(context.Background(), cfg)
 	if err != nil {
@@ -144,7 +148,7 @@ func (c *partCluster) waitSettled(within time.Duration, ids []string, want map[s
 // The proof of issue 15 with 12 in-process peers in 3 regions at R = 2.
 func TestPartialReplication12Peers(t *testing.T) {
 	regions := []string{"eu", "us", "ap"}
-	c := newPartCluster(t, regions, 4, 2)
+	c := newPartCluster(t, regions, 4, 2, nil)
 	ctx := context.Background()
 	want := map[string]int{"eu": 2, "us": 2, "ap": 2, "eu/members": 4, "us/members": 4, "ap/members": 4}
 	c.waitSettled(5*time.Second, nil, want)
@@ -279,4 +283,65 @@ func mustID(t *testing.T, token string) string {
 		t.Fatalf("bad token %q", token)
 	}
 	return id
+}
+
+// A write on a peer that does not hold the session stays on that peer
+// until every holder in its region stored it: with one holder unreachable
+// the writer keeps its copy; once it is back, both holders have it and the
+// writer drops its own.
+func TestHintedHandoffWaitsForEveryHolder(t *testing.T) {
+	// A grace longer than the test's cut: the cut holder stays a holder.
+	c := newPartCluster(t, []string{"eu"}, 4, 2, func(cfg *Config) { cfg.HolderGrace = time.Minute })
+	ctx := context.Background()
+	want := map[string]int{"eu": 2, "eu/members": 4}
+	c.waitSettled(5*time.Second, nil, want)
+	w := c.nodes[0]
+	// A token whose session w does not hold.
+	var tok, id string
+	for {
+		tok, _ = newToken(w.cfg.Rand)
+		id = mustID(t, tok)
+		if !w.core.HoldsID(id) {
+			break
+		}
+	}
+	hs := w.core.Holders(id)
+	if len(hs) != 2 || slices.Contains(hs, w.ID()) {
+		t.Fatalf("holders %v", hs)
+	}
+	// Cut the writer from the second holder only: a partition inside the
+	// region, shorter than HolderGrace, so the cut peer stays a holder and
+	// the writer must not drop its copy meanwhile.
+	c.net.partition([]PeerID{w.ID()}, []PeerID{hs[1]})
+	if _, err := w.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"k": []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * w.cfg.HandoffInterval)
+	if _, err := w.Store().Get(id); err != nil {
+		t.Fatalf("the writer dropped a session one of its holders could not have stored: %v", err)
+	}
+	c.net.heal()
+	c.waitSettled(5*time.Second, []string{id}, want)
+	if _, err := w.Store().Get(id); err == nil {
+		t.Fatal("the writer still stores a session both holders stored")
+	}
+	for _, h := range hs {
+		if _, err := c.net.endpoint(h).in.(inbound).n.Store().Get(id); err != nil {
+			t.Fatalf("holder %s: %v", h, err)
+		}
+	}
+}
+
+func TestReplicasConfig(t *testing.T) {
+	cfg := testConfig()
+	cfg.Dial = newMemNet().dialer("p")
+	cfg.Replicas = -1
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "Replicas") {
+		t.Fatalf("Replicas -1: %v", err)
+	}
+	cfg.Replicas = 2
+	cfg.HandoffInterval = 0
+	if err := cfg.Validate(); err == nil {
+		t.Fatal("HandoffInterval 0 accepted with Replicas")
+	}
 }

@@ -90,6 +90,7 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 		}
 	}
 	n.m.Observe("remote_read_seconds", time.Since(start).Seconds())
+	n.step(func(c *Core, now time.Time) { c.ObserveRead(now, out) })
 	return out, nil
 }
 

@@ -294,6 +294,15 @@ type statusView struct {
 		Durability string `json:"durability"`
 		Encrypted  bool   `json:"encrypted"`
 	} `json:"store"`
+	Placement struct {
+		Replicas          string `json:"replicas"`
+		Slots             int    `json:"slots"`
+		SlotsHeld         int    `json:"slots_held"`
+		SlotsMoving       int    `json:"slots_moving"`
+		RegionMembers     int    `json:"region_members"`
+		SessionsHandedOff uint64 `json:"sessions_handed_off"`
+		HandoffBytes      uint64 `json:"handoff_bytes"`
+	} `json:"placement"`
 }
 
 // adminCommand runs one command that talks to a daemon: it parses the
@@ -355,6 +364,12 @@ func status(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(tw, "digest root\t%s\n", v.Store.DigestRoot)
 		fmt.Fprintf(tw, "disk use\t%s (the store, in data directory %s)\n", humanBytes(v.Store.DiskBytes), v.Store.DataDir)
 		fmt.Fprintf(tw, "durability\t%s, encrypted at rest: %s\n", v.Store.Durability, yesNo(v.Store.Encrypted))
+		if p := v.Placement; p.Replicas != "" && p.Replicas != "all" {
+			fmt.Fprintf(tw, "replication\t%s per region, over %d peers here: %d of %d slots held, %d moving, %d sessions (%s) handed off\n",
+				p.Replicas, p.RegionMembers, p.SlotsHeld, p.Slots, p.SlotsMoving, p.SessionsHandedOff, humanBytes(int64(p.HandoffBytes)))
+		} else {
+			fmt.Fprintf(tw, "replication\tfull (every peer holds every session)\n")
+		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}

@@ -58,6 +58,10 @@ type Config struct {
 	// Region labels this peer for operators (shown by /v1/peers on every
 	// peer). Optional.
 	Region string
+	// Replicas is how many peers of each region hold each session
+	// (docs/partial-replication.md); 0, written "all", means every peer
+	// holds every session (the default). node.Config.Replicas.
+	Replicas int
 	// Durability of acknowledged writes: sync, group or none.
 	Durability persist.Durability
 	// EncryptionKeyFile turns on encryption at rest with the key it holds
@@ -154,6 +158,8 @@ func (c Config) Validate() error {
 		return bad("idle timeout and lifetime must be positive")
 	case c.ConsistencyWait <= 0 || c.ConsistencyWait > time.Minute:
 		return bad("consistency wait %v: want more than 0 and at most 1m", c.ConsistencyWait)
+	case c.Replicas < 0:
+		return bad("replicas %d: want all or a positive number of peers per region", c.Replicas)
 	case c.GCInterval < MinGCInterval:
 		return bad("gc interval %v: want at least %v", c.GCInterval, MinGCInterval)
 	case c.LogFormat != "text" && c.LogFormat != "json":

@@ -59,6 +59,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	nc.IdleTimeout = cfg.IdleTimeout
 	nc.AbsoluteLifetime = cfg.Lifetime
 	nc.GCInterval = cfg.GCInterval
+	nc.Replicas = cfg.Replicas
 	nc.ConsistencyWait = cfg.ConsistencyWait
 	nc.ConsistencyFetchAfter = min(nc.ConsistencyFetchAfter, cfg.ConsistencyWait)
 	nc.Logger = log

@@ -80,6 +80,24 @@ var settings = []setting{
 		set: strs(func(c *Config) *[]string { return &c.AllowedPeers }), show: func(c Config) string { return strings.Join(c.AllowedPeers, ",") }},
 	{name: "region", arg: "REGION", usage: "region label announced to the other peers",
 		set: str(func(c *Config) *string { return &c.Region }), show: func(c Config) string { return c.Region }},
+	{name: "replicas", arg: "N", usage: "peers of each region that hold each session: all, or N for partial replication (docs/partial-replication.md; every peer of the mesh should use the same)",
+		set: func(c *Config, v []string) error {
+			if v[0] == "all" {
+				c.Replicas = 0
+				return nil
+			}
+			n, err := strconv.Atoi(v[0])
+			if err != nil || n <= 0 {
+				return fmt.Errorf("want all or a positive number of peers per region")
+			}
+			c.Replicas = n
+			return nil
+		}, show: func(c Config) string {
+			if c.Replicas == 0 {
+				return "all"
+			}
+			return strconv.Itoa(c.Replicas)
+		}},
 	{name: "durability", arg: "MODE", usage: "when a write is acknowledged: sync, group or none",
 		set: func(c *Config, v []string) error {
 			d, err := persist.ParseDurability(v[0])

@@ -11,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/persist"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
@@ -66,6 +67,37 @@ type statusResponse struct {
 	// Peers lists every known member, as /v1/peers does.
 	Peers []memberResponse `json:"peers"`
 	Store storeSummary     `json:"store"`
+	// Placement is partial replication's state (docs/partial-replication.md).
+	Placement placementSummary `json:"placement"`
+}
+
+type placementSummary struct {
+	// Replicas is the holders of each session per region, "all" under
+	// full replication.
+	Replicas string `json:"replicas"`
+	Slots    int    `json:"slots"`
+	// SlotsHeld are the slots this peer holds; SlotsMoving those it
+	// gained and has not compared with another holder yet plus those it
+	// still stores sessions of without holding them (until handed off).
+	SlotsHeld   int `json:"slots_held"`
+	SlotsMoving int `json:"slots_moving"`
+	// RegionMembers counts the peers slots are placed over in this
+	// peer's region.
+	RegionMembers int `json:"region_members"`
+	// SessionsHandedOff and HandoffBytes count what this peer handed to
+	// holders since it started.
+	SessionsHandedOff uint64 `json:"sessions_handed_off"`
+	HandoffBytes      uint64 `json:"handoff_bytes"`
+}
+
+func placementOf(p node.PlacementStatus) placementSummary {
+	out := placementSummary{Replicas: "all", Slots: p.Slots, SlotsHeld: p.SlotsHeld,
+		SlotsMoving: p.SlotsGained + p.SlotsToHandOff, RegionMembers: len(p.RegionMembers),
+		SessionsHandedOff: p.SessionsHandedOff, HandoffBytes: p.HandoffBytes}
+	if p.Replicas > 0 {
+		out.Replicas = fmt.Sprint(p.Replicas)
+	}
+	return out
 }
 
 type membersSummary struct {
@@ -208,6 +240,7 @@ func (a *api) status(w http.ResponseWriter, r *http.Request) {
 		Started:       jsonTime(a.o.Started),
 		UptimeSeconds: now.Sub(a.o.Started).Seconds(),
 		Peers:         a.members(now),
+		Placement:     placementOf(a.n.Placement()),
 		Store: storeSummary{
 			DigestRoot: fmt.Sprintf("%016x", a.n.Store().Digests().Root),
 			DataDir:    a.o.DataDir,
