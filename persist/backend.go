@@ -39,6 +39,11 @@ type backend interface {
 	sync() error
 	// reclaim gives back disk space of deleted records, if it can.
 	reclaim()
+	// releasePages drops the process's mappings of stored data that the
+	// operating system keeps in its page cache anyway (see
+	// Options.TableReleaseInterval), and returns the bytes of mappings
+	// it went over.
+	releasePages() (int64, error)
 	close() error
 }
 

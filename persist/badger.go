@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/dgraph-io/badger/v4/y"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -45,11 +47,26 @@ const recordSlack = 16 << 10
 // with ours.
 const badgerMagic = 0x534d // "SM"
 
+// defaultBlockCache is the block cache of a store that compresses or
+// encrypts with Options.BlockCacheSize left at 0.
+const defaultBlockCache = 8 << 20
+
+var badgerCompression = map[Compression]options.CompressionType{
+	CompressionNone:   options.None,
+	CompressionSnappy: options.Snappy,
+	CompressionZSTD:   options.ZSTD,
+}
+
 // badgerBackend keeps sessions in Badger on disk.
 type badgerBackend struct {
 	db  *badger.DB
 	dir string
-	log *slog.Logger
+	// mapsDir is dir as /proc/self/maps names it (absolute, symbolic
+	// links resolved), for releaseTablePages; empty if it cannot be told.
+	mapsDir string
+	// noPageout is set once the kernel refuses MADV_PAGEOUT.
+	noPageout atomic.Bool
+	log       *slog.Logger
 }
 
 func openBadger(o Options) (*badgerBackend, error) {
@@ -71,6 +88,15 @@ func openBadger(o Options) (*badgerBackend, error) {
 		o.Logger.Warn("sessions larger than 1 MiB go to Badger's value log, whose GC may revive some collected ones",
 			"max_session_bytes", o.Limits.MaxSessionBytes)
 	}
+	blockCache := o.BlockCacheSize
+	if o.Compression == CompressionNone && o.EncryptionKey == nil {
+		// Blocks are read in place from the tables' pages: a cache would
+		// hold copies of them.
+		blockCache = 0
+	} else if blockCache == 0 {
+		// Badger panics at Open without one when it must decode blocks.
+		blockCache = defaultBlockCache
+	}
 	bo := badger.DefaultOptions(o.Dir).
 		// Sync and Group modes fsync every transaction; the committer makes
 		// one transaction of the Apply calls that arrive together.
@@ -82,9 +108,10 @@ func openBadger(o Options) (*badgerBackend, error) {
 		// Badger refuses a value threshold above 15% of the memtable.
 		WithValueThreshold(min(maxValueThreshold, 15*memTable/100)).
 		WithValueLogFileSize(max(o.ValueLogFileSize, 2*int64(o.Limits.MaxSessionBytes))).
-		WithNumMemtables(3).
+		WithNumMemtables(o.NumMemtables).
 		WithNumCompactors(2).
-		WithBlockCacheSize(o.BlockCacheSize).
+		WithCompression(badgerCompression[o.Compression]).
+		WithBlockCacheSize(blockCache).
 		// The committer is the store's only writer: conflict detection
 		// would only cost memory and time per transaction.
 		WithDetectConflicts(false).
@@ -98,6 +125,11 @@ func openBadger(o Options) (*badgerBackend, error) {
 		return nil, classifyOpenError(o.Dir, err)
 	}
 	b := &badgerBackend{db: db, dir: o.Dir, log: o.Logger.With("component", "persist")}
+	if abs, err := filepath.Abs(o.Dir); err == nil {
+		if real, err := filepath.EvalSymlinks(abs); err == nil {
+			b.mapsDir = real
+		}
+	}
 	if err := b.checkFormat(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("persist: open %s: %w", o.Dir, err)
@@ -557,6 +589,8 @@ func (b *badgerBackend) reclaim() {
 		}
 	}
 }
+
+func (b *badgerBackend) releasePages() (int64, error) { return b.releaseTablePages() }
 
 func (b *badgerBackend) close() error {
 	err := b.db.Sync()

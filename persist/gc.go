@@ -142,3 +142,27 @@ func (s *Store) reclaimDisk() {
 	defer s.leave()
 	s.be.reclaim()
 }
+
+// releaseLoop drops the mappings of table pages every TableReleaseInterval.
+// A failure is logged once: it changes what the process's resident set
+// counts, never what the store holds.
+func (s *Store) releaseLoop() {
+	s.every(s.opts.TableReleaseInterval, func() bool {
+		if _, err := s.releasePages(); err != nil && !errors.Is(err, ErrClosed) {
+			s.log.Warn("releasing table pages failed; leaving them mapped", "err", err)
+			return false
+		}
+		return true
+	})
+}
+
+// releasePages drops the process's mappings of the pages of the store's
+// tables now (see Options.TableReleaseInterval) and returns the bytes of
+// mappings it went over.
+func (s *Store) releasePages() (int64, error) {
+	if !s.enter() {
+		return 0, ErrClosed
+	}
+	defer s.leave()
+	return s.be.releasePages()
+}

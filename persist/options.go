@@ -54,6 +54,46 @@ func ParseDurability(s string) (Durability, error) {
 	return 0, fmt.Errorf("persist: unknown durability %q (want sync, group or none)", s)
 }
 
+// Compression chooses how Badger compresses its tables.
+type Compression int
+
+const (
+	// CompressionNone stores tables as they are: no block cache is needed,
+	// reads come straight from the tables' pages, and a table being built
+	// takes half the memory of a compressed one (Badger keeps a block's
+	// plain and compressed copies until the table is written).
+	CompressionNone Compression = iota
+	// CompressionSnappy is Badger's default: cheap, but it finds little to
+	// take out of session values, which are mostly random tokens.
+	CompressionSnappy
+	// CompressionZSTD compresses more, for more CPU in flushes and
+	// compactions.
+	CompressionZSTD
+)
+
+// String returns the name used in configuration.
+func (c Compression) String() string {
+	switch c {
+	case CompressionNone:
+		return "none"
+	case CompressionSnappy:
+		return "snappy"
+	case CompressionZSTD:
+		return "zstd"
+	}
+	return fmt.Sprintf("Compression(%d)", int(c))
+}
+
+// ParseCompression parses "none", "snappy" or "zstd".
+func ParseCompression(s string) (Compression, error) {
+	for _, c := range []Compression{CompressionNone, CompressionSnappy, CompressionZSTD} {
+		if c.String() == s {
+			return c, nil
+		}
+	}
+	return 0, fmt.Errorf("persist: unknown compression %q (want none, snappy or zstd)", s)
+}
+
 // Options configure a Store. Start from DefaultOptions or InMemoryOptions.
 type Options struct {
 	// Dir is the data directory. Ignored when InMemory is set.
@@ -108,15 +148,15 @@ type Options struct {
 	// GCBatch bounds the sessions removed in one collection pass, so that a
 	// pass never holds up writers for long. Default 10000.
 	GCBatch int
-	// MemTableSize is Badger's memtable size in bytes. Default 8 MiB: the
-	// buffers Badger builds a table in grow to hold a whole memtable, and it
-	// pools up to 8 of them (freed only after seconds without table
+	// MemTableSize is Badger's memtable size in bytes. Default 4 MiB: the
+	// buffers Badger builds a table in grow to hold a whole memtable, and
+	// it pools up to 8 of them (freed only after seconds without table
 	// building), so this size drives the memory of a peer taking writes
-	// more than the memtables themselves do. 16 MiB cost a third more
-	// memory at 300k sessions for no more write throughput; 4 MiB saved
-	// little more and cost a fifth of the write throughput. It is raised
-	// to about 7 times Limits.MaxSessionBytes if smaller, so that every
-	// session record stays out of the value log (package doc).
+	// more than the memtables themselves do. At 100k sessions, 4 MiB took
+	// about 35 MB less than 8 MiB, for the same write throughput within
+	// the noise of a shared machine. It is raised to about 7 times
+	// Limits.MaxSessionBytes if smaller, so that every session record
+	// stays out of the value log (package doc).
 	MemTableSize int64
 	// BaseTableSize is the size of Badger's tables at the base level (each
 	// deeper level doubles it); a compaction builds several tables at once,
@@ -130,8 +170,34 @@ type Options struct {
 	// Limits.MaxSessionBytes if smaller: Badger refuses a value larger
 	// than a value-log file. Default 32 MiB.
 	ValueLogFileSize int64
-	// BlockCacheSize is Badger's block cache in bytes. Default 64 MiB.
+	// Compression of Badger's tables. Default CompressionNone: with
+	// session values that are mostly random tokens, Snappy saved about a
+	// sixth of the disk and cost twice the memory of every table being
+	// built, plus a block cache for the decompressed blocks.
+	Compression Compression
+	// BlockCacheSize is Badger's cache of decompressed (or decrypted)
+	// blocks in bytes. Badger requires one when Compression is on or an
+	// EncryptionKey is set, and uses none otherwise. Default 0; a store
+	// that compresses or encrypts gets 8 MiB if it is left at 0. The
+	// store's own read cache (CacheBytes) keeps hot sessions decoded, so
+	// this one only serves misses.
 	BlockCacheSize int64
+	// NumMemtables is how many memtables Badger keeps, the one taking
+	// writes included: each costs MemTableSize of memory and of log file.
+	// Default 3: the one taking writes, one being flushed, one spare so
+	// that a burst of writes does not wait for a flush.
+	NumMemtables int
+	// TableReleaseInterval is the period at which the store drops its
+	// mappings of the pages of Badger's tables (Linux; no-op elsewhere).
+	// Badger writes and reads its tables through shared memory mappings,
+	// so every table page written or read stays in the process's resident
+	// set (RssFile) until the kernel needs it: a store of 1M sessions
+	// showed about 1.2 GB resident that way. Released pages stay in the
+	// kernel's page cache (evictable, no longer counted in the process's
+	// RSS or its OOM score) and a later read maps them again without
+	// going to the disk while they are cached, as a store reading with
+	// pread would. Default 1s; 0 leaves them mapped.
+	TableReleaseInterval time.Duration
 	// Now is the clock used by background garbage collection only; the
 	// simulator replaces it. Default time.Now.
 	Now func() time.Time
@@ -142,23 +208,25 @@ type Options struct {
 // DefaultOptions returns options for a store on disk in dir.
 func DefaultOptions(dir string) Options {
 	return Options{
-		Dir:              dir,
-		Durability:       DurabilitySync,
-		GroupWindow:      2 * time.Millisecond,
-		SyncInterval:     time.Second,
-		Limits:           crdt.DefaultLimits(),
-		MaxDrift:         5 * time.Second,
-		CacheSessions:    1 << 16,
-		CacheBytes:       32 << 20,
-		GCInterval:       30 * time.Second,
-		ReclaimInterval:  5 * time.Minute,
-		GCBatch:          10_000,
-		MemTableSize:     8 << 20,
-		BaseTableSize:    1 << 20,
-		ValueLogFileSize: 32 << 20,
-		BlockCacheSize:   64 << 20,
-		Now:              time.Now,
-		Logger:           slog.Default(),
+		Dir:                  dir,
+		Durability:           DurabilitySync,
+		GroupWindow:          2 * time.Millisecond,
+		SyncInterval:         time.Second,
+		Limits:               crdt.DefaultLimits(),
+		MaxDrift:             5 * time.Second,
+		CacheSessions:        1 << 16,
+		CacheBytes:           32 << 20,
+		GCInterval:           30 * time.Second,
+		ReclaimInterval:      5 * time.Minute,
+		GCBatch:              10_000,
+		MemTableSize:         4 << 20,
+		BaseTableSize:        1 << 20,
+		ValueLogFileSize:     32 << 20,
+		Compression:          CompressionNone,
+		NumMemtables:         3,
+		TableReleaseInterval: time.Second,
+		Now:                  time.Now,
+		Logger:               slog.Default(),
 	}
 }
 
@@ -198,9 +266,14 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: BaseTableSize below 64 KiB")
 	case o.ValueLogFileSize < 1<<20 || o.ValueLogFileSize >= 2<<30:
 		return fmt.Errorf("persist: options: ValueLogFileSize %d outside [1 MiB, 2 GiB)", o.ValueLogFileSize)
-	case o.BlockCacheSize <= 0:
-		// Badger panics at Open without a block cache when compressing.
-		return fmt.Errorf("persist: options: BlockCacheSize must be positive")
+	case o.Compression < CompressionNone || o.Compression > CompressionZSTD:
+		return fmt.Errorf("persist: options: unknown compression %d", o.Compression)
+	case o.BlockCacheSize < 0:
+		return fmt.Errorf("persist: options: negative BlockCacheSize")
+	case o.NumMemtables < 1:
+		return fmt.Errorf("persist: options: NumMemtables below 1")
+	case o.TableReleaseInterval < 0:
+		return fmt.Errorf("persist: options: negative TableReleaseInterval")
 	case o.Now == nil || o.Logger == nil:
 		return fmt.Errorf("persist: options: Now and Logger must be set")
 	}

@@ -96,6 +96,14 @@ func Open(o Options) (*Store, error) {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.reclaimLoop() }()
 	}
+	if o.TableReleaseInterval > 0 && !o.InMemory {
+		// The scan above mapped every page of every table.
+		if _, err := be.releasePages(); err != nil {
+			s.log.Warn("releasing table pages failed", "err", err)
+		}
+		s.wg.Add(1)
+		go func() { defer s.wg.Done(); s.releaseLoop() }()
+	}
 	if o.GCInterval > 0 {
 		s.wg.Add(1)
 		go func() { defer s.wg.Done(); s.gcLoop() }()

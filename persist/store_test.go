@@ -3,6 +3,7 @@ package persist
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -256,6 +257,70 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	if _, err := ParseDurability("fast"); err == nil {
 		t.Fatal("unknown durability parsed")
+	}
+	for _, name := range []string{"none", "snappy", "zstd"} {
+		c, err := ParseCompression(name)
+		if err != nil || c.String() != name {
+			t.Fatalf("ParseCompression(%q) = %v, %v", name, c, err)
+		}
+	}
+	if _, err := ParseCompression("lz4"); err == nil {
+		t.Fatal("unknown compression parsed")
+	}
+	for name, bad := range map[string]func(*Options){
+		"compression":   func(o *Options) { o.Compression = CompressionZSTD + 1 },
+		"block cache":   func(o *Options) { o.BlockCacheSize = -1 },
+		"memtables":     func(o *Options) { o.NumMemtables = 0 },
+		"release every": func(o *Options) { o.TableReleaseInterval = -time.Second },
+	} {
+		o := InMemoryOptions()
+		bad(&o)
+		if err := o.Validate(); err == nil {
+			t.Fatalf("bad %s accepted", name)
+		}
+	}
+}
+
+// A store keeps reading what it wrote whatever the compression it is
+// reopened with (Badger records each table's own), compressed tables
+// without a block cache configured included: stores written before
+// CompressionNone became the default hold Snappy tables.
+func TestReopenWithOtherCompression(t *testing.T) {
+	for _, c := range []struct{ from, to Compression }{
+		{CompressionSnappy, CompressionNone},
+		{CompressionNone, CompressionZSTD},
+	} {
+		t.Run(c.from.String()+"-to-"+c.to.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			o := testOptions(dir)
+			o.Compression = c.from
+			o.MemTableSize = 1 << 20
+			o.Limits.MaxSessionBytes = 64 << 10 // lets the memtable be 1 MiB: many tables
+			s := openStore(t, o)
+			want := map[string]string{}
+			for i := 0; i < 3000; i += 100 {
+				var batch []*crdt.Session
+				for j := i; j < i+100; j++ {
+					x := newSession(fmt.Sprintf("s%05d", j), 1, t0, 8)
+					want[x.ID] = encoded(t, x)
+					batch = append(batch, x)
+				}
+				apply(t, s, t0, batch...)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			o.Compression = c.to
+			s = openStore(t, o)
+			if n := len(badgerDB(t, s).Tables()); n < 2 {
+				t.Fatalf("%d tables: the test reads nothing from them", n)
+			}
+			for id, w := range want {
+				if got := encoded(t, mustGet(t, s, id)); got != w {
+					t.Fatalf("session %s differs after reopening with %s", id, c.to)
+				}
+			}
+		})
 	}
 }
 
