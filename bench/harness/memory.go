@@ -307,14 +307,24 @@ func benchMemory(ctx context.Context, e *env) error {
 		total := row{Section: sec, Measure: label + " sessions: resident memory", Unit: "MB",
 			SM: num(rss), Redis: num(used), Ratio: num(rss / used),
 			SMSetup: "VmRSS of a fresh process with an on-disk node, after GC", RedisSet: "INFO used_memory"}
-		total.Target = "≤ Redis used_memory at 1M sessions (ratio ≤ 1)"
-		if count < 1_000_000 {
-			total.Target = "≤ Redis used_memory (target is for 1M; indicative here)"
+		// The targets of issue 12: at most Redis's memory at 100k sessions,
+		// half of it at 1M.
+		bound := 0.0
+		switch count {
+		case 100_000:
+			bound = 1.0
+		case 1_000_000:
+			bound = 0.5
 		}
-		if rss <= used {
-			total.Standing = fmt.Sprintf("met, %.2f×", rss/used)
+		if bound > 0 {
+			total.Target = fmt.Sprintf("≤ %.1f× Redis used_memory", bound)
+			if rss <= bound*used {
+				total.Standing = fmt.Sprintf("met, %.2f×", rss/used)
+			} else {
+				total.Standing = fmt.Sprintf("missed, %.2f×", rss/used)
+			}
 		} else {
-			total.Standing = fmt.Sprintf("missed, %.2f×", rss/used)
+			total.Target = "≤ 1.0× Redis used_memory at 100k sessions, ≤ 0.5× at 1M (indicative here)"
 		}
 		e.rep.add(total)
 		// The total above is the headline. Its two parts are reported too,
