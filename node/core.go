@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -126,6 +127,12 @@ type Core struct {
 	touches *touchTable
 
 	part *partial // partial replication (Config.Replicas > 0), else nil
+	// partRO is part for readers outside the Core's lock (HoldsID).
+	partRO atomic.Pointer[partial]
+	// hellos are the regions and settings peers announced (partial.go);
+	// announce: send ours on every new connection.
+	hellos   map[PeerID]*partMember
+	announce bool
 
 	ready Ready
 }
@@ -202,6 +209,7 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 		oldPeers: make(map[PeerID]time.Time),
 		tasks:    make(map[uint64]*task),
 		touches:  newTouchTable(),
+		hellos:   make(map[PeerID]*partMember),
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
 	c.nextGC = now.Add(cfg.GCInterval)

@@ -56,8 +56,7 @@ type handoff struct {
 
 // partial is the Core's partial replication state.
 type partial struct {
-	members map[PeerID]*partMember
-	tables  map[string]*placement.Table // per region, over its placement members
+	tables map[string]*placement.Table // per region, over its placement members
 	// held is the slots this peer holds; readers outside the Core's lock
 	// (Node.read) load it.
 	held   atomic.Pointer[bucketSet]
@@ -82,9 +81,11 @@ const (
 )
 
 func newPartial(c *Core, now time.Time) *partial {
-	p := &partial{members: map[PeerID]*partMember{}, gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval)}
+	p := &partial{gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval)}
 	c.part = p
+	c.announce = true
 	c.place(now)
+	c.partRO.Store(p)
 	return p
 }
 
@@ -96,7 +97,7 @@ func (c *Core) placementMembers(now time.Time, region string) []string {
 	if region == c.cfg.Region {
 		out = append(out, string(c.self))
 	}
-	for id, m := range c.part.members {
+	for id, m := range c.hellos {
 		if m.region == region && m.replicas > 0 && (m.up || now.Sub(m.downAt) < c.cfg.HolderGrace) {
 			out = append(out, string(id))
 		}
@@ -110,7 +111,7 @@ func (c *Core) place(now time.Time) {
 	p := c.part
 	regions := map[string]bool{c.cfg.Region: true}
 	p.expiry = time.Time{}
-	for _, m := range p.members {
+	for _, m := range c.hellos {
 		regions[m.region] = true
 		if !m.up && m.replicas > 0 {
 			if at := m.downAt.Add(c.cfg.HolderGrace); at.After(now) && (p.expiry.IsZero() || at.Before(p.expiry)) {
@@ -121,7 +122,7 @@ func (c *Core) place(now time.Time) {
 	tables := make(map[string]*placement.Table, len(regions))
 	for r := range regions {
 		ms := c.placementMembers(now, r)
-		if old, ok := p.tables[r]; ok && slices.Equal(old.Members(), sortedCopy(ms)) {
+		if old, ok := p.tables[r]; ok && old.Replicas() == c.cfg.Replicas && slices.Equal(old.Members(), sortedCopy(ms)) {
 			tables[r] = old
 			continue
 		}
@@ -177,7 +178,7 @@ func (c *Core) peerHolds(q PeerID, s int) bool {
 	if q == c.self {
 		return c.part.holds(s)
 	}
-	m, ok := c.part.members[q]
+	m, ok := c.hellos[q]
 	if !ok || m.replicas == 0 {
 		return true
 	}
@@ -203,7 +204,8 @@ func (c *Core) Holders(id string) []PeerID {
 // HoldsID reports whether this peer holds session id: always under full
 // replication. Safe to call concurrently with the Core's other methods.
 func (c *Core) HoldsID(id string) bool {
-	return c.part == nil || c.part.holds(placement.SlotOf(id))
+	p := c.partRO.Load()
+	return p == nil || p.holds(placement.SlotOf(id))
 }
 
 // readHolders returns the connected holders of id to ask for it: those of
@@ -213,7 +215,7 @@ func (c *Core) readHolders(id string) []PeerID {
 	s := placement.SlotOf(id)
 	var own, other []PeerID
 	for _, q := range c.Peers() {
-		m, ok := c.part.members[q.ID]
+		m, ok := c.hellos[q.ID]
 		if !ok || !c.peerHolds(q.ID, s) {
 			continue
 		}
@@ -284,24 +286,25 @@ func (c *Core) sharedBucket(q PeerID, b int) bool {
 
 // partPeerUp greets a new connection with this peer's region and setting.
 func (c *Core) partPeerUp(now time.Time, q PeerID) {
-	if c.part == nil {
-		return
+	if c.announce {
+		c.send(q, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: c.cfg.Replicas}, nil)
 	}
-	c.send(q, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: c.cfg.Replicas}, nil)
-	if m, ok := c.part.members[q]; ok && !m.up {
+	if m, ok := c.hellos[q]; ok && !m.up {
 		m.up = true
-		c.place(now)
+		if c.part != nil {
+			c.place(now)
+		}
 	}
 }
 
 func (c *Core) partPeerDown(now time.Time, q PeerID) {
+	if m, ok := c.hellos[q]; ok && m.up {
+		m.up, m.downAt = false, now
+	}
 	if c.part == nil {
 		return
 	}
-	if m, ok := c.part.members[q]; ok && m.up {
-		m.up, m.downAt = false, now
-		c.place(now) // sets the expiry
-	}
+	c.place(now) // sets the expiry
 	if h := c.part.inflight; h != nil && h.waiting[q] && !h.dropping {
 		c.part.inflight = nil // it will not answer: start again
 	}
@@ -312,20 +315,19 @@ func (c *Core) onHello(now time.Time, from PeerID, data []byte) error {
 	if err := decodeMsg(data, &m); err != nil {
 		return err
 	}
-	if c.part == nil {
-		return nil
-	}
-	if m.Replicas != c.cfg.Replicas {
+	if m.Replicas != c.cfg.Replicas && c.part != nil {
 		c.log.Warn("peer replicates with another setting; placement may differ while a change of replicas rolls out",
 			"with", string(from), "its_replicas", m.Replicas, "ours", c.cfg.Replicas)
 	}
 	_, connected := c.peers[from]
-	old, ok := c.part.members[from]
+	old, ok := c.hellos[from]
 	if ok && old.region == m.Region && old.replicas == m.Replicas && old.up == connected {
 		return nil
 	}
-	c.part.members[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now}
-	c.place(now)
+	c.hellos[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now}
+	if c.part != nil {
+		c.place(now)
+	}
 	return nil
 }
 
@@ -391,6 +393,9 @@ func (c *Core) startHandoff(now time.Time) {
 // partStored takes the result of partial replication's storage work.
 func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
 	p := c.part
+	if p == nil && t.part != partIn {
+		return // replication went back to full meanwhile
+	}
 	switch t.part {
 	case partIn:
 		c.applied(now, t, res)
@@ -534,6 +539,35 @@ func (c *Core) partDirect(now time.Time, from PeerID, kind byte, data []byte) (b
 		return true, c.onHandoffAck(now, from, data)
 	}
 	return false, nil
+}
+
+// SetReplicas changes Config.Replicas on the running peer (0: every
+// session) and tells the connected peers. Going to partial replication,
+// the peer hands off what it no longer holds, once the holders stored it;
+// going to full replication, it pulls every slot by anti-entropy. Change
+// the peers of a mesh one at a time (docs/partial-replication.md).
+func (c *Core) SetReplicas(now time.Time, r int) {
+	if r < 0 || r == c.cfg.Replicas {
+		return
+	}
+	c.cfg.Replicas = r
+	switch {
+	case r == 0:
+		c.part = nil
+		c.partRO.Store(nil)
+	case c.part == nil:
+		newPartial(c, now)
+	default:
+		c.place(now)
+	}
+	c.announce = true
+	for _, q := range c.Peers() {
+		c.send(q.ID, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: r}, nil)
+		if r == 0 {
+			c.startRound(now, q.ID) // pull the slots this peer did not hold
+		}
+	}
+	c.log.Info("replication changed", "replicas", r)
 }
 
 // PlacementStatus describes partial replication on this peer.

@@ -345,3 +345,85 @@ func TestReplicasConfig(t *testing.T) {
 		t.Fatal("HandoffInterval 0 accepted with Replicas")
 	}
 }
+
+// Replication goes from every peer to R = 2 and back on a live mesh, one
+// peer at a time, with every session readable everywhere throughout and
+// never fewer than 2 copies per region.
+func TestChangeReplicasLive(t *testing.T) {
+	c := newPartCluster(t, []string{"eu", "us"}, 4, 0, nil)
+	ctx := context.Background()
+	eventually(t, 5*time.Second, "peers connected", func() bool {
+		for _, n := range c.nodes {
+			if len(n.Peers()) != 7 {
+				return false
+			}
+		}
+		return true
+	})
+	const sessions = 60
+	var tokens, ids []string
+	for i := range sessions {
+		tok, err := c.nodes[i%8].Create(ctx, WithFields(map[string][]byte{"i": []byte(fmt.Sprint(i))}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens, ids = append(tokens, tok), append(ids, mustID(t, tok))
+	}
+	all := map[string]int{"eu": 4, "us": 4}
+	eventually(t, 5*time.Second, "full replication", func() bool { return c.copiesAre(ids, all, nil) })
+	check := func(what string) {
+		t.Helper()
+		for _, n := range c.nodes {
+			for i, tok := range tokens {
+				s, err := n.Get(ctx, tok)
+				if err != nil {
+					t.Fatalf("%s: session %d on %s: %v", what, i, n.ID(), err)
+				}
+				if v, _ := s.GetString("i"); v != fmt.Sprint(i) {
+					t.Fatalf("%s: session %d on %s reads %q", what, i, n.ID(), v)
+				}
+			}
+		}
+	}
+	// all -> 2, one peer at a time; copies never drop below 2 per region.
+	for _, n := range c.nodes {
+		if err := n.SetReplicas(2); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if !c.copiesAre(ids, nil, map[string]int{"eu": 2, "us": 2}) {
+			t.Fatalf("fewer than 2 copies in a region after %s went to 2", n.ID())
+		}
+		check("going to 2")
+	}
+	want := map[string]int{"eu": 2, "us": 2, "eu/members": 4, "us/members": 4}
+	c.waitSettled(10*time.Second, ids, want)
+	check("at 2")
+	// and back to every peer.
+	for _, n := range c.nodes {
+		if err := n.SetReplicas(0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "full replication again", func() bool { return c.copiesAre(ids, all, nil) })
+	check("back to all")
+}
+
+// copiesAre reports whether every id has exactly want[region] copies (when
+// want is given) and at least least[region] (when least is).
+func (c *partCluster) copiesAre(ids []string, want, least map[string]int) bool {
+	for _, id := range ids {
+		got := c.copies(id)
+		for rg, w := range want {
+			if got[rg] != w {
+				return false
+			}
+		}
+		for rg, l := range least {
+			if got[rg] < l {
+				return false
+			}
+		}
+	}
+	return true
+}

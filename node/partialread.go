@@ -145,6 +145,22 @@ func (n *Node) remoteAnswer(data []byte) bool {
 	return true
 }
 
+// SetReplicas changes how many peers of each region hold each session on
+// this running peer (Config.Replicas; 0: every peer holds every session)
+// and tells its peers. Change the peers of a mesh one at a time, waiting
+// for Placement to show no slot moving in between.
+func (n *Node) SetReplicas(r int) error {
+	if r < 0 {
+		return fmt.Errorf("%w: replicas %d: want 0 (all) or a positive number", ErrInvalid, r)
+	}
+	if _, ok := n.store.(Dropper); r > 0 && !ok {
+		return fmt.Errorf("node: replicas: store %T cannot drop handed-off sessions", n.store)
+	}
+	n.step(func(c *Core, now time.Time) { c.SetReplicas(now, r) })
+	n.kick()
+	return nil
+}
+
 // Placement returns partial replication's status on this peer.
 func (n *Node) Placement() PlacementStatus {
 	n.mu.Lock()
