@@ -17,10 +17,12 @@
 // deltas_received_total, deltas_rejected_total{reason},
 // deltas_deferred_total, batches_sent_total, sync_rounds_total{result},
 // sync_bytes_total{dir}, changes_dropped_total, sessions_collected_total,
-// send_queue_waits_total; under partial replication slots_moved_total{dir},
-// sessions_handed_off_total, handoff_bytes_total, deltas_not_held_total,
-// remote_reads_total, remote_reads_failed_total{reason}, the gauges
-// slots_held and slots_moving and the histogram remote_read_seconds;
+// send_queue_waits_total, whole_state_writes_total,
+// version_entries_dropped_total; under partial replication
+// slots_moved_total{dir}, sessions_handed_off_total, handoff_bytes_total,
+// deltas_not_held_total, remote_reads_total,
+// remote_reads_failed_total{reason}, the gauges slots_held and slots_moving
+// and the histogram remote_read_seconds;
 // histograms batch_deltas, batch_bytes, replication_lag_seconds,
 // sync_seconds; the gauge peer_clock_offset_seconds{peer}; and
 // build_info{version,revision,goversion}, always 1. metrics_dropped_total

@@ -50,6 +50,8 @@ type Node struct {
 	changesDropped    prometheus.Counter
 	sessionsCollected prometheus.Counter
 	sendQueueWaits    prometheus.Counter
+	wholeStateWrites  prometheus.Counter
+	versionsDropped   prometheus.Counter
 	syncBytesIn       prometheus.Counter
 	syncBytesOut      prometheus.Counter
 	dropped           prometheus.Counter
@@ -94,6 +96,10 @@ func New() *Node {
 		changesDropped:    counter("changes_dropped_total", "Changes a slow Watch subscriber missed."),
 		sessionsCollected: counter("sessions_collected_total", "Expired sessions removed by garbage collection."),
 		sendQueueWaits:    counter("send_queue_waits_total", "Direct messages that waited for room in a peer's full outbound queue."),
+		wholeStateWrites: counter("whole_state_writes_total",
+			"Versioned local writes that carried the session's whole state: the first write of a session after a start, or after merging writes no version entry stands for. The others carry only what changed."),
+		versionsDropped: counter("version_entries_dropped_total",
+			"Version entries of remote change-only writes not taken because this peer lacked what the writer held before (a lost or late delta); anti-entropy or a fetch brings them."),
 		dropped: counter("metrics_dropped_total",
 			"Node metric updates this build of the metrics package does not know (a bug: please report it)."),
 		deltasRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deltas_rejected_total",
@@ -131,7 +137,7 @@ func New() *Node {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	m.buildInfo.Set(1)
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
-		m.sessionsCollected, m.sendQueueWaits, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
+		m.sessionsCollected, m.sendQueueWaits, m.wholeStateWrites, m.versionsDropped, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
 		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
 	m.part = newPartialMetrics()
 	m.all = append(m.all, m.part.collectors()...)
@@ -176,6 +182,10 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 		m.consistencyStale.Add(delta)
 	case "send_queue_waits":
 		m.sendQueueWaits.Add(delta)
+	case "whole_state_writes":
+		m.wholeStateWrites.Add(delta)
+	case "version_entries_dropped":
+		m.versionsDropped.Add(delta)
 	case "deltas_rejected":
 		m.labelled(m.deltasRejected, m.rejected, "reason", labels).Add(delta)
 	case "sync_rounds":

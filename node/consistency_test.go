@@ -125,9 +125,10 @@ func TestVersionStaleThenHealed(t *testing.T) {
 	}
 }
 
-// A write carries the whole state its writer held, so a peer that missed
-// an earlier write of the same writer but got a later one holds both: the
-// version it then covers is not a lie.
+// A peer that missed an earlier write of a writer but got a later one does
+// not take the later one's version entry (its guard asks for the earlier
+// one): the version it covers is not a lie, and a reader showing the first
+// write's version fetches it from the writer.
 func TestVersionEntryCarriesEarlierWrites(t *testing.T) {
 	c := newCluster(t, 2, nil)
 	ctx := context.Background()
@@ -210,8 +211,7 @@ func TestVersionFetchFromWriter(t *testing.T) {
 }
 
 // A Save without a version (the Redis front's writes) sends only what it
-// changes and leaves the version alone, since a delta that stamps a version
-// entry must carry the whole state; with a version it stamps it.
+// changes and leaves the version alone; with a version it stamps it.
 func TestSaveVersioned(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	ctx := context.Background()

@@ -533,6 +533,11 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		if ch.Destroyed {
 			c.touches.forget(ch.ID)
 		}
+		if ch.Dropped {
+			// This peer missed what the writer held before (a lost or
+			// late delta): the entry comes with anti-entropy or a fetch.
+			c.m.Add("version_entries_dropped", 1)
+		}
 		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
 	}
 	if t.inRound {

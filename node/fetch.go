@@ -19,9 +19,10 @@ import (
 // merges gossip. The runtime answers a fetch (it reads the store, which the
 // Core does not); the Core sends fetches and merges answers.
 
-// wholeStateBytes bounds the sessions whose versioned writes are broadcast
-// whole: a larger session's write is broadcast as what changed, without
-// its version entry, and versioned readers on other peers fetch it.
+// wholeStateBytes bounds the sessions whose whole-state writes (from a
+// copy not known covered) are broadcast whole: a larger session's is
+// broadcast as what changed, without its version entry, and versioned
+// readers on other peers fetch it.
 const wholeStateBytes = 4 << 10
 
 // maxFetchPeers bounds the peers one fetch asks when none of the writers

@@ -100,6 +100,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 		}
 		ts := c.clock.Now(now)
 		d := crdt.Create(op.ID, ts, now.Add(op.Lifetime), op.Idle)
+		d.Guard = &crdt.Guard{} // the whole state: covered wherever it merges
 		if err := c.addFields(d, d, op.Set, nil, ts, true); err != nil {
 			return 0, err
 		}
@@ -121,12 +122,27 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 		switch op.Kind {
 		case OpUpdate, OpSave:
 			ts := c.clock.Now(now)
-			// An update's delta is the whole state plus the writes: a
-			// version entry stands for everything its writer held
-			// (crdt.Version), so a peer that merged it holds all of it.
-			d, whole := s.Clone(), true
-			if op.Kind == OpSave && !op.Versioned {
-				d, whole = s.Header(), false
+			// A versioned write stamps the writer's entry, which stands
+			// for everything the writer holds (crdt.Version). From a
+			// state this peer knows covered (crdt.Session.Covered) the
+			// delta carries only what changed, guarded by the version it
+			// was written on; otherwise it carries the whole state under
+			// an empty guard, which makes the state covered here and on
+			// the peers that merge it. An unversioned Save (the Redis
+			// front's writes) sends what it changes and no entry.
+			versioned := op.Kind == OpUpdate || op.Versioned
+			var d *crdt.Session
+			whole := false
+			switch {
+			case !versioned:
+				d = s.Header()
+			case s.Covered():
+				d = s.Header()
+				d.Guard = &crdt.Guard{Need: s.Version()}
+			default:
+				d, whole = s.Clone(), true
+				d.Guard = &crdt.Guard{}
+				c.m.Add("whole_state_writes", 1)
 			}
 			if op.Kind == OpSave && op.IdleTimeout > 0 {
 				d.Idle, d.IdleTS = op.IdleTimeout.Milliseconds(), ts
@@ -134,17 +150,17 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			if op.Kind == OpSave && op.Touch {
 				d.LastAccess = max(d.LastAccess, now.UnixMilli())
 			}
-			if err := c.addFields(s, d, op.Set, op.Remove, ts, whole); err != nil {
+			if err := c.addFields(s, d, op.Set, op.Remove, ts, versioned); err != nil {
 				return 0, err
 			}
 			ds = []*crdt.Session{d}
 			if whole && approxSize(d) > wholeStateBytes {
 				// A large session: store the whole state with its
-				// version entry, but broadcast only what changed and no
-				// entry. Peers then learn the entry only with a whole
-				// state (a fetch, anti-entropy), so an entry still stands
-				// for everything its writer held; a versioned reader
-				// elsewhere fetches it.
+				// version entry (which makes it covered here, so the
+				// next write is change-only), but broadcast only what
+				// changed and no entry. Peers then learn the entry only
+				// with a whole state (a fetch, anti-entropy); a
+				// versioned reader elsewhere fetches it.
 				w := s.Header()
 				if op.Kind == OpSave {
 					w.Idle, w.IdleTS, w.LastAccess = d.Idle, d.IdleTS, d.LastAccess
@@ -175,6 +191,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			}
 			vk, vf := crdt.VersionField(ts)
 			d.Fields = d.Fields.With(vk, vf)
+			d.Guard = &crdt.Guard{} // the whole new session
 			ds = []*crdt.Session{d, s.Destroy(ts)}
 			if op.Extra != nil {
 				ds = op.Extra(ds, ts)
@@ -189,11 +206,9 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 }
 
 // addFields adds writes to delta d of session s, within the field bound,
-// and stamps d's version with ts. A delta that writes fields is the whole
-// state s plus the writes (d starts as a clone of s, or is s on a create):
-// a version entry stands for everything its writer held (crdt.Version), so
-// a peer that merged the delta holds all of it, even if it missed an
-// earlier delta.
+// and, when stamp is set, stamps d's version with ts. d is either the
+// whole state s (a clone, or s itself on a create) under an empty guard, or
+// a change-only delta guarded by s's version (Core.Local says which).
 func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []string, ts crdt.Timestamp, stamp bool) error {
 	// Counted before merging: on a create s and d are the same session, so
 	// the merges below grow s.Fields too. The node's own keys (version

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// counting records a node's counters and its broadcast batch sizes.
+type counting struct {
+	nopMetrics
+	mu    sync.Mutex
+	n     map[string]float64
+	sizes []float64
+}
+
+func (c *counting) Add(name string, d float64, _ ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]float64{}
+	}
+	c.n[name] += d
+}
+
+func (c *counting) Observe(name string, v float64, _ ...string) {
+	if name == "batch_bytes" {
+		c.mu.Lock()
+		c.sizes = append(c.sizes, v)
+		c.mu.Unlock()
+	}
+}
+
+func (c *counting) get(name string) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[name]
+}
+
+// takeSizes returns the batch sizes since the last call.
+func (c *counting) takeSizes() []float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.sizes
+	c.sizes = nil
+	return s
+}
+
+func wideFields(n int) map[string][]byte {
+	f := map[string][]byte{}
+	for i := range n {
+		f[fmt.Sprintf("field-%02d", i)] = []byte(fmt.Sprintf("value of field %02d, some bytes", i))
+	}
+	return f
+}
+
+// Versioned writes from a covered state carry only what they change; the
+// other peer takes their version entries (no fetch, no drop). An
+// unversioned write, which no entry stands for, makes the next versioned
+// write whole on each peer that merged it, and that whole write makes both
+// covered again.
+func TestChangeOnlyVersionedWrites(t *testing.T) {
+	ms := []*counting{{}, {}}
+	i := 0
+	c := newCluster(t, 2, func(cfg *Config) {
+		cfg.Metrics = ms[i]
+		cfg.SyncInterval = time.Hour // gossip only
+		i++
+	})
+	ctx := context.Background()
+	// The rounds of the start would bring the session as a state, which
+	// no guard vouches for.
+	c.awaitRounds(t)
+	var v Version
+	tok, err := c.nodes[0].Create(WithVersion(ctx, &v), WithFields(wideFields(32)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the create to replicate", c.converged)
+	created := ms[0].takeSizes()
+	if len(created) == 0 || created[0] < 1500 {
+		t.Fatalf("the create broadcast %v bytes: not the whole session", created)
+	}
+	for n := range 5 {
+		if err := c.nodes[0].Set(WithVersion(ctx, &v), tok, "counter", []byte(strconv.Itoa(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "the writes to replicate", c.converged)
+	for _, sz := range ms[0].takeSizes() {
+		if sz > 400 {
+			t.Fatalf("a batch of %v bytes for a one-field write of a 32-field session: whole state", sz)
+		}
+	}
+	if got := ms[0].get("whole_state_writes"); got != 0 {
+		t.Fatalf("%v whole-state writes from a covered session", got)
+	}
+	id, _ := SessionID(tok)
+	s1, err := c.nodes[1].Store().Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s1.Version().Covers(v) {
+		t.Fatalf("node 1 holds the writes but not their version: %v, want %v", s1.Version(), v)
+	}
+	if !s1.Covered() {
+		t.Fatal("node 1 merged only guarded deltas that met their guards, yet is not covered")
+	}
+	// Node 1 writes from its covered copy: change-only, and node 0 takes it.
+	if err := c.nodes[1].Set(WithVersion(ctx, &v), tok, "counter", []byte("from 1")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "node 1's write to replicate", c.converged)
+	if got := ms[1].get("whole_state_writes"); got != 0 {
+		t.Fatalf("node 1 wrote the whole state %v times from a covered copy", got)
+	}
+	if s0, _ := c.nodes[0].Store().Get(id); !s0.Version().Covers(v) {
+		t.Fatalf("node 0 did not take node 1's entry: %v, want %v", s0.Version(), v)
+	}
+	for i, m := range ms {
+		if d, f := m.get("version_entries_dropped"), m.get("consistency_fetches"); d != 0 || f != 0 {
+			t.Fatalf("node %d dropped %v entries and fetched %v times on a lossless network", i, d, f)
+		}
+	}
+	// An unversioned write: no entry stands for it, on either peer.
+	if err := c.nodes[0].Save(ctx, tok, Save{Set: map[string][]byte{"plain": []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the unversioned write to replicate", c.converged)
+	for i, nd := range c.nodes {
+		if s, _ := nd.Store().Get(id); s.Covered() {
+			t.Fatalf("node %d still claims its copy covered after an unversioned write", i)
+		}
+	}
+	if err := c.nodes[1].Set(WithVersion(ctx, &v), tok, "counter", []byte("whole")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the whole write to replicate", c.converged)
+	if got := ms[1].get("whole_state_writes"); got != 1 {
+		t.Fatalf("node 1 made %v whole-state writes after the unversioned one, want 1", got)
+	}
+	for i, nd := range c.nodes {
+		if s, _ := nd.Store().Get(id); !s.Covered() || !s.Version().Covers(v) {
+			t.Fatalf("node %d after the whole write: covered %v, version %v want %v", i, s.Covered(), s.Version(), v)
+		}
+	}
+	if err := c.nodes[0].Set(WithVersion(ctx, &v), tok, "counter", []byte("again")); err != nil {
+		t.Fatal(err)
+	}
+	if got := ms[0].get("whole_state_writes"); got != 0 {
+		t.Fatalf("node 0 wrote the whole state %v times though the whole write covered it", got)
+	}
+}
+
+// After a restart no session is known covered: the first versioned write of
+// a session carries the whole state, the next ones only what they change.
+func TestFirstWriteAfterRestartIsWhole(t *testing.T) {
+	net := newMemNet()
+	dir := t.TempDir()
+	open := func(m *counting) *Node {
+		cfg := testConfig()
+		cfg.DataDir = dir
+		cfg.Metrics = m
+		cfg.Dial = net.dialer("peer-0")
+		nd, err := Open(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nd
+	}
+	ctx := context.Background()
+	first := &counting{}
+	nd := open(first)
+	tok, err := nd.Create(ctx, WithFields(wideFields(8)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := range 3 {
+		if err := nd.Set(ctx, tok, "n", []byte(strconv.Itoa(n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := first.get("whole_state_writes"); got != 0 {
+		t.Fatalf("%v whole-state writes before the restart", got)
+	}
+	if err := nd.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	again := &counting{}
+	nd = open(again)
+	defer nd.Close(ctx)
+	id, _ := SessionID(tok)
+	if s, err := nd.Store().Get(id); err != nil || s.Covered() {
+		t.Fatalf("after a restart the session is known covered (%v)", err)
+	}
+	for n := range 3 {
+		if err := nd.Set(ctx, tok, "n", []byte(strconv.Itoa(10+n))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := again.get("whole_state_writes"); got != 1 {
+		t.Fatalf("%v whole-state writes after the restart, want 1 (the first)", got)
+	}
+	s, _ := nd.Get(ctx, tok)
+	if x, _ := s.GetString("n"); x != "12" || len(s.Keys()) != 9 {
+		t.Fatalf("after the restart: n=%q, %d keys", x, len(s.Keys()))
+	}
+}
+
+// awaitRounds waits for the anti-entropy rounds of the start to end.
+func (c *cluster) awaitRounds(t *testing.T) {
+	eventually(t, 5*time.Second, "startup rounds", func() bool {
+		for _, nd := range c.nodes {
+			nd.mu.Lock()
+			busy := len(nd.core.rounds)
+			nd.mu.Unlock()
+			if busy > 0 {
+				return false
+			}
+		}
+		return true
+	})
+}
