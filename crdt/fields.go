@@ -135,7 +135,7 @@ func (c *cursor) baseKey() string { return string(c.t[c.kAt:c.t.keyEnd(c.n, c.i)
 func (c *cursor) baseEntry(key string) entry {
 	kEnd := c.kAt + len(key)
 	vEnd := c.t.u32(tableHead + 4*c.n + 4*c.i)
-	ts := c.t.bytes()[tableHead+8*c.n+16*c.i:]
+	ts := c.t.bytes()[c.t.tsAt(c.n, c.i):]
 	e := entry{key, Field{
 		Value:   string(c.t[c.vAt : vEnd&^removedBit]),
 		Removed: vEnd&removedBit != 0,
@@ -344,22 +344,22 @@ func search(es []entry, key string) (int, bool) {
 // no pointers and never changes. Offsets are from its start, integers in
 // the machine's byte order (a table lives in memory only):
 //
-//	[0, 8)          n, the number of registers (uint32, then padding)
-//	[8, 8+4n)       the end offset of each key (uint32)
-//	[8+4n, 8+8n)    the end offset of each value (uint32), top bit set
+//	[0, 4)          n, the number of registers (uint32)
+//	[4, 4+4n)       the end offset of each key (uint32)
+//	[4+4n, 4+8n)    the end offset of each value (uint32), top bit set
 //	                for a removal
-//	[8+8n, 8+24n)   each timestamp: Time, then Node (uint64 each)
-//	[8+24n, ...)    the keys, back to back, then the values
+//	[4+8n, ...)     the keys, back to back, then the values
+//	last 16n bytes  each timestamp: Time, then Node (uint64 each)
 //
-// Key i starts where key i-1 ends (the first at 8+24n), value i where
+// Key i starts where key i-1 ends (the first at 4+8n), value i where
 // value i-1 ends (the first where the last key ends). A lookup binary
-// searches the key ends and the keys, which for a session of a few dozen
-// fields are a few adjacent cache lines. The empty string is the empty
-// table.
+// searches the key ends and the keys, which are adjacent: for a session
+// of a few dozen fields, a few neighbouring cache lines. Timestamps, which
+// readers do not need, come last. The empty string is the empty table.
 type table string
 
 const (
-	tableHead  = 8
+	tableHead  = 4
 	tableEntry = 24 // bytes of metadata per register
 	removedBit = 1 << 31
 	// maxTable bounds a table's size, so that offsets fit below the
@@ -380,10 +380,13 @@ func (t table) len() int {
 
 func (t table) u32(off int) int { return int(ne.Uint32(t.bytes()[off:])) }
 
+// tsAt returns where the timestamp of register i of n starts.
+func (t table) tsAt(n, i int) int { return len(t) - 16*(n-i) }
+
 // keyEnd returns where key i ends, and where the keys start for i = -1.
 func (t table) keyEnd(n, i int) int {
 	if i < 0 {
-		return tableHead + tableEntry*n
+		return tableHead + 8*n
 	}
 	return t.u32(tableHead + 4*i)
 }
@@ -409,7 +412,7 @@ func (t table) value(i int) (string, bool) {
 func (t table) field(i int) Field {
 	n := t.len()
 	v, removed := t.value(i)
-	b := t.bytes()[tableHead+8*n+16*i:]
+	b := t.bytes()[t.tsAt(n, i):]
 	return Field{Value: v, Removed: removed, TS: Timestamp{Time: ne.Uint64(b), Node: NodeID(ne.Uint64(b[8:]))}}
 }
 
@@ -421,17 +424,16 @@ func (t table) find(key string) (int, bool) {
 	lo, hi := 0, n
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		start := tableHead + tableEntry*n
+		start := tableHead + 8*n
 		if m > 0 {
 			start = t.u32(tableHead + 4*(m-1))
 		}
-		k := string(t[start:t.u32(tableHead+4*m)])
-		if k == key {
+		switch c := strings.Compare(string(t[start:t.u32(tableHead+4*m)]), key); {
+		case c == 0:
 			return m, true
-		}
-		if k < key {
+		case c < 0:
 			lo = m + 1
-		} else {
+		default:
 			hi = m
 		}
 	}
@@ -455,7 +457,7 @@ func newTableWriter(n, keys, vals int) tableWriter {
 	}
 	b := make([]byte, size)
 	ne.PutUint32(b, uint32(n))
-	return tableWriter{b: b, n: n, kpos: tableHead + tableEntry*n, vpos: tableHead + tableEntry*n + keys}
+	return tableWriter{b: b, n: n, kpos: tableHead + 8*n, vpos: tableHead + 8*n + keys}
 }
 
 func (w *tableWriter) add(key, value string, removed bool, ts Timestamp) {
@@ -467,7 +469,7 @@ func (w *tableWriter) add(key, value string, removed bool, ts Timestamp) {
 		end |= removedBit
 	}
 	ne.PutUint32(w.b[tableHead+4*w.n+4*w.i:], end)
-	ts16 := w.b[tableHead+8*w.n+16*w.i:]
+	ts16 := w.b[len(w.b)-16*(w.n-w.i):]
 	ne.PutUint64(ts16, ts.Time)
 	ne.PutUint64(ts16[8:], uint64(ts.Node))
 	w.i++

@@ -43,6 +43,16 @@ func BenchmarkNodeGet(b *testing.B) {
 // fields of 90 bytes, in a scattered order: the edge read of bench/run,
 // whose cost is memory traffic over the decoded sessions, not the code.
 func BenchmarkNodeGetSpread(b *testing.B) {
+	benchSpread(b, func(s Session) bool { _, ok := s.Get("field3"); return ok })
+}
+
+// BenchmarkNodeGetSpreadAll is BenchmarkNodeGetSpread copying out every
+// field (Session.Fields), as HGETALL does: bench/run's other read row.
+func BenchmarkNodeGetSpreadAll(b *testing.B) {
+	benchSpread(b, func(s Session) bool { return len(s.Fields()) == 10 })
+}
+
+func benchSpread(b *testing.B, read func(Session) bool) {
 	net := newMemNet()
 	cfg := testConfig()
 	cfg.Dial = net.dialer("bench")
@@ -76,7 +86,7 @@ func BenchmarkNodeGetSpread(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, ok := s.Get("field3"); !ok {
+		if !read(s) {
 			b.Fatal("field missing")
 		}
 	}

@@ -1,9 +1,10 @@
 package persist
 
 import (
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
@@ -18,12 +19,19 @@ const cacheShards = 64
 // backend. Readers that miss fill the cache only where no entry appeared
 // meanwhile and no eviction or removal happened since their read began:
 // otherwise what they read may be older than what the committer left.
+//
+// Readers take no lock: each shard is a hash table of immutable chains
+// that writers replace (under the shard's mutex) with one atomic store, so
+// a read never waits for a write and costs a few loads (see cacheTable).
 type cache struct {
 	shards   [cacheShards]cacheShard
 	perShard int
 	// shardBytes bounds the estimated memory (entryCost) of a shard's
 	// entries, so that the cache's size does not grow with session size.
 	shardBytes int64
+	// seed keys the hash of ids, so that no one can choose ids that crowd
+	// one chain.
+	seed maphash.Seed
 }
 
 type cacheEntry struct {
@@ -37,21 +45,68 @@ func newEntry(s *crdt.Session) cacheEntry {
 }
 
 // cost estimates the heap bytes a decoded session takes: the struct, its
-// id and the map slot that holds it (176 bytes), and its registers
-// (crdt.Fields.MemSize: one packed allocation of 24 bytes per field plus
-// keys and values, and a small overlay after writes). A session of 10
-// fields of 90 bytes costs about 1.4 KB.
+// id and the node and bucket that hold it (about 300 bytes), and its
+// registers (crdt.Fields.MemSize: one packed allocation of 24 bytes per
+// field plus keys and values, and a small overlay after writes). A session
+// of 10 fields of 90 bytes costs about 1.4 KB.
 func (e cacheEntry) cost() int64 {
-	return int64(176 + len(e.s.ID) + e.s.Fields.MemSize())
+	return int64(300 + len(e.s.ID) + e.s.Fields.MemSize())
 }
 
 type cacheShard struct {
-	mu sync.RWMutex
-	m  map[string]cachedEntry
-	// gen counts evictions and removals; see fill.
-	gen uint64
-	// bytes is the sum of the entries' costs.
-	bytes int64
+	// tab is what readers load; writers replace chains in it, or all of
+	// it when it grows, holding mu.
+	tab atomic.Pointer[cacheTable]
+	mu  sync.Mutex
+	// gen counts evictions and removals; see fill. Written under mu.
+	gen atomic.Uint64
+	// n is the number of entries, bytes the sum of their costs, and
+	// sweep the bucket where the next eviction starts looking.
+	n, sweep int
+	bytes    int64
+}
+
+// cacheTable is a hash table of chains of immutable nodes: a writer
+// replaces a bucket's chain by a new one (copying the nodes before the one
+// it changes, sharing those after) with one atomic store, so a reader
+// walks either the old chain or the new one, both consistent.
+type cacheTable struct {
+	buckets []atomic.Pointer[cacheNode] // a power of two
+}
+
+type cacheNode struct {
+	key  uint64 // the hash of the id
+	e    cachedEntry
+	next *cacheNode
+	// The id, when it fits (a session's does: node's ids are 43 bytes),
+	// so that a lookup compares it in the node it already reads rather
+	// than in another allocation; idLen is noInlineID when it does not.
+	idLen uint8
+	id    [inlineID]byte
+}
+
+const (
+	inlineID   = 47 // a node of 96 bytes, a size class
+	noInlineID = 0xff
+)
+
+func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
+	n := &cacheNode{key: key, e: e, next: next, idLen: noInlineID}
+	if id := e.s.ID; len(id) <= inlineID {
+		n.idLen = uint8(copy(n.id[:], id))
+	}
+	return n
+}
+
+// is reports whether n holds the entry of id, whose key is key.
+func (n *cacheNode) is(key uint64, id string) bool {
+	if n.key != key {
+		return false
+	}
+	if n.idLen == noInlineID {
+		return n.e.s.ID == id
+	}
+	return int(n.idLen) == len(id) && string(n.id[:n.idLen]) == id
 }
 
 type cachedEntry struct {
@@ -63,15 +118,21 @@ func newCache(size int, maxBytes int64) *cache {
 	if size <= 0 || maxBytes <= 0 {
 		return nil
 	}
-	c := &cache{perShard: max(1, size/cacheShards), shardBytes: max(1, maxBytes/cacheShards)}
+	c := &cache{perShard: max(1, size/cacheShards), shardBytes: max(1, maxBytes/cacheShards), seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]cachedEntry)
+		c.shards[i].tab.Store(&cacheTable{buckets: make([]atomic.Pointer[cacheNode], 8)})
 	}
 	return c
 }
 
-func (c *cache) shard(id string) *cacheShard {
-	return &c.shards[xxhash.Sum64String(id)%cacheShards]
+// locate returns id's shard and the key of id within it.
+func (c *cache) locate(id string) (*cacheShard, uint64) {
+	h := maphash.String(c.seed, id)
+	return &c.shards[h%cacheShards], h / cacheShards
+}
+
+func (t *cacheTable) bucket(key uint64) *atomic.Pointer[cacheNode] {
+	return &t.buckets[key&uint64(len(t.buckets)-1)]
 }
 
 func (c *cache) get(id string) *crdt.Session {
@@ -83,11 +144,13 @@ func (c *cache) entry(id string) (cacheEntry, bool) {
 	if c == nil {
 		return cacheEntry{}, false
 	}
-	sh := c.shard(id)
-	sh.mu.RLock()
-	e, ok := sh.m[id]
-	sh.mu.RUnlock()
-	return e.cacheEntry, ok
+	sh, key := c.locate(id)
+	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
+		if n.is(key, id) {
+			return n.e.cacheEntry, true
+		}
+	}
+	return cacheEntry{}, false
 }
 
 // generation returns the generation of id's shard, for fill.
@@ -95,10 +158,8 @@ func (c *cache) generation(id string) uint64 {
 	if c == nil {
 		return 0
 	}
-	sh := c.shard(id)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.gen
+	sh, _ := c.locate(id)
+	return sh.gen.Load()
 }
 
 // fill caches e, read from the backend when the shard was at generation
@@ -110,16 +171,16 @@ func (c *cache) fill(e cacheEntry, gen uint64) *crdt.Session {
 		return nil
 	}
 	s := e.s
-	sh := c.shard(s.ID)
+	sh, key := c.locate(s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[s.ID]; ok {
-		return e.s
+	if old, ok := sh.findLocked(key, s.ID); ok {
+		return old.s
 	}
-	if sh.gen != gen {
+	if sh.gen.Load() != gen {
 		return nil
 	}
-	if !sh.insertLocked(e, c.perShard, c.shardBytes) {
+	if !sh.insertLocked(key, e, c.perShard, c.shardBytes) {
 		return nil
 	}
 	return s
@@ -131,10 +192,19 @@ func (c *cache) put(e cacheEntry) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(e.s.ID)
+	sh, key := c.locate(e.s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.insertLocked(e, c.perShard, c.shardBytes)
+	sh.insertLocked(key, e, c.perShard, c.shardBytes)
+}
+
+func (sh *cacheShard) findLocked(key uint64, id string) (cachedEntry, bool) {
+	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
+		if n.is(key, id) {
+			return n.e, true
+		}
+	}
+	return cachedEntry{}, false
 }
 
 // insertLocked stores e, evicting entries to stay within perShard entries
@@ -142,43 +212,107 @@ func (c *cache) put(e cacheEntry) {
 // stored, and an older entry for it is removed (the committer relies on a
 // cached entry being the latest state): insertLocked reports whether e was
 // stored.
-func (sh *cacheShard) insertLocked(e cacheEntry, perShard int, maxBytes int64) bool {
+func (sh *cacheShard) insertLocked(key uint64, e cacheEntry, perShard int, maxBytes int64) bool {
 	ce := cachedEntry{cacheEntry: e, cost: e.cost()}
-	if old, ok := sh.m[e.s.ID]; ok {
-		sh.bytes -= old.cost
-		delete(sh.m, e.s.ID)
+	if _, ok := sh.deleteLocked(key, e.s.ID); ok {
 		if ce.cost > maxBytes {
-			sh.gen++
+			sh.gen.Add(1)
 			return false
 		}
 	} else if ce.cost > maxBytes {
 		return false
 	}
-	for len(sh.m) > 0 && (len(sh.m) >= perShard || sh.bytes+ce.cost > maxBytes) {
-		// Evict an arbitrary entry: map iteration order is random, which
-		// is cheap and keeps hot sessions in the cache most of the time.
-		for k, old := range sh.m {
-			delete(sh.m, k)
-			sh.bytes -= old.cost
-			sh.gen++
-			break
-		}
+	for sh.n > 0 && (sh.n >= perShard || sh.bytes+ce.cost > maxBytes) {
+		// Evict the entry the sweep meets first: cheap, and it spreads
+		// evictions over the table like a random pick.
+		sh.evictLocked()
+		sh.gen.Add(1)
 	}
-	sh.m[e.s.ID] = ce
+	t := sh.tab.Load()
+	if sh.n >= len(t.buckets) {
+		t = sh.growLocked(t)
+	}
+	b := t.bucket(key)
+	b.Store(newNode(key, ce, b.Load()))
+	sh.n++
 	sh.bytes += ce.cost
 	return true
+}
+
+// deleteLocked removes the entry of id, if any, and returns it.
+func (sh *cacheShard) deleteLocked(key uint64, id string) (cachedEntry, bool) {
+	b := sh.tab.Load().bucket(key)
+	head := b.Load()
+	for n := head; n != nil; n = n.next {
+		if n.is(key, id) {
+			b.Store(without(head, n))
+			sh.n--
+			sh.bytes -= n.e.cost
+			return n.e, true
+		}
+	}
+	return cachedEntry{}, false
+}
+
+// without returns the chain head without node x: copies of the nodes
+// before x, then those after it, shared.
+func without(head, x *cacheNode) *cacheNode {
+	if head == x {
+		return x.next
+	}
+	c := *head
+	c.next = without(head.next, x)
+	return &c
+}
+
+// evictLocked removes one entry: the head of the first non-empty bucket
+// from the sweep on.
+func (sh *cacheShard) evictLocked() {
+	t := sh.tab.Load()
+	for range len(t.buckets) {
+		b := &t.buckets[sh.sweep]
+		sh.sweep = (sh.sweep + 1) & (len(t.buckets) - 1)
+		if n := b.Load(); n != nil {
+			b.Store(n.next)
+			sh.n--
+			sh.bytes -= n.e.cost
+			return
+		}
+	}
+}
+
+// growLocked publishes a table of twice as many buckets holding new nodes
+// for every entry: readers still walking the old one see it unchanged.
+func (sh *cacheShard) growLocked(t *cacheTable) *cacheTable {
+	g := &cacheTable{buckets: make([]atomic.Pointer[cacheNode], 2*len(t.buckets))}
+	for i := range t.buckets {
+		for n := t.buckets[i].Load(); n != nil; n = n.next {
+			b := g.bucket(n.key)
+			b.Store(newNode(n.key, n.e, b.Load()))
+		}
+	}
+	sh.tab.Store(g)
+	sh.sweep = 0
+	return g
+}
+
+// each calls fn with every entry of the shard; the caller holds mu.
+func (sh *cacheShard) eachLocked(fn func(cachedEntry)) {
+	t := sh.tab.Load()
+	for i := range t.buckets {
+		for n := t.buckets[i].Load(); n != nil; n = n.next {
+			fn(n.e)
+		}
+	}
 }
 
 func (c *cache) remove(id string) {
 	if c == nil {
 		return
 	}
-	sh := c.shard(id)
+	sh, key := c.locate(id)
 	sh.mu.Lock()
-	if old, ok := sh.m[id]; ok {
-		sh.bytes -= old.cost
-		delete(sh.m, id)
-	}
-	sh.gen++
+	sh.deleteLocked(key, id)
+	sh.gen.Add(1)
 	sh.mu.Unlock()
 }

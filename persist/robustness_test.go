@@ -225,9 +225,7 @@ func TestCacheBytes(t *testing.T) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		var sum int64
-		for _, e := range sh.m {
-			sum += e.cost
-		}
+		sh.eachLocked(func(e cachedEntry) { sum += e.cost })
 		if sum != sh.bytes || sh.bytes > c.shardBytes {
 			t.Fatalf("shard %d: %d bytes counted, %d held, budget %d", i, sh.bytes, sum, c.shardBytes)
 		}
