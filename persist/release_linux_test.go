@@ -96,3 +96,29 @@ func TestReleaseTablePages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkReleaseTablePages: one release pass over a store of 100k small
+// sessions, what TableReleaseInterval costs each period.
+func BenchmarkReleaseTablePages(b *testing.B) {
+	o := testOptions(b.TempDir())
+	o.TableReleaseInterval = 0
+	o.MemTableSize = 1 << 20
+	o.Limits.MaxSessionBytes = 64 << 10 // lets the memtable be 1 MiB: many tables
+	s := openStore(b, o)
+	now := time.Now()
+	for i := 0; i < 100_000; i += 500 {
+		var batch []*crdt.Session
+		for j := i; j < i+500; j++ {
+			batch = append(batch, newSession(fmt.Sprintf("s%06d", j), 1, now, 10))
+		}
+		if _, err := s.Apply(crdt.NewBatch(batch...), now); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("%d tables", len(badgerDB(b, s).Tables()))
+	for b.Loop() {
+		if _, err := s.releasePages(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -28,7 +28,20 @@ const (
 // starts delivering messages.
 func (t *Transport) startGossip() error {
 	topic := t.cfg.Topic()
+	params := pubsub.DefaultGossipSubParams()
+	// The message cache keeps every message published or forwarded for
+	// HistoryLength heartbeats (a second each), to answer the IWANTs of
+	// peers outside the topic's mesh that saw it announced in the last
+	// HistoryGossip heartbeats. A mesh of a few peers has every peer in
+	// the topic's mesh (gossipsub's D is 6) and floods its publications,
+	// so the cache rarely serves anything, while it holds the last
+	// HistoryLength seconds of writes (gossipsub's default of 5 made a fifth of the
+	// memory of a peer loading sessions). Anti-entropy repairs what gossip
+	// misses.
+	params.HistoryLength = 3
+	params.HistoryGossip = 2
 	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
+		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
 		pubsub.WithMaxMessageSize(t.cfg.MaxMessageBytes+envelopeSlack),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
