@@ -1,7 +1,9 @@
 package persist
 
 import (
+	"bytes"
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,4 +100,29 @@ func TestHeaderRecordIdleStampStrict(t *testing.T) {
 	if got := mustGet(t, s, "x"); got.IdleTS != x.IdleTS {
 		t.Fatalf("idle stamp read as %v, want %v", got.IdleTS, x.IdleTS)
 	}
+}
+
+// A backup taken by the previous build (header and marker
+// sessionmesh/persist/2) restores into this one.
+func TestRestoreFormat2Backup(t *testing.T) {
+	src := openStore(t, testOptions(t.TempDir()))
+	ids := fillStore(t, src, 20)
+	err := badgerDB(t, src).Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte(formatV2)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := src.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	// What the previous build wrote in the header line.
+	file := bytes.Replace(buf.Bytes(), formatMarker, []byte(formatV2), 1)
+	if bytes.Equal(file, buf.Bytes()) {
+		t.Fatal("the backup header does not name the format (checking the test's premise)")
+	}
+	ro := testOptions(filepath.Join(t.TempDir(), "restored"))
+	if _, err := Restore(bytes.NewReader(file), ro); err != nil {
+		t.Fatalf("restoring a format-2 backup: %v", err)
+	}
+	sameSessions(t, src, openStore(t, ro), ids)
 }

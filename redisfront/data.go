@@ -84,15 +84,16 @@ func cmdGet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		s.failErr(c, conn, err)
 		return
 	}
-	switch e.kind() {
-	case kindNone:
-		c.null(conn)
-	case kindString:
-		v, _ := e.str()
+	// The string first: a GET of a string key reads one field.
+	if v, ok := e.str(); ok {
 		conn.WriteBulkString(v)
-	default:
-		c.fail(conn, errWrongType)
+		return
 	}
+	if e.kind() == kindNone {
+		c.null(conn)
+		return
+	}
+	c.fail(conn, errWrongType)
 }
 
 // setOpts are SET's options.

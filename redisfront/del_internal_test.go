@@ -14,7 +14,7 @@ import (
 )
 
 // lone opens a node of its own and serves its front on loopback.
-func lone(t *testing.T) (*node.Node, string) {
+func lone(t testing.TB) (*node.Node, string) {
 	t.Helper()
 	cfg := p2pnode.DefaultConfig()
 	cfg.Logger = slog.New(slog.DiscardHandler)
