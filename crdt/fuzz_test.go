@@ -26,6 +26,10 @@ func FuzzUnmarshalSession(f *testing.F) {
 			f.Fatal(err)
 		}
 		f.Add(b)
+		if s.IdleTS.IsZero() {
+			// The same session as format 1 wrote it.
+			f.Add(append([]byte{formatV1}, b[1:]...))
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := UnmarshalSession(data, DefaultLimits())
@@ -71,6 +75,12 @@ func fuzzSeeds() []*Session {
 	big := sampleSession(10, 90)
 	big.ID = "b"
 	out = append(out, big)
+	lowered := s.Clone()
+	lowered.ID = "l"
+	_, _ = lowered.Merge(lowered.SetIdle(time.Second, NewTimestamp(now.UnixMilli()+2, 0, 2)))
+	legacy := s.Clone()
+	legacy.ID, legacy.IdleTS = "o", Timestamp{}
+	out = append(out, lowered, legacy)
 	r := s.Clone()
 	r.ID = "c"
 	_, _ = r.Merge(r.Remove("k", NewTimestamp(now.UnixMilli()+1, 3, 1<<60)))
