@@ -75,9 +75,9 @@ type sessHist struct {
 	seen     bitset // nodes that applied its tombstone
 	views    []*view
 	ops      []int32
-	deltas   []*crdt.Session // every acknowledged delta, for re-merging
-	pending  []int32         // ops still to reach some node
-	byKey    map[string][]int32
+	deltas   []*crdt.Session   // every acknowledged delta, for re-merging
+	pending  []int32           // ops still to reach some node
+	byKey    map[int32][]int32 // ops per interned key
 }
 
 // view is what one node wrote to a session: read-your-writes holds it to
@@ -100,26 +100,33 @@ func (h *sessHist) view(n int) *view {
 }
 
 // writeOp is one acknowledged write: a create, a field set or removal, a
-// touch or a destroy.
+// touch or a destroy. A run keeps hundreds of thousands of them, so it
+// holds no pointer (the garbage collector need not scan them) and its key
+// is interned (checker.keys).
 type writeOp struct {
-	kind    opKind
-	s       *sessHist
 	node    int
 	at      int64
-	key     string
-	f       crdt.Field // without its value
-	vh      uint64     // hash of the value
 	la      int64
+	vh      uint64         // hash of the value
+	ts      crdt.Timestamp // of the field, create or destroy
+	key     int32          // index in checker.keys; 0: no key
+	kind    opKind
+	removed bool
+	mayLose bool   // acknowledged under durability none just before a power loss
 	pend    bitset // running nodes it has not reached yet
 	covered bitset // nodes it reached
-	mayLose bool   // acknowledged under durability none just before a power loss
 }
+
+// field is the write as a crdt field without its value.
+func (op *writeOp) field() crdt.Field { return crdt.Field{Removed: op.removed, TS: op.ts} }
 
 type checker struct {
 	e        *engine
 	byID     map[string]*sessHist
 	sessions []*sessHist
-	ops      []writeOp
+	ops      chunkLog[writeOp]
+	keys     []string         // interned field keys; keys[0] is ""
+	keyIDs   map[string]int32 // index in keys
 
 	pendingPairs int64
 	silent       int64 // pairs found held by sweep, not by a change event
@@ -147,7 +154,18 @@ type checker struct {
 
 func newChecker(e *engine) *checker {
 	return &checker{e: e, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{},
-		keepDeltas: e.sc.Expect.MergeDeterminism != nil}
+		keys: []string{""}, keyIDs: map[string]int32{}, keepDeltas: e.sc.Expect.MergeDeterminism != nil}
+}
+
+// keyID interns a field key.
+func (c *checker) keyID(k string) int32 {
+	id, ok := c.keyIDs[k]
+	if !ok {
+		id = int32(len(c.keys))
+		c.keys = append(c.keys, k)
+		c.keyIDs[k] = id
+	}
+	return id
 }
 
 func (c *checker) violation(check string, n *simNode, id, format string, args ...any) {
@@ -184,7 +202,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		h.views = append(h.views, v)
 	}
 	add := func(op writeOp) {
-		op.s, op.node, op.at = h, n.idx, c.e.now
+		op.node, op.at = n.idx, c.e.now
 		// A node that already holds the session's tombstone, or a newer
 		// write of the same field, holds this write's effect already: its
 		// merge will report no change, so coverage would never move.
@@ -192,11 +210,11 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		if op.kind != opDestroy {
 			already = h.seen
 		}
-		if op.key != "" {
+		if op.key != 0 {
 			// The newest few suffice: a newer write is recent.
 			ks := h.byKey[op.key]
 			for _, j := range ks[max(0, len(ks)-4):] {
-				if w := &c.ops[j]; w.f.Compare(op.f) > 0 {
+				if w := c.ops.at(int(j)); w.field().Compare(op.field()) > 0 {
 					for b := range already {
 						already[b] |= w.covered[b]
 					}
@@ -213,15 +231,14 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			op.covered[b] |= already[b]
 		}
 		c.pendingPairs += int64(op.pend.count())
-		i := int32(len(c.ops))
-		c.ops = append(c.ops, op)
+		i := int32(c.ops.add(op))
 		h.ops = append(h.ops, i)
 		if !op.pend.empty() {
 			h.pending = append(h.pending, i)
 		}
-		if op.key != "" {
+		if op.key != 0 {
 			if h.byKey == nil {
-				h.byKey = map[string][]int32{}
+				h.byKey = map[int32][]int32{}
 			}
 			h.byKey[op.key] = append(h.byKey[op.key], i)
 		}
@@ -236,7 +253,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	if !d.Created.IsZero() {
 		h.created = true
 		h.idle = d.Idle
-		add(writeOp{kind: opCreate, f: crdt.Field{TS: d.Created}, la: d.LastAccess})
+		add(writeOp{kind: opCreate, ts: d.Created, la: d.LastAccess})
 	}
 	for k, f := range d.Fields.All() {
 		if own, ok := v.keys[k]; ok && own.TS == f.TS && own.Removed == f.Removed {
@@ -244,20 +261,19 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			// node already wrote is not a new write.
 			continue
 		}
-		op := writeOp{kind: opSet, key: k, vh: xxhash.Sum64String(f.Value)}
+		op := writeOp{kind: opSet, key: c.keyID(k), vh: xxhash.Sum64String(f.Value), ts: f.TS, removed: f.Removed}
 		if f.Removed {
 			op.kind = opRemove
 		}
-		op.f = crdt.Field{Removed: f.Removed, TS: f.TS}
 		add(op)
-		v.keys[k] = op.f
+		v.keys[k] = op.field()
 	}
 	switch kind {
 	case opTouch:
 		add(writeOp{kind: opTouch, la: d.LastAccess})
 	}
 	if d.IsDestroyed() {
-		add(writeOp{kind: opDestroy, f: crdt.Field{TS: d.Destroyed}})
+		add(writeOp{kind: opDestroy, ts: d.Destroyed})
 		h.seen.set(n.idx)
 	}
 	c.cover(h, n)
@@ -308,8 +324,8 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 	}
 	keep := h.pending[:0]
 	for _, i := range h.pending {
-		op := &c.ops[i]
-		if op.pend.has(n.idx) && covers(st, op) {
+		op := c.ops.at(int(i))
+		if op.pend.has(n.idx) && c.covers(st, op) {
 			op.pend.clear(n.idx)
 			op.covered.set(n.idx)
 			c.coveredPair(op)
@@ -344,7 +360,7 @@ func (c *checker) sweep() int64 {
 			var st *crdt.Session
 			keep := h.pending[:0]
 			for _, i := range h.pending {
-				op := &c.ops[i]
+				op := c.ops.at(int(i))
 				if op.pend.has(n.idx) && expired {
 					op.pend.clear(n.idx)
 					c.pendingPairs--
@@ -355,7 +371,7 @@ func (c *checker) sweep() int64 {
 							st = &crdt.Session{} // missing: covers nothing
 						}
 					}
-					if covers(st, op) {
+					if c.covers(st, op) {
 						op.pend.clear(n.idx)
 						op.covered.set(n.idx)
 						c.coveredPair(op)
@@ -385,7 +401,7 @@ func (c *checker) unreplicated() int64 {
 	}
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
-			p := c.ops[i].pend
+			p := c.ops.at(int(i)).pend
 			for b := range p {
 				p[b] &= live[b]
 			}
@@ -433,7 +449,7 @@ func (c *checker) healConverged() (int64, bool) {
 	}
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
-			op := &c.ops[i]
+			op := c.ops.at(int(i))
 			if op.at > c.e.heal {
 				continue
 			}
@@ -448,7 +464,7 @@ func (c *checker) healConverged() (int64, bool) {
 }
 
 // covers reports whether state st holds op or something that supersedes it.
-func covers(st *crdt.Session, op *writeOp) bool {
+func (c *checker) covers(st *crdt.Session, op *writeOp) bool {
 	if st.IsDestroyed() {
 		return true
 	}
@@ -456,8 +472,8 @@ func covers(st *crdt.Session, op *writeOp) bool {
 	case opCreate:
 		return !st.Created.IsZero()
 	case opSet, opRemove:
-		f, ok := st.Fields.Get(op.key)
-		return ok && f.Compare(op.f) >= 0
+		f, ok := st.Fields.Get(c.keys[op.key])
+		return ok && f.Compare(op.field()) >= 0
 	case opTouch:
 		return st.LastAccess >= op.la
 	}
@@ -482,21 +498,36 @@ func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time
 				fmtMs(ms), fmtMs(h.absolute), fmtMs(h.maxLA), time.Duration(h.idle)*time.Millisecond)
 		}
 		if v != nil {
-			for _, k := range slices.Sorted(maps.Keys(v.keys)) {
-				own := v.keys[k]
-				f, ok := cur.Fields.Get(k)
-				if !ok || f.Compare(own) < 0 {
-					c.ryw++
-					c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", k, fieldString(f, ok), own.TS)
-					break
-				}
-			}
+			c.readOwn(n, h, v, cur)
 		}
 		return
 	}
 	if v != nil && !h.seen.has(n.idx) && ms < v.abs && ms < max(v.la, v.lazy)+h.idle {
 		c.ryw++
 		c.violation(CheckReadYourWrites, n, h.id, "not found by the node that wrote it, neither destroyed nor expired there")
+	}
+}
+
+// readOwn checks that cur holds every field node n wrote (view v), or
+// something newer.
+func (c *checker) readOwn(n *simNode, h *sessHist, v *view, cur *crdt.Session) {
+	behind := func(k string) (crdt.Field, bool, bool) {
+		f, ok := cur.Fields.Get(k)
+		return f, ok, !ok || f.Compare(v.keys[k]) < 0
+	}
+	for k := range v.keys {
+		if _, _, b := behind(k); !b {
+			continue
+		}
+		// Name the first key in order, whatever order the map gave
+		// (sorting on every read cost more than the check).
+		for _, k := range slices.Sorted(maps.Keys(v.keys)) {
+			if f, ok, b := behind(k); b {
+				c.ryw++
+				c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", k, fieldString(f, ok), v.keys[k].TS)
+				return
+			}
+		}
 	}
 }
 
@@ -537,15 +568,15 @@ func (c *checker) final() {
 	}
 	counted := func(op *writeOp) bool { return !op.mayLose && (live.has(op.node) || op.covered.meets(&live)) }
 	lost := map[int32]bool{}
-	for _, op := range c.ops {
-		if !counted(&op) && !op.mayLose {
+	for i := range c.ops.len() {
+		if op := c.ops.at(i); !counted(op) && !op.mayLose {
 			c.stranded++
 		}
 	}
 	for _, h := range c.sessions {
 		destroyed := false
 		for _, i := range h.ops {
-			if op := &c.ops[i]; op.kind == opDestroy && counted(op) {
+			if op := c.ops.at(int(i)); op.kind == opDestroy && counted(op) {
 				destroyed = true
 			}
 		}
@@ -564,21 +595,21 @@ func (c *checker) final() {
 			lose := func(i int32, why string) {
 				if !lost[i] {
 					lost[i] = true
-					op := &c.ops[i]
-					c.violation(CheckLostWrites, n, h.id, "%s by %s at %v: %s", op.describe(), e.nodes[op.node].name, time.Duration(op.at), why)
+					op := c.ops.at(int(i))
+					c.violation(CheckLostWrites, n, h.id, "%s by %s at %v: %s", c.describe(op), e.nodes[op.node].name, time.Duration(op.at), why)
 				}
 			}
 			switch {
 			case st == nil:
 				for _, i := range h.ops {
-					if counted(&c.ops[i]) {
+					if counted(c.ops.at(int(i))) {
 						lose(i, "session missing")
 					}
 				}
 			case st.IsDestroyed():
 				if !destroyed {
 					for _, i := range h.ops {
-						if counted(&c.ops[i]) {
+						if counted(c.ops.at(int(i))) {
 							lose(i, "session destroyed though no destroy was acknowledged")
 						}
 					}
@@ -589,7 +620,7 @@ func (c *checker) final() {
 					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
 				}
 				for _, i := range h.ops {
-					op := &c.ops[i]
+					op := c.ops.at(int(i))
 					if !counted(op) {
 						continue
 					}
@@ -607,7 +638,7 @@ func (c *checker) final() {
 func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	switch op.kind {
 	case opCreate:
-		if st.Created.IsZero() || st.Created.Compare(op.f.TS) < 0 {
+		if st.Created.IsZero() || st.Created.Compare(op.ts) < 0 {
 			return "create missing"
 		}
 	case opTouch:
@@ -617,25 +648,25 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	case opDestroy:
 		return "destroy missing: the session is live"
 	case opSet, opRemove:
-		f, ok := st.Fields.Get(op.key)
+		f, ok := st.Fields.Get(c.keys[op.key])
 		if !ok {
 			return "field missing"
 		}
-		if f.TS == op.f.TS && f.Removed == op.f.Removed {
+		if f.TS == op.ts && f.Removed == op.removed {
 			if !f.Removed && xxhash.Sum64String(f.Value) != op.vh {
 				return "field holds another value under the write's timestamp"
 			}
 			return ""
 		}
 		// crdt order: time, then a removal beats a value, then node id.
-		if f.Compare(op.f) < 0 {
+		if f.Compare(op.field()) < 0 {
 			return "older " + fieldString(f, true) + " kept"
 		}
 		// Superseded: by a write somebody made, or the state is wrong.
 		vh := xxhash.Sum64String(f.Value)
 		for _, j := range h.byKey[op.key] {
-			w := &c.ops[j]
-			if w.f.TS == f.TS && w.f.Removed == f.Removed && (f.Removed || w.vh == vh) {
+			w := c.ops.at(int(j))
+			if w.ts == f.TS && w.removed == f.Removed && (f.Removed || w.vh == vh) {
 				return ""
 			}
 		}
@@ -644,12 +675,12 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	return ""
 }
 
-func (op *writeOp) describe() string {
+func (c *checker) describe(op *writeOp) string {
 	switch op.kind {
 	case opSet, opRemove:
-		return fmt.Sprintf("%s %s@%s", op.kind, op.key, op.f.TS)
+		return fmt.Sprintf("%s %s@%s", op.kind, c.keys[op.key], op.ts)
 	case opTouch:
 		return fmt.Sprintf("touch to %s", fmtMs(op.la))
 	}
-	return fmt.Sprintf("%s@%s", op.kind, op.f.TS)
+	return fmt.Sprintf("%s@%s", op.kind, op.ts)
 }

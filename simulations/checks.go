@@ -121,7 +121,7 @@ func (c *checker) powerLost(n *simNode, synced int64) {
 	for _, h := range c.sessions {
 		lostHere := false
 		for _, i := range h.ops {
-			op := &c.ops[i]
+			op := c.ops.at(int(i))
 			if op.node != n.idx || op.at <= synced {
 				continue
 			}
@@ -148,9 +148,9 @@ func (c *checker) powerLost(n *simNode, synced int64) {
 		}
 		// What n held of others' writes is gone from it: pending again.
 		for _, i := range h.ops {
-			op := &c.ops[i]
+			op := c.ops.at(int(i))
 			if op.node != n.idx && op.covered.has(n.idx) {
-				if st, err := n.store.Get(h.id); err != nil || !covers(st, op) {
+				if st, err := n.store.Get(h.id); err != nil || !c.covers(st, op) {
 					op.covered.clear(n.idx)
 					if !op.pend.has(n.idx) {
 						op.pend.set(n.idx)
@@ -199,7 +199,7 @@ func (c *checker) mergeDeterminism() {
 		}
 		skip := false
 		for _, i := range h.ops {
-			op := &c.ops[i]
+			op := c.ops.at(int(i))
 			if op.mayLose || !(live.has(op.node) || op.covered.meets(&live)) {
 				skip = true // may be missing from replicas for a good reason
 			}

@@ -107,9 +107,11 @@ type engine struct {
 
 	tmp string // Badger stores live here
 
+	results []node.StorageResult // carry's buffer
+
 	fp     hash.Hash
 	fpBuf  []byte
-	trace  []TraceEvent
+	trace  chunkLog[TraceEvent]
 	faults []FaultPeriod
 	series []Sample
 	err    error
@@ -283,7 +285,7 @@ func (e *engine) fingerprint(kind byte, a, b int, x, y int64) {
 // record appends to the trace (and the fingerprint, through its kind).
 func (e *engine) record(ev TraceEvent) {
 	ev.T = Duration(e.now)
-	e.trace = append(e.trace, ev)
+	e.trace.add(ev)
 }
 
 // run executes the scenario to its end.
@@ -325,7 +327,11 @@ func (e *engine) run() {
 		ev := e.q.pop()
 		e.now = ev.at
 		e.stats.events++
-		ev.fn()
+		if ev.m != nil {
+			e.deliver(ev.m)
+		} else {
+			ev.fn()
+		}
 		if e.now >= e.settle && e.dirty {
 			e.dirty = false
 			e.checkConvergence()
@@ -492,8 +498,16 @@ func (e *engine) rearm(n *simNode) {
 func (e *engine) collect(n *simNode) { e.carry(n, n.core.Ready()) }
 
 func (e *engine) carry(n *simNode, r Ready) {
+	// One buffer for the storage results of every carry (taken, so that a
+	// nested carry would get its own).
+	results := e.results[:0]
+	e.results = nil
+	defer func() {
+		clear(results[:cap(results)])
+		e.results = results[:0]
+	}()
 	for {
-		results := make([]node.StorageResult, 0, len(r.Storage))
+		results = results[:0]
 		for _, op := range r.Storage {
 			var st node.Store = n.sim
 			if op.Local {

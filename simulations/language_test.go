@@ -86,7 +86,7 @@ func TestOneWayDegradeAndRandomFlaps(t *testing.T) {
 		t.Fatalf("delay a->b %v, b->a %v: want 300ms more one way only", ab, ba)
 	}
 	var ups []string
-	for _, ev := range e.trace {
+	for _, ev := range e.trace.all() {
 		if ev.Kind == "fault" {
 			ups = append(ups, ev.Detail)
 		}

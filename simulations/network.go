@@ -170,7 +170,7 @@ func (e *engine) schedule(m *message, p linkParams) {
 	if p.jitter > 0 {
 		delay += e.rng.Int64N(p.jitter)
 	}
-	e.q.push(e.now+delay, func() { e.deliver(m) })
+	e.q.add(event{at: e.now + delay, m: m})
 }
 
 // deliver hands a message to its recipient, unless the network lost it

@@ -1,11 +1,14 @@
 package simulations
 
-// event is something due at a true time. Events at the same time run in the
-// order they were scheduled (seq), so ties never depend on the heap.
+// event is something due at a true time: fn to run, or, for the most
+// common event by far, m to deliver (without a closure to allocate). Events
+// at the same time run in the order they were scheduled (seq), so ties
+// never depend on the heap.
 type event struct {
 	at  int64
 	seq uint64
 	fn  func()
+	m   *message
 }
 
 // queue is a binary min-heap of events ordered by (at, seq).
@@ -24,9 +27,13 @@ func (q *queue) less(i, j int) bool {
 	return a.seq < b.seq
 }
 
-func (q *queue) push(at int64, fn func()) {
+func (q *queue) push(at int64, fn func()) { q.add(event{at: at, fn: fn}) }
+
+// add schedules ev (with its at and fn or m set).
+func (q *queue) add(ev event) {
 	q.seq++
-	q.h = append(q.h, event{at: at, seq: q.seq, fn: fn})
+	ev.seq = q.seq
+	q.h = append(q.h, ev)
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2

@@ -179,10 +179,10 @@ func (e *engine) result() *Result {
 	if e.convergedAt < 0 {
 		e.explainDivergence()
 	}
-	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace, Series: e.series, Faults: e.faults}
-	lags := slices.Clone(c.lags)
-	slices.Sort(lags)
-	r.Lags = lags
+	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace.all(), Series: e.series, Faults: e.faults}
+	// The checker is done with its lags: sorted in place.
+	slices.Sort(c.lags)
+	r.Lags = c.lags
 	f := &r.Figures
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
@@ -217,9 +217,9 @@ func (e *engine) result() *Result {
 	if f.Writes > 0 {
 		f.BytesPerWrite = float64(f.Bytes) / float64(f.Writes)
 	}
-	f.LagP50, f.LagP90, f.LagP99 = quantile(lags, 0.5), quantile(lags, 0.9), quantile(lags, 0.99)
-	if len(lags) > 0 {
-		f.LagMax = lags[len(lags)-1]
+	f.LagP50, f.LagP90, f.LagP99 = quantile(r.Lags, 0.5), quantile(r.Lags, 0.9), quantile(r.Lags, 0.99)
+	if len(r.Lags) > 0 {
+		f.LagMax = r.Lags[len(r.Lags)-1]
 	}
 	f.Unavailable = e.wl.unavailable
 	f.Sessions = int64(e.wl.seq)
@@ -376,9 +376,11 @@ func (e *engine) finalFingerprint() string {
 	// Violations are the checkers' judgement, not events: a change to a
 	// checker does not change the fingerprint of a run.
 	enc := json.NewEncoder(e.fp)
-	for _, ev := range e.trace {
-		if ev.Kind != "violation" {
-			_ = enc.Encode(ev)
+	for _, c := range e.trace.chunks {
+		for i := range c {
+			if c[i].Kind != "violation" {
+				_ = enc.Encode(c[i])
+			}
 		}
 	}
 	var b [8]byte

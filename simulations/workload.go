@@ -68,6 +68,7 @@ type workload struct {
 	values  int
 	pad     []byte
 	until   int64
+	zipfs   map[uint64]*rand.Zipf // by imax, for the run's skew
 
 	// OpCounts per kind: attempted, acknowledged, missed (session not
 	// visible), unavailable (node down).
@@ -221,11 +222,25 @@ func (w *workload) pick(n int) *wsession {
 	}
 	var r int
 	if s := w.e.sc.Workload.Skew; s > 1 && len(list) > 1 {
-		r = int(rand.NewZipf(w.e.rng, s, 1, uint64(len(list)-1)).Uint64())
+		r = int(w.zipf(s, uint64(len(list)-1)).Uint64())
 	} else {
 		r = w.e.rng.IntN(len(list))
 	}
 	return list[len(list)-1-r]
+}
+
+// zipf returns the Zipf distribution over [0, imax] with skew s (the
+// run's): the same draws as a new one, without its setup on every pick.
+func (w *workload) zipf(s float64, imax uint64) *rand.Zipf {
+	z, ok := w.zipfs[imax]
+	if !ok {
+		if w.zipfs == nil {
+			w.zipfs = map[uint64]*rand.Zipf{}
+		}
+		z = rand.NewZipf(w.e.rng, s, 1, imax)
+		w.zipfs[imax] = z
+	}
+	return z
 }
 
 func (w *workload) add(s *wsession) {
