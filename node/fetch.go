@@ -56,6 +56,15 @@ func (c *Core) Fetch(now time.Time, id string, writers []crdt.NodeID) {
 			to = append(to, p.ID)
 		}
 	}
+	if c.part != nil {
+		// Partial replication: the writers may have handed the session
+		// off since; its holders have it.
+		for _, p := range c.readHolders(id) {
+			if !slices.Contains(to, p) {
+				to = append(to, p)
+			}
+		}
+	}
 	if len(to) == 0 {
 		for _, p := range ids[:min(len(ids), maxFetchPeers)] {
 			to = append(to, p.ID)

@@ -64,6 +64,16 @@ func (c *partCluster) add(region string) *Node {
 	return nd
 }
 
+// join connects peer n to every live peer, both ways.
+func (c *partCluster) join(n *Node) {
+	for _, o := range c.live() {
+		if o != n {
+			c.net.endpoint(o.ID()).in.PeerUp(n.ID())
+			c.net.endpoint(n.ID()).in.PeerUp(o.ID())
+		}
+	}
+}
+
 // stop closes peer i and tells the others it went away.
 func (c *partCluster) stop(i int) {
 	c.t.Helper()

@@ -29,41 +29,36 @@ func Score(slot int, member string) uint64 {
 // members of highest Score, highest first, ties broken by member id. r <= 0
 // means every member. members may be in any order and is not modified.
 func Holders(slot int, members []string, r int) []string {
-	if r <= 0 || r >= len(members) {
-		out := slices.Clone(members)
-		slices.SortFunc(out, func(a, b string) int { return byScore(slot, a, b) })
-		return out
+	if r <= 0 || r > len(members) {
+		r = len(members)
 	}
-	// Keep the best r in a small sorted slice: r is a handful, members
-	// a region's peers.
-	best := make([]string, 0, r+1)
+	// Each member's score is computed once; the best r are kept sorted
+	// by insertion (r is a handful, members a region's peers).
+	type scored struct {
+		score uint64
+		id    string
+	}
+	better := func(a, b scored) bool { return a.score > b.score || a.score == b.score && a.id < b.id }
+	best := make([]scored, 0, r+1)
 	for _, m := range members {
-		i, _ := slices.BinarySearchFunc(best, m, func(x, y string) int { return byScore(slot, x, y) })
+		x := scored{Score(slot, m), m}
+		i := len(best)
+		for i > 0 && better(x, best[i-1]) {
+			i--
+		}
 		if i >= r {
 			continue
 		}
-		best = slices.Insert(best, i, m)
+		best = slices.Insert(best, i, x)
 		if len(best) > r {
 			best = best[:r]
 		}
 	}
-	return best
-}
-
-// byScore orders members by descending Score for slot, then by id.
-func byScore(slot int, a, b string) int {
-	sa, sb := Score(slot, a), Score(slot, b)
-	switch {
-	case sa > sb:
-		return -1
-	case sa < sb:
-		return 1
-	case a < b:
-		return -1
-	case a > b:
-		return 1
+	out := make([]string, len(best))
+	for i, b := range best {
+		out[i] = b.id
 	}
-	return 0
+	return out
 }
 
 // Table is the placement of every slot over one region's members.
