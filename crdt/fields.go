@@ -197,6 +197,35 @@ func (fs Fields) With(key string, f Field) Fields {
 	return out
 }
 
+// withAll returns fs with the registers of es set, es sorted by key and
+// distinct: With for each, in one copy of the overlay (a versioned write
+// changes a field and its writer's version entry).
+func (fs Fields) withAll(es []entry) Fields {
+	if len(es) == 1 {
+		return fs.With(es[0].key, es[0].f)
+	}
+	over := make([]entry, 0, len(fs.over)+len(es))
+	n, i := fs.n, 0
+	for _, e := range es {
+		for i < len(fs.over) && fs.over[i].key < e.key {
+			over = append(over, fs.over[i])
+			i++
+		}
+		if i < len(fs.over) && fs.over[i].key == e.key {
+			i++
+		} else if _, inBase := fs.base.find(e.key); !inBase {
+			n++
+		}
+		over = append(over, e)
+	}
+	over = append(over, fs.over[i:]...)
+	out := Fields{base: fs.base, over: over, n: n}
+	if len(out.over) > overLimit(out.base.len()) {
+		out = out.compact()
+	}
+	return out
+}
+
 // overLimit is how many entries the overlay of a base of n entries holds
 // before a write merges both: about √n, at least 8.
 func overLimit(n int) int {
@@ -250,12 +279,10 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 	}
 	changed := make([]string, 0, len(wins))
 	if len(wins) <= 4 || len(fs.over)+len(wins) <= overLimit(fs.base.len()) {
-		out := fs
 		for _, e := range wins {
-			out = out.With(e.key, e.f)
 			changed = append(changed, e.key)
 		}
-		return out, changed
+		return fs.withAll(wins), changed
 	}
 	// Many keys: a pass over both in key order to size the new base, and
 	// one to write it.

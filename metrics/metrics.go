@@ -52,6 +52,7 @@ type Node struct {
 	sendQueueWaits    prometheus.Counter
 	wholeStateWrites  prometheus.Counter
 	versionsDropped   prometheus.Counter
+	gapFetches        prometheus.Counter
 	syncBytesIn       prometheus.Counter
 	syncBytesOut      prometheus.Counter
 	dropped           prometheus.Counter
@@ -100,6 +101,8 @@ func New() *Node {
 			"Versioned local writes that carried the session's whole state: the first write of a session after a start, or after merging writes no version entry stands for. The others carry only what changed."),
 		versionsDropped: counter("version_entries_dropped_total",
 			"Version entries of remote change-only writes not taken because this peer lacked what the writer held before (a lost or late delta); anti-entropy or a fetch brings them."),
+		gapFetches: counter("gap_fetches_total",
+			"Sessions asked of their writers because a change-only write showed this peer had missed an earlier one."),
 		dropped: counter("metrics_dropped_total",
 			"Node metric updates this build of the metrics package does not know (a bug: please report it)."),
 		deltasRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deltas_rejected_total",
@@ -137,7 +140,7 @@ func New() *Node {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	m.buildInfo.Set(1)
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
-		m.sessionsCollected, m.sendQueueWaits, m.wholeStateWrites, m.versionsDropped, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
+		m.sessionsCollected, m.sendQueueWaits, m.wholeStateWrites, m.versionsDropped, m.gapFetches, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
 		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
 	m.part = newPartialMetrics()
 	m.all = append(m.all, m.part.collectors()...)
@@ -186,6 +189,8 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 		m.wholeStateWrites.Add(delta)
 	case "version_entries_dropped":
 		m.versionsDropped.Add(delta)
+	case "gap_fetches":
+		m.gapFetches.Add(delta)
 	case "deltas_rejected":
 		m.labelled(m.deltasRejected, m.rejected, "reason", labels).Add(delta)
 	case "sync_rounds":

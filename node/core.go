@@ -125,6 +125,8 @@ type Core struct {
 	tickets uint64
 	tasks   map[uint64]*task
 	touches *touchTable
+	// gapFetches: sessions asked for after a gap (repairGap), and when.
+	gapFetches map[string]time.Time
 
 	part *partial // partial replication (Config.Replicas > 0), else nil
 	// partRO is part for readers outside the Core's lock (HoldsID).
@@ -209,7 +211,9 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 		oldPeers: make(map[PeerID]time.Time),
 		tasks:    make(map[uint64]*task),
 		touches:  newTouchTable(),
-		hellos:   make(map[PeerID]*partMember),
+
+		gapFetches: make(map[string]time.Time),
+		hellos:     make(map[PeerID]*partMember),
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
 	c.nextGC = now.Add(cfg.GCInterval)
@@ -535,8 +539,11 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		}
 		if ch.Dropped {
 			// This peer missed what the writer held before (a lost or
-			// late delta): the entry comes with anti-entropy or a fetch.
+			// late delta): ask for the session.
 			c.m.Add("version_entries_dropped", 1)
+			if d := b.Get(ch.ID); d != nil && from != "" {
+				c.repairGap(now, ch.ID, d)
+			}
 		}
 		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
 	}

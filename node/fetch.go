@@ -49,6 +49,11 @@ func NodeIDOf(p PeerID) crdt.NodeID {
 // writers (the writers of what this peer misses), or, when none of them is
 // connected, up to maxFetchPeers connected peers: any of them may hold it.
 func (c *Core) Fetch(now time.Time, id string, writers []crdt.NodeID) {
+	c.m.Add("consistency_fetches", float64(c.fetch(id, writers)))
+}
+
+// fetch sends the requests of Fetch and returns how many.
+func (c *Core) fetch(id string, writers []crdt.NodeID) int {
 	ids := c.Peers()
 	var to []PeerID
 	for _, p := range ids {
@@ -73,7 +78,7 @@ func (c *Core) Fetch(now time.Time, id string, writers []crdt.NodeID) {
 	for _, p := range to {
 		c.send(p, kindFetch, &fetchMsg{ID: id}, nil)
 	}
-	c.m.Add("consistency_fetches", float64(len(to)))
+	return len(to)
 }
 
 // AnswerFetch sends peer from the session it asked for, as the runtime
@@ -81,6 +86,13 @@ func (c *Core) Fetch(now time.Time, id string, writers []crdt.NodeID) {
 func (c *Core) AnswerFetch(from PeerID, id string, s *crdt.Session) {
 	out := &fetchMsg{ID: id}
 	if s != nil {
+		if s.Covered() {
+			// Every register of it is stood for by its entries: sent
+			// as a whole state under an empty guard, it leaves the
+			// asker's copy covered (crdt.Version).
+			s = s.Clone()
+			s.Guard = &crdt.Guard{}
+		}
 		data, err := crdt.MarshalBatch(crdt.NewBatch(s), c.cfg.Limits)
 		if err != nil {
 			c.log.Error("cannot answer a fetch", "err", err)
@@ -132,4 +144,41 @@ func (n *Node) answerFetch(from PeerID, id string) {
 		s = nil
 	}
 	n.step(func(c *Core, _ time.Time) { c.AnswerFetch(from, id, s) })
+}
+
+// gapFetchWindow is how long a session whose version entry a gossip delta
+// could not give (a gap: a delta of its writer missed or late) is not
+// asked for again.
+const gapFetchWindow = time.Second
+
+// maxGapFetches bounds the sessions remembered as asked for; past it, gaps
+// wait for anti-entropy.
+const maxGapFetches = 4096
+
+// repairGap asks the writers of delta d for its session: this peer missed
+// something they held (d's guard failed, Change.Dropped), and without a
+// whole state it would hold d's fields without its version entry, and
+// miss the earlier write, until anti-entropy. A change-only delta repairs
+// no earlier loss by itself as a whole state did, so the gap is filled
+// right away, once per session and gapFetchWindow.
+func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
+	if at, ok := c.gapFetches[id]; ok && now.Sub(at) < gapFetchWindow {
+		return
+	}
+	if len(c.gapFetches) >= maxGapFetches {
+		for k, at := range c.gapFetches {
+			if now.Sub(at) >= gapFetchWindow {
+				delete(c.gapFetches, k)
+			}
+		}
+		if len(c.gapFetches) >= maxGapFetches {
+			return
+		}
+	}
+	c.gapFetches[id] = now
+	var writers []crdt.NodeID
+	for _, e := range d.Version() {
+		writers = append(writers, e.Node)
+	}
+	c.m.Add("gap_fetches", float64(c.fetch(id, writers)))
 }

@@ -224,3 +224,55 @@ func (c *cluster) awaitRounds(t *testing.T) {
 		return true
 	})
 }
+
+// A change-only write that shows a peer it missed an earlier one (its guard
+// fails there) makes that peer ask the writer for the session at once: the
+// lost write and the version arrive without anti-entropy or a reader.
+func TestGapFetchRepairsLostWrite(t *testing.T) {
+	ms := []*counting{{}, {}}
+	i := 0
+	c := newCluster(t, 2, func(cfg *Config) {
+		cfg.Metrics = ms[i]
+		cfg.SyncInterval = time.Hour // gossip only
+		i++
+	})
+	c.awaitRounds(t)
+	ctx := context.Background()
+	tok, err := c.nodes[0].Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the create to replicate", c.converged)
+	var v Version
+	c.net.mu.Lock()
+	c.net.loseGossip = func(PeerID, PeerID) bool { return true }
+	c.net.mu.Unlock()
+	if err := c.nodes[0].Set(WithVersion(ctx, &v), tok, "lost", []byte("1")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * testConfig().FlushDelay) // the write's broadcast leaves, and is lost
+	c.net.mu.Lock()
+	c.net.loseGossip = nil
+	c.net.mu.Unlock()
+	if err := c.nodes[0].Set(WithVersion(ctx, &v), tok, "next", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := SessionID(tok)
+	eventually(t, 5*time.Second, "the gap to be filled", func() bool {
+		s, err := c.nodes[1].Store().Get(id)
+		if err != nil {
+			return false
+		}
+		_, lost := s.Get("lost")
+		return lost && s.Version().Covers(v)
+	})
+	if got := ms[1].get("gap_fetches"); got != 1 {
+		t.Fatalf("%v gap fetches, want 1", got)
+	}
+	if got := ms[1].get("version_entries_dropped"); got != 1 {
+		t.Fatalf("%v entries dropped, want 1", got)
+	}
+	if s, _ := c.nodes[1].Store().Get(id); !s.Covered() {
+		t.Fatal("the fetched whole state of a covered writer left node 1 uncovered")
+	}
+}

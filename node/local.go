@@ -213,10 +213,14 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 	// Counted before merging: on a create s and d are the same session, so
 	// the merges below grow s.Fields too. The node's own keys (version
 	// entries, owner) do not count.
-	had, fresh := 0, 0
+	had, fresh := s.Fields.Len(), 0
 	for k := range s.Fields.All() {
-		if !strings.HasPrefix(k, internalPrefix) {
-			had++
+		// Reserved keys (ReservedKeyPrefix, a zero byte) sort first.
+		if k == "" || k[0] != ReservedKeyPrefix[0] {
+			break
+		}
+		if strings.HasPrefix(k, internalPrefix) {
+			had--
 		}
 	}
 	for _, k := range slices.Sorted(maps.Keys(set)) {

@@ -15,6 +15,8 @@ type memNet struct {
 	mu    sync.Mutex
 	nodes map[PeerID]*memEndpoint
 	cut   map[[2]PeerID]bool
+	// loseGossip, when set, drops the broadcasts it returns true for.
+	loseGossip func(from, to PeerID) bool
 }
 
 type memEndpoint struct {
@@ -138,7 +140,7 @@ func (e *memEndpoint) Broadcast(_ context.Context, data []byte) error {
 	e.net.mu.Lock()
 	var to []*memEndpoint
 	for id, o := range e.net.nodes {
-		if id != e.id && e.net.linked(e.id, id) {
+		if id != e.id && e.net.linked(e.id, id) && (e.net.loseGossip == nil || !e.net.loseGossip(e.id, id)) {
 			to = append(to, o)
 		}
 	}
