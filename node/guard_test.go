@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -244,13 +245,14 @@ func TestGapFetchRepairsLostWrite(t *testing.T) {
 	}
 	eventually(t, 5*time.Second, "the create to replicate", c.converged)
 	var v Version
+	var lost atomic.Int64
 	c.net.mu.Lock()
-	c.net.loseGossip = func(PeerID, PeerID) bool { return true }
+	c.net.loseGossip = func(PeerID, PeerID) bool { lost.Add(1); return true }
 	c.net.mu.Unlock()
 	if err := c.nodes[0].Set(WithVersion(ctx, &v), tok, "lost", []byte("1")); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(3 * testConfig().FlushDelay) // the write's broadcast leaves, and is lost
+	eventually(t, 5*time.Second, "the write's broadcast to be lost", func() bool { return lost.Load() > 0 })
 	c.net.mu.Lock()
 	c.net.loseGossip = nil
 	c.net.mu.Unlock()
