@@ -107,12 +107,15 @@ func (m *memBackend) commit(ws []write) (int, error) {
 			continue
 		}
 		m.sessions[w.id] = w.state
-		set := m.buckets[b]
-		if set == nil {
-			set = make(map[string]struct{})
-			m.buckets[b] = set
+		if w.old == nil {
+			// New here: a session stored before is in its bucket's set.
+			set := m.buckets[b]
+			if set == nil {
+				set = make(map[string]struct{})
+				m.buckets[b] = set
+			}
+			set[w.id] = struct{}{}
 		}
-		set[w.id] = struct{}{}
 		if w.newDeadline != w.oldDeadline && w.newDeadline != 0 {
 			heap.Push(&m.expiry, dueEntry{deadline: w.newDeadline, id: w.id})
 		}

@@ -1,9 +1,17 @@
 package simulations
 
+import (
+	"encoding/json"
+	"io"
+	"time"
+)
+
 // chunkLog is an append-only log kept in fixed chunks. A run records an
 // entry per client operation (the trace, the checkers' writes), hundreds of
 // thousands, which a growing slice would copy again and again: by a
 // quarter at a time once large, about five times its final size in all.
+// Entries without pointers keep the log out of the garbage collector's
+// scans.
 type chunkLog[T any] struct {
 	chunks [][]T
 	n      int
@@ -27,11 +35,130 @@ func (l *chunkLog[T]) at(i int) *T { return &l.chunks[i/chunkLen][i%chunkLen] }
 
 func (l *chunkLog[T]) len() int { return l.n }
 
-// all returns a copy of the log as one slice.
-func (l *chunkLog[T]) all() []T {
-	out := make([]T, 0, l.n)
-	for _, c := range l.chunks {
-		out = append(out, c...)
+// traceLog is the run's trace, kept compact. Its strings repeat (kinds,
+// node names, results, session ids): interned, a record holds no pointer,
+// so the garbage collector never scans the log (as TraceEvents, a fifth of
+// what a steady hour keeps).
+type traceLog struct {
+	recs  chunkLog[traceRec]
+	strs  []string // strs[0] is ""
+	index map[string]int32
+}
+
+// traceRec is a TraceEvent with its strings as indexes in traceLog.strs,
+// in field order: Kind, Node, Peer, Op, Session, Key, Result, Fault,
+// Detail.
+type traceRec struct {
+	t Duration
+	s [9]int32
+}
+
+func (l *traceLog) intern(s string) int32 {
+	if s == "" {
+		return 0
 	}
+	i, ok := l.index[s]
+	if !ok {
+		if l.index == nil {
+			l.index = map[string]int32{}
+			l.strs = []string{""}
+		}
+		i = int32(len(l.strs))
+		l.strs = append(l.strs, s)
+		l.index[s] = i
+	}
+	return i
+}
+
+func (l *traceLog) add(ev TraceEvent) {
+	l.recs.add(traceRec{t: ev.T, s: [9]int32{
+		l.intern(ev.Kind), l.intern(ev.Node), l.intern(ev.Peer), l.intern(ev.Op), l.intern(ev.Session),
+		l.intern(ev.Key), l.intern(ev.Result), l.intern(ev.Fault), l.intern(ev.Detail),
+	}})
+}
+
+func (l *traceLog) event(r *traceRec) TraceEvent {
+	s := func(i int) string { return l.strs[r.s[i]] }
+	return TraceEvent{T: r.t, Kind: s(0), Node: s(1), Peer: s(2), Op: s(3), Session: s(4), Key: s(5), Result: s(6), Fault: s(7), Detail: s(8)}
+}
+
+func (l *traceLog) len() int { return l.recs.len() }
+
+// each calls fn with every event in order.
+func (l *traceLog) each(fn func(TraceEvent)) {
+	for _, c := range l.recs.chunks {
+		for i := range c {
+			fn(l.event(&c[i]))
+		}
+	}
+}
+
+// all returns the trace.
+func (l *traceLog) all() []TraceEvent {
+	out := make([]TraceEvent, 0, l.len())
+	l.each(func(ev TraceEvent) { out = append(out, ev) })
 	return out
+}
+
+// traceFields are TraceEvent's JSON names, in traceRec order.
+var traceFields = [9]string{"kind", "node", "peer", "op", "session", "key", "result", "fault", "detail"}
+
+// encode writes the events, but those of kind skip, to w byte for byte as
+// encoding/json's Encoder writes TraceEvents (one object a line, "t" and
+// "kind" always, the others when set, HTML-safe strings): the form the
+// fingerprint has always hashed, without reflection, each string quoted
+// once.
+func (l *traceLog) encode(w io.Writer, skip string) {
+	skipped, ok := l.index[skip]
+	if !ok {
+		skipped = -1
+	}
+	quoted := make([][]byte, len(l.strs))
+	q := func(i int32) []byte {
+		if quoted[i] == nil {
+			quoted[i] = jsonString(l.strs[i])
+		}
+		return quoted[i]
+	}
+	var buf []byte
+	for _, c := range l.recs.chunks {
+		for i := range c {
+			r := &c[i]
+			if r.s[0] == skipped {
+				continue
+			}
+			buf = append(buf, `{"t":`...)
+			buf = append(buf, jsonString(time.Duration(r.t).String())...)
+			buf = append(buf, `,"kind":`...)
+			buf = append(buf, q(r.s[0])...)
+			for f := 1; f < len(r.s); f++ {
+				if r.s[f] != 0 {
+					buf = append(buf, ',', '"')
+					buf = append(buf, traceFields[f]...)
+					buf = append(buf, '"', ':')
+					buf = append(buf, q(r.s[f])...)
+				}
+			}
+			buf = append(buf, '}', '\n')
+		}
+		_, _ = w.Write(buf)
+		buf = buf[:0]
+	}
+}
+
+// jsonString quotes s as encoding/json does, HTML escaping included.
+func jsonString(s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		c := s[i]
+		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	if plain {
+		b := make([]byte, 0, len(s)+2)
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	b, _ := json.Marshal(s)
+	return b
 }

@@ -111,7 +111,7 @@ type engine struct {
 
 	fp     hash.Hash
 	fpBuf  []byte
-	trace  chunkLog[TraceEvent]
+	trace  traceLog
 	faults []FaultPeriod
 	series []Sample
 	err    error

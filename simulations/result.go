@@ -375,14 +375,7 @@ func (e *engine) finalFingerprint() string {
 	e.fpBuf = nil
 	// Violations are the checkers' judgement, not events: a change to a
 	// checker does not change the fingerprint of a run.
-	enc := json.NewEncoder(e.fp)
-	for _, c := range e.trace.chunks {
-		for i := range c {
-			if c[i].Kind != "violation" {
-				_ = enc.Encode(c[i])
-			}
-		}
-	}
+	e.trace.encode(e.fp, "violation")
 	var b [8]byte
 	for _, n := range e.nodes {
 		d := n.store.Digests()
