@@ -88,6 +88,21 @@ func (fs Fields) All() iter.Seq2[string, Field] {
 	}
 }
 
+// Values yields every key that holds a value, and the value, in ascending
+// key order: All without removals and timestamps, which readers do not
+// need and a packed base keeps apart, in memory such a read leaves alone.
+func (fs Fields) Values() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		c := fs.cursor()
+		c.noTS = true
+		for e, ok := c.next(); ok; e, ok = c.next() {
+			if !e.f.Removed && !yield(e.key, e.f.Value) {
+				return
+			}
+		}
+	}
+}
+
 // MemSize estimates the heap bytes fs holds: its packed base, and its
 // overlay with the keys and values the overlay refers to (which versions
 // of a session may share).
@@ -117,6 +132,7 @@ type cursor struct {
 	i, n     int // next base entry, base entries
 	kAt, vAt int // where the next base key and value start
 	o        []entry
+	noTS     bool // leave base entries' timestamps zero: the reader needs none
 }
 
 func (fs Fields) cursor() cursor {
@@ -135,12 +151,14 @@ func (c *cursor) baseKey() string { return string(c.t[c.kAt:c.t.keyEnd(c.n, c.i)
 func (c *cursor) baseEntry(key string) entry {
 	kEnd := c.kAt + len(key)
 	vEnd := c.t.u32(tableHead + 4*c.n + 4*c.i)
-	ts := c.t.bytes()[c.t.tsAt(c.n, c.i):]
 	e := entry{key, Field{
 		Value:   string(c.t[c.vAt : vEnd&^removedBit]),
 		Removed: vEnd&removedBit != 0,
-		TS:      Timestamp{Time: ne.Uint64(ts), Node: NodeID(ne.Uint64(ts[8:]))},
 	}}
+	if !c.noTS {
+		ts := c.t.bytes()[c.t.tsAt(c.n, c.i):]
+		e.f.TS = Timestamp{Time: ne.Uint64(ts), Node: NodeID(ne.Uint64(ts[8:]))}
+	}
 	c.i++
 	c.kAt, c.vAt = kEnd, vEnd&^removedBit
 	return e

@@ -46,6 +46,17 @@ func checkFields(t *rapid.T, what string, fs Fields, m map[string]Field) {
 	if want := slices.Sorted(maps.Keys(m)); !slices.Equal(keys, want) {
 		t.Fatalf("%s: All yields keys %v, want %v", what, keys, want)
 	}
+	var set []string
+	for k, v := range fs.Values() {
+		set = append(set, k)
+		if f := m[k]; f.Removed || f.Value != v {
+			t.Fatalf("%s: Values yields %s=%q, want %+v", what, k, v, f)
+		}
+	}
+	want := slices.DeleteFunc(slices.Sorted(maps.Keys(m)), func(k string) bool { return m[k].Removed })
+	if !slices.Equal(set, want) {
+		t.Fatalf("%s: Values yields keys %v, want %v", what, set, want)
+	}
 	for k, want := range m {
 		if got, ok := fs.Get(k); !ok || got != want {
 			t.Fatalf("%s: Get(%s) = %+v %v, want %+v", what, k, got, ok, want)

@@ -237,10 +237,8 @@ func (s *Session) Get(key string) (string, bool) {
 // Keys returns the keys that hold a value, sorted.
 func (s *Session) Keys() []string {
 	keys := make([]string, 0, s.Fields.Len())
-	for k, f := range s.Fields.All() {
-		if !f.Removed {
-			keys = append(keys, k)
-		}
+	for k := range s.Fields.Values() {
+		keys = append(keys, k)
 	}
 	return keys
 }

@@ -58,20 +58,22 @@ func (s Session) Keys() []string {
 // Fields returns a copy of every field.
 func (s Session) Fields() map[string][]byte {
 	fs := s.state().Fields
-	size := 0
-	for k, f := range fs.All() {
-		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
-			size += len(f.Value)
+	n, size := 0, 0
+	for k, v := range fs.Values() {
+		if !strings.HasPrefix(k, internalPrefix) {
+			n++
+			size += len(v)
 		}
 	}
 	// One buffer for every value: each gets its own part, capped, so that
-	// an append to one copies rather than overwrites the next.
+	// an append to one copies rather than overwrites the next. The keys
+	// share the snapshot's memory (strings never change).
 	buf := make([]byte, 0, size)
-	out := make(map[string][]byte, fs.Len())
-	for k, f := range fs.All() {
-		if !f.Removed && !strings.HasPrefix(k, internalPrefix) {
+	out := make(map[string][]byte, n)
+	for k, v := range fs.Values() {
+		if !strings.HasPrefix(k, internalPrefix) {
 			start := len(buf)
-			buf = append(buf, f.Value...)
+			buf = append(buf, v...)
 			out[k] = buf[start:len(buf):len(buf)]
 		}
 	}
