@@ -44,8 +44,8 @@ func newEntry(s *crdt.Session) cacheEntry {
 	return cacheEntry{s: s, hash: sessionHash(s), size: crdt.EncodedSize(s)}
 }
 
-// cost estimates the heap bytes a decoded session takes: the struct, its
-// id and the node and bucket that hold it (about 300 bytes), and its
+// cost estimates the heap bytes a decoded session takes: its id, the node
+// that holds it and its bucket (about 300 bytes), and its
 // registers (crdt.Fields.MemSize: one packed allocation of 24 bytes per
 // field plus keys and values, and a small overlay after writes). A session
 // of 10 fields of 90 bytes costs about 1.4 KB.
@@ -74,28 +74,37 @@ type cacheTable struct {
 	buckets []atomic.Pointer[cacheNode] // a power of two
 }
 
+// cacheNode holds one entry: the id's key and, when it fits, the id itself
+// (a session's does: node's ids are 43 bytes), then the state by value, so
+// that a lookup compares the id and finds the state in the allocation it
+// already reads, a few adjacent cache lines, rather than in two more.
+// Readers get a pointer to the state in the node, which never changes.
 type cacheNode struct {
-	key  uint64 // the hash of the id
-	e    cachedEntry
-	next *cacheNode
-	// The id, when it fits (a session's does: node's ids are 43 bytes),
-	// so that a lookup compares it in the node it already reads rather
-	// than in another allocation; idLen is noInlineID when it does not.
-	idLen uint8
+	key   uint64 // the hash of the id
+	idLen uint8  // noInlineID when the id does not fit id
 	id    [inlineID]byte
+	s     crdt.Session
+	hash  uint64
+	size  int
+	cost  int64
+	next  *cacheNode
 }
 
 const (
-	inlineID   = 47 // a node of 96 bytes, a size class
+	inlineID   = 47 // the key, length and id fill the node's first line
 	noInlineID = 0xff
 )
 
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := &cacheNode{key: key, e: e, next: next, idLen: noInlineID}
+	n := &cacheNode{key: key, idLen: noInlineID, s: *e.s, hash: e.hash, size: e.size, cost: e.cost, next: next}
 	if id := e.s.ID; len(id) <= inlineID {
 		n.idLen = uint8(copy(n.id[:], id))
 	}
 	return n
+}
+
+func (n *cacheNode) entry() cachedEntry {
+	return cachedEntry{cacheEntry: cacheEntry{s: &n.s, hash: n.hash, size: n.size}, cost: n.cost}
 }
 
 // is reports whether n holds the entry of id, whose key is key.
@@ -104,7 +113,7 @@ func (n *cacheNode) is(key uint64, id string) bool {
 		return false
 	}
 	if n.idLen == noInlineID {
-		return n.e.s.ID == id
+		return n.s.ID == id
 	}
 	return int(n.idLen) == len(id) && string(n.id[:n.idLen]) == id
 }
@@ -147,7 +156,7 @@ func (c *cache) entry(id string) (cacheEntry, bool) {
 	sh, key := c.locate(id)
 	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
 		if n.is(key, id) {
-			return n.e.cacheEntry, true
+			return n.entry().cacheEntry, true
 		}
 	}
 	return cacheEntry{}, false
@@ -201,7 +210,7 @@ func (c *cache) put(e cacheEntry) {
 func (sh *cacheShard) findLocked(key uint64, id string) (cachedEntry, bool) {
 	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
 		if n.is(key, id) {
-			return n.e, true
+			return n.entry(), true
 		}
 	}
 	return cachedEntry{}, false
@@ -247,8 +256,8 @@ func (sh *cacheShard) deleteLocked(key uint64, id string) (cachedEntry, bool) {
 		if n.is(key, id) {
 			b.Store(without(head, n))
 			sh.n--
-			sh.bytes -= n.e.cost
-			return n.e, true
+			sh.bytes -= n.cost
+			return n.entry(), true
 		}
 	}
 	return cachedEntry{}, false
@@ -275,7 +284,7 @@ func (sh *cacheShard) evictLocked() {
 		if n := b.Load(); n != nil {
 			b.Store(n.next)
 			sh.n--
-			sh.bytes -= n.e.cost
+			sh.bytes -= n.cost
 			return
 		}
 	}
@@ -288,7 +297,7 @@ func (sh *cacheShard) growLocked(t *cacheTable) *cacheTable {
 	for i := range t.buckets {
 		for n := t.buckets[i].Load(); n != nil; n = n.next {
 			b := g.bucket(n.key)
-			b.Store(newNode(n.key, n.e, b.Load()))
+			b.Store(newNode(n.key, n.entry(), b.Load()))
 		}
 	}
 	sh.tab.Store(g)
@@ -301,7 +310,7 @@ func (sh *cacheShard) eachLocked(fn func(cachedEntry)) {
 	t := sh.tab.Load()
 	for i := range t.buckets {
 		for n := t.buckets[i].Load(); n != nil; n = n.next {
-			fn(n.e)
+			fn(n.entry())
 		}
 	}
 }

@@ -37,7 +37,7 @@ func TestCacheReadersDuringWrites(t *testing.T) {
 				hits.Add(1)
 				known := false
 				for _, s := range states[i] {
-					known = known || s.s == e.s
+					known = known || (s.s.Equal(e.s) && s.hash == e.hash && s.size == e.size)
 				}
 				if !known {
 					errs <- fmt.Errorf("read of s%04d returned %q, not a state put for it", i, e.s.ID)
