@@ -143,18 +143,34 @@ func (s *Store) reclaimDisk() {
 	s.be.reclaim()
 }
 
-// releaseLoop drops the mappings of table pages every TableReleaseInterval.
-// A failure is logged once: it changes what the process's resident set
-// counts, never what the store holds.
+// releaseLoop drops the mappings of table pages every TableReleaseInterval,
+// or less often when a pass takes long (a store of many tables): passes
+// are spaced at least releaseSpacing times their own duration apart, so
+// that releasing never takes more than about 1% of a core. A failure is
+// logged once and ends the loop: it changes what the process's resident
+// set counts, never what the store holds.
 func (s *Store) releaseLoop() {
-	s.every(s.opts.TableReleaseInterval, func() bool {
-		if _, err := s.releasePages(); err != nil && !errors.Is(err, ErrClosed) {
-			s.log.Warn("releasing table pages failed; leaving them mapped", "err", err)
-			return false
+	t := time.NewTimer(s.opts.TableReleaseInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case <-t.C:
 		}
-		return true
-	})
+		start := time.Now()
+		if _, err := s.releasePages(); err != nil {
+			if !errors.Is(err, ErrClosed) {
+				s.log.Warn("releasing table pages failed; leaving them mapped", "err", err)
+			}
+			return
+		}
+		t.Reset(max(s.opts.TableReleaseInterval, releaseSpacing*time.Since(start)))
+	}
 }
+
+// releaseSpacing bounds the share of time spent releasing table pages.
+const releaseSpacing = 100
 
 // releasePages drops the process's mappings of the pages of the store's
 // tables now (see Options.TableReleaseInterval) and returns the bytes of

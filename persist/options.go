@@ -198,9 +198,11 @@ type Options struct {
 	// RSS or its OOM score) and a later read maps them again without
 	// going to the disk while they are cached, as a store reading with
 	// pread would. A pass costs about half a millisecond with 35 tables
-	// (BenchmarkReleaseTablePages); what stays resident is what flushes,
-	// compactions and reads touched in the last period. Default 250ms; 0
-	// leaves them mapped.
+	// (BenchmarkReleaseTablePages), more with more tables: passes are
+	// spaced at least 100 times their duration apart, so that they take
+	// at most about 1% of a core. What stays resident is what flushes,
+	// compactions and reads touched since the last pass. Default 250ms;
+	// 0 leaves them mapped.
 	TableReleaseInterval time.Duration
 	// Now is the clock used by background garbage collection only; the
 	// simulator replaces it. Default time.Now.

@@ -35,11 +35,13 @@ func (t *Transport) startGossip() error {
 	// HistoryGossip heartbeats. A mesh of a few peers has every peer in
 	// the topic's mesh (gossipsub's D is 6) and floods its publications,
 	// so the cache rarely serves anything, while it holds the last
-	// HistoryLength seconds of writes (gossipsub's default of 5 made a fifth of the
-	// memory of a peer loading sessions). Anti-entropy repairs what gossip
-	// misses.
-	params.HistoryLength = 3
-	params.HistoryGossip = 2
+	// HistoryLength seconds of writes: gossipsub's default of 5 was a
+	// fifth of the memory of a peer loading sessions at full speed.
+	// Announcing the last heartbeat's messages and keeping them one more
+	// still lets a larger mesh's outer peers fetch what they missed;
+	// anti-entropy repairs the rest.
+	params.HistoryLength = 2
+	params.HistoryGossip = 1
 	ps, err := pubsub.NewGossipSub(t.ctx, t.h,
 		pubsub.WithGossipSubParams(params),
 		pubsub.WithMessageSignaturePolicy(pubsub.StrictSign),
