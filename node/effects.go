@@ -107,40 +107,49 @@ func (op StorageOp) Run(ctx context.Context, st Store) StorageResult {
 		}
 		res.Collected, res.Err = d.Drop(op.Handed)
 	case StoreScan:
-		first := -1
-		if len(op.Buckets) > 0 {
-			first = op.Buckets[0]
-		}
-		size := 0
-		err := st.Buckets(ctx, op.Buckets, func(s *crdt.Session) error {
-			b := persist.BucketOf(s.ID)
-			if op.After != "" && b == first && !idAfter(s.ID, op.After) {
-				return nil
-			}
-			if op.Upto != "" && b == op.Buckets[len(op.Buckets)-1] && idAfter(s.ID, op.Upto) {
-				return errScanFull // past the range, nothing more to read
-			}
-			if op.Filter != nil && !op.Filter(s) {
-				return nil
-			}
-			n := approxSize(s)
-			if len(res.Sessions) > 0 && (size+n > op.MaxBytes || len(res.Sessions) >= op.MaxSessions) {
-				res.More, res.NextBucket = true, b
-				last := res.Sessions[len(res.Sessions)-1]
-				if persist.BucketOf(last.ID) == b {
-					res.NextAfter = last.ID
-				}
-				return errScanFull
-			}
-			res.Sessions = append(res.Sessions, s)
-			size += n
-			return nil
-		})
-		if err != nil && !errors.Is(err, errScanFull) {
-			res.Err = err
-		}
+		return op.scan(ctx, st)
 	default:
 		res.Err = fmt.Errorf("node: unknown storage op %d", op.Kind)
+	}
+	return res
+}
+
+// scan carries out a StoreScan. It is apart from Run because its callback
+// captures op and the result: in Run they would go to the heap on every
+// call, applies included.
+func (op StorageOp) scan(ctx context.Context, st Store) StorageResult {
+	res := StorageResult{Ticket: op.Ticket, Kind: op.Kind}
+	first := -1
+	if len(op.Buckets) > 0 {
+		first = op.Buckets[0]
+	}
+	size := 0
+	err := st.Buckets(ctx, op.Buckets, func(s *crdt.Session) error {
+		b := persist.BucketOf(s.ID)
+		if op.After != "" && b == first && !idAfter(s.ID, op.After) {
+			return nil
+		}
+		if op.Upto != "" && b == op.Buckets[len(op.Buckets)-1] && idAfter(s.ID, op.Upto) {
+			return errScanFull // past the range, nothing more to read
+		}
+		if op.Filter != nil && !op.Filter(s) {
+			return nil
+		}
+		n := approxSize(s)
+		if len(res.Sessions) > 0 && (size+n > op.MaxBytes || len(res.Sessions) >= op.MaxSessions) {
+			res.More, res.NextBucket = true, b
+			last := res.Sessions[len(res.Sessions)-1]
+			if persist.BucketOf(last.ID) == b {
+				res.NextAfter = last.ID
+			}
+			return errScanFull
+		}
+		res.Sessions = append(res.Sessions, s)
+		size += n
+		return nil
+	})
+	if err != nil && !errors.Is(err, errScanFull) {
+		res.Err = err
 	}
 	return res
 }

@@ -75,7 +75,7 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 	} else {
 		out, err = s.commit.submit(items)
 	}
-	res.Changes = append(res.Changes, out.Changes...)
+	res.Changes = out.Changes // only a commit changes anything
 	res.Refused = append(res.Refused, out.Refused...)
 	return res, err
 }
@@ -204,7 +204,7 @@ type staged struct {
 // and returns each request's result, in group order. The caller holds c.mu.
 func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	s := c.s
-	res := make([]Result, len(group))
+	out := make([]commitRes, len(group))
 	states := make(map[string]*staged)
 	var order []string
 	type change struct {
@@ -214,7 +214,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	var changes []change
 	var fatal error
 	refuse := func(owner int, id string, err error) {
-		res[owner].Refused = append(res[owner].Refused, Refusal{ID: id, Err: err})
+		out[owner].res.Refused = append(out[owner].res.Refused, Refusal{ID: id, Err: err})
 	}
 	for owner, r := range group {
 		for _, it := range r.items {
@@ -302,15 +302,14 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	}
 	for _, c := range changes {
 		if landed[c.ch.ID] {
-			res[c.owner].Changes = append(res[c.owner].Changes, c.ch)
+			out[c.owner].res.Changes = append(out[c.owner].res.Changes, c.ch)
 		}
 	}
 	if err == nil {
 		err = fatal
 	}
-	out := make([]commitRes, len(group))
-	for i := range group {
-		out[i] = commitRes{res: res[i], err: err}
+	for i := range out {
+		out[i].err = err
 	}
 	return out
 }

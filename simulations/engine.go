@@ -540,9 +540,10 @@ func (e *engine) dispatch(n *simNode, r Ready) {
 		n.acks[a.Ticket] = a
 	}
 	for _, b := range r.Broadcasts {
+		p := &gossipPayload{data: b}
 		for j := range e.nodes {
 			if j != n.idx && e.net.conn(n.idx, j).up {
-				e.send(n.idx, j, true, b)
+				e.send(n.idx, j, b, p)
 			}
 		}
 	}
@@ -552,7 +553,7 @@ func (e *engine) dispatch(n *simNode, r Ready) {
 			e.fail(fmt.Errorf("simulations: %s sent to unknown peer %q", n.name, m.To))
 			continue
 		}
-		e.send(n.idx, j, false, m.Data)
+		e.send(n.idx, j, m.Data, nil)
 	}
 	for _, ch := range r.Changes {
 		if ch.Remote {
