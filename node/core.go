@@ -127,6 +127,9 @@ type Core struct {
 	touches *touchTable
 	// gapFetches: sessions asked for after a gap (repairGap), and when.
 	gapFetches map[string]time.Time
+	// parked: guarded deltas whose entries were dropped, joined per
+	// session, retried once the session gains what they wait for (park).
+	parked map[string]parkedDelta
 
 	part *partial // partial replication (Config.Replicas > 0), else nil
 	// partRO is part for readers outside the Core's lock (HoldsID).
@@ -190,6 +193,7 @@ func (c *Core) Stored(now time.Time, res StorageResult) {
 			c.m.Add("sessions_collected", float64(res.Collected))
 		}
 		c.touches.sweep(now.UnixMilli())
+		c.sweepParked(now)
 	}
 }
 
@@ -213,6 +217,7 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 		touches:  newTouchTable(),
 
 		gapFetches: make(map[string]time.Time),
+		parked:     make(map[string]parkedDelta),
 		hellos:     make(map[PeerID]*partMember),
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
@@ -530,6 +535,7 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 			_ = c.clock.Observe(d.MaxTimestamp(), now)
 		}
 	}
+	var retry []*crdt.Session
 	for _, ch := range res.Changes {
 		if d := b.Get(ch.ID); d != nil && from != "" {
 			c.m.Observe("replication_lag_seconds", float64(now.UnixMilli()-d.MaxMillis())/1000)
@@ -539,13 +545,23 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		}
 		if ch.Dropped {
 			// This peer missed what the writer held before (a lost or
-			// late delta): ask for the session.
+			// late delta): ask for the session, and keep the delta's
+			// entries for when the answer is in.
 			c.m.Add("version_entries_dropped", 1)
-			if d := b.Get(ch.ID); d != nil && from != "" {
-				c.repairGap(now, ch.ID, d)
+			if d := b.Get(ch.ID); d != nil {
+				if from != "" {
+					c.repairGap(now, ch.ID, d)
+				}
+				c.park(now, d)
 			}
+		} else if p, ok := c.parked[ch.ID]; ok {
+			retry = append(retry, p.d)
+			delete(c.parked, ch.ID)
 		}
 		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
+	}
+	if len(retry) > 0 {
+		c.persist(now, &task{batch: crdt.NewBatch(retry...)})
 	}
 	if t.inRound {
 		c.chunkStored(now, t, nil)

@@ -182,3 +182,46 @@ func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
 	}
 	c.m.Add("gap_fetches", float64(c.fetch(id, writers)))
 }
+
+// parkFor is how long a parked delta waits for what its guard asks; by
+// then anti-entropy has brought its entries.
+const parkFor = 10 * time.Second
+
+type parkedDelta struct {
+	d  *crdt.Session
+	at time.Time
+}
+
+// park keeps guarded delta d, whose entries this peer dropped, joined with
+// the ones parked before it for its session, until the session's copy here
+// gains something (a fetched or anti-entropy state, a delta that met its
+// guard): applied's retry then merges it again, and if its guard is met by
+// then, its entries are taken. Without it a steady stream of change-only
+// writes to one session would stay one entry behind after a single gap:
+// each delta's guard asks for the entry of the one before, which was
+// dropped too.
+func (c *Core) park(now time.Time, d *crdt.Session) {
+	if d.Guard == nil {
+		return
+	}
+	if p, ok := c.parked[d.ID]; ok {
+		c.parked[d.ID] = parkedDelta{d: crdt.NewBatch(p.d, d).Get(d.ID), at: p.at}
+		return
+	}
+	if len(c.parked) >= maxGapFetches {
+		c.sweepParked(now)
+		if len(c.parked) >= maxGapFetches {
+			return // anti-entropy brings the entries
+		}
+	}
+	c.parked[d.ID] = parkedDelta{d: d, at: now}
+}
+
+// sweepParked drops the parked deltas older than parkFor.
+func (c *Core) sweepParked(now time.Time) {
+	for id, p := range c.parked {
+		if now.Sub(p.at) >= parkFor {
+			delete(c.parked, id)
+		}
+	}
+}

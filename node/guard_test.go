@@ -278,3 +278,69 @@ func TestGapFetchRepairsLostWrite(t *testing.T) {
 		t.Fatal("the fetched whole state of a covered writer left node 1 uncovered")
 	}
 }
+
+// Two change-only writes delivered in the wrong order: the later one's
+// entries wait (parked) while its guard fails and are taken once the
+// earlier one arrives, though the fetch its gap asked for goes unanswered
+// and no anti-entropy round runs.
+func TestParkedEntriesTakenOnceGuardMet(t *testing.T) {
+	r := newCoreRun(t, 2, 7)
+	p0, p1 := r.ids[0], r.ids[1]
+	r.write(p0, "s", 2)
+	r.run(r.now.Add(50 * time.Millisecond))
+	update := func(key string) {
+		c := r.cores[p0]
+		s, err := c.store.Get("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Local(r.now, LocalOp{Kind: OpUpdate, ID: "s", Stored: s, Set: map[string][]byte{key: []byte("v")}}); err != nil {
+			t.Fatal(err)
+		}
+		r.collect(p0)
+		c.Flush()
+		r.collect(p0)
+	}
+	update("a")
+	update("b")
+	var gossip []int
+	for i, e := range r.queue {
+		if e.gossip && e.to == p1 {
+			gossip = append(gossip, i)
+		}
+	}
+	if len(gossip) != 2 {
+		t.Fatalf("%d gossip messages for %s, want 2", len(gossip), p1)
+	}
+	r.queue[gossip[0]], r.queue[gossip[1]] = r.queue[gossip[1]], r.queue[gossip[0]]
+	fetches := 0
+	for len(r.queue) > 0 {
+		e := r.queue[0]
+		r.queue = r.queue[1:]
+		c := r.cores[e.to]
+		var err error
+		if e.gossip {
+			err = c.ReceiveGossip(r.now, e.from, e.data)
+		} else if k, _ := messageKind(e.data); k == kindFetch {
+			fetches++
+			continue
+		} else {
+			err = c.ReceiveDirect(r.now, e.from, e.data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.collect(e.to)
+	}
+	if fetches == 0 {
+		t.Fatal("the gap sent no fetch: the writes did not arrive out of order")
+	}
+	want, _ := r.cores[p0].store.Get("s")
+	got, _ := r.cores[p1].store.Get("s")
+	if !got.Version().Equal(want.Version()) || !got.Equal(want) {
+		t.Fatalf("after both writes: version %v, writer's %v", got.Version(), want.Version())
+	}
+	if len(r.cores[p1].parked) != 0 {
+		t.Fatalf("%d deltas still parked", len(r.cores[p1].parked))
+	}
+}
