@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -298,12 +299,23 @@ func (c *Core) Visible(s *crdt.Session, now time.Time) (int64, bool) {
 }
 
 // touchTable holds the lazy touches of a peer: last accesses not stored
-// nor sent. Reads consult it without the Core's lock; most peers hold few,
-// so a read skips the table's lock when it is empty.
+// nor sent. Reads consult it without the Core's lock. It is split in
+// shards by id, each with a count read without its lock, so that a read
+// skips the lock of a shard that holds no touch and otherwise shares it
+// with the other readers of about 1/64 of the sessions: a peer serving
+// many reads and lazy touches has no lock that every read takes.
 type touchTable struct {
-	mu sync.Mutex
+	seed   maphash.Seed
+	shards [touchShards]touchShard
+}
+
+const touchShards = 64
+
+type touchShard struct {
+	mu sync.RWMutex
 	m  map[string]touchEntry
 	n  atomic.Int64 // len(m), read without mu
+	_  [24]byte     // one cache line a shard: readers of one do not slow another's
 }
 
 type touchEntry struct {
@@ -311,63 +323,89 @@ type touchEntry struct {
 	expires int64 // when the session expires even with this touch
 }
 
-func newTouchTable() *touchTable { return &touchTable{m: make(map[string]touchEntry)} }
+func newTouchTable() *touchTable {
+	t := &touchTable{seed: maphash.MakeSeed()}
+	for i := range t.shards {
+		t.shards[i].m = make(map[string]touchEntry)
+	}
+	return t
+}
+
+func (t *touchTable) shard(id string) *touchShard {
+	return &t.shards[maphash.String(t.seed, id)%touchShards]
+}
 
 func (t *touchTable) lastAccess(id string, stored int64) int64 {
-	if t.n.Load() == 0 {
+	sh := t.shard(id)
+	if sh.n.Load() == 0 {
 		return stored
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	e, ok := t.m[id]
+	sh.mu.RLock()
+	e, ok := sh.m[id]
+	sh.mu.RUnlock()
 	if !ok {
 		return stored
 	}
 	if e.at <= stored {
-		// A stored touch caught up with it.
-		delete(t.m, id)
-		t.n.Store(int64(len(t.m)))
+		// A stored touch caught up with it: once, and a writer's work.
+		sh.mu.Lock()
+		if e, ok := sh.m[id]; ok && e.at <= stored {
+			delete(sh.m, id)
+			sh.n.Store(int64(len(sh.m)))
+		}
+		sh.mu.Unlock()
 		return stored
 	}
 	return e.at
 }
 
 func (t *touchTable) record(id string, at, expires int64) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if e, ok := t.m[id]; ok && e.at >= at {
+	sh := t.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if e, ok := sh.m[id]; ok && e.at >= at {
 		return
 	}
-	t.m[id] = touchEntry{at: at, expires: expires}
-	t.n.Store(int64(len(t.m)))
+	sh.m[id] = touchEntry{at: at, expires: expires}
+	sh.n.Store(int64(len(sh.m)))
 }
 
 func (t *touchTable) forget(id string) {
-	if t.n.Load() == 0 {
+	sh := t.shard(id)
+	if sh.n.Load() == 0 {
 		return
 	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if _, ok := t.m[id]; ok {
-		delete(t.m, id)
-		t.n.Store(int64(len(t.m)))
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.m[id]; ok {
+		delete(sh.m, id)
+		sh.n.Store(int64(len(sh.m)))
 	}
 }
 
 // sweep drops the touches of sessions expired by now: a session touched
 // and never read again must not hold an entry for ever.
 func (t *touchTable) sweep(now int64) {
-	if t.n.Load() == 0 {
-		return
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for id, e := range t.m {
-		if now >= e.expires {
-			delete(t.m, id)
+	for i := range t.shards {
+		sh := &t.shards[i]
+		if sh.n.Load() == 0 {
+			continue
 		}
+		sh.mu.Lock()
+		for id, e := range sh.m {
+			if now >= e.expires {
+				delete(sh.m, id)
+			}
+		}
+		sh.n.Store(int64(len(sh.m)))
+		sh.mu.Unlock()
 	}
-	t.n.Store(int64(len(t.m)))
 }
 
-func (t *touchTable) len() int { return int(t.n.Load()) }
+func (t *touchTable) len() int {
+	n := 0
+	for i := range t.shards {
+		n += int(t.shards[i].n.Load())
+	}
+	return n
+}
