@@ -197,6 +197,7 @@ type staged struct {
 	size   int           // crdt.EncodedSize(state)
 	merged bool          // a delta merged
 	fields []string      // keys whose register changed, each once
+	landed bool          // written: its changes are reported
 }
 
 // commitGroup merges the items of a group, commits what changed in one
@@ -255,8 +256,8 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			}
 		}
 	}
-	var ws []write
-	var entries []cacheEntry
+	ws := make([]write, 0, len(order))
+	entries := make([]cacheEntry, 0, len(order))
 	for _, id := range order {
 		st := states[id]
 		w, h, ok := st.write(id)
@@ -290,18 +291,18 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			s.dirty.Store(true)
 		}
 	}
-	landed := make(map[string]bool, written)
 	for i, w := range ws[:written] {
-		s.digests.update(BucketOf(w.id), states[w.id].hash, entries[i].hash)
+		st := states[w.id]
+		s.digests.update(BucketOf(w.id), st.hash, entries[i].hash)
 		s.cache.put(entries[i])
-		landed[w.id] = true
+		st.landed = true
 	}
 	for _, w := range ws[written:] {
 		// Not written: the next commit reads the stored state back.
 		s.cache.remove(w.id)
 	}
 	for _, c := range changes {
-		if landed[c.ch.ID] {
+		if states[c.ch.ID].landed {
 			out[c.owner].res.Changes = append(out[c.owner].res.Changes, c.ch)
 		}
 	}
