@@ -56,14 +56,15 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	defer n.dropRemote(id, ch)
 	var asked []PeerID
 	n.step(func(c *Core, _ time.Time) { asked = c.ReadRemote(id) })
-	out := local
-	if out != nil {
-		out = out.Clone()
-	}
 	if len(asked) == 0 {
 		n.m.Add("remote_reads_failed", 1, "reason", "no_holder")
-		return out, nil
+		return local, nil
 	}
+	// The holders' answers come first and this peer's copy merges into
+	// them: a decoded state is not known covered (crdt.Session.Covered),
+	// so a write made from the result carries the whole state, which the
+	// copy kept here until handoff then holds with its version entry.
+	var out *crdt.Session
 	start := time.Now()
 	timer := time.NewTimer(n.cfg.ConsistencyWait)
 	defer timer.Stop()
@@ -81,12 +82,19 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 				return nil, fmt.Errorf("node: remote read: %w", err)
 			}
 		case <-timer.C:
-			// The holders that answered are enough: a read never waits
-			// on the slowest.
+			// A holder that does not answer in time (slow, or gone
+			// since) does not fail the read: the answers so far make it.
 			n.m.Add("remote_reads_failed", 1, "reason", "timeout")
 			got = len(asked)
 		case <-n.done:
 			return nil, ErrClosed
+		}
+	}
+	if local != nil {
+		if out == nil {
+			out = local
+		} else if _, err := out.Merge(local); err != nil {
+			return nil, fmt.Errorf("node: remote read: %w", err)
 		}
 	}
 	n.m.Observe("remote_read_seconds", time.Since(start).Seconds())
@@ -137,8 +145,12 @@ func (n *Node) remoteAnswer(data []byte) bool {
 		s = b.Get(m.ID)
 	}
 	for _, w := range ws {
+		var mine *crdt.Session
+		if s != nil {
+			mine = s.Clone() // each read merges into its own
+		}
 		select {
-		case w <- s:
+		case w <- mine:
 		default:
 		}
 	}
