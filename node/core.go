@@ -496,7 +496,9 @@ func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 // the store.
 func (c *Core) persist(now time.Time, t *task) {
 	if c.part != nil && t.from != "" {
-		t.batch = c.keepHeld(t.batch)
+		if t.batch = c.keepHeld(t.batch); t.batch.Len() == 0 && !t.inRound {
+			return // nothing here for this peer to store
+		}
 	}
 	op := StorageOp{Ticket: c.newTicket(t), Kind: StoreApply, Now: now, Batch: t.batch}
 	c.ready.Storage = append(c.ready.Storage, op)

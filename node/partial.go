@@ -61,8 +61,11 @@ type partial struct {
 	// (Node.read) load it.
 	held   atomic.Pointer[bucketSet]
 	gained bucketSet // slots gained and not yet compared with a holder
-	// expiry is when the next down member leaves placement.
+	// expiry is when the next down member leaves placement; placeAt,
+	// when set, is when membership changed: placement is recomputed at
+	// the next tick, once for a burst of hellos.
 	expiry      time.Time
+	placeAt     time.Time
 	nextHandoff time.Time
 	handoffSeq  uint64
 	inflight    *handoff
@@ -109,6 +112,7 @@ func (c *Core) placementMembers(now time.Time, region string) []string {
 // now, and what this peer holds.
 func (c *Core) place(now time.Time) {
 	p := c.part
+	p.placeAt = time.Time{}
 	regions := map[string]bool{c.cfg.Region: true}
 	p.expiry = time.Time{}
 	for _, m := range c.hellos {
@@ -291,9 +295,7 @@ func (c *Core) partPeerUp(now time.Time, q PeerID) {
 	}
 	if m, ok := c.hellos[q]; ok && !m.up {
 		m.up = true
-		if c.part != nil {
-			c.place(now)
-		}
+		c.replace(now)
 	}
 }
 
@@ -304,7 +306,7 @@ func (c *Core) partPeerDown(now time.Time, q PeerID) {
 	if c.part == nil {
 		return
 	}
-	c.place(now) // sets the expiry
+	c.replace(now) // the expiry is set then
 	if h := c.part.inflight; h != nil && h.waiting[q] && !h.dropping {
 		c.part.inflight = nil // it will not answer: start again
 	}
@@ -325,10 +327,15 @@ func (c *Core) onHello(now time.Time, from PeerID, data []byte) error {
 		return nil
 	}
 	c.hellos[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now}
-	if c.part != nil {
-		c.place(now)
-	}
+	c.replace(now)
 	return nil
+}
+
+// replace has placement recomputed at the next tick.
+func (c *Core) replace(now time.Time) {
+	if c.part != nil && c.part.placeAt.IsZero() {
+		c.part.placeAt = now
+	}
 }
 
 // partNext is when partial replication next needs a Tick.
@@ -336,12 +343,20 @@ func (c *Core) partNext() time.Time {
 	if c.part == nil {
 		return time.Time{}
 	}
+	// While a handoff is in flight only its deadline matters: the next
+	// one cannot start before it ends (a due nextHandoff would make the
+	// runtime tick in a loop).
 	next := c.part.nextHandoff
-	if h := c.part.inflight; h != nil && !h.dropping && h.deadline.Before(next) {
-		next = h.deadline
+	if h := c.part.inflight; h != nil {
+		next = time.Time{}
+		if !h.dropping {
+			next = h.deadline
+		}
 	}
-	if !c.part.expiry.IsZero() && c.part.expiry.Before(next) {
-		next = c.part.expiry
+	for _, at := range []time.Time{c.part.expiry, c.part.placeAt} {
+		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
+			next = at
+		}
 	}
 	return next
 }
@@ -351,7 +366,7 @@ func (c *Core) partTick(now time.Time) {
 	if p == nil {
 		return
 	}
-	if !p.expiry.IsZero() && !now.Before(p.expiry) {
+	if !p.expiry.IsZero() && !now.Before(p.expiry) || !p.placeAt.IsZero() && !now.Before(p.placeAt) {
 		c.place(now)
 	}
 	if h := p.inflight; h != nil && !h.dropping && !now.Before(h.deadline) {

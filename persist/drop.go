@@ -24,6 +24,23 @@ func (s *Store) Drop(hs []Handed) (int, error) {
 		return 0, ErrClosed
 	}
 	defer s.leave()
+	dropped := 0
+	// In chunks, as collection does: the committer waits for each, so
+	// one long drop would hold up every write meanwhile.
+	for len(hs) > 0 {
+		n := min(len(hs), gcChunk)
+		d, err := s.dropChunk(hs[:n])
+		dropped += d
+		if err != nil {
+			return dropped, err
+		}
+		hs = hs[n:]
+	}
+	return dropped, nil
+}
+
+// dropChunk drops hs as the store's writer (no Apply commits meanwhile).
+func (s *Store) dropChunk(hs []Handed) (int, error) {
 	c := &s.commit
 	c.mu.Lock()
 	defer c.mu.Unlock()
