@@ -137,7 +137,13 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			switch {
 			case !versioned:
 				d = s.Header()
-			case s.Covered():
+			case s.Covered() && c.HoldsID(op.ID):
+				// Change-only needs the store's own copy to cover the
+				// guard, or the writer drops its own entry. A peer that
+				// does not hold the session (partial replication) writes
+				// from the holders' answers, not from its copy, and then
+				// hands its copy off and drops it: only a whole state
+				// keeps the entry there.
 				d = s.Header()
 				d.Guard = &crdt.Guard{Need: s.Version()}
 			default:
