@@ -161,6 +161,9 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 				return 0, err
 			}
 			ds = []*crdt.Session{d}
+			if err := c.checkHandedSize(s, d); err != nil {
+				return 0, err
+			}
 			if whole && approxSize(d) > wholeStateBytes {
 				// A large session: store the whole state with its
 				// version entry (which makes it covered here, so the
@@ -256,6 +259,26 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 	if stamp {
 		k, f := crdt.VersionField(ts)
 		d.Fields = d.Fields.With(k, f)
+	}
+	return nil
+}
+
+// checkHandedSize refuses, on a peer that does not hold session s
+// (partial replication), a write d that would take s over
+// Limits.MaxSessionBytes. Such a peer stores only its own part of the
+// session, which its store's bound does not see whole; the holders, which
+// do, would refuse the handed-off copy, and the write, acknowledged here,
+// would be dropped with the copy. A holder's store refuses it itself.
+func (c *Core) checkHandedSize(s, d *crdt.Session) error {
+	if c.HoldsID(s.ID) {
+		return nil
+	}
+	m := s.Clone()
+	if _, err := m.Merge(d); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if n := crdt.EncodedSize(m); n > c.cfg.Limits.MaxSessionBytes {
+		return fmt.Errorf("%w: %w: session %q would encode to %d bytes (max %d)", ErrInvalid, crdt.ErrTooLarge, s.ID, n, c.cfg.Limits.MaxSessionBytes)
 	}
 	return nil
 }

@@ -2,8 +2,13 @@ package node
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // A versioned write on a peer that does not hold the session (partial
@@ -86,4 +91,78 @@ func TestNonHolderWriteKeepsItsEntry(t *testing.T) {
 			t.Fatalf("holder %s cannot serve the writer's version %v: %v (it holds %v)", h.ID(), v, err, s.Version())
 		}
 	}
+}
+
+// An acknowledged write on a peer that does not hold the session must not
+// be lost by handoff: a holder that cannot store the handed-off copy (the
+// merged session would exceed Limits.MaxSessionBytes) must not let the
+// writer drop it.
+func TestHandoffRefusedByHolderKeepsWrite(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, nil)
+	eventually(t, 5*time.Second, "placement", func() bool {
+		for _, n := range c.nodes {
+			if len(n.Placement().RegionMembers) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := context.Background()
+	value := strings.Repeat("x", 60<<10)
+	big := func(prefix string, n int) map[string][]byte {
+		m := map[string][]byte{}
+		for i := range n {
+			m[fmt.Sprintf("%s%d", prefix, i)] = []byte(value)
+		}
+		return m
+	}
+	var tok, id string
+	var writer *Node
+	var holders []*Node
+	for writer == nil {
+		var err error
+		tok, err = c.nodes[0].Create(ctx, WithFields(big("h", 6)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ = SessionID(tok)
+		holders = holders[:0]
+		for _, n := range c.nodes {
+			if n.core.HoldsID(id) {
+				holders = append(holders, n)
+			} else {
+				writer = n
+			}
+		}
+		if writer == c.nodes[0] {
+			writer = nil
+		}
+	}
+	eventually(t, 5*time.Second, "the holders to store the create", func() bool {
+		for _, h := range holders {
+			if _, err := h.Store().Get(id); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	err := writer.Save(ctx, tok, Save{Set: big("w", 4)})
+	if err != nil {
+		if !errors.Is(err, crdt.ErrTooLarge) {
+			t.Fatalf("refused with %v, want crdt.ErrTooLarge", err)
+		}
+		return // refused up front: nothing acknowledged, nothing to lose
+	}
+	time.Sleep(40 * partConfig("eu", 2).HandoffInterval)
+	if _, err := writer.Store().Get(id); err == nil {
+		return // kept until a holder can take it
+	}
+	for _, h := range holders {
+		if s, err := h.Store().Get(id); err == nil {
+			if _, ok := s.Get("w0"); ok {
+				return
+			}
+		}
+	}
+	t.Fatal("a write acknowledged on a non-holder is on no peer: the holders refused the handoff and the writer dropped its copy")
 }
