@@ -53,6 +53,21 @@ func FuzzUnmarshalBatch(f *testing.F) {
 	}
 	f.Add(b)
 	f.Add([]byte{FormatVersion, kindBatch, 0x90})
+	var guarded []*Session
+	for i, s := range fuzzSeeds() {
+		if !s.IsDestroyed() {
+			s.Guard = &Guard{}
+			if i%2 == 1 {
+				s.Guard.Need = Version{{Node: 1, Time: 5}, {Node: 9, Time: 7}}
+			}
+		}
+		guarded = append(guarded, s)
+	}
+	if g, err := MarshalBatch(NewBatch(guarded...), DefaultLimits()); err != nil {
+		f.Fatal(err)
+	} else {
+		f.Add(g)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := UnmarshalBatch(data, DefaultLimits())
 		if err != nil {

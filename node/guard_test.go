@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // counting records a node's counters and its broadcast batch sizes.
@@ -342,5 +344,30 @@ func TestParkedEntriesTakenOnceGuardMet(t *testing.T) {
 	}
 	if len(r.cores[p1].parked) != 0 {
 		t.Fatalf("%d deltas still parked", len(r.cores[p1].parked))
+	}
+}
+
+// The sessions remembered for gap fetches and the parked deltas stay
+// bounded, and age out.
+func TestGapStateBounded(t *testing.T) {
+	r := newCoreRun(t, 1, 3)
+	c := r.cores[r.ids[0]]
+	now := r.now
+	ts := c.Stamp(now)
+	for i := range maxGapFetches + 100 {
+		d := crdt.Create(fmt.Sprintf("s%05d", i), ts, now.Add(time.Hour), time.Hour).Set("k", []byte("v"), ts)
+		d.Guard = &crdt.Guard{Need: crdt.Version{{Node: 9, Time: ts.Time}}}
+		c.park(now, d)
+		c.repairGap(now, d.ID, d)
+	}
+	if len(c.parked) > maxGapFetches || len(c.gapFetches) > maxGapFetches {
+		t.Fatalf("%d parked, %d gap fetches remembered: unbounded", len(c.parked), len(c.gapFetches))
+	}
+	later := now.Add(parkFor)
+	c.sweepParked(later)
+	d := crdt.Create("late", ts, now.Add(time.Hour), time.Hour).Set("k", []byte("v"), ts)
+	c.repairGap(later, d.ID, d)
+	if len(c.parked) != 0 || len(c.gapFetches) != 1 {
+		t.Fatalf("after %v: %d parked, %d gap fetches remembered, want 0 and 1", parkFor, len(c.parked), len(c.gapFetches))
 	}
 }
