@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -339,5 +340,44 @@ func TestGroupTooBigCutsBetweenCalls(t *testing.T) {
 	apply(t, s, t0.Add(time.Millisecond), many...)
 	for _, d := range many {
 		mustGet(t, s, d.ID)
+	}
+}
+
+// TestSerialOverlappingCalls: Options.Serial promises that Apply calls
+// which do overlap are still committed correctly, one at a time (run with
+// -race). Concurrent writers to the same sessions end with the digests a
+// store fed the same deltas one by one has.
+func TestSerialOverlappingCalls(t *testing.T) {
+	o := testOptions("")
+	o.Serial = true
+	s := openStore(t, o)
+	ref := openStore(t, testOptions(""))
+	const writers, each = 8, 40
+	deltas := make([][]*crdt.Session, writers)
+	for w := range writers {
+		for i := range each {
+			// Writers share sessions: their merges meet in the store.
+			deltas[w] = append(deltas[w], newSession(fmt.Sprintf("s%02d", i%10), crdt.NodeID(w+1), t0.Add(time.Duration(i)*time.Millisecond), 2))
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for _, d := range deltas[w] {
+				if _, err := s.Apply(crdt.NewBatch(d), t0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for _, ds := range deltas {
+		apply(t, ref, t0, ds...)
+	}
+	if *s.Digests() != *ref.Digests() || s.Len() != 10 {
+		t.Fatalf("overlapping serial calls: %d sessions, digests equal %v", s.Len(), *s.Digests() == *ref.Digests())
 	}
 }
