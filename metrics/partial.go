@@ -13,6 +13,7 @@ type partialMetrics struct {
 	handoffBytes      prometheus.Counter
 	notHeld           prometheus.Counter
 	remoteReads       prometheus.Counter
+	remoteCached      prometheus.Counter
 	remoteFailed      *prometheus.CounterVec
 	remoteNoHolder    prometheus.Counter
 	remoteTimeout     prometheus.Counter
@@ -35,6 +36,7 @@ func newPartialMetrics() *partialMetrics {
 		handoffBytes: counter("handoff_bytes_total", "Bytes of sessions sent to their holders by handoff."),
 		notHeld:      counter("deltas_not_held_total", "Received deltas of slots this peer does not hold, left to their holders."),
 		remoteReads:  counter("remote_reads_total", "Reads of sessions this peer does not hold, asked of their holders."),
+		remoteCached: counter("remote_reads_cached_total", "Reads of sessions this peer does not hold, answered from what it read of them less than a second ago."),
 		remoteFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "remote_reads_failed_total",
 			Help: "Remote reads that got no answer from some or all holders, by reason."}, []string{"reason"}),
 		remoteSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "remote_read_seconds",
@@ -47,7 +49,7 @@ func newPartialMetrics() *partialMetrics {
 
 func (p *partialMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{p.slotsMoved, p.slotsHeld, p.slotsMoving, p.handedOff, p.handoffBytes, p.notHeld,
-		p.remoteReads, p.remoteFailed, p.remoteSeconds}
+		p.remoteReads, p.remoteCached, p.remoteFailed, p.remoteSeconds}
 }
 
 // add is Add for partial replication's counters; false for other names.
@@ -70,6 +72,8 @@ func (p *partialMetrics) add(name string, delta float64, labels []string) bool {
 		p.notHeld.Add(delta)
 	case "remote_reads":
 		p.remoteReads.Add(delta)
+	case "remote_reads_cached":
+		p.remoteCached.Add(delta)
 	case "remote_reads_failed":
 		switch v, _ := label("reason", labels); v {
 		case "no_holder":

@@ -53,12 +53,16 @@ type Ready struct {
 	// Rounds are the anti-entropy rounds that ended in the step, this
 	// peer's side of each.
 	Rounds []SyncReport
+	// NotHeld are received deltas of sessions this peer does not hold
+	// (partial replication), not stored: the runtime merges them into
+	// what it caches of those sessions.
+	NotHeld []*crdt.Session
 }
 
 // Empty reports whether there is nothing to do.
 func (r Ready) Empty() bool {
 	return len(r.Storage) == 0 && len(r.Broadcasts) == 0 && len(r.Messages) == 0 &&
-		len(r.Acks) == 0 && len(r.Changes) == 0 && len(r.Rounds) == 0
+		len(r.Acks) == 0 && len(r.Changes) == 0 && len(r.Rounds) == 0 && len(r.NotHeld) == 0
 }
 
 // Change is an entry of the change feed.

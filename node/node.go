@@ -65,6 +65,8 @@ type Node struct {
 	writeLocks sessionLocks
 	// remote are reads waiting on holders (partial replication).
 	remote remoteReads
+	// remoteCache keeps sessions read from their holders.
+	remoteCache remoteCache
 
 	outMu     sync.Mutex
 	broadcast chan []byte
@@ -234,6 +236,7 @@ func (n *Node) dispatch(r Ready) {
 	}
 	n.ack(r.Acks)
 	n.notify(r.Changes)
+	n.remoteCache.merge(r.NotHeld)
 	n.reportRounds(r.Rounds)
 }
 

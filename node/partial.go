@@ -276,6 +276,8 @@ func (c *Core) keepHeld(b *crdt.Batch) *crdt.Batch {
 	for _, s := range ss {
 		if c.part.holds(placement.SlotOf(s.ID)) {
 			out.Add(s)
+		} else {
+			c.ready.NotHeld = append(c.ready.NotHeld, s)
 		}
 	}
 	c.m.Add("deltas_not_held", float64(len(ss)-keep))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -436,4 +437,88 @@ func (c *partCluster) copiesAre(ids []string, want, least map[string]int) bool {
 		}
 	}
 	return true
+}
+
+// countingMetrics counts Add calls by name.
+type countingMetrics struct {
+	mu sync.Mutex
+	n  map[string]float64
+}
+
+func (m *countingMetrics) Add(name string, d float64, _ ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.n == nil {
+		m.n = map[string]float64{}
+	}
+	m.n[name] += d
+}
+func (m *countingMetrics) Observe(string, float64, ...string) {}
+func (m *countingMetrics) get(name string) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.n[name]
+}
+
+// A peer that does not hold a session asks a holder once, then serves it
+// from what it read, kept up to date by the gossip it receives; a call
+// carrying a version the cached copy lacks asks the holders again.
+func TestRemoteReadCache(t *testing.T) {
+	m := &countingMetrics{}
+	first := true
+	c := newPartCluster(t, []string{"eu"}, 4, 1, func(cfg *Config) {
+		if first {
+			cfg.Metrics, first = m, false
+		}
+	})
+	ctx := context.Background()
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "eu/members": 4})
+	reader := c.nodes[0]
+	var tok, id string
+	var holder *Node
+	for holder == nil {
+		var err error
+		if tok, err = c.nodes[1].Create(ctx, WithFields(map[string][]byte{"v": []byte("1")})); err != nil {
+			t.Fatal(err)
+		}
+		id = mustID(t, tok)
+		if !reader.core.HoldsID(id) {
+			for _, n := range c.nodes {
+				if n.core.HoldsID(id) {
+					holder = n
+				}
+			}
+		}
+	}
+	eventually(t, 5*time.Second, "the holder stores it", func() bool { _, err := holder.Store().Get(id); return err == nil })
+	read := func() string {
+		t.Helper()
+		s, err := reader.Get(ctx, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := s.GetString("v")
+		return v
+	}
+	if v := read(); v != "1" {
+		t.Fatalf("first read %q", v)
+	}
+	asked := m.get("remote_reads")
+	if v := read(); v != "1" || m.get("remote_reads") != asked || m.get("remote_reads_cached") == 0 {
+		t.Fatalf("second read %q: remote reads %v -> %v, cached %v", v, asked, m.get("remote_reads"), m.get("remote_reads_cached"))
+	}
+	// A write on the holder reaches the cached copy by gossip.
+	var ver Version
+	if err := holder.Set(WithVersion(ctx, &ver), tok, "v", []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the cached copy updated by gossip", func() bool { return read() == "2" })
+	if m.get("remote_reads") != asked {
+		t.Fatalf("reads went to the holder (%v -> %v) instead of the updated cache", asked, m.get("remote_reads"))
+	}
+	// With the version of that write the reader is served it, cached or not.
+	s, err := reader.Get(WithVersion(ctx, &ver), tok)
+	if v, _ := s.GetString("v"); err != nil || v != "2" {
+		t.Fatalf("versioned read: %q, %v", v, err)
+	}
 }

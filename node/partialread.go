@@ -1,6 +1,7 @@
 package node
 
 import (
+	"container/list"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,16 +23,126 @@ type remoteReads struct {
 	m  map[string][]chan *crdt.Session
 }
 
+// Sessions read from their holders stay in a bounded cache (remoteCache)
+// for remoteCacheTTL, kept up to date meanwhile by the gossip this peer
+// receives for them (Ready.NotHeld): a lost delta leaves a cached copy
+// behind for at most the TTL. Calls carrying a version never settle for a
+// cached copy that does not cover it: they ask the holders.
+const (
+	remoteCacheSessions = 10_000
+	remoteCacheTTL      = time.Second
+)
+
+// remoteCache is an LRU of sessions read from their holders.
+type remoteCache struct {
+	mu  sync.Mutex
+	m   map[string]*list.Element
+	lru list.List // front: most recent; values *cachedRead
+}
+
+type cachedRead struct {
+	s  *crdt.Session
+	at time.Time
+}
+
+// get returns a copy of the cached session of id read less than the TTL
+// ago. The copy is not known covered (crdt.Session.Covered), so a write
+// made from it carries the whole state.
+func (c *remoteCache) get(id string, now time.Time) (*crdt.Session, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok {
+		return nil, false
+	}
+	r := e.Value.(*cachedRead)
+	if now.Sub(r.at) >= remoteCacheTTL {
+		c.lru.Remove(e)
+		delete(c.m, id)
+		return nil, false
+	}
+	c.lru.MoveToFront(e)
+	out := r.s.Header()
+	_, _ = out.Merge(r.s) // same id: cannot fail
+	return out, true
+}
+
+func (c *remoteCache) put(s *crdt.Session, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]*list.Element{}
+	}
+	if e, ok := c.m[s.ID]; ok {
+		e.Value = &cachedRead{s: s.Clone(), at: now}
+		c.lru.MoveToFront(e)
+		return
+	}
+	c.m[s.ID] = c.lru.PushFront(&cachedRead{s: s.Clone(), at: now})
+	if c.lru.Len() > remoteCacheSessions {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.m, old.Value.(*cachedRead).s.ID)
+	}
+}
+
+// forget drops the cached copies of what ds write: this peer's own writes,
+// which the copy it keeps until handoff holds.
+func (c *remoteCache) forget(ds []*crdt.Session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		if e, ok := c.m[d.ID]; ok {
+			c.lru.Remove(e)
+			delete(c.m, d.ID)
+		}
+	}
+}
+
+// merge joins received deltas into the cached copies they concern.
+func (c *remoteCache) merge(ds []*crdt.Session) {
+	if len(ds) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, d := range ds {
+		if e, ok := c.m[d.ID]; ok {
+			r := e.Value.(*cachedRead)
+			s := r.s.Clone()
+			if _, err := s.Merge(d); err == nil {
+				e.Value = &cachedRead{s: s, at: r.at}
+			}
+		}
+	}
+}
+
 // storeGet is store.Get that, under partial replication, reads a session
-// this peer does not hold from its holders. It returns persist.ErrNotFound
-// when no one asked holds it.
+// this peer does not hold from its holders (or its cache of them). It
+// returns persist.ErrNotFound when no one asked holds it.
 func (n *Node) storeGet(id string) (*crdt.Session, error) {
+	return n.storeGetFrom(id, true)
+}
+
+// storeGetFrom is storeGet, through the cache when cached.
+func (n *Node) storeGetFrom(id string, cached bool) (*crdt.Session, error) {
 	local, err := n.store.Get(id)
 	if n.core.HoldsID(id) {
 		return local, err
 	}
 	if err != nil && !errors.Is(err, persist.ErrNotFound) {
 		return nil, err
+	}
+	if cached {
+		if s, ok := n.remoteCache.get(id, time.Now()); ok {
+			n.m.Add("remote_reads_cached", 1)
+			if local != nil {
+				if _, err := s.Merge(local); err != nil {
+					return nil, fmt.Errorf("node: cached read: %w", err)
+				}
+			}
+			return s, nil
+		}
 	}
 	s, err := n.readRemote(id, local)
 	if err != nil {
@@ -68,9 +179,11 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	start := time.Now()
 	timer := time.NewTimer(n.cfg.ConsistencyWait)
 	defer timer.Stop()
+	answered := 0
 	for got := 0; got < len(asked); got++ {
 		select {
 		case s := <-ch:
+			answered++
 			if s == nil {
 				continue
 			}
@@ -99,6 +212,9 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	}
 	n.m.Observe("remote_read_seconds", time.Since(start).Seconds())
 	n.step(func(c *Core, now time.Time) { c.ObserveRead(now, out) })
+	if out != nil && answered > 0 {
+		n.remoteCache.put(out, start)
+	}
 	return out, nil
 }
 

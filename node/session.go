@@ -417,6 +417,8 @@ func (n *Node) local(ctx context.Context, op LocalOp, read bool) ([]*crdt.Sessio
 	// back to the core, whose Ack is then already here.
 	n.kick()
 	a := <-done
+	// Also on a failed write: it may have landed.
+	n.remoteCache.forget(a.Deltas)
 	if a.Err != nil {
 		return nil, a.Err
 	}

@@ -135,7 +135,9 @@ func (n *Node) covers(id string, want Version) (bool, error) {
 	if n.isClosed() {
 		return false, ErrClosed
 	}
-	s, err := n.storeGet(id)
+	// Not from the cache of sessions read from their holders: a version
+	// asks for the holders' copy.
+	s, err := n.storeGetFrom(id, false)
 	if errors.Is(err, persist.ErrNotFound) {
 		return false, nil
 	}
