@@ -1,6 +1,7 @@
 package node
 
 import (
+	"errors"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -416,7 +417,7 @@ func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
 	switch t.part {
 	case partIn:
 		c.applied(now, t, res)
-		if res.Err == nil && len(res.Apply.Deferred) == 0 {
+		if res.Err == nil && len(res.Apply.Deferred) == 0 && !refusedToKeep(res.Apply.Refused) {
 			c.send(t.from, kindHandoffAck, &handoffMsg{Seq: t.partSeq}, nil)
 		}
 	case partScan:
@@ -446,6 +447,21 @@ func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
 			p.nextHandoff = now
 		}
 	}
+}
+
+// refusedToKeep reports whether a store refused a handed-off session for a
+// reason other than its deadline (the merged session over the limits, a
+// record it cannot read): acknowledging the handoff would let the sender
+// drop the only copy of writes it acknowledged. Without the ack the sender
+// keeps the sessions and hands them off again; an expired one is refused
+// everywhere and may go.
+func refusedToKeep(rs []persist.Refusal) bool {
+	for _, r := range rs {
+		if !errors.Is(r.Err, crdt.ErrExpired) {
+			return true
+		}
+	}
+	return false
 }
 
 // sendHandoff sends each holder in this peer's region the sessions it

@@ -166,3 +166,78 @@ func TestHandoffRefusedByHolderKeepsWrite(t *testing.T) {
 	}
 	t.Fatal("a write acknowledged on a non-holder is on no peer: the holders refused the handoff and the writer dropped its copy")
 }
+
+// The same when the session grows at its holders after the write: the
+// writer's copy was within bounds when written, and a holder that refuses
+// it must not acknowledge the handoff, or the writer drops its only copy.
+func TestHandoffRefusedAfterGrowthKeepsWrite(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, func(cfg *Config) { cfg.HandoffInterval = 500 * time.Millisecond })
+	eventually(t, 5*time.Second, "placement", func() bool {
+		for _, n := range c.nodes {
+			if len(n.Placement().RegionMembers) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx := context.Background()
+	value := strings.Repeat("x", 60<<10)
+	big := func(prefix string, n int) map[string][]byte {
+		m := map[string][]byte{}
+		for i := range n {
+			m[fmt.Sprintf("%s%d", prefix, i)] = []byte(value)
+		}
+		return m
+	}
+	var tok, id string
+	var writer *Node
+	var holders []*Node
+	for writer == nil {
+		var err error
+		tok, err = c.nodes[0].Create(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ = SessionID(tok)
+		holders = holders[:0]
+		for _, n := range c.nodes {
+			if n.core.HoldsID(id) {
+				holders = append(holders, n)
+			} else {
+				writer = n
+			}
+		}
+		if writer == c.nodes[0] {
+			writer = nil
+		}
+	}
+	eventually(t, 5*time.Second, "the holders to store the create", func() bool {
+		for _, h := range holders {
+			if _, err := h.Store().Get(id); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	c.net.mu.Lock()
+	c.net.loseGossip = func(from, _ PeerID) bool { return from == writer.ID() }
+	c.net.mu.Unlock()
+	if err := writer.Save(ctx, tok, Save{Set: big("w", 4)}); err != nil {
+		t.Fatalf("a write well within bounds: %v", err)
+	}
+	if err := holders[0].Save(ctx, tok, Save{Set: big("h", 5)}); err != nil {
+		t.Fatalf("the holder's write: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond) // several handoff passes
+	if _, err := writer.Store().Get(id); err == nil {
+		return // kept: no holder could take it
+	}
+	for _, h := range holders {
+		if s, err := h.Store().Get(id); err == nil {
+			if _, ok := s.Get("w0"); ok {
+				return
+			}
+		}
+	}
+	t.Fatal("a write acknowledged on a non-holder is on no peer: a holder refused the handed-off copy but acknowledged it, and the writer dropped it")
+}
