@@ -599,7 +599,7 @@ func (c *Core) finish(now time.Time, k roundKey, result string) {
 	}
 	if p, ok := c.peers[k.peer]; ok && result != "busy" {
 		p.lastSync = now
-		c.partRoundDone(k.peer)
+		c.partRoundDone(now, k.peer)
 	}
 	c.end(now, k, r, result)
 }

@@ -164,6 +164,9 @@ func (c *Core) place(now time.Time) {
 		if lost > 0 {
 			p.nextHandoff = now // start handing the lost slots off now
 		}
+		if gained > 0 {
+			c.nextSync = now // pull the gained slots now (syncPeer)
+		}
 	}
 }
 
@@ -639,7 +642,7 @@ func (c *Core) Placement() PlacementStatus {
 }
 
 // partRoundDone clears the gained slots a completed round compared.
-func (c *Core) partRoundDone(q PeerID) {
+func (c *Core) partRoundDone(now time.Time, q PeerID) {
 	if c.part == nil || c.part.gained.count() == 0 {
 		return
 	}
@@ -647,6 +650,9 @@ func (c *Core) partRoundDone(q PeerID) {
 		if c.part.gained.has(b) && c.peerHolds(q, b) {
 			c.part.gained[b/8] &^= 1 << (b % 8)
 		}
+	}
+	if c.part.gained.count() > 0 {
+		c.nextSync = now // the next tick pulls from another holder
 	}
 	c.partGauges()
 }
