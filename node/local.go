@@ -169,8 +169,9 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 				// version entry (which makes it covered here, so the
 				// next write is change-only), but broadcast only what
 				// changed and no entry. Peers then learn the entry only
-				// with a whole state (a fetch, anti-entropy); a
-				// versioned reader elsewhere fetches it.
+				// with a whole state: anti-entropy, a versioned reader's
+				// fetch, or the gap fetch the next write's guard, which
+				// asks for this entry, makes them send (repairGap).
 				w := s.Header()
 				if op.Kind == OpSave {
 					w.Idle, w.IdleTS, w.LastAccess = d.Idle, d.IdleTS, d.LastAccess
