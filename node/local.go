@@ -66,11 +66,11 @@ type LocalOp struct {
 	IdleTimeout time.Duration
 	Touch       bool
 	// Versioned, on a Save, says the caller carries a version
-	// (WithVersion): the delta is then the whole state, stamped in the
-	// session's version, as an Update's. Otherwise a Save sends only what
-	// it changes (the Redis front's writes, a hash of many fields) and
-	// leaves the version alone: a delta that stamps a version entry must
-	// carry everything its writer held.
+	// (WithVersion): the delta then stamps the session's version, as an
+	// Update's (change-only and guarded, or the whole state: Local says
+	// when). Otherwise a Save sends only what it changes (the Redis
+	// front's writes, a hash of many fields) and leaves the version alone,
+	// which keeps the Redis front's sessions free of version entries.
 	Versioned bool
 	// Extra, when set, may add to the deltas of a create or a renewal
 	// before they are written (the node's owner index).
