@@ -124,3 +124,76 @@ func BenchmarkReleaseTablePages(b *testing.B) {
 		}
 	}
 }
+
+// Releasing table pages as often as possible while flushes and compactions
+// create and delete tables, and readers read through them, loses and
+// changes nothing.
+func TestReleaseUnderChurn(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(dir)
+	o.TableReleaseInterval = time.Millisecond
+	o.MemTableSize = 1 << 20
+	o.Limits.MaxSessionBytes = 64 << 10 // lets the memtable be 1 MiB: many tables
+	o.CacheSessions = 0                 // every read goes to the tables
+	s := openStore(t, o)
+	now := time.Now()
+	const n = 12000
+	want := make([]string, n)
+	written := make(chan int, n/200)
+	done := make(chan error, 1)
+	go func() {
+		// A reader checks sessions already written, over and over.
+		var err error
+		defer func() { done <- err }()
+		upto := 0
+		for i := 0; ; i++ {
+			select {
+			case u, ok := <-written:
+				if !ok {
+					return
+				}
+				upto = u
+			default:
+			}
+			if upto == 0 {
+				continue
+			}
+			j := (i * 7919) % upto
+			got, gerr := s.Get(fmt.Sprintf("s%05d", j))
+			if gerr != nil {
+				err = fmt.Errorf("get s%05d: %w", j, gerr)
+				return
+			}
+			if len(got.Keys()) != 10 {
+				err = fmt.Errorf("s%05d has keys %v", j, got.Keys())
+				return
+			}
+		}
+	}()
+	for i := 0; i < n; i += 200 {
+		var batch []*crdt.Session
+		for j := i; j < i+200; j++ {
+			x := newSession(fmt.Sprintf("s%05d", j), 1, now, 10)
+			want[j] = encoded(t, x)
+			batch = append(batch, x)
+		}
+		apply(t, s, now, batch...)
+		written <- i + 200
+	}
+	close(written)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := len(badgerDB(t, s).Tables()); got < 4 {
+		t.Fatalf("%d tables: the test churned nothing", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openStore(t, o)
+	for j, w := range want {
+		if got := encoded(t, mustGet(t, s, fmt.Sprintf("s%05d", j))); got != w {
+			t.Fatalf("session s%05d changed", j)
+		}
+	}
+}
