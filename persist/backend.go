@@ -41,9 +41,9 @@ type backend interface {
 	reclaim()
 	// releasePages drops the process's mappings of stored data that the
 	// operating system keeps in its page cache anyway (see
-	// Options.TableReleaseInterval), and returns the bytes of mappings
-	// it went over.
-	releasePages() (int64, error)
+	// Options.TableReleaseInterval), and returns how many tables it went
+	// over.
+	releasePages() (int, error)
 	close() error
 }
 

@@ -590,7 +590,7 @@ func (b *badgerBackend) reclaim() {
 	}
 }
 
-func (b *badgerBackend) releasePages() (int64, error) { return b.releaseTablePages() }
+func (b *badgerBackend) releasePages() (int, error) { return b.releaseTablePages() }
 
 func (b *badgerBackend) close() error {
 	err := b.db.Sync()

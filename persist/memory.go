@@ -126,7 +126,7 @@ func (m *memBackend) commit(ws []write) (int, error) {
 func (m *memBackend) sync() error { return nil }
 func (m *memBackend) reclaim()    {}
 
-func (m *memBackend) releasePages() (int64, error) { return 0, nil }
+func (m *memBackend) releasePages() (int, error) { return 0, nil }
 func (m *memBackend) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

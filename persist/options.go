@@ -191,17 +191,20 @@ type Options struct {
 	// mappings of the pages of Badger's tables (Linux; no-op elsewhere).
 	// Badger writes and reads its tables through shared memory mappings,
 	// so every table page written or read stays in the process's resident
-	// set (RssFile) until the kernel needs it, as do its neighbours (a
-	// read fault maps up to 64 KiB around it): a store of 1M sessions
-	// showed about 1.2 GB resident that way. Released pages stay in the
+	// set (RssFile) until the kernel needs it, and so does much around
+	// it: a read fault maps the whole page-cache folio it hits, which
+	// recent kernels make up to megabytes large, so that on one test
+	// machine 2,000 random reads of a store of 100k sessions mapped all
+	// of its tables. A store of 1M sessions showed about 1.2 GB resident
+	// that way. Released pages stay in the
 	// kernel's page cache (evictable, no longer counted in the process's
 	// RSS or its OOM score) and a later read maps them again without
 	// going to the disk while they are cached, as a store reading with
 	// pread would. A pass costs about half a millisecond with 35 tables
-	// (BenchmarkReleaseTablePages), more with more tables: passes are
-	// spaced at least 100 times their duration apart, so that they take
-	// at most about 1% of a core. What stays resident is what flushes,
-	// compactions and reads touched since the last pass. Default 250ms;
+	// (BenchmarkReleaseTablePages), more with more tables: a store of many
+	// tables spaces its passes further apart (1 ms per table), so that they
+	// take about 1% of a core besides the pages they release. What stays resident is what flushes,
+	// compactions and reads touched since the last pass. Default 100ms;
 	// 0 leaves them mapped.
 	TableReleaseInterval time.Duration
 	// Now is the clock used by background garbage collection only; the
@@ -230,7 +233,7 @@ func DefaultOptions(dir string) Options {
 		ValueLogFileSize:     32 << 20,
 		Compression:          CompressionNone,
 		NumMemtables:         3,
-		TableReleaseInterval: 250 * time.Millisecond,
+		TableReleaseInterval: 100 * time.Millisecond,
 		Now:                  time.Now,
 		Logger:               slog.Default(),
 	}

@@ -16,8 +16,7 @@ import (
 )
 
 // releaseTablePages drops the process's mappings of the pages of Badger's
-// tables (madvise MADV_DONTNEED) and returns how many bytes of mappings it
-// went over. The tables are MAP_SHARED mappings of files Badger synced
+// tables (madvise MADV_DONTNEED) and returns how many tables it went over. The tables are MAP_SHARED mappings of files Badger synced
 // when it wrote them, so their pages stay in the page cache and the next
 // read of one maps it again: nothing is lost. Which mappings are tables
 // is read from /proc/self/maps, so the one hazard is a table unmapped
@@ -30,7 +29,7 @@ import (
 // a compaction is writing are not in the tree until it ends (a compaction
 // after a burst of writes rewrites much of the store): they get
 // MADV_PAGEOUT, which is safe whatever is mapped there.
-func (b *badgerBackend) releaseTablePages() (int64, error) {
+func (b *badgerBackend) releaseTablePages() (int, error) {
 	if b.mapsDir == "" {
 		return 0, nil
 	}
@@ -50,7 +49,7 @@ func (b *badgerBackend) releaseTablePages() (int64, error) {
 		return 0, fmt.Errorf("persist: release table pages: %w", err)
 	}
 	defer maps.Close()
-	var released int64
+	released := 0
 	sc := bufio.NewScanner(maps)
 	for sc.Scan() {
 		start, end, path, ok := parseMapsLine(sc.Bytes())
@@ -73,6 +72,13 @@ func (b *badgerBackend) releaseTablePages() (int64, error) {
 				continue
 			}
 			advice = madvPageout
+			// Not the table's index at its end: evicted, it would be read
+			// back from the disk by the next pass (db.Tables reads it) and
+			// by every lookup in the table.
+			if end-start <= pageoutKeepTail {
+				continue
+			}
+			end -= pageoutKeepTail
 		}
 		if _, _, errno := syscall.Syscall(syscall.SYS_MADVISE, start, end-start, advice); errno != 0 {
 			if advice == madvPageout && errno == syscall.EINVAL {
@@ -84,7 +90,7 @@ func (b *badgerBackend) releaseTablePages() (int64, error) {
 			}
 			return released, fmt.Errorf("persist: release table pages of %s: %w", path, errno)
 		}
-		released += int64(end - start)
+		released++
 	}
 	if err := sc.Err(); err != nil {
 		return released, fmt.Errorf("persist: release table pages: %w", err)
@@ -94,6 +100,11 @@ func (b *badgerBackend) releaseTablePages() (int64, error) {
 
 // madvPageout is MADV_PAGEOUT (Linux 5.4), which package syscall lacks.
 const madvPageout = 21
+
+// pageoutKeepTail is how much of the end of a table MADV_PAGEOUT leaves:
+// its index (block offsets and bloom filter), under 100 KiB for the
+// largest tables of a store of 1M sessions.
+const pageoutKeepTail = 256 << 10
 
 // tableIDs returns the ids of the tables in Badger's tree.
 func tableIDs(db *badger.DB) map[uint64]bool {

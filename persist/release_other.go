@@ -4,4 +4,4 @@ package persist
 
 // releaseTablePages does nothing off Linux: the mappings of Badger's
 // tables are left to the operating system.
-func (b *badgerBackend) releaseTablePages() (int64, error) { return 0, nil }
+func (b *badgerBackend) releaseTablePages() (int, error) { return 0, nil }
