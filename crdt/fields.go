@@ -302,22 +302,28 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 		}
 		return fs.withAll(wins), changed
 	}
-	// Many keys: a pass over both in key order to size the new base, and
-	// one to write it.
-	n, keys, vals := 0, 0, 0
-	joinEach(fs, o, func(e entry, _ bool) {
-		n++
+	// Many keys: one pass over both in key order, into a list (on the
+	// stack for a session of a few dozen fields) that sizes the new base,
+	// then the base written from it.
+	var stack [32]entry
+	merged := stack[:0]
+	if n := fs.n + o.n; n > len(stack) {
+		merged = make([]entry, 0, n)
+	}
+	keys, vals := 0, 0
+	joinEach(fs, o, func(e entry, won bool) {
+		merged = append(merged, e)
 		keys += len(e.key)
 		vals += len(e.f.Value)
-	})
-	w := newTableWriter(n, keys, vals)
-	joinEach(fs, o, func(e entry, won bool) {
-		w.add(e.key, e.f.Value, e.f.Removed, e.f.TS)
 		if won {
 			changed = append(changed, e.key)
 		}
 	})
-	return Fields{base: w.table(), n: n}, changed
+	w := newTableWriter(len(merged), keys, vals)
+	for _, e := range merged {
+		w.add(e.key, e.f.Value, e.f.Removed, e.f.TS)
+	}
+	return Fields{base: w.table(), n: len(merged)}, changed
 }
 
 // joinEach calls fn, in key order, with each register of the join of a
