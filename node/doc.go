@@ -51,6 +51,19 @@
 // is destroyed" that merges by maximum, so that no write from the other
 // side of a partition undoes it.
 //
+// # Partial replication
+//
+// With Config.Replicas = R (default 0: every peer holds every session) each
+// region holds each session on R of its peers: sessions fall in 4096 slots
+// (the anti-entropy buckets) placed by rendezvous hashing over the region's
+// members, which peers learn from a hello message on every connection. A
+// peer stores only the slots it holds, answers reads of the others from
+// their holders (one hop, then a short-lived cache), keeps its writes of
+// the others until every holder of its region stored them (hinted
+// handoff), and compares only shared slots by anti-entropy.
+// docs/partial-replication.md has the rules; Placement reports the state
+// and SetReplicas changes R on a running peer.
+//
 // # Built to be simulated
 //
 // Decisions live in Core, a state machine in the manner of etcd-io/raft's
