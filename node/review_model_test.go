@@ -90,6 +90,15 @@ func (m *versionModel) write(p PeerID, id string) {
 		versioned = false
 	case 1:
 		op.Set, op.Remove = nil, []string{key}
+	case 2:
+		// The Redis front's EXPIRE: the idle timeout set (up or down)
+		// and an access, no version.
+		op = LocalOp{Kind: OpSave, ID: id, Stored: s, IdleTimeout: time.Duration(1+m.rng.IntN(60)) * time.Minute, Touch: true}
+		versioned = false
+	case 3:
+		// A versioned Save that also sets the idle timeout.
+		op = LocalOp{Kind: OpSave, ID: id, Stored: s, Set: op.Set, Versioned: true,
+			IdleTimeout: time.Duration(1+m.rng.IntN(60)) * time.Minute, Touch: true}
 	}
 	if m.race && m.rng.IntN(3) == 0 {
 		// A remote delta merges between the read and the write, as in
@@ -306,6 +315,45 @@ func runVersionModel(t *testing.T, seed uint64, steps int, race bool) {
 			}
 		}
 		m.check()
+	}
+	// Heal, deliver everything, and let anti-entropy finish: every peer
+	// ends with the same state (fields, idle timeout registers, entries).
+	for _, p := range r.ids {
+		r.cut[p] = 0
+	}
+	for _, p := range r.ids {
+		for _, q := range r.ids {
+			if p != q {
+				r.cores[p].PeerUp(r.now, q)
+				r.collect(p)
+			}
+		}
+	}
+	for i := 0; !r.converged() || len(r.queue) > 0; i++ {
+		if i == 200 {
+			t.Fatalf("no convergence after healing")
+		}
+		for len(r.queue) > 0 {
+			e := r.queue[0]
+			r.queue = r.queue[1:]
+			m.deliver(e)
+		}
+		r.now = r.now.Add(500 * time.Millisecond)
+		for _, id := range r.ids {
+			if !r.cores[id].Next().After(r.now) {
+				r.cores[id].Tick(r.now)
+				r.collect(id)
+			}
+		}
+		m.check()
+	}
+	for _, id := range m.ids {
+		first := m.get(r.ids[0], id)
+		for _, p := range r.ids[1:] {
+			if s := m.get(p, id); (s == nil) != (first == nil) || s != nil && !s.Equal(first) {
+				t.Fatalf("%s differs on %s after convergence", p, id)
+			}
+		}
 	}
 	m.report()
 }
