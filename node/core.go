@@ -134,6 +134,10 @@ type Core struct {
 	// parked: guarded deltas whose entries were dropped, joined per
 	// session, retried once the session gains what they wait for (park).
 	parked map[string]parkedDelta
+	gapDue time.Time // the earliest fetchAt among parked, zero if none
+	// rearm: Next moved earlier outside Tick; the runtime's timer must
+	// look again (TakeRearm).
+	rearm bool
 
 	part *partial // partial replication (Config.Replicas > 0), else nil
 	// partRO is part for readers outside the Core's lock (HoldsID).
@@ -152,6 +156,7 @@ type task struct {
 	wire  []*crdt.Session // ... what to broadcast of it, when not local
 
 	from  PeerID      // a remote batch ("" for a deferred retry)
+	retry bool        // ... parked deltas merged again (park)
 	batch *crdt.Batch // ... its deltas
 	// ... part of a round: credit it once stored
 	inRound bool
@@ -341,6 +346,15 @@ func (c *Core) split(ss []*crdt.Session, limit int) []*crdt.Batch {
 	return out
 }
 
+// TakeRearm reports, once, whether Next moved earlier since the last call
+// outside a Tick (a parked delta's fetch is due sooner than the timer
+// the runtime set).
+func (c *Core) TakeRearm() bool {
+	r := c.rearm
+	c.rearm = false
+	return r
+}
+
 // Next returns when the core next needs a Tick.
 func (c *Core) Next() time.Time {
 	next := c.nextSync
@@ -351,6 +365,7 @@ func (c *Core) Next() time.Time {
 	}
 	earliest(c.nextGC)
 	earliest(c.flushAt)
+	earliest(c.gapDue)
 	earliest(c.partNext())
 	if c.deferred.Len() > 0 {
 		earliest(c.retryAt)
@@ -365,6 +380,9 @@ func (c *Core) Next() time.Time {
 func (c *Core) Tick(now time.Time) {
 	if !c.flushAt.IsZero() && !now.Before(c.flushAt) {
 		c.flush()
+	}
+	if !c.gapDue.IsZero() && !now.Before(c.gapDue) {
+		c.fetchGaps(now)
 	}
 	for _, k := range c.sortedRounds() {
 		if r := c.rounds[k]; !now.Before(r.deadline) {
@@ -542,6 +560,10 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		}
 	}
 	var retry []*crdt.Session
+	var took map[string]bool // a retry of parked deltas: the ones taken
+	if t.retry {
+		took = make(map[string]bool, len(res.Changes))
+	}
 	for _, ch := range res.Changes {
 		if d := b.Get(ch.ID); d != nil && from != "" {
 			c.m.Observe("replication_lag_seconds", float64(now.UnixMilli()-d.MaxMillis())/1000)
@@ -551,23 +573,50 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		}
 		if ch.Dropped {
 			// This peer missed what the writer held before (a lost or
-			// late delta): ask for the session, and keep the delta's
-			// entries for when the answer is in.
-			c.m.Add("version_entries_dropped", 1)
-			if d := b.Get(ch.ID); d != nil {
-				if from != "" {
-					c.repairGap(now, ch.ID, d)
+			// late delta): keep the delta's entries for when it has it,
+			// and ask for the session if that takes long (park).
+			if !t.retry {
+				c.m.Add("version_entries_dropped", 1)
+				if d := b.Get(ch.ID); d != nil {
+					c.park(now, d, from != "")
 				}
-				c.park(now, d)
 			}
-		} else if p, ok := c.parked[ch.ID]; ok {
+		} else if t.retry {
+			took[ch.ID] = true
+		} else if p, ok := c.parked[ch.ID]; ok && !p.retrying {
+			// The copy gained something: the parked entries may be
+			// due now.
+			p.retrying, p.joined = true, false
+			c.parked[ch.ID] = p
 			retry = append(retry, p.d)
-			delete(c.parked, ch.ID)
 		}
 		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
 	}
+	if t.retry {
+		// A parked delta stays parked until a retry takes it: one whose
+		// guard failed again merges as no change at all (its fields are
+		// here already), so only what was taken tells.
+		for _, d := range b.Sessions() {
+			p, ok := c.parked[d.ID]
+			if !ok {
+				continue
+			}
+			p.retrying = false
+			switch {
+			case !took[d.ID]:
+				c.parked[d.ID] = p
+			case p.joined:
+				// More was parked meanwhile, under the guard just met.
+				p.retrying, p.joined = true, false
+				c.parked[d.ID] = p
+				retry = append(retry, p.d)
+			default:
+				delete(c.parked, d.ID)
+			}
+		}
+	}
 	if len(retry) > 0 {
-		c.persist(now, &task{batch: crdt.NewBatch(retry...)})
+		c.persist(now, &task{batch: crdt.NewBatch(retry...), retry: true})
 	}
 	if t.inRound {
 		c.chunkStored(now, t, nil)

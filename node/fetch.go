@@ -151,6 +151,13 @@ func (n *Node) answerFetch(from PeerID, id string) {
 // asked for again.
 const gapFetchWindow = time.Second
 
+// gapFetchAfter is how long a parked delta from gossip waits for what its
+// guard asks before its writers are asked for the session (at least
+// Config.ConsistencyFetchAfter): gossipsub validates messages
+// concurrently, so a writer's deltas often arrive a few milliseconds out
+// of order, and the one waited for is then on its way.
+const gapFetchAfter = 100 * time.Millisecond
+
 // maxGapFetches bounds the sessions remembered as asked for; past it, gaps
 // wait for anti-entropy.
 const maxGapFetches = 4096
@@ -160,7 +167,7 @@ const maxGapFetches = 4096
 // whole state it would hold d's fields without its version entry, and
 // miss the earlier write, until anti-entropy. A change-only delta repairs
 // no earlier loss by itself as a whole state did, so the gap is filled
-// right away, once per session and gapFetchWindow.
+// as soon as it is due (park), once per session and gapFetchWindow.
 func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
 	if at, ok := c.gapFetches[id]; ok && now.Sub(at) < gapFetchWindow {
 		return
@@ -190,31 +197,77 @@ const parkFor = 10 * time.Second
 type parkedDelta struct {
 	d  *crdt.Session
 	at time.Time
+	// fetchAt, when set, is when to ask the writers for the session if the
+	// delta is still parked (repairGap).
+	fetchAt time.Time
+	// retrying: a retry of d is in the store; joined: more was joined
+	// into d since it left.
+	retrying, joined bool
 }
 
 // park keeps guarded delta d, whose entries this peer dropped, joined with
 // the ones parked before it for its session, until the session's copy here
-// gains something (a fetched or anti-entropy state, a delta that met its
-// guard): applied's retry then merges it again, and if its guard is met by
+// gains something (the delta it waits for, a fetched or anti-entropy
+// state): applied's retry then merges it again, and if its guard is met by
 // then, its entries are taken. Without it a steady stream of change-only
 // writes to one session would stay one entry behind after a single gap:
 // each delta's guard asks for the entry of the one before, which was
-// dropped too.
-func (c *Core) park(now time.Time, d *crdt.Session) {
+// dropped too. A delta from gossip that is still parked after
+// gapFetchAfter makes this peer ask its writers for the session
+// (fetchGaps).
+func (c *Core) park(now time.Time, d *crdt.Session, gossip bool) {
 	if d.Guard == nil {
 		return
 	}
-	if p, ok := c.parked[d.ID]; ok {
-		c.parked[d.ID] = parkedDelta{d: crdt.NewBatch(p.d, d).Get(d.ID), at: p.at}
-		return
+	var fetchAt time.Time
+	if gossip {
+		fetchAt = now.Add(max(c.cfg.ConsistencyFetchAfter, gapFetchAfter))
 	}
-	if len(c.parked) >= maxGapFetches {
-		c.sweepParked(now)
+	if p, ok := c.parked[d.ID]; ok {
+		if p.fetchAt.IsZero() {
+			p.fetchAt = fetchAt
+		}
+		p.d = crdt.NewBatch(p.d, d).Get(d.ID)
+		p.joined = true
+		c.parked[d.ID] = p
+	} else {
 		if len(c.parked) >= maxGapFetches {
-			return // anti-entropy brings the entries
+			c.sweepParked(now)
+			if len(c.parked) >= maxGapFetches {
+				return // anti-entropy brings the entries
+			}
+		}
+		c.parked[d.ID] = parkedDelta{d: d, at: now, fetchAt: fetchAt}
+	}
+	if !fetchAt.IsZero() && (c.gapDue.IsZero() || fetchAt.Before(c.gapDue)) {
+		c.gapDue = fetchAt
+		c.rearm = true
+	}
+}
+
+// fetchGaps asks for the sessions whose parked deltas are due (park), in
+// id order.
+func (c *Core) fetchGaps(now time.Time) {
+	c.gapDue = time.Time{}
+	ids := make([]string, 0, len(c.parked))
+	for id, p := range c.parked {
+		if !p.fetchAt.IsZero() {
+			ids = append(ids, id)
 		}
 	}
-	c.parked[d.ID] = parkedDelta{d: d, at: now}
+	slices.Sort(ids)
+	for _, id := range ids {
+		p := c.parked[id]
+		if now.Before(p.fetchAt) {
+			if c.gapDue.IsZero() || p.fetchAt.Before(c.gapDue) {
+				c.gapDue = p.fetchAt
+			}
+			continue
+		}
+		p.fetchAt = time.Time{}
+		c.parked[id] = p
+		c.repairGap(now, id, p.d)
+	}
 }
 
 // sweepParked drops the parked deltas older than parkFor.

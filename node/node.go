@@ -185,14 +185,42 @@ func (n *Node) isClosed() bool {
 func (n *Node) step(fn func(c *Core, now time.Time)) {
 	n.mu.Lock()
 	fn(n.core, n.cfg.Clock.Now())
-	r := n.core.Ready()
+	r := n.ready()
 	n.mu.Unlock()
 	n.carry(r)
 }
 
+// ready takes the core's Ready and queues its broadcasts; the caller holds
+// n.mu. Broadcasts leave in the order the core made them: a change-only
+// delta's guard asks for the one its writer sent before, and two callers
+// dispatching their Readies after the lock could swap them (the receiver
+// would then take the later one's version entries only after a repair).
+// Queueing never blocks (a full queue drops, counted).
+func (n *Node) ready() Ready {
+	r := n.core.Ready()
+	for _, b := range r.Broadcasts {
+		n.outMu.Lock()
+		if !n.isClosed() {
+			select {
+			case n.broadcast <- b:
+			default:
+				// Gossip is best effort: anti-entropy repairs.
+				n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
+			}
+		}
+		n.outMu.Unlock()
+	}
+	r.Broadcasts = nil
+	if n.core.TakeRearm() {
+		n.kick()
+	}
+	return r
+}
+
 // carry carries out a Ready in its order: storage first, outside the
 // core's lock (concurrent callers meet in the store's group commit), then
-// sends, then acknowledgements and reports; then it hands the storage
+// sends (broadcasts were queued under the lock), then acknowledgements and
+// reports; then it hands the storage
 // results back to the core and carries out what that decided, until
 // nothing is left.
 func (n *Node) carry(r Ready) {
@@ -213,24 +241,14 @@ func (n *Node) carry(r Ready) {
 		for _, res := range results {
 			n.core.Stored(now, res)
 		}
-		r = n.core.Ready()
+		r = n.ready()
 		n.mu.Unlock()
 	}
 }
 
+// dispatch carries out a Ready's sends (its broadcasts are queued already,
+// by ready), acknowledgements and reports.
 func (n *Node) dispatch(r Ready) {
-	for _, b := range r.Broadcasts {
-		n.outMu.Lock()
-		if !n.isClosed() {
-			select {
-			case n.broadcast <- b:
-			default:
-				// Gossip is best effort: anti-entropy repairs.
-				n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
-			}
-		}
-		n.outMu.Unlock()
-	}
 	for _, msg := range r.Messages {
 		n.sendDirect(msg)
 	}
