@@ -370,3 +370,71 @@ func TestGapStateBounded(t *testing.T) {
 		t.Fatalf("after %v: %d parked, %d gap fetches remembered, want 0 and 1", parkFor, len(c.parked), len(c.gapFetches))
 	}
 }
+
+// A parked delta retried while its guard still fails stays parked (the
+// retry merges as no change at all), and is taken when what it waits for
+// arrives.
+func TestParkedSurvivesFailedRetry(t *testing.T) {
+	r := newCoreRun(t, 2, 11)
+	p0, p1 := r.ids[0], r.ids[1]
+	r.write(p0, "s", 2)
+	r.run(r.now.Add(50 * time.Millisecond))
+	local := func(op LocalOp) {
+		c := r.cores[p0]
+		s, err := c.store.Get("s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.ID, op.Stored = "s", s
+		if _, err := c.Local(r.now, op); err != nil {
+			t.Fatal(err)
+		}
+		r.collect(p0)
+		c.Flush()
+		r.collect(p0)
+	}
+	local(LocalOp{Kind: OpUpdate, Set: map[string][]byte{"a": []byte("1")}})
+	local(LocalOp{Kind: OpUpdate, Set: map[string][]byte{"b": []byte("2")}})
+	local(LocalOp{Kind: OpSave, Set: map[string][]byte{"plain": []byte("3")}}) // unversioned
+	var gossip []envelope
+	rest := r.queue[:0]
+	for _, e := range r.queue {
+		if e.gossip && e.to == p1 {
+			gossip = append(gossip, e)
+		} else {
+			rest = append(rest, e)
+		}
+	}
+	if len(gossip) != 3 {
+		t.Fatalf("%d gossip messages, want 3", len(gossip))
+	}
+	// b (parked), the unversioned save (a change: the retry fails and
+	// changes nothing), then a.
+	r.queue = append(rest, gossip[1], gossip[2], gossip[0])
+	for len(r.queue) > 0 {
+		e := r.queue[0]
+		r.queue = r.queue[1:]
+		if k, _ := messageKind(e.data); !e.gossip && k == kindFetch {
+			continue
+		}
+		c := r.cores[e.to]
+		var err error
+		if e.gossip {
+			err = c.ReceiveGossip(r.now, e.from, e.data)
+		} else {
+			err = c.ReceiveDirect(r.now, e.from, e.data)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.collect(e.to)
+	}
+	want, _ := r.cores[p0].store.Get("s")
+	got, _ := r.cores[p1].store.Get("s")
+	if !got.Equal(want) {
+		t.Fatalf("after all three: version %v, writer's %v", got.Version(), want.Version())
+	}
+	if n := len(r.cores[p1].parked); n != 0 {
+		t.Fatalf("%d deltas still parked", n)
+	}
+}
