@@ -93,6 +93,10 @@ func (fs Fields) All() iter.Seq2[string, Field] {
 // need and a packed base keeps apart, in memory such a read leaves alone.
 func (fs Fields) Values() iter.Seq2[string, string] {
 	return func(yield func(string, string) bool) {
+		if len(fs.over) == 0 {
+			fs.base.values(yield)
+			return
+		}
 		c := fs.cursor()
 		c.noTS = true
 		for e, ok := c.next(); ok; e, ok = c.next() {
@@ -116,6 +120,10 @@ func (fs Fields) MemSize() int {
 
 // each calls fn with the entries in key order until it returns false.
 func (fs Fields) each(fn func(entry) bool) {
+	if len(fs.over) == 0 {
+		fs.base.each(fn)
+		return
+	}
 	c := fs.cursor()
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if !fn(e) {
@@ -468,6 +476,55 @@ func (t table) field(i int) Field {
 }
 
 func (t table) entry(i int) entry { return entry{t.key(i), t.field(i)} }
+
+// each is Fields.each for a Fields that is t alone: one sequential walk.
+func (t table) each(fn func(entry) bool) {
+	n := t.len()
+	if n == 0 {
+		return
+	}
+	b := t.bytes()
+	ends := b[tableHead : tableHead+8*n] // key ends, then value ends
+	ts := b[len(b)-16*n:]
+	kAt := tableHead + 8*n
+	vAt := int(ne.Uint32(ends[4*(n-1):]))
+	for i := range n {
+		kEnd := int(ne.Uint32(ends[4*i:]))
+		vEnd := ne.Uint32(ends[4*(n+i):])
+		v := int(vEnd &^ removedBit)
+		e := entry{string(t[kAt:kEnd]), Field{
+			Value:   string(t[vAt:v]),
+			Removed: vEnd&removedBit != 0,
+			TS:      Timestamp{Time: ne.Uint64(ts[16*i:]), Node: NodeID(ne.Uint64(ts[16*i+8:]))},
+		}}
+		if !fn(e) {
+			return
+		}
+		kAt, vAt = kEnd, v
+	}
+}
+
+// values is Fields.Values for a Fields that is t alone: one sequential
+// walk of the offsets, keys and values.
+func (t table) values(yield func(string, string) bool) {
+	n := t.len()
+	if n == 0 {
+		return
+	}
+	b := t.bytes()
+	ends := b[tableHead : tableHead+8*n] // key ends, then value ends
+	kAt := tableHead + 8*n
+	vAt := int(ne.Uint32(ends[4*(n-1):]))
+	for i := range n {
+		kEnd := int(ne.Uint32(ends[4*i:]))
+		vEnd := ne.Uint32(ends[4*(n+i):])
+		v := int(vEnd &^ removedBit)
+		if vEnd&removedBit == 0 && !yield(string(t[kAt:kEnd]), string(t[vAt:v])) {
+			return
+		}
+		kAt, vAt = kEnd, v
+	}
+}
 
 // find returns the index of key, if t holds it.
 func (t table) find(key string) (int, bool) {
