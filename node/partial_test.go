@@ -522,3 +522,44 @@ func TestRemoteReadCache(t *testing.T) {
 		t.Fatalf("versioned read: %q, %v", v, err)
 	}
 }
+
+// While a handoff waits for a holder's acknowledgement, the node has
+// nothing to do before the handoff's deadline: Next must not be in the past
+// (it was once the next handoff's time, which made the timer loop tick
+// without pause and starve the node).
+func TestHandoffInFlightDoesNotSpin(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 2, 1, func(cfg *Config) { cfg.SyncTimeout = 10 * time.Second })
+	ctx := context.Background()
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "eu/members": 2})
+	w, h := c.nodes[0], c.nodes[1]
+	var tok string
+	for {
+		tok, _ = newToken(w.cfg.Rand)
+		if !w.core.HoldsID(mustID(t, tok)) {
+			break
+		}
+	}
+	// Acknowledgements from the holder are lost, silently: the writer
+	// still sees it connected and waits.
+	c.net.mu.Lock()
+	c.net.cut[[2]PeerID{h.ID(), w.ID()}] = true
+	c.net.mu.Unlock()
+	if _, err := w.Create(ctx, WithToken(tok)); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "a handoff in flight", func() bool {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.core.part.inflight != nil
+	})
+	time.Sleep(4 * w.cfg.HandoffInterval)
+	w.mu.Lock()
+	next, inflight := w.core.Next(), w.core.part.inflight != nil
+	w.mu.Unlock()
+	if !inflight {
+		t.Fatal("the handoff completed without acknowledgement")
+	}
+	if late := time.Since(next); late > 50*time.Millisecond {
+		t.Fatalf("Next is %v in the past while a handoff waits: the timer loop spins", late)
+	}
+}
