@@ -262,8 +262,9 @@ type Change struct {
 	// Fields lists, sorted, the keys whose register changed.
 	Fields []string
 	// Dropped is set when the delta was guarded and this state did not
-	// meet its guard: the delta's fields merged, its version entries did
-	// not (they come later with a whole state: anti-entropy, a fetch).
+	// meet its guard: nothing of it merged (the change is otherwise
+	// empty); the caller keeps it for when the state has what the guard
+	// asks, or a whole state (anti-entropy, a fetch) brings it.
 	Dropped bool
 	// Unbacked is set when the merge changed a field register without
 	// taking a version entry that stands for it: an unguarded delta or
@@ -280,9 +281,9 @@ func (c Change) Empty() bool {
 // Merge joins d into s in place and reports what changed. On states
 // (deltas without a Guard) Merge is commutative, associative and
 // idempotent. A guarded delta d merges whole when s's version covers its
-// guard; otherwise its fields merge and its version entries do not
-// (Change.Dropped), which leaves s below the join but never claiming a
-// version it does not hold (see Version). s is a state: its own Guard is
+// guard; otherwise nothing of it merges (Change.Dropped), which leaves s
+// below the join but never showing a register its version does not
+// promise (see Version). s is a state: its own Guard is
 // neither read nor changed (deltas join with Batch). d is not modified,
 // but s may share field values with it afterwards. Merging sessions with
 // different ids fails with ErrIDMismatch.
@@ -294,13 +295,15 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		return s.joinTombstone(d), nil
 	}
 	in, backed := d.Fields, false
-	var dropped bool
 	if d.Guard != nil {
-		if s.Fields.versionCovers(d.Guard.Need) {
-			backed = true
-		} else {
-			in, dropped = d.Fields.withoutVersion()
+		if !s.Fields.versionCovers(d.Guard.Need) {
+			// Nothing merges: registers taken without the entry that
+			// stands for them would show a reader here what a peer whose
+			// version covers this one may lack (monotonic reads). The
+			// delta waits for what its guard asks (the node parks it).
+			return Change{ID: s.ID, Dropped: true}, nil
 		}
+		backed = true
 	}
 	if backed && !s.covered {
 		// A whole state that meets its guard leaves nothing here that
@@ -308,7 +311,6 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		s.covered = d.Fields.dominates(s.Fields)
 	}
 	ch := s.join(d, in)
-	ch.Dropped = dropped
 	if !backed && unversioned(ch.Fields) {
 		ch.Unbacked = true
 		s.covered = false

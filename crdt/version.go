@@ -58,10 +58,12 @@ type VersionEntry struct {
 //     the write. A replica takes the delta's entries only if its own
 //     version covers Need (Session.Merge): it then holds everything the
 //     writer's previous entries stand for and, with the written
-//     registers, everything the new entry stands for. Otherwise it merges
-//     the registers and drops the entries (Change.Dropped); they arrive
-//     later with a whole state (anti-entropy, a fetch), and a reader
-//     carrying them waits or fetches meanwhile.
+//     registers, everything the new entry stands for. Otherwise nothing of
+//     it merges (Change.Dropped): the node keeps it until the replica
+//     holds what Need asks, or a whole state (anti-entropy, a fetch)
+//     brings it. Merging its registers without its entries would let a
+//     reader here see a register that a replica whose version covers
+//     this one's may lack (monotonic reads across peers).
 //
 // A change-only delta is sound only if the writer's own state is covered
 // by its version: every register it holds is stood for by its entries
@@ -69,7 +71,7 @@ type VersionEntry struct {
 // that meets its guard keeps it, and makes it so if it carried the whole
 // state; any merge that changes a register without an entry standing for
 // it (an unguarded delta, an anti-entropy or fetched state, whose sender
-// may hold such registers, a guarded delta whose guard failed) ends it
+// may hold such registers) ends it
 // (Change.Unbacked). It is never stored, so after a restart every session
 // starts uncovered and its first versioned write carries the whole state.
 // A writer whose state is not covered writes the whole state.

@@ -517,7 +517,9 @@ func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 // persist hands a batch from a peer (or, with from "", deferred deltas) to
 // the store.
 func (c *Core) persist(now time.Time, t *task) {
-	if c.part != nil && t.from != "" {
+	if c.part != nil {
+		// Retries (deferred or parked deltas) too: the placement may
+		// have moved their slots away since they arrived.
 		if t.batch = c.keepHeld(t.batch); t.batch.Len() == 0 && !t.inRound {
 			return // nothing here for this peer to store
 		}
@@ -590,7 +592,9 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 			c.parked[ch.ID] = p
 			retry = append(retry, p.d)
 		}
-		c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
+		if !ch.Empty() {
+			c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
+		}
 	}
 	if t.retry {
 		// A parked delta stays parked until a retry takes it: one whose

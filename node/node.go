@@ -45,8 +45,11 @@ type Node struct {
 	log  *slog.Logger
 	m    Metrics
 
-	mu   sync.Mutex // guards core
+	mu   sync.Mutex // guards core and armed
 	core *Core
+	// armed is when timerLoop's timer fires: a step that moves
+	// core.Next earlier wakes the loop to set it again.
+	armed time.Time
 
 	ackMu sync.Mutex
 	acks  map[uint64]chan Ack // local writes waiting for their Ack
@@ -211,7 +214,10 @@ func (n *Node) ready() Ready {
 		n.outMu.Unlock()
 	}
 	r.Broadcasts = nil
-	if n.core.TakeRearm() {
+	// Any event can move the core's next deadline earlier (a peer down
+	// starts a placement grace, a parked delta's fetch falls due): the
+	// timer must not sleep past it.
+	if n.core.TakeRearm() || n.core.Next().Before(n.armed) {
 		n.kick()
 	}
 	return r
@@ -369,6 +375,7 @@ func (n *Node) timerLoop() {
 	for {
 		n.mu.Lock()
 		next := n.core.Next()
+		n.armed = next
 		n.mu.Unlock()
 		t.Reset(max(0, next.Sub(n.cfg.Clock.Now())))
 		select {

@@ -282,6 +282,7 @@ func (c *Core) keepHeld(b *crdt.Batch) *crdt.Batch {
 			out.Add(s)
 		} else {
 			c.ready.NotHeld = append(c.ready.NotHeld, s)
+			delete(c.parked, s.ID) // its holders take it
 		}
 	}
 	c.m.Add("deltas_not_held", float64(len(ss)-keep))

@@ -251,7 +251,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 				refuse(owner, d.ID, err)
 				continue
 			}
-			if !ch.Empty() {
+			if !ch.Empty() || ch.Dropped {
 				changes = append(changes, change{owner, ch})
 			}
 		}
@@ -302,7 +302,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 		s.cache.remove(w.id)
 	}
 	for _, c := range changes {
-		if states[c.ch.ID].landed {
+		// A guarded delta that merged nothing (Change.Dropped) wrote
+		// nothing, and its caller still has to learn that it waits.
+		if states[c.ch.ID].landed || c.ch.Empty() {
 			out[c.owner].res.Changes = append(out[c.owner].res.Changes, c.ch)
 		}
 	}
@@ -347,6 +349,11 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 	ch, err := cur.Merge(d)
 	if err != nil {
 		return ch, err
+	}
+	if ch.Dropped {
+		// Nothing merged (a guarded delta waiting for its guard): nothing
+		// to write, not even the blank state of a session absent here.
+		return ch, nil
 	}
 	if cur.IsDestroyed() {
 		st.size = crdt.HeaderSize(cur, 0)
