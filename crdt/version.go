@@ -224,6 +224,11 @@ func ParseVersion(s string) (Version, error) {
 	if len(s) > base64.RawURLEncoding.EncodedLen(1+16*MaxVersionEntries) {
 		return nil, fmt.Errorf("%w: version of %d characters (at most %d entries)", ErrMalformed, len(s), MaxVersionEntries)
 	}
+	// Go's base64 decoders skip CR and LF even in Strict mode: a version
+	// has one spelling, so they are refused.
+	if strings.ContainsAny(s, "\r\n") {
+		return nil, fmt.Errorf("%w: version: line break", ErrMalformed)
+	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: version: %w", ErrMalformed, err)
