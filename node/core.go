@@ -135,9 +135,6 @@ type Core struct {
 	// session, retried once the session gains what they wait for (park).
 	parked map[string]parkedDelta
 	gapDue time.Time // the earliest fetchAt among parked, zero if none
-	// rearm: Next moved earlier outside Tick; the runtime's timer must
-	// look again (TakeRearm).
-	rearm bool
 
 	part *partial // partial replication (Config.Replicas > 0), else nil
 	// partRO is part for readers outside the Core's lock (HoldsID).
@@ -344,15 +341,6 @@ func (c *Core) split(ss []*crdt.Session, limit int) []*crdt.Batch {
 		out = append(out, cur)
 	}
 	return out
-}
-
-// TakeRearm reports, once, whether Next moved earlier since the last call
-// outside a Tick (a parked delta's fetch is due sooner than the timer
-// the runtime set).
-func (c *Core) TakeRearm() bool {
-	r := c.rearm
-	c.rearm = false
-	return r
 }
 
 // Next returns when the core next needs a Tick.

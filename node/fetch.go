@@ -241,7 +241,6 @@ func (c *Core) park(now time.Time, d *crdt.Session, gossip bool) {
 	}
 	if !fetchAt.IsZero() && (c.gapDue.IsZero() || fetchAt.Before(c.gapDue)) {
 		c.gapDue = fetchAt
-		c.rearm = true
 	}
 }
 

@@ -217,7 +217,7 @@ func (n *Node) ready() Ready {
 	// Any event can move the core's next deadline earlier (a peer down
 	// starts a placement grace, a parked delta's fetch falls due): the
 	// timer must not sleep past it.
-	if n.core.TakeRearm() || n.core.Next().Before(n.armed) {
+	if n.core.Next().Before(n.armed) {
 		n.kick()
 	}
 	return r

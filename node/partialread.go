@@ -134,7 +134,7 @@ func (n *Node) storeGetFrom(id string, cached bool) (*crdt.Session, error) {
 		return nil, err
 	}
 	if cached {
-		if s, ok := n.remoteCache.get(id, time.Now()); ok {
+		if s, ok := n.remoteCache.get(id, n.cfg.Clock.Now()); ok {
 			n.m.Add("remote_reads_cached", 1)
 			if local != nil {
 				if _, err := s.Merge(local); err != nil {
@@ -213,7 +213,7 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	n.m.Observe("remote_read_seconds", time.Since(start).Seconds())
 	n.step(func(c *Core, now time.Time) { c.ObserveRead(now, out) })
 	if out != nil && answered > 0 {
-		n.remoteCache.put(out, start)
+		n.remoteCache.put(out, n.cfg.Clock.Now())
 	}
 	return out, nil
 }
