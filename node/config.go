@@ -31,6 +31,14 @@ type Config struct {
 	Durability persist.Durability
 	// EncryptionKey turns on encryption at rest (16, 24 or 32 bytes).
 	EncryptionKey []byte
+	// StoreOptions, when set, tunes the store Open creates: it is called
+	// with persist's defaults (persist.DefaultOptions, or InMemoryOptions
+	// without a DataDir) and may change the storage settings that have no
+	// Config field of their own, such as Compression, CacheBytes,
+	// MemTableSize or TableReleaseInterval. What the node derives from
+	// Config (Dir, InMemory, Durability, EncryptionKey, Limits, MaxDrift,
+	// Logger) and GCInterval, which the node drives, are set after it.
+	StoreOptions func(*persist.Options)
 
 	// IdleTimeout and AbsoluteLifetime are the defaults for new sessions.
 	IdleTimeout      time.Duration

@@ -147,6 +147,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.DataDir == "" {
 		o = persist.InMemoryOptions()
 	}
+	if cfg.StoreOptions != nil {
+		dir, mem := o.Dir, o.InMemory
+		cfg.StoreOptions(&o)
+		o.Dir, o.InMemory = dir, mem
+	}
 	o.Durability = cfg.Durability
 	o.EncryptionKey = cfg.EncryptionKey
 	o.Limits = cfg.Limits

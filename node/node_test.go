@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -366,5 +368,43 @@ func TestCreateWithToken(t *testing.T) {
 	}
 	if _, err := n.Create(ctx, WithToken(chosen)); !errors.Is(err, ErrDestroyed) {
 		t.Fatalf("create over a destroyed id: %v", err)
+	}
+}
+
+// TestStoreOptions: Open hands StoreOptions persist's defaults for the
+// store it is about to open, what the hook tunes reaches Badger (the
+// memtable's log file is as large as the memtable asked for), and what the
+// node owns (the store's directory) is not the hook's to change.
+func TestStoreOptions(t *testing.T) {
+	dir := t.TempDir()
+	cfg := DefaultConfig()
+	cfg.Dial = newMemNet().dialer("p")
+	cfg.DataDir = dir
+	cfg.Durability = persist.DurabilityNone
+	var seen persist.Options
+	cfg.StoreOptions = func(o *persist.Options) {
+		seen = *o
+		o.MemTableSize = 24 << 20
+		o.Dir = filepath.Join(dir, "elsewhere")
+	}
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	if def := persist.DefaultOptions(filepath.Join(dir, StoreDir)); seen.Dir != def.Dir || seen.MemTableSize != def.MemTableSize || seen.Compression != def.Compression {
+		t.Errorf("hook saw dir %q memtable %d compression %v, want persist's defaults for %q", seen.Dir, seen.MemTableSize, seen.Compression, def.Dir)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "elsewhere")); !os.IsNotExist(err) {
+		t.Errorf("the hook moved the store: %v", err)
+	}
+	mems, _ := filepath.Glob(filepath.Join(dir, StoreDir, "*.mem"))
+	if len(mems) == 0 {
+		t.Fatalf("no memtable log in %s", filepath.Join(dir, StoreDir))
+	}
+	for _, m := range mems {
+		if fi, err := os.Stat(m); err != nil || fi.Size() < 24<<20 {
+			t.Errorf("memtable log %s: %v bytes (err %v), want at least the 24 MiB asked for", m, fi.Size(), err)
+		}
 	}
 }

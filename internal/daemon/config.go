@@ -34,6 +34,9 @@ const (
 	// MinGCInterval is the shortest --gc-interval: a pass costs little
 	// when nothing is due, but a shorter period buys nothing.
 	MinGCInterval = time.Second
+	// MinMemTableBytes is the smallest --memtable-bytes: smaller memtables
+	// flush so often that compaction takes over the disk.
+	MinMemTableBytes = 1 << 20
 )
 
 // Config is the daemon's configuration. Start from DefaultConfig; Load fills
@@ -64,6 +67,16 @@ type Config struct {
 	Replicas int
 	// Durability of acknowledged writes: sync, group or none.
 	Durability persist.Durability
+	// Compression of the store's tables: none (default), snappy or zstd
+	// (persist.Options.Compression).
+	Compression persist.Compression
+	// CacheBytes bounds the store's cache of decoded sessions, which
+	// serves reads in microseconds (persist.Options.CacheBytes); 0 turns
+	// it off. Default persist's, 32 MiB.
+	CacheBytes int64
+	// MemTableBytes is the size of Badger's memtables
+	// (persist.Options.MemTableSize). Default persist's, 4 MiB.
+	MemTableBytes int64
 	// EncryptionKeyFile turns on encryption at rest with the key it holds
 	// (16, 24 or 32 bytes, hex-encoded or raw). Optional.
 	EncryptionKeyFile string
@@ -125,6 +138,9 @@ func DefaultConfig() Config {
 		Listen:          []string{DefaultListen},
 		Mesh:            transport.DefaultMesh,
 		Durability:      persist.DurabilitySync,
+		Compression:     persist.DefaultOptions("").Compression,
+		CacheBytes:      persist.DefaultOptions("").CacheBytes,
+		MemTableBytes:   persist.DefaultOptions("").MemTableSize,
 		IdleTimeout:     30 * time.Minute,
 		Lifetime:        12 * time.Hour,
 		GCInterval:      node.DefaultConfig().GCInterval,
@@ -176,6 +192,13 @@ func (c Config) Validate() error {
 		return bad("redis idle timeout must not be negative")
 	case c.ReadyMinPeers < 0:
 		return bad("ready min peers must not be negative")
+	case c.CacheBytes < 0:
+		return bad("cache bytes must not be negative")
+	case c.MemTableBytes < MinMemTableBytes:
+		return bad("memtable bytes %d: want at least %d", c.MemTableBytes, MinMemTableBytes)
+	}
+	if _, err := persist.ParseCompression(c.Compression.String()); err != nil {
+		return bad("%v", err)
 	}
 	if _, err := persist.ParseDurability(c.Durability.String()); err != nil {
 		return bad("%v", err)

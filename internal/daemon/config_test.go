@@ -141,6 +141,20 @@ func TestLoadPrecedence(t *testing.T) {
 		}
 	}
 
+	// The storage settings, from each source, with units, and their
+	// defaults (persist's).
+	if d := persist.DefaultOptions(""); def.Compression != d.Compression || def.CacheBytes != d.CacheBytes || def.MemTableBytes != d.MemTableSize {
+		t.Errorf("storage defaults: compression %v, cache %d, memtable %d", def.Compression, def.CacheBytes, def.MemTableBytes)
+	}
+	cfg, err = Load([]string{"--compression", "zstd", "--cache-bytes", "0"},
+		env(map[string]string{"SESSIONMESH_MEMTABLE_BYTES": "8MiB", "SESSIONMESH_CONFIG": writeFile(t, "s.json", `{"max_body_bytes": "2MB"}`)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Compression != persist.CompressionZSTD || cfg.CacheBytes != 0 || cfg.MemTableBytes != 8<<20 || cfg.MaxBodyBytes != 2_000_000 {
+		t.Errorf("storage settings: compression %v, cache %d, memtable %d, max body %d", cfg.Compression, cfg.CacheBytes, cfg.MemTableBytes, cfg.MaxBodyBytes)
+	}
+
 	// Nothing at all gives the defaults.
 	cfg, err = Load(nil, env(nil))
 	if err != nil {
@@ -170,6 +184,10 @@ func TestLoadErrors(t *testing.T) {
 		{"bad log format", []string{"--log-format", "xml"}, nil, "", "log format"},
 		{"zero lifetime", []string{"--lifetime", "0s"}, nil, "", "must be positive"},
 		{"bad max body", []string{"--max-body-bytes", "-1"}, nil, "", "max-body-bytes"},
+		{"bad compression", []string{"--compression", "lz4"}, nil, "", "unknown compression"},
+		{"bad byte size", nil, map[string]string{"SESSIONMESH_CACHE_BYTES": "lots"}, "", "SESSIONMESH_CACHE_BYTES"},
+		{"bad byte unit", []string{"--cache-bytes", "64MiBs"}, nil, "", "cache-bytes"},
+		{"memtable too small", []string{"--memtable-bytes", "64KiB"}, nil, "", "memtable bytes"},
 		{"bad ready min peers", []string{"--ready-min-peers", "-1"}, nil, "", "ready-min-peers"},
 		{"failure timeout too short", []string{"--failure-timeout", "10ms"}, nil, "", "FailureTimeout"},
 		{"gc interval too short", []string{"--gc-interval", "10ms"}, nil, "", "gc interval"},

@@ -19,6 +19,7 @@ import (
 	"github.com/sessionmesh/sessionmesh/metrics"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/p2pnode"
+	"github.com/sessionmesh/sessionmesh/persist"
 	"github.com/sessionmesh/sessionmesh/redisfront"
 	"github.com/sessionmesh/sessionmesh/transport"
 )
@@ -56,6 +57,11 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 	// identity key.
 	nc.DataDir = cfg.DataDir
 	nc.Durability = cfg.Durability
+	nc.StoreOptions = func(o *persist.Options) {
+		o.Compression = cfg.Compression
+		o.CacheBytes = cfg.CacheBytes
+		o.MemTableSize = cfg.MemTableBytes
+	}
 	nc.IdleTimeout = cfg.IdleTimeout
 	nc.AbsoluteLifetime = cfg.Lifetime
 	nc.GCInterval = cfg.GCInterval

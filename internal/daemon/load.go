@@ -104,6 +104,16 @@ var settings = []setting{
 			c.Durability = d
 			return err
 		}, show: func(c Config) string { return c.Durability.String() }},
+	{name: "compression", arg: "ALGO", usage: "compression of the store's tables: none, snappy or zstd (docs/operations.md, Memory)",
+		set: func(c *Config, v []string) error {
+			a, err := persist.ParseCompression(v[0])
+			c.Compression = a
+			return err
+		}, show: func(c Config) string { return c.Compression.String() }},
+	{name: "cache-bytes", arg: "BYTES", usage: "memory for the store's cache of decoded sessions, e.g. 64MiB (0: no cache)",
+		set: byteSize(func(c *Config) *int64 { return &c.CacheBytes }), show: func(c Config) string { return formatBytes(c.CacheBytes) }},
+	{name: "memtable-bytes", arg: "BYTES", usage: "size of each of the store's memtables, e.g. 8MiB (at least 1MiB)",
+		set: byteSize(func(c *Config) *int64 { return &c.MemTableBytes }), show: func(c Config) string { return formatBytes(c.MemTableBytes) }},
 	{name: "encryption-key-file", arg: "FILE", usage: "key file for encryption at rest (sessionmesh keygen encryption-key)",
 		set: str(func(c *Config) *string { return &c.EncryptionKeyFile }), show: func(c Config) string { return c.EncryptionKeyFile }},
 	{name: "idle-timeout", arg: "DURATION", usage: "default idle timeout of new sessions",
@@ -126,14 +136,7 @@ var settings = []setting{
 	{name: "shutdown-timeout", arg: "DURATION", usage: "bound on each graceful shutdown step",
 		set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }), show: func(c Config) string { return c.ShutdownTimeout.String() }},
 	{name: "max-body-bytes", arg: "BYTES", usage: "largest HTTP request body",
-		set: func(c *Config, v []string) error {
-			n, err := strconv.ParseInt(v[0], 10, 64)
-			if err != nil || n <= 0 {
-				return fmt.Errorf("want a positive number of bytes")
-			}
-			c.MaxBodyBytes = n
-			return nil
-		}, show: func(c Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
+		set: byteSize(func(c *Config) *int64 { return &c.MaxBodyBytes }), show: func(c Config) string { return formatBytes(c.MaxBodyBytes) }},
 	{name: "redis", arg: "HOST:PORT", usage: "serve the Redis protocol on this address (docs/redis.md); off when empty; off loopback, AUTH with the API token is required",
 		set: str(func(c *Config) *string { return &c.RedisAddr }), show: func(c Config) string { return c.RedisAddr }},
 	{name: "redis-max-clients", arg: "N", usage: "most Redis client connections open at once",
@@ -166,6 +169,42 @@ var settings = []setting{
 			}
 			return c.ForgetAfter.String()
 		}},
+}
+
+// byteUnits are the suffixes byteSize accepts, largest first so that
+// "MiB" is not read as "B".
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}}
+
+// byteSize parses a number of bytes, plain or with a unit (64MiB, 1GB).
+func byteSize(dst func(*Config) *int64) func(*Config, []string) error {
+	return func(c *Config, v []string) error {
+		s, mult := strings.TrimSpace(v[0]), int64(1)
+		for _, u := range byteUnits {
+			if num, ok := strings.CutSuffix(s, u.suffix); ok {
+				s, mult = strings.TrimSpace(num), u.n
+				break
+			}
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 || n > (1<<62)/mult {
+			return fmt.Errorf("want a number of bytes such as 1048576 or 64MiB")
+		}
+		*dst(c) = n * mult
+		return nil
+	}
+}
+
+// formatBytes shows n with the largest binary unit that divides it.
+func formatBytes(n int64) string {
+	for _, u := range byteUnits[:3] {
+		if n >= u.n && n%u.n == 0 {
+			return strconv.FormatInt(n/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func positiveInt(dst func(*Config) *int) func(*Config, []string) error {
