@@ -251,7 +251,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{Conn: c, max: l.max}, nil
+	return &limitConn{Conn: c, max: l.max, raw: newRawIO(c)}, nil
 }
 
 // limitConn counts bytes read since the last command was handled (reset by
@@ -261,10 +261,17 @@ type limitConn struct {
 	net.Conn
 	max  int
 	read int
+	raw  *rawIO // nil: c.Conn's Read and Write
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	var n int
+	var err error
+	if c.raw != nil {
+		n, err = c.raw.read(p)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	c.read += n
 	if c.read > c.max {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
@@ -276,5 +283,8 @@ func (c *limitConn) Read(p []byte) (int, error) {
 
 func (c *limitConn) Write(p []byte) (int, error) {
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if c.raw != nil {
+		return c.raw.write(p)
+	}
 	return c.Conn.Write(p)
 }
