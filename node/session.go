@@ -414,8 +414,8 @@ func (n *Node) local(ctx context.Context, op LocalOp, read bool) ([]*crdt.Sessio
 		return nil, err
 	}
 	// step carried out the write on this goroutine and handed the result
-	// back to the core, whose Ack is then already here.
-	n.kick()
+	// back to the core, whose Ack is then already here (and step woke the
+	// timer loop if the write's broadcast is due before it would wake).
 	a := <-done
 	// Also on a failed write: it may have landed.
 	n.remoteCache.forget(a.Deltas)

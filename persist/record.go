@@ -221,7 +221,7 @@ func decodeHeader(b []byte) (header, []byte, error) {
 // encodeField writes a field register: uvarint stamp time, uvarint node,
 // 0 then the value, or 1 for a removal.
 func encodeField(f crdt.Field) []byte {
-	b := make([]byte, 0, 16+len(f.Value))
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+1+len(f.Value))
 	b = binary.AppendUvarint(b, f.TS.Time)
 	b = binary.AppendUvarint(b, uint64(f.TS.Node))
 	if f.Removed {
