@@ -188,6 +188,9 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 		}
 		return err
 	}
+	if kind == kindDeltas {
+		return c.onDeltas(now, from, data) // replication, not anti-entropy
+	}
 	c.m.Add("sync_bytes", float64(len(data)), "dir", "in")
 	side := func(fromInitiator bool, round uint64) (roundKey, *round) {
 		k := roundKey{peer: from, id: round, initiator: !fromInitiator}

@@ -47,9 +47,13 @@ type Message struct {
 type Ready struct {
 	Storage    []StorageOp
 	Broadcasts [][]byte
-	Messages   []Message
-	Acks       []Ack
-	Changes    []Change
+	// Messages are direct messages. Under partial replication they carry
+	// the deltas of local writes too (kindDeltas, to the peers holding
+	// them, in place of Broadcasts): like broadcasts, those must leave in
+	// the order the Core made them (Node queues them under its lock).
+	Messages []Message
+	Acks     []Ack
+	Changes  []Change
 	// Rounds are the anti-entropy rounds that ended in the step, this
 	// peer's side of each.
 	Rounds []SyncReport
@@ -301,9 +305,18 @@ func (c *Core) flush() {
 	c.pendingBytes = 0
 }
 
-// broadcastBatch encodes b as one gossip message for the next Ready, or
-// says why it cannot.
+// broadcastBatch hands b to the network for the next Ready, or says why it
+// cannot: as one gossip message, or under partial replication as direct
+// messages to the peers that hold its sessions (deliverBatch).
 func (c *Core) broadcastBatch(b *crdt.Batch) error {
+	if c.part != nil {
+		return c.deliverBatch(b)
+	}
+	return c.gossipBatch(b)
+}
+
+// gossipBatch encodes b as one gossip message for the next Ready.
+func (c *Core) gossipBatch(b *crdt.Batch) error {
 	data, err := crdt.MarshalBatch(b, c.cfg.Limits)
 	if err != nil {
 		return err

@@ -219,6 +219,9 @@ func (n *Node) ready() Ready {
 		n.outMu.Unlock()
 	}
 	r.Broadcasts = nil
+	if len(r.Messages) > 0 {
+		r.Messages = n.queueDeltas(r.Messages)
+	}
 	// Any event can move the core's next deadline earlier (a peer down
 	// starts a placement grace, a parked delta's fetch falls due): the
 	// timer must not sleep past it.
@@ -295,6 +298,31 @@ func (n *Node) sendDirect(msg Message) {
 	case <-t.C:
 		n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
 	}
+}
+
+// queueDeltas queues the messages of msgs that carry deltas (partial
+// replication's delivery to holders) and returns the others. It runs
+// under n.mu, as broadcasts are queued, so that the deltas to one peer
+// leave in the order the core made them; like gossip, a full queue drops
+// (counted), and anti-entropy repairs.
+func (n *Node) queueDeltas(msgs []Message) []Message {
+	rest := msgs[:0]
+	for _, m := range msgs {
+		if len(m.Data) < 2 || m.Data[1] != kindDeltas {
+			rest = append(rest, m)
+			continue
+		}
+		n.outMu.Lock()
+		if q := n.directQueueLocked(m.To); q != nil {
+			select {
+			case q.ch <- m.Data:
+			default:
+				n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
+			}
+		}
+		n.outMu.Unlock()
+	}
+	return rest
 }
 
 // directQueue is the outbound queue of one peer. Its channel is never

@@ -2,6 +2,7 @@ package node
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -287,6 +288,86 @@ func (c *Core) keepHeld(b *crdt.Batch) *crdt.Batch {
 	}
 	c.m.Add("deltas_not_held", float64(len(ss)-keep))
 	return out
+}
+
+// deliverBatch sends the deltas of b to the connected peers that hold
+// their slots, in every region: one direct message per peer (kindDeltas),
+// with the sessions of b that peer holds, in b's order. So a peer
+// receives, decodes and applies only what it stores, and the work of the
+// mesh per write is R per region instead of every peer
+// (docs/partial-replication.md, "Delivery to holders"). What a send
+// loses (a full queue, a broken stream, a holder down or not yet
+// connected, views of placement that differ) anti-entropy repairs, as it
+// does for gossip; a guarded delta that arrives before the one it waits
+// for is parked as from gossip.
+//
+// Peers that take every delta by gossip still get b by gossip: a peer
+// that replicates everything (Replicas 0 announces no hello) or has not
+// said hello yet (just connected, or an older build). Partial peers that
+// receive that gossip keep what they hold, as before.
+func (c *Core) deliverBatch(b *crdt.Batch) error {
+	for q := range c.peers {
+		if m, ok := c.hellos[q]; !ok || m.replicas == 0 {
+			if err := c.gossipBatch(b); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	per := map[PeerID]*crdt.Batch{}
+	for _, s := range b.Sessions() {
+		slot := placement.SlotOf(s.ID)
+		for _, t := range c.part.tables {
+			for _, h := range t.Holders(slot) {
+				q := PeerID(h)
+				if q == c.self {
+					continue
+				}
+				if _, up := c.peers[q]; !up {
+					continue
+				}
+				if m, ok := c.hellos[q]; !ok || m.replicas == 0 {
+					continue // it has the gossip
+				}
+				pb := per[q]
+				if pb == nil {
+					pb = crdt.NewBatch()
+					per[q] = pb
+				}
+				pb.Add(s)
+			}
+		}
+	}
+	for _, q := range slices.Sorted(mapsKeys(per)) {
+		data, err := crdt.MarshalBatch(per[q], c.cfg.Limits)
+		if err != nil {
+			return err
+		}
+		msg := make([]byte, 2+len(data))
+		msg[0], msg[1] = wireVersion, kindDeltas
+		copy(msg[2:], data)
+		c.ready.Messages = append(c.ready.Messages, Message{To: q, Data: msg})
+		c.m.Add("direct_batches_sent", 1)
+		c.m.Add("direct_deltas_sent", float64(per[q].Len()))
+	}
+	c.m.Add("batches_sent", 1)
+	c.m.Add("deltas_sent", float64(b.Len()))
+	c.m.Observe("batch_deltas", float64(b.Len()))
+	return nil
+}
+
+// onDeltas takes deltas a peer sent this one directly (deliverBatch): as
+// gossip, keeping what this peer holds. Any peer takes them, under full
+// replication too (it may have gone back to full while the sender's view
+// lags).
+func (c *Core) onDeltas(now time.Time, from PeerID, data []byte) error {
+	b, err := crdt.UnmarshalBatch(data[2:], c.cfg.Limits)
+	if err != nil {
+		c.m.Add("deltas_rejected", 1, "reason", "malformed")
+		return fmt.Errorf("node: deltas from %s: %w", from, err)
+	}
+	c.ReceiveGossipBatch(now, from, b)
+	return nil
 }
 
 // sharedBucket reports whether an anti-entropy round with q compares

@@ -33,20 +33,47 @@ func BenchmarkPartialReplication(b *testing.B) {
 			if r > 0 {
 				name = strings.Replace(name, "all", fmt.Sprint(r), 1)
 			}
-			b.Run(name, func(b *testing.B) { benchPartial(b, r, disk) })
+			b.Run(name, func(b *testing.B) { benchPartial(b, r, disk, 3) })
 		}
 	}
 }
 
-// benchPartial runs one setting; disk puts the stores in Badger under a
-// temporary directory (durability group) and reports disk bytes per peer.
-func benchPartial(b *testing.B, r int, disk bool) {
+// BenchmarkPartialScaling is the mesh's write rate as it grows: 3, 6 and 9
+// peers (1, 2 and 3 per region, 3 regions), full replication against R = 1,
+// on Badger (durability group), every setting in one run. Deltas go to
+// holders only (Core.deliverBatch), so with R = 1 each write is applied by
+// 3 peers (one per region) whatever the mesh's size, where full
+// replication applies it on every peer. All peers share this machine's
+// cores, so the figure to read is the ratio R=1 / all at each size (1 at
+// 3 peers, where every peer holds everything), and received-deltas/write,
+// the mesh's replication work per write (on separate machines a mesh's
+// capacity is a peer's capacity times peers / that work per peer).
+//
+//	go test ./node -run '^$' -bench BenchmarkPartialScaling -benchtime 3000x
+func BenchmarkPartialScaling(b *testing.B) {
+	for _, per := range []int{1, 2, 3} {
+		for _, r := range []int{0, 1} {
+			name := fmt.Sprintf("peers=%d/replicas=all", 3*per)
+			if r > 0 {
+				name = fmt.Sprintf("peers=%d/replicas=%d", 3*per, r)
+			}
+			b.Run(name, func(b *testing.B) { benchPartial(b, r, true, per) })
+		}
+	}
+}
+
+// benchPartial runs one setting over perRegion peers in each of 3 regions;
+// disk puts the stores in Badger under a temporary directory (durability
+// group) and reports disk bytes per peer.
+func benchPartial(b *testing.B, r int, disk bool, perRegion int) {
 	c := &partCluster{net: newMemNet(), r: r}
+	m := &countingMetrics{}
 	var nodes []*Node
 	for _, rg := range []string{"eu", "us", "ap"} {
-		for i := range 3 {
+		for i := range perRegion {
 			cfg := partConfig(rg, r)
 			cfg.Logger = testConfig().Logger
+			cfg.Metrics = m
 			if disk {
 				cfg.DataDir = b.TempDir()
 				cfg.Durability = persist.DurabilityGroup
@@ -68,7 +95,7 @@ func benchPartial(b *testing.B, r int, disk bool) {
 	if r > 0 {
 		waitFor(b, 10*time.Second, "placement", func() bool {
 			for _, n := range nodes {
-				if len(n.Placement().RegionMembers) != 3 {
+				if len(n.Placement().RegionMembers) != perRegion {
 					return false
 				}
 			}
@@ -77,9 +104,9 @@ func benchPartial(b *testing.B, r int, disk bool) {
 	}
 	ctx := context.Background()
 	value := make([]byte, 200)
-	copies := 9
+	copies := len(nodes)
 	if r > 0 {
-		copies = 3 * r
+		copies = 3 * min(r, perRegion)
 	}
 	stored := func() int {
 		total := 0
@@ -114,6 +141,10 @@ func benchPartial(b *testing.B, r int, disk bool) {
 	elapsed := time.Since(start)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "writes/s")
+	// Deltas peers received and decoded (gossip, direct sends, handoff;
+	// before partial replication keeps what it holds): the mesh's
+	// replication work per write beyond the writer's own.
+	b.ReportMetric(m.get("deltas_received")/float64(b.N), "received-deltas/write")
 	b.ReportMetric(float64(stored())/float64(len(nodes))/float64(b.N), "copies/peer/session")
 	if disk {
 		var total int64

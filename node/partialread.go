@@ -24,9 +24,11 @@ type remoteReads struct {
 }
 
 // Sessions read from their holders stay in a bounded cache (remoteCache)
-// for remoteCacheTTL, kept up to date meanwhile by the gossip this peer
-// receives for them (Ready.NotHeld): a lost delta leaves a cached copy
-// behind for at most the TTL. Calls carrying a version never settle for a
+// for remoteCacheTTL. Deltas go to holders only (Core.deliverBatch), so a
+// cached copy misses the writes made elsewhere meanwhile (what this peer
+// still receives of them, gossip from full-replication peers and
+// anti-entropy, is merged in: Ready.NotHeld): an unversioned read may be
+// up to the TTL behind. Calls carrying a version never settle for a
 // cached copy that does not cover it: they ask the holders.
 const (
 	remoteCacheSessions = 10_000

@@ -40,6 +40,10 @@ const (
 	kindHello      = 'H' // my region and replication setting (helloMsg)
 	kindHandoff    = 'O' // sessions of slots you hold (handoffMsg)
 	kindHandoffAck = 'K' // the handoff Seq is stored (handoffMsg)
+	// kindDeltas carries deltas to the peers that hold them, instead of
+	// gossip (partial replication, deliverBatch): the header, then a
+	// crdt.MarshalBatch batch as it is, no msgpack envelope.
+	kindDeltas = 'G'
 )
 
 // ErrBadMessage reports a message that is not a valid sessionmesh message.
