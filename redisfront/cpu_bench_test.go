@@ -61,6 +61,31 @@ func BenchmarkCommandCPU(b *testing.B) {
 			}
 		})
 	}
+	// Reads pipelined by 16, as redis-benchmark -P 16 sends them: the time
+	// is per command.
+	for _, op := range [][]string{{"GET", "key:"}, {"HGETALL", "hash:"}} {
+		b.Run(op[0]+"/P16", func(b *testing.B) {
+			const pipe = 16
+			batches := make([][][][]byte, keys/pipe)
+			for i := range batches {
+				for j := range pipe {
+					k := []byte(op[1] + fmt.Sprintf("%012d", i*pipe+j))
+					batches[i] = append(batches[i], [][]byte{[]byte(op[0]), k})
+				}
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				out.wr.SetBuffer(out.wr.Buffer()[:0])
+				srv.serveSequence(c, out, batches[i%len(batches)])
+				i++
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*pipe), "ns/cmd")
+			if c.errs != 0 || out.errs != 0 {
+				b.Fatalf("%d error replies: %s", c.errs+out.errs, out.wr.Buffer())
+			}
+		})
+	}
 }
 
 // BenchmarkSetParallel runs SETs of existing keys from 16 goroutines, as

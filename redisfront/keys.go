@@ -63,7 +63,10 @@ func keyToken(key []byte, gen int) string {
 	var stack [256]byte
 	b := append(append(append(stack[:0], prefix...), byte(gen)), key...)
 	sum := sha256.Sum256(b)
-	return base64.RawURLEncoding.EncodeToString(sum[:])
+	// Encoded on the stack: one allocation, the string's.
+	var tok [43]byte // base64.RawURLEncoding.EncodedLen(sha256.Size)
+	base64.RawURLEncoding.Encode(tok[:], sum[:])
+	return string(tok[:])
 }
 
 // kind is a key's Redis type.

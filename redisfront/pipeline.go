@@ -120,8 +120,20 @@ func (s *Server) servePipeline(c *client, conn redcon.Conn, first [][]byte, rest
 // serveSequence runs commands as a pipeline: in waves of commands on
 // distinct keys, replies in order.
 func (s *Server) serveSequence(c *client, conn redcon.Conn, cmds [][][]byte) {
-	var w wave
 	var buf [32]byte
+	if !slices.ContainsFunc(cmds, func(args [][]byte) bool {
+		def := s.cmds[string(lower(buf[:], args[0]))]
+		return def == nil || def.write || def.name == "quit"
+	}) {
+		// Reads only (redis-benchmark -P, a page's MGET-like burst):
+		// they run here one after the other anyway (flush), so the waves'
+		// bookkeeping would be spent for nothing.
+		for _, args := range cmds {
+			s.serveOne(c, conn, args)
+		}
+		return
+	}
+	var w wave
 	for _, args := range cmds {
 		def := s.cmds[string(lower(buf[:], args[0]))]
 		if def != nil && c.authed && !c.multi && def.oneKey(args) && def.arityOK(len(args)) {
