@@ -131,7 +131,7 @@ func (c *Core) newRound(now time.Time, p PeerID) uint64 {
 	k := roundKey{peer: p, id: c.roundSeq, initiator: true}
 	r := newRound(now, c.cfg.SyncTimeout)
 	c.rounds[k] = r
-	c.send(k.peer, kindRoot, &rootMsg{Round: k.id, Root: c.store.Digests().Root, SentAt: now.UnixMilli()}, r)
+	c.send(k.peer, kindRoot, &rootMsg{Round: k.id, Root: c.store.Root(), SentAt: now.UnixMilli()}, r)
 	return k.id
 }
 
@@ -310,8 +310,7 @@ func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
 	if _, ok := c.peers[from]; !ok {
 		c.peers[from] = &peerState{}
 	}
-	root := c.store.Digests()
-	if m.Root == root.Root {
+	if m.Root == c.store.Root() {
 		c.send(from, kindAgree, &agreeMsg{Round: m.Round, SentAt: now.UnixMilli()}, nil)
 		c.peers[from].lastSync = now
 		return nil
@@ -324,6 +323,7 @@ func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
 		c.m.Add("sync_rounds", 1, "result", "refused_busy")
 		return nil
 	}
+	root := c.store.Digests()
 	r := newRound(now, c.cfg.SyncTimeout)
 	r.held = heldBuckets(root)
 	c.rounds[k] = r

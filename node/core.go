@@ -24,6 +24,8 @@ type Store interface {
 	Apply(b *crdt.Batch, now time.Time) (persist.Result, error)
 	Get(id string) (*crdt.Session, error)
 	Digests() *persist.Digests
+	// Root is Digests().Root, without the copy of every bucket.
+	Root() uint64
 	Buckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error) error
 	CollectGarbage(now time.Time, budget int) (int, error)
 }

@@ -96,8 +96,12 @@ func encodeHeader(h header) []byte {
 // encodeHeaderFixed writes the seven uvarints every header record starts
 // with.
 func encodeHeaderFixed(h header) []byte {
-	b := make([]byte, 0, 48)
-	for _, v := range []uint64{h.created.Time, uint64(h.created.Node), uint64(h.absolute), uint64(h.idle),
+	return appendHeaderFixed(make([]byte, 0, 48), h)
+}
+
+// appendHeaderFixed appends what encodeHeaderFixed writes to b.
+func appendHeaderFixed(b []byte, h header) []byte {
+	for _, v := range [...]uint64{h.created.Time, uint64(h.created.Node), uint64(h.absolute), uint64(h.idle),
 		uint64(h.lastAccess), h.destroyed.Time, uint64(h.destroyed.Node)} {
 		b = binary.AppendUvarint(b, v)
 	}
@@ -221,13 +225,26 @@ func decodeHeader(b []byte) (header, []byte, error) {
 // encodeField writes a field register: uvarint stamp time, uvarint node,
 // 0 then the value, or 1 for a removal.
 func encodeField(f crdt.Field) []byte {
-	b := make([]byte, 0, 2*binary.MaxVarintLen64+1+len(f.Value))
+	return appendField(make([]byte, 0, 2*binary.MaxVarintLen64+1+len(f.Value)), f)
+}
+
+// appendField appends what encodeField writes to b.
+func appendField(b []byte, f crdt.Field) []byte {
+	b = appendFieldStamp(b, f)
+	if f.Removed {
+		return b
+	}
+	return append(b, f.Value...)
+}
+
+// appendFieldStamp appends a field record up to its value.
+func appendFieldStamp(b []byte, f crdt.Field) []byte {
 	b = binary.AppendUvarint(b, f.TS.Time)
 	b = binary.AppendUvarint(b, uint64(f.TS.Node))
 	if f.Removed {
 		return append(b, 1)
 	}
-	return append(append(b, 0), f.Value...)
+	return append(b, 0)
 }
 
 func decodeField(b []byte) (crdt.Field, error) {
@@ -266,29 +283,37 @@ func decodeFieldBytes(b []byte) (ts crdt.Timestamp, removed bool, value []byte, 
 // whichever backend holds them; the id makes equal records of different
 // sessions differ, so that they do not cancel in a bucket's digest.
 
+// hashScratch is the stack buffer a record's hash input is built in; a
+// longer input (a large value) is streamed instead.
+const hashScratch = 256
+
 func headerHash(id string, h header) uint64 {
-	var d xxhash.Digest
-	d.Reset()
-	var n [2]byte
-	binary.BigEndian.PutUint16(n[:], uint16(len(id)))
-	_, _ = d.Write(n[:])
-	_, _ = d.WriteString(id)
-	_, _ = d.Write([]byte{kindHeader})
-	_, _ = d.Write(encodeHeader(h))
-	return d.Sum64()
+	var buf [hashScratch]byte
+	b := binary.BigEndian.AppendUint16(buf[:0], uint16(len(id)))
+	b = append(b, id...)
+	b = append(b, kindHeader)
+	b = appendIdleStamp(appendHeaderFixed(b, h), h)
+	return xxhash.Sum64(b)
 }
 
 func fieldHash(id, key string, f crdt.Field) uint64 {
+	var buf [hashScratch]byte
+	b := binary.BigEndian.AppendUint16(buf[:0], uint16(len(id)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	b = append(b, id...)
+	b = append(b, kindField)
+	b = append(b, key...)
+	b = appendFieldStamp(b, f)
+	if f.Removed {
+		return xxhash.Sum64(b)
+	}
+	if len(b)+len(f.Value) <= len(buf) {
+		return xxhash.Sum64(append(b, f.Value...))
+	}
 	var d xxhash.Digest
 	d.Reset()
-	var n [4]byte
-	binary.BigEndian.PutUint16(n[:], uint16(len(id)))
-	binary.BigEndian.PutUint16(n[2:], uint16(len(key)))
-	_, _ = d.Write(n[:])
-	_, _ = d.WriteString(id)
-	_, _ = d.Write([]byte{kindField})
-	_, _ = d.WriteString(key)
-	_, _ = d.Write(encodeField(f))
+	_, _ = d.Write(b)
+	_, _ = d.WriteString(f.Value)
 	return d.Sum64()
 }
 

@@ -201,6 +201,10 @@ func (s *Store) Len() int { return int(s.digests.sessions.Load()) }
 // Digests returns a snapshot of the bucket digests.
 func (s *Store) Digests() *Digests { return s.digests.snapshot() }
 
+// Root returns Digests().Root without copying the buckets: what a peer
+// compares first, at every anti-entropy round.
+func (s *Store) Root() uint64 { return s.digests.root.Load() }
+
 // Bucket calls fn with every session stored in bucket, ordered by id length
 // then id, from one consistent snapshot. Sessions may be shared: do not
 // modify them. An error from fn stops the iteration and is returned.

@@ -379,7 +379,7 @@ func (e *engine) distinctRoots() int {
 		if !n.up {
 			continue
 		}
-		r := n.store.Digests().Root
+		r := n.store.Root()
 		seen := false
 		for _, x := range roots {
 			if x == r {
