@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +54,20 @@ func (s Session) GetString(key string) (string, bool) {
 // Keys returns the keys that hold a value, sorted.
 func (s Session) Keys() []string {
 	return slices.DeleteFunc(s.state().Keys(), func(k string) bool { return strings.HasPrefix(k, internalPrefix) })
+}
+
+// Values yields the keys that hold a value and their values, in ascending
+// key order, without copying: the strings share the snapshot's memory,
+// which never changes. It is Keys and GetString without the slice and the
+// lookups, for a reader that answers every field.
+func (s Session) Values() iter.Seq2[string, string] {
+	return func(yield func(string, string) bool) {
+		for k, v := range s.state().Fields.Values() {
+			if !strings.HasPrefix(k, internalPrefix) && !yield(k, v) {
+				return
+			}
+		}
+	}
 }
 
 // Fields returns a copy of every field.

@@ -106,15 +106,20 @@ func (e *entry) kind() kind {
 	if !e.live {
 		return kindNone
 	}
-	if _, ok := e.sess.GetString(fieldString); ok {
-		return kindString
+	// fieldString makes a string even beside user fields (a SET and an
+	// HSET on two peers at once merge into both); besides fieldKey, which
+	// every key's session holds, only user fields remain.
+	k := kindNone
+	for f := range e.sess.Values() {
+		switch f {
+		case fieldString:
+			return kindString
+		case fieldKey:
+		default:
+			k = kindHash
+		}
 	}
-	// Besides fieldKey, which every key's session holds, only user
-	// fields remain.
-	if e.sess.Len() > 1 {
-		return kindHash
-	}
-	return kindNone
+	return k
 }
 
 // str returns the value of a string key, shared with the session snapshot:
@@ -149,11 +154,15 @@ func (e *entry) pairs() []kv {
 	if !e.live {
 		return nil
 	}
-	keys := e.sess.Keys()
-	out := make([]kv, 0, len(keys))
-	for _, k := range keys {
+	n := 0
+	for k := range e.sess.Values() {
+		if _, ok := decodeField(k); ok {
+			n++
+		}
+	}
+	out := make([]kv, 0, n)
+	for k, v := range e.sess.Values() {
 		if f, ok := decodeField(k); ok {
-			v, _ := e.sess.GetString(k)
 			out = append(out, kv{f, v})
 		}
 	}
