@@ -54,18 +54,34 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 
 // BenchmarkMeshReplicationLag writes at a steady rate on one node and
 // measures write-to-visible on the two others.
+// In memory (the default) and, with store=disk, on disk with durability
+// none and the default anti-entropy period, as the bench harness runs it.
 func BenchmarkMeshReplicationLag(b *testing.B) {
-	for _, rate := range []int{1000, 5000, 10000} {
+	for _, rate := range []int{1000, 5000, 10000, 20000} {
 		b.Run(fmt.Sprintf("rate=%d", rate), func(b *testing.B) {
 			for b.Loop() {
-				measureLag(b, rate, 2*time.Second)
+				measureLag(b, false, rate, 2*time.Second)
+			}
+		})
+	}
+	for _, rate := range []int{10000, 20000} {
+		b.Run(fmt.Sprintf("store=disk/rate=%d", rate), func(b *testing.B) {
+			for b.Loop() {
+				measureLag(b, true, rate, 2*time.Second)
 			}
 		})
 	}
 }
 
-func measureLag(b *testing.B, rate int, d time.Duration) {
-	c := startP2P(b, 3, false, nil)
+func measureLag(b *testing.B, onDisk bool, rate int, d time.Duration) {
+	var tweak func(*Config)
+	if onDisk {
+		tweak = func(cfg *Config) {
+			cfg.Durability = persist.DurabilityNone
+			cfg.SyncInterval = node.DefaultConfig().SyncInterval
+		}
+	}
+	c := startP2P(b, 3, onDisk, tweak)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	token, err := c.nodes[0].Create(ctx)
