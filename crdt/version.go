@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 )
 
 // VersionKeyPrefix starts the field keys that hold a session's version
@@ -19,9 +20,31 @@ import (
 // collected with the session it describes, in the wire format as it is.
 const VersionKeyPrefix = "\x00sm/v/"
 
-// VersionKey returns the field key of node's entry in a version vector.
+// VersionKey returns the field key of node's entry in a version vector:
+// VersionKeyPrefix and the node in 16 lower-case hex digits.
 func VersionKey(node NodeID) string {
-	return VersionKeyPrefix + fmt.Sprintf("%016x", uint64(node))
+	// A node stamps its own entry on every write: the last key made is
+	// kept, so that this costs no allocation then.
+	if e := lastVersionKey.Load(); e != nil && e.node == node {
+		return e.key
+	}
+	const digits = "0123456789abcdef"
+	var b [len(VersionKeyPrefix) + 16]byte
+	copy(b[:], VersionKeyPrefix)
+	for i, n := len(b)-1, uint64(node); i >= len(VersionKeyPrefix); i, n = i-1, n>>4 {
+		b[i] = digits[n&0xf]
+	}
+	k := string(b[:])
+	lastVersionKey.Store(&versionKeyEntry{node: node, key: k})
+	return k
+}
+
+// lastVersionKey is the key VersionKey made last.
+var lastVersionKey atomic.Pointer[versionKeyEntry]
+
+type versionKeyEntry struct {
+	node NodeID
+	key  string
 }
 
 // VersionField returns the field key and register that record a write

@@ -234,7 +234,17 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 			had--
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(set)) {
+	keys := func(yield func(string) bool) {
+		for k := range set {
+			yield(k)
+			return
+		}
+	}
+	if len(set) > 1 {
+		// In order, so that an error names the same key every time.
+		keys = slices.Values(slices.Sorted(maps.Keys(set)))
+	}
+	for k := range keys {
 		if k == "" {
 			return fmt.Errorf("%w: empty field key", ErrInvalid)
 		}

@@ -180,7 +180,7 @@ func (n *Node) SetOwner(ctx context.Context, token, owner string) error {
 	if err := n.await(ctx, id); err != nil {
 		return err
 	}
-	defer n.writeLocks.lock(id)()
+	defer n.writeLocks.lock(id).Unlock()
 	now := n.cfg.Clock.Now()
 	s, _, err := n.visible(id, now)
 	if err != nil {
@@ -268,7 +268,7 @@ func (n *Node) DestroyOwned(ctx context.Context, owner, id string) error {
 	if err != nil {
 		return err
 	}
-	defer n.writeLocks.lock(id)()
+	defer n.writeLocks.lock(id).Unlock()
 	now := n.cfg.Clock.Now()
 	s, _, err := n.visible(id, now)
 	if err != nil {
@@ -308,7 +308,7 @@ func (n *Node) RevokeOwner(ctx context.Context, owner, keep string) (string, err
 		if err := n.await(ctx, keptID); err != nil {
 			return "", err
 		}
-		defer n.writeLocks.lock(keptID)()
+		defer n.writeLocks.lock(keptID).Unlock()
 	}
 	now := n.cfg.Clock.Now()
 	if keep != "" {

@@ -335,7 +335,7 @@ func (n *Node) Renew(ctx context.Context, token string) (string, error) {
 	if err := n.await(ctx, id); err != nil {
 		return "", err
 	}
-	defer n.writeLocks.lock(id)()
+	defer n.writeLocks.lock(id).Unlock()
 	now := n.cfg.Clock.Now()
 	old, _, err := n.visible(id, now)
 	if err != nil {
@@ -365,7 +365,7 @@ func (n *Node) mutate(ctx context.Context, token string, op LocalOp) error {
 	if err := n.await(ctx, id); err != nil {
 		return err
 	}
-	defer n.writeLocks.lock(id)()
+	defer n.writeLocks.lock(id).Unlock()
 	s, _, err := n.visible(id, n.cfg.Clock.Now())
 	if err != nil {
 		return err
@@ -375,6 +375,7 @@ func (n *Node) mutate(ctx context.Context, token string, op LocalOp) error {
 	switch {
 	case err != nil:
 		return err
+	case versionOf(ctx) == nil: // nobody to tell
 	case len(ds) == 0: // a lazy touch
 		setVersion(ctx, s.Version())
 	case !ds[0].IsDestroyed():

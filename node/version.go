@@ -208,8 +208,11 @@ type sessionLocks struct {
 	locks [4096]sync.Mutex
 }
 
-func (l *sessionLocks) lock(id string) func() {
+// lock locks the stripe of session id and returns it, for a deferred
+// Unlock (a method value returned instead would cost an allocation per
+// write).
+func (l *sessionLocks) lock(id string) *sync.Mutex {
 	m := &l.locks[maphash.String(l.seed, id)%uint64(len(l.locks))]
 	m.Lock()
-	return m.Unlock
+	return m
 }
