@@ -1,9 +1,12 @@
 package redisfront
 
 import (
+	"errors"
 	"io"
 	"net"
+	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -16,8 +19,23 @@ import (
 // wake-up (and sysmon's sleep after it) cost the front a fifth of its CPU
 // per unpipelined request. The socket is non-blocking, so a raw call never
 // sleeps in the kernel: it holds its P only for the copy.
+//
+// Deadlines are set only when they can matter, not per request (each set
+// is a clock read and a timer change): the idle deadline is armed once and
+// pushed back when it passes while the client was not silent for the
+// whole idle timeout; the write deadline is armed when a write finds the
+// socket buffer full, and cleared when the write ends.
 type rawIO struct {
-	rc syscall.RawConn
+	conn net.Conn
+	rc   syscall.RawConn
+	// idle closes a client silent this long (0: never); lastRead is when
+	// data last came.
+	idle     time.Duration
+	lastRead time.Time
+	// wTimeout bounds how long a write may wait for room in the socket
+	// buffer; wArmed is set while its deadline is.
+	wTimeout time.Duration
+	wArmed   bool
 	// The closures handed to rc, made once: a closure built per call
 	// would be allocated per call.
 	readFn, writeFn func(fd uintptr) bool
@@ -29,8 +47,9 @@ type rawIO struct {
 	rerrno, werrno syscall.Errno
 }
 
-// newRawIO returns raw I/O for c, nil when c has no socket to reach.
-func newRawIO(c net.Conn) *rawIO {
+// newRawIO returns raw I/O for c, closing it after idle of silence (0:
+// never), nil when c has no socket to reach. It owns c's deadlines.
+func newRawIO(c net.Conn, idle time.Duration) *rawIO {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -39,8 +58,14 @@ func newRawIO(c net.Conn) *rawIO {
 	if err != nil {
 		return nil
 	}
-	r := &rawIO{rc: rc}
+	r := &rawIO{conn: c, rc: rc, idle: idle, wTimeout: writeTimeout}
 	r.readFn, r.writeFn = r.readOnce, r.writeSome
+	if idle > 0 {
+		r.lastRead = time.Now()
+		if c.SetReadDeadline(r.lastRead.Add(idle)) != nil {
+			return nil
+		}
+	}
 	return r
 }
 
@@ -67,7 +92,13 @@ func (r *rawIO) writeSome(fd uintptr) bool {
 			r.wn += int(n)
 		case syscall.EINTR:
 		case syscall.EAGAIN:
-			return false // the socket buffer is full: wait in the poller
+			// The socket buffer is full: wait in the poller, for a
+			// client that stopped reading no longer than wTimeout.
+			if !r.wArmed {
+				r.wArmed = true
+				_ = r.conn.SetWriteDeadline(time.Now().Add(r.wTimeout))
+			}
+			return false
 		default:
 			r.werrno = e
 			return true
@@ -82,10 +113,27 @@ func (r *rawIO) read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.rbuf, r.rn, r.rerrno = p, 0, 0
-	err := r.rc.Read(r.readFn)
-	n, errno := r.rn, r.rerrno
-	r.rbuf = nil
+	var n int
+	var errno syscall.Errno
+	var err error
+	for {
+		r.rbuf, r.rn, r.rerrno = p, 0, 0
+		err = r.rc.Read(r.readFn)
+		n, errno = r.rn, r.rerrno
+		r.rbuf = nil
+		if err == nil || r.idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			break
+		}
+		// The idle deadline passed: the client is silent since lastRead,
+		// which may be later than when the deadline was armed.
+		left := r.idle - time.Since(r.lastRead)
+		if left <= 0 || r.conn.SetReadDeadline(time.Now().Add(left)) != nil {
+			break
+		}
+	}
+	if n > 0 && r.idle > 0 {
+		r.lastRead = time.Now()
+	}
 	switch {
 	case err != nil:
 		return 0, err
@@ -103,6 +151,11 @@ func (r *rawIO) write(p []byte) (int, error) {
 	err := r.rc.Write(r.writeFn)
 	n, errno := r.wn, r.werrno
 	r.wbuf = nil
+	if r.wArmed {
+		// The write waited for room: its deadline must not cut the next.
+		r.wArmed = false
+		_ = r.conn.SetWriteDeadline(time.Time{})
+	}
 	if err == nil && errno != 0 {
 		err = &net.OpError{Op: "write", Net: "tcp", Err: errno}
 	}

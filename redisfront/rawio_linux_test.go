@@ -42,7 +42,7 @@ func loopbackPair(t *testing.T) (server, client net.Conn) {
 // close reads as io.EOF.
 func TestRawIO(t *testing.T) {
 	server, client := loopbackPair(t)
-	raw := newRawIO(server)
+	raw := newRawIO(server, 0)
 	if raw == nil {
 		t.Fatal("no raw I/O for a TCP connection")
 	}
@@ -51,12 +51,13 @@ func TestRawIO(t *testing.T) {
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
+	raw.wTimeout = time.Second
 	got := make(chan []byte, 1)
 	go func() {
 		var b bytes.Buffer
 		buf := make([]byte, 64<<10)
+		time.Sleep(50 * time.Millisecond) // the writer fills the buffers and waits
 		for b.Len() < len(big) {
-			time.Sleep(time.Millisecond) // slower than the writer: it must wait
 			n, err := client.Read(buf)
 			b.Write(buf[:n])
 			if err != nil {
@@ -71,6 +72,14 @@ func TestRawIO(t *testing.T) {
 	}
 	if b := <-got; !bytes.Equal(b, big) {
 		t.Fatalf("the reader got %d bytes, not the %d written in order", len(b), len(big))
+	}
+	// The deadline armed while that write waited must not cut a later one.
+	time.Sleep(raw.wTimeout + 100*time.Millisecond)
+	if n, err := raw.write([]byte("+OK\r\n")); err != nil || n != 5 {
+		t.Fatalf("write after a write that waited: %d bytes, %v", n, err)
+	}
+	if _, err := io.ReadFull(client, make([]byte, 5)); err != nil {
+		t.Fatal(err)
 	}
 
 	if _, err := client.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
@@ -101,5 +110,56 @@ func TestRawIO(t *testing.T) {
 	server.Close()
 	if _, err := raw.write([]byte("x")); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write on a closed connection: %v, want net.ErrClosed", err)
+	}
+}
+
+// TestRawIOTimeouts checks the two deadlines raw I/O arms itself: a client
+// that sends something more often than the idle timeout stays, one silent
+// for the idle timeout is closed (a timeout error, after the idle timeout
+// and not before); a write to a client that stopped reading fails after
+// the write timeout.
+func TestRawIOTimeouts(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	server, client := loopbackPair(t)
+	raw := newRawIO(server, idle)
+	if raw == nil {
+		t.Fatal("no raw I/O for a TCP connection")
+	}
+	go func() {
+		for range 8 { // 800 ms in all, more than twice the idle timeout
+			time.Sleep(idle / 3)
+			if _, err := client.Write([]byte("x")); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 16)
+	for got := 0; got < 8; {
+		n, err := raw.read(buf)
+		if err != nil {
+			t.Fatalf("read %d of 8 bytes sent every %v: %v", got, idle/3, err)
+		}
+		got += n
+	}
+	start := time.Now()
+	_, err := raw.read(buf)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("read from a silent client: %v, want a timeout", err)
+	}
+	if d := time.Since(start); d < idle-50*time.Millisecond || d > 5*time.Second {
+		t.Errorf("silent client timed out after %v, idle timeout %v", d, idle)
+	}
+
+	server2, _ := loopbackPair(t) // its client never reads
+	raw2 := newRawIO(server2, 0)
+	raw2.wTimeout = 200 * time.Millisecond
+	start = time.Now()
+	n, err := raw2.write(make([]byte, 64<<20))
+	if !errors.Is(err, os.ErrDeadlineExceeded) || n >= 64<<20 {
+		t.Fatalf("write to a client that does not read: %d bytes, %v; want a timeout", n, err)
+	}
+	if d := time.Since(start); d < raw2.wTimeout || d > 10*time.Second {
+		t.Errorf("the write gave up after %v, write timeout %v", d, raw2.wTimeout)
 	}
 }

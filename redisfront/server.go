@@ -157,9 +157,6 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.ln = &limitListener{Listener: ln, max: s.cfg.MaxRequestBytes, idle: s.cfg.IdleTimeout}
 	wrapped := s.ln
 	s.mu.Unlock()
-	if s.cfg.IdleTimeout > 0 {
-		s.rs.SetIdleClose(s.cfg.IdleTimeout)
-	}
 	err := s.rs.Serve(wrapped)
 	s.mu.Lock()
 	closing := s.closing
@@ -251,16 +248,18 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{Conn: c, max: l.max, raw: newRawIO(c)}, nil
+	return &limitConn{Conn: c, max: l.max, idle: l.idle, raw: newRawIO(c, l.idle)}, nil
 }
 
 // limitConn counts bytes read since the last command was handled (reset by
 // the handler): redcon buffers a request until it is complete, so this is
-// what bounds its memory for one client.
+// what bounds its memory for one client. It also closes idle clients and
+// bounds reply writes (rawIO does both when it serves the connection).
 type limitConn struct {
 	net.Conn
 	max  int
 	read int
+	idle time.Duration
 	raw  *rawIO // nil: c.Conn's Read and Write
 }
 
@@ -270,6 +269,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 	if c.raw != nil {
 		n, err = c.raw.read(p)
 	} else {
+		if c.idle > 0 {
+			_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+		}
 		n, err = c.Conn.Read(p)
 	}
 	c.read += n
@@ -282,9 +284,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	if c.raw != nil {
 		return c.raw.write(p)
 	}
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(writeTimeout))
 	return c.Conn.Write(p)
 }
