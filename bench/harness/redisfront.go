@@ -138,6 +138,10 @@ func benchRedisFront(ctx context.Context, e *env) error {
 					n = e.set.RedisRequestsPipelined
 				}
 				var sm, rr []rbResult
+				// CPU per request: the three daemons together (the
+				// front's peer and the two replicas) and redis-server.
+				var smCPU, rCPU []float64
+				cpuOK := true
 				for r := range e.set.RedisRounds {
 					order := []bool{true, false}
 					if r%2 == 1 {
@@ -148,14 +152,27 @@ func benchRedisFront(ctx context.Context, e *env) error {
 						if isSM {
 							addr = smAddr
 						}
+						cpu := func() (time.Duration, error) { return redisCPU(ctx, rd) }
+						if isSM {
+							cpu = func() (time.Duration, error) { return daemonsCPU(ds) }
+						}
+						before, errB := cpu()
 						res, err := runRedisBenchmark(ctx, bin, addr, c, pipe, n, op.command)
 						if err != nil {
 							return err
 						}
+						after, errA := cpu()
+						if errB != nil || errA != nil {
+							// No /proc (not Linux): the rates stand alone.
+							cpuOK = false
+						}
+						perReq := float64((after - before).Microseconds()) / float64(n)
 						if isSM {
 							sm = append(sm, res)
+							smCPU = append(smCPU, perReq)
 						} else {
 							rr = append(rr, res)
+							rCPU = append(rCPU, perReq)
 						}
 					}
 				}
@@ -175,9 +192,13 @@ func benchRedisFront(ctx context.Context, e *env) error {
 				}
 				e.rep.add(rps)
 				e.rep.add(rbRow(sec, op.name+" p99, "+w, "µs", sm, rr, func(x rbResult) float64 { return x.P99ms * 1000 }, setSM, setR))
+				if cpuOK {
+					e.rep.add(cpuRow(sec, op.name+" CPU per request, "+w, smCPU, rCPU, setSM, setR))
+				}
 				details[fmt.Sprintf("%s c=%d P=%d", op.name, c, pipe)] = map[string]any{
 					"command":     fmt.Sprintf("redis-benchmark -c %d -P %d -n %d -r %d --csv %s", c, pipe, n, redisBenchKeys, cmd),
 					"sessionmesh": sm, "redis": rr,
+					"sessionmesh_cpu_us_per_request": smCPU, "redis_cpu_us_per_request": rCPU,
 				}
 			}
 		}
@@ -198,6 +219,23 @@ func benchRedisFront(ctx context.Context, e *env) error {
 		}
 	}
 	return nil
+}
+
+// cpuRow builds a row of CPU time per request from interleaved rounds:
+// less sensitive than rates to what else runs on the machine, as it counts
+// only what the servers spent.
+func cpuRow(section, measure string, sm, rd []float64, setupSM, setupR string) row {
+	var ratios []float64
+	for i := range min(len(sm), len(rd)) {
+		if rd[i] > 0 {
+			ratios = append(ratios, sm[i]/rd[i])
+		}
+	}
+	return row{
+		Section: section, Measure: measure, Unit: "µs",
+		SM: num(median(sm)), Redis: num(median(rd)), Ratio: num(median(ratios)),
+		SMSetup: setupSM + " (CPU of the 3 daemons)", RedisSet: setupR, SMRounds: sm, RedisRounds: rd,
+	}
 }
 
 // rbRow builds a row from interleaved redis-benchmark rounds: medians, and
