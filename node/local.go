@@ -234,17 +234,17 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 			had--
 		}
 	}
-	keys := func(yield func(string) bool) {
+	var one [1]string
+	keys := one[:0]
+	if len(set) == 1 {
 		for k := range set {
-			yield(k)
-			return
+			keys = append(keys, k)
 		}
-	}
-	if len(set) > 1 {
+	} else {
 		// In order, so that an error names the same key every time.
-		keys = slices.Values(slices.Sorted(maps.Keys(set)))
+		keys = slices.Sorted(maps.Keys(set))
 	}
-	for k := range keys {
+	for _, k := range keys {
 		if k == "" {
 			return fmt.Errorf("%w: empty field key", ErrInvalid)
 		}

@@ -466,8 +466,9 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 		}
 		return rd
 	}
+	sl := newSlab(ws)
 	for _, w := range ws {
-		if err := b.writeSession(txn, reader, w); err != nil {
+		if err := b.writeSession(txn, reader, sl, w); err != nil {
 			return err
 		}
 		if w.oldDeadline == w.newDeadline {
@@ -487,7 +488,42 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 	return txn.Commit()
 }
 
-func (b *badgerBackend) writeSession(txn *badger.Txn, reader func() *badger.Txn, w write) error {
+// slab holds the keys and values of one transaction's field records in a
+// few large buffers rather than in two or three allocations each: Badger
+// copies them into its log and memtable, and keeps them no longer than the
+// transaction (Txn.Set: not to be modified until its end).
+type slab struct{ buf []byte }
+
+// newSlab sizes a slab for the field records of ws.
+func newSlab(ws []write) *slab {
+	n := 0
+	for _, w := range ws {
+		if w.header || w.state == nil || w.state.IsDestroyed() {
+			continue
+		}
+		for _, k := range w.fields {
+			f, _ := w.state.Fields.Get(k)
+			n += fieldRecordLen(w.id, k, f)
+		}
+	}
+	return &slab{buf: make([]byte, 0, n)}
+}
+
+func fieldRecordLen(id, k string, f crdt.Field) int {
+	return fieldKeyLen(id, k) + 2*binary.MaxVarintLen64 + 1 + len(f.Value)
+}
+
+// reserve makes room for n more bytes without moving what was handed out.
+func (s *slab) reserve(n int) {
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = make([]byte, 0, n)
+	}
+}
+
+// from returns what was appended since start, capped.
+func (s *slab) from(start int) []byte { return s.buf[start:len(s.buf):len(s.buf)] }
+
+func (b *badgerBackend) writeSession(txn *badger.Txn, reader func() *badger.Txn, sl *slab, w write) error {
 	if w.state == nil || w.state.IsDestroyed() {
 		// Every field record goes, found by a key scan: most fields live
 		// in the header record only, and deleting keys that were never
@@ -515,7 +551,13 @@ func (b *badgerBackend) writeSession(txn *badger.Txn, reader func() *badger.Txn,
 	}
 	for _, k := range w.fields {
 		f, _ := w.state.Fields.Get(k)
-		if err := txn.Set(fieldKey(w.id, k), encodeField(f)); err != nil {
+		sl.reserve(fieldRecordLen(w.id, k, f))
+		start := len(sl.buf)
+		sl.buf = appendFieldKey(sl.buf, w.id, k)
+		key := sl.from(start)
+		start = len(sl.buf)
+		sl.buf = appendField(sl.buf, f)
+		if err := txn.Set(key, sl.from(start)); err != nil {
 			return err
 		}
 	}

@@ -34,19 +34,29 @@ const (
 
 // sessionPrefix is the key prefix of every record of session id.
 func sessionPrefix(id string) []byte {
-	k := make([]byte, 5+len(id), 6+len(id))
-	k[0] = prefixSession
-	binary.BigEndian.PutUint16(k[1:], uint16(BucketOf(id)))
-	binary.BigEndian.PutUint16(k[3:], uint16(len(id)))
-	copy(k[5:], id)
-	return k
+	return appendSessionPrefix(make([]byte, 0, 6+len(id)), id)
+}
+
+// appendSessionPrefix appends what sessionPrefix returns to b.
+func appendSessionPrefix(b []byte, id string) []byte {
+	b = append(b, prefixSession)
+	b = binary.BigEndian.AppendUint16(b, uint16(BucketOf(id)))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(id)))
+	return append(b, id...)
 }
 
 func headerKey(id string) []byte { return append(sessionPrefix(id), kindHeader) }
 
 func fieldKey(id, key string) []byte {
-	return append(append(sessionPrefix(id), kindField), key...)
+	return appendFieldKey(make([]byte, 0, fieldKeyLen(id, key)), id, key)
 }
+
+// appendFieldKey appends fieldKey(id, key) to b.
+func appendFieldKey(b []byte, id, key string) []byte {
+	return append(append(appendSessionPrefix(b, id), kindField), key...)
+}
+
+func fieldKeyLen(id, key string) int { return 6 + len(id) + len(key) }
 
 func expiryKey(deadline int64, id string) []byte {
 	k := make([]byte, 9+len(id))
