@@ -72,3 +72,25 @@ func redisCPU(ctx context.Context, c *redis.Client) (time.Duration, error) {
 	}
 	return time.Duration(sec * float64(time.Second)), nil
 }
+
+// awaitQuiet waits, up to max, until the daemons are quiet: less than 5% of a
+// core between them over 200 ms. A write round leaves work behind it (the
+// replicas applying the last deltas, the store flushing and compacting its
+// memtables, garbage collection) that would otherwise run during the next
+// round, of either contender, and be counted against that round's
+// command. Without /proc it returns at once.
+func awaitQuiet(ctx context.Context, ds []*daemon, max time.Duration) {
+	const window = 200 * time.Millisecond
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		before, err := daemonsCPU(ds)
+		if err != nil {
+			return
+		}
+		time.Sleep(window)
+		after, err := daemonsCPU(ds)
+		if err != nil || after-before < window/20 {
+			return
+		}
+	}
+}
