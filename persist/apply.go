@@ -95,6 +95,8 @@ type committer struct {
 	qmu     sync.Mutex
 	queue   []*commitReq
 	leading bool // a caller is leading
+
+	scratch groupScratch // commitGroup's, under mu
 }
 
 type commitReq struct {
@@ -135,10 +137,10 @@ func (c *committer) submit(items []item) (Result, error) {
 		if group := c.take(); len(group) > 0 {
 			c.mu.Lock()
 			out := c.commitGroup(group)
-			c.mu.Unlock()
 			for i, r := range group {
-				r.done <- out[i]
+				r.done <- out[i] // buffered: never blocks
 			}
+			c.mu.Unlock()
 		}
 		select {
 		case r := <-req.done:
@@ -167,8 +169,9 @@ func (c *committer) alone(items []item) (Result, error) {
 	req := commitReq{items: items}
 	c.mu.Lock()
 	out := c.commitGroup([]*commitReq{&req})
+	res, err := out[0].res, out[0].err
 	c.mu.Unlock()
-	return out[0].res, out[0].err
+	return res, err
 }
 
 // take dequeues requests up to maxGroupItems (at least one).
@@ -190,29 +193,96 @@ func (c *committer) take() []*commitReq {
 
 // staged is a session as a group leaves it.
 type staged struct {
+	id     string
 	stored *crdt.Session // as the backend holds it; nil when absent
 	hash   uint64        // sessionHash(stored)
 	state  *crdt.Session // stored, or the group's own copy once a delta merged
 	owned  bool          // state is the group's copy
+	node   *cacheNode    // holds state when owned and the store caches
 	size   int           // crdt.EncodedSize(state)
 	merged bool          // a delta merged
 	fields []string      // keys whose register changed, each once
 	landed bool          // written: its changes are reported
 }
 
+// groupScratch is what commitGroup reuses from one group to the next (it
+// runs under c.mu): most groups are one Apply call of a delta or a few, and
+// their bookkeeping would otherwise be most of the commit's garbage.
+type groupScratch struct {
+	states  []staged
+	index   map[string]int // into states, for groups too large to search
+	ws      []write
+	entries []cacheEntry
+	wsOf    []int // the staged state of each of ws
+	owners  []int // the request of each change
+	changes []crdt.Change
+	out     [1]commitRes
+}
+
+// indexFrom is the size from which a group finds its staged states through
+// a map rather than by scanning them.
+const indexFrom = 16
+
+func (g *groupScratch) find(id string) (int, bool) {
+	if g.index != nil {
+		i, ok := g.index[id]
+		return i, ok
+	}
+	for i := range g.states {
+		if g.states[i].id == id {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+func (g *groupScratch) add(st staged) int {
+	g.states = append(g.states, st)
+	i := len(g.states) - 1
+	switch {
+	case g.index != nil:
+		g.index[st.id] = i
+	case len(g.states) == indexFrom:
+		g.index = make(map[string]int, 2*indexFrom)
+		for j := range g.states {
+			g.index[g.states[j].id] = j
+		}
+	}
+	return i
+}
+
+// reset forgets a group's sessions (so that the scratch does not keep
+// them alive) and keeps the buffers, unless a rare large group grew them.
+func (g *groupScratch) reset() {
+	const keep = 256
+	clear(g.states)
+	clear(g.ws)
+	clear(g.entries)
+	clear(g.changes)
+	g.states, g.ws, g.entries, g.changes = g.states[:0], g.ws[:0], g.entries[:0], g.changes[:0]
+	g.wsOf, g.owners = g.wsOf[:0], g.owners[:0]
+	if cap(g.states) > keep {
+		g.states, g.ws, g.entries, g.changes, g.wsOf, g.owners = nil, nil, nil, nil, nil, nil
+	}
+	g.index = nil
+	g.out = [1]commitRes{}
+}
+
 // commitGroup merges the items of a group, commits what changed in one
 // backend commit, then publishes the new states to the cache and digests,
 // and returns each request's result, in group order. The caller holds c.mu.
+// A group of one request returns a slice of c's scratch, valid until the
+// next commit.
 func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	s := c.s
-	out := make([]commitRes, len(group))
-	states := make(map[string]*staged)
-	var order []string
-	type change struct {
-		owner int
-		ch    crdt.Change
+	g := &c.scratch
+	g.reset()
+	var out []commitRes
+	if len(group) == 1 {
+		out = g.out[:]
+	} else {
+		out = make([]commitRes, len(group))
 	}
-	var changes []change
 	var fatal error
 	refuse := func(owner int, id string, err error) {
 		out[owner].res.Refused = append(out[owner].res.Refused, Refusal{ID: id, Err: err})
@@ -220,10 +290,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	for owner, r := range group {
 		for _, it := range r.items {
 			d := it.d
-			st, ok := states[d.ID]
+			i, ok := g.find(d.ID)
 			if !ok {
-				var err error
-				st, err = s.base(d.ID)
+				st, err := s.base(d.ID)
 				if errors.Is(err, ErrCorrupt) {
 					// Refuse the delta rather than overwrite what cannot
 					// be read.
@@ -234,9 +303,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 					fatal = err
 					continue
 				}
-				states[d.ID] = st
-				order = append(order, d.ID)
+				i = g.add(st)
 			}
+			st := &g.states[i]
 			// A delta for a session past its deadline is refused for good,
 			// but the deadline is the later of the delta's and the stored
 			// one: a tombstone whose issuer never saw a later deadline must
@@ -252,20 +321,21 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 				continue
 			}
 			if !ch.Empty() || ch.Dropped {
-				changes = append(changes, change{owner, ch})
+				g.owners = append(g.owners, owner)
+				g.changes = append(g.changes, ch)
 			}
 		}
 	}
-	ws := make([]write, 0, len(order))
-	entries := make([]cacheEntry, 0, len(order))
-	for _, id := range order {
-		st := states[id]
-		w, h, ok := st.write(id)
+	for i := range g.states {
+		st := &g.states[i]
+		w, h, ok := st.write(st.id)
 		if ok {
-			ws = append(ws, w)
-			entries = append(entries, cacheEntry{s: st.state, hash: h, size: st.size})
+			g.ws = append(g.ws, w)
+			g.wsOf = append(g.wsOf, i)
+			g.entries = append(g.entries, cacheEntry{s: st.state, hash: h, size: st.size})
 		}
 	}
+	ws := g.ws
 	// What the backend wrote is published even if a later part of the
 	// group failed: digests must describe the data, and callers learn
 	// what changed.
@@ -279,7 +349,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 				// old one's tombstone) commit together. Nothing was
 				// written or published, so each half merges afresh.
 				half := len(group) / 2
-				return append(c.commitGroup(group[:half]), c.commitGroup(group[half:])...)
+				// The halves share the scratch: keep the first's results.
+				first := slices.Clone(c.commitGroup(group[:half]))
+				return append(first, c.commitGroup(group[half:])...)
 			}
 		} else {
 			written, err = s.commitWrites(ws)
@@ -292,20 +364,24 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 		}
 	}
 	for i, w := range ws[:written] {
-		st := states[w.id]
-		s.digests.update(BucketOf(w.id), st.hash, entries[i].hash)
-		s.cache.put(entries[i])
+		st := &g.states[g.wsOf[i]]
+		s.digests.update(BucketOf(w.id), st.hash, g.entries[i].hash)
+		s.cache.putNode(g.entries[i], st.node)
 		st.landed = true
 	}
 	for _, w := range ws[written:] {
 		// Not written: the next commit reads the stored state back.
 		s.cache.remove(w.id)
 	}
-	for _, c := range changes {
+	for k, ch := range g.changes {
 		// A guarded delta that merged nothing (Change.Dropped) wrote
 		// nothing, and its caller still has to learn that it waits.
-		if states[c.ch.ID].landed || c.ch.Empty() {
-			out[c.owner].res.Changes = append(out[c.owner].res.Changes, c.ch)
+		if ch.Empty() {
+			out[g.owners[k]].res.Changes = append(out[g.owners[k]].res.Changes, ch)
+			continue
+		}
+		if i, _ := g.find(ch.ID); g.states[i].landed {
+			out[g.owners[k]].res.Changes = append(out[g.owners[k]].res.Changes, ch)
 		}
 	}
 	if err == nil {
@@ -339,8 +415,7 @@ func (s *Store) commitWrites(ws []write) (int, error) {
 // the copy as it was.
 func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 	if !st.owned {
-		st.state = st.state.Clone()
-		st.owned = true
+		s.own(st, st.state)
 	}
 	cur := st.state
 	// Fields is persistent: before keeps the registers as they were.
@@ -426,20 +501,34 @@ func (st *staged) write(id string) (write, uint64, bool) {
 
 // base returns the committed state of id for a merge: from the cache when
 // there, else from the backend.
-func (s *Store) base(id string) (*staged, error) {
+func (s *Store) base(id string) (staged, error) {
 	e, ok := s.cache.entry(id)
 	if !ok {
 		cur, err := s.read(id)
 		if err != nil {
-			return nil, err
+			return staged{}, err
 		}
 		if cur == nil {
-			fresh := &crdt.Session{ID: id}
-			return &staged{state: fresh, owned: true, size: crdt.HeaderSize(fresh, 0)}, nil
+			st := staged{id: id, size: crdt.HeaderSize(&crdt.Session{ID: id}, 0)}
+			s.own(&st, &crdt.Session{ID: id})
+			return st, nil
 		}
 		e = newEntry(cur)
 	}
-	return &staged{stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
+	return staged{id: id, stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
+}
+
+// own gives st its own copy of s to merge into. When the store caches, the
+// copy lives in the cache node that will publish it: one allocation for
+// the merged state and its cache entry.
+func (s *Store) own(st *staged, from *crdt.Session) {
+	if s.cache == nil {
+		st.state = from.Clone()
+	} else {
+		st.node = newOwnedNode(from)
+		st.state = &st.node.s
+	}
+	st.owned = true
 }
 
 // syncLoop bounds how long writes stay unsynced in DurabilityNone: every

@@ -288,7 +288,7 @@ func runGroup(s *Store, now time.Time, batches ...[]*crdt.Session) []commitRes {
 	}
 	s.commit.mu.Lock()
 	defer s.commit.mu.Unlock()
-	return s.commit.commitGroup(group)
+	return slices.Clone(s.commit.commitGroup(group)) // may be the committer's scratch
 }
 
 // TestGroupTooBigCutsBetweenCalls: a group too big for one transaction is

@@ -101,8 +101,16 @@ const (
 )
 
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := &cacheNode{key: key, idLen: noInlineID, s: *e.s, hash: e.hash, size: e.size, cost: e.cost, next: next}
-	if id := e.s.ID; len(id) <= inlineID {
+	n := newOwnedNode(e.s)
+	n.key, n.hash, n.size, n.cost, n.next = key, e.hash, e.size, e.cost, next
+	return n
+}
+
+// newOwnedNode returns an unpublished node holding a copy of s, for the
+// committer to merge into and then publish (cache.putNode).
+func newOwnedNode(s *crdt.Session) *cacheNode {
+	n := &cacheNode{idLen: noInlineID, s: *s}
+	if id := s.ID; len(id) <= inlineID {
 		n.idLen = uint8(copy(n.id[:], id))
 		n.rehome()
 	}
@@ -212,14 +220,18 @@ func (c *cache) fill(e cacheEntry, gen uint64) *crdt.Session {
 
 // put records the state the committer just committed. Only the committer
 // calls it.
-func (c *cache) put(e cacheEntry) {
+func (c *cache) put(e cacheEntry) { c.putNode(e, nil) }
+
+// putNode is put, publishing n (from newOwnedNode, unpublished, holding
+// e.s) rather than a new node when n is not nil.
+func (c *cache) putNode(e cacheEntry, n *cacheNode) {
 	if c == nil {
 		return
 	}
 	sh, key := c.locate(e.s.ID)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	sh.insertLocked(key, e, c.perShard, c.shardBytes)
+	sh.insertNodeLocked(key, e, n, c.perShard, c.shardBytes)
 }
 
 func (sh *cacheShard) findLocked(key uint64, id string) (cachedEntry, bool) {
@@ -237,6 +249,12 @@ func (sh *cacheShard) findLocked(key uint64, id string) (cachedEntry, bool) {
 // cached entry being the latest state): insertLocked reports whether e was
 // stored.
 func (sh *cacheShard) insertLocked(key uint64, e cacheEntry, perShard int, maxBytes int64) bool {
+	return sh.insertNodeLocked(key, e, nil, perShard, maxBytes)
+}
+
+// insertNodeLocked is insertLocked, storing e in n when n holds it (see
+// putNode).
+func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, perShard int, maxBytes int64) bool {
 	ce := cachedEntry{cacheEntry: e, cost: e.cost()}
 	if _, ok := sh.deleteLocked(key, e.s.ID); ok {
 		if ce.cost > maxBytes {
@@ -257,7 +275,12 @@ func (sh *cacheShard) insertLocked(key uint64, e cacheEntry, perShard int, maxBy
 		t = sh.growLocked(t)
 	}
 	b := t.bucket(key)
-	b.Store(newNode(key, ce, b.Load()))
+	if n == nil || e.s != &n.s {
+		n = newNode(key, ce, b.Load())
+	} else {
+		n.key, n.hash, n.size, n.cost, n.next = key, ce.hash, ce.size, ce.cost, b.Load()
+	}
+	b.Store(n)
 	sh.n++
 	sh.bytes += ce.cost
 	return true
