@@ -15,7 +15,9 @@ type memNet struct {
 	mu    sync.Mutex
 	nodes map[PeerID]*memEndpoint
 	cut   map[[2]PeerID]bool
-	// loseGossip, when set, drops the broadcasts it returns true for.
+	// loseGossip, when set, drops the broadcasts it returns true for, and
+	// the direct delta messages that stand for them under partial
+	// replication (kindDeltas, Core.deliverBatch).
 	loseGossip func(from, to PeerID) bool
 }
 
@@ -155,9 +157,13 @@ func (e *memEndpoint) Send(_ context.Context, to PeerID, data []byte) error {
 	e.net.mu.Lock()
 	o, ok := e.net.nodes[to]
 	ok = ok && e.net.linked(e.id, to)
+	lost := len(data) > 1 && data[1] == kindDeltas && e.net.loseGossip != nil && e.net.loseGossip(e.id, to)
 	e.net.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("memnet: %s unreachable from %s", to, e.id)
+	}
+	if lost {
+		return nil
 	}
 	o.mu.Lock()
 	o.inbox = append(o.inbox, directMsg{from: e.id, data: slices.Clone(data)})

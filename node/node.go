@@ -314,15 +314,64 @@ func (n *Node) queueDeltas(msgs []Message) []Message {
 		}
 		n.outMu.Lock()
 		if q := n.directQueueLocked(m.To); q != nil {
-			select {
-			case q.ch <- m.Data:
-			default:
-				n.m.Add("deltas_rejected", 1, "reason", "send_queue_full")
-			}
+			q.queueDelta(m.Data, n.m)
 		}
 		n.outMu.Unlock()
 	}
 	return rest
+}
+
+// deltaBacklogBytes bounds the deltas waiting for one peer beyond its
+// queue: a burst of writes outruns the link for a moment without loss
+// (which only anti-entropy between holders would repair, slowly: with R
+// holders per region few rounds compare a given slot); a peer that stays
+// slower than the writes loses what does not fit.
+const deltaBacklogBytes = 32 << 20
+
+// queueDelta queues a delta message, past the channel into the backlog
+// when the channel is full; once the backlog holds something, later
+// deltas go behind it, so that they keep their order. The caller holds
+// n.outMu.
+func (q *directQueue) queueDelta(data []byte, m Metrics) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.backlog) == 0 {
+		select {
+		case q.ch <- data:
+			return
+		default:
+		}
+	}
+	if q.backlogBytes+len(data) > deltaBacklogBytes {
+		m.Add("deltas_rejected", 1, "reason", "send_queue_full")
+		return
+	}
+	q.backlog = append(q.backlog, data)
+	q.backlogBytes += len(data)
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next returns the next message to send: the channel's first (queued
+// before any backlog), else the backlog's; ok false when both are empty.
+func (q *directQueue) next() ([]byte, bool) {
+	select {
+	case data := <-q.ch:
+		return data, true
+	default:
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.backlog) == 0 {
+		return nil, false
+	}
+	data := q.backlog[0]
+	q.backlog[0] = nil
+	q.backlog = q.backlog[1:]
+	q.backlogBytes -= len(data)
+	return data, true
 }
 
 // directQueue is the outbound queue of one peer. Its channel is never
@@ -330,6 +379,12 @@ func (n *Node) queueDeltas(msgs []Message) []Message {
 type directQueue struct {
 	ch   chan []byte
 	gone chan struct{}
+	// Deltas that did not fit in ch (queueDelta), in order, and a wake-up
+	// for the loop when it waits on an empty ch.
+	mu           sync.Mutex
+	backlog      [][]byte
+	backlogBytes int
+	wake         chan struct{}
 }
 
 func (n *Node) directQueueLocked(p PeerID) *directQueue {
@@ -338,7 +393,7 @@ func (n *Node) directQueueLocked(p PeerID) *directQueue {
 	}
 	q, ok := n.direct[p]
 	if !ok {
-		q = &directQueue{ch: make(chan []byte, directQueueLen), gone: make(chan struct{})}
+		q = &directQueue{ch: make(chan []byte, directQueueLen), gone: make(chan struct{}), wake: make(chan struct{}, 1)}
 		n.direct[p] = q
 		n.senders.Add(1)
 		go n.directLoop(p, q)
@@ -374,22 +429,25 @@ func (n *Node) broadcastLoop() {
 func (n *Node) directLoop(p PeerID, q *directQueue) {
 	defer n.senders.Done()
 	for {
-		var data []byte
+		if data, ok := q.next(); ok {
+			n.sendOne(p, data)
+			continue
+		}
 		select {
-		case data = <-q.ch:
+		case data := <-q.ch:
+			n.sendOne(p, data)
+		case <-q.wake:
 		case <-q.gone:
 			// Drain what is queued: Close waits for it, PeerDown's sends
 			// fail fast.
 			for {
-				select {
-				case data = <-q.ch:
-					n.sendOne(p, data)
-				default:
+				data, ok := q.next()
+				if !ok {
 					return
 				}
+				n.sendOne(p, data)
 			}
 		}
-		n.sendOne(p, data)
 	}
 }
 

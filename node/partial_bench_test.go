@@ -38,30 +38,6 @@ func BenchmarkPartialReplication(b *testing.B) {
 	}
 }
 
-// BenchmarkPartialScaling is the mesh's write rate as it grows: 3, 6 and 9
-// peers (1, 2 and 3 per region, 3 regions), full replication against R = 1,
-// on Badger (durability group), every setting in one run. Deltas go to
-// holders only (Core.deliverBatch), so with R = 1 each write is applied by
-// 3 peers (one per region) whatever the mesh's size, where full
-// replication applies it on every peer. All peers share this machine's
-// cores, so the figure to read is the ratio R=1 / all at each size (1 at
-// 3 peers, where every peer holds everything), and received-deltas/write,
-// the mesh's replication work per write (on separate machines a mesh's
-// capacity is a peer's capacity times peers / that work per peer).
-//
-//	go test ./node -run '^$' -bench BenchmarkPartialScaling -benchtime 3000x
-func BenchmarkPartialScaling(b *testing.B) {
-	for _, per := range []int{1, 2, 3} {
-		for _, r := range []int{0, 1} {
-			name := fmt.Sprintf("peers=%d/replicas=all", 3*per)
-			if r > 0 {
-				name = fmt.Sprintf("peers=%d/replicas=%d", 3*per, r)
-			}
-			b.Run(name, func(b *testing.B) { benchPartial(b, r, true, per) })
-		}
-	}
-}
-
 // benchPartial runs one setting over perRegion peers in each of 3 regions;
 // disk puts the stores in Badger under a temporary directory (durability
 // group) and reports disk bytes per peer.

@@ -61,6 +61,15 @@ type settings struct {
 	RedisRequests          int   `json:"redis_requests"`
 	RedisRequestsPipelined int   `json:"redis_requests_pipelined"`
 	RedisRounds            int   `json:"redis_rounds"`
+	// The partial phase (issue 15): sessions loaded into each 9-peer mesh
+	// (full replication, then R = 1; 0 skips the phase) and writers per
+	// peer. `harness run --partial-sessions N` overrides the size.
+	PartialSessions int `json:"partial_sessions"`
+	PartialWriters  int `json:"partial_writers_per_peer"`
+	// Scaling rows: meshes of 3 regions × each of PartialScale peers,
+	// full replication and R = 1, PartialScaleSessions each (none: skip).
+	PartialScale         []int `json:"partial_scale_per_region"`
+	PartialScaleSessions int   `json:"partial_scale_sessions"`
 }
 
 func quickSettings() settings {
@@ -77,6 +86,7 @@ func quickSettings() settings {
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
 		RedisClients: []int{1, 16}, RedisPipelines: []int{1, 16},
 		RedisRequests: 1000, RedisRequestsPipelined: 4000, RedisRounds: 2,
+		PartialSessions: 600, PartialWriters: 2,
 	}
 }
 
@@ -94,6 +104,8 @@ func fullSettings() settings {
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
 		RedisClients: []int{1, 16, 50}, RedisPipelines: []int{1, 16},
 		RedisRequests: 10_000, RedisRequestsPipelined: 50_000, RedisRounds: 5,
+		PartialSessions: 1_000_000, PartialWriters: 4,
+		PartialScale: []int{1, 2, 3}, PartialScaleSessions: 20_000,
 	}
 }
 
@@ -125,6 +137,7 @@ var phases = []phase{
 	{"http", benchHTTP},
 	{"redisfront", benchRedisFront},
 	{"memory", benchMemory},
+	{"partial", benchPartial},
 }
 
 func main() {
@@ -172,6 +185,7 @@ func runAll(args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the harness process (embedded nodes included) to this file")
 	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of the harness process to this file")
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+phaseNames())
+	partialSessions := fs.Int("partial-sessions", -1, "sessions per mesh of the partial phase (default: the mode's, 1M full, 600 quick)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -201,6 +215,9 @@ func runAll(args []string) error {
 	mode, set := "full", fullSettings()
 	if *quick {
 		mode, set = "quick", quickSettings()
+	}
+	if *partialSessions >= 0 {
+		set.PartialSessions = *partialSessions
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -90,6 +90,7 @@ func memChild(args []string, stdout io.Writer) error {
 	dir := fs.String("dir", "", "data directory (must not exist)")
 	heapProfile := fs.String("heapprofile", "", "write a heap profile, taken with the sessions loaded, to this file")
 	idle := fs.Duration("idle", 0, "after measuring the loaded node, let it sit idle this long and measure again")
+	reopen := fs.Bool("reopen", false, "open the existing data directory -dir (a peer's, left by the partial phase) alone, create nothing, and report the memory of that restarted peer")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +98,9 @@ func memChild(args []string, stdout io.Writer) error {
 		return errors.New("memchild: -dir is required")
 	}
 	ctx := context.Background()
+	if *reopen {
+		return memReopen(ctx, *dir, stdout)
+	}
 	cfg := nodeConfig(*dir, "bench-memory", persist.DurabilityNone)
 	res := memResult{Sessions: *count}
 	n, err := p2pnode.Open(ctx, cfg)
@@ -207,6 +211,43 @@ func memChild(args []string, stdout io.Writer) error {
 	return json.NewEncoder(stdout).Encode(res)
 }
 
+// memReopen is `memchild -reopen`: the figures of a peer restarted alone
+// on its existing data directory (Sessions is what its store holds).
+func memReopen(ctx context.Context, dir string, stdout io.Writer) error {
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("memchild: reopen: %w", err)
+	}
+	cfg := nodeConfig(dir, "bench-memory-reopen", persist.DurabilityNone)
+	var res memResult
+	start := time.Now()
+	n, err := p2pnode.Open(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("memchild: reopen: %w", err)
+	}
+	res.ReopenSeconds = time.Since(start).Seconds()
+	if res.RSSReopened, err = settle(); err != nil {
+		return err
+	}
+	if res.RSSAnonReopened, err = procStatus("RssAnon"); err != nil {
+		return err
+	}
+	if res.RSSFileReopened, err = procStatus("RssFile"); err != nil {
+		return err
+	}
+	st, ok := n.Store().(*persist.Store)
+	if !ok {
+		return fmt.Errorf("memchild: store is a %T, not *persist.Store", n.Store())
+	}
+	res.Sessions = st.Len()
+	if res.DiskBytes, err = st.DiskUsage(); err != nil {
+		return err
+	}
+	if err := n.Close(ctx); err != nil {
+		return err
+	}
+	return json.NewEncoder(stdout).Encode(res)
+}
+
 // redisMem is Redis's side: used_memory before and after loading.
 type redisMem struct {
 	Sessions   int   `json:"sessions"`
@@ -266,11 +307,16 @@ func measureRedisMem(ctx context.Context, e *env, count int) (redisMem, error) {
 func runMemChild(ctx context.Context, e *env, count int) (memResult, error) {
 	dir := filepath.Join(e.work, fmt.Sprintf("memory-%d", count))
 	defer os.RemoveAll(dir)
+	return runChild(ctx, e, "-n", strconv.Itoa(count), "-dir", dir, "-idle", e.set.MemIdle.String())
+}
+
+// runChild runs `harness memchild` with args and decodes what it reports.
+func runChild(ctx context.Context, e *env, args ...string) (memResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return memResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, self, "memchild", "-n", strconv.Itoa(count), "-dir", dir, "-idle", e.set.MemIdle.String())
+	cmd := exec.CommandContext(ctx, self, append([]string{"memchild"}, args...)...)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := e.procs.start(cmd); err != nil {
@@ -279,7 +325,7 @@ func runMemChild(ctx context.Context, e *env, count int) (memResult, error) {
 	err = cmd.Wait()
 	e.procs.done(cmd)
 	if err != nil {
-		return memResult{}, fmt.Errorf("memory child (%d sessions): %w\n%s", count, err, stderr.String())
+		return memResult{}, fmt.Errorf("memory child %v: %w\n%s", args, err, stderr.String())
 	}
 	var r memResult
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {

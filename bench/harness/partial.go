@@ -1,0 +1,466 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/p2pnode"
+	"github.com/sessionmesh/sessionmesh/persist"
+)
+
+// The partial phase (issue 15): meshes of embedded peers in 3 regions on
+// loopback libp2p, data on disk (durability none), with full replication
+// and with R = 1 holder per region, one after the other in the same run.
+// Each mesh is loaded with N sessions created on all of its peers at once
+// (so 2 writes in 3 land on a peer that does not hold the session: hinted
+// handoff), and timed until every copy is where it belongs. Then, per
+// mesh, the disk of every peer, the resident memory of one peer reopened
+// alone on its data in a fresh process, and (R = 1) read latency on a
+// holder and on a non-holder against Redis HGETALL.
+
+var partialRegions = []string{"eu", "us", "ap"}
+
+// partialMesh is one mesh of the phase.
+type partialMesh struct {
+	*mesh
+	replicas, perRegion int
+}
+
+func startPartialMesh(ctx context.Context, e *env, perRegion, r int) (*partialMesh, error) {
+	name := fmt.Sprintf("partial-%dx%d-r%d", len(partialRegions), perRegion, r)
+	dir := filepath.Join(e.work, name)
+	m := &partialMesh{mesh: &mesh{name: name, dir: dir}, replicas: r, perRegion: perRegion}
+	size := len(partialRegions) * perRegion
+	for i := range size {
+		cfg := nodeConfig(filepath.Join(dir, fmt.Sprintf("node%d", i)), "bench-"+name, persist.DurabilityNone)
+		cfg.Region = partialRegions[i/perRegion]
+		cfg.Replicas = r
+		for _, n := range m.nodes {
+			for _, a := range n.Transport().Addrs() {
+				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
+			}
+		}
+		n, err := p2pnode.Open(ctx, cfg)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("mesh %s: node %d: %w", name, i, err)
+		}
+		m.nodes = append(m.nodes, n)
+	}
+	// Every peer connected to every other, in the gossip mesh of some (a
+	// 9-peer topic keeps about 6 mesh peers each), and, with R, placing
+	// slots over its whole region.
+	err := waitFor(ctx, 60*time.Second, func() bool {
+		for _, n := range m.nodes {
+			if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) < min(size-1, 3) {
+				return false
+			}
+			if r > 0 && len(n.Placement().RegionMembers) != perRegion {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		m.close()
+		return nil, fmt.Errorf("mesh %s: peers, gossip mesh or placement did not form: %w", name, err)
+	}
+	return m, nil
+}
+
+// copiesWanted is the session copies the mesh stores once settled.
+func (m *partialMesh) copiesWanted(count int) int {
+	if m.replicas == 0 {
+		return count * len(m.nodes)
+	}
+	return count * len(partialRegions) * min(m.replicas, m.perRegion)
+}
+
+// placed reports whether every copy is where it belongs: the mesh stores
+// copiesWanted sessions and no peer keeps one it should hand off.
+func (m *partialMesh) placed(count int) bool {
+	total := 0
+	for _, n := range m.nodes {
+		total += n.Store().(*persist.Store).Len()
+		if m.replicas > 0 && n.Placement().SlotsToHandOff != 0 {
+			return false
+		}
+	}
+	return total == m.copiesWanted(count)
+}
+
+// partialLoad is what loading a mesh measured.
+type partialLoad struct {
+	Peers, Replicas, Sessions int
+	AckSeconds                float64 // every create acknowledged
+	PlacedSeconds             float64 // every copy where it belongs
+	WritesPerSec              float64 // Sessions / PlacedSeconds
+	DiskPerPeer               []int64
+	SessionsPerPeer           []int
+}
+
+// load creates count standard sessions spread over every peer (conc
+// writers each) and waits until they are placed.
+func (m *partialMesh) load(ctx context.Context, count, conc int, within time.Duration) (partialLoad, []string, error) {
+	res := partialLoad{Peers: len(m.nodes), Replicas: m.replicas, Sessions: count}
+	tokens := make([]string, count)
+	errs := make(chan error, len(m.nodes))
+	start := time.Now()
+	per := (count + len(m.nodes) - 1) / len(m.nodes)
+	for i, n := range m.nodes {
+		base := i * per
+		cnt := max(0, min(per, count-base))
+		go func() {
+			ts, err := createSessions(ctx, n.Node, base, cnt, conc)
+			copy(tokens[base:], ts)
+			errs <- err
+		}()
+	}
+	var first error
+	for range m.nodes {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return res, nil, fmt.Errorf("mesh %s: load: %w", m.name, first)
+	}
+	res.AckSeconds = time.Since(start).Seconds()
+	if err := waitFor(ctx, within, func() bool { return m.placed(count) }); err != nil {
+		total := 0
+		var per []string
+		for _, n := range m.nodes {
+			l := n.Store().(*persist.Store).Len()
+			total += l
+			per = append(per, fmt.Sprintf("%d (%d slots to hand off)", l, n.Placement().SlotsToHandOff))
+		}
+		return res, nil, fmt.Errorf("%w: mesh %s stores %d copies of %d sessions after %v, want %d (per peer: %s): %w",
+			errNotConverged, m.name, total, count, within, m.copiesWanted(count), strings.Join(per, ", "), err)
+	}
+	res.PlacedSeconds = time.Since(start).Seconds()
+	res.WritesPerSec = float64(count) / res.PlacedSeconds
+	for _, n := range m.nodes {
+		st := n.Store().(*persist.Store)
+		du, err := st.DiskUsage()
+		if err != nil {
+			return res, nil, err
+		}
+		res.DiskPerPeer = append(res.DiskPerPeer, du)
+		res.SessionsPerPeer = append(res.SessionsPerPeer, st.Len())
+	}
+	return res, tokens, nil
+}
+
+// checkPlacement checks a sample of sessions: stored on exactly
+// min(R, per region) peers of every region (every peer under full
+// replication) with every field intact, and read whole on every peer.
+func (m *partialMesh) checkPlacement(ctx context.Context, tokens []string) error {
+	want := min(m.replicas, m.perRegion)
+	if m.replicas == 0 {
+		want = m.perRegion
+	}
+	for seq := 0; seq < len(tokens); seq += max(1, len(tokens)/200) {
+		id, ok := node.SessionID(tokens[seq])
+		if !ok {
+			return fmt.Errorf("partial: token %d is malformed", seq)
+		}
+		copies := map[string]int{}
+		for i, n := range m.nodes {
+			if _, err := n.Store().Get(id); err == nil {
+				copies[partialRegions[i/m.perRegion]]++
+			}
+		}
+		for _, rg := range partialRegions {
+			if copies[rg] != want {
+				return fmt.Errorf("%w: mesh %s: session %d has %d copies in %s, want %d", errLost, m.name, seq, copies[rg], rg, want)
+			}
+		}
+		if err := checkSession(ctx, m.nodes[seq%len(m.nodes)].Node, tokens[seq], seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// closeKeep closes the mesh's peers and keeps their data.
+func (m *partialMesh) closeKeep() {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, n := range m.nodes {
+		_ = n.Close(ctx)
+	}
+	m.nodes = nil
+}
+
+// benchPartial is the phase: see the comment at the top of the file.
+func benchPartial(ctx context.Context, e *env) error {
+	if err := benchPartialScale(ctx, e); err != nil {
+		return err
+	}
+	count := e.set.PartialSessions
+	if count <= 0 {
+		return nil
+	}
+	sec := fmt.Sprintf("Partial replication: %s sessions over 9 peers (3 regions × 3), R = 1 against full replication (issue 15)", fmtCount(count))
+	details := map[string]any{}
+	defer e.rep.detail("partial", details)
+	within := max(e.set.ConvergeWithin, time.Duration(count/500)*time.Second)
+
+	// Full replication, then R = 1: load, disk, memory of one peer.
+	loads := map[int]partialLoad{}
+	mems := map[int]memResult{}
+	var holderMesh *partialMesh
+	var holderTokens []string
+	for _, r := range []int{0, 1} {
+		m, err := startPartialMesh(ctx, e, len(partialRegions), r)
+		if err != nil {
+			return err
+		}
+		ld, tokens, err := m.load(ctx, count, e.set.PartialWriters, within)
+		if err == nil {
+			err = m.checkPlacement(ctx, tokens)
+		}
+		if err != nil {
+			m.close()
+			return err
+		}
+		loads[r] = ld
+		details[fmt.Sprintf("load_replicas_%d", r)] = ld
+		if r == 1 {
+			// Reads are measured on this mesh below.
+			holderMesh, holderTokens = m, tokens
+			defer m.close()
+			break
+		}
+		m.closeKeep()
+		mem, err := reopenChild(ctx, e, filepath.Join(m.dir, "node0"))
+		_ = os.RemoveAll(m.dir)
+		if err != nil {
+			return err
+		}
+		mems[r] = mem
+		details["memory_replicas_0"] = mem
+	}
+	if err := benchPartialReads(ctx, e, sec, holderMesh, holderTokens, details); err != nil {
+		return err
+	}
+	// The R = 1 mesh's memory last: its peers must be closed first.
+	holderMesh.closeKeep()
+	mem, err := reopenChild(ctx, e, filepath.Join(holderMesh.dir, "node0"))
+	if err != nil {
+		return err
+	}
+	mems[1] = mem
+	details["memory_replicas_1"] = mem
+
+	full, part := loads[0], loads[1]
+	ratioRow := func(measure, unit string, f, p float64, setup string) row {
+		return row{Section: sec, Measure: measure, Unit: unit, SM: num(p), Ratio: num(p / f),
+			SMSetup: setup + fmt.Sprintf("; full replication %s (ratio column: R = 1 ÷ full)", fmtNum(num(f)))}
+	}
+	w := ratioRow("mesh writes/s, R = 1 (full replication in setup; ratio R=1/full)", "writes/s", full.WritesPerSec, part.WritesPerSec,
+		fmt.Sprintf("%d sessions created on all 9 peers at once (%d writers each), until every copy is placed (R = 1: one per region, handoffs done)", count, e.set.PartialWriters))
+	w.Target = "grows with peers: more than full replication's"
+	switch {
+	case count < 20_000:
+		// A smoke size: the time until placed is mostly the handoff
+		// interval (2 s) the last hints wait for.
+		w.Standing = "too few sessions to judge"
+	case *w.Ratio > 1:
+		w.Standing = fmt.Sprintf("met, %.2f×", *w.Ratio)
+	default:
+		w.Standing = fmt.Sprintf("missed, %.2f×", *w.Ratio)
+	}
+	e.rep.add(w)
+	e.rep.add(ratioRow("disk per peer, R = 1 (ratio R=1/full)", "MB", mean64(full.DiskPerPeer)/1e6, mean64(part.DiskPerPeer)/1e6,
+		"persist.Store.DiskUsage, mean over the 9 peers once placed"))
+	e.rep.add(ratioRow("sessions stored per peer, R = 1 (ratio R=1/full)", "sessions", meanInt(full.SessionsPerPeer), meanInt(part.SessionsPerPeer),
+		"persist.Store.Len, mean over the 9 peers"))
+	e.rep.add(ratioRow("resident memory of a peer, R = 1 (ratio R=1/full)", "MB", float64(mems[0].RSSReopened)/1e6, float64(mems[1].RSSReopened)/1e6,
+		"VmRSS of peer 0 reopened alone on its data in a fresh process, after GC"))
+	e.rep.add(ratioRow("resident memory of a peer, anonymous, R = 1 (ratio R=1/full)", "MB", float64(mems[0].RSSAnonReopened)/1e6, float64(mems[1].RSSAnonReopened)/1e6,
+		"RssAnon of the same process"))
+	return nil
+}
+
+// benchPartialReads times node.Get of whole sessions on peer 0 of the R = 1
+// mesh, of sessions it holds and of sessions it does not (one hop to the
+// holder in its region), against HGETALL, in interleaved rounds.
+func benchPartialReads(ctx context.Context, e *env, sec string, m *partialMesh, tokens []string, details map[string]any) error {
+	n := m.nodes[0]
+	var held, other []int
+	for seq, tk := range tokens {
+		id, ok := node.SessionID(tk)
+		if !ok {
+			return fmt.Errorf("partial: token %d is malformed", seq)
+		}
+		if _, err := n.Store().Get(id); err == nil {
+			held = append(held, seq)
+		} else if errors.Is(err, persist.ErrNotFound) {
+			other = append(other, seq)
+		} else {
+			return err
+		}
+	}
+	if len(held) == 0 || len(other) == 0 {
+		return fmt.Errorf("partial reads: peer 0 holds %d and lacks %d of %d sessions", len(held), len(other), len(tokens))
+	}
+	redisCount := min(len(tokens), 100_000)
+	rtokens, err := loadRedisSessions(ctx, e.redis, 0, redisCount, 4)
+	if err != nil {
+		return fmt.Errorf("partial reads: load redis: %w", err)
+	}
+	defer e.redis.FlushAllAsync(ctx)
+	// Every read is of a session not read before in this phase: a
+	// non-holder serves a repeat within a second from its cache of what it
+	// read, and this row is about the hop to the holder. So each round is
+	// a fixed count of sequential reads (the same count for the three
+	// contenders), not a fixed time.
+	perRound := min(len(other)/(e.set.Rounds+1), 5000)
+	if perRound < 50 {
+		return fmt.Errorf("partial reads: %d sessions not held by peer 0 is too few for %d rounds", len(other), e.set.Rounds)
+	}
+	get := func(seqs []int, cursor *int) func() error {
+		return func() error {
+			seq := seqs[*cursor%len(seqs)]
+			*cursor++
+			s, err := n.Get(ctx, tokens[seq])
+			if err != nil {
+				return fmt.Errorf("%w: read session %d on %s: %w", errLost, seq, n.ID(), err)
+			}
+			if f := s.Fields(); len(f) != sessionFields {
+				return fmt.Errorf("%w: read session %d on %s: %d fields", errLost, seq, n.ID(), len(f))
+			}
+			return nil
+		}
+	}
+	var hc, oc, rc int
+	holderRead, otherRead := get(held, &hc), get(other, &oc)
+	redisRead := func() error {
+		seq := rc % redisCount
+		rc++
+		f, err := e.redis.HGetAll(ctx, redisKey(rtokens[seq])).Result()
+		if err != nil {
+			return err
+		}
+		if len(f) != sessionFields {
+			return fmt.Errorf("%w: redis session %d: %d fields", errLost, seq, len(f))
+		}
+		return nil
+	}
+	counted := func(op func() error) func() (loadResult, error) {
+		return func() (loadResult, error) { return countedLoad(ctx, perRound, op) }
+	}
+	// Warm-up: one round's worth of each (connections, caches).
+	for _, op := range []func() error{holderRead, otherRead, redisRead} {
+		if _, err := countedLoad(ctx, perRound, op); err != nil {
+			return err
+		}
+	}
+	rs, err := interleave(e.set.Rounds, counted(holderRead), counted(otherRead), counted(redisRead))
+	if err != nil {
+		return err
+	}
+	details["reads"] = map[string]any{"held_by_peer0": len(held), "not_held_by_peer0": len(other),
+		"redis_sessions": redisCount, "reads_per_round": perRound, "non_holder_reads": oc}
+	const (
+		setupH = "node.Get + Session.Fields on a holder (R = 1), distinct sessions, 1 goroutine"
+		setupO = "node.Get + Session.Fields on a non-holder: fetched from the holder in its region over libp2p, distinct sessions (never its cache), 1 goroutine"
+		setupR = "HGETALL over loopback, 1 goroutine"
+	)
+	e.rep.add(pairRow(sec, "read p50 on a holder", "µs", rs[0], rs[2], fP50, setupH, setupR))
+	e.rep.add(pairRow(sec, "read p99 on a holder", "µs", rs[0], rs[2], fP99, setupH, setupR))
+	e.rep.add(pairRow(sec, "read p50 on a non-holder", "µs", rs[1], rs[2], fP50, setupO, setupR))
+	e.rep.add(pairRow(sec, "read p99 on a non-holder", "µs", rs[1], rs[2], fP99, setupO, setupR))
+	return nil
+}
+
+// reopenChild runs `harness memchild -reopen` on a peer's data directory:
+// the resident memory of that peer restarted alone on its data.
+func reopenChild(ctx context.Context, e *env, dir string) (memResult, error) {
+	return runChild(ctx, e, "-reopen", "-dir", dir)
+}
+
+func mean64(xs []int64) float64 {
+	var t float64
+	for _, x := range xs {
+		t += float64(x)
+	}
+	return t / float64(max(1, len(xs)))
+}
+
+func meanInt(xs []int) float64 {
+	var t float64
+	for _, x := range xs {
+		t += float64(x)
+	}
+	return t / float64(max(1, len(xs)))
+}
+
+// countedLoad calls op k times in a row and records each call's latency.
+func countedLoad(ctx context.Context, k int, op func() error) (loadResult, error) {
+	h := &hist{}
+	start := time.Now()
+	t := start
+	for range k {
+		if err := ctx.Err(); err != nil {
+			return loadResult{}, err
+		}
+		if err := op(); err != nil {
+			return loadResult{}, err
+		}
+		t2 := time.Now()
+		h.add(t2.Sub(t))
+		t = t2
+	}
+	return loadResult{Ops: int64(k), Elapsed: time.Since(start), H: h}, nil
+}
+
+// benchPartialScale is the mesh's write rate as it grows: 3 regions of 1,
+// 2 and 3 peers, full replication and R = 1 at each size, one after the
+// other. With R = 1 a write is applied on 3 peers (one per region)
+// whatever the size; with full replication on every peer. All peers share
+// this machine's cores, so what a size's ratio R=1/full shows is the work
+// per write the mesh saves (1 at 3 peers, where both settings are the
+// same).
+func benchPartialScale(ctx context.Context, e *env) error {
+	count := e.set.PartialScaleSessions
+	if count <= 0 || len(e.set.PartialScale) == 0 {
+		return nil
+	}
+	sec := fmt.Sprintf("Partial replication: mesh writes/s as the mesh grows, %s sessions, R = 1 against full replication (issue 15)", fmtCount(count))
+	within := max(e.set.ConvergeWithin, time.Duration(count/500)*time.Second)
+	details := map[string]any{}
+	defer e.rep.detail("partial_scale", details)
+	for _, per := range e.set.PartialScale {
+		var loads [2]partialLoad
+		for _, r := range []int{0, 1} {
+			m, err := startPartialMesh(ctx, e, per, r)
+			if err != nil {
+				return err
+			}
+			ld, tokens, err := m.load(ctx, count, e.set.PartialWriters, within)
+			if err == nil {
+				err = m.checkPlacement(ctx, tokens)
+			}
+			m.close()
+			if err != nil {
+				return err
+			}
+			loads[r] = ld
+			details[fmt.Sprintf("peers_%d_replicas_%d", 3*per, r)] = ld
+		}
+		full, part := loads[0].WritesPerSec, loads[1].WritesPerSec
+		e.rep.add(row{Section: sec, Measure: fmt.Sprintf("mesh writes/s, %d peers, R = 1 (ratio R=1/full)", 3*per), Unit: "writes/s",
+			SM: num(part), Ratio: num(part / full),
+			SMSetup: fmt.Sprintf("%d sessions created on all %d peers at once (%d writers each), until every copy is placed; full replication %s",
+				count, 3*per, e.set.PartialWriters, fmtNum(num(full)))})
+	}
+	return nil
+}
