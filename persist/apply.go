@@ -101,30 +101,33 @@ type committer struct {
 
 type commitReq struct {
 	items []item
-	done  chan commitRes
-	// lead tells a waiting caller that it leads now: the leader before it
-	// had its own result and left.
-	lead chan struct{}
+	// done carries the caller's result, or tells a waiting caller that it
+	// leads now (commitRes.lead): the leader before it had its own result
+	// and left. One channel for both: a second one cost an allocation per
+	// Apply.
+	done chan commitRes
 }
 
 type commitRes struct {
-	res Result
-	err error
+	res  Result
+	err  error
+	lead bool
 }
 
 // maxGroupItems bounds one group's transaction.
 const maxGroupItems = 4096
 
 func (c *committer) submit(items []item) (Result, error) {
-	req := &commitReq{items: items, done: make(chan commitRes, 1), lead: make(chan struct{}, 1)}
+	req := &commitReq{items: items, done: make(chan commitRes, 1)}
 	c.qmu.Lock()
 	c.queue = append(c.queue, req)
 	if c.leading {
 		c.qmu.Unlock()
-		select {
-		case r := <-req.done:
+		// Either a leader committed ours, or it hands over: then ours is
+		// still queued, and its result comes from this caller's own
+		// group, once the hand-over has left the channel.
+		if r := <-req.done; !r.lead {
 			return r.res, r.err
-		case <-req.lead:
 		}
 	} else {
 		c.leading = true
@@ -148,7 +151,7 @@ func (c *committer) submit(items []item) (Result, error) {
 			// under steady load would never return.
 			c.qmu.Lock()
 			if len(c.queue) > 0 {
-				c.queue[0].lead <- struct{}{}
+				c.queue[0].done <- commitRes{lead: true}
 			} else {
 				c.leading = false
 			}
