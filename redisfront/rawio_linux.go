@@ -28,10 +28,14 @@ import (
 type rawIO struct {
 	conn net.Conn
 	rc   syscall.RawConn
-	// idle closes a client silent this long (0: never); lastRead is when
-	// data last came.
-	idle     time.Duration
-	lastRead time.Time
+	// idle closes a client silent this long (0: never); waitSince is when
+	// the front last began waiting for it (a read's start). Silence counts
+	// from there, not from the client's last data: while the front runs
+	// its commands or writes replies it waits for nothing (a client that
+	// reads a long reply slowly, or whose pipeline takes long to run, is
+	// not idle), as when the deadline was set before each read.
+	idle      time.Duration
+	waitSince time.Time
 	// wTimeout bounds how long a write may wait for room in the socket
 	// buffer; wArmed is set while its deadline is.
 	wTimeout time.Duration
@@ -61,8 +65,8 @@ func newRawIO(c net.Conn, idle time.Duration) *rawIO {
 	r := &rawIO{conn: c, rc: rc, idle: idle, wTimeout: writeTimeout}
 	r.readFn, r.writeFn = r.readOnce, r.writeSome
 	if idle > 0 {
-		r.lastRead = time.Now()
-		if c.SetReadDeadline(r.lastRead.Add(idle)) != nil {
+		r.waitSince = time.Now()
+		if c.SetReadDeadline(r.waitSince.Add(idle)) != nil {
 			return nil
 		}
 	}
@@ -116,6 +120,9 @@ func (r *rawIO) read(p []byte) (int, error) {
 	var n int
 	var errno syscall.Errno
 	var err error
+	if r.idle > 0 {
+		r.waitSince = time.Now()
+	}
 	for {
 		r.rbuf, r.rn, r.rerrno = p, 0, 0
 		err = r.rc.Read(r.readFn)
@@ -124,15 +131,12 @@ func (r *rawIO) read(p []byte) (int, error) {
 		if err == nil || r.idle <= 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
-		// The idle deadline passed: the client is silent since lastRead,
-		// which may be later than when the deadline was armed.
-		left := r.idle - time.Since(r.lastRead)
+		// The idle deadline passed: the client is silent since
+		// waitSince, which may be later than when the deadline was armed.
+		left := r.idle - time.Since(r.waitSince)
 		if left <= 0 || r.conn.SetReadDeadline(time.Now().Add(left)) != nil {
 			break
 		}
-	}
-	if n > 0 && r.idle > 0 {
-		r.lastRead = time.Now()
 	}
 	switch {
 	case err != nil:

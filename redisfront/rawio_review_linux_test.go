@@ -15,8 +15,8 @@ func TestReviewRawIOErrors(t *testing.T) {
 	server, client := loopbackPair(t)
 	_ = client.(*net.TCPConn).SetReadBuffer(4096)
 	_ = server.(*net.TCPConn).SetWriteBuffer(4096)
-	raw := newRawIO(server)
-	_ = server.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+	raw := newRawIO(server, 0)
+	raw.wTimeout = 200 * time.Millisecond
 	big := make([]byte, 32<<20)
 	n, err := raw.write(big)
 	var ne net.Error

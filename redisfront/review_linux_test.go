@@ -242,3 +242,52 @@ func TestReviewPipelineReadYourWrites(t *testing.T) {
 		}
 	}
 }
+
+// A client is idle when it leaves the front waiting, not while the front
+// is busy answering it: one whose pipelined replies took longer than the
+// idle timeout to write (it read them slowly) and that sent its next
+// command meanwhile gets that command answered, not its connection closed
+// as soon as the front is done writing. (Redis counts a reply written as
+// interaction too; redcon's SetIdleClose, used before raw I/O, counted
+// from each read's start.)
+func TestReviewIdleTimeoutSparesSlowReader(t *testing.T) {
+	const idle = 300 * time.Millisecond
+	f := startFronts(t, 1, func(c *redisfront.Config) { c.IdleTimeout = idle })[0]
+	r := dialRaw(t, f.addr)
+	_ = r.c.(*net.TCPConn).SetReadBuffer(16 << 10)
+	args := []string{"HSET", "big"}
+	for i := range 7 {
+		args = append(args, "f"+itoa(i), strings.Repeat(string(rune('a'+i)), 60<<10))
+	}
+	r.cmd(t, args...)
+	if got := r.line(t); got != ":7" {
+		t.Fatalf("HSET: %q", got)
+	}
+	const gets = 120 // 50 MB of replies: far more than the socket buffers hold
+	var b strings.Builder
+	for range gets {
+		b.WriteString("*2\r\n$7\r\nHGETALL\r\n$3\r\nbig\r\n")
+	}
+	r.send(t, b.String())
+	time.Sleep(3 * idle) // not reading: the front waits to write
+	r.cmd(t, "PING")     // the next command, sent while the replies are pending
+	line := func() string {
+		s, err := r.rd.ReadString('\n')
+		if err != nil {
+			t.Fatalf("the front closed the connection of a client that was reading its replies: %v", err)
+		}
+		return strings.TrimSuffix(s, "\r\n")
+	}
+	for i := range gets {
+		if got := line(); got != "*14" {
+			t.Fatalf("reply %d: %.20q", i, got)
+		}
+		for range 14 {
+			line() // $len
+			line() // the bulk
+		}
+	}
+	if got := line(); got != "+PONG" {
+		t.Fatalf("PING sent while the front was writing: %q", got)
+	}
+}
