@@ -120,9 +120,11 @@ func (c *Core) onFetched(now time.Time, from PeerID, data []byte) error {
 	return nil
 }
 
-// fetchRequest returns the session id a fetch message asks for, if data is
-// one.
-func fetchRequest(data []byte) (string, bool, error) {
+// FetchRequest returns the session id a fetch message asks for, if data is
+// one (ok), with an error when it is malformed. The runtime answers it (it
+// reads the store, the Core does not) with Core.AnswerFetch, as Node does
+// (answerFetch); the simulator does the same.
+func FetchRequest(data []byte) (id string, ok bool, err error) {
 	if kind, err := messageKind(data); err != nil || kind != kindFetch {
 		return "", false, nil
 	}

@@ -523,7 +523,7 @@ func (n *Node) handleDirect(from PeerID, data []byte) {
 	if n.remoteAnswer(data) {
 		return
 	}
-	if id, ok, err := fetchRequest(data); ok {
+	if id, ok, err := FetchRequest(data); ok {
 		// Answered here: the Core does not read the store.
 		if err != nil {
 			n.m.Add("deltas_rejected", 1, "reason", "bad_sync_message")

@@ -241,26 +241,15 @@ func (n *Node) dropRemote(id string, ch chan *crdt.Session) {
 // reports whether there were any (the answer then goes no further: this
 // peer does not hold the session).
 func (n *Node) remoteAnswer(data []byte) bool {
-	if kind, err := messageKind(data); err != nil || kind != kindFetched {
-		return false
-	}
-	var m fetchMsg
-	if err := decodeMsg(data, &m); err != nil {
+	id, s, ok := FetchAnswer(data, n.cfg.Limits)
+	if !ok {
 		return false
 	}
 	n.remote.mu.Lock()
-	ws := n.remote.m[m.ID]
+	ws := n.remote.m[id]
 	n.remote.mu.Unlock()
-	if len(ws) == 0 || n.core.HoldsID(m.ID) {
+	if len(ws) == 0 || n.core.HoldsID(id) {
 		return false
-	}
-	var s *crdt.Session
-	if len(m.Batch) > 0 {
-		b, err := crdt.UnmarshalBatch(m.Batch, n.cfg.Limits)
-		if err != nil {
-			return false
-		}
-		s = b.Get(m.ID)
 	}
 	for _, w := range ws {
 		var mine *crdt.Session
@@ -273,6 +262,30 @@ func (n *Node) remoteAnswer(data []byte) bool {
 		}
 	}
 	return true
+}
+
+// FetchAnswer decodes a holder's answer to a fetch (Core.ReadRemote): the
+// session id asked for and the holder's copy (nil: it has none). ok is
+// false when data is not a well-formed answer. A runtime hands answers to
+// the reads waiting for them, as Node does, instead of to the Core while
+// it does not hold the session (the simulator drives non-holder reads
+// through it).
+func FetchAnswer(data []byte, limits crdt.Limits) (id string, s *crdt.Session, ok bool) {
+	if kind, err := messageKind(data); err != nil || kind != kindFetched {
+		return "", nil, false
+	}
+	var m fetchMsg
+	if err := decodeMsg(data, &m); err != nil {
+		return "", nil, false
+	}
+	if len(m.Batch) > 0 {
+		b, err := crdt.UnmarshalBatch(m.Batch, limits)
+		if err != nil {
+			return "", nil, false
+		}
+		s = b.Get(m.ID)
+	}
+	return m.ID, s, true
 }
 
 // SetReplicas changes how many peers of each region hold each session on

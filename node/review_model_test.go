@@ -57,7 +57,7 @@ func (m *versionModel) deliver(e envelope) {
 	var err error
 	if e.gossip {
 		err = c.ReceiveGossip(m.r.now, e.from, e.data)
-	} else if id, ok, ferr := fetchRequest(e.data); ok {
+	} else if id, ok, ferr := FetchRequest(e.data); ok {
 		if ferr != nil {
 			m.r.t.Fatal(ferr)
 		}

@@ -27,6 +27,8 @@ const (
 	CheckResurrections  = "resurrections"
 	CheckExpiredServed  = "expired_served"
 	CheckReadYourWrites = "read_your_writes_violations"
+	CheckHolders        = "under_replicated"
+	CheckUnsafeDrops    = "unsafe_drops"
 )
 
 // Violation is one example of a broken promise.
@@ -222,7 +224,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			}
 		}
 		for j, m := range c.e.nodes {
-			if j != n.idx && m.up && !already.has(j) {
+			if j != n.idx && m.up && !already.has(j) && c.e.holds(m, h.id) {
 				op.pend.set(j)
 			}
 		}
@@ -355,8 +357,9 @@ func (c *checker) sweep() int64 {
 				continue
 			}
 			// Expired there: it may be collected, and its replication no
-			// longer matters (nor is it looked at again).
-			expired := c.gone(h, c.e.localTime(n))
+			// longer matters (nor is it looked at again). Likewise where
+			// partial replication does not place it (any more).
+			expired := c.gone(h, c.e.localTime(n)) || !c.e.holds(n, h.id)
 			var st *crdt.Session
 			keep := h.pending[:0]
 			for _, i := range h.pending {
@@ -406,7 +409,7 @@ func (c *checker) unreplicated() int64 {
 				p[b] &= live[b]
 			}
 			for _, m := range c.e.nodes {
-				if p.has(m.idx) && c.expiredAt(h, m) {
+				if p.has(m.idx) && (c.expiredAt(h, m) || !c.e.holds(m, h.id)) {
 					p.clear(m.idx)
 				}
 			}
@@ -454,7 +457,7 @@ func (c *checker) healConverged() (int64, bool) {
 				continue
 			}
 			for _, n := range c.e.nodes {
-				if n.up && op.pend.has(n.idx) && !c.expiredAt(h, n) {
+				if n.up && op.pend.has(n.idx) && !c.expiredAt(h, n) && c.e.holds(n, h.id) {
 					return 0, false
 				}
 			}
@@ -588,6 +591,17 @@ func (c *checker) final() {
 			if now.UnixMilli() >= h.absolute {
 				continue // past its deadline: collected or about to be
 			}
+			if !e.holds(n, h.id) {
+				// Partial replication: a node that does not hold the
+				// session owes none of its writes (finalHolders
+				// counts the holders), but must not serve it after
+				// its destroy.
+				if st, err := n.store.Get(h.id); err == nil && destroyed && st.Visible(now) && !c.resurrected[h.id] {
+					c.resurrected[h.id] = true
+					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
+				}
+				continue
+			}
 			st, err := n.store.Get(h.id)
 			if err != nil {
 				st = nil
@@ -632,6 +646,9 @@ func (c *checker) final() {
 		}
 	}
 	c.lost = int64(len(lost))
+	if e.part != nil {
+		c.finalHolders(counted)
+	}
 }
 
 // missing says why a live state st lacks op, or "" if it holds it.

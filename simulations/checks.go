@@ -228,7 +228,7 @@ func (c *checker) mergeDeterminism() {
 			continue
 		}
 		for _, n := range e.nodes {
-			if !n.up {
+			if !n.up || !e.holds(n, h.id) {
 				continue
 			}
 			st, err := n.store.Get(h.id)

@@ -90,6 +90,7 @@ type engine struct {
 	byPeer map[node.PeerID]int
 	net    *network
 	wl     *workload
+	part   *partialSim // nil: full replication
 	cw     *consistencyWorkload
 	chk    *checker
 	stats  stats
@@ -197,6 +198,9 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		e.byPeer[n.peer] = i
 	}
 	e.net = newNetwork(sc, e.nodes)
+	if e.cfg.Replicas > 0 {
+		e.part = newPartialSim(e)
+	}
 	e.chk = newChecker(e)
 	e.wl = newWorkload(e)
 	e.cw = newConsistencyWorkload(e)
@@ -363,13 +367,29 @@ func (e *engine) checkReconnected() {
 // checkConvergence notes when every live node last came to hold the same
 // digest.
 func (e *engine) checkConvergence() {
-	if e.distinctRoots() <= 1 {
+	if e.part != nil {
+		if e.now < e.part.nextConverge && e.now < e.end {
+			e.dirty = true // look again later
+			return
+		}
+		e.part.nextConverge = e.now + convergeEvery
+	}
+	if e.converged() {
 		if e.convergedAt < 0 {
 			e.convergedAt = e.now
 		}
 	} else {
 		e.convergedAt = -1
 	}
+}
+
+// converged reports whether the running nodes agree: the same digest
+// everywhere, or under partial replication, as placement wants.
+func (e *engine) converged() bool {
+	if e.part != nil {
+		return e.partConverged()
+	}
+	return e.distinctRoots() <= 1
 }
 
 // distinctRoots counts the different store digests among running nodes.
@@ -401,7 +421,12 @@ func (e *engine) startNode(n *simNode) {
 	n.ever = true
 	n.tickArmed = false
 	n.lastTick = e.now - 1
-	n.core = node.NewCore(e.cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	cfg := e.cfg
+	if cfg.Replicas > 0 {
+		cfg.Region = e.sc.Regions[n.region].Name // placement is per region
+	}
+	n.core = node.NewCore(cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	e.membershipChanged()
 	n.acks = map[uint64]node.Ack{}
 	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)
 	e.dirty = true
@@ -424,6 +449,7 @@ func (e *engine) crash(n *simNode) {
 	}
 	n.up = false
 	n.core = nil
+	e.membershipChanged()
 	e.chk.crashed(n)
 	n.inc++
 	n.tickGen++

@@ -1,12 +1,15 @@
 package simulations
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // The virtual network. Links are directed: a message from a to b takes the
@@ -124,6 +127,29 @@ func (e *engine) receiveGossip(to, from *simNode, now time.Time, m *message) err
 	return nil
 }
 
+// receiveDirect hands node to a direct message, as Node does: a fetch
+// (a session asked for by a peer filling a gap, or reading a session it
+// does not hold) is answered from the store, everything else goes to the
+// core.
+func (e *engine) receiveDirect(to, from *simNode, now time.Time, data []byte) error {
+	id, ok, err := node.FetchRequest(data)
+	if !ok {
+		return to.core.ReceiveDirect(now, from.peer, data)
+	}
+	if err != nil {
+		return err
+	}
+	s, err := to.store.Get(id)
+	if err != nil {
+		if !errors.Is(err, persist.ErrNotFound) {
+			e.fail(fmt.Errorf("simulations: %s: get: %w", to.name, err))
+		}
+		s = nil
+	}
+	to.core.AnswerFetch(from.peer, id, s)
+	return nil
+}
+
 // channel classifies traffic for the figures.
 type channel int
 
@@ -231,8 +257,8 @@ func (e *engine) deliver(m *message) {
 	var err error
 	if m.gossip {
 		err = e.receiveGossip(to, from, now, m)
-	} else {
-		err = to.core.ReceiveDirect(now, from.peer, m.data)
+	} else if e.part == nil || !e.answer(to, m.data) {
+		err = e.receiveDirect(to, from, now, m.data)
 	}
 	if err != nil {
 		e.stats.rejected++

@@ -145,6 +145,32 @@ type Figures struct {
 	// most distinct digests and unreplicated pairs in any sample.
 	FaultPeakDigests      int   `json:"fault_peak_digests"`
 	FaultPeakUnreplicated int64 `json:"fault_peak_unreplicated"`
+	// Partial is partial replication's figures (nil under full
+	// replication).
+	Partial *PartialStats `json:"partial,omitempty"`
+}
+
+// PartialStats describes a run under partial replication.
+type PartialStats struct {
+	Replicas int `json:"replicas"`
+	// RemoteReads are client reads of a session their node did not hold
+	// (one hop to its holders); NoHolder those with no holder connected
+	// (answered from the node's own copy), TimedOut those some holder
+	// did not answer within ConsistencyWait.
+	RemoteReads int64 `json:"remote_reads"`
+	NoHolder    int64 `json:"remote_reads_no_holder"`
+	TimedOut    int64 `json:"remote_reads_timed_out"`
+	// Drops are sessions dropped after a handoff; UnsafeDrops those that
+	// left their region with fewer than R other copies.
+	Drops       int64 `json:"drops"`
+	UnsafeDrops int64 `json:"unsafe_drops"`
+	// SessionsJudged are the live sessions the holders check looked at;
+	// CopiesPerRegion their average number of complete copies in each
+	// region at the end (R when placement is met exactly);
+	// UnderReplicated the (session, region) pairs below min(R, running).
+	SessionsJudged  int64              `json:"sessions_judged"`
+	CopiesPerRegion map[string]float64 `json:"copies_per_region"`
+	UnderReplicated int64              `json:"under_replicated"`
 }
 
 // OpStats counts one kind of operation.
@@ -242,8 +268,19 @@ func (e *engine) result() *Result {
 
 	f.DeferredStranded, f.MergeViolations, f.AllowedLost = c.strandedDeferred, c.mergeViolations, c.allowedLost
 	f.DiskErrors = e.stats.diskErrors
+	if p := e.part; p != nil {
+		ps := &PartialStats{Replicas: p.r, RemoteReads: p.remoteReads, NoHolder: p.remoteNoHolder, TimedOut: p.remoteTimeouts,
+			Drops: p.drops, UnsafeDrops: p.unsafeDrops, SessionsJudged: p.sessionsJudged, UnderReplicated: p.underReplicated,
+			CopiesPerRegion: map[string]float64{}}
+		for g, k := range p.copies {
+			if p.sessionsJudged > 0 {
+				ps.CopiesPerRegion[e.sc.Regions[g].Name] = float64(k) / float64(p.sessionsJudged)
+			}
+		}
+		f.Partial = ps
+	}
 	f.Versioned = VersionedStats{Served: e.cw.served, Stale: e.cw.stale, NotFound: e.cw.notFound, Creates: e.cw.creates}
-	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred, CheckVersionReads, CheckRevokedServed} {
+	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred, CheckVersionReads, CheckRevokedServed, CheckHolders, CheckUnsafeDrops} {
 		r.Violations = append(r.Violations, c.examples[name]...)
 	}
 	f.FaultPeakDigests, f.FaultPeakUnreplicated = r.faultDivergence()
@@ -255,6 +292,10 @@ func (e *engine) result() *Result {
 // explainDivergence records which nodes disagree at the end, and on how
 // many buckets.
 func (e *engine) explainDivergence() {
+	if e.part != nil {
+		e.explainPartialDivergence()
+		return
+	}
 	type group struct {
 		root  uint64
 		nodes []string
@@ -356,6 +397,10 @@ func (e *engine) verdict(f *Figures) Verdict {
 		v.Checks[len(v.Checks)-1].Measured = "not run"
 	}
 	count(CheckDeferred, ex.DeferredStranded, c.strandedDeferred)
+	if p := e.part; p != nil {
+		count(CheckHolders, ex.UnderReplicated, p.underReplicated)
+		count(CheckUnsafeDrops, ex.UnsafeDrops, p.unsafeDrops)
+	}
 	if e.sc.Workload.Consistency != nil {
 		count(CheckVersionReads, ex.VersionReadViolations, e.cw.versionViolations)
 		count(CheckRevokedServed, ex.RevokedServed, e.cw.revokedServed)

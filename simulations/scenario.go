@@ -155,6 +155,24 @@ type Config struct {
 	// access by less than this fraction of the idle timeout stay on their
 	// node (lazy). 0 writes and sends every touch.
 	TouchFraction *float64 `yaml:"touch_fraction,omitempty"`
+	// Replicas turns partial replication on (node.Config.Replicas,
+	// docs/partial-replication.md): every session is held by this many
+	// nodes of each region, placed by the nodes themselves from the
+	// hellos they exchange; the others hand their writes off and read
+	// from a holder. 0 (the default): every node holds every session.
+	// HolderGrace and HandoffInterval are node.Config's (resolved only
+	// with Replicas).
+	Replicas        *int      `yaml:"replicas,omitempty"`
+	HolderGrace     *Duration `yaml:"holder_grace,omitempty"`
+	HandoffInterval *Duration `yaml:"handoff_interval,omitempty"`
+}
+
+// replicas is the scenario's partial replication setting (0: full).
+func (c Config) replicas() int {
+	if c.Replicas == nil {
+		return 0
+	}
+	return *c.Replicas
 }
 
 // Workload is the seeded client traffic. Rates are operations per second
@@ -315,6 +333,13 @@ type Expect struct {
 	// DeferredStranded: deferred deltas applied more than 2 s after the
 	// drift bound admitted them (or never).
 	DeferredStranded *int `yaml:"deferred_stranded,omitempty"`
+	// UnderReplicated (partial replication): (session, region) pairs
+	// where, at the end, fewer than min(R, running nodes of the region)
+	// stores hold every acknowledged write of a live session.
+	// UnsafeDrops: copies a node dropped after a handoff while its
+	// region held fewer than R other copies covering them.
+	UnderReplicated *int `yaml:"under_replicated,omitempty"`
+	UnsafeDrops     *int `yaml:"unsafe_drops,omitempty"`
 }
 
 // Errors of scenario handling.
@@ -472,6 +497,10 @@ func (sc *Scenario) Resolve() (*Scenario, error) {
 		v := def.TouchFraction
 		c.TouchFraction = &v
 	}
+	if c.replicas() > 0 {
+		fillD(&c.HolderGrace, def.HolderGrace)
+		fillD(&c.HandoffInterval, def.HandoffInterval)
+	}
 	w := &r.Workload
 	if w.Keys == 0 {
 		w.Keys = 8
@@ -511,6 +540,10 @@ func (sc *Scenario) nodeConfig() (node.Config, error) {
 	cfg.GCBatch = *c.GCBatch
 	cfg.MaxDeferred = *c.MaxDeferred
 	cfg.TouchFraction = *c.TouchFraction
+	if cfg.Replicas = c.replicas(); cfg.Replicas > 0 {
+		cfg.HolderGrace = c.HolderGrace.D()
+		cfg.HandoffInterval = c.HandoffInterval.D()
+	}
 	cfg.Logger = discardLogger
 	// The simulator is the network: no transport to validate.
 	cfg.Dial = func(context.Context, node.Inbound) (node.Network, error) {

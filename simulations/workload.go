@@ -325,7 +325,19 @@ func (w *workload) op(n *simNode) {
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Result: "no_session"})
 		return
 	}
-	cur := e.visible(n, s.h.id, now)
+	if e.part != nil && !n.core.HoldsID(s.h.id) {
+		// Not held here: one hop to a holder, as Node reads it; the
+		// operation goes on once the answers are in.
+		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time) { w.opOn(n, kind, s, cur, now) })
+		return
+	}
+	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now)
+}
+
+// opOn goes on with operation kind on node n, which read session s as cur
+// (nil: not found) at local time now.
+func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session, now time.Time) {
+	e := w.e
 	e.chk.read(n, s.h, cur, now)
 	if cur == nil {
 		w.missed[kind]++
