@@ -7,6 +7,12 @@ var (
 	// ErrNotFound reports a token with no visible session: never issued,
 	// expired or destroyed. The three are not told apart on purpose.
 	ErrNotFound = errors.New("node: session not found")
+	// ErrUnavailable reports a read of a session this peer does not hold
+	// (partial replication) and has no copy of, that no holder answered
+	// (none connected, or none within ConsistencyWait): the peer cannot
+	// tell whether the session exists. Retry, or read on another peer;
+	// treating it as ErrNotFound would log out a live session.
+	ErrUnavailable = errors.New("node: no holder of the session answered")
 	// ErrClosed reports a call on a closed node.
 	ErrClosed = errors.New("node: closed")
 	// ErrTooManyFields reports a write that would give a session more

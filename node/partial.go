@@ -69,8 +69,14 @@ type partial struct {
 	expiry      time.Time
 	placeAt     time.Time
 	nextHandoff time.Time
-	handoffSeq  uint64
-	inflight    *handoff
+	// nextHello is when this peer greets its connected peers again: a
+	// hello lost on its way (a stream that failed while the connection
+	// stayed up) would otherwise leave this peer out of that peer's
+	// placement until they reconnect, and the two disagreeing on the
+	// holders for good.
+	nextHello  time.Time
+	handoffSeq uint64
+	inflight   *handoff
 	// Figures for status and metrics.
 	handedOff, handoffBytes uint64
 	lastScanEmpty           bool
@@ -86,7 +92,7 @@ const (
 )
 
 func newPartial(c *Core, now time.Time) *partial {
-	p := &partial{gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval)}
+	p := &partial{gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval), nextHello: now.Add(c.helloInterval())}
 	c.part = p
 	c.announce = true
 	c.place(now)
@@ -441,7 +447,7 @@ func (c *Core) partNext() time.Time {
 			next = h.deadline
 		}
 	}
-	for _, at := range []time.Time{c.part.expiry, c.part.placeAt} {
+	for _, at := range []time.Time{c.part.expiry, c.part.placeAt, c.part.nextHello} {
 		if !at.IsZero() && (next.IsZero() || at.Before(next)) {
 			next = at
 		}
@@ -465,6 +471,19 @@ func (c *Core) partTick(now time.Time) {
 		p.nextHandoff = now.Add(c.jitter(c.cfg.HandoffInterval))
 		c.startHandoff(now)
 	}
+	if !now.Before(p.nextHello) {
+		p.nextHello = now.Add(c.jitter(c.helloInterval()))
+		for _, q := range c.Peers() {
+			c.send(q.ID, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: c.cfg.Replicas}, nil)
+		}
+	}
+}
+
+// helloInterval is the period of the repeated hellos: a lost one is made
+// good within about a HolderGrace (the time placement already waits for a
+// peer that went down), and at least a SyncInterval apart.
+func (c *Core) helloInterval() time.Duration {
+	return max(c.cfg.HolderGrace, c.cfg.SyncInterval, time.Second)
 }
 
 // notHeldBuckets returns the buckets the store holds sessions in that this

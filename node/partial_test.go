@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/internal/placement"
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // partCluster is an in-memory mesh with regions and partial replication.
@@ -632,4 +634,71 @@ func TestDeltasGoToHoldersOnly(t *testing.T) {
 	if total == 0 {
 		t.Fatal("no delta was received directly")
 	}
+}
+
+// A non-holder whose holders fall silent (a cut the connections have not
+// noticed yet) must not report a session it wrote, and handed off, as not
+// found: that would log a live session out. Found by the simulator
+// (partial-churn-small, a node cut off alone reading its own write).
+func TestNonHolderReadOfSilentHoldersIsUnavailable(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 1, func(cfg *Config) { cfg.ConsistencyWait = 200 * time.Millisecond })
+	ctx := context.Background()
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "eu/members": 3})
+	w := c.nodes[0]
+	var tok, id string
+	for {
+		tok, _ = newToken(w.cfg.Rand)
+		if id = mustID(t, tok); !w.core.HoldsID(id) {
+			break
+		}
+	}
+	if _, err := w.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"k": []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the writer to hand its write off and drop it", func() bool {
+		_, err := w.Store().Get(id)
+		return errors.Is(err, persist.ErrNotFound)
+	})
+	if s, err := w.Get(ctx, tok); err != nil {
+		t.Fatalf("read through the holder: %v", err)
+	} else if v, _ := s.GetString("k"); v != "v" {
+		t.Fatalf("read through the holder: k = %q", v)
+	}
+	// Every message between the writer and the others is lost from now
+	// on, silently: the connections stay up.
+	c.net.mu.Lock()
+	for _, o := range c.nodes[1:] {
+		c.net.cut[[2]PeerID{w.ID(), o.ID()}] = true
+		c.net.cut[[2]PeerID{o.ID(), w.ID()}] = true
+	}
+	c.net.mu.Unlock()
+	time.Sleep(1100 * time.Millisecond) // past the remote-read cache's TTL
+	_, err := w.Get(ctx, tok)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read with every holder silent: %v, want ErrUnavailable", err)
+	}
+}
+
+// A hello lost on its way (a stream that failed while the connection
+// stayed up) must not leave its sender out of the receiver's placement
+// until they reconnect: peers greet each other again, and agree on the
+// holders. Found by the simulator (partial-churn-small, seed 11: a lost
+// hello left a joiner storing slots it did not hold, for good).
+func TestLostHelloIsMadeGood(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 0, 1, nil)
+	a, b := c.add("eu"), c.add("eu")
+	c.net.mu.Lock()
+	c.net.cut[[2]PeerID{b.ID(), a.ID()}] = true // b's first hello is lost
+	c.net.mu.Unlock()
+	c.net.connectAll()
+	time.Sleep(100 * time.Millisecond)
+	if got := a.Placement().RegionMembers; len(got) != 1 {
+		t.Fatalf("a's region members with b's hello lost: %v", got)
+	}
+	c.net.mu.Lock()
+	clear(c.net.cut) // the connection was up all along
+	c.net.mu.Unlock()
+	eventually(t, 5*time.Second, "a to count b as a member again", func() bool {
+		return len(a.Placement().RegionMembers) == 2
+	})
 }

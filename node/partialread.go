@@ -171,6 +171,9 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	n.step(func(c *Core, _ time.Time) { asked = c.ReadRemote(id) })
 	if len(asked) == 0 {
 		n.m.Add("remote_reads_failed", 1, "reason", "no_holder")
+		if local == nil {
+			return nil, fmt.Errorf("node: read %s: no holder connected: %w", id, ErrUnavailable)
+		}
 		return local, nil
 	}
 	// The holders' answers come first and this peer's copy merges into
@@ -204,6 +207,13 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 		case <-n.done:
 			return nil, ErrClosed
 		}
+	}
+	if answered == 0 && local == nil {
+		// Silence is not absence: a holder cut off without the
+		// connection dropping yet (failure detection takes seconds)
+		// may hold the session, even a write this peer made and
+		// handed off.
+		return nil, fmt.Errorf("node: read %s: no holder answered within %v: %w", id, n.cfg.ConsistencyWait, ErrUnavailable)
 	}
 	if local != nil {
 		if out == nil {

@@ -89,6 +89,10 @@ type view struct {
 	keys map[string]crdt.Field
 	la   int64
 	lazy int64 // latest lazy touch, lost at a crash
+	// first is the node's local time (ms) at its first write: a read
+	// that began before it owes the node nothing (remote reads take a
+	// round trip, and a write may be acknowledged meanwhile).
+	first int64
 	abs  int64 // latest deadline this node wrote
 }
 
@@ -200,7 +204,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	}
 	v := h.view(n.idx)
 	if v == nil {
-		v = &view{node: n.idx, keys: map[string]crdt.Field{}}
+		v = &view{node: n.idx, keys: map[string]crdt.Field{}, first: c.e.localTime(n).UnixMilli()}
 		h.views = append(h.views, v)
 	}
 	add := func(op writeOp) {
@@ -486,8 +490,18 @@ func (c *checker) covers(st *crdt.Session, op *writeOp) bool {
 // read checks what an operation on node n read at local time now: cur is
 // the visible session, nil when not found.
 func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time) {
+	c.readSince(n, h, cur, now, 0)
+}
+
+// readSince is read for a read that began at local time since (ms; 0:
+// at now): read-your-writes holds it only to the writes the node made
+// before it began.
+func (c *checker) readSince(n *simNode, h *sessHist, cur *crdt.Session, now time.Time, since int64) {
 	ms := now.UnixMilli()
 	v := h.view(n.idx)
+	if v != nil && since > 0 && v.first >= since {
+		v = nil // every write of the node's came after the read began
+	}
 	if cur != nil {
 		if h.seen.has(n.idx) {
 			if !c.resurrected[h.id] {
@@ -501,7 +515,7 @@ func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time
 				fmtMs(ms), fmtMs(h.absolute), fmtMs(h.maxLA), time.Duration(h.idle)*time.Millisecond)
 		}
 		if v != nil {
-			c.readOwn(n, h, v, cur)
+			c.readOwn(n, h, v, cur, since)
 		}
 		return
 	}
@@ -513,8 +527,11 @@ func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time
 
 // readOwn checks that cur holds every field node n wrote (view v), or
 // something newer.
-func (c *checker) readOwn(n *simNode, h *sessHist, v *view, cur *crdt.Session) {
+func (c *checker) readOwn(n *simNode, h *sessHist, v *view, cur *crdt.Session, since int64) {
 	behind := func(k string) (crdt.Field, bool, bool) {
+		if since > 0 && int64(v.keys[k].TS.Time) >= since {
+			return crdt.Field{}, true, false // written after the read began
+		}
 		f, ok := cur.Fields.Get(k)
 		return f, ok, !ok || f.Compare(v.keys[k]) < 0
 	}

@@ -140,6 +140,7 @@ type remoteRead struct {
 	got      int
 	answered int
 	out      *crdt.Session
+	local    *crdt.Session // the node's own copy when the read began
 	done     bool
 	fn       func(cur *crdt.Session, now time.Time)
 }
@@ -153,9 +154,19 @@ type remoteRead struct {
 func (e *engine) readRemote(n *simNode, id string, fn func(cur *crdt.Session, now time.Time)) {
 	p := e.part
 	p.remoteReads++
+	// The node's own copy is read first, as Node does (storeGetFrom):
+	// a handoff may drop it while the holders are asked.
+	local, err := n.store.Get(id)
+	if errors.Is(err, persist.ErrNotFound) {
+		local, err = nil, nil
+	}
+	if err != nil {
+		e.fail(fmt.Errorf("simulations: %s: get: %w", n.name, err))
+		return
+	}
 	asked := n.core.ReadRemote(id)
 	e.collect(n)
-	rr := &remoteRead{n: n, inc: n.inc, id: id, asked: len(asked), fn: fn}
+	rr := &remoteRead{n: n, inc: n.inc, id: id, asked: len(asked), local: local, fn: fn}
 	if len(asked) == 0 {
 		p.remoteNoHolder++
 		e.finishRead(rr)
@@ -237,15 +248,18 @@ func (e *engine) finishRead(rr *remoteRead) {
 	}
 	now := e.localTime(n)
 	out := rr.out
-	local, err := n.store.Get(rr.id)
-	switch {
-	case errors.Is(err, persist.ErrNotFound):
-	case err != nil:
-		e.fail(fmt.Errorf("simulations: %s: get: %w", n.name, err))
+	local := rr.local
+	if rr.answered == 0 && local == nil {
+		// No holder answered and no copy here: the node cannot tell
+		// whether the session exists (node.ErrUnavailable).
+		e.wl.unavailable++
+		e.record(TraceEvent{Kind: "op", Node: n.name, Session: rr.id, Result: "unavailable", Detail: "no holder answered"})
 		return
+	}
+	switch {
 	case out == nil:
 		out = local
-	default:
+	case local != nil:
 		if _, err := out.Merge(local); err != nil {
 			e.fail(fmt.Errorf("simulations: %s: remote read: %w", n.name, err))
 			return

@@ -328,17 +328,19 @@ func (w *workload) op(n *simNode) {
 	if e.part != nil && !n.core.HoldsID(s.h.id) {
 		// Not held here: one hop to a holder, as Node reads it; the
 		// operation goes on once the answers are in.
-		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time) { w.opOn(n, kind, s, cur, now) })
+		began := now.UnixMilli()
+		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time) { w.opOn(n, kind, s, cur, now, began) })
 		return
 	}
-	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now)
+	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now, 0)
 }
 
 // opOn goes on with operation kind on node n, which read session s as cur
-// (nil: not found) at local time now.
-func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session, now time.Time) {
+// (nil: not found) at local time now, in a read that began at local time
+// began (ms; 0: now).
+func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session, now time.Time, began int64) {
 	e := w.e
-	e.chk.read(n, s.h, cur, now)
+	e.chk.readSince(n, s.h, cur, now, began)
 	if cur == nil {
 		w.missed[kind]++
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Session: s.h.id, Result: "not_found"})
