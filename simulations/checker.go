@@ -93,7 +93,7 @@ type view struct {
 	// that began before it owes the node nothing (remote reads take a
 	// round trip, and a write may be acknowledged meanwhile).
 	first int64
-	abs  int64 // latest deadline this node wrote
+	abs   int64 // latest deadline this node wrote
 }
 
 func (h *sessHist) view(n int) *view {
