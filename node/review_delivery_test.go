@@ -1,0 +1,192 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// storedValue returns field k of session id as n's store holds it.
+func storedValue(n *Node, id, k string) (string, bool) {
+	s, err := n.Store().Get(id)
+	if err != nil || s == nil {
+		return "", false
+	}
+	return s.Get(k)
+}
+
+// A lone local write on an idle peer is delivered at its flush, not when
+// some other event (an anti-entropy round, a GC tick) happens to wake the
+// timer loop: the write's step must wake it (2284441 removed the wake per
+// write). Anti-entropy and handoff are an hour away here, so only the flush
+// can carry the writes; under both full and partial replication.
+func TestReviewLoneWriteFlushesOnTime(t *testing.T) {
+	far := func(cfg *Config) {
+		cfg.SyncInterval = time.Hour
+		cfg.HandoffInterval = time.Hour
+	}
+	ctx := context.Background()
+	t.Run("full", func(t *testing.T) {
+		c := newCluster(t, 2, far)
+		time.Sleep(100 * time.Millisecond) // the first rounds end; the timer sleeps long
+		for i := range 5 {
+			tok, err := c.nodes[0].Create(ctx, WithFields(map[string][]byte{"v": []byte("0")}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := mustID(t, tok)
+			eventually(t, 2*time.Second, fmt.Sprintf("create %d delivered", i), func() bool {
+				_, ok := storedValue(c.nodes[1], id, "v")
+				return ok
+			})
+			time.Sleep(50 * time.Millisecond) // idle again
+			if err := c.nodes[0].Set(ctx, tok, "v", []byte("1")); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 2*time.Second, fmt.Sprintf("update %d delivered", i), func() bool {
+				v, _ := storedValue(c.nodes[1], id, "v")
+				return v == "1"
+			})
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	t.Run("partial", func(t *testing.T) {
+		c := newPartCluster(t, []string{"eu"}, 3, 2, far)
+		c.waitSettled(5*time.Second, nil, map[string]int{"eu": 2, "eu/members": 3})
+		time.Sleep(100 * time.Millisecond)
+		w := c.nodes[0]
+		for i := range 5 {
+			// A session the writer holds: its other holder gets it by the
+			// direct delta only (no handoff, no rounds within the test).
+			var tok, id string
+			for {
+				tok, _ = newToken(w.cfg.Rand)
+				id = mustID(t, tok)
+				if w.core.HoldsID(id) {
+					break
+				}
+			}
+			if _, err := w.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"v": []byte("0")})); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 2*time.Second, fmt.Sprintf("create %d delivered to its other holder", i), func() bool {
+				return c.copies(id)["eu"] == 2
+			})
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
+
+// Under partial replication, a peer connected to the writer that has not
+// said hello (its hello lost or late, an older build) takes the writer's
+// deltas by gossip, and keeps what its own view says it holds: without
+// rounds or handoffs within the test, gossip is its only way to them.
+func TestReviewUnannouncedPeerGetsDeltas(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 2, 1, func(cfg *Config) {
+		cfg.SyncInterval = time.Hour
+		cfg.HandoffInterval = time.Hour
+	})
+	late := c.add("eu")
+	w := c.nodes[0]
+	// late knows peer 1 both ways, and the writer knows late; late has not
+	// learnt of the writer, so it has said no hello to it.
+	c.net.endpoint(c.nodes[1].ID()).in.PeerUp(late.ID())
+	c.net.endpoint(late.ID()).in.PeerUp(c.nodes[1].ID())
+	c.net.endpoint(w.ID()).in.PeerUp(late.ID())
+	eventually(t, 5*time.Second, "late places itself beside peer 1", func() bool {
+		return len(late.Placement().RegionMembers) == 2
+	})
+	ctx := context.Background()
+	var mine []string
+	for len(mine) < 5 {
+		tok, err := w.Create(ctx, WithFields(map[string][]byte{"v": []byte("x")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := mustID(t, tok); late.core.HoldsID(id) {
+			mine = append(mine, id)
+		}
+	}
+	for _, id := range mine {
+		eventually(t, 3*time.Second, "the unannounced peer stores a session it holds", func() bool {
+			_, ok := storedValue(late, id, "v")
+			return ok
+		})
+	}
+}
+
+// Every direct delta lost: anti-entropy between holders and the writer's
+// handoff still bring each session to exactly its holders, with the last
+// value written.
+func TestReviewLostDirectDeltasRepaired(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, nil)
+	want := map[string]int{"eu": 2, "eu/members": 3}
+	c.waitSettled(5*time.Second, nil, want)
+	c.net.mu.Lock()
+	c.net.loseGossip = func(from, to PeerID) bool { return true }
+	c.net.mu.Unlock()
+	ctx := context.Background()
+	var ids, toks []string
+	for i := range 40 {
+		w := c.nodes[i%3]
+		tok, err := w.Create(ctx, WithFields(map[string][]byte{"v": []byte("0")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, toks = append(ids, mustID(t, tok)), append(toks, tok)
+	}
+	for i, tok := range toks {
+		// On the writer: it holds the session until its holders stored it.
+		if err := c.nodes[i%3].Set(ctx, tok, "v", []byte("1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.waitSettled(15*time.Second, ids, want)
+	for _, id := range ids {
+		for _, n := range c.live() {
+			if v, ok := storedValue(n, id, "v"); ok && v != "1" {
+				t.Fatalf("%s stores %.8s with v=%q, want the last write", n.ID(), id, v)
+			}
+		}
+	}
+}
+
+// A peer joins while writes stream (placement moves slots to it with
+// deltas in flight to the old holders): once settled, every session is on
+// exactly R peers of the region, each with the last value written.
+func TestReviewJoinDuringWrites(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 1, nil)
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "eu/members": 3})
+	ctx := context.Background()
+	var ids, toks []string
+	var versions [30]Version
+	for i := range 30 {
+		tok, err := c.nodes[i%3].Create(WithVersion(ctx, &versions[i]), WithFields(map[string][]byte{"v": []byte("0")}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, toks = append(ids, mustID(t, tok)), append(toks, tok)
+	}
+	for round := 1; round <= 6; round++ {
+		if round == 3 {
+			c.join(c.add("eu"))
+		}
+		for i, tok := range toks {
+			// Each session's writer in turn, carrying the version of the
+			// write before, as a client going from peer to peer does.
+			w := c.nodes[(i+round)%3]
+			if err := w.Set(WithVersion(ctx, &versions[i]), tok, "v", []byte(fmt.Sprint(round))); err != nil {
+				t.Fatalf("round %d, session %d on %s: %v", round, i, w.ID(), err)
+			}
+		}
+	}
+	c.waitSettled(15*time.Second, ids, map[string]int{"eu": 1, "eu/members": 4})
+	for _, id := range ids {
+		for _, n := range c.live() {
+			if v, ok := storedValue(n, id, "v"); ok && v != "6" {
+				t.Fatalf("%s stores %.8s with v=%q, want the last write", n.ID(), id, v)
+			}
+		}
+	}
+}
