@@ -241,9 +241,13 @@ func (s *Server) serveOne(c *client, conn redcon.Conn, args [][]byte) {
 	s.run(c, conn, def, cmd.Args)
 }
 
+// epoch is what run measures commands' durations from: time.Since reads
+// only the monotonic clock, time.Now also the wall clock.
+var epoch = time.Now()
+
 // run executes a known command and counts it.
 func (s *Server) run(c *client, conn redcon.Conn, def *command, args [][]byte) {
-	start := time.Now()
+	start := time.Since(epoch)
 	errs := c.errCount(conn)
 	if !def.arityOK(len(args)) {
 		c.fail(conn, arityError(def.name))
@@ -254,7 +258,7 @@ func (s *Server) run(c *client, conn redcon.Conn, def *command, args [][]byte) {
 	if c.errCount(conn) != errs {
 		def.m.errors.Inc()
 	}
-	def.m.duration.Observe(time.Since(start).Seconds())
+	def.m.duration.Observe((time.Since(epoch) - start).Seconds())
 }
 
 func (s *Server) unknownCommand(c *client, conn redcon.Conn, args [][]byte) {

@@ -679,11 +679,20 @@ func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	if !ok {
 		return
 	}
-	ps := e.pairs()
-	c.mapLen(conn, len(ps))
-	for _, p := range ps {
-		conn.WriteBulkString(p.field)
-		conn.WriteBulkString(p.value)
+	// Counted, then written: the values go from the session snapshot to
+	// the reply without a slice between them.
+	n := 0
+	for k := range e.sess.Values() {
+		if _, ok := decodeField(k); ok {
+			n++
+		}
+	}
+	c.mapLen(conn, n)
+	for k, v := range e.sess.Values() {
+		if f, ok := decodeField(k); ok {
+			conn.WriteBulkString(f)
+			conn.WriteBulkString(v)
+		}
 	}
 }
 
