@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // storedValue returns field k of session id as n's store holds it.
@@ -189,4 +191,76 @@ func TestReviewJoinDuringWrites(t *testing.T) {
 			}
 		}
 	}
+}
+
+// tokenInBucket returns a fresh token whose session falls in bucket b.
+func tokenInBucket(t *testing.T, n *Node, b int) string {
+	t.Helper()
+	for {
+		tok, err := newToken(n.cfg.Rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if persist.BucketOf(mustID(t, tok)) == b {
+			return tok
+		}
+	}
+}
+
+// A bucket that keeps changing (writes to it never stop) while one old
+// session in it differs between two peers: anti-entropy must still repair
+// that session. A round that skips buckets with recent changes (to spare
+// write bursts) would skip this one for ever.
+func TestReviewBusyBucketStillRepaired(t *testing.T) {
+	c := newCluster(t, 2, nil) // rounds every 200 ms
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := context.Background()
+	seed, err := a.Create(ctx, WithFields(map[string][]byte{"v": []byte("x")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := persist.BucketOf(mustID(t, seed))
+	// The old session: its delta to b is lost.
+	c.net.mu.Lock()
+	c.net.loseGossip = func(from, to PeerID) bool { return true }
+	c.net.mu.Unlock()
+	old, err := a.Create(ctx, WithToken(tokenInBucket(t, a, bucket)), WithFields(map[string][]byte{"v": []byte("old")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond) // flushed (and lost)
+	c.net.mu.Lock()
+	c.net.loseGossip = nil
+	c.net.mu.Unlock()
+	oldID := mustID(t, old)
+	// Writes to the same bucket, on both peers, every few milliseconds
+	// until b has the old session (or the test gives up).
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		busy := []string{tokenInBucket(t, a, bucket), tokenInBucket(t, a, bucket)}
+		for i, tok := range busy {
+			if _, err := c.nodes[i].Create(ctx, WithToken(tok)); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if err := c.nodes[i%2].Set(ctx, busy[i%2], "n", []byte(fmt.Sprint(i))); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	eventually(t, 10*time.Second, "the old session repaired in a bucket that keeps changing", func() bool {
+		_, ok := storedValue(b, oldID, "v")
+		return ok
+	})
 }
