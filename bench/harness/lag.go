@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,11 @@ type lagRun struct {
 	P99ms     float64 `json:"p99_ms"`
 	MaxMs     float64 `json:"max_ms"`
 	Converged float64 `json:"s_to_identical_after_stop"`
+	// The process's garbage per write and collections per second over the
+	// run (the three peers are in this process): the collector is where
+	// the lag's tail comes from.
+	AllocPerWrite float64 `json:"alloc_bytes_per_write"`
+	GCsPerSec     float64 `json:"gcs_per_s"`
 }
 
 // measureLag writes at a steady rate on node 0 for d and measures, through
@@ -85,6 +91,8 @@ func measureLag(ctx context.Context, m *mesh, tokens []string, rate int, d, with
 	var writes atomic.Int64
 	var firstErr error
 	var errOnce sync.Once
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
 	start := time.Now()
 	var ww sync.WaitGroup
 	for w := range writers {
@@ -114,6 +122,7 @@ func measureLag(ctx context.Context, m *mesh, tokens []string, rate int, d, with
 	}
 	ww.Wait()
 	elapsed := time.Since(start)
+	runtime.ReadMemStats(&m1)
 	if firstErr != nil {
 		return lagRun{}, fmt.Errorf("lag: set: %w", firstErr)
 	}
@@ -127,7 +136,9 @@ func measureLag(ctx context.Context, m *mesh, tokens []string, rate int, d, with
 	r := lagRun{
 		Rate: rate, Achieved: float64(writes.Load()) / elapsed.Seconds(), Writes: int(writes.Load()), Seen: int(h.n),
 		P50ms: float64(h.quantile(0.5)) / 1e6, P99ms: float64(h.quantile(0.99)) / 1e6, MaxMs: float64(h.quantile(1)) / 1e6,
-		Converged: conv.Seconds(),
+		Converged:     conv.Seconds(),
+		AllocPerWrite: float64(m1.TotalAlloc-m0.TotalAlloc) / float64(max(1, writes.Load())),
+		GCsPerSec:     float64(m1.NumGC-m0.NumGC) / elapsed.Seconds(),
 	}
 	if h.n == 0 {
 		return r, fmt.Errorf("%w: lag: no replicated write observed", errLost)
