@@ -53,7 +53,22 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 		return res, ErrClosed
 	}
 	defer s.leave()
-	items := make([]item, 0, b.Len())
+	if s.opts.Serial {
+		return s.commit.applySerial(b, now)
+	}
+	items := s.admit(b, now, make([]item, 0, b.Len()), &res)
+	if len(items) == 0 {
+		return res, nil
+	}
+	out, err := s.commit.submit(items)
+	res.Changes = out.Changes // only a commit changes anything
+	res.Refused = append(res.Refused, out.Refused...)
+	return res, err
+}
+
+// admit appends to items the deltas of b that may merge now, and records
+// in res those refused for good or deferred.
+func (s *Store) admit(b *crdt.Batch, now time.Time, items []item, res *Result) []item {
 	for _, d := range b.Sessions() {
 		if err := s.opts.Limits.Check(d); err != nil {
 			res.Refused = append(res.Refused, Refusal{ID: d.ID, Err: err})
@@ -65,19 +80,7 @@ func (s *Store) Apply(b *crdt.Batch, now time.Time) (Result, error) {
 		}
 		items = append(items, item{d: d, now: now})
 	}
-	if len(items) == 0 {
-		return res, nil
-	}
-	var out Result
-	var err error
-	if s.opts.Serial {
-		out, err = s.commit.alone(items)
-	} else {
-		out, err = s.commit.submit(items)
-	}
-	res.Changes = out.Changes // only a commit changes anything
-	res.Refused = append(res.Refused, out.Refused...)
-	return res, err
+	return items
 }
 
 // committer is the store's only writer. Apply calls queue their items; one
@@ -97,6 +100,7 @@ type committer struct {
 	leading bool // a caller is leading
 
 	scratch groupScratch // commitGroup's, under mu
+	items   []item       // applySerial's, under mu
 }
 
 type commitReq struct {
@@ -163,18 +167,29 @@ func (c *committer) submit(items []item) (Result, error) {
 	}
 }
 
-// alone commits the items of one Apply call by themselves, in the caller
-// (Options.Serial): the same commit as a group of one, without the queue,
-// the channels and the hand-over, which cost a caller that never overlaps
-// another more than the merge itself. Calls that do overlap still commit
-// one at a time, under mu.
-func (c *committer) alone(items []item) (Result, error) {
-	req := commitReq{items: items}
+// applySerial commits the deltas of one Apply call by themselves, in the
+// caller (Options.Serial): the same commit as a group of one, without the
+// queue, the channels and the hand-over, which cost a caller that never
+// overlaps another more than the merge itself, and with the items in a
+// buffer kept from call to call. Calls that do overlap still commit one at
+// a time, under mu.
+func (c *committer) applySerial(b *crdt.Batch, now time.Time) (Result, error) {
+	var res Result
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	items := c.s.admit(b, now, c.items[:0], &res)
+	defer func() {
+		clear(items)
+		c.items = items[:0]
+	}()
+	if len(items) == 0 {
+		return res, nil
+	}
+	req := commitReq{items: items}
 	out := c.commitGroup([]*commitReq{&req})
-	res, err := out[0].res, out[0].err
-	c.mu.Unlock()
-	return res, err
+	res.Changes = out[0].res.Changes
+	res.Refused = append(res.Refused, out[0].res.Refused...)
+	return res, out[0].err
 }
 
 // take dequeues requests up to maxGroupItems (at least one).
@@ -206,6 +221,9 @@ type staged struct {
 	merged bool          // a delta merged
 	fields []string      // keys whose register changed, each once
 	landed bool          // written: its changes are reported
+	// keys holds fields while they are few (most writes change a key or
+	// two): no allocation for them.
+	keys [2]string
 }
 
 // groupScratch is what commitGroup reuses from one group to the next (it
@@ -458,6 +476,9 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 		st.size = size
 	}
 	st.merged = true
+	if st.fields == nil {
+		st.fields = st.keys[:0]
+	}
 	for _, k := range ch.Fields {
 		if !slices.Contains(st.fields, k) { // a few keys per session and group
 			st.fields = append(st.fields, k)
@@ -486,7 +507,10 @@ func (st *staged) write(id string) (write, uint64, bool) {
 	case final.IsDestroyed() || stored == nil:
 		h = sessionHash(final)
 	default:
-		h = st.hash ^ headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
+		h = st.hash
+		if header {
+			h ^= headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
+		}
 		for _, k := range st.fields {
 			if f, ok := stored.Fields.Get(k); ok {
 				h ^= fieldHash(id, k, f)

@@ -128,7 +128,7 @@ func (l *traceLog) encode(w io.Writer, skip string) {
 				continue
 			}
 			buf = append(buf, `{"t":`...)
-			buf = append(buf, jsonString(time.Duration(r.t).String())...)
+			buf = appendJSONString(buf, time.Duration(r.t).String())
 			buf = append(buf, `,"kind":`...)
 			buf = append(buf, q(r.s[0])...)
 			for f := 1; f < len(r.s); f++ {
@@ -147,18 +147,20 @@ func (l *traceLog) encode(w io.Writer, skip string) {
 }
 
 // jsonString quotes s as encoding/json does, HTML escaping included.
-func jsonString(s string) []byte {
+func jsonString(s string) []byte { return appendJSONString(nil, s) }
+
+// appendJSONString appends jsonString(s) to b.
+func appendJSONString(b []byte, s string) []byte {
 	plain := true
 	for i := 0; i < len(s) && plain; i++ {
 		c := s[i]
 		plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 	}
 	if plain {
-		b := make([]byte, 0, len(s)+2)
 		b = append(b, '"')
 		b = append(b, s...)
 		return append(b, '"')
 	}
-	b, _ := json.Marshal(s)
-	return b
+	q, _ := json.Marshal(s)
+	return append(b, q...)
 }

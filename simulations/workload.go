@@ -69,6 +69,9 @@ type workload struct {
 	pad     []byte
 	until   int64
 	zipfs   map[uint64]*rand.Zipf // by imax, for the run's skew
+	// steps holds each node's next operation, made once rather than a
+	// closure per operation.
+	steps []func()
 
 	// OpCounts per kind: attempted, acknowledged, missed (session not
 	// visible), unavailable (node down).
@@ -193,10 +196,21 @@ func (w *workload) next(n *simNode) {
 	if t < 0 || t >= w.until {
 		return
 	}
-	w.e.at(t, func() {
-		w.op(n)
-		w.next(n)
-	})
+	w.e.at(t, w.step(n))
+}
+
+// step returns what runs node n's next operation.
+func (w *workload) step(n *simNode) func() {
+	for len(w.steps) <= n.idx {
+		w.steps = append(w.steps, nil)
+	}
+	if w.steps[n.idx] == nil {
+		w.steps[n.idx] = func() {
+			w.op(n)
+			w.next(n)
+		}
+	}
+	return w.steps[n.idx]
 }
 
 func (w *workload) pickKind(n int) opKind {
