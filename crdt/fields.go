@@ -107,6 +107,46 @@ func (fs Fields) Values() iter.Seq2[string, string] {
 	}
 }
 
+// CopyValues returns every key that holds a value, but the keys that
+// start with skip (none when skip is empty), mapped to a copy of its
+// value: what a reader that hands the values on to code that may change
+// them needs. The map is sized once; the copies share one buffer, each
+// capped at its end so that an append to one copies it rather than
+// writing into the next; the keys share fs's memory, which never changes.
+// From a packed base the buffer is one copy of the values' run, which
+// the table keeps in key order.
+func (fs Fields) CopyValues(skip string) map[string][]byte {
+	if len(fs.over) == 0 {
+		return fs.base.copyValues(skip)
+	}
+	n, size := 0, 0
+	c := fs.cursor()
+	c.noTS = true
+	for e, ok := c.next(); ok; e, ok = c.next() {
+		if !e.f.Removed && !hasPrefix(e.key, skip) {
+			n++
+			size += len(e.f.Value)
+		}
+	}
+	out := make(map[string][]byte, n)
+	buf := make([]byte, 0, size)
+	c = fs.cursor()
+	c.noTS = true
+	for e, ok := c.next(); ok; e, ok = c.next() {
+		if !e.f.Removed && !hasPrefix(e.key, skip) {
+			start := len(buf)
+			buf = append(buf, e.f.Value...)
+			out[e.key] = buf[start:len(buf):len(buf)]
+		}
+	}
+	return out
+}
+
+// hasPrefix is strings.HasPrefix where an empty prefix matches nothing.
+func hasPrefix(s, prefix string) bool {
+	return prefix != "" && strings.HasPrefix(s, prefix)
+}
+
 // MemSize estimates the heap bytes fs holds: its packed base, and its
 // overlay with the keys and values the overlay refers to (which versions
 // of a session may share).
@@ -524,6 +564,76 @@ func (t table) values(yield func(string, string) bool) {
 		}
 		kAt, vAt = kEnd, v
 	}
+}
+
+// copyValues is Fields.CopyValues for a Fields that is t alone. The keys
+// that start with skip are one run in key order, found by a binary
+// search; the values of the registers copied lie between the first one's
+// start and the last one's end, which one conversion copies without
+// first zeroing the buffer. What lies between them and is not copied out
+// (a removal's or a skipped key's value, usually empty) stays in the
+// buffer, out of reach of every capped slice.
+func (t table) copyValues(skip string) map[string][]byte {
+	n := t.len()
+	if n == 0 {
+		return map[string][]byte{}
+	}
+	b := t.bytes()
+	ends := b[tableHead : tableHead+8*n] // key ends, then value ends
+	lo, hi := n, n                       // the run of keys starting with skip
+	if skip != "" {
+		lo = t.lowerBound(skip)
+		for hi = lo; hi < n && strings.HasPrefix(t.key(hi), skip); hi++ {
+		}
+	}
+	// The registers copied, the first one's value start and the last
+	// one's value end.
+	count, first, last := 0, -1, 0
+	vAt := int(ne.Uint32(ends[4*(n-1):]))
+	for i := range n {
+		vEnd := ne.Uint32(ends[4*(n+i):])
+		v := int(vEnd &^ removedBit)
+		if vEnd&removedBit == 0 && (i < lo || i >= hi) {
+			count++
+			if first < 0 {
+				first = vAt
+			}
+			last = v
+		}
+		vAt = v
+	}
+	out := make(map[string][]byte, count)
+	if count == 0 {
+		return out
+	}
+	buf := []byte(t[first:last])
+	kAt := tableHead + 8*n
+	vAt = int(ne.Uint32(ends[4*(n-1):]))
+	for i := range n {
+		kEnd := int(ne.Uint32(ends[4*i:]))
+		vEnd := ne.Uint32(ends[4*(n+i):])
+		v := int(vEnd &^ removedBit)
+		if vEnd&removedBit == 0 && (i < lo || i >= hi) {
+			out[string(t[kAt:kEnd])] = buf[vAt-first : v-first : v-first]
+		}
+		kAt, vAt = kEnd, v
+	}
+	return out
+}
+
+// lowerBound returns the index of the first key not less than key.
+func (t table) lowerBound(key string) int {
+	n := t.len()
+	lo, hi := 0, n
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if t.key(m) < key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // find returns the index of key, if t holds it.

@@ -57,6 +57,9 @@ func checkFields(t *rapid.T, what string, fs Fields, m map[string]Field) {
 	if !slices.Equal(set, want) {
 		t.Fatalf("%s: Values yields keys %v, want %v", what, set, want)
 	}
+	for _, skip := range []string{"", "k0", "k05", "k120", "z"} {
+		checkCopyValues(t, what, fs, m, skip)
+	}
 	for k, want := range m {
 		if got, ok := fs.Get(k); !ok || got != want {
 			t.Fatalf("%s: Get(%s) = %+v %v, want %+v", what, k, got, ok, want)
@@ -67,6 +70,47 @@ func checkFields(t *rapid.T, what string, fs Fields, m map[string]Field) {
 	}
 	if !fs.Equal(FieldsOf(m)) || !FieldsOf(m).Equal(fs) {
 		t.Fatalf("%s: not Equal to the same registers built at once", what)
+	}
+}
+
+// checkCopyValues checks fs.CopyValues(skip) against the reference m: the
+// keys that hold a value and do not start with skip, each value a copy
+// that its holder may append to or overwrite without touching fs or the
+// other values.
+func checkCopyValues(t *rapid.T, what string, fs Fields, m map[string]Field, skip string) {
+	got := fs.CopyValues(skip)
+	want := map[string]string{}
+	for k, f := range m {
+		if !f.Removed && (skip == "" || !strings.HasPrefix(k, skip)) {
+			want[k] = f.Value
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: CopyValues(%q) holds %d keys, want %d", what, skip, len(got), len(want))
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || string(g) != v {
+			t.Fatalf("%s: CopyValues(%q)[%s] = %q %v, want %q", what, skip, k, g, ok, v)
+		}
+	}
+	for k, v := range got {
+		if cap(v) != len(v) {
+			t.Fatalf("%s: CopyValues(%q)[%s] has room beyond its end (len %d cap %d): an append would overwrite the next", what, skip, k, len(v), cap(v))
+		}
+		for i := range v {
+			v[i] = '#'
+		}
+		got[k] = append(v, '!')
+	}
+	for k, v := range got {
+		if wv, ok := want[k]; ok && string(v) != strings.Repeat("#", len(wv))+"!" {
+			t.Fatalf("%s: CopyValues(%q)[%s] = %q after writing every value: the values overlap", what, skip, k, v)
+		}
+	}
+	for k, v := range want {
+		if fv, _ := fs.Get(k); fv.Value != v {
+			t.Fatalf("%s: writing CopyValues(%q)'s copies changed %s to %q", what, skip, k, fv.Value)
+		}
 	}
 }
 

@@ -70,29 +70,10 @@ func (s Session) Values() iter.Seq2[string, string] {
 	}
 }
 
-// Fields returns a copy of every field.
+// Fields returns a copy of every field. The values share one buffer (an
+// append to one copies it); the keys share the snapshot's memory.
 func (s Session) Fields() map[string][]byte {
-	fs := s.state().Fields
-	n, size := 0, 0
-	for k, v := range fs.Values() {
-		if !strings.HasPrefix(k, internalPrefix) {
-			n++
-			size += len(v)
-		}
-	}
-	// One buffer for every value: each gets its own part, capped, so that
-	// an append to one copies rather than overwrites the next. The keys
-	// share the snapshot's memory (strings never change).
-	buf := make([]byte, 0, size)
-	out := make(map[string][]byte, n)
-	for k, v := range fs.Values() {
-		if !strings.HasPrefix(k, internalPrefix) {
-			start := len(buf)
-			buf = append(buf, v...)
-			out[k] = buf[start:len(buf):len(buf)]
-		}
-	}
-	return out
+	return s.state().Fields.CopyValues(internalPrefix)
 }
 
 // Version returns the session's version: what a client that saw this
