@@ -52,6 +52,14 @@ func BenchmarkNodeGetSpreadAll(b *testing.B) {
 	benchSpread(b, func(s Session) bool { return len(s.Fields()) == 10 })
 }
 
+// BenchmarkNodeGetSpreadAllInto is BenchmarkNodeGetSpreadAll copying
+// every field into the reader's own map (Session.FieldsInto), as a worker
+// that reads session after session does.
+func BenchmarkNodeGetSpreadAllInto(b *testing.B) {
+	m := map[string][]byte{}
+	benchSpread(b, func(s Session) bool { s.FieldsInto(m); return len(m) == 10 })
+}
+
 func benchSpread(b *testing.B, read func(Session) bool) {
 	net := newMemNet()
 	cfg := testConfig()

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"testing"
@@ -85,4 +86,87 @@ func mustCreate(t *testing.T, n *Node) string {
 		t.Fatal(err)
 	}
 	return token
+}
+
+// TestFieldsInto: FieldsInto leaves the caller's map equal to Fields,
+// dropping keys the session lacks and never showing the node's own keys;
+// it writes into the map's slices, not the session; once the map has held
+// a session's keys, reading another session with the same keys into it
+// allocates nothing.
+func TestFieldsInto(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	n := c.nodes[0]
+	ctx := context.Background()
+	tenFields := func(tag string) map[string][]byte {
+		f := map[string][]byte{}
+		for i := range 10 {
+			f[fmt.Sprintf("field-%d", i)] = []byte(fmt.Sprintf("%s value %d", tag, i))
+		}
+		return f
+	}
+	a, err := n.Create(ctx, WithFields(tenFields("a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := n.Create(ctx, WithFields(tenFields("b")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.SetOwner(ctx, b, "alice"); err != nil { // an internal key
+		t.Fatal(err)
+	}
+	small, err := n.Create(ctx, WithFields(map[string][]byte{"field-1": []byte("x"), "other": []byte("y")}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b after a write (a session with changes on top of its packed base).
+	if err := n.Update(ctx, b, map[string][]byte{"field-2": []byte("b new")}, "field-9"); err != nil {
+		t.Fatal(err)
+	}
+	get := func(token string) Session {
+		s, err := n.Get(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	same := func(what string, got, want map[string][]byte) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d keys %q, want %q", what, len(got), got, want)
+		}
+		for k, v := range want {
+			if g, ok := got[k]; !ok || !bytes.Equal(g, v) {
+				t.Fatalf("%s: %s = %q, want %q", what, k, g, v)
+			}
+		}
+	}
+	m := map[string][]byte{"stale": []byte("gone")}
+	for _, tk := range []string{a, b, small, a, b} {
+		s := get(tk)
+		s.FieldsInto(m)
+		same("FieldsInto", m, s.Fields())
+	}
+	// Writing the caller's copies changes nothing stored, nor a map that
+	// Fields made, used as FieldsInto's map (its values share a buffer).
+	for k := range m {
+		m[k][0] = '#'
+	}
+	f := get(a).Fields()
+	get(small).FieldsInto(f)
+	same("FieldsInto a Fields map", f, map[string][]byte{"field-1": []byte("x"), "other": []byte("y")})
+	same("b after writing the copies", get(b).Fields(), func() map[string][]byte {
+		w := tenFields("b")
+		w["field-2"] = []byte("b new")
+		delete(w, "field-9")
+		return w
+	}())
+	// Reading sessions of the same keys into the map allocates nothing.
+	get(a).FieldsInto(m)
+	sa := get(a)
+	allocs := testing.AllocsPerRun(100, func() { sa.FieldsInto(m) })
+	if allocs != 0 {
+		t.Fatalf("FieldsInto a map that holds the keys: %v allocations, want 0", allocs)
+	}
+	same("after the reads", m, tenFields("a"))
 }

@@ -76,6 +76,31 @@ func (s Session) Fields() map[string][]byte {
 	return s.state().Fields.CopyValues(internalPrefix)
 }
 
+// FieldsInto makes m a copy of every field: Fields for a caller that
+// reads one session after another into the same map (a worker's scratch
+// map, a pooled request state), which allocates nothing once m holds
+// slices big enough for the values. It deletes m's other keys and copies
+// each value into the slice m holds for its key, overwriting it: keep
+// no value of m across calls, and give each key memory of its own (as
+// Fields and FieldsInto do). m must not be nil.
+func (s Session) FieldsInto(m map[string][]byte) {
+	fs := s.state().Fields
+	n := 0
+	for k, v := range fs.Values() {
+		if !strings.HasPrefix(k, internalPrefix) {
+			m[k] = append(m[k][:0], v...)
+			n++
+		}
+	}
+	if len(m) > n {
+		for k := range m {
+			if _, ok := s.GetString(k); !ok {
+				delete(m, k)
+			}
+		}
+	}
+}
+
 // Version returns the session's version: what a client that saw this
 // snapshot has seen (WithVersion).
 func (s Session) Version() Version { return s.state().Version() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 
 	"github.com/sessionmesh/sessionmesh/persist"
 )
@@ -55,6 +56,25 @@ func benchRead(ctx context.Context, e *env) error {
 		}
 		return nil
 	}
+	// The same into the reader's own map, reused from read to read
+	// (Session.FieldsInto), as a worker reading session after session
+	// does: every field is still copied, into memory the reader keeps warm.
+	into := make([]map[string][]byte, slices.Max(e.set.ReadConc))
+	for w := range into {
+		into[w] = map[string][]byte{}
+	}
+	smReadInto := func(w, i int) error {
+		seq := pick(w, i)
+		s, err := n.Get(ctx, tokens[seq])
+		if err != nil {
+			return fmt.Errorf("%w: read session %d: %w", errLost, seq, err)
+		}
+		s.FieldsInto(into[w])
+		if f := into[w]; len(f) != sessionFields {
+			return fmt.Errorf("%w: read session %d: %d fields", errLost, seq, len(f))
+		}
+		return nil
+	}
 	redisRead := func(w, i int) error {
 		seq := pick(w, i)
 		f, err := e.redis.HGetAll(ctx, redisKey(rtokens[seq])).Result()
@@ -81,7 +101,7 @@ func benchRead(ctx context.Context, e *env) error {
 	}
 	for _, c := range e.set.ReadConc {
 		// Warm up (caches, connections, goroutine stacks).
-		for _, op := range []func(w, i int) error{smRead, smReadAll, redisRead} {
+		for _, op := range []func(w, i int) error{smRead, smReadAll, smReadInto, redisRead} {
 			if _, err := runLoad(ctx, c, e.set.Warmup, op); err != nil {
 				return err
 			}
@@ -89,16 +109,18 @@ func benchRead(ctx context.Context, e *env) error {
 		rs, err := interleave(e.set.Rounds,
 			func() (loadResult, error) { return runLoad(ctx, c, e.set.ReadDur, smRead) },
 			func() (loadResult, error) { return runLoad(ctx, c, e.set.ReadDur, smReadAll) },
+			func() (loadResult, error) { return runLoad(ctx, c, e.set.ReadDur, smReadInto) },
 			func() (loadResult, error) { return runLoad(ctx, c, e.set.ReadDur, redisRead) },
 		)
 		if err != nil {
 			return err
 		}
-		sm, smAll, rd := rs[0], rs[1], rs[2]
+		sm, smAll, smInto, rd := rs[0], rs[1], rs[2], rs[3]
 		const (
-			setupSM    = "node.Get + Session.Get (one field)"
-			setupSMAll = "node.Get + Session.Fields (all)"
-			setupR     = "HGETALL over loopback"
+			setupSM     = "node.Get + Session.Get (one field)"
+			setupSMAll  = "node.Get + Session.Fields (all)"
+			setupSMInto = "node.Get + Session.FieldsInto (all, into the reader's map)"
+			setupR      = "HGETALL over loopback"
 		)
 		sec := "Edge read of a 10-field ~1 KiB session (embedded node vs go-redis over loopback)"
 		g := fmt.Sprintf("%d goroutine%s", c, plural(c))
@@ -116,6 +138,9 @@ func benchRead(ctx context.Context, e *env) error {
 		e.rep.add(all)
 		e.rep.add(pairRow(sec, "read p99, all fields copied, "+g, "µs", smAll, rd, fP99, setupSMAll, setupR))
 		e.rep.add(pairRow(sec, "reads/s, all fields copied, "+g, "ops/s", smAll, rd, fOps, setupSMAll, setupR))
+		e.rep.add(pairRow(sec, "read p50, all fields copied into a reused map, "+g, "µs", smInto, rd, fP50, setupSMInto, setupR))
+		e.rep.add(pairRow(sec, "read p99, all fields copied into a reused map, "+g, "µs", smInto, rd, fP99, setupSMInto, setupR))
+		e.rep.add(pairRow(sec, "reads/s, all fields copied into a reused map, "+g, "ops/s", smInto, rd, fOps, setupSMInto, setupR))
 	}
 	return nil
 }
