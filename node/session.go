@@ -84,13 +84,10 @@ func (s Session) Fields() map[string][]byte {
 // no value of m across calls, and give each key memory of its own (as
 // Fields and FieldsInto do). m must not be nil.
 func (s Session) FieldsInto(m map[string][]byte) {
-	fs := s.state().Fields
 	n := 0
-	for k, v := range fs.Values() {
-		if !strings.HasPrefix(k, internalPrefix) {
-			m[k] = append(m[k][:0], v...)
-			n++
-		}
+	for k, v := range s.Values() {
+		m[k] = append(m[k][:0], v...)
+		n++
 	}
 	if len(m) > n {
 		for k := range m {
