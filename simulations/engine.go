@@ -86,6 +86,7 @@ type engine struct {
 
 	now    int64
 	q      queue
+	spare  []*message // delivered messages, for send to reuse
 	nodes  []*simNode
 	byPeer map[node.PeerID]int
 	net    *network
@@ -333,6 +334,7 @@ func (e *engine) run() {
 		e.stats.events++
 		if ev.m != nil {
 			e.deliver(ev.m)
+			e.recycle(ev.m)
 		} else {
 			ev.fn()
 		}

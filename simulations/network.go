@@ -123,7 +123,7 @@ func (e *engine) receiveGossip(to, from *simNode, now time.Time, m *message) err
 	}
 	// The core owns the batch it gets: a copy (sessions are values over
 	// persistent fields, which nothing modifies in place).
-	to.core.ReceiveGossipBatch(now, from.peer, crdt.NewBatch(p.batch.Sessions()...))
+	to.core.ReceiveGossipBatch(now, from.peer, p.batch.Clone())
 	return nil
 }
 
@@ -217,20 +217,40 @@ func (e *engine) send(from, to int, data []byte, g *gossipPayload) {
 			g = &gossipPayload{data: data} // this copy's own
 		}
 	}
-	m := &message{from: from, to: to, fromInc: e.nodes[from].inc, toInc: e.nodes[to].inc,
-		epoch: c.epoch, gossip: gossip, data: data, payload: g, channel: ch}
 	p := nw.params(from, to)
 	if nw.blocked(from, to) || (p.loss > 0 && e.rng.Float64() < p.loss) {
 		st.Lost++
 		return
 	}
+	m := e.message()
+	*m = message{from: from, to: to, fromInc: e.nodes[from].inc, toInc: e.nodes[to].inc,
+		epoch: c.epoch, gossip: gossip, data: data, payload: g, channel: ch}
 	e.schedule(m, p)
 	if p.dup > 0 && e.rng.Float64() < p.dup {
 		st.Duplicated++
-		d := *m
+		d := e.message()
+		*d = *m
 		d.duplicate = true
-		e.schedule(&d, p)
+		e.schedule(d, p)
 	}
+}
+
+// message returns a message to fill: a delivered one when there is one
+// (a run sends hundreds of thousands, each gone once delivered).
+func (e *engine) message() *message {
+	if n := len(e.spare); n > 0 {
+		m := e.spare[n-1]
+		e.spare = e.spare[:n-1]
+		return m
+	}
+	return new(message)
+}
+
+// recycle takes back a delivered message, which nothing refers to any
+// more.
+func (e *engine) recycle(m *message) {
+	*m = message{}
+	e.spare = append(e.spare, m)
 }
 
 func (e *engine) schedule(m *message, p linkParams) {
