@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -45,6 +46,7 @@ type partMember struct {
 	replicas int
 	up       bool
 	downAt   time.Time
+	learned  uint64 // order of its first hello: members are listed in it
 }
 
 // handoff is the one handoff in flight.
@@ -108,10 +110,17 @@ func (c *Core) placementMembers(now time.Time, region string) []string {
 	if region == c.cfg.Region {
 		out = append(out, string(c.self))
 	}
+	var ms []PeerID
 	for id, m := range c.hellos {
 		if m.region == region && m.replicas > 0 && (m.up || now.Sub(m.downAt) < c.cfg.HolderGrace) {
-			out = append(out, string(id))
+			ms = append(ms, id)
 		}
+	}
+	// In the order they were learned: a deterministic list, whatever the
+	// map's order (placement sorts it; a planted bug does not).
+	slices.SortFunc(ms, func(a, b PeerID) int { return cmp.Compare(c.hellos[a].learned, c.hellos[b].learned) })
+	for _, id := range ms {
+		out = append(out, string(id))
 	}
 	return out
 }
@@ -420,7 +429,15 @@ func (c *Core) onHello(now time.Time, from PeerID, data []byte) error {
 	if ok && old.region == m.Region && old.replicas == m.Replicas && old.up == connected {
 		return nil
 	}
-	c.hellos[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now}
+	learned := uint64(len(c.hellos))
+	if ok {
+		learned = old.learned
+	} else {
+		for _, o := range c.hellos {
+			learned = max(learned, o.learned+1)
+		}
+	}
+	c.hellos[from] = &partMember{region: m.Region, replicas: m.Replicas, up: connected, downAt: now, learned: learned}
 	c.replace(now)
 	return nil
 }

@@ -54,6 +54,10 @@ type simNode struct {
 	clockSetMs int64 // local ms just after the last clock fault changed the clock
 
 	acks map[uint64]node.Ack // acknowledgements not yet taken by the workload
+
+	// unstored: the storage work in hand stores nothing (planted, see
+	// hooks.handoffUnstored).
+	unstored bool
 }
 
 // hooks are test-only knobs (set from _test.go files only).
@@ -75,6 +79,9 @@ type hooks struct {
 	// only, though stamped in the version (consistency.go).
 	ignoreRevocation       bool
 	partialVersionedWrites bool
+	// handoffUnstored makes a holder acknowledge a handoff without
+	// storing it (partial replication: acknowledged before persisted).
+	handoffUnstored bool
 }
 
 type engine struct {

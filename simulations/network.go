@@ -150,6 +150,10 @@ func (e *engine) receiveDirect(to, from *simNode, now time.Time, data []byte) er
 	return nil
 }
 
+// kindHandoff is node's handoff message kind (wire.go), for the planted
+// bugs' hooks.
+const kindHandoff = 'O'
+
 // channel classifies traffic for the figures.
 type channel int
 
@@ -278,6 +282,11 @@ func (e *engine) deliver(m *message) {
 	if m.gossip {
 		err = e.receiveGossip(to, from, now, m)
 	} else if e.part == nil || !e.answer(to, m.data) {
+		if e.hooks != nil && e.hooks.handoffUnstored && len(m.data) > 1 && m.data[1] == kindHandoff {
+			// Planted: the holder acknowledges what it never stores.
+			to.unstored = true
+			defer func() { to.unstored = false }()
+		}
 		err = e.receiveDirect(to, from, now, m.data)
 	}
 	if err != nil {

@@ -36,6 +36,9 @@ func (s *simStore) Apply(b *crdt.Batch, now time.Time) (persist.Result, error) {
 		e.stats.diskErrors++
 		return persist.Result{}, fmt.Errorf("simulations: %s: %w", n.name, errDisk)
 	}
+	if n.unstored {
+		return persist.Result{}, nil // planted: reported stored, never stored
+	}
 	res, err := n.store.Apply(b, now)
 	if err != nil {
 		return res, err

@@ -72,6 +72,13 @@ type Table struct {
 // holders each (r <= 0: every member holds every slot).
 func NewTable(members []string, r int) *Table {
 	ms := slices.Clone(members)
+	if plantOrder() {
+		t := &Table{r: r, members: ms}
+		for s := range Slots {
+			t.holders[s] = plantHolders(s, ms, r)
+		}
+		return t
+	}
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
 	t := &Table{r: r, members: ms}
