@@ -73,7 +73,7 @@ func redisCPU(ctx context.Context, c *redis.Client) (time.Duration, error) {
 	return time.Duration(sec * float64(time.Second)), nil
 }
 
-// awaitQuiet waits, up to max, until the daemons are quiet: less than 5% of a
+// awaitQuiet waits, up to max, until the daemons are quiet: less than 10% of a
 // core between them over 200 ms. A write round leaves work behind it (the
 // replicas applying the last deltas, the store flushing and compacting its
 // memtables, garbage collection) that would otherwise run during the next
@@ -89,7 +89,7 @@ func awaitQuiet(ctx context.Context, ds []*daemon, max time.Duration) {
 		}
 		time.Sleep(window)
 		after, err := daemonsCPU(ds)
-		if err != nil || after-before < window/20 {
+		if err != nil || after-before < window/10 {
 			return
 		}
 	}

@@ -61,6 +61,9 @@ type settings struct {
 	RedisRequests          int   `json:"redis_requests"`
 	RedisRequestsPipelined int   `json:"redis_requests_pipelined"`
 	RedisRounds            int   `json:"redis_rounds"`
+	// RedisQuiet bounds the wait for the daemons to be quiet before each
+	// round (awaitQuiet).
+	RedisQuiet time.Duration `json:"redis_quiet"`
 	// The partial phase (issue 15): sessions loaded into each 9-peer mesh
 	// (full replication, then R = 1; 0 skips the phase) and writers per
 	// peer. `harness run --partial-sessions N` overrides the size.
@@ -85,7 +88,7 @@ func quickSettings() settings {
 		HTTPConc: []int{1, 16}, HTTPDur: 300 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
 		RedisClients: []int{1, 16}, RedisPipelines: []int{1, 16},
-		RedisRequests: 1000, RedisRequestsPipelined: 4000, RedisRounds: 2,
+		RedisRequests: 1000, RedisRequestsPipelined: 4000, RedisRounds: 2, RedisQuiet: time.Second,
 		PartialSessions: 600, PartialWriters: 2,
 	}
 }
@@ -103,7 +106,7 @@ func fullSettings() settings {
 		HTTPConc: []int{1, 16}, HTTPDur: 1500 * time.Millisecond,
 		ConvergeWithin: 60 * time.Second, HealWithin: 120 * time.Second,
 		RedisClients: []int{1, 16, 50}, RedisPipelines: []int{1, 16},
-		RedisRequests: 10_000, RedisRequestsPipelined: 50_000, RedisRounds: 5,
+		RedisRequests: 10_000, RedisRequestsPipelined: 50_000, RedisRounds: 5, RedisQuiet: 10 * time.Second,
 		PartialSessions: 1_000_000, PartialWriters: 4,
 		PartialScale: []int{1, 2, 3}, PartialScaleSessions: 20_000,
 	}

@@ -156,7 +156,7 @@ func benchRedisFront(ctx context.Context, e *env) error {
 						if isSM {
 							cpu = func() (time.Duration, error) { return daemonsCPU(ds) }
 						}
-						awaitQuiet(ctx, ds, 15*time.Second)
+						awaitQuiet(ctx, ds, e.set.RedisQuiet)
 						before, errB := cpu()
 						res, err := runRedisBenchmark(ctx, bin, addr, c, pipe, n, op.command)
 						if err != nil {
