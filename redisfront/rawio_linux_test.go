@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -106,6 +107,19 @@ func TestRawIO(t *testing.T) {
 	client.Close()
 	if _, err := raw.read(buf); err != io.EOF {
 		t.Fatalf("read after the peer closed: %v, want io.EOF", err)
+	}
+	// Writing to a peer that closed: the first write may still be taken,
+	// then EPIPE or ECONNRESET as an error (the kernel's SIGPIPE, as for
+	// net.Conn's writes, does not end the process).
+	var werr error
+	for range 100 {
+		if _, werr = raw.write([]byte("+PONG\r\n")); werr != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if !errors.Is(werr, syscall.EPIPE) && !errors.Is(werr, syscall.ECONNRESET) {
+		t.Fatalf("write to a closed peer: %v, want EPIPE or ECONNRESET", werr)
 	}
 	server.Close()
 	if _, err := raw.write([]byte("x")); !errors.Is(err, net.ErrClosed) {
