@@ -169,10 +169,14 @@ const maxGapFetches = 4096
 // whole state it would hold d's fields without its version entry, and
 // miss the earlier write, until anti-entropy. A change-only delta repairs
 // no earlier loss by itself as a whole state did, so the gap is filled
-// as soon as it is due (park), once per session and gapFetchWindow.
-func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
+// as soon as it is due (park), once per session and gapFetchWindow. A gap
+// due within the window of the session's last fetch (a second loss soon
+// after the first: that answer may not have covered it) returns when it
+// may be asked for, so that fetchGaps asks then: dropped, it would wait for
+// anti-entropy, the session's last writes missing here meanwhile.
+func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) (retry time.Time) {
 	if at, ok := c.gapFetches[id]; ok && now.Sub(at) < gapFetchWindow {
-		return
+		return at.Add(gapFetchWindow)
 	}
 	if len(c.gapFetches) >= maxGapFetches {
 		for k, at := range c.gapFetches {
@@ -181,7 +185,7 @@ func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
 			}
 		}
 		if len(c.gapFetches) >= maxGapFetches {
-			return
+			return time.Time{}
 		}
 	}
 	c.gapFetches[id] = now
@@ -190,6 +194,7 @@ func (c *Core) repairGap(now time.Time, id string, d *crdt.Session) {
 		writers = append(writers, e.Node)
 	}
 	c.m.Add("gap_fetches", float64(c.fetch(id, writers)))
+	return time.Time{}
 }
 
 // parkFor is how long a parked delta waits for what its guard asks; by
@@ -265,9 +270,11 @@ func (c *Core) fetchGaps(now time.Time) {
 			}
 			continue
 		}
-		p.fetchAt = time.Time{}
+		p.fetchAt = c.repairGap(now, id, p.d)
 		c.parked[id] = p
-		c.repairGap(now, id, p.d)
+		if !p.fetchAt.IsZero() && (c.gapDue.IsZero() || p.fetchAt.Before(c.gapDue)) {
+			c.gapDue = p.fetchAt
+		}
 	}
 }
 

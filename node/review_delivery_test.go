@@ -264,3 +264,63 @@ func TestReviewBusyBucketStillRepaired(t *testing.T) {
 		return ok
 	})
 }
+
+// A holder that lost a writer's direct delta, then gets the writer's next
+// (guarded: it asks for the one before) directly: it parks it and fetches
+// the session from the writer (a gap fetch), so it ends with both writes
+// with no anti-entropy round or handoff to help.
+func TestReviewLostDirectDeltaGapFetched(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, func(cfg *Config) {
+		cfg.SyncInterval = time.Hour
+		cfg.HandoffInterval = time.Hour
+	})
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 2, "eu/members": 3})
+	w := c.nodes[0]
+	ctx := context.Background()
+	var tok, id string
+	for {
+		tok, _ = newToken(w.cfg.Rand)
+		id = mustID(t, tok)
+		if w.core.HoldsID(id) {
+			break
+		}
+	}
+	var other *Node
+	for _, h := range w.core.Holders(id) {
+		if h != w.ID() {
+			other = c.net.endpoint(h).in.(inbound).n
+		}
+	}
+	if _, err := w.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"a": []byte("1")})); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "the create delivered", func() bool {
+		_, ok := storedValue(other, id, "a")
+		return ok
+	})
+	for i := range 3 {
+		c.net.mu.Lock()
+		c.net.loseGossip = func(from, to PeerID) bool { return from == w.ID() && to == other.ID() }
+		c.net.mu.Unlock()
+		lost := fmt.Sprint("lost", i)
+		if err := w.Set(ctx, tok, lost, []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // flushed, and lost
+		c.net.mu.Lock()
+		c.net.loseGossip = nil
+		c.net.mu.Unlock()
+		next := fmt.Sprint("next", i)
+		if err := w.Set(ctx, tok, next, []byte("y")); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 3*time.Second, "the holder has the lost write and the next", func() bool {
+			_, ok1 := storedValue(other, id, lost)
+			_, ok2 := storedValue(other, id, next)
+			return ok1 && ok2
+		})
+	}
+	if s, _ := other.Store().Get(id); s == nil || !s.Covered() {
+		t.Errorf("the holder's copy does not stand for its version entries: %+v", s)
+	}
+}
