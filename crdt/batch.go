@@ -58,22 +58,6 @@ func (b *Batch) Join(o *Batch) {
 	}
 }
 
-// Clone returns a batch holding copies of b's deltas: NewBatch of
-// b.Sessions(), without sorting them or joining them again.
-func (b *Batch) Clone() *Batch {
-	c := &Batch{}
-	switch {
-	case b.one != nil:
-		c.one = b.one.Clone()
-	case len(b.m) > 0:
-		c.m = make(map[string]*Session, len(b.m))
-		for id, d := range b.m {
-			c.m[id] = d.Clone()
-		}
-	}
-	return c
-}
-
 // Len returns the number of sessions in the batch.
 func (b *Batch) Len() int {
 	if b.one != nil {

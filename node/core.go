@@ -511,7 +511,10 @@ func (c *Core) ReceiveGossip(now time.Time, from PeerID, data []byte) error {
 }
 
 // ReceiveGossipBatch merges a broadcast batch from a peer that the network
-// already decoded (DecodeGossip). The Core owns b from here.
+// already decoded (DecodeGossip). The Core only reads b and its deltas
+// (what it keeps to change later, it copies), so one decoded batch may go
+// to several Cores, as the simulator's broadcasts do; the caller must not
+// modify b afterwards.
 func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 	c.m.Add("deltas_received", float64(b.Len()))
 	c.persist(now, &task{from: from, batch: b})

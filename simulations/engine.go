@@ -82,6 +82,10 @@ type hooks struct {
 	// handoffUnstored makes a holder acknowledge a handoff without
 	// storing it (partial replication: acknowledged before persisted).
 	handoffUnstored bool
+	// verifyShared checks, before each recipient of a broadcast takes
+	// the batch every recipient shares, that the cores that took it
+	// before left it as decoded.
+	verifyShared bool
 }
 
 type engine struct {

@@ -121,9 +121,33 @@ func (e *engine) receiveGossip(to, from *simNode, now time.Time, m *message) err
 		// and its count.
 		return to.core.ReceiveGossip(now, from.peer, m.data)
 	}
-	// The core owns the batch it gets: a copy (sessions are values over
-	// persistent fields, which nothing modifies in place).
-	to.core.ReceiveGossipBatch(now, from.peer, p.batch.Clone())
+	// Every recipient gets the same batch, as each would get its own
+	// decode of the same bytes: the core does not modify what it is given
+	// (Core.ReceiveGossipBatch; hooks.verifyShared checks it in tests).
+	if e.hooks != nil && e.hooks.verifyShared {
+		if err := unchanged(p, e.cfg.Limits); err != nil {
+			e.err = fmt.Errorf("simulations: broadcast to %s: %w", to.name, err)
+		}
+	}
+	to.core.ReceiveGossipBatch(now, from.peer, p.batch)
+	return nil
+}
+
+// unchanged reports an error unless p's batch still equals a fresh decode
+// of its bytes.
+func unchanged(p *gossipPayload, l crdt.Limits) error {
+	fresh, err := node.DecodeGossip(p.data, l)
+	if err != nil {
+		return err
+	}
+	if fresh.Len() != p.batch.Len() {
+		return fmt.Errorf("shared batch holds %d sessions, decoded %d", p.batch.Len(), fresh.Len())
+	}
+	for _, d := range fresh.Sessions() {
+		if got := p.batch.Get(d.ID); got == nil || !got.Equal(d) {
+			return fmt.Errorf("shared batch's delta of %s was modified by a core that received it", d.ID)
+		}
+	}
 	return nil
 }
 
