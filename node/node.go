@@ -51,9 +51,6 @@ type Node struct {
 	// core.Next earlier wakes the loop to set it again.
 	armed time.Time
 
-	ackMu sync.Mutex
-	acks  map[uint64]chan Ack // local writes waiting for their Ack
-
 	syncMu      sync.Mutex
 	syncWaiters map[syncKey][]chan SyncReport
 
@@ -96,7 +93,6 @@ func New(ctx context.Context, cfg Config, store Store, closeStore func() error) 
 		store:       store,
 		log:         cfg.Logger.With("component", "node"),
 		m:           cfg.Metrics,
-		acks:        make(map[uint64]chan Ack),
 		watchers:    make(map[chan Change]struct{}),
 		waiters:     make(map[string][]chan struct{}),
 		writeLocks:  sessionLocks{seed: maphash.MakeSeed()},
@@ -195,7 +191,40 @@ func (n *Node) step(fn func(c *Core, now time.Time)) {
 	fn(n.core, n.cfg.Clock.Now())
 	r := n.ready()
 	n.mu.Unlock()
-	n.carry(r)
+	n.carry(r, nil)
+}
+
+// ownAck is the Ack a local operation's caller waits for: carry hands it
+// over instead of dispatching it.
+type ownAck struct {
+	ticket uint64
+	ack    Ack
+	got    bool
+}
+
+// stepLocal is step for a local operation: fn returns the ticket of the
+// write it made (0 for none), and stepLocal returns its Ack, and false
+// when there was no write. The Ack
+// always comes out of this call's carry: the write's StorageOp is in the
+// Ready taken under the same lock as fn, this goroutine runs it and hands
+// its result back to the core, whose next Ready holds the Ack. So no
+// channel and no shared table of waiting writers is needed.
+func (n *Node) stepLocal(fn func(c *Core, now time.Time) uint64) (Ack, bool) {
+	var own ownAck
+	n.mu.Lock()
+	own.ticket = fn(n.core, n.cfg.Clock.Now())
+	r := n.ready()
+	n.mu.Unlock()
+	if own.ticket == 0 {
+		n.carry(r, nil)
+		return Ack{}, false
+	}
+	n.carry(r, &own)
+	if !own.got {
+		// Not expected (see above): report it rather than claim the write.
+		own.ack = Ack{Ticket: own.ticket, Err: fmt.Errorf("node: write %d: no acknowledgement came back", own.ticket)}
+	}
+	return own.ack, true
 }
 
 // ready takes the core's Ready and queues its broadcasts; the caller holds
@@ -237,13 +266,22 @@ func (n *Node) ready() Ready {
 // reports; then it hands the storage
 // results back to the core and carries out what that decided, until
 // nothing is left.
-func (n *Node) carry(r Ready) {
+func (n *Node) carry(r Ready, own *ownAck) {
 	for {
 		var results []StorageResult
 		if len(r.Storage) > 0 {
 			results = make([]StorageResult, len(r.Storage))
 			for i, op := range r.Storage {
 				results[i] = op.Run(context.Background(), n.store)
+			}
+		}
+		if own != nil && !own.got {
+			for i, a := range r.Acks {
+				if a.Ticket == own.ticket {
+					own.ack, own.got = a, true
+					r.Acks = append(r.Acks[:i:i], r.Acks[i+1:]...)
+					break
+				}
 			}
 		}
 		n.dispatch(r)
@@ -261,12 +299,12 @@ func (n *Node) carry(r Ready) {
 }
 
 // dispatch carries out a Ready's sends (its broadcasts are queued already,
-// by ready), acknowledgements and reports.
+// by ready) and reports. Its acknowledgements are the local writes' own,
+// which their callers took in carry (stepLocal).
 func (n *Node) dispatch(r Ready) {
 	for _, msg := range r.Messages {
 		n.sendDirect(msg)
 	}
-	n.ack(r.Acks)
 	n.notify(r.Changes)
 	n.remoteCache.merge(r.NotHeld)
 	n.reportRounds(r.Rounds)
@@ -399,20 +437,6 @@ func (n *Node) directQueueLocked(p PeerID) *directQueue {
 		go n.directLoop(p, q)
 	}
 	return q
-}
-
-func (n *Node) ack(acks []Ack) {
-	if len(acks) == 0 {
-		return
-	}
-	n.ackMu.Lock()
-	defer n.ackMu.Unlock()
-	for _, a := range acks {
-		if ch, ok := n.acks[a.Ticket]; ok {
-			ch <- a
-			delete(n.acks, a.Ticket)
-		}
-	}
 }
 
 func (n *Node) broadcastLoop() {

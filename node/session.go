@@ -416,26 +416,18 @@ func (n *Node) local(ctx context.Context, op LocalOp, read bool) ([]*crdt.Sessio
 		}
 		op.Stored = s
 	}
-	done := make(chan Ack, 1)
 	var err error
-	var ticket uint64
-	n.step(func(c *Core, now time.Time) {
+	a, ok := n.stepLocal(func(c *Core, now time.Time) uint64 {
+		var ticket uint64
 		ticket, err = c.Local(now, op)
-		if err == nil && ticket != 0 {
-			// Registered under the core's lock, so the Ack (which comes
-			// out of a later step) finds it.
-			n.ackMu.Lock()
-			n.acks[ticket] = done
-			n.ackMu.Unlock()
-		}
+		return ticket
 	})
-	if err != nil || ticket == 0 {
+	if err != nil {
 		return nil, err
 	}
-	// step carried out the write on this goroutine and handed the result
-	// back to the core, whose Ack is then already here (and step woke the
-	// timer loop if the write's broadcast is due before it would wake).
-	a := <-done
+	if !ok {
+		return nil, nil // a lazy touch: nothing written
+	}
 	// Also on a failed write: it may have landed.
 	n.remoteCache.forget(a.Deltas)
 	if a.Err != nil {
