@@ -3,10 +3,10 @@ package persist
 import (
 	"io/fs"
 	"path/filepath"
-	"syscall"
 )
 
-// diskUsage sums the allocated size of the files under dir.
+// diskUsage sums the allocated size of the files under dir (allocatedSize:
+// blocks where the system reports them, else the file's size).
 func diskUsage(dir string) (int64, error) {
 	var total int64
 	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
@@ -17,11 +17,7 @@ func diskUsage(dir string) (int64, error) {
 		if err != nil {
 			return err
 		}
-		if st, ok := info.Sys().(*syscall.Stat_t); ok {
-			total += st.Blocks * 512
-		} else {
-			total += info.Size()
-		}
+		total += allocatedSize(info)
 		return nil
 	})
 	return total, err
