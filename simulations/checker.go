@@ -142,7 +142,7 @@ type checker struct {
 	// whether sweep found some (when they arrived is then unknown).
 	healing  bool
 	healLast int64
-	lags     []float64 // seconds of true time from ack to reaching a node
+	lags     chunkLog[float64] // seconds of true time from ack to reaching a node
 
 	resurrected map[string]bool
 	expired     int64
@@ -335,7 +335,7 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 			op.pend.clear(n.idx)
 			op.covered.set(n.idx)
 			c.coveredPair(op)
-			c.lags = append(c.lags, time.Duration(c.e.now-op.at).Seconds())
+			c.lags.add(time.Duration(c.e.now - op.at).Seconds())
 		}
 		if !op.pend.empty() {
 			keep = append(keep, i)

@@ -35,6 +35,18 @@ func (l *chunkLog[T]) at(i int) *T { return &l.chunks[i/chunkLen][i%chunkLen] }
 
 func (l *chunkLog[T]) len() int { return l.n }
 
+// all returns the entries in one slice of their own.
+func (l *chunkLog[T]) all() []T {
+	if l.n == 0 {
+		return nil
+	}
+	out := make([]T, 0, l.n)
+	for _, c := range l.chunks {
+		out = append(out, c...)
+	}
+	return out
+}
+
 // traceLog is the run's trace, kept compact. Its strings repeat (kinds,
 // node names, results, session ids): interned, a record holds no pointer,
 // so the garbage collector never scans the log (as TraceEvents, a fifth of

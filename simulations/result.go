@@ -206,9 +206,8 @@ func (e *engine) result() *Result {
 		e.explainDivergence()
 	}
 	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace.all(), Series: e.series, Faults: e.faults}
-	// The checker is done with its lags: sorted in place.
-	slices.Sort(c.lags)
-	r.Lags = c.lags
+	r.Lags = c.lags.all()
+	slices.Sort(r.Lags)
 	f := &r.Figures
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
