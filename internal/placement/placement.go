@@ -1,8 +1,12 @@
 package placement
 
 import (
+	"container/list"
 	"encoding/binary"
 	"slices"
+	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -81,10 +85,15 @@ func NewTable(members []string, r int) *Table {
 	}
 	slices.Sort(ms)
 	ms = slices.Compact(ms)
+	key := tableKey(ms, r)
+	if t := tables.get(key); t != nil {
+		return t
+	}
 	t := &Table{r: r, members: ms}
 	for s := range Slots {
 		t.holders[s] = Holders(s, ms, r)
 	}
+	tables.put(key, t)
 	return t
 }
 
@@ -132,4 +141,60 @@ func Moved(a, b *Table) int {
 		}
 	}
 	return n
+}
+
+// Tables are immutable and a function of (members, r): the recent ones are
+// kept and shared. Placing every slot costs Slots x members hashes (5 ms
+// for 22 members), and every peer of a mesh, on every membership change,
+// computes the same tables: in one process (the simulator, or tests with
+// many peers) they are computed once.
+var tables = tableCache{m: map[string]*list.Element{}}
+
+// cachedTables bounds the cache (a table of 22 members is about 250 KB).
+const cachedTables = 32
+
+type tableCache struct {
+	mu  sync.Mutex
+	m   map[string]*list.Element
+	lru list.List // values *cachedTable, most recent first
+}
+
+type cachedTable struct {
+	key string
+	t   *Table
+}
+
+func tableKey(sorted []string, r int) string {
+	var b strings.Builder
+	b.WriteString(strconv.Itoa(r))
+	for _, m := range sorted {
+		b.WriteByte(0)
+		b.WriteString(m)
+	}
+	return b.String()
+}
+
+func (c *tableCache) get(key string) *Table {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[key]
+	if !ok {
+		return nil
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*cachedTable).t
+}
+
+func (c *tableCache) put(key string, t *Table) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.m[key]; ok {
+		return
+	}
+	c.m[key] = c.lru.PushFront(&cachedTable{key: key, t: t})
+	if c.lru.Len() > cachedTables {
+		old := c.lru.Back()
+		c.lru.Remove(old)
+		delete(c.m, old.Value.(*cachedTable).key)
+	}
 }

@@ -153,3 +153,18 @@ func BenchmarkNewTable12x2(b *testing.B) {
 		placement.NewTable(ms, 2)
 	}
 }
+
+// Tables of the same members and r are computed once and shared, whatever
+// the order the members are given in; other members or r give another.
+func TestTablesAreShared(t *testing.T) {
+	a := placement.NewTable([]string{"p1", "p2", "p3"}, 2)
+	if b := placement.NewTable([]string{"p3", "p1", "p2", "p1"}, 2); b != a {
+		t.Fatal("the same members in another order built another table")
+	}
+	if c := placement.NewTable([]string{"p1", "p2"}, 2); c == a || len(c.Members()) != 2 {
+		t.Fatal("other members shared a table")
+	}
+	if d := placement.NewTable([]string{"p1", "p2", "p3"}, 1); d == a || d.Replicas() != 1 {
+		t.Fatal("another r shared a table")
+	}
+}
