@@ -194,9 +194,6 @@ func lower(buf []byte, name []byte) []byte {
 
 // serveCommand is redcon's handler: one command of a pipeline.
 func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
-	if lc, ok := conn.NetConn().(*limitConn); ok {
-		lc.read = 0
-	}
 	c := conn.Context().(*client)
 	if len(conn.PeekPipeline()) > 0 {
 		s.servePipeline(c, conn, cmd.Args, conn.ReadPipeline())

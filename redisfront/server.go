@@ -251,36 +251,46 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	return &limitConn{Conn: c, max: l.max, idle: l.idle, raw: newRawIO(c, l.idle)}, nil
 }
 
-// limitConn counts bytes read since the last command was handled (reset by
-// the handler): redcon buffers a request until it is complete, so this is
-// what bounds its memory for one client. It also closes idle clients and
-// bounds reply writes (rawIO does both when it serves the connection).
+// limitConn hands redcon whole requests (framer) and bounds one request:
+// a request larger than max ends the connection with Redis's error. It
+// also closes idle clients and bounds reply writes (rawIO does both when
+// it serves the connection).
 type limitConn struct {
 	net.Conn
-	max  int
-	read int
-	idle time.Duration
-	raw  *rawIO // nil: c.Conn's Read and Write
+	max   int
+	idle  time.Duration
+	raw   *rawIO // nil: c.Conn's Read and Write
+	frame framer
+	err   error // the socket's error, returned once the requests before it are handed
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
-	var n int
-	var err error
-	if c.raw != nil {
-		n, err = c.raw.read(p)
-	} else {
-		if c.idle > 0 {
-			_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	for {
+		if n := c.frame.take(p); n > 0 {
+			return n, nil
 		}
-		n, err = c.Conn.Read(p)
+		if c.err != nil {
+			return 0, c.err
+		}
+		n, err := c.readSocket(c.frame.room())
+		c.frame.filled(n)
+		c.err = err
+		if c.frame.partial() > c.max {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = c.Conn.Write([]byte("-ERR Protocol error: invalid bulk length\r\n"))
+			return 0, errRequestTooLarge
+		}
 	}
-	c.read += n
-	if c.read > c.max {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.Conn.Write([]byte("-ERR Protocol error: invalid bulk length\r\n"))
-		return n, errRequestTooLarge
+}
+
+func (c *limitConn) readSocket(p []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.read(p)
 	}
-	return n, err
+	if c.idle > 0 {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {

@@ -1,0 +1,201 @@
+package redisfront
+
+import "bytes"
+
+// framer sits between a client's socket and redcon's reader and hands
+// redcon whole requests only. redcon's reader never moves a partial request
+// back to the start of its buffer: when one sits at the buffer's end it
+// doubles the buffer instead, so a client that streams a pipeline without
+// aligning its writes on requests (redis-cli --pipe, any client writing
+// faster than the front answers) grew that buffer with the stream, and
+// the bound on one request counted the whole backlog. Handed only whole
+// requests, redcon's buffer empties after every batch and grows only for a
+// single request larger than it; the framer's own buffer holds one partial
+// request and what the last socket read brought, and is compacted before
+// every read.
+//
+// The framer finds request ends as redcon parses them (an inline command
+// ends at its first '\n'; a multibulk request at the end of its last bulk
+// string) and checks nothing else: on input redcon would refuse, it hands
+// everything through from there, and redcon answers the protocol error.
+type framer struct {
+	buf []byte
+	// buf[:r] has been handed to redcon, buf[r:s] are whole requests,
+	// buf[s:w] the start of the next one.
+	r, s, w int
+	// ends are the ends of the whole requests in buf[r:s], in order, from
+	// ends[eh] on.
+	ends []int
+	eh   int
+	// broken: redcon will refuse the input; hand it all through.
+	broken bool
+}
+
+// frameBufMin is the framer's smallest buffer; frameBufKeep the largest it
+// keeps once empty (a large request's buffer is dropped after it).
+const (
+	frameBufMin  = 16 << 10
+	frameBufKeep = 64 << 10
+)
+
+// take copies whole requests (as many as fit) into p and reports how many
+// bytes; 0 when it holds no whole request. When the first request does not
+// fit, it hands the part that fits: redcon then grows its buffer to the
+// request's size, which the bound on one request limits.
+func (f *framer) take(p []byte) int {
+	n := f.s - f.r
+	if n == 0 {
+		return 0
+	}
+	if n > len(p) {
+		n = 0
+		for i := f.eh; i < len(f.ends) && f.ends[i]-f.r <= len(p); i++ {
+			n = f.ends[i] - f.r
+		}
+		if n == 0 {
+			n = len(p)
+		}
+	}
+	copy(p, f.buf[f.r:f.r+n])
+	f.r += n
+	for f.eh < len(f.ends) && f.ends[f.eh] <= f.r {
+		f.eh++
+	}
+	if f.eh == len(f.ends) {
+		f.ends, f.eh = f.ends[:0], 0
+	}
+	return n
+}
+
+// room compacts the buffer and returns where the next socket read goes,
+// growing the buffer when the partial request fills it. Called only when
+// no whole request is waiting (r == s).
+func (f *framer) room() []byte {
+	if f.r == f.w && cap(f.buf) > frameBufKeep {
+		f.buf, f.r, f.s, f.w = nil, 0, 0, 0
+	}
+	if f.r > 0 {
+		copy(f.buf, f.buf[f.r:f.w])
+		f.w -= f.r
+		f.s -= f.r
+		f.r = 0
+	}
+	if f.buf == nil {
+		f.buf = make([]byte, frameBufMin)
+	}
+	if f.w == len(f.buf) {
+		nb := make([]byte, 2*len(f.buf))
+		copy(nb, f.buf[:f.w])
+		f.buf = nb
+	}
+	return f.buf[f.w:]
+}
+
+// filled records n bytes read into room's slice and finds the requests
+// they complete.
+func (f *framer) filled(n int) {
+	f.w += n
+	if f.broken {
+		f.s = f.w
+		return
+	}
+	for f.s < f.w {
+		end, ok := requestEnd(f.buf[f.s:f.w])
+		if !ok {
+			f.broken = true
+			f.s = f.w
+			return
+		}
+		if end == 0 {
+			return
+		}
+		f.s += end
+		f.ends = append(f.ends, f.s)
+	}
+}
+
+// partial is the size of the request not yet whole.
+func (f *framer) partial() int { return f.w - f.s }
+
+// requestEnd returns the length of the first request in b, 0 if b holds
+// only part of it, and ok false where redcon would refuse the input.
+func requestEnd(b []byte) (int, bool) {
+	if b[0] != '*' {
+		i := bytes.IndexByte(b, '\n')
+		return i + 1, true // 0 while the line is incomplete
+	}
+	i, n, ok := lineInt(b, 1)
+	switch {
+	case !ok:
+		return 0, false
+	case i == 0:
+		return 0, true
+	case n <= 0:
+		return 0, false
+	}
+	for range n {
+		if i >= len(b) {
+			return 0, true
+		}
+		if b[i] != '$' {
+			return 0, false
+		}
+		j, size, ok := lineInt(b, i+1)
+		if !ok || j == 0 {
+			return 0, ok
+		}
+		if size < 0 {
+			return 0, false
+		}
+		if j+size+2 > len(b) {
+			return 0, true
+		}
+		if b[j+size] != '\r' || b[j+size+1] != '\n' {
+			return 0, false
+		}
+		i = j + size + 2
+	}
+	return i, true
+}
+
+// lineInt parses the number from b[from:] to the next CRLF and returns the
+// index after the CRLF; next 0 when the line is incomplete, ok false when
+// it is not a CRLF-terminated number.
+func lineInt(b []byte, from int) (next, v int, ok bool) {
+	nl := bytes.IndexByte(b[from:], '\n')
+	if nl < 0 {
+		return 0, 0, true
+	}
+	end := from + nl
+	if end == from || b[end-1] != '\r' {
+		return 0, 0, false
+	}
+	v, ok = parseDecimal(b[from : end-1])
+	if !ok {
+		return 0, 0, false
+	}
+	return end + 1, v, true
+}
+
+// parseDecimal parses what strconv.Atoi (redcon's parser) accepts, without
+// a string conversion per request.
+func parseDecimal(d []byte) (int, bool) {
+	neg := false
+	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
+		neg, d = d[0] == '-', d[1:]
+	}
+	if len(d) == 0 || len(d) > 18 {
+		return 0, false
+	}
+	v := 0
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
+}
