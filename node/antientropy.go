@@ -32,6 +32,9 @@ type roundKey struct {
 type round struct {
 	started  time.Time
 	deadline time.Time // pushed back by every step forward: a round fails when it stalls
+	// periodic is set on a round this side started on its SyncInterval
+	// timer: it leaves buckets in motion to gossip (deferBucket).
+	periodic bool
 
 	// What this side sends: the sessions of full buckets, then summaries
 	// of the others, from cursors, one storage read at a time.
@@ -119,11 +122,13 @@ func (c *Core) activeWith(p PeerID, initiator bool) bool {
 	return false
 }
 
-func (c *Core) startRound(now time.Time, p PeerID) {
+// startRound starts a round with p; periodic for the SyncInterval timer's
+// rounds (those of a new connection compare every bucket).
+func (c *Core) startRound(now time.Time, p PeerID, periodic bool) {
 	if len(c.rounds) >= c.cfg.MaxConcurrentSyncs || c.activeWith(p, true) {
 		return
 	}
-	c.newRound(now, p)
+	c.rounds[roundKey{peer: p, id: c.newRound(now, p), initiator: true}].periodic = periodic
 }
 
 func (c *Core) newRound(now time.Time, p PeerID) uint64 {
@@ -342,10 +347,15 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 	}
 	mine := c.store.Digests()
 	full, summ := newBucketSet(), newBucketSet()
+	ps := c.peers[k.peer]
 	for i := range theirs {
 		switch {
 		case theirs[i] == mine.Buckets[i]:
+			if ps != nil && len(ps.deferred) > 0 {
+				delete(ps.deferred, i)
+			}
 		case !c.sharedBucket(k.peer, i):
+		case r.periodic && c.deferBucket(now, ps, i):
 		case theirs[i] == 0 || mine.Buckets[i] == 0:
 			full.add(i)
 		default:
@@ -357,6 +367,51 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 	r.planned, r.full, r.summ = true, r.ownFull(full), sortedBuckets(summ)
 	c.pump(now, k, r)
 	return nil
+}
+
+// settleWindow is how recently a bucket must have changed here for a
+// periodic round to leave it to gossip: a tenth of SyncInterval, at most
+// a second (well beyond the replication lag of a healthy mesh).
+func (c *Core) settleWindow() time.Duration { return min(c.cfg.SyncInterval/10, time.Second) }
+
+// maxDeferral bounds how long a bucket that differs from a peer's may be
+// left out of the periodic rounds with that peer: once it is, the next one
+// compares it whatever its motion, so that a divergence in a bucket that
+// never stops changing is still repaired, one round later than without
+// deferral. In a long burst, rounds with a peer compare its busy buckets
+// every other time.
+func (c *Core) maxDeferral() time.Duration { return c.cfg.SyncInterval }
+
+// deferBucket reports whether a periodic round with the peer of ps should
+// leave bucket b, which differs, to gossip: b changed here within
+// settleWindow, so its difference is most likely writes in flight, which
+// gossip delivers anyway. During a write burst most buckets are in that
+// state, and comparing them would read and send every session in them
+// (and merge on the other side what gossip brings a moment later). A bucket
+// deferred for maxDeferral with this peer is compared.
+func (c *Core) deferBucket(now time.Time, ps *peerState, b int) bool {
+	if ps == nil || now.UnixMilli()-c.changed[b] >= c.settleWindow().Milliseconds() {
+		return false
+	}
+	if ps.deferred == nil {
+		ps.deferred = make(map[int]time.Time)
+	}
+	since, ok := ps.deferred[b]
+	if !ok {
+		ps.deferred[b] = now
+		return true
+	}
+	if now.Sub(since) < c.maxDeferral() {
+		return true
+	}
+	delete(ps.deferred, b)
+	return false
+}
+
+// bucketChanged records that a change to session id reached the store at
+// now, for deferBucket.
+func (c *Core) bucketChanged(now time.Time, id string) {
+	c.changed[persist.BucketOf(id)] = now.UnixMilli()
 }
 
 // pump moves a round's side forward: the next read when the window has

@@ -96,6 +96,9 @@ type peerState struct {
 	haveOffset bool
 	lastSync   time.Time
 	warnedAt   time.Time // last clock offset warning about this peer
+	// deferred: buckets that differed and that periodic rounds with this
+	// peer left to gossip, since when (deferBucket).
+	deferred map[int]time.Time
 }
 
 // Core is the node's state machine: every decision (what a local operation
@@ -127,6 +130,10 @@ type Core struct {
 	rounds   map[roundKey]*round
 	roundSeq uint64
 	nextSync time.Time
+	// changed is when a change last reached each bucket of the store here
+	// (Unix ms), local or merged: periodic rounds leave the buckets in
+	// motion to gossip (deferBucket).
+	changed  [persist.Buckets]int64
 	nextGC   time.Time
 	gcBusy   bool
 	warnedAt time.Time
@@ -261,6 +268,9 @@ func (c *Core) Ready() Ready {
 // sessions (Renew) go out together in a batch of their own, which split
 // cannot cut: a peer receives and applies all of them or none.
 func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
+	for _, d := range ds {
+		c.bucketChanged(now, d.ID)
+	}
 	switch {
 	case len(ds) == 0:
 		return
@@ -396,7 +406,7 @@ func (c *Core) Tick(now time.Time) {
 	if !now.Before(c.nextSync) {
 		c.nextSync = now.Add(c.jitter(c.cfg.SyncInterval))
 		if p, ok := c.syncPeer(); ok {
-			c.startRound(now, p)
+			c.startRound(now, p, true)
 		}
 	}
 	if c.deferred.Len() > 0 && !now.Before(c.retryAt) {
@@ -470,7 +480,7 @@ func (c *Core) PeerUp(now time.Time, p PeerID) {
 		c.peers[p] = &peerState{}
 	}
 	c.partPeerUp(now, p)
-	c.startRound(now, p)
+	c.startRound(now, p, false)
 }
 
 // PeerDown forgets a peer and abandons rounds with it.
@@ -599,6 +609,7 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 			retry = append(retry, p.d)
 		}
 		if !ch.Empty() {
+			c.bucketChanged(now, ch.ID)
 			c.ready.Changes = append(c.ready.Changes, Change{Change: ch, Remote: true, From: from})
 		}
 	}

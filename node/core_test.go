@@ -218,7 +218,7 @@ func TestBusyResponderFreesInitiator(t *testing.T) {
 	r.write(r.ids[1], "x", 1) // roots differ from here on
 	r.write(r.ids[0], "y", 1)
 	r.queue = nil // nothing delivered: every pair differs
-	p1.startRound(r.now, r.ids[2])
+	p1.startRound(r.now, r.ids[2], false)
 	r.collect(r.ids[1])
 	first := r.queue[0]
 	r.queue = nil
@@ -226,7 +226,7 @@ func TestBusyResponderFreesInitiator(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = p2.Ready()
-	p0.startRound(r.now, r.ids[2])
+	p0.startRound(r.now, r.ids[2], false)
 	root := p0.Ready().Messages[0]
 	if err := p2.ReceiveDirect(r.now, r.ids[0], root.Data); err != nil {
 		t.Fatal(err)

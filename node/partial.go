@@ -718,7 +718,7 @@ func (c *Core) SetReplicas(now time.Time, r int) {
 	for _, q := range c.Peers() {
 		c.send(q.ID, kindHello, &helloMsg{Region: c.cfg.Region, Replicas: r}, nil)
 		if r == 0 {
-			c.startRound(now, q.ID) // pull the slots this peer did not hold
+			c.startRound(now, q.ID, false) // pull the slots this peer did not hold
 		}
 	}
 	c.log.Info("replication changed", "replicas", r)
