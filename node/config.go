@@ -92,7 +92,11 @@ type Config struct {
 	FlushDelay time.Duration
 	FlushBytes int
 	// SyncInterval is the period of anti-entropy rounds (one random peer
-	// each); a round also starts on every new connection.
+	// each); a round also starts on every new connection. The periodic
+	// rounds leave to gossip the buckets that changed here within the last
+	// SyncInterval/10 (at most 1 s), writes most likely in flight, each
+	// for at most one SyncInterval per peer; a new connection's round
+	// compares every bucket.
 	SyncInterval time.Duration
 	// SyncTimeout abandons a round that stalls.
 	SyncTimeout time.Duration
