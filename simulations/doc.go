@@ -141,12 +141,48 @@
 //
 // A test-only hook rewrites deltas in flight, wraps the stores the cores
 // see (an anti-entropy that never sends one bucket, deferred deltas the
-// core never hears of) or acknowledges writes without storing them; a
-// merge that breaks timestamp ties by arrival order is planted in crdt by
-// the sessionmesh_plant build tag, which no other build has. The planted
+// core never hears of) or acknowledges writes without storing them (or
+// handoffs: partial replication); a merge that breaks timestamp ties by
+// arrival order is planted in crdt, and placement in learning order in
+// internal/placement, by the sessionmesh_plant build tag, which no other
+// build has. The planted
 // suite (planted_test.go; go test -tags sessionmesh_plant -run Planted)
 // requires each bug to be caught by its checker within 10 seeds of a
 // bundled scenario: a checker that cannot fail proves nothing.
+//
+// # Partial replication
+//
+// With config.replicas (node.Config.Replicas) each core gets its region and
+// places slots by itself, from the hellos it exchanges over the virtual
+// connections (docs/partial-replication.md): it keeps what it holds, hands
+// the rest off to the holders and drops it once they acknowledged it
+// (simStore.Drop, node.Dropper), pulls gained slots by anti-entropy. A
+// client's operation on a session its node does not hold reads it as Node
+// does: the core asks the holders (Core.ReadRemote), their answers come
+// back through the network to the waiting read (node.FetchAnswer), merged
+// with the node's own copy taken when the read began; no answer and no
+// copy makes the operation unavailable (node.ErrUnavailable). Node's cache
+// of remote reads is not modelled. Membership churn is nodes that start
+// late (new, empty) and crashes without a restart (gone for good).
+//
+// The checkers then judge against the placement the nodes should agree on
+// once membership is stable (internal/placement over the running nodes of
+// each region): lost_writes and merge_determinism look at the holders only,
+// converge_within waits until the holders of every slot agree and no other
+// node stores any of it, and two more checks run:
+//
+//   - under_replicated: at the end, every live session (its writes
+//     acknowledged by, or replicated to, a node still running) has at least
+//     min(R, running nodes of the region) stores holding every acknowledged
+//     write of it, in every region.
+//
+//   - unsafe_drops: when a node drops a session it handed off, its region
+//     keeps at least R other stores (running or not) holding everything the
+//     dropped copy held.
+//
+// Read-your-writes holds a remote read to the writes its node made before
+// the read began. Not modelled with replicas: durability none, and the
+// versioned clients (Workload.Consistency).
 //
 // # Durability and disks
 //
