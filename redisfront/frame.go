@@ -1,6 +1,10 @@
 package redisfront
 
-import "bytes"
+import (
+	"bytes"
+	"strconv"
+	"unsafe"
+)
 
 // framer sits between a client's socket and redcon's reader and hands
 // redcon whole requests only. redcon's reader never moves a partial request
@@ -27,8 +31,12 @@ type framer struct {
 	// ends[eh] on.
 	ends []int
 	eh   int
-	// broken: redcon will refuse the input; hand it all through.
+	// broken: redcon will refuse the input; hand it all through. passed
+	// counts what was handed through since, which the bound on one
+	// request also bounds (redcon closes the connection at its parse
+	// error; should it not, it would buffer all of it).
 	broken bool
+	passed int
 }
 
 // frameBufMin is the framer's smallest buffer; frameBufKeep the largest it
@@ -97,12 +105,14 @@ func (f *framer) filled(n int) {
 	f.w += n
 	if f.broken {
 		f.s = f.w
+		f.passed += n
 		return
 	}
 	for f.s < f.w {
 		end, ok := requestEnd(f.buf[f.s:f.w])
 		if !ok {
 			f.broken = true
+			f.passed = f.w - f.s
 			f.s = f.w
 			return
 		}
@@ -114,8 +124,14 @@ func (f *framer) filled(n int) {
 	}
 }
 
-// partial is the size of the request not yet whole.
-func (f *framer) partial() int { return f.w - f.s }
+// partial is the size of the request not yet whole; once broken, of
+// everything handed through since.
+func (f *framer) partial() int {
+	if f.broken {
+		return f.passed
+	}
+	return f.w - f.s
+}
 
 // requestEnd returns the length of the first request in b, 0 if b holds
 // only part of it, and ok false where redcon would refuse the input.
@@ -177,25 +193,11 @@ func lineInt(b []byte, from int) (next, v int, ok bool) {
 	return end + 1, v, true
 }
 
-// parseDecimal parses what strconv.Atoi (redcon's parser) accepts, without
-// a string conversion per request.
+// parseDecimal parses exactly what strconv.Atoi (redcon's parser) accepts,
+// any number of leading zeros included, without a string conversion per
+// request: a number the framer refused and redcon took would leave the
+// connection unframed (broken) while redcon goes on parsing it.
 func parseDecimal(d []byte) (int, bool) {
-	neg := false
-	if len(d) > 0 && (d[0] == '-' || d[0] == '+') {
-		neg, d = d[0] == '-', d[1:]
-	}
-	if len(d) == 0 || len(d) > 18 {
-		return 0, false
-	}
-	v := 0
-	for _, c := range d {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		v = v*10 + int(c-'0')
-	}
-	if neg {
-		v = -v
-	}
-	return v, true
+	v, err := strconv.Atoi(unsafe.String(unsafe.SliceData(d), len(d)))
+	return v, err == nil
 }

@@ -291,3 +291,22 @@ func TestReviewIdleTimeoutSparesSlowReader(t *testing.T) {
 		t.Fatalf("PING sent while the front was writing: %q", got)
 	}
 }
+
+// A request redcon accepts is one the framer frames: a length written with
+// leading zeros past 18 digits (strconv.Atoi, redcon's parser, takes any)
+// must not switch the framer to handing bytes through unframed, which
+// lifted the bound on one request for the rest of the connection (a
+// client could then make the front buffer a request of any size).
+func TestReviewZeroPaddedLengthKeepsRequestBound(t *testing.T) {
+	f := startFronts(t, 1, func(c *redisfront.Config) { c.MaxRequestBytes = 64 << 10 })[0]
+	r := dialRaw(t, f.addr)
+	r.send(t, "*1\r\n$0000000000000000000004\r\nPING\r\n")
+	if got := r.line(t); got != "+PONG" {
+		t.Fatalf("PING with a zero-padded length: %q", got)
+	}
+	big := strings.Repeat("z", 200_000)
+	r.send(t, "*2\r\n$4\r\nECHO\r\n$200000\r\n"+big+"\r\n")
+	if got := r.line(t); got != "-ERR Protocol error: invalid bulk length" {
+		t.Fatalf("a request of 200 kB past a bound of 64 KiB: %.40q", got)
+	}
+}
