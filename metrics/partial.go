@@ -18,6 +18,8 @@ type partialMetrics struct {
 	remoteNoHolder    prometheus.Counter
 	remoteTimeout     prometheus.Counter
 	remoteSeconds     prometheus.Histogram
+	directBatches     prometheus.Counter
+	directDeltas      prometheus.Counter
 }
 
 func newPartialMetrics() *partialMetrics {
@@ -39,6 +41,8 @@ func newPartialMetrics() *partialMetrics {
 		remoteCached: counter("remote_reads_cached_total", "Reads of sessions this peer does not hold, answered from what it read of them less than a second ago."),
 		remoteFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "remote_reads_failed_total",
 			Help: "Remote reads that got no answer from some or all holders, by reason."}, []string{"reason"}),
+		directBatches: counter("direct_batches_sent_total", "Batches of local deltas sent straight to the peers that hold their sessions (one per peer per flush)."),
+		directDeltas:  counter("direct_deltas_sent_total", "Local deltas sent straight to the peers that hold their sessions, counted once per peer."),
 		remoteSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "remote_read_seconds",
 			Help: "Time of a read of a session this peer does not hold, from its holders.", Buckets: lagBuckets}),
 	}
@@ -49,7 +53,7 @@ func newPartialMetrics() *partialMetrics {
 
 func (p *partialMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{p.slotsMoved, p.slotsHeld, p.slotsMoving, p.handedOff, p.handoffBytes, p.notHeld,
-		p.remoteReads, p.remoteCached, p.remoteFailed, p.remoteSeconds}
+		p.remoteReads, p.remoteCached, p.remoteFailed, p.remoteSeconds, p.directBatches, p.directDeltas}
 }
 
 // add is Add for partial replication's counters; false for other names.
@@ -74,6 +78,10 @@ func (p *partialMetrics) add(name string, delta float64, labels []string) bool {
 		p.remoteReads.Add(delta)
 	case "remote_reads_cached":
 		p.remoteCached.Add(delta)
+	case "direct_batches_sent":
+		p.directBatches.Add(delta)
+	case "direct_deltas_sent":
+		p.directDeltas.Add(delta)
 	case "remote_reads_failed":
 		switch v, _ := label("reason", labels); v {
 		case "no_holder":
