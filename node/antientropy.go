@@ -328,7 +328,8 @@ func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
 		c.m.Add("sync_rounds", 1, "result", "refused_busy")
 		return nil
 	}
-	root := c.store.Digests()
+	c.store.DigestsInto(&c.digests)
+	root := &c.digests
 	r := newRound(now, c.cfg.SyncTimeout)
 	r.held = heldBuckets(root)
 	c.rounds[k] = r
@@ -345,7 +346,8 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 	if err != nil {
 		return err
 	}
-	mine := c.store.Digests()
+	c.store.DigestsInto(&c.digests)
+	mine := &c.digests
 	full, summ := newBucketSet(), newBucketSet()
 	ps := c.peers[k.peer]
 	for i := range theirs {

@@ -24,6 +24,8 @@ type Store interface {
 	Apply(b *crdt.Batch, now time.Time) (persist.Result, error)
 	Get(id string) (*crdt.Session, error)
 	Digests() *persist.Digests
+	// DigestsInto is Digests into d, which the core reuses.
+	DigestsInto(d *persist.Digests)
 	// Root is Digests().Root, without the copy of every bucket.
 	Root() uint64
 	Buckets(ctx context.Context, buckets []int, fn func(*crdt.Session) error) error
@@ -118,6 +120,10 @@ type Core struct {
 	rng   *rand.Rand
 	log   *slog.Logger
 	m     Metrics
+
+	// digests is where the core reads the store's digests, which it
+	// needs at every anti-entropy round (32 KiB each).
+	digests persist.Digests
 
 	pending      *crdt.Batch
 	pendingBytes int

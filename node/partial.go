@@ -506,7 +506,8 @@ func (c *Core) helloInterval() time.Duration {
 // notHeldBuckets returns the buckets the store holds sessions in that this
 // peer does not hold.
 func (c *Core) notHeldBuckets() []int {
-	d := c.store.Digests()
+	c.store.DigestsInto(&c.digests)
+	d := &c.digests
 	var out []int
 	for b, v := range d.Buckets {
 		if v != 0 && !c.part.holds(b) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
 
@@ -130,14 +131,34 @@ type abortMsg struct {
 	Reason        string
 }
 
+// encodeBufs holds encodeMsg's buffers: a message is encoded into one,
+// which grows as it must, then copied out at its exact size, rather than
+// into a buffer of its own that doubles its way up (a digests message is
+// 32 KiB).
+var encodeBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledBuf bounds the buffers encodeBufs keeps, so that one large
+// message (a repair chunk) does not stay in memory.
+const maxPooledBuf = 256 << 10
+
 func encodeMsg(kind byte, v any) ([]byte, error) {
-	var buf bytes.Buffer
+	buf := encodeBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBuf {
+			encodeBufs.Put(buf)
+		}
+	}()
+	buf.Reset()
 	buf.WriteByte(wireVersion)
 	buf.WriteByte(kind)
-	if err := msgpack.NewEncoder(&buf).Encode(v); err != nil {
+	enc := msgpack.GetEncoder()
+	enc.Reset(buf)
+	err := enc.Encode(v)
+	msgpack.PutEncoder(enc)
+	if err != nil {
 		return nil, fmt.Errorf("node: encode %c: %w", kind, err)
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 func decodeMsg(data []byte, v any) error {

@@ -70,12 +70,11 @@ func xorInto(a *atomic.Uint64, x uint64) {
 	}
 }
 
-func (d *digests) snapshot() *Digests {
-	out := &Digests{Root: d.root.Load()}
+func (d *digests) snapshotInto(out *Digests) {
+	out.Root = d.root.Load()
 	for i := range d.buckets {
 		out.Buckets[i] = d.buckets[i].Load()
 	}
-	return out
 }
 
 // SessionHash is the hash a session contributes to its bucket's digest

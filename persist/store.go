@@ -199,7 +199,16 @@ func (s *Store) read(id string) (*crdt.Session, error) {
 func (s *Store) Len() int { return int(s.digests.sessions.Load()) }
 
 // Digests returns a snapshot of the bucket digests.
-func (s *Store) Digests() *Digests { return s.digests.snapshot() }
+func (s *Store) Digests() *Digests {
+	d := new(Digests)
+	s.DigestsInto(d)
+	return d
+}
+
+// DigestsInto writes a snapshot of the bucket digests into d: Digests
+// without allocating 32 KiB, for a caller that takes snapshots often
+// (every anti-entropy round).
+func (s *Store) DigestsInto(d *Digests) { s.digests.snapshotInto(d) }
 
 // Root returns Digests().Root without copying the buckets: what a peer
 // compares first, at every anti-entropy round.

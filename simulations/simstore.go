@@ -24,6 +24,7 @@ type simStore struct {
 
 func (s *simStore) Get(id string) (*crdt.Session, error) { return s.n.store.Get(id) }
 func (s *simStore) Digests() *persist.Digests            { return s.n.store.Digests() }
+func (s *simStore) DigestsInto(d *persist.Digests)       { s.n.store.DigestsInto(d) }
 func (s *simStore) Root() uint64                         { return s.n.store.Root() }
 func (s *simStore) CollectGarbage(now time.Time, budget int) (int, error) {
 	return s.n.store.CollectGarbage(now, budget)
