@@ -37,6 +37,9 @@ type framer struct {
 	// error; should it not, it would buffer all of it).
 	broken bool
 	passed int
+	// largest is the size of the largest whole request found: one that
+	// arrived whole in a read is bounded as one that arrived in pieces.
+	largest int
 }
 
 // frameBufMin is the framer's smallest buffer; frameBufKeep the largest it
@@ -121,6 +124,7 @@ func (f *framer) filled(n int) {
 		}
 		f.s += end
 		f.ends = append(f.ends, f.s)
+		f.largest = max(f.largest, end)
 	}
 }
 
@@ -132,6 +136,9 @@ func (f *framer) partial() int {
 	}
 	return f.w - f.s
 }
+
+// over reports whether a request, whole or not yet, is larger than max.
+func (f *framer) over(max int) bool { return f.partial() > max || f.largest > max }
 
 // requestEnd returns the length of the first request in b, 0 if b holds
 // only part of it, and ok false where redcon would refuse the input.

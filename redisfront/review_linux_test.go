@@ -310,3 +310,17 @@ func TestReviewZeroPaddedLengthKeepsRequestBound(t *testing.T) {
 		t.Fatalf("a request of 200 kB past a bound of 64 KiB: %.40q", got)
 	}
 }
+
+// The bound on one request holds for a request that arrives whole in one
+// read as for one that arrives in pieces: 100 kB past a bound of 64 KiB is
+// refused whatever the socket reads bring.
+func TestReviewWholeRequestOverBoundRefused(t *testing.T) {
+	f := startFronts(t, 1, func(c *redisfront.Config) { c.MaxRequestBytes = 64 << 10 })[0]
+	for _, size := range []int{70_000, 100_000, 130_000} {
+		r := dialRaw(t, f.addr)
+		r.send(t, "*2\r\n$4\r\nECHO\r\n$"+itoa(size)+"\r\n"+strings.Repeat("z", size)+"\r\n")
+		if got := r.line(t); got != "-ERR Protocol error: invalid bulk length" {
+			t.Fatalf("a request of %d bytes past a bound of 64 KiB: %.40q", size, got)
+		}
+	}
+}

@@ -275,7 +275,7 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		n, err := c.readSocket(c.frame.room())
 		c.frame.filled(n)
 		c.err = err
-		if c.frame.partial() > c.max {
+		if c.frame.over(c.max) {
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
 			_, _ = c.Conn.Write([]byte("-ERR Protocol error: invalid bulk length\r\n"))
 			return 0, errRequestTooLarge
