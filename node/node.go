@@ -267,12 +267,16 @@ func (n *Node) ready() Ready {
 // results back to the core and carries out what that decided, until
 // nothing is left.
 func (n *Node) carry(r Ready, own *ownAck) {
+	var one [1]StorageResult // a write's step has one op: no allocation
 	for {
 		var results []StorageResult
 		if len(r.Storage) > 0 {
-			results = make([]StorageResult, len(r.Storage))
-			for i, op := range r.Storage {
-				results[i] = op.Run(context.Background(), n.store)
+			results = one[:0]
+			if len(r.Storage) > 1 {
+				results = make([]StorageResult, 0, len(r.Storage))
+			}
+			for _, op := range r.Storage {
+				results = append(results, op.Run(context.Background(), n.store))
 			}
 		}
 		if own != nil && !own.got {
