@@ -357,7 +357,7 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 				delete(ps.deferred, i)
 			}
 		case !c.sharedBucket(k.peer, i):
-		case r.periodic && c.deferBucket(now, ps, i):
+		case r.periodic && !c.gainedSlot(i) && c.deferBucket(now, ps, i):
 		case theirs[i] == 0 || mine.Buckets[i] == 0:
 			full.add(i)
 		default:

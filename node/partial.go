@@ -760,6 +760,11 @@ func (c *Core) Placement() PlacementStatus {
 	return st
 }
 
+// gainedSlot reports whether this peer gained slot b and has not compared
+// it with a holder yet: a round compares it whatever its motion (no
+// deferBucket), since partRoundDone counts it pulled once the round ends.
+func (c *Core) gainedSlot(b int) bool { return c.part != nil && c.part.gained.has(b) }
+
 // partRoundDone clears the gained slots a completed round compared.
 func (c *Core) partRoundDone(now time.Time, q PeerID) {
 	if c.part == nil || c.part.gained.count() == 0 {

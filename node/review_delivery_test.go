@@ -324,3 +324,77 @@ func TestReviewLostDirectDeltaGapFetched(t *testing.T) {
 		t.Errorf("the holder's copy does not stand for its version entries: %+v", s)
 	}
 }
+
+// When a holder leaves for good, the peers that gain its slots pull them
+// from the other holders at once; a pull compares every gained bucket,
+// even one that keeps changing (writes go on), and a gained slot counts as
+// pulled only then: when Placement says no slot is left to pull, every
+// older session of those slots is here.
+func TestReviewGainedSlotsPulledUnderWrites(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, func(cfg *Config) {
+		cfg.SyncInterval = 10 * time.Second // only the pull, within the test
+	})
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 2, "eu/members": 3})
+	w := c.nodes[0]
+	ctx := context.Background()
+	const buckets = 30
+	var ids []string
+	var busy [buckets][]string
+	for b := range buckets {
+		for range 4 {
+			tok, err := w.Create(ctx, WithToken(tokenInBucket(t, w, b)), WithFields(map[string][]byte{"v": []byte("old")}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, mustID(t, tok))
+		}
+		for range 12 {
+			busy[b] = append(busy[b], tokenInBucket(t, w, b))
+		}
+	}
+	c.waitSettled(5*time.Second, ids, map[string]int{"eu": 2, "eu/members": 3})
+	// New sessions in the same buckets, without pause, from here on.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			b := i % buckets
+			if i/buckets >= len(busy[b]) {
+				continue
+			}
+			if _, err := w.Create(ctx, WithToken(busy[b][i/buckets])); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	time.Sleep(100 * time.Millisecond)
+	c.stop(2)
+	eventually(t, 10*time.Second, "the leaver's slots placed and pulled", func() bool {
+		for _, n := range c.live() {
+			p := n.Placement()
+			if len(p.RegionMembers) != 2 || p.SlotsGained != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	for _, n := range c.live() {
+		missing := 0
+		for _, id := range ids {
+			if _, ok := storedValue(n, id, "v"); !ok {
+				missing++
+			}
+		}
+		if missing > 0 {
+			t.Errorf("%s says it pulled every gained slot but lacks %d of the %d older sessions it holds", n.ID(), missing, len(ids))
+		}
+	}
+}
