@@ -29,6 +29,7 @@ const (
 	CheckReadYourWrites = "read_your_writes_violations"
 	CheckHolders        = "under_replicated"
 	CheckUnsafeDrops    = "unsafe_drops"
+	CheckStaleReads     = "stale_remote_reads"
 )
 
 // Violation is one example of a broken promise.

@@ -180,6 +180,11 @@
 //     keeps at least R other stores (running or not) holding everything the
 //     dropped copy held.
 //
+//   - stale_remote_reads: 2 s before the end every session is read once,
+//     through the network, on a running node that does not hold it; when
+//     a holder answers, the read must hold every acknowledged write of a
+//     live session, and show no destroyed one.
+//
 // Read-your-writes holds a remote read to the writes its node made before
 // the read began. Not modelled with replicas: durability none, and the
 // versioned clients (Workload.Consistency).

@@ -82,6 +82,9 @@ type hooks struct {
 	// handoffUnstored makes a holder acknowledge a handoff without
 	// storing it (partial replication: acknowledged before persisted).
 	handoffUnstored bool
+	// staleFetches makes holders answer fetches with the session's
+	// header only (its fields left out): non-holder reads miss writes.
+	staleFetches bool
 	// verifyShared checks, before each recipient of a broadcast takes
 	// the batch every recipient shares, that the cores that took it
 	// before left it as decoded.
@@ -328,6 +331,7 @@ func (e *engine) run() {
 	e.wl.start()
 	e.cw.start()
 	e.scheduleSamples()
+	e.scheduleProbes()
 	e.at(e.settle, func() {
 		e.record(TraceEvent{Kind: "settle"})
 		e.dirty = true

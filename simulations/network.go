@@ -170,6 +170,9 @@ func (e *engine) receiveDirect(to, from *simNode, now time.Time, data []byte) er
 		}
 		s = nil
 	}
+	if s != nil && e.hooks != nil && e.hooks.staleFetches {
+		s = s.Header() // planted: the fields are left out
+	}
 	to.core.AnswerFetch(from.peer, id, s)
 	return nil
 }

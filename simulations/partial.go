@@ -44,6 +44,7 @@ type partialSim struct {
 	drops                                       int64
 	unsafeDrops                                 int64
 	underReplicated                             int64
+	probes, staleProbes                         int64
 	copies                                      []int64 // per region: copies of live sessions at the end
 	sessionsJudged                              int64
 }
@@ -142,7 +143,7 @@ type remoteRead struct {
 	out      *crdt.Session
 	local    *crdt.Session // the node's own copy when the read began
 	done     bool
-	fn       func(cur *crdt.Session, now time.Time)
+	fn       func(cur *crdt.Session, now time.Time, answered int)
 }
 
 // readRemote reads session id on node n, which does not hold it, as Node
@@ -151,7 +152,7 @@ type remoteRead struct {
 // and fn gets the result as a reader sees it (nil: not found) once every
 // holder asked answered or ConsistencyWait passed. fn is not called if
 // the node crashes meanwhile.
-func (e *engine) readRemote(n *simNode, id string, fn func(cur *crdt.Session, now time.Time)) {
+func (e *engine) readRemote(n *simNode, id string, fn func(cur *crdt.Session, now time.Time, answered int)) {
 	p := e.part
 	p.remoteReads++
 	// The node's own copy is read first, as Node does (storeGetFrom):
@@ -278,7 +279,7 @@ func (e *engine) finishRead(rr *remoteRead) {
 			out = nil
 		}
 	}
-	rr.fn(out, now)
+	rr.fn(out, now, rr.answered)
 }
 
 // Drop forgets sessions handed off to their holders (node.Dropper). The
@@ -444,5 +445,79 @@ func (e *engine) explainPartialDivergence() {
 	}
 	if differ > 0 || stray > 0 {
 		e.chk.violation(CheckConvergence, nil, "", "at the end, holders disagree on %d slots; nodes that do not hold them still store sessions of %d slots", differ, stray)
+	}
+}
+
+// probeLead is how long before the end the probe reads are made.
+const probeLead = int64(2 * time.Second)
+
+// scheduleProbes has, under partial replication, every session read once
+// on a node that does not hold it, shortly before the end (the mesh has
+// settled): a holder that answers must give the latest acknowledged state.
+func (e *engine) scheduleProbes() {
+	if e.part == nil || e.end-probeLead <= e.settle {
+		return
+	}
+	e.at(e.end-probeLead, e.probe)
+}
+
+func (e *engine) probe() {
+	c := e.chk
+	var live bitset
+	for _, n := range e.nodes {
+		if n.up {
+			live.set(n.idx)
+		}
+	}
+	counted := func(op *writeOp) bool { return !op.mayLose && (live.has(op.node) || op.covered.meets(&live)) }
+	for _, h := range c.sessions {
+		judge, destroyed := len(h.ops) > 0, false
+		for _, i := range h.ops {
+			op := c.ops.at(int(i))
+			if !counted(op) {
+				judge = false // missing for a good reason
+			}
+			destroyed = destroyed || op.kind == opDestroy
+		}
+		if !judge {
+			continue
+		}
+		// A node that does not hold it, chosen by the session.
+		var reader *simNode
+		for k := range e.nodes {
+			n := e.nodes[(h.idx+k)%len(e.nodes)]
+			if n.up && !e.holds(n, h.id) {
+				reader = n
+				break
+			}
+		}
+		if reader == nil || c.gone(h, e.localTime(reader)) {
+			continue
+		}
+		e.readRemote(reader, h.id, func(cur *crdt.Session, now time.Time, answered int) {
+			if answered == 0 || c.gone(h, now) {
+				return
+			}
+			e.part.probes++
+			why := ""
+			switch {
+			case destroyed && cur != nil:
+				why = "a destroyed session served"
+			case destroyed:
+			case cur == nil:
+				why = "not found"
+			default:
+				for _, i := range h.ops {
+					if w := c.missing(h, cur, c.ops.at(int(i))); w != "" {
+						why = c.describe(c.ops.at(int(i))) + ": " + w
+						break
+					}
+				}
+			}
+			if why != "" {
+				e.part.staleProbes++
+				c.violation(CheckStaleReads, reader, h.id, "read through a holder after the settle: %s", why)
+			}
+		})
 	}
 }

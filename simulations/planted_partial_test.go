@@ -86,6 +86,12 @@ func TestPlantedDropBeforeNewHolderHasIt(t *testing.T) {
 	caughtAtSeed1(t, h, CheckUnsafeDrops)
 }
 
+// Holders that answer a non-holder's read with a stale copy (here: the
+// session without its fields): the probe reads after the settle see it.
+func TestPlantedStaleRemoteReads(t *testing.T) {
+	caughtAtSeed1(t, &hooks{staleFetches: true}, CheckStaleReads)
+}
+
 // Placement computed over the members in the order a node learned them (a
 // forgotten sort): nodes disagree on the holders, so slots end with fewer
 // than R copies in a region. Planted in internal/placement, which only

@@ -171,6 +171,11 @@ type PartialStats struct {
 	SessionsJudged  int64              `json:"sessions_judged"`
 	CopiesPerRegion map[string]float64 `json:"copies_per_region"`
 	UnderReplicated int64              `json:"under_replicated"`
+	// Probes are the reads of every session on a node that does not hold
+	// it, 2 s before the end, that a holder answered; StaleProbes those
+	// that missed an acknowledged write (or showed a destroyed session).
+	Probes      int64 `json:"probes"`
+	StaleProbes int64 `json:"stale_probes"`
 }
 
 // OpStats counts one kind of operation.
@@ -269,7 +274,7 @@ func (e *engine) result() *Result {
 	f.DiskErrors = e.stats.diskErrors
 	if p := e.part; p != nil {
 		ps := &PartialStats{Replicas: p.r, RemoteReads: p.remoteReads, NoHolder: p.remoteNoHolder, TimedOut: p.remoteTimeouts,
-			Drops: p.drops, UnsafeDrops: p.unsafeDrops, SessionsJudged: p.sessionsJudged, UnderReplicated: p.underReplicated,
+			Drops: p.drops, UnsafeDrops: p.unsafeDrops, Probes: p.probes, StaleProbes: p.staleProbes, SessionsJudged: p.sessionsJudged, UnderReplicated: p.underReplicated,
 			CopiesPerRegion: map[string]float64{}}
 		for g, k := range p.copies {
 			if p.sessionsJudged > 0 {
@@ -279,7 +284,7 @@ func (e *engine) result() *Result {
 		f.Partial = ps
 	}
 	f.Versioned = VersionedStats{Served: e.cw.served, Stale: e.cw.stale, NotFound: e.cw.notFound, Creates: e.cw.creates}
-	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred, CheckVersionReads, CheckRevokedServed, CheckHolders, CheckUnsafeDrops} {
+	for _, name := range []string{CheckConvergence, CheckLostWrites, CheckResurrections, CheckExpiredServed, CheckReadYourWrites, CheckMergeDeterminism, CheckDeferred, CheckVersionReads, CheckRevokedServed, CheckHolders, CheckUnsafeDrops, CheckStaleReads} {
 		r.Violations = append(r.Violations, c.examples[name]...)
 	}
 	f.FaultPeakDigests, f.FaultPeakUnreplicated = r.faultDivergence()
@@ -399,6 +404,7 @@ func (e *engine) verdict(f *Figures) Verdict {
 	if p := e.part; p != nil {
 		count(CheckHolders, ex.UnderReplicated, p.underReplicated)
 		count(CheckUnsafeDrops, ex.UnsafeDrops, p.unsafeDrops)
+		count(CheckStaleReads, ex.StaleRemoteReads, p.staleProbes)
 	}
 	if e.sc.Workload.Consistency != nil {
 		count(CheckVersionReads, ex.VersionReadViolations, e.cw.versionViolations)

@@ -340,6 +340,11 @@ type Expect struct {
 	// region held fewer than R other copies covering them.
 	UnderReplicated *int `yaml:"under_replicated,omitempty"`
 	UnsafeDrops     *int `yaml:"unsafe_drops,omitempty"`
+	// StaleRemoteReads (partial replication): probe reads made 2 s
+	// before the end, one per session on a node that does not hold it,
+	// that a holder answered and that lack an acknowledged write of a
+	// live session (or show a destroyed one).
+	StaleRemoteReads *int `yaml:"stale_remote_reads,omitempty"`
 }
 
 // Errors of scenario handling.

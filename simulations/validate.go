@@ -413,7 +413,7 @@ func (e Expect) validate(v *validation, path string) {
 		v    *int
 	}{{"lost_writes", e.LostWrites}, {"resurrections", e.Resurrections}, {"expired_served", e.ExpiredServed}, {"read_your_writes_violations", e.ReadYourWritesViolations},
 		{"merge_determinism", e.MergeDeterminism}, {"deferred_stranded", e.DeferredStranded},
-		{"under_replicated", e.UnderReplicated}, {"unsafe_drops", e.UnsafeDrops}} {
+		{"under_replicated", e.UnderReplicated}, {"unsafe_drops", e.UnsafeDrops}, {"stale_remote_reads", e.StaleRemoteReads}} {
 		if p.v != nil && *p.v < 0 {
 			v.fail(path+"."+p.name, "must not be negative")
 		}

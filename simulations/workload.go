@@ -343,7 +343,7 @@ func (w *workload) op(n *simNode) {
 		// Not held here: one hop to a holder, as Node reads it; the
 		// operation goes on once the answers are in.
 		began := now.UnixMilli()
-		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time) { w.opOn(n, kind, s, cur, now, began) })
+		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time, _ int) { w.opOn(n, kind, s, cur, now, began) })
 		return
 	}
 	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now, 0)
