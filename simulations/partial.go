@@ -36,8 +36,9 @@ type partialSim struct {
 	reads []map[string][]*remoteRead
 	// nextConverge is the earliest true time of the next convergence
 	// check: comparing every slot on every node is too dear for every
-	// event.
+	// event. digs are the nodes' digests it reads (kept: 32 KiB each).
 	nextConverge int64
+	digs         []persist.Digests
 
 	// Figures.
 	remoteReads, remoteNoHolder, remoteTimeouts int64
@@ -104,10 +105,15 @@ func (e *engine) partConverged() bool {
 		n *simNode
 		d *persist.Digests
 	}
+	p := e.part
+	if p.digs == nil {
+		p.digs = make([]persist.Digests, len(e.nodes))
+	}
 	var vs []view
-	for _, n := range e.nodes {
+	for i, n := range e.nodes {
 		if n.up {
-			vs = append(vs, view{n, n.store.Digests()})
+			n.store.DigestsInto(&p.digs[i])
+			vs = append(vs, view{n, &p.digs[i]})
 		}
 	}
 	for s := range placement.Slots {
