@@ -659,7 +659,12 @@ func (c *Core) finish(now time.Time, k roundKey, result string) {
 	}
 	if p, ok := c.peers[k.peer]; ok && result != "busy" {
 		p.lastSync = now
-		c.partRoundDone(now, k.peer)
+		// The initiator plans a round, and its periodic rounds leave
+		// buckets in motion to gossip (deferBucket): only its own rounds,
+		// which compare every slot it gained, count them pulled.
+		if k.initiator {
+			c.partRoundDone(now, k.peer)
+		}
 	}
 	c.end(now, k, r, result)
 }

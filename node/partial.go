@@ -761,8 +761,10 @@ func (c *Core) Placement() PlacementStatus {
 }
 
 // gainedSlot reports whether this peer gained slot b and has not compared
-// it with a holder yet: a round compares it whatever its motion (no
-// deferBucket), since partRoundDone counts it pulled once the round ends.
+// it with a holder yet: a round this peer starts compares it whatever its
+// motion (no deferBucket), since partRoundDone counts it pulled once the
+// round ends (a round the other side started does not count: it may have
+// left the slot to gossip).
 func (c *Core) gainedSlot(b int) bool { return c.part != nil && c.part.gained.has(b) }
 
 // partRoundDone clears the gained slots a completed round compared.
