@@ -65,6 +65,11 @@ type partial struct {
 	// (Node.read) load it.
 	held   atomic.Pointer[bucketSet]
 	gained bucketSet // slots gained and not yet compared with a holder
+	// serving is held minus gained, for readers outside the Core's lock
+	// (ServesID): a slot just gained is empty here until pulled, and a
+	// read answered from this store then said "not found" of live
+	// sessions, even of this peer's own handed-off writes.
+	serving atomic.Pointer[bucketSet]
 	// expiry is when the next down member leaves placement; placeAt,
 	// when set, is when membership changed: placement is recomputed at
 	// the next tick, once for a burst of hellos.
@@ -171,6 +176,7 @@ func (c *Core) place(now time.Time) {
 		}
 	}
 	p.held.Store(&held)
+	p.publishServing()
 	defer c.partGauges()
 	if old != nil && (gained > 0 || lost > 0) {
 		c.log.Info("placement changed", "slots_held", held.count(), "gained", gained, "lost", lost,
@@ -223,6 +229,28 @@ func (c *Core) Holders(id string) []PeerID {
 		out[i] = PeerID(h)
 	}
 	return out
+}
+
+// publishServing recomputes serving from held and gained.
+func (p *partial) publishServing() {
+	s := slices.Clone(*p.held.Load())
+	for i := range s {
+		s[i] &^= p.gained[i]
+	}
+	p.serving.Store(&s)
+}
+
+// ServesID reports whether a read of session id on this peer is answered
+// from its own store: it holds the slot, and has pulled it since gaining
+// it (always under full replication). Otherwise the read goes to the
+// holders. Safe to call concurrently with the Core's other methods.
+func (c *Core) ServesID(id string) bool {
+	p := c.partRO.Load()
+	if p == nil {
+		return true
+	}
+	s := p.serving.Load()
+	return s == nil || s.has(placement.SlotOf(id))
 }
 
 // HoldsID reports whether this peer holds session id: always under full
@@ -777,6 +805,7 @@ func (c *Core) partRoundDone(now time.Time, q PeerID) {
 			c.part.gained[b/8] &^= 1 << (b % 8)
 		}
 	}
+	c.part.publishServing()
 	if c.part.gained.count() > 0 {
 		c.nextSync = now // the next tick pulls from another holder
 	}

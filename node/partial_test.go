@@ -704,3 +704,47 @@ func TestLostHelloIsMadeGood(t *testing.T) {
 		return len(a.Placement().RegionMembers) == 2
 	})
 }
+
+// A peer that just gained a slot (a holder left) holds none of it until it
+// pulls: a read there must go to the other holders, not answer "not found"
+// from the empty local store. Found by the simulator (partial-churn-small,
+// seed 5: a node's own write reported missing as it became a holder).
+func TestGainedSlotReadsFromHoldersUntilPulled(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 3, 2, func(cfg *Config) { cfg.ConsistencyWait = 200 * time.Millisecond })
+	ctx := context.Background()
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 2, "eu/members": 3})
+	a, b := c.nodes[0], c.nodes[1]
+	var tok, id string
+	for {
+		tok, _ = newToken(a.cfg.Rand)
+		if id = mustID(t, tok); !a.core.HoldsID(id) {
+			break
+		}
+	}
+	if _, err := b.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"k": []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	c.waitSettled(5*time.Second, []string{id}, map[string]int{"eu": 2, "eu/members": 3})
+	// a cannot pull from b (silently), and the third peer, the other
+	// holder, leaves: after HolderGrace a holds the slot, empty.
+	c.net.mu.Lock()
+	c.net.cut[[2]PeerID{a.ID(), b.ID()}] = true
+	c.net.cut[[2]PeerID{b.ID(), a.ID()}] = true
+	c.net.mu.Unlock()
+	c.stop(2)
+	eventually(t, 5*time.Second, "a to gain the slot", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return a.core.HoldsID(id)
+	})
+	if _, err := a.Store().Get(id); !errors.Is(err, persist.ErrNotFound) {
+		t.Fatalf("a pulled the slot through the cut: %v", err)
+	}
+	_, err := a.Get(ctx, tok)
+	if err == nil || errors.Is(err, ErrNotFound) {
+		t.Fatalf("read on a holder that has not pulled its gained slot: %v, want ErrUnavailable (b cannot answer)", err)
+	}
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("read: %v, want ErrUnavailable", err)
+	}
+}

@@ -129,7 +129,7 @@ func (n *Node) storeGet(id string) (*crdt.Session, error) {
 // storeGetFrom is storeGet, through the cache when cached.
 func (n *Node) storeGetFrom(id string, cached bool) (*crdt.Session, error) {
 	local, err := n.store.Get(id)
-	if n.core.HoldsID(id) {
+	if n.core.ServesID(id) {
 		return local, err
 	}
 	if err != nil && !errors.Is(err, persist.ErrNotFound) {
@@ -258,7 +258,7 @@ func (n *Node) remoteAnswer(data []byte) bool {
 	n.remote.mu.Lock()
 	ws := n.remote.m[id]
 	n.remote.mu.Unlock()
-	if len(ws) == 0 || n.core.HoldsID(id) {
+	if len(ws) == 0 || n.core.ServesID(id) {
 		return false
 	}
 	for _, w := range ws {

@@ -258,7 +258,7 @@ func (n *Node) check(s *crdt.Session, now time.Time) (int64, error) {
 // stack array): a persist store keeps no reference to it; any other store,
 // and a read from other peers (partial replication), gets a copy.
 func (n *Node) readScratch(id string) (*crdt.Session, error) {
-	if n.ps == nil || !n.core.HoldsID(id) {
+	if n.ps == nil || !n.core.ServesID(id) {
 		return n.read(strings.Clone(id))
 	}
 	if n.isClosed() {

@@ -110,7 +110,7 @@ func (n *Node) await(ctx context.Context, id string) error {
 		if !fetched {
 			next = fetchAt
 		}
-		if !n.core.HoldsID(id) {
+		if !n.core.ServesID(id) {
 			// Partial replication: nothing wakes a peer that does not
 			// hold the session; ask its holders again soon.
 			if soon := now.Add(max(n.cfg.ConsistencyFetchAfter, time.Millisecond)); soon.Before(next) {

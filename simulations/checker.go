@@ -491,20 +491,21 @@ func (c *checker) covers(st *crdt.Session, op *writeOp) bool {
 // read checks what an operation on node n read at local time now: cur is
 // the visible session, nil when not found.
 func (c *checker) read(n *simNode, h *sessHist, cur *crdt.Session, now time.Time) {
-	c.readSince(n, h, cur, now, 0)
+	c.readSince(n, h, cur, now, 0, false)
 }
 
 // readSince is read for a read that began at local time since (ms; 0:
 // at now): read-your-writes holds it only to the writes the node made
-// before it began.
-func (c *checker) readSince(n *simNode, h *sessHist, cur *crdt.Session, now time.Time, since int64) {
+// before it began, and it serves a destroyed session only if the node had
+// applied the destroy when it began (seenBefore).
+func (c *checker) readSince(n *simNode, h *sessHist, cur *crdt.Session, now time.Time, since int64, seenBefore bool) {
 	ms := now.UnixMilli()
 	v := h.view(n.idx)
 	if v != nil && since > 0 && v.first >= since {
 		v = nil // every write of the node's came after the read began
 	}
 	if cur != nil {
-		if h.seen.has(n.idx) {
+		if h.seen.has(n.idx) && (since == 0 || seenBefore) {
 			if !c.resurrected[h.id] {
 				c.resurrected[h.id] = true
 				c.violation(CheckResurrections, n, h.id, "served after this node applied its destroy")

@@ -204,7 +204,7 @@ func (e *engine) answer(n *simNode, data []byte) bool {
 		return false
 	}
 	ws := p.reads[n.idx][id]
-	if len(ws) == 0 || n.core.HoldsID(id) {
+	if len(ws) == 0 || n.core.ServesID(id) {
 		return false
 	}
 	for _, rr := range ws {

@@ -339,22 +339,22 @@ func (w *workload) op(n *simNode) {
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Result: "no_session"})
 		return
 	}
-	if e.part != nil && !n.core.HoldsID(s.h.id) {
+	if e.part != nil && !n.core.ServesID(s.h.id) {
 		// Not held here: one hop to a holder, as Node reads it; the
 		// operation goes on once the answers are in.
-		began := now.UnixMilli()
-		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time, _ int) { w.opOn(n, kind, s, cur, now, began) })
+		began, seen := now.UnixMilli(), s.h.seen.has(n.idx)
+		e.readRemote(n, s.h.id, func(cur *crdt.Session, now time.Time, _ int) { w.opOn(n, kind, s, cur, now, began, seen) })
 		return
 	}
-	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now, 0)
+	w.opOn(n, kind, s, e.visible(n, s.h.id, now), now, 0, false)
 }
 
 // opOn goes on with operation kind on node n, which read session s as cur
 // (nil: not found) at local time now, in a read that began at local time
 // began (ms; 0: now).
-func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session, now time.Time, began int64) {
+func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session, now time.Time, began int64, seenBefore bool) {
 	e := w.e
-	e.chk.readSince(n, s.h, cur, now, began)
+	e.chk.readSince(n, s.h, cur, now, began, seenBefore)
 	if cur == nil {
 		w.missed[kind]++
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: kind.String(), Session: s.h.id, Result: "not_found"})
