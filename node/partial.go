@@ -176,6 +176,14 @@ func (c *Core) place(now time.Time) {
 		}
 	}
 	p.held.Store(&held)
+	// A gained slot that no other peer holds has nobody to pull it from
+	// (its other holders left for good): this peer's copy is all there
+	// is, and it serves it rather than wait for a pull that never comes.
+	for s := range placement.Slots {
+		if p.gained.has(s) && !c.otherHolder(s) {
+			p.gained[s/8] &^= 1 << (s % 8)
+		}
+	}
 	p.publishServing()
 	defer c.partGauges()
 	if old != nil && (gained > 0 || lost > 0) {
@@ -229,6 +237,19 @@ func (c *Core) Holders(id string) []PeerID {
 		out[i] = PeerID(h)
 	}
 	return out
+}
+
+// otherHolder reports whether a peer other than this one holds slot s, in
+// any region's placement.
+func (c *Core) otherHolder(s int) bool {
+	for _, t := range c.part.tables {
+		for _, h := range t.Holders(s) {
+			if PeerID(h) != c.self {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // publishServing recomputes serving from held and gained.

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -395,5 +396,40 @@ func TestReviewGainedSlotsPulledUnderWrites(t *testing.T) {
 		if missing > 0 {
 			t.Errorf("%s says it pulled every gained slot but lacks %d of the %d older sessions", n.ID(), missing, len(ids))
 		}
+	}
+}
+
+// A peer left alone holding slots no other peer holds (its region's other
+// holder left for good, R = 1) has nobody to pull them from: its store is
+// all there is, and it must go on serving them, new sessions included,
+// rather than wait for ever for a pull (ErrUnavailable on every read and
+// token create in half the keyspace).
+func TestReviewSoleHolderServesGainedSlots(t *testing.T) {
+	c := newPartCluster(t, []string{"eu"}, 2, 1, nil)
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "eu/members": 2})
+	a := c.nodes[0]
+	ctx := context.Background()
+	c.stop(1)
+	eventually(t, 5*time.Second, "the leaver out of placement", func() bool {
+		return len(a.Placement().RegionMembers) == 1
+	})
+	for i := range 20 {
+		tok, err := newToken(a.cfg.Rand)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"v": []byte("x")})); err != nil {
+			t.Fatalf("create %d with a token on the sole holder: %v", i, err)
+		}
+		if _, err := a.Get(ctx, tok); err != nil {
+			t.Fatalf("read %d on the sole holder: %v", i, err)
+		}
+		gone, _ := newToken(a.cfg.Rand)
+		if _, err := a.Get(ctx, gone); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("read of a session nobody wrote: %v, want ErrNotFound", err)
+		}
+	}
+	if g := a.Placement().SlotsGained; g != 0 {
+		t.Errorf("%d slots gained with nobody to pull them from", g)
 	}
 }
