@@ -852,5 +852,30 @@ func (c *Core) syncPeer() (PeerID, bool) {
 			}
 		}
 	}
+	if c.part != nil {
+		// A round compares only the slots both sides hold: with R = 1 a
+		// peer of the same region shares none, and a round with it would
+		// repair nothing (a quarter of the rounds of 3 regions x 3).
+		// Choose among the peers that share a slot, as randomPeer does.
+		var share []PeerID
+		for _, q := range c.Peers() {
+			if c.sharesSlot(q.ID) {
+				share = append(share, q.ID)
+			}
+		}
+		if len(share) > 0 {
+			return share[c.rng.IntN(len(share))], true
+		}
+	}
 	return c.randomPeer()
+}
+
+// sharesSlot reports whether this peer and q both hold some slot.
+func (c *Core) sharesSlot(q PeerID) bool {
+	for b := range placement.Slots {
+		if c.part.holds(b) && c.peerHolds(q, b) {
+			return true
+		}
+	}
+	return false
 }

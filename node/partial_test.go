@@ -748,3 +748,26 @@ func TestGainedSlotReadsFromHoldersUntilPulled(t *testing.T) {
 		t.Fatalf("read: %v, want ErrUnavailable", err)
 	}
 }
+
+// Periodic anti-entropy rounds go to peers that share a slot: with R = 1
+// the peers of one's own region share none, and a round with them would
+// compare nothing.
+func TestSyncPeerSharesSlots(t *testing.T) {
+	c := newPartCluster(t, []string{"eu", "us"}, 3, 1, nil)
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "us": 1, "eu/members": 3, "us/members": 3})
+	region := map[PeerID]string{}
+	for i, n := range c.nodes {
+		region[n.ID()] = c.regions[i]
+	}
+	for _, n := range c.nodes {
+		n.mu.Lock()
+		for range 50 {
+			q, ok := n.core.syncPeer()
+			if !ok || region[q] == region[n.ID()] {
+				n.mu.Unlock()
+				t.Fatalf("%s (%s) chose %q (%s, ok %v) for a round", n.ID(), region[n.ID()], q, region[q], ok)
+			}
+		}
+		n.mu.Unlock()
+	}
+}
