@@ -176,25 +176,32 @@ func (cw *consistencyWorkload) serve(c *vclient, n *simNode, began int64) bool {
 	}
 	cw.served++
 	cw.checkServed(c, n, cur)
-	// Increment: write the counter and one of the client's keys, as a
-	// node writes (the whole state plus the writes, stamped in the
-	// version).
-	ts := n.core.Stamp(now)
-	d := cur.Clone()
-	if e.hooks != nil && e.hooks.partialVersionedWrites {
-		d = cur.Header()
-	}
+	// Increment: write the counter and one of the client's keys, through
+	// the node's own update (Core.Local: a versioned write, change-only
+	// and guarded from a covered copy, else the whole state).
 	c.count++
 	v := []byte(strconv.Itoa(c.count))
-	d.Fields = d.Fields.With("c", crdt.Field{Value: string(v), TS: ts})
-	d.Fields = d.Fields.With("k"+strconv.Itoa(c.count%clientKeys), crdt.Field{Value: string(v), TS: ts})
-	k, f := crdt.VersionField(ts)
-	d.Fields = d.Fields.With(k, f)
-	if !cw.apply(n, now, d, c.id) {
+	op := node.LocalOp{Kind: node.OpUpdate, ID: c.id, Stored: cur,
+		Set: map[string][]byte{"c": v, "k" + strconv.Itoa(c.count%clientKeys): v}}
+	if e.hooks != nil && e.hooks.partialVersionedWrites {
+		// Planted: the write carries its fields and version entry without
+		// the state the entry stands for, and no guard.
+		op = node.LocalOp{Kind: node.OpBuild, Build: func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+			ts := stamp()
+			d := cur.Header()
+			d.Fields = d.Fields.With("c", crdt.Field{Value: string(v), TS: ts})
+			d.Fields = d.Fields.With("k"+strconv.Itoa(c.count%clientKeys), crdt.Field{Value: string(v), TS: ts})
+			k, f := crdt.VersionField(ts)
+			d.Fields = d.Fields.With(k, f)
+			return []*crdt.Session{d}, nil
+		}}
+	}
+	ds, ok := cw.local(n, now, op, c.id)
+	if !ok {
 		c.count--
 		return true
 	}
-	c.version = cur.Version().Join(d.Version())
+	c.version = cur.Version().Join(ds[0].Version())
 	c.seen = c.version
 	return true
 }
@@ -234,17 +241,18 @@ func (cw *consistencyWorkload) checkServed(c *vclient, n *simNode, cur *crdt.Ses
 func (cw *consistencyWorkload) create(c *vclient, n *simNode, now time.Time) {
 	e := cw.e
 	id := e.wl.newID()
-	ts := n.core.Stamp(now)
-	d := crdt.Create(id, ts, now.Add(e.cfg.AbsoluteLifetime), e.cfg.IdleTimeout)
-	node.WithOwnerField(d, ownerHashOf(c.owner), ts)
-	k, f := crdt.VersionField(ts)
-	d.Fields = d.Fields.With(k, f)
-	if !cw.apply(n, now, d, id) {
+	op := node.LocalOp{Kind: node.OpCreate, ID: id, Idle: e.cfg.IdleTimeout, Lifetime: e.cfg.AbsoluteLifetime,
+		Extra: func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session {
+			node.WithOwnerField(ds[0], ownerHashOf(c.owner), ts)
+			return ds
+		}}
+	ds, ok := cw.local(n, now, op, id)
+	if !ok {
 		return
 	}
 	cw.creates++
-	c.id, c.created, c.count = id, ts, 0
-	c.version, c.seen = d.Version(), d.Version()
+	c.id, c.created, c.count = id, ds[0].Created, 0
+	c.version, c.seen = ds[0].Version(), ds[0].Version()
 }
 
 // revoke revokes every client's owner on the configured node.
@@ -262,27 +270,43 @@ func (cw *consistencyWorkload) revoke() {
 	}
 	now := e.localTime(n)
 	for _, c := range cw.clients {
-		t := n.core.Stamp(now)
-		if cw.apply(n, now, node.RevocationDelta(ownerHashOf(c.owner), t, e.cfg.Limits), c.owner) {
+		var t crdt.Timestamp
+		op := node.LocalOp{Kind: node.OpBuild, Build: func(stamp func() crdt.Timestamp) ([]*crdt.Session, error) {
+			t = stamp()
+			return []*crdt.Session{node.RevocationDelta(ownerHashOf(c.owner), t, e.cfg.Limits)}, nil
+		}}
+		if _, ok := cw.local(n, now, op, c.owner); ok {
 			cw.revokedAt[c.owner] = t
 		}
 	}
 }
 
-// apply stores a local delta and queues it for broadcast, as node.write
-// does.
-func (cw *consistencyWorkload) apply(n *simNode, now time.Time, d *crdt.Session, what string) bool {
+// local runs a client's write through the node's own path (Core.Local,
+// then the storage, broadcast and acknowledgement it hands out, as Node
+// carries them out) and returns the deltas written once acknowledged.
+func (cw *consistencyWorkload) local(n *simNode, now time.Time, op node.LocalOp, what string) ([]*crdt.Session, bool) {
 	e := cw.e
-	res, err := n.sim.applyLocal(crdt.NewBatch(d), now)
-	if err != nil || len(res.Refused) > 0 || len(res.Deferred) > 0 {
-		e.record(TraceEvent{Kind: "op", Node: n.name, Op: "versioned", Session: what, Result: "refused"})
-		return false
+	ev := TraceEvent{Kind: "op", Node: n.name, Op: "versioned", Session: what, Result: "refused"}
+	ticket, err := n.core.Local(now, op)
+	if err != nil || ticket == 0 {
+		e.record(ev)
+		return nil, false
 	}
-	e.record(TraceEvent{Kind: "op", Node: n.name, Op: "versioned", Session: what, Result: "ok"})
-	e.dirty = true
-	n.core.LocalDelta(now, d)
 	e.collect(n)
-	return true
+	a, ok := n.acks[ticket]
+	if !ok {
+		e.fail(fmt.Errorf("simulations: %s: versioned write: no acknowledgement", n.name))
+		return nil, false
+	}
+	delete(n.acks, ticket)
+	if a.Err != nil || len(a.Deltas) == 0 {
+		e.record(ev)
+		return nil, false
+	}
+	ev.Result = "ok"
+	e.record(ev)
+	e.dirty = true
+	return a.Deltas, true
 }
 
 // final checks, at the end, that no node holding a revocation serves a

@@ -75,10 +75,13 @@
 // operations (create, set, remove, touch, renew, destroy, read) at
 // the scenario's rates. Operations pick a session among those the clients
 // know, by a Zipf law over age, homed on the node or, with probability
-// Roam, anywhere. Writes are built as node's Create, Update, Touch,
-// Destroy and Renew build them: from the node's visible state, with
-// the crdt mutators and Core.Stamp, applied to the store, then handed to
-// Core.LocalDelta.
+// Roam, anywhere. Writes go through the node's own path: a node.LocalOp
+// from the node's visible state into Core.Local (which decides, stamps,
+// and applies lazy touches, as for Node's Create, Update, Touch, Destroy
+// and Renew), then the storage, broadcast and acknowledgement the Core
+// hands out, carried out as Node carries them. The clients of the
+// consistency workload (versioned writes, owners, revocations) use the same
+// path.
 // Clients keep using a destroyed session for Workload.Linger (other tabs,
 // requests in flight), so writes after a destroy happen where the destroy
 // has not arrived yet.
