@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -270,8 +271,16 @@ func TestVersionLargeSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "replication", c.converged)
+	// The create goes whole, as it must; the peers may converge before its
+	// broadcast leaves (a connection's first anti-entropy round can bring
+	// it), so wait for that broadcast before counting.
+	eventually(t, 5*time.Second, "the create's broadcast", func() bool {
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		return slices.ContainsFunc(rec.sizes, func(sz float64) bool { return sz > 8*1024 })
+	})
 	rec.mu.Lock()
-	rec.sizes = nil // the create went whole, as it must
+	rec.sizes = nil
 	rec.mu.Unlock()
 	var v Version
 	for i := range 20 {
