@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -37,9 +38,13 @@ const (
 
 // remoteCache is an LRU of sessions read from their holders.
 type remoteCache struct {
-	mu  sync.Mutex
-	m   map[string]*list.Element
-	lru list.List // front: most recent; values *cachedRead
+	// used is set by the first put: until then (always, under full
+	// replication) forget and merge, which every local write and remote
+	// batch calls, take no lock.
+	used atomic.Bool
+	mu   sync.Mutex
+	m    map[string]*list.Element
+	lru  list.List // front: most recent; values *cachedRead
 }
 
 type cachedRead struct {
@@ -70,6 +75,7 @@ func (c *remoteCache) get(id string, now time.Time) (*crdt.Session, bool) {
 }
 
 func (c *remoteCache) put(s *crdt.Session, now time.Time) {
+	c.used.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
@@ -91,6 +97,9 @@ func (c *remoteCache) put(s *crdt.Session, now time.Time) {
 // forget drops the cached copies of what ds write: this peer's own writes,
 // which the copy it keeps until handoff holds.
 func (c *remoteCache) forget(ds []*crdt.Session) {
+	if !c.used.Load() {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, d := range ds {
@@ -103,7 +112,7 @@ func (c *remoteCache) forget(ds []*crdt.Session) {
 
 // merge joins received deltas into the cached copies they concern.
 func (c *remoteCache) merge(ds []*crdt.Session) {
-	if len(ds) == 0 {
+	if len(ds) == 0 || !c.used.Load() {
 		return
 	}
 	c.mu.Lock()
