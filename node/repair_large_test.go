@@ -117,7 +117,9 @@ func TestLargeRepairBoundedMemory(t *testing.T) {
 	if a.store.Digests().Root != b.store.Digests().Root || b.store.(*persist.Store).Len() != total {
 		t.Fatal("the stores differ after the repair")
 	}
-	if m.full.Load() == 0 {
+	if m.full.Load() == 0 && !testing.Short() {
+		// The race pass's 2,000 sessions are some thirty chunks, which a
+		// receiver may keep up with; the plain run's 20,000 fill the queue.
 		t.Error("the outbound queue never filled")
 	}
 	// Retained: what the stores keep (caches, memtables, indexes), bounded
