@@ -19,6 +19,9 @@ type memNet struct {
 	// the direct delta messages that stand for them under partial
 	// replication (kindDeltas, Core.deliverBatch).
 	loseGossip func(from, to PeerID) bool
+	// sendDelay, when set, is how long each direct message takes to send,
+	// as over a slow link (set before the nodes start).
+	sendDelay time.Duration
 }
 
 type memEndpoint struct {
@@ -154,6 +157,9 @@ func (e *memEndpoint) Broadcast(_ context.Context, data []byte) error {
 }
 
 func (e *memEndpoint) Send(_ context.Context, to PeerID, data []byte) error {
+	if d := e.net.sendDelay; d > 0 {
+		time.Sleep(d)
+	}
 	e.net.mu.Lock()
 	o, ok := e.net.nodes[to]
 	ok = ok && e.net.linked(e.id, to)
