@@ -189,26 +189,7 @@ func memChild(args []string, stdout io.Writer) error {
 	if err := check(); err != nil {
 		return fmt.Errorf("after reopen: %w", err)
 	}
-	if res.RSSReopened, err = settle(); err != nil {
-		return err
-	}
-	if res.RSSAnonReopened, err = procStatus("RssAnon"); err != nil {
-		return err
-	}
-	if res.RSSFileReopened, err = procStatus("RssFile"); err != nil {
-		return err
-	}
-	st, ok := n.Store().(*persist.Store)
-	if !ok {
-		return fmt.Errorf("memchild: store is a %T, not *persist.Store", n.Store())
-	}
-	if res.DiskBytes, err = st.DiskUsage(); err != nil {
-		return err
-	}
-	if err := n.Close(ctx); err != nil {
-		return err
-	}
-	return json.NewEncoder(stdout).Encode(res)
+	return reportReopened(ctx, n, &res, stdout)
 }
 
 // memReopen is `memchild -reopen`: the figures of a peer restarted alone
@@ -225,6 +206,16 @@ func memReopen(ctx context.Context, dir string, stdout io.Writer) error {
 		return fmt.Errorf("memchild: reopen: %w", err)
 	}
 	res.ReopenSeconds = time.Since(start).Seconds()
+	if st, ok := n.Store().(*persist.Store); ok {
+		res.Sessions = st.Len() // reportReopened refuses any other store
+	}
+	return reportReopened(ctx, n, &res, stdout)
+}
+
+// reportReopened takes the figures of peer n just reopened (resident
+// memory once settled, disk), closes it and writes res to stdout.
+func reportReopened(ctx context.Context, n *p2pnode.Node, res *memResult, stdout io.Writer) error {
+	var err error
 	if res.RSSReopened, err = settle(); err != nil {
 		return err
 	}
@@ -238,7 +229,6 @@ func memReopen(ctx context.Context, dir string, stdout io.Writer) error {
 	if !ok {
 		return fmt.Errorf("memchild: store is a %T, not *persist.Store", n.Store())
 	}
-	res.Sessions = st.Len()
 	if res.DiskBytes, err = st.DiskUsage(); err != nil {
 		return err
 	}

@@ -45,17 +45,32 @@ func nodeConfig(dir, meshName string, d persist.Durability) p2pnode.Config {
 }
 
 func startMesh(ctx context.Context, name, dir string, size int, d persist.Durability) (*mesh, error) {
-	return startMeshSized(ctx, name, dir, size, nil, d)
+	return startMeshWith(ctx, name, dir, size, d, meshSetup{})
 }
 
 // startMeshOn starts one node per address in ips, each listening on its
 // own loopback address (TCP only), so that a kernel cut (internal/netcut)
 // can separate them.
 func startMeshOn(ctx context.Context, name, dir string, ips []string, d persist.Durability) (*mesh, error) {
-	return startMeshSized(ctx, name, dir, len(ips), ips, d)
+	return startMeshWith(ctx, name, dir, len(ips), d, meshSetup{tweak: func(i int, cfg *p2pnode.Config) {
+		cfg.Transport.ListenAddrs = []string{"/ip4/" + ips[i] + "/tcp/0"}
+	}})
 }
 
-func startMeshSized(ctx context.Context, name, dir string, size int, ips []string, d persist.Durability) (*mesh, error) {
+// meshSetup adapts startMeshWith to a phase: tweak changes node i's
+// configuration; formed, when set, says when the mesh is ready (default:
+// every peer connected to every other, all in one another's gossip mesh),
+// within the time given (default 30 s).
+type meshSetup struct {
+	tweak  func(i int, cfg *p2pnode.Config)
+	formed func(m *mesh) bool
+	within time.Duration
+	what   string // what did not form, for the error
+}
+
+// startMeshWith starts size nodes, each bootstrapped to those before it,
+// and waits for the mesh to form.
+func startMeshWith(ctx context.Context, name, dir string, size int, d persist.Durability, s meshSetup) (*mesh, error) {
 	m := &mesh{name: name, dir: dir}
 	for i := range size {
 		sub := ""
@@ -63,8 +78,8 @@ func startMeshSized(ctx context.Context, name, dir string, size int, ips []strin
 			sub = filepath.Join(dir, fmt.Sprintf("node%d", i))
 		}
 		cfg := nodeConfig(sub, "bench-"+name, d)
-		if ips != nil {
-			cfg.Transport.ListenAddrs = []string{"/ip4/" + ips[i] + "/tcp/0"}
+		if s.tweak != nil {
+			s.tweak(i, &cfg)
 		}
 		for _, n := range m.nodes {
 			for _, a := range n.Transport().Addrs() {
@@ -78,17 +93,24 @@ func startMeshSized(ctx context.Context, name, dir string, size int, ips []strin
 		}
 		m.nodes = append(m.nodes, n)
 	}
-	err := waitFor(ctx, 30*time.Second, func() bool {
-		for _, n := range m.nodes {
-			if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) != size-1 {
-				return false
+	formed, within, what := s.formed, s.within, s.what
+	if formed == nil {
+		formed = func(m *mesh) bool {
+			for _, n := range m.nodes {
+				if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) != size-1 {
+					return false
+				}
 			}
+			return true
 		}
-		return true
-	})
-	if err != nil {
+		what = "peers and gossip mesh"
+	}
+	if within == 0 {
+		within = 30 * time.Second
+	}
+	if err := waitFor(ctx, within, func() bool { return formed(m) }); err != nil {
 		m.close()
-		return nil, fmt.Errorf("mesh %s: peers and gossip mesh did not form: %w", name, err)
+		return nil, fmt.Errorf("mesh %s: %s did not form: %w", name, what, err)
 	}
 	return m, nil
 }

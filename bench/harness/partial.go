@@ -34,48 +34,37 @@ type partialMesh struct {
 
 func startPartialMesh(ctx context.Context, e *env, perRegion, r int) (*partialMesh, error) {
 	name := fmt.Sprintf("partial-%dx%d-r%d", len(partialRegions), perRegion, r)
-	dir := filepath.Join(e.work, name)
-	m := &partialMesh{mesh: &mesh{name: name, dir: dir}, replicas: r, perRegion: perRegion}
 	size := len(partialRegions) * perRegion
-	for i := range size {
-		cfg := nodeConfig(filepath.Join(dir, fmt.Sprintf("node%d", i)), "bench-"+name, persist.DurabilityNone)
-		cfg.Region = partialRegions[i/perRegion]
-		cfg.Replicas = r
-		// Nine peers on two shared cores: a holder may take longer than
-		// the default 200 ms to answer a non-holder's read, which then
-		// fails (node.ErrUnavailable) rather than wait.
-		cfg.ConsistencyWait = 2 * time.Second
-		for _, n := range m.nodes {
-			for _, a := range n.Transport().Addrs() {
-				cfg.Transport.Bootstrap = append(cfg.Transport.Bootstrap, a.String())
+	m, err := startMeshWith(ctx, name, filepath.Join(e.work, name), size, persist.DurabilityNone, meshSetup{
+		tweak: func(i int, cfg *p2pnode.Config) {
+			cfg.Region = partialRegions[i/perRegion]
+			cfg.Replicas = r
+			// Nine peers on two shared cores: a holder may take longer
+			// than the default 200 ms to answer a non-holder's read,
+			// which then fails (node.ErrUnavailable) rather than wait.
+			cfg.ConsistencyWait = 2 * time.Second
+		},
+		// Every peer connected to every other, in the gossip mesh of
+		// some (a 9-peer topic keeps about 6 mesh peers each), and,
+		// with R, placing slots over its whole region.
+		formed: func(m *mesh) bool {
+			for _, n := range m.nodes {
+				if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) < min(size-1, 3) {
+					return false
+				}
+				if r > 0 && len(n.Placement().RegionMembers) != perRegion {
+					return false
+				}
 			}
-		}
-		n, err := p2pnode.Open(ctx, cfg)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("mesh %s: node %d: %w", name, i, err)
-		}
-		m.nodes = append(m.nodes, n)
-	}
-	// Every peer connected to every other, in the gossip mesh of some (a
-	// 9-peer topic keeps about 6 mesh peers each), and, with R, placing
-	// slots over its whole region.
-	err := waitFor(ctx, 60*time.Second, func() bool {
-		for _, n := range m.nodes {
-			if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) < min(size-1, 3) {
-				return false
-			}
-			if r > 0 && len(n.Placement().RegionMembers) != perRegion {
-				return false
-			}
-		}
-		return true
+			return true
+		},
+		within: 60 * time.Second,
+		what:   "peers, gossip mesh or placement",
 	})
 	if err != nil {
-		m.close()
-		return nil, fmt.Errorf("mesh %s: peers, gossip mesh or placement did not form: %w", name, err)
+		return nil, err
 	}
-	return m, nil
+	return &partialMesh{mesh: m, replicas: r, perRegion: perRegion}, nil
 }
 
 // copiesWanted is the session copies the mesh stores once settled.
