@@ -409,7 +409,11 @@ func (c *checker) unreplicated() int64 {
 	}
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
-			p := c.ops.at(int(i)).pend
+			op := c.ops.at(int(i))
+			if op.mayLose {
+				continue // a power loss took it from every store
+			}
+			p := op.pend
 			for b := range p {
 				p[b] &= live[b]
 			}
@@ -440,8 +444,8 @@ func (c *checker) healed() {
 // coveredPair notes that op reached one more node.
 func (c *checker) coveredPair(op *writeOp) {
 	c.pendingPairs--
-	if !c.healing || op.at > c.e.heal {
-		return
+	if !c.healing || op.at > c.e.heal || op.mayLose {
+		return // a write a power loss may lose is not waited for
 	}
 	// A pair found by sweep arrived at the latest now: an upper bound,
 	// within one sample period.
@@ -458,7 +462,7 @@ func (c *checker) healConverged() (int64, bool) {
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
 			op := c.ops.at(int(i))
-			if op.at > c.e.heal {
+			if op.at > c.e.heal || op.mayLose {
 				continue
 			}
 			for _, n := range c.e.nodes {
