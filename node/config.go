@@ -87,8 +87,10 @@ type Config struct {
 	// stores in slots it does not hold to their holders.
 	HandoffInterval time.Duration
 
-	// FlushDelay is how long a local delta may wait to be batched with
-	// others before it is broadcast; FlushBytes flushes earlier.
+	// FlushDelay is the least time between two broadcast batches of local
+	// deltas (from the node's start), and so the longest a delta waits to
+	// be batched with others: one that comes FlushDelay or more after the
+	// last batch leaves at once. FlushBytes flushes earlier.
 	FlushDelay time.Duration
 	FlushBytes int
 	// SyncInterval is the period of anti-entropy rounds (one random peer

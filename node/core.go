@@ -128,6 +128,9 @@ type Core struct {
 	pending      *crdt.Batch
 	pendingBytes int
 	flushAt      time.Time
+	// lastFlush is when pending was last broadcast: a delta arriving
+	// FlushDelay or more after it leaves at once (LocalDelta).
+	lastFlush time.Time
 
 	deferred *crdt.Batch
 	retryAt  time.Time
@@ -246,6 +249,8 @@ func NewCore(cfg Config, self PeerID, store Store, node crdt.NodeID, seed uint64
 		hellos:     make(map[PeerID]*partMember),
 	}
 	c.nextSync = now.Add(c.jitter(cfg.SyncInterval))
+	// The first FlushDelay holds deltas back as every later one does.
+	c.lastFlush = now
 	c.nextGC = now.Add(cfg.GCInterval)
 	if cfg.Replicas > 0 {
 		newPartial(c, now)
@@ -282,7 +287,7 @@ func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
 		return
 	case len(ds) > 1:
 		// Whatever is pending goes first, in its own batches.
-		c.flush()
+		c.flush(now)
 		b := crdt.NewBatch(ds...)
 		if err := c.broadcastBatch(b); errors.Is(err, crdt.ErrTooLarge) {
 			// Over one message (a revocation's many tombstones, or
@@ -300,22 +305,35 @@ func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
 	c.pending.Add(ds[0])
 	c.pendingBytes += approxSize(ds[0])
 	if c.pendingBytes >= c.cfg.FlushBytes || c.pending.Len() >= c.cfg.Limits.MaxBatchSessions {
-		c.flush()
+		c.flush(now)
 		return
 	}
 	if c.flushAt.IsZero() {
-		c.flushAt = now.Add(c.cfg.FlushDelay)
+		// Batches leave at most once every FlushDelay (unless full), on
+		// the leading edge: a delta that finds the last batch FlushDelay
+		// or more behind it leaves at once, so a peer writing less often
+		// than that adds no wait to replication, and one writing more
+		// often sends one message per FlushDelay, which bounds the
+		// messages (and their signing and checking) per second.
+		if due := c.lastFlush.Add(c.cfg.FlushDelay); now.Before(due) {
+			c.flushAt = due
+		} else {
+			c.flush(now)
+		}
 	}
 }
 
 // Flush broadcasts whatever is pending now (Close calls it).
-func (c *Core) Flush() { c.flush() }
+func (c *Core) Flush() { c.flush(time.Time{}) }
 
-func (c *Core) flush() {
+// flush broadcasts what is pending; now (zero on Close) starts the next
+// FlushDelay.
+func (c *Core) flush(now time.Time) {
 	c.flushAt = time.Time{}
 	if c.pending.Len() == 0 {
 		return
 	}
+	c.lastFlush = now
 	for _, part := range c.split(c.pending.Sessions(), c.cfg.FlushBytes) {
 		c.logBroadcast(c.broadcastBatch(part), part)
 	}
@@ -398,7 +416,7 @@ func (c *Core) Next() time.Time {
 // Tick does whatever is due at now.
 func (c *Core) Tick(now time.Time) {
 	if !c.flushAt.IsZero() && !now.Before(c.flushAt) {
-		c.flush()
+		c.flush(now)
 	}
 	if !c.gapDue.IsZero() && !now.Before(c.gapDue) {
 		c.fetchGaps(now)

@@ -115,6 +115,7 @@ func measureLag(b *testing.B, onDisk bool, rate int, d time.Duration) {
 	// half to two thirds on a loaded machine).
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
+	cpu0 := cpuTime()
 	start := time.Now()
 	writes := 0
 	for i := 0; time.Since(start) < d; i++ {
@@ -131,12 +132,16 @@ func measureLag(b *testing.B, onDisk bool, rate int, d time.Duration) {
 		writes++
 	}
 	runtime.ReadMemStats(&m1)
+	cpu := cpuTime() - cpu0
 	eventually(b, 10*time.Second, "convergence", c.converged)
 	cancel()
 	wg.Wait()
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/float64(writes), "alloc-B/write")
 	b.ReportMetric(float64(m1.NumGC-m0.NumGC)/time.Since(start).Seconds(), "GCs/s")
 	b.ReportMetric(float64(m1.HeapAlloc)/(1<<20), "heap-MiB")
+	// CPU per write across the process (three peers, gossip included) while
+	// writing: what a steady rate costs, and the headroom left.
+	b.ReportMetric(float64(cpu.Microseconds())/float64(writes), "cpu-µs/write")
 	if len(lags) == 0 {
 		b.Fatal("no replicated writes observed")
 	}
