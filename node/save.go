@@ -31,8 +31,13 @@ type Save struct {
 // Save applies s to the visible session of token in one delta, replicated
 // like Update. It fails with ErrNotFound when the session is not visible.
 func (n *Node) Save(ctx context.Context, token string, s Save) error {
-	return n.mutate(ctx, token, LocalOp{Kind: OpSave, Set: s.Set, Remove: s.Remove, IdleTimeout: s.IdleTimeout, Touch: s.Touch,
-		Versioned: versionOf(ctx) != nil})
+	return n.mutate(ctx, token, s.op(ctx))
+}
+
+// op is the local operation of s.
+func (s Save) op(ctx context.Context) LocalOp {
+	return LocalOp{Kind: OpSave, Set: s.Set, Remove: s.Remove, IdleTimeout: s.IdleTimeout, Touch: s.Touch,
+		Versioned: versionOf(ctx) != nil}
 }
 
 // Retire destroys the session of token in whatever state this node holds
@@ -61,6 +66,11 @@ func (n *Node) Stored(token string) (*crdt.Session, error) {
 	if !ok {
 		return nil, ErrNotFound
 	}
+	return n.stored(id)
+}
+
+// stored is Stored of the session of id.
+func (n *Node) stored(id string) (*crdt.Session, error) {
 	if n.isClosed() {
 		return nil, ErrClosed
 	}

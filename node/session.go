@@ -204,7 +204,12 @@ func (n *Node) Get(ctx context.Context, token string) (Session, error) {
 	if !sessionIDTo(token, &idb) {
 		return Session{}, ErrNotFound
 	}
-	id := unsafe.String(&idb[0], idLen)
+	return n.get(ctx, unsafe.String(&idb[0], idLen))
+}
+
+// get is Get of the session of id, which the caller may reuse once it
+// returns (a stack array).
+func (n *Node) get(ctx context.Context, id string) (Session, error) {
 	v := versionOf(ctx)
 	if v != nil && len(*v) > 0 {
 		if err := n.await(ctx, strings.Clone(id)); err != nil {
@@ -365,6 +370,11 @@ func (n *Node) mutate(ctx context.Context, token string, op LocalOp) error {
 	if !ok {
 		return ErrNotFound
 	}
+	return n.mutateID(ctx, id, op)
+}
+
+// mutateID is mutate of the session of id.
+func (n *Node) mutateID(ctx context.Context, id string, op LocalOp) error {
 	if err := n.await(ctx, id); err != nil {
 		return err
 	}

@@ -345,7 +345,7 @@ func cmdDel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 			// Not here (yet): a session another peer created, or is about
 			// to create, under this generation must not survive the DEL
 			// when it arrives, so the generation is ended here too.
-			if err := s.n.Retire(s.ctx, e.tok, s.n.Now().Add(s.cfg.Lifetime+time.Minute)); err != nil {
+			if err := s.n.Retire(s.ctx, e.k.Token(), s.n.Now().Add(s.cfg.Lifetime+time.Minute)); err != nil {
 				s.failErr(c, conn, err)
 				return
 			}

@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/node"
@@ -69,6 +71,48 @@ func keyToken(key []byte, gen int) string {
 	return string(tok[:])
 }
 
+// keyCacheSlots is the size of keyCache: enough that the live keys of a
+// busy peer (tens of thousands) mostly keep their slot.
+const keyCacheSlots = 1 << 16
+
+// keyCacheMaxName bounds the key names keyCache holds (session stores'
+// names are 20-70 bytes), so that it holds at most about 12 MiB.
+const keyCacheMaxName = 96
+
+// keyCache keeps the node.Key of the first generation of recently used key
+// names. keyToken and node.KeyOf are two SHA-256, a quarter of a read's
+// CPU, and both are pure functions of the name: an entry is never stale,
+// and holds nothing that the name alone does not give. Direct-mapped and
+// lock-free: a slot holds the last name that hashed to it.
+type keyCache struct {
+	seed  maphash.Seed
+	slots []atomic.Pointer[cachedKey]
+}
+
+type cachedKey struct {
+	name string
+	k    node.Key
+}
+
+func newKeyCache() *keyCache {
+	return &keyCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cachedKey], keyCacheSlots)}
+}
+
+// of returns the Key of generation gen of key.
+func (c *keyCache) of(key []byte, gen int) node.Key {
+	if gen != 0 || len(key) > keyCacheMaxName {
+		k, _ := node.KeyOf(keyToken(key, gen))
+		return k
+	}
+	slot := &c.slots[maphash.Bytes(c.seed, key)%uint64(len(c.slots))]
+	if ck := slot.Load(); ck != nil && ck.name == string(key) {
+		return ck.k
+	}
+	k, _ := node.KeyOf(keyToken(key, 0)) // a keyToken is always a token
+	slot.Store(&cachedKey{name: string(key), k: k})
+	return k
+}
+
 // kind is a key's Redis type.
 type kind int
 
@@ -94,7 +138,7 @@ func (k kind) String() string {
 type entry struct {
 	key  []byte
 	gen  int
-	tok  string
+	k    node.Key
 	dead []string
 	live bool
 	sess node.Session
@@ -181,22 +225,22 @@ func (e *entry) ttl(now time.Time) time.Duration {
 func (s *Server) lookup(key []byte) (*entry, error) {
 	e := &entry{key: key}
 	for g := 0; g < maxGenerations; g++ {
-		tok := keyToken(key, g)
-		sess, err := s.n.Get(s.ctx, tok)
+		k := s.keys.of(key, g)
+		sess, err := s.n.GetKey(s.ctx, k)
 		if err == nil {
-			e.gen, e.tok, e.live, e.sess = g, tok, true, sess
+			e.gen, e.k, e.live, e.sess = g, k, true, sess
 			return e, nil
 		}
 		if !errors.Is(err, node.ErrNotFound) {
 			return nil, err
 		}
-		if _, err := s.n.Stored(tok); errors.Is(err, node.ErrNotFound) {
-			e.gen, e.tok = g, tok
+		if _, err := s.n.StoredKey(k); errors.Is(err, node.ErrNotFound) {
+			e.gen, e.k = g, k
 			return e, nil
 		} else if err != nil {
 			return nil, err
 		}
-		e.dead = append(e.dead, tok)
+		e.dead = append(e.dead, k.Token())
 	}
 	return nil, errKeyExhausted
 }
@@ -232,7 +276,7 @@ func (s *Server) put(e *entry, w write) error {
 			}
 		}
 		// ErrNotFound: expired or destroyed since the lookup.
-		return mapNotFound(s.n.Save(s.ctx, e.tok, node.Save{Set: w.set, Remove: remove, IdleTimeout: w.idle, Touch: w.touch}))
+		return mapNotFound(s.n.SaveKey(s.ctx, e.k, node.Save{Set: w.set, Remove: remove, IdleTimeout: w.idle, Touch: w.touch}))
 	}
 	return s.create(e, w)
 }
@@ -262,7 +306,7 @@ func (s *Server) create(e *entry, w write) error {
 		fields = make(map[string][]byte, 1)
 	}
 	fields[fieldKey] = e.key
-	_, err := s.n.Create(s.ctx, node.WithToken(e.tok), node.WithIdleTimeout(idle), node.WithLifetime(lifetime), node.WithFields(fields))
+	_, err := s.n.Create(s.ctx, node.WithToken(e.k.Token()), node.WithIdleTimeout(idle), node.WithLifetime(lifetime), node.WithFields(fields))
 	if errors.Is(err, node.ErrExists) || errors.Is(err, node.ErrDestroyed) {
 		return errRetry // created or ended by a concurrent command
 	}
@@ -271,7 +315,7 @@ func (s *Server) create(e *entry, w write) error {
 
 // destroy ends a live key's session on every peer.
 func (s *Server) destroy(e *entry) error {
-	err := s.n.Destroy(s.ctx, e.tok)
+	err := s.n.Destroy(s.ctx, e.k.Token())
 	if errors.Is(err, node.ErrNotFound) {
 		return nil
 	}

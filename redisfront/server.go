@@ -108,6 +108,7 @@ type Server struct {
 
 	cmds    map[string]*command
 	unknown cmdMetrics
+	keys    *keyCache
 
 	// work hands pipelined writes to idle workers (spawn).
 	work    chan func()
@@ -127,6 +128,7 @@ func New(n *node.Node, cfg Config) (*Server, error) {
 	s := &Server{n: n, cfg: cfg, log: cfg.Logger.With("component", "redis"), m: m, started: time.Now()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.buildCommands()
+	s.keys = newKeyCache()
 	s.work = make(chan func())
 	s.rs = redcon.NewServerNetwork("tcp", "", s.serveCommand, s.accept, s.closed)
 	return s, nil
