@@ -557,9 +557,10 @@ func (c *Core) helloInterval() time.Duration {
 func (c *Core) notHeldBuckets() []int {
 	c.store.DigestsInto(&c.digests)
 	d := &c.digests
+	held := c.part.held.Load()
 	var out []int
 	for b, v := range d.Buckets {
-		if v != 0 && !c.part.holds(b) {
+		if v != 0 && !held.has(b) {
 			out = append(out, b)
 		}
 	}

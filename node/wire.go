@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
 	"sync"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -222,7 +223,9 @@ func (s bucketSet) each(fn func(b int)) {
 
 func (s bucketSet) count() int {
 	n := 0
-	s.each(func(int) { n++ })
+	for _, b := range s {
+		n += bits.OnesCount8(b)
+	}
 	return n
 }
 

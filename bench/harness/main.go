@@ -68,7 +68,11 @@ type settings struct {
 	// (full replication, then R = 1; 0 skips the phase) and writers per
 	// peer. `harness run --partial-sessions N` overrides the size.
 	PartialSessions int `json:"partial_sessions"`
-	PartialWriters  int `json:"partial_writers_per_peer"`
+	// PartialFullSessions, when positive, loads the full-replication
+	// mesh with fewer sessions than the R = 1 mesh (rows then compare per
+	// session). `harness run --partial-full-sessions N` sets it.
+	PartialFullSessions int `json:"partial_full_sessions,omitempty"`
+	PartialWriters      int `json:"partial_writers_per_peer"`
 	// Scaling rows: meshes of 3 regions × each of PartialScale peers,
 	// full replication and R = 1, PartialScaleSessions each (none: skip).
 	PartialScale         []int `json:"partial_scale_per_region"`
@@ -189,6 +193,7 @@ func runAll(args []string) error {
 	mutexProfile := fs.String("mutexprofile", "", "write a mutex contention profile of the harness process to this file")
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+phaseNames())
 	partialSessions := fs.Int("partial-sessions", -1, "sessions per mesh of the partial phase (default: the mode's, 1M full, 600 quick)")
+	partialFull := fs.Int("partial-full-sessions", -1, "sessions of the partial phase's full-replication mesh, when fewer than --partial-sessions (default: the mode's)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -221,6 +226,9 @@ func runAll(args []string) error {
 	}
 	if *partialSessions >= 0 {
 		set.PartialSessions = *partialSessions
+	}
+	if *partialFull >= 0 {
+		set.PartialFullSessions = *partialFull
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

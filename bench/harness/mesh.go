@@ -212,6 +212,11 @@ func checkSession(ctx context.Context, n *node.Node, token string, seq int) erro
 
 // waitFor polls cond every 2 ms until it holds or within has passed.
 func waitFor(ctx context.Context, within time.Duration, cond func() bool) error {
+	return waitEvery(ctx, within, 2*time.Millisecond, cond)
+}
+
+// waitEvery polls cond every poll until it holds or within has passed.
+func waitEvery(ctx context.Context, within, poll time.Duration, cond func() bool) error {
 	deadline := time.Now().Add(within)
 	for !cond() {
 		if err := ctx.Err(); err != nil {
@@ -220,7 +225,7 @@ func waitFor(ctx context.Context, within time.Duration, cond func() bool) error 
 		if time.Now().After(deadline) {
 			return errors.New("timed out")
 		}
-		time.Sleep(2 * time.Millisecond)
+		time.Sleep(poll)
 	}
 	return nil
 }
