@@ -13,7 +13,9 @@ type Batch struct {
 	// one holds the only delta of a batch of one session (a local write),
 	// which then needs no map.
 	one *Session
-	m   map[string]*Session // two sessions or more
+	// ones is one as a slice, which Sessions returns without allocating.
+	ones [1]*Session
+	m    map[string]*Session // two sessions or more
 }
 
 // NewBatch returns a batch holding the given deltas.
@@ -33,13 +35,14 @@ func (b *Batch) Add(d *Session) {
 		switch {
 		case b.one == nil:
 			b.one = d.Clone()
+			b.ones[0] = b.one
 			return
 		case b.one.ID == d.ID:
 			b.one.joinDelta(d)
 			return
 		}
 		b.m = map[string]*Session{b.one.ID: b.one}
-		b.one = nil
+		b.one, b.ones[0] = nil, nil
 	}
 	if cur, ok := b.m[d.ID]; ok {
 		cur.joinDelta(d)
@@ -78,10 +81,11 @@ func (b *Batch) Get(id string) *Session {
 	return b.m[id]
 }
 
-// Sessions returns the deltas sorted by id. They are owned by the batch.
+// Sessions returns the deltas sorted by id. They are owned by the batch,
+// and so is the slice of a batch of one (not to be modified).
 func (b *Batch) Sessions() []*Session {
 	if b.one != nil {
-		return []*Session{b.one}
+		return b.ones[:]
 	}
 	out := make([]*Session, 0, len(b.m))
 	for _, s := range b.m {
@@ -93,7 +97,7 @@ func (b *Batch) Sessions() []*Session {
 
 // Reset empties the batch.
 func (b *Batch) Reset() {
-	b.one = nil
+	b.one, b.ones[0] = nil, nil
 	clear(b.m)
 }
 

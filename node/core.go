@@ -167,6 +167,11 @@ type Core struct {
 	announce bool
 
 	ready Ready
+	// spare holds the slices of a Ready handed back by Recycle, for the
+	// next one; freeTasks, tasks of remote batches already stored, for
+	// the next batches (a peer takes one per message it receives).
+	spare     Ready
+	freeTasks []*task
 }
 
 // task is what the Core waits for from a StorageOp.
@@ -191,6 +196,22 @@ type task struct {
 	partSeq uint64
 }
 
+// batchTask returns a task for a batch from peer from: a stored one
+// reused when there is one.
+func (c *Core) batchTask(from PeerID, b *crdt.Batch) *task {
+	if n := len(c.freeTasks); n > 0 {
+		t := c.freeTasks[n-1]
+		c.freeTasks[n-1] = nil
+		c.freeTasks = c.freeTasks[:n-1]
+		t.from, t.batch = from, b
+		return t
+	}
+	return &task{from: from, batch: b}
+}
+
+// maxFreeTasks bounds the tasks kept for reuse.
+const maxFreeTasks = 64
+
 func (c *Core) newTicket(t *task) uint64 {
 	c.tickets++
 	c.tasks[c.tickets] = t
@@ -211,6 +232,11 @@ func (c *Core) Stored(now time.Time, res StorageResult) {
 		c.localDone(now, res.Ticket, t.local, t.wire, res)
 	case t.batch != nil:
 		c.applied(now, t, res)
+		// applied keeps nothing of t: it may carry the next batch.
+		if len(c.freeTasks) < maxFreeTasks {
+			*t = task{}
+			c.freeTasks = append(c.freeTasks, t)
+		}
 	case t.scan != 0:
 		c.scanned(now, t, res)
 	case t.gc:
@@ -270,8 +296,36 @@ func (c *Core) Stamp(now time.Time) crdt.Timestamp { return c.clock.Now(now) }
 // Ready returns and clears the work accumulated since the last call.
 func (c *Core) Ready() Ready {
 	r := c.ready
-	c.ready = Ready{}
+	c.ready, c.spare = c.spare, Ready{}
 	return r
+}
+
+// Recycle hands back the slices of r, a Ready of this Core the caller has
+// carried out entirely and keeps nothing of (the elements it kept, such as
+// message data or batches, stay its own), so that a later Ready reuses
+// them rather than allocating its own: a runtime stepping the Core for
+// every message otherwise allocates a Ready's slices for each. Optional;
+// each Ready at most once.
+func (c *Core) Recycle(r Ready) {
+	c.spare = Ready{
+		Storage:    reuse(r.Storage),
+		Broadcasts: reuse(r.Broadcasts),
+		Messages:   reuse(r.Messages),
+		Acks:       reuse(r.Acks),
+		Changes:    reuse(r.Changes),
+		Rounds:     reuse(r.Rounds),
+		NotHeld:    reuse(r.NotHeld),
+	}
+}
+
+// reuse empties s for Recycle, dropping what its elements refer to; a
+// slice grown large by a rare step is left to the collector.
+func reuse[T any](s []T) []T {
+	if cap(s) > 256 {
+		return nil
+	}
+	clear(s)
+	return s[:0]
 }
 
 // LocalDelta queues the deltas of one local change, already applied to the
@@ -551,7 +605,7 @@ func (c *Core) ReceiveGossip(now time.Time, from PeerID, data []byte) error {
 // modify b afterwards.
 func (c *Core) ReceiveGossipBatch(now time.Time, from PeerID, b *crdt.Batch) {
 	c.m.Add("deltas_received", float64(b.Len()))
-	c.persist(now, &task{from: from, batch: b})
+	c.persist(now, c.batchTask(from, b))
 }
 
 // persist hands a batch from a peer (or, with from "", deferred deltas) to

@@ -570,8 +570,11 @@ func (e *engine) carry(n *simNode, r Ready) {
 		for _, res := range results {
 			n.core.Stored(now, res)
 		}
-		r = n.core.Ready()
+		next := n.core.Ready()
+		n.core.Recycle(r) // carried out: its slices serve a later Ready
+		r = next
 	}
+	n.core.Recycle(r)
 	e.arm(n)
 }
 
