@@ -2,6 +2,7 @@ package redisfront
 
 import (
 	"bytes"
+	"math"
 	"strconv"
 	"unsafe"
 )
@@ -40,6 +41,9 @@ type framer struct {
 	// largest is the size of the largest whole request found: one that
 	// arrived whole in a read is bounded as one that arrived in pieces.
 	largest int
+	// need is the size the partial request in buf[s:w] declares it will
+	// at least have (requestScan).
+	need int
 }
 
 // frameBufMin is the framer's smallest buffer; frameBufKeep the largest it
@@ -112,16 +116,19 @@ func (f *framer) filled(n int) {
 		return
 	}
 	for f.s < f.w {
-		end, ok := requestEnd(f.buf[f.s:f.w])
+		end, need, ok := requestScan(f.buf[f.s:f.w])
 		if !ok {
 			f.broken = true
+			f.need = 0
 			f.passed = f.w - f.s
 			f.s = f.w
 			return
 		}
 		if end == 0 {
+			f.need = need
 			return
 		}
+		f.need = 0
 		f.s += end
 		f.ends = append(f.ends, f.s)
 		f.largest = max(f.largest, end)
@@ -137,48 +144,80 @@ func (f *framer) partial() int {
 	return f.w - f.s
 }
 
-// over reports whether a request, whole or not yet, is larger than max.
-func (f *framer) over(max int) bool { return f.partial() > max || f.largest > max }
+// over reports whether a request, whole, partial or only declared, is
+// larger than max.
+func (f *framer) over(max int) bool {
+	return f.partial() > max || f.largest > max || f.need > max
+}
 
 // requestEnd returns the length of the first request in b, 0 if b holds
 // only part of it, and ok false where redcon would refuse the input.
 func requestEnd(b []byte) (int, bool) {
+	end, _, ok := requestScan(b)
+	return end, ok
+}
+
+// minBulk is the smallest bulk string ("$0\r\n\r\n").
+const minBulk = 6
+
+// requestScan is requestEnd that also reports, for a request b holds only
+// part of, the size it declares it will at least have (its bulk lengths
+// and argument count so far): a request declared larger than the bound is
+// refused at its header, as Redis refuses a bulk length over its
+// proto-max-bulk-len, rather than waited for. Declared sizes saturate at
+// math.MaxInt: "$9223372036854775807" must not wrap around.
+func requestScan(b []byte) (end, need int, ok bool) {
 	if b[0] != '*' {
 		i := bytes.IndexByte(b, '\n')
-		return i + 1, true // 0 while the line is incomplete
+		return i + 1, 0, true // 0 while the line is incomplete
 	}
 	i, n, ok := lineInt(b, 1)
 	switch {
 	case !ok:
-		return 0, false
+		return 0, 0, false
 	case i == 0:
-		return 0, true
+		return 0, 0, true
 	case n <= 0:
-		return 0, false
+		return 0, 0, false
 	}
-	for range n {
+	for k := range n {
 		if i >= len(b) {
-			return 0, true
+			return 0, atLeast(i, n-k), true
 		}
 		if b[i] != '$' {
-			return 0, false
+			return 0, 0, false
 		}
 		j, size, ok := lineInt(b, i+1)
-		if !ok || j == 0 {
-			return 0, ok
+		if !ok {
+			return 0, 0, false
+		}
+		if j == 0 {
+			return 0, atLeast(i, n-k), true
 		}
 		if size < 0 {
-			return 0, false
+			return 0, 0, false
 		}
-		if j+size+2 > len(b) {
-			return 0, true
+		if size > len(b)-j-2 {
+			if size > math.MaxInt-j-2 {
+				return 0, math.MaxInt, true
+			}
+			return 0, atLeast(j+size+2, n-k-1), true
 		}
 		if b[j+size] != '\r' || b[j+size+1] != '\n' {
-			return 0, false
+			return 0, 0, false
 		}
 		i = j + size + 2
 	}
-	return i, true
+	return i, 0, true
+}
+
+// atLeast is at plus the smallest size of left more bulk strings,
+// saturating at math.MaxInt.
+func atLeast(at, left int) int {
+	if left > (math.MaxInt-at)/minBulk {
+		return math.MaxInt
+	}
+	return at + left*minBulk
 }
 
 // lineInt parses the number from b[from:] to the next CRLF and returns the
