@@ -271,6 +271,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("persist: options: GCInterval needs a positive GCBatch")
 	case o.MemTableSize < 1<<20:
 		return fmt.Errorf("persist: options: MemTableSize below 1 MiB")
+	case o.MemTableSize > MaxMemTableSize:
+		return fmt.Errorf("persist: options: MemTableSize %d above %d", o.MemTableSize, int64(MaxMemTableSize))
 	case o.BaseTableSize < 64<<10:
 		return fmt.Errorf("persist: options: BaseTableSize below 64 KiB")
 	case o.ValueLogFileSize < 1<<20 || o.ValueLogFileSize >= 2<<30:
@@ -288,3 +290,11 @@ func (o Options) Validate() error {
 	}
 	return o.Limits.Validate()
 }
+
+// MaxMemTableSize is the largest Options.MemTableSize. Badger's memtable
+// is a skiplist in one arena addressed by 32-bit offsets, sized the
+// memtable plus 15% for a batch and room for its nodes, and its log file
+// is twice the memtable: past about 3.5 GiB the offsets wrap around (a
+// store that accepts it corrupts its memtable once that much is written).
+// 1 GiB keeps well clear of it, and is 256 times the default.
+const MaxMemTableSize = 1 << 30

@@ -37,6 +37,9 @@ const (
 	// MinMemTableBytes is the smallest --memtable-bytes: smaller memtables
 	// flush so often that compaction takes over the disk.
 	MinMemTableBytes = 1 << 20
+	// MaxMemTableBytes is the largest --memtable-bytes (persist's bound:
+	// Badger's memtable arena is addressed by 32-bit offsets).
+	MaxMemTableBytes = persist.MaxMemTableSize
 )
 
 // Config is the daemon's configuration. Start from DefaultConfig; Load fills
@@ -196,6 +199,8 @@ func (c Config) Validate() error {
 		return bad("cache bytes must not be negative")
 	case c.MemTableBytes < MinMemTableBytes:
 		return bad("memtable bytes %d: want at least %d", c.MemTableBytes, MinMemTableBytes)
+	case c.MemTableBytes > MaxMemTableBytes:
+		return bad("memtable bytes %d: want at most %d (1GiB)", c.MemTableBytes, int64(MaxMemTableBytes))
 	}
 	if _, err := persist.ParseCompression(c.Compression.String()); err != nil {
 		return bad("%v", err)

@@ -188,6 +188,7 @@ func TestLoadErrors(t *testing.T) {
 		{"bad byte size", nil, map[string]string{"SESSIONMESH_CACHE_BYTES": "lots"}, "", "SESSIONMESH_CACHE_BYTES"},
 		{"bad byte unit", []string{"--cache-bytes", "64MiBs"}, nil, "", "cache-bytes"},
 		{"memtable too small", []string{"--memtable-bytes", "64KiB"}, nil, "", "memtable bytes"},
+		{"memtable too large", []string{"--memtable-bytes", "5GiB"}, nil, "", "want at most"},
 		{"bad ready min peers", []string{"--ready-min-peers", "-1"}, nil, "", "ready-min-peers"},
 		{"failure timeout too short", []string{"--failure-timeout", "10ms"}, nil, "", "FailureTimeout"},
 		{"gc interval too short", []string{"--gc-interval", "10ms"}, nil, "", "gc interval"},
