@@ -126,6 +126,14 @@ func (m *partialMesh) progress(since time.Duration, count int) {
 // the process's CPU and held their locks against the writes being timed.
 const placedPoll = 50 * time.Millisecond
 
+// placeWithin bounds the wait for a mesh of count sessions to be placed:
+// 20 ms a session (50 placed a second; the 9-peer full-replication mesh
+// placed 171 a second on this machine under heavy load, and its 6-peer
+// mesh of 20k sessions took 181 s of the 200 s that 10 ms a session gave).
+func placeWithin(e *env, count int) time.Duration {
+	return max(e.set.ConvergeWithin, time.Duration(count)*20*time.Millisecond)
+}
+
 // CPUPerSession is the mesh's CPU time per session loaded, in µs.
 func (l partialLoad) CPUPerSession() float64 { return l.CPUSeconds / float64(l.Sessions) * 1e6 }
 
@@ -281,7 +289,7 @@ func benchPartial(ctx context.Context, e *env) error {
 		if r == 0 {
 			n = fullCount
 		}
-		within := max(e.set.ConvergeWithin, time.Duration(n/100)*time.Second)
+		within := placeWithin(e, n)
 		m, err := startPartialMesh(ctx, e, len(partialRegions), r)
 		if err != nil {
 			return err
@@ -516,7 +524,7 @@ func benchPartialScale(ctx context.Context, e *env) error {
 		return nil
 	}
 	sec := fmt.Sprintf("Partial replication: mesh writes/s as the mesh grows, %s sessions, R = 1 against full replication (issue 15)", fmtCount(count))
-	within := max(e.set.ConvergeWithin, time.Duration(count/100)*time.Second)
+	within := placeWithin(e, count)
 	details := map[string]any{}
 	defer e.rep.detail("partial_scale", details)
 	for _, per := range e.set.PartialScale {
