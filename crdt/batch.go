@@ -16,6 +16,9 @@ type Batch struct {
 	// ones is one as a slice, which Sessions returns without allocating.
 	ones [1]*Session
 	m    map[string]*Session // two sessions or more
+	// sorted, when set, is m's sessions sorted by id (a decoded batch's
+	// order), for Sessions; an added session unsets it.
+	sorted []*Session
 }
 
 // NewBatch returns a batch holding the given deltas.
@@ -49,6 +52,7 @@ func (b *Batch) Add(d *Session) {
 		return
 	}
 	b.m[d.ID] = d.Clone()
+	b.sorted = nil
 }
 
 // Join adds every delta of o into b.
@@ -87,6 +91,9 @@ func (b *Batch) Sessions() []*Session {
 	if b.one != nil {
 		return b.ones[:]
 	}
+	if b.sorted != nil {
+		return b.sorted
+	}
 	out := make([]*Session, 0, len(b.m))
 	for _, s := range b.m {
 		out = append(out, s)
@@ -97,7 +104,7 @@ func (b *Batch) Sessions() []*Session {
 
 // Reset empties the batch.
 func (b *Batch) Reset() {
-	b.one, b.ones[0] = nil, nil
+	b.one, b.ones[0], b.sorted = nil, nil, nil
 	clear(b.m)
 }
 

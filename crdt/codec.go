@@ -384,7 +384,10 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 	if n > l.MaxBatchSessions {
 		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, n, l.MaxBatchSessions)
 	}
-	b := &Batch{m: make(map[string]*Session, n)}
+	b := &Batch{}
+	if n > 1 {
+		b.m = make(map[string]*Session, n)
+	}
 	ss := make([]*Session, 0, n)
 	prev := ""
 	for i := range n {
@@ -396,8 +399,16 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 			return nil, fmt.Errorf("%w: session ids out of order or repeated at %q", ErrMalformed, s.ID)
 		}
 		prev = s.ID
-		b.m[s.ID] = s
+		if b.m != nil {
+			b.m[s.ID] = s
+		}
 		ss = append(ss, s)
+	}
+	switch {
+	case n == 1:
+		b.one, b.ones[0] = ss[0], ss[0]
+	case n > 1:
+		b.sorted = ss // in order, as checked
 	}
 	if kind == kindGuarded {
 		if err := r.guards(ss, l); err != nil {

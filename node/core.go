@@ -307,25 +307,30 @@ func (c *Core) Ready() Ready {
 // every message otherwise allocates a Ready's slices for each. Optional;
 // each Ready at most once.
 func (c *Core) Recycle(r Ready) {
-	c.spare = Ready{
-		Storage:    reuse(r.Storage),
-		Broadcasts: reuse(r.Broadcasts),
-		Messages:   reuse(r.Messages),
-		Acks:       reuse(r.Acks),
-		Changes:    reuse(r.Changes),
-		Rounds:     reuse(r.Rounds),
-		NotHeld:    reuse(r.NotHeld),
-	}
+	reuse(&c.ready.Storage, &c.spare.Storage, r.Storage)
+	reuse(&c.ready.Broadcasts, &c.spare.Broadcasts, r.Broadcasts)
+	reuse(&c.ready.Messages, &c.spare.Messages, r.Messages)
+	reuse(&c.ready.Acks, &c.spare.Acks, r.Acks)
+	reuse(&c.ready.Changes, &c.spare.Changes, r.Changes)
+	reuse(&c.ready.Rounds, &c.spare.Rounds, r.Rounds)
+	reuse(&c.ready.NotHeld, &c.spare.NotHeld, r.NotHeld)
 }
 
-// reuse empties s for Recycle, dropping what its elements refer to; a
-// slice grown large by a rare step is left to the collector.
-func reuse[T any](s []T) []T {
-	if cap(s) > 256 {
-		return nil
+// reuse empties s for Recycle, dropping what its elements refer to, and
+// makes it the Core's next buffer of its kind (cur, when it has none yet,
+// else spare); a slice grown large by a rare step is left to the
+// collector.
+func reuse[T any](cur, spare *[]T, s []T) {
+	if cap(s) == 0 || cap(s) > 256 {
+		return
 	}
 	clear(s)
-	return s[:0]
+	switch {
+	case *cur == nil:
+		*cur = s[:0]
+	case *spare == nil:
+		*spare = s[:0]
+	}
 }
 
 // LocalDelta queues the deltas of one local change, already applied to the
