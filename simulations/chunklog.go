@@ -139,8 +139,11 @@ func (l *traceLog) encode(w io.Writer, skip string) {
 			if r.s[0] == skipped {
 				continue
 			}
-			buf = append(buf, `{"t":`...)
-			buf = appendJSONString(buf, time.Duration(r.t).String())
+			buf = append(buf, `{"t":"`...)
+			// Digits, '.', '-' and unit letters ("µ" included) need no
+			// escaping; the string stays on the stack.
+			buf = append(buf, time.Duration(r.t).String()...)
+			buf = append(buf, '"')
 			buf = append(buf, `,"kind":`...)
 			buf = append(buf, q(r.s[0])...)
 			for f := 1; f < len(r.s); f++ {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -293,7 +294,9 @@ func (w *workload) forget(s *wsession) {
 
 func (w *workload) value(n *simNode) []byte {
 	w.values++
-	v := fmt.Appendf(nil, "%s#%d", n.name, w.values)
+	v := make([]byte, 0, max(len(w.pad), len(n.name)+8))
+	v = append(append(v, n.name...), '#')
+	v = strconv.AppendInt(v, int64(w.values), 10)
 	if len(v) < len(w.pad) {
 		v = append(v, w.pad[len(v):]...)
 	}
