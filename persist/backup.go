@@ -171,9 +171,9 @@ func restore(r io.Reader, o Options) (BackupInfo, error) {
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	if fr.hdr.Format != string(formatMarker) && fr.hdr.Format != formatV2 {
-		// Open upgrades a version 2 store once restored.
-		return BackupInfo{}, fmt.Errorf("%w: store format %q, this build restores %q and %q", ErrBadBackup, fr.hdr.Format, formatV2, formatMarker)
+	if fr.hdr.Format != string(formatMarker) && !upgradable(fr.hdr.Format) {
+		// Open upgrades a version 2 or 3 store once restored.
+		return BackupInfo{}, fmt.Errorf("%w: store format %q, this build restores %q, %q and %q", ErrBadBackup, fr.hdr.Format, formatV2, formatV3, formatMarker)
 	}
 	b, err := openBadger(o)
 	if err != nil {

@@ -30,9 +30,19 @@ var (
 	// place by rewriting its marker (formatV2), and a build that reads
 	// only version 2 refuses a version 3 store (ErrForeign) instead of
 	// misreading it.
-	formatMarker = []byte("sessionmesh/persist/3")
+	//
+	// Version 4 lets a field record carry the session's version entries
+	// (riders, record.go): version 3's records are version 4's without
+	// riders, so a version 3 store is upgraded in place the same way, and
+	// a build that reads only version 3 refuses a version 4 store.
+	formatMarker = []byte("sessionmesh/persist/4")
 	formatV2     = "sessionmesh/persist/2"
+	formatV3     = "sessionmesh/persist/3"
 )
+
+// upgradable reports whether a store of format v reads unchanged under
+// formatMarker once its marker is rewritten.
+func upgradable(v string) bool { return v == formatV2 || v == formatV3 }
 
 // maxValueThreshold is Badger's largest value threshold: values from it
 // up go to the value log.
@@ -211,8 +221,8 @@ func (b *badgerBackend) checkFormat() error {
 			return fmt.Errorf("%w: store written by an older sessionmesh (format %q, this build reads %q): "+
 				"move the directory aside and restart; the peer refills from the mesh", ErrForeign, v, formatMarker)
 		}
-		if string(v) == formatV2 {
-			b.log.Info("upgrading the store's format marker: its records read unchanged", "from", formatV2, "to", string(formatMarker))
+		if upgradable(string(v)) {
+			b.log.Info("upgrading the store's format marker: its records read unchanged", "from", string(v), "to", string(formatMarker))
 			return txn.Set(formatKey, formatMarker)
 		}
 		if string(v) != string(formatMarker) {
@@ -285,15 +295,30 @@ func (d *decoder) add(item *badger.Item) error {
 			d.cur.Fields = fields
 			return nil
 		}
-		f, err := decodeField(v)
+		f, riders, err := decodeFieldRecord(v)
 		if err != nil {
 			return err
 		}
 		if d.cur.IsDestroyed() {
 			return nil // a tombstone keeps no field
 		}
-		if cur, ok := d.cur.Fields.Get(key); !ok || f.Compare(cur) > 0 {
-			d.cur.Fields = d.cur.Fields.With(key, f)
+		d.join(key, f)
+		if riders == nil {
+			return nil
+		}
+		n, riders, err := ridersCount(riders)
+		if err != nil {
+			return err
+		}
+		for range n {
+			var k string
+			if k, f, riders, err = nextRider(riders); err != nil {
+				return err
+			}
+			d.join(k, f)
+		}
+		if len(riders) != 0 {
+			return fmt.Errorf("%w: %d bytes after a field record's riders", ErrCorrupt, len(riders))
 		}
 		return nil
 	})
@@ -301,6 +326,15 @@ func (d *decoder) add(item *badger.Item) error {
 		d.err = fmt.Errorf("persist: read %q: %w", id, err)
 	}
 	return nil
+}
+
+// join merges field register f of key into the current session: the
+// latest of a session's copies of a register wins, whichever record holds
+// it (header, field record, rider).
+func (d *decoder) join(key string, f crdt.Field) {
+	if cur, ok := d.cur.Fields.Get(key); !ok || f.Compare(cur) > 0 {
+		d.cur.Fields = d.cur.Fields.With(key, f)
+	}
 }
 
 // errNextSession tells a scan that a record starts another session.
@@ -501,12 +535,28 @@ func newSlab(ws []write) *slab {
 		if w.header || w.state == nil || w.state.IsDestroyed() {
 			continue
 		}
+		riders := 0
+		if userFields(w.fields) {
+			riders = ridersLen(w.state)
+		}
 		for _, k := range w.fields {
 			f, _ := w.state.Fields.Get(k)
-			n += fieldRecordLen(w.id, k, f)
+			n += fieldRecordLen(w.id, k, f) + riders
 		}
 	}
 	return &slab{buf: make([]byte, 0, n)}
+}
+
+// userFields reports whether keys hold a key that is not a version entry:
+// a write of such keys carries the session's version entries in their
+// records (riders) and writes no record of its own for the entries.
+func userFields(keys []string) bool {
+	for _, k := range keys {
+		if !isVersionKey(k) {
+			return true
+		}
+	}
+	return false
 }
 
 func fieldRecordLen(id, k string, f crdt.Field) int {
@@ -549,14 +599,29 @@ func (b *badgerBackend) writeSession(txn *badger.Txn, reader func() *badger.Txn,
 		// record, and field records older than it lose to its copies.
 		return txn.Set(headerKey(w.id), encodeHeaderRecord(w.state))
 	}
+	// One record per user field written, each carrying the session's
+	// version entries (record.go); entries written alone (a merge that
+	// moved only them) get records of their own.
+	ride := userFields(w.fields)
+	riders := 0
+	if ride {
+		riders = ridersLen(w.state)
+	}
 	for _, k := range w.fields {
+		if ride && isVersionKey(k) {
+			continue
+		}
 		f, _ := w.state.Fields.Get(k)
-		sl.reserve(fieldRecordLen(w.id, k, f))
+		sl.reserve(fieldRecordLen(w.id, k, f) + riders)
 		start := len(sl.buf)
 		sl.buf = appendFieldKey(sl.buf, w.id, k)
 		key := sl.from(start)
 		start = len(sl.buf)
-		sl.buf = appendField(sl.buf, f)
+		if ride {
+			sl.buf = appendFieldRiders(sl.buf, f, w.state)
+		} else {
+			sl.buf = appendField(sl.buf, f)
+		}
 		if err := txn.Set(key, sl.from(start)); err != nil {
 			return err
 		}

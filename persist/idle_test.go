@@ -67,14 +67,14 @@ func TestIdleStampAndFormat2Upgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = badgerDB(t, s).Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte("sessionmesh/persist/4")) })
+	err = badgerDB(t, s).Update(func(txn *badger.Txn) error { return txn.Set(formatKey, []byte("sessionmesh/persist/5")) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(testOptions(dir)); !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "persist/4") {
+	if _, err := Open(testOptions(dir)); !errors.Is(err, ErrForeign) || !strings.Contains(err.Error(), "persist/5") {
 		t.Fatalf("store of a later format: %v, want ErrForeign naming it", err)
 	}
 }

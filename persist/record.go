@@ -3,6 +3,7 @@ package persist
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/cespare/xxhash/v2"
@@ -16,6 +17,16 @@ import (
 // session (the bulk of an anti-entropy repair) is one record. A reader joins
 // a field record with the header's copy of the field (last writer wins), so
 // a field record older than the header's copy is harmless.
+//
+// A field record written since format 4 also carries the session's version
+// entries (crdt.VersionKeyPrefix) as of its write, its riders, and a write
+// of user fields writes no record of its own for the entries it stamps:
+// one record a write rather than two. A record rewritten loses the riders
+// it had, but its new riders are the session's entries as they are then,
+// at least as recent, so every entry's latest register stays in some
+// record; stale copies in older records lose the join. A write that
+// changes version entries only (a remote batch merging them) writes their
+// records as format 3 did.
 //
 //	's' bucket(2) len(id)(2) id 0x00       -> header record
 //	's' bucket(2) len(id)(2) id 0x01 key   -> field record
@@ -265,7 +276,171 @@ func decodeField(b []byte) (crdt.Field, error) {
 	return crdt.Field{Value: string(v), Removed: removed, TS: ts}, nil
 }
 
-// decodeFieldBytes decodes a field record, returning its value in place.
+// Field record flags, after the stamp. A header record's fields use the
+// first two only.
+const (
+	flagValue   = 0 // the value follows, to the end
+	flagRemoved = 1 // a removal, nothing follows
+	// With riders (format 4): flagRidersValue is followed by the value's
+	// uvarint length and the value, flagRidersRemoved by nothing; then
+	// both by a uvarint count and per rider its key and its field
+	// encoding (appendField), each after its uvarint length.
+	flagRidersValue   = 2
+	flagRidersRemoved = 3
+)
+
+// isVersionKey reports whether field key k is a version entry, which
+// rides in the field records of user keys.
+func isVersionKey(k string) bool { return strings.HasPrefix(k, crdt.VersionKeyPrefix) }
+
+// ridersLen bounds the bytes appendRiders writes for s.
+func ridersLen(s *crdt.Session) int {
+	n := binary.MaxVarintLen64
+	for k, f := range s.Fields.All() {
+		if k == "" || k[0] != crdt.VersionKeyPrefix[0] {
+			break // reserved keys sort first
+		}
+		if isVersionKey(k) {
+			n += 2*binary.MaxVarintLen64 + len(k) + 2*binary.MaxVarintLen64 + 1 + len(f.Value)
+		}
+	}
+	return n
+}
+
+// appendFieldRiders appends field record f carrying the version entries
+// of s as riders (record.go's format 4).
+func appendFieldRiders(b []byte, f crdt.Field, s *crdt.Session) []byte {
+	b = binary.AppendUvarint(b, f.TS.Time)
+	b = binary.AppendUvarint(b, uint64(f.TS.Node))
+	if f.Removed {
+		b = append(b, flagRidersRemoved)
+	} else {
+		b = append(b, flagRidersValue)
+		b = binary.AppendUvarint(b, uint64(len(f.Value)))
+		b = append(b, f.Value...)
+	}
+	n := 0
+	for k := range s.Fields.All() {
+		if k == "" || k[0] != crdt.VersionKeyPrefix[0] {
+			break
+		}
+		if isVersionKey(k) {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, rf := range s.Fields.All() {
+		if n == 0 {
+			break
+		}
+		if !isVersionKey(k) {
+			continue
+		}
+		n--
+		b = binary.AppendUvarint(b, uint64(len(k)))
+		b = append(b, k...)
+		// The field's encoding is a stamp, a flag and the value: its
+		// length is known before it is written.
+		l := uvarintLen(rf.TS.Time) + uvarintLen(uint64(rf.TS.Node)) + 1
+		if !rf.Removed {
+			l += len(rf.Value)
+		}
+		b = binary.AppendUvarint(b, uint64(l))
+		b = appendField(b, rf)
+	}
+	return b
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// decodeFieldRecord decodes a field record of any format: its own field
+// and its riders (nil when none), which nextRider reads. The field's value
+// is copied; the riders are b's.
+func decodeFieldRecord(b []byte) (crdt.Field, []byte, error) {
+	t, n := binary.Uvarint(b)
+	if n <= 0 {
+		return crdt.Field{}, nil, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+	}
+	b = b[n:]
+	node, n := binary.Uvarint(b)
+	if n <= 0 || len(b) == n {
+		return crdt.Field{}, nil, fmt.Errorf("%w: field record truncated", ErrCorrupt)
+	}
+	flag, b := b[n], b[n+1:]
+	f := crdt.Field{TS: crdt.Timestamp{Time: t, Node: crdt.NodeID(node)}}
+	switch flag {
+	case flagValue:
+		f.Value = string(b)
+		return f, nil, nil
+	case flagRemoved:
+		if len(b) != 0 {
+			return crdt.Field{}, nil, fmt.Errorf("%w: bytes after a removal's field record", ErrCorrupt)
+		}
+		f.Removed = true
+		return f, nil, nil
+	case flagRidersValue:
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return crdt.Field{}, nil, fmt.Errorf("%w: field record: bad value length", ErrCorrupt)
+		}
+		f.Value, b = string(b[n:n+int(l)]), b[n+int(l):]
+	case flagRidersRemoved:
+		f.Removed = true
+	default:
+		return crdt.Field{}, nil, fmt.Errorf("%w: bad field record flag %d", ErrCorrupt, flag)
+	}
+	if len(b) == 0 {
+		return crdt.Field{}, nil, fmt.Errorf("%w: field record: riders missing", ErrCorrupt)
+	}
+	return f, b, nil
+}
+
+// ridersCount reads the count that starts a record's riders.
+func ridersCount(b []byte) (int, []byte, error) {
+	c, n := binary.Uvarint(b)
+	if n <= 0 || c > uint64(len(b)) {
+		return 0, nil, fmt.Errorf("%w: field record: bad rider count", ErrCorrupt)
+	}
+	return int(c), b[n:], nil
+}
+
+// nextRider reads one rider: a version entry's key and register.
+func nextRider(b []byte) (string, crdt.Field, []byte, error) {
+	next := func() ([]byte, error) {
+		l, w := binary.Uvarint(b)
+		if w <= 0 || l > uint64(len(b)-w) {
+			return nil, fmt.Errorf("%w: field record: rider truncated", ErrCorrupt)
+		}
+		out := b[w : w+int(l)]
+		b = b[w+int(l):]
+		return out, nil
+	}
+	k, err := next()
+	if err != nil {
+		return "", crdt.Field{}, nil, err
+	}
+	v, err := next()
+	if err != nil {
+		return "", crdt.Field{}, nil, err
+	}
+	if !isVersionKey(string(k)) {
+		return "", crdt.Field{}, nil, fmt.Errorf("%w: field record: rider %q is not a version entry", ErrCorrupt, k)
+	}
+	f, err := decodeField(v)
+	if err != nil {
+		return "", crdt.Field{}, nil, err
+	}
+	return string(k), f, b, nil
+}
+
+// decodeFieldBytes decodes a field register, returning its value in place.
 func decodeFieldBytes(b []byte) (ts crdt.Timestamp, removed bool, value []byte, err error) {
 	t, n := binary.Uvarint(b)
 	if n <= 0 {
