@@ -20,6 +20,9 @@ import (
 const (
 	crashDirEnv  = "SESSIONMESH_CRASH_DIR"
 	crashModeEnv = "SESSIONMESH_CRASH_MODE"
+	// crashKindEnv "versioned" makes the child write change-only deltas of
+	// fields with their version entries (riders) instead of creates.
+	crashKindEnv = "SESSIONMESH_CRASH_KIND"
 )
 
 func TestMain(m *testing.M) {
@@ -45,6 +48,9 @@ func crashChild(dir, mode string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if os.Getenv(crashKindEnv) == "versioned" {
+		return crashVersioned(s)
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -65,6 +71,93 @@ func crashChild(dir, mode string) int {
 	}
 	wg.Wait()
 	return 0
+}
+
+// crashVersioned writes, from 4 goroutines each on its own session (node
+// w+1), change-only deltas of field f<i%8> = i stamped with the writer's
+// version entry, printing "ack v<w> f<k> <i> <stamp time>" once Apply has
+// returned.
+func crashVersioned(s *Store) int {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			c := crdt.NewClock(crdt.NodeID(w+1), 5*time.Second)
+			id := fmt.Sprintf("v%d", w)
+			ts := c.Now(t0)
+			created := crdt.Create(id, ts, t0.Add(time.Hour), 30*time.Minute)
+			if _, err := s.Apply(crdt.NewBatch(created), t0); err != nil {
+				fmt.Fprintln(os.Stderr, "apply:", err)
+				os.Exit(3)
+			}
+			for i := 0; ; i++ {
+				ts := c.Now(t0)
+				d := created.Header()
+				k := fmt.Sprintf("f%d", i%8)
+				vk, vf := crdt.VersionField(ts)
+				d.Fields = d.Fields.With(k, crdt.Field{Value: fmt.Sprint(i), TS: ts}).With(vk, vf)
+				if _, err := s.Apply(crdt.NewBatch(d), t0); err != nil {
+					fmt.Fprintln(os.Stderr, "apply:", err)
+					os.Exit(3)
+				}
+				mu.Lock()
+				fmt.Fprintf(os.Stdout, "ack %s %s %d %d\n", id, k, i, ts.Time)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return 0
+}
+
+// TestCrashLosesNoAcknowledgedVersionedWrite: a versioned write's field
+// and its version entry, one record since format 4, are both there after
+// kill -9 once acknowledged.
+func TestCrashLosesNoAcknowledgedVersionedWrite(t *testing.T) {
+	t.Setenv(crashKindEnv, "versioned")
+	for _, mode := range []Durability{DurabilitySync, DurabilityNone} {
+		t.Run(mode.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			acked := runAndKill(t, dir, mode, 1500)
+			type slot struct{ id, key string }
+			latest := map[slot]int{}
+			stamps := map[string]uint64{}
+			for _, a := range acked {
+				var id, key string
+				var i int
+				var at uint64
+				if _, err := fmt.Sscanf(a, "%s %s %d %d", &id, &key, &i, &at); err != nil {
+					t.Fatalf("child printed %q: %v", a, err)
+				}
+				latest[slot{id, key}] = max(latest[slot{id, key}], i)
+				stamps[id] = max(stamps[id], at)
+			}
+			s := openStore(t, testOptions(dir))
+			for sl, i := range latest {
+				got, err := s.Get(sl.id)
+				if err != nil {
+					t.Fatalf("session %s lost after kill -9: %v", sl.id, err)
+				}
+				v, ok := got.Get(sl.key)
+				n := -1
+				if ok {
+					_, _ = fmt.Sscan(v, &n)
+				}
+				if n < i {
+					t.Fatalf("%s %s: acknowledged write %d, read %q after kill -9", sl.id, sl.key, i, v)
+				}
+			}
+			for id, at := range stamps {
+				got := mustGet(t, s, id)
+				node := crdt.NodeID(id[1]-'0') + 1
+				e, ok := got.Fields.Get(crdt.VersionKey(node))
+				if !ok || e.TS.Time < at {
+					t.Fatalf("%s: version entry of node %d read as %v (%v) after kill -9, acknowledged stamp %d", id, node, e.TS, ok, at)
+				}
+			}
+			t.Logf("%s: %d acknowledged versioned writes, all present after kill -9", mode, len(acked))
+		})
+	}
 }
 
 func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
