@@ -79,8 +79,8 @@ func (x *expiry) parseValue(b []byte) (ok, positive bool) {
 }
 
 func cmdGet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	e, err := s.lookup(args[1])
-	if err != nil {
+	var e entry
+	if err := s.lookupInto(&e, args[1]); err != nil {
 		s.failErr(c, conn, err)
 		return
 	}
@@ -675,24 +675,24 @@ func cmdHmget(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 }
 
 func cmdHgetall(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	e, ok := s.hashEntry(c, conn, args[1])
-	if !ok {
+	var e entry
+	if err := s.lookupInto(&e, args[1]); err != nil {
+		s.failErr(c, conn, err)
 		return
 	}
-	// Counted, then written: the values go from the session snapshot to
-	// the reply without a slice between them.
-	n := 0
-	for k := range e.sess.Values() {
-		if _, ok := decodeField(k); ok {
-			n++
-		}
+	// One pass over the fields, into an array on the stack (sessions
+	// have a handful of fields), then the reply: the values go from the
+	// session snapshot to the reply without a copy.
+	var buf [16]kv
+	ps, isString := e.hashPairs(buf[:0])
+	if isString {
+		c.fail(conn, errWrongType)
+		return
 	}
-	c.mapLen(conn, n)
-	for k, v := range e.sess.Values() {
-		if f, ok := decodeField(k); ok {
-			conn.WriteBulkString(f)
-			conn.WriteBulkString(v)
-		}
+	c.mapLen(conn, len(ps))
+	for _, p := range ps {
+		conn.WriteBulkString(p.field)
+		conn.WriteBulkString(p.value)
 	}
 }
 

@@ -213,6 +213,25 @@ func (e *entry) pairs() []kv {
 	return out
 }
 
+// hashPairs appends the user fields of a hash key to buf, decoded, in one
+// pass; isString reports a string key (whose user fields, if a concurrent
+// HSET left some, do not count: kind says string), for which it returns
+// nothing.
+func (e *entry) hashPairs(buf []kv) (ps []kv, isString bool) {
+	if !e.live {
+		return buf, false
+	}
+	for k, v := range e.sess.Values() {
+		if k == fieldString {
+			return buf[:0], true
+		}
+		if f, ok := decodeField(k); ok {
+			buf = append(buf, kv{f, v})
+		}
+	}
+	return buf, false
+}
+
 // ttl returns the time left before the session expires on this peer.
 func (e *entry) ttl(now time.Time) time.Duration {
 	return e.sess.ExpiresAt().Sub(now)
@@ -223,26 +242,36 @@ func (e *entry) ttl(now time.Time) time.Duration {
 // are tombstones kept at least as long as it (see create), so the walk
 // never stops early at one that garbage collection removed.
 func (s *Server) lookup(key []byte) (*entry, error) {
-	e := &entry{key: key}
+	e := new(entry)
+	if err := s.lookupInto(e, key); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// lookupInto is lookup into the caller's entry, which a read keeps on its
+// stack.
+func (s *Server) lookupInto(e *entry, key []byte) error {
+	*e = entry{key: key}
 	for g := 0; g < maxGenerations; g++ {
 		k := s.keys.of(key, g)
 		sess, err := s.n.GetKey(s.ctx, k)
 		if err == nil {
 			e.gen, e.k, e.live, e.sess = g, k, true, sess
-			return e, nil
+			return nil
 		}
 		if !errors.Is(err, node.ErrNotFound) {
-			return nil, err
+			return err
 		}
 		if _, err := s.n.StoredKey(k); errors.Is(err, node.ErrNotFound) {
 			e.gen, e.k = g, k
-			return e, nil
+			return nil
 		} else if err != nil {
-			return nil, err
+			return err
 		}
 		e.dead = append(e.dead, k.Token())
 	}
-	return nil, errKeyExhausted
+	return errKeyExhausted
 }
 
 // write is what a command writes to a key.

@@ -3,6 +3,7 @@ package redisfront
 import (
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/tidwall/redcon"
 )
@@ -120,22 +121,27 @@ func (s *Server) servePipeline(c *client, conn redcon.Conn, first [][]byte, rest
 // serveSequence runs commands as a pipeline: in waves of commands on
 // distinct keys, replies in order.
 func (s *Server) serveSequence(c *client, conn redcon.Conn, cmds [][][]byte) {
-	var buf [32]byte
-	if !slices.ContainsFunc(cmds, func(args [][]byte) bool {
-		def := s.cmds[string(lower(buf[:], args[0]))]
-		return def == nil || def.write || def.name == "quit"
-	}) {
+	var dbuf [32]*command
+	defs := dbuf[:0]
+	reads := true
+	for _, args := range cmds {
+		def := s.def(args[0])
+		defs = append(defs, def)
+		reads = reads && def != nil && !def.write && def.name != "quit"
+	}
+	if reads {
 		// Reads only (redis-benchmark -P, a page's MGET-like burst):
 		// they run here one after the other anyway (flush), so the waves'
 		// bookkeeping would be spent for nothing.
-		for _, args := range cmds {
-			s.serveOne(c, conn, args)
+		t := time.Since(epoch)
+		for i, args := range cmds {
+			t = s.serveDef(c, conn, defs[i], args, t)
 		}
 		return
 	}
 	var w wave
-	for _, args := range cmds {
-		def := s.cmds[string(lower(buf[:], args[0]))]
+	for i, args := range cmds {
+		def := defs[i]
 		if def != nil && c.authed && !c.multi && def.oneKey(args) && def.arityOK(len(args)) {
 			if !w.add(def, args) {
 				s.flush(c, conn, &w)
