@@ -30,6 +30,19 @@ func NewBatch(deltas ...*Session) *Batch {
 	return b
 }
 
+// BatchOf returns a batch holding the given deltas themselves, not copies
+// (NewBatch copies): for a caller that made them and changes them no more.
+// Deltas of one session are joined as NewBatch does, into a copy.
+func BatchOf(deltas ...*Session) *Batch {
+	if len(deltas) == 1 {
+		d := deltas[0]
+		b := &Batch{one: d}
+		b.ones[0] = d
+		return b
+	}
+	return NewBatch(deltas...)
+}
+
 // Add joins delta into the batch. The batch keeps its own copy, so d may be
 // reused by the caller. Two deltas of one session join as joinDelta says:
 // the result's version entries are taken only where both parts' would be.

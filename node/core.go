@@ -393,11 +393,37 @@ func (c *Core) flush(now time.Time) {
 		return
 	}
 	c.lastFlush = now
-	for _, part := range c.split(c.pending.Sessions(), c.cfg.FlushBytes) {
-		c.logBroadcast(c.broadcastBatch(part), part)
+	ss := c.pending.Sessions()
+	if c.part == nil && c.fitsOne(ss, c.cfg.FlushBytes) {
+		// Most flushes (one delta, on the leading edge): the pending
+		// batch is the message as split would copy it, and gossipBatch
+		// keeps nothing of it once encoded, so it is emptied for the
+		// next deltas rather than copied and replaced.
+		c.logBroadcast(c.broadcastBatch(c.pending), c.pending)
+		*c.pending = crdt.Batch{}
+	} else {
+		for _, part := range c.split(ss, c.cfg.FlushBytes) {
+			c.logBroadcast(c.broadcastBatch(part), part)
+		}
+		c.pending = crdt.NewBatch()
 	}
-	c.pending = crdt.NewBatch()
 	c.pendingBytes = 0
+}
+
+// fitsOne reports whether split would leave sessions in one batch.
+func (c *Core) fitsOne(ss []*crdt.Session, limit int) bool {
+	if len(ss) > c.cfg.Limits.MaxBatchSessions {
+		return false
+	}
+	size := 0
+	for i, s := range ss {
+		n := approxSize(s)
+		if i > 0 && size+n > limit {
+			return false
+		}
+		size += n
+	}
+	return true
 }
 
 // broadcastBatch hands b to the network for the next Ready, or says why it

@@ -212,7 +212,7 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 		}
 	}
 	t := c.newTicket(&task{local: ds, wire: wire})
-	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: t, Kind: StoreApply, Now: now, Batch: crdt.NewBatch(ds...), Local: true})
+	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: t, Kind: StoreApply, Now: now, Batch: crdt.BatchOf(ds...), Local: true})
 	return t, nil
 }
 
