@@ -121,8 +121,19 @@ type commitRes struct {
 // maxGroupItems bounds one group's transaction.
 const maxGroupItems = 4096
 
+// commitReqs keeps requests with their channels from one Apply to the
+// next: a request is free again once its caller has its result, as
+// nothing sends on its channel after that (the one result, or a hand-over
+// before it, each received).
+var commitReqs = sync.Pool{New: func() any { return &commitReq{done: make(chan commitRes, 1)} }}
+
 func (c *committer) submit(items []item) (Result, error) {
-	req := &commitReq{items: items, done: make(chan commitRes, 1)}
+	req := commitReqs.Get().(*commitReq)
+	req.items = items
+	defer func() {
+		req.items = nil
+		commitReqs.Put(req)
+	}()
 	c.qmu.Lock()
 	c.queue = append(c.queue, req)
 	if c.leading {
