@@ -14,9 +14,11 @@ import (
 // the simulator run many of them; maps with per-bucket id sets and a
 // deadline heap do what they need at a fraction of Badger's cost.
 type memBackend struct {
-	mu       sync.RWMutex
-	sessions map[string]*crdt.Session
-	buckets  map[int]map[string]struct{}
+	mu sync.RWMutex
+	// buckets holds each digest bucket's sessions by id: a write
+	// updates one small map (a store of a million sessions has about 250
+	// a bucket) and a bucket's scan reads its own. nil once closed.
+	buckets []map[string]*crdt.Session
 	// expiry holds (deadline, id) pairs, stale ones included: a pair is
 	// current only while the session's deadline still equals it. Deadlines
 	// are fixed at creation, so stale pairs are rare.
@@ -24,13 +26,21 @@ type memBackend struct {
 }
 
 func newMemBackend() *memBackend {
-	return &memBackend{sessions: make(map[string]*crdt.Session), buckets: make(map[int]map[string]struct{})}
+	return &memBackend{buckets: make([]map[string]*crdt.Session, Buckets)}
 }
 
 func (m *memBackend) load(id string) (*crdt.Session, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.sessions[id], nil
+	return m.get(id), nil
+}
+
+// get returns the session of id, or nil; the caller holds mu.
+func (m *memBackend) get(id string) *crdt.Session {
+	if m.buckets == nil {
+		return nil
+	}
+	return m.buckets[BucketOf(id)][id]
 }
 
 // storageOrder orders ids as Badger's keys do: by length, then bytes.
@@ -46,8 +56,8 @@ func (m *memBackend) scanBuckets(ctx context.Context, buckets []int, fn func(*cr
 	m.mu.RLock()
 	for _, b := range buckets {
 		start := len(ss)
-		for id := range m.buckets[b] {
-			ss = append(ss, m.sessions[id])
+		for _, s := range m.buckets[b] {
+			ss = append(ss, s)
 		}
 		slices.SortFunc(ss[start:], func(a, b *crdt.Session) int { return storageOrder(a.ID, b.ID) })
 	}
@@ -66,9 +76,11 @@ func (m *memBackend) scanBuckets(ctx context.Context, buckets []int, fn func(*cr
 func (m *memBackend) scanAll(fn func(*crdt.Session) error, _ func(error)) error {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, s := range m.sessions {
-		if err := fn(s); err != nil {
-			return err
+	for _, set := range m.buckets {
+		for _, s := range set {
+			if err := fn(s); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -80,8 +92,8 @@ func (m *memBackend) due(cutoff int64, limit int, _ *dueEntry) ([]dueEntry, bool
 	var out []dueEntry
 	for len(m.expiry) > 0 && m.expiry[0].deadline <= cutoff {
 		e := m.expiry[0]
-		s, ok := m.sessions[e.id]
-		if !ok || s.Absolute != e.deadline {
+		s := m.get(e.id)
+		if s == nil || s.Absolute != e.deadline {
 			heap.Pop(&m.expiry) // stale
 			continue
 		}
@@ -102,22 +114,17 @@ func (m *memBackend) commit(ws []write) (int, error) {
 	for _, w := range ws {
 		b := BucketOf(w.id)
 		if w.state == nil {
-			delete(m.sessions, w.id)
 			delete(m.buckets[b], w.id)
 			continue
 		}
-		m.sessions[w.id] = w.state
-		if w.old == nil {
-			// New here: a session stored before is in its bucket's set.
-			set := m.buckets[b]
-			if set == nil {
-				set = make(map[string]struct{})
-				m.buckets[b] = set
-			}
-			set[w.id] = struct{}{}
+		set := m.buckets[b]
+		if set == nil {
+			set = make(map[string]*crdt.Session)
+			m.buckets[b] = set
 		}
+		set[w.id] = w.state
 		if w.newDeadline != w.oldDeadline && w.newDeadline != 0 {
-			heap.Push(&m.expiry, dueEntry{deadline: w.newDeadline, id: w.id})
+			m.expiry.push(dueEntry{deadline: w.newDeadline, id: w.id})
 		}
 	}
 	return len(ws), nil
@@ -130,7 +137,7 @@ func (m *memBackend) releasePages() (int, error) { return 0, nil }
 func (m *memBackend) close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.sessions, m.buckets, m.expiry = nil, nil, nil
+	m.buckets, m.expiry = nil, nil
 	return nil
 }
 
@@ -147,6 +154,20 @@ func (h expiryHeap) Less(i, j int) bool {
 }
 func (h expiryHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
 func (h *expiryHeap) Push(x any)   { *h = append(*h, x.(dueEntry)) }
+
+// push is heap.Push without boxing e in an interface (an allocation for
+// each new deadline).
+func (h *expiryHeap) push(e dueEntry) {
+	*h = append(*h, e)
+	for i := len(*h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.Less(i, p) {
+			break
+		}
+		h.Swap(i, p)
+		i = p
+	}
+}
 func (h *expiryHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
