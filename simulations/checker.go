@@ -2,9 +2,9 @@ package simulations
 
 import (
 	"fmt"
-	"maps"
 	"math/bits"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -87,7 +87,7 @@ type sessHist struct {
 // that.
 type view struct {
 	node int
-	keys map[string]crdt.Field
+	keys viewKeys
 	la   int64
 	lazy int64 // latest lazy touch, lost at a crash
 	// first is the node's local time (ms) at its first write: a read
@@ -95,6 +95,35 @@ type view struct {
 	// round trip, and a write may be acknowledged meanwhile).
 	first int64
 	abs   int64 // latest deadline this node wrote
+}
+
+// viewKeys are the fields a node wrote, sorted by key: a handful, which a
+// slice holds and searches faster than a map (read on every read).
+type viewKeys []viewKey
+
+type viewKey struct {
+	k string
+	f crdt.Field
+}
+
+func (vk viewKeys) search(k string) (int, bool) {
+	return slices.BinarySearchFunc(vk, k, func(e viewKey, k string) int { return strings.Compare(e.k, k) })
+}
+
+func (vk viewKeys) get(k string) (crdt.Field, bool) {
+	if i, ok := vk.search(k); ok {
+		return vk[i].f, true
+	}
+	return crdt.Field{}, false
+}
+
+func (vk *viewKeys) set(k string, f crdt.Field) {
+	i, ok := vk.search(k)
+	if ok {
+		(*vk)[i].f = f
+		return
+	}
+	*vk = slices.Insert(*vk, i, viewKey{k, f})
 }
 
 func (h *sessHist) view(n int) *view {
@@ -205,7 +234,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	}
 	v := h.view(n.idx)
 	if v == nil {
-		v = &view{node: n.idx, keys: map[string]crdt.Field{}, first: c.e.localTime(n).UnixMilli()}
+		v = &view{node: n.idx, first: c.e.localTime(n).UnixMilli()}
 		h.views = append(h.views, v)
 	}
 	add := func(op writeOp) {
@@ -263,7 +292,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		add(writeOp{kind: opCreate, ts: d.Created, la: d.LastAccess})
 	}
 	for k, f := range d.Fields.All() {
-		if own, ok := v.keys[k]; ok && own.TS == f.TS && own.Removed == f.Removed {
+		if own, ok := v.keys.get(k); ok && own.TS == f.TS && own.Removed == f.Removed {
 			// A write carries its writer's whole state: a field this
 			// node already wrote is not a new write.
 			continue
@@ -273,7 +302,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			op.kind = opRemove
 		}
 		add(op)
-		v.keys[k] = op.field()
+		v.keys.set(k, op.field())
 	}
 	switch kind {
 	case opTouch:
@@ -293,7 +322,7 @@ func (c *checker) lazyTouch(n *simNode, h *sessHist, ms int64) {
 	h.maxLA = max(h.maxLA, ms)
 	v := h.view(n.idx)
 	if v == nil {
-		v = &view{node: n.idx, keys: map[string]crdt.Field{}}
+		v = &view{node: n.idx}
 		h.views = append(h.views, v)
 	}
 	v.lazy = max(v.lazy, ms)
@@ -534,25 +563,15 @@ func (c *checker) readSince(n *simNode, h *sessHist, cur *crdt.Session, now time
 // readOwn checks that cur holds every field node n wrote (view v), or
 // something newer.
 func (c *checker) readOwn(n *simNode, h *sessHist, v *view, cur *crdt.Session, since int64) {
-	behind := func(k string) (crdt.Field, bool, bool) {
-		if since > 0 && int64(v.keys[k].TS.Time) >= since {
-			return crdt.Field{}, true, false // written after the read began
+	// In key order: a violation names the first key behind.
+	for _, w := range v.keys {
+		if since > 0 && int64(w.f.TS.Time) >= since {
+			continue // written after the read began
 		}
-		f, ok := cur.Fields.Get(k)
-		return f, ok, !ok || f.Compare(v.keys[k]) < 0
-	}
-	for k := range v.keys {
-		if _, _, b := behind(k); !b {
-			continue
-		}
-		// Name the first key in order, whatever order the map gave
-		// (sorting on every read cost more than the check).
-		for _, k := range slices.Sorted(maps.Keys(v.keys)) {
-			if f, ok, b := behind(k); b {
-				c.ryw++
-				c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", k, fieldString(f, ok), v.keys[k].TS)
-				return
-			}
+		if f, ok := cur.Fields.Get(w.k); !ok || f.Compare(w.f) < 0 {
+			c.ryw++
+			c.violation(CheckReadYourWrites, n, h.id, "field %s: read %s, this node wrote %s", w.k, fieldString(f, ok), w.f.TS)
+			return
 		}
 	}
 }
