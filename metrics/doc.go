@@ -20,7 +20,7 @@
 // send_queue_waits_total, whole_state_writes_total,
 // version_entries_dropped_total, gap_fetches_total; under partial replication
 // slots_moved_total{dir}, sessions_handed_off_total, handoff_bytes_total,
-// deltas_not_held_total, remote_reads_total,
+// deltas_not_held_total, remote_reads_total, remote_reads_widened_total,
 // remote_reads_failed_total{reason}, the gauges slots_held and slots_moving
 // and the histogram remote_read_seconds;
 // histograms batch_deltas, batch_bytes, replication_lag_seconds,

@@ -14,6 +14,7 @@ type partialMetrics struct {
 	notHeld           prometheus.Counter
 	remoteReads       prometheus.Counter
 	remoteCached      prometheus.Counter
+	remoteWidened     prometheus.Counter
 	remoteFailed      *prometheus.CounterVec
 	remoteNoHolder    prometheus.Counter
 	remoteTimeout     prometheus.Counter
@@ -32,13 +33,14 @@ func newPartialMetrics() *partialMetrics {
 	p := &partialMetrics{
 		slotsMoved: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "slots_moved_total",
 			Help: "Slots this peer gained (dir=in) or lost (dir=out) through placement changes."}, []string{"dir"}),
-		slotsHeld:    gauge("slots_held", "Slots this peer holds (all of them under full replication)."),
-		slotsMoving:  gauge("slots_moving", "Slots gained and not yet compared with a holder, plus slots this peer stores sessions of without holding them."),
-		handedOff:    counter("sessions_handed_off_total", "Sessions dropped here once every holder of their slot in this region stored them."),
-		handoffBytes: counter("handoff_bytes_total", "Bytes of sessions sent to their holders by handoff."),
-		notHeld:      counter("deltas_not_held_total", "Received deltas of slots this peer does not hold, left to their holders."),
-		remoteReads:  counter("remote_reads_total", "Reads of sessions this peer does not hold, asked of their holders."),
-		remoteCached: counter("remote_reads_cached_total", "Reads of sessions this peer does not hold, answered from what it read of them less than a second ago."),
+		slotsHeld:     gauge("slots_held", "Slots this peer holds (all of them under full replication)."),
+		slotsMoving:   gauge("slots_moving", "Slots gained and not yet compared with a holder, plus slots this peer stores sessions of without holding them."),
+		handedOff:     counter("sessions_handed_off_total", "Sessions dropped here once every holder of their slot in this region stored them."),
+		handoffBytes:  counter("handoff_bytes_total", "Bytes of sessions sent to their holders by handoff."),
+		notHeld:       counter("deltas_not_held_total", "Received deltas of slots this peer does not hold, left to their holders."),
+		remoteReads:   counter("remote_reads_total", "Reads of sessions this peer does not hold, asked of their holders."),
+		remoteCached:  counter("remote_reads_cached_total", "Reads of sessions this peer does not hold, answered from what it read of them less than a second ago."),
+		remoteWidened: counter("remote_reads_widened_total", "Reads of sessions this peer does not hold whose own region's holders stayed silent for ConsistencyWait, asked again of the other regions' holders."),
 		remoteFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "remote_reads_failed_total",
 			Help: "Remote reads that got no answer from some or all holders, by reason."}, []string{"reason"}),
 		directBatches: counter("direct_batches_sent_total", "Batches of local deltas sent straight to the peers that hold their sessions (one per peer per flush)."),
@@ -53,7 +55,7 @@ func newPartialMetrics() *partialMetrics {
 
 func (p *partialMetrics) collectors() []prometheus.Collector {
 	return []prometheus.Collector{p.slotsMoved, p.slotsHeld, p.slotsMoving, p.handedOff, p.handoffBytes, p.notHeld,
-		p.remoteReads, p.remoteCached, p.remoteFailed, p.remoteSeconds, p.directBatches, p.directDeltas}
+		p.remoteReads, p.remoteCached, p.remoteWidened, p.remoteFailed, p.remoteSeconds, p.directBatches, p.directDeltas}
 }
 
 // add is Add for partial replication's counters; false for other names.
@@ -78,6 +80,8 @@ func (p *partialMetrics) add(name string, delta float64, labels []string) bool {
 		p.remoteReads.Add(delta)
 	case "remote_reads_cached":
 		p.remoteCached.Add(delta)
+	case "remote_reads_widened":
+		p.remoteWidened.Add(delta)
 	case "direct_batches_sent":
 		p.directBatches.Add(delta)
 	case "direct_deltas_sent":

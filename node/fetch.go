@@ -64,7 +64,8 @@ func (c *Core) fetch(id string, writers []crdt.NodeID) int {
 	if c.part != nil {
 		// Partial replication: the writers may have handed the session
 		// off since; its holders have it.
-		for _, p := range c.readHolders(id) {
+		holders, _ := c.readHolders(id, false)
+		for _, p := range holders {
 			if !slices.Contains(to, p) {
 				to = append(to, p)
 			}

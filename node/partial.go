@@ -281,42 +281,48 @@ func (c *Core) HoldsID(id string) bool {
 	return p == nil || p.holds(placement.SlotOf(id))
 }
 
-// readHolders returns the connected holders of id to ask for it: those of
-// this peer's region, or, when none of them is connected, those of the
-// other regions.
-func (c *Core) readHolders(id string) []PeerID {
+// readHolders returns the connected holders of id to ask for it, and
+// whether they are of this peer's region: those of its region, or, when
+// none of them is connected, those of the other regions. wide asks for
+// the other regions' holders only, for the second round of a read whose
+// own region's holders stayed silent: a holder cut off without its
+// connections dropping yet looks connected until failure detection
+// closes them (seconds), and with R = 1 it is its region's only copy.
+func (c *Core) readHolders(id string, wide bool) (to []PeerID, own bool) {
 	s := placement.SlotOf(id)
-	var own, other []PeerID
+	var mine, other []PeerID
 	for _, q := range c.Peers() {
 		m, ok := c.hellos[q.ID]
 		if !ok || !c.peerHolds(q.ID, s) {
 			continue
 		}
 		if m.region == c.cfg.Region {
-			own = append(own, q.ID)
+			mine = append(mine, q.ID)
 		} else {
 			other = append(other, q.ID)
 		}
 	}
-	if len(own) > 0 {
-		return own
+	if len(mine) > 0 && !wide {
+		return mine, true
 	}
-	return other
+	return other, false
 }
 
 // ReadRemote sends a fetch of session id to the connected holders that
 // should answer a read on this peer (which does not hold it), and returns
-// them; Node waits for their answers (kindFetched).
-func (c *Core) ReadRemote(id string) []PeerID {
+// them and whether they are of this peer's region; Node waits for their
+// answers (kindFetched). wide asks the other regions' holders, once the
+// region's own stayed silent for a round.
+func (c *Core) ReadRemote(id string, wide bool) (asked []PeerID, own bool) {
 	if c.part == nil {
-		return nil
+		return nil, false
 	}
-	to := c.readHolders(id)
+	to, own := c.readHolders(id, wide)
 	for _, p := range to {
 		c.send(p, kindFetch, &fetchMsg{ID: id}, nil)
 	}
 	c.m.Add("remote_reads", 1)
-	return to
+	return to, own
 }
 
 // ObserveRead takes the timestamps of a session read from its holders

@@ -771,3 +771,50 @@ func TestSyncPeerSharesSlots(t *testing.T) {
 		n.mu.Unlock()
 	}
 }
+
+// A holder cut off without its connections dropping yet (failure
+// detection takes seconds) is its region's only copy with R = 1: a read on
+// another peer of that region must not answer ErrUnavailable for its
+// slots while the other regions' holders have every session. Found by the
+// review on real daemons (a SIGSTOPped holder: 12 of the first 18 writes
+// through the Redis front failed for 2.8 s).
+func TestNonHolderReadAsksOtherRegionsWhenOwnHolderIsSilent(t *testing.T) {
+	m := &countingMetrics{}
+	first := true
+	c := newPartCluster(t, []string{"eu", "us"}, 2, 1, func(cfg *Config) {
+		cfg.ConsistencyWait = 300 * time.Millisecond
+		if first {
+			cfg.Metrics, first = m, false
+		}
+	})
+	ctx := context.Background()
+	c.waitSettled(5*time.Second, nil, map[string]int{"eu": 1, "us": 1, "eu/members": 2, "us/members": 2})
+	r, mate := c.nodes[0], c.nodes[1] // both in eu
+	var tok, id string
+	for {
+		tok, _ = newToken(r.cfg.Rand)
+		if id = mustID(t, tok); mate.core.HoldsID(id) {
+			break
+		}
+	}
+	if _, err := mate.Create(ctx, WithToken(tok), WithFields(map[string][]byte{"k": []byte("v")})); err != nil {
+		t.Fatal(err)
+	}
+	c.waitSettled(5*time.Second, []string{id}, map[string]int{"eu": 1, "us": 1, "eu/members": 2, "us/members": 2})
+	// Every message between the reader and its region's holder is lost
+	// from now on, silently: the connections stay up.
+	c.net.mu.Lock()
+	c.net.cut[[2]PeerID{r.ID(), mate.ID()}] = true
+	c.net.cut[[2]PeerID{mate.ID(), r.ID()}] = true
+	c.net.mu.Unlock()
+	s, err := r.Get(ctx, tok)
+	if err != nil {
+		t.Fatalf("read with its region's holder silent: %v, want the session from the other region's holder", err)
+	}
+	if v, _ := s.GetString("k"); v != "v" {
+		t.Fatalf("read with its region's holder silent: k = %q, want v", v)
+	}
+	if got := m.get("remote_reads_widened"); got != 1 {
+		t.Fatalf("remote_reads_widened = %v, want 1", got)
+	}
+}

@@ -166,7 +166,9 @@ func (n *Node) storeGetFrom(id string, cached bool) (*crdt.Session, error) {
 }
 
 // readRemote asks the holders of id and merges their answers into local
-// (not modified).
+// (not modified). When every holder of this peer's region stays silent
+// for ConsistencyWait, it asks the other regions' holders for one more
+// round before it gives up.
 func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error) {
 	ch := make(chan *crdt.Session, 16)
 	n.remote.mu.Lock()
@@ -176,8 +178,11 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	n.remote.m[id] = append(n.remote.m[id], ch)
 	n.remote.mu.Unlock()
 	defer n.dropRemote(id, ch)
-	var asked []PeerID
-	n.step(func(c *Core, _ time.Time) { asked = c.ReadRemote(id) })
+	var (
+		asked []PeerID
+		own   bool
+	)
+	n.step(func(c *Core, _ time.Time) { asked, own = c.ReadRemote(id, false) })
 	if len(asked) == 0 {
 		n.m.Add("remote_reads_failed", 1, "reason", "no_holder")
 		if local == nil {
@@ -189,32 +194,18 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 	// them: a decoded state is not known covered (crdt.Session.Covered),
 	// so a write made from the result carries the whole state, which the
 	// copy kept here until handoff then holds with its version entry.
-	var out *crdt.Session
 	start := time.Now()
-	timer := time.NewTimer(n.cfg.ConsistencyWait)
-	defer timer.Stop()
-	answered := 0
-	for got := 0; got < len(asked); got++ {
-		select {
-		case s := <-ch:
-			answered++
-			if s == nil {
-				continue
+	out, answered, err := n.awaitHolders(ch, len(asked))
+	if err != nil {
+		return nil, err
+	}
+	if answered == 0 && own {
+		n.step(func(c *Core, _ time.Time) { asked, _ = c.ReadRemote(id, true) })
+		if len(asked) > 0 {
+			n.m.Add("remote_reads_widened", 1)
+			if out, answered, err = n.awaitHolders(ch, len(asked)); err != nil {
+				return nil, err
 			}
-			if out == nil {
-				out = s
-				continue
-			}
-			if _, err := out.Merge(s); err != nil {
-				return nil, fmt.Errorf("node: remote read: %w", err)
-			}
-		case <-timer.C:
-			// A holder that does not answer in time (slow, or gone
-			// since) does not fail the read: the answers so far make it.
-			n.m.Add("remote_reads_failed", 1, "reason", "timeout")
-			got = len(asked)
-		case <-n.done:
-			return nil, ErrClosed
 		}
 	}
 	if answered == 0 && local == nil {
@@ -237,6 +228,39 @@ func (n *Node) readRemote(id string, local *crdt.Session) (*crdt.Session, error)
 		n.remoteCache.put(out, n.cfg.Clock.Now())
 	}
 	return out, nil
+}
+
+// awaitHolders collects up to asked answers from ch for at most
+// ConsistencyWait, and returns their merge (nil when no one holds the
+// session) and how many answered. A holder that does not answer in time
+// (slow, or gone since) does not fail the read: the answers so far make
+// it. An answer that comes after its round (a silent holder waking up)
+// counts in the next round, if there is one: it is as good as any.
+func (n *Node) awaitHolders(ch chan *crdt.Session, asked int) (out *crdt.Session, answered int, err error) {
+	timer := time.NewTimer(n.cfg.ConsistencyWait)
+	defer timer.Stop()
+	for got := 0; got < asked; got++ {
+		select {
+		case s := <-ch:
+			answered++
+			if s == nil {
+				continue
+			}
+			if out == nil {
+				out = s
+				continue
+			}
+			if _, err := out.Merge(s); err != nil {
+				return nil, 0, fmt.Errorf("node: remote read: %w", err)
+			}
+		case <-timer.C:
+			n.m.Add("remote_reads_failed", 1, "reason", "timeout")
+			return out, answered, nil
+		case <-n.done:
+			return nil, 0, ErrClosed
+		}
+	}
+	return out, answered, nil
 }
 
 func (n *Node) dropRemote(id string, ch chan *crdt.Session) {

@@ -321,6 +321,12 @@ func (s *Server) failErr(c *client, conn redcon.Conn, err error) {
 		c.fail(conn, "ERR sessionmesh: "+err.Error())
 	case errors.Is(err, node.ErrClosed):
 		c.fail(conn, "ERR sessionmesh: this peer is shutting down")
+	case errors.Is(err, node.ErrUnavailable):
+		// Partial replication: no holder of the key answered (a
+		// holder cut off until failure detection notices). Clients
+		// such as go-redis retry TRYAGAIN on their own.
+		s.log.Warn("command failed: key unavailable", "err", err)
+		c.fail(conn, "TRYAGAIN sessionmesh: no holder of this key answered, try again")
 	case errors.Is(err, errRetry):
 		c.fail(conn, "ERR sessionmesh: the key changed concurrently too many times, try again")
 	default:

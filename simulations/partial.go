@@ -146,6 +146,8 @@ type remoteRead struct {
 	asked    int
 	got      int
 	answered int
+	own      bool // asked its node's region's holders (a silent round asks the others)
+	round    int
 	out      *crdt.Session
 	local    *crdt.Session // the node's own copy when the read began
 	done     bool
@@ -171,9 +173,9 @@ func (e *engine) readRemote(n *simNode, id string, fn func(cur *crdt.Session, no
 		e.fail(fmt.Errorf("simulations: %s: get: %w", n.name, err))
 		return
 	}
-	asked := n.core.ReadRemote(id)
+	asked, own := n.core.ReadRemote(id, false)
 	e.collect(n)
-	rr := &remoteRead{n: n, inc: n.inc, id: id, asked: len(asked), local: local, fn: fn}
+	rr := &remoteRead{n: n, inc: n.inc, id: id, asked: len(asked), own: own, local: local, fn: fn}
 	if len(asked) == 0 {
 		p.remoteNoHolder++
 		e.finishRead(rr)
@@ -183,11 +185,29 @@ func (e *engine) readRemote(n *simNode, id string, fn func(cur *crdt.Session, no
 		p.reads[n.idx] = map[string][]*remoteRead{}
 	}
 	p.reads[n.idx][id] = append(p.reads[n.idx][id], rr)
+	e.awaitRound(rr)
+}
+
+// awaitRound ends rr's current round of answers after ConsistencyWait. A
+// first round in which none of the node's own region's holders answered
+// asks the other regions' holders for one more, as Node does.
+func (e *engine) awaitRound(rr *remoteRead) {
+	round := rr.round
 	e.at(e.now+int64(e.cfg.ConsistencyWait), func() {
-		if !rr.done {
-			p.remoteTimeouts++
-			e.finishRead(rr)
+		if rr.done || rr.round != round {
+			return
 		}
+		e.part.remoteTimeouts++
+		if rr.answered == 0 && rr.own && rr.round == 0 && rr.inc == rr.n.inc && rr.n.up {
+			asked, _ := rr.n.core.ReadRemote(rr.id, true)
+			e.collect(rr.n)
+			if len(asked) > 0 {
+				rr.round, rr.got, rr.asked = 1, 0, len(asked)
+				e.awaitRound(rr)
+				return
+			}
+		}
+		e.finishRead(rr)
 	})
 }
 
