@@ -341,6 +341,9 @@ func cmdDel(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 			s.failErr(c, conn, err)
 			return
 		}
+		if e.exhausted {
+			continue // every generation has ended already
+		}
 		if !e.live {
 			// Not here (yet): a session another peer created, or is about
 			// to create, under this generation must not survive the DEL

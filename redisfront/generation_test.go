@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,5 +77,44 @@ func TestKeyGenerations(t *testing.T) {
 		if v := c.Get(ctx, "sess:1").Val(); v != "v2" {
 			t.Errorf("peer %s after generation 0's deadline: GET = %q, want v2", name, v)
 		}
+	}
+}
+
+// A key deleted and written again more often than one lifetime allows
+// (64 generations) reads as absent, as it would in Redis: a session store
+// then starts a new session instead of failing the request. Writes answer
+// the documented error, DEL answers 0. Found by the review (every read
+// answered the error for up to a lifetime).
+func TestExhaustedKeyReadsAsAbsent(t *testing.T) {
+	nodes := meshtest.Start(t, 1, nil)
+	r := redis.NewClient(&redis.Options{Addr: meshtest.ServeRedis(t, nodes[0], redisfront.Config{}), MaxRetries: -1})
+	defer r.Close()
+	ctx := context.Background()
+	for i := range 64 {
+		if err := r.Set(ctx, "gx", "v", 0).Err(); err != nil {
+			t.Fatalf("SET %d: %v", i, err)
+		}
+		if n, err := r.Del(ctx, "gx").Result(); err != nil || n != 1 {
+			t.Fatalf("DEL %d: %d, %v", i, n, err)
+		}
+	}
+	if err := r.Get(ctx, "gx").Err(); !errors.Is(err, redis.Nil) {
+		t.Fatalf("GET of an exhausted key: %v, want nil", err)
+	}
+	if err := r.HGetAll(ctx, "gx").Err(); err != nil {
+		t.Fatalf("HGETALL of an exhausted key: %v", err)
+	}
+	if n, err := r.Exists(ctx, "gx").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS of an exhausted key: %d, %v", n, err)
+	}
+	if d, err := r.TTL(ctx, "gx").Result(); err != nil || d != -2 {
+		t.Fatalf("TTL of an exhausted key: %v, %v", d, err)
+	}
+	if n, err := r.Del(ctx, "gx").Result(); err != nil || n != 0 {
+		t.Fatalf("DEL of an exhausted key: %d, %v", n, err)
+	}
+	err := r.Set(ctx, "gx", "v", 0).Err()
+	if err == nil || !strings.Contains(err.Error(), "re-created too often") {
+		t.Fatalf("SET of an exhausted key: %v, want the re-created error", err)
 	}
 }

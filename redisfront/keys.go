@@ -141,7 +141,11 @@ type entry struct {
 	k    node.Key
 	dead []string
 	live bool
-	sess node.Session
+	// exhausted: every generation of the key ended within one lifetime
+	// (maxGenerations). It reads as no key; writes answer
+	// errKeyExhausted until the old generations are collected.
+	exhausted bool
+	sess      node.Session
 }
 
 // kind returns the key's type; a live session without any user field (all
@@ -240,7 +244,8 @@ func (e *entry) ttl(now time.Time) time.Duration {
 // lookup finds the current generation of key: the first that is visible,
 // or the first this node holds nothing for. Ended generations before it
 // are tombstones kept at least as long as it (see create), so the walk
-// never stops early at one that garbage collection removed.
+// never stops early at one that garbage collection removed. A key whose
+// every generation ended within one lifetime reads as no key (exhausted).
 func (s *Server) lookup(key []byte) (*entry, error) {
 	e := new(entry)
 	if err := s.lookupInto(e, key); err != nil {
@@ -271,7 +276,8 @@ func (s *Server) lookupInto(e *entry, key []byte) error {
 		}
 		e.dead = append(e.dead, k.Token())
 	}
-	return errKeyExhausted
+	e.gen, e.dead, e.exhausted = maxGenerations, nil, true
+	return nil
 }
 
 // write is what a command writes to a key.
@@ -315,6 +321,9 @@ func (s *Server) put(e *entry, w write) error {
 // session's deadline, so that lookups walk past them for as long as the
 // new one can be visible.
 func (s *Server) create(e *entry, w write) error {
+	if e.exhausted {
+		return errKeyExhausted
+	}
 	idle, lifetime := w.idle, w.lifetime
 	if idle <= 0 {
 		idle = min(s.cfg.SessionIdleTimeout, s.cfg.Lifetime)
