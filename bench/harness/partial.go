@@ -168,10 +168,20 @@ func (m *partialMesh) load(ctx context.Context, count, conc int, within time.Dur
 			errs <- err
 		}()
 	}
+	// While the writers run, the copies stored so far every 10 s: a 1M
+	// load takes tens of minutes.
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
 	var first error
-	for range m.nodes {
-		if err := <-errs; err != nil && first == nil {
-			first = err
+	for done := 0; done < len(m.nodes); {
+		select {
+		case err := <-errs:
+			done++
+			if err != nil && first == nil {
+				first = err
+			}
+		case <-tick.C:
+			m.progress(time.Since(start), count)
 		}
 	}
 	if first != nil {
