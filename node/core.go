@@ -196,17 +196,32 @@ type task struct {
 	partSeq uint64
 }
 
-// batchTask returns a task for a batch from peer from: a stored one
-// reused when there is one.
-func (c *Core) batchTask(from PeerID, b *crdt.Batch) *task {
+// newTask returns an empty task: one done with (freeTask) when there is
+// one.
+func (c *Core) newTask() *task {
 	if n := len(c.freeTasks); n > 0 {
 		t := c.freeTasks[n-1]
 		c.freeTasks[n-1] = nil
 		c.freeTasks = c.freeTasks[:n-1]
-		t.from, t.batch = from, b
 		return t
 	}
-	return &task{from: from, batch: b}
+	return &task{}
+}
+
+// freeTask keeps t, whose StorageOp was reported and which nothing refers
+// to any more, for newTask.
+func (c *Core) freeTask(t *task) {
+	if len(c.freeTasks) < maxFreeTasks {
+		*t = task{}
+		c.freeTasks = append(c.freeTasks, t)
+	}
+}
+
+// batchTask returns a task for a batch from peer from.
+func (c *Core) batchTask(from PeerID, b *crdt.Batch) *task {
+	t := c.newTask()
+	t.from, t.batch = from, b
+	return t
 }
 
 // maxFreeTasks bounds the tasks kept for reuse.
@@ -230,13 +245,10 @@ func (c *Core) Stored(now time.Time, res StorageResult) {
 		c.partStored(now, t, res)
 	case t.local != nil:
 		c.localDone(now, res.Ticket, t.local, t.wire, res)
+		c.freeTask(t) // localDone keeps its deltas, not t
 	case t.batch != nil:
 		c.applied(now, t, res)
-		// applied keeps nothing of t: it may carry the next batch.
-		if len(c.freeTasks) < maxFreeTasks {
-			*t = task{}
-			c.freeTasks = append(c.freeTasks, t)
-		}
+		c.freeTask(t) // applied keeps nothing of t
 	case t.scan != 0:
 		c.scanned(now, t, res)
 	case t.gc:

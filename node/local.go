@@ -211,7 +211,9 @@ func (c *Core) Local(now time.Time, op LocalOp) (uint64, error) {
 			return 0, fmt.Errorf("%w: operation %v", ErrInvalid, op.Kind)
 		}
 	}
-	t := c.newTicket(&task{local: ds, wire: wire})
+	tk := c.newTask()
+	tk.local, tk.wire = ds, wire
+	t := c.newTicket(tk)
 	c.ready.Storage = append(c.ready.Storage, StorageOp{Ticket: t, Kind: StoreApply, Now: now, Batch: crdt.BatchOf(ds...), Local: true})
 	return t, nil
 }
