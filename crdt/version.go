@@ -23,9 +23,11 @@ const VersionKeyPrefix = "\x00sm/v/"
 // VersionKey returns the field key of node's entry in a version vector:
 // VersionKeyPrefix and the node in 16 lower-case hex digits.
 func VersionKey(node NodeID) string {
-	// A node stamps its own entry on every write: the last key made is
-	// kept, so that this costs no allocation then.
-	if e := lastVersionKey.Load(); e != nil && e.node == node {
+	// A node stamps its own entry on every write: the keys made are
+	// kept, one a slot, so that this costs no allocation then (nor for
+	// the few nodes of one process: tests, the simulator).
+	slot := &versionKeys[uint64(node)%uint64(len(versionKeys))]
+	if e := slot.Load(); e != nil && e.node == node {
 		return e.key
 	}
 	const digits = "0123456789abcdef"
@@ -35,12 +37,12 @@ func VersionKey(node NodeID) string {
 		b[i] = digits[n&0xf]
 	}
 	k := string(b[:])
-	lastVersionKey.Store(&versionKeyEntry{node: node, key: k})
+	slot.Store(&versionKeyEntry{node: node, key: k})
 	return k
 }
 
-// lastVersionKey is the key VersionKey made last.
-var lastVersionKey atomic.Pointer[versionKeyEntry]
+// versionKeys holds the keys VersionKey made, the last one for each slot.
+var versionKeys [64]atomic.Pointer[versionKeyEntry]
 
 type versionKeyEntry struct {
 	node NodeID
