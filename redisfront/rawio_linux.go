@@ -37,9 +37,11 @@ type rawIO struct {
 	idle      time.Duration
 	waitSince time.Time
 	// wTimeout bounds how long a write may wait for room in the socket
-	// buffer; wArmed is set while its deadline is.
+	// buffer without the client taking any of it; wArmed is set while its
+	// deadline is, wMoved when bytes went out since it was armed.
 	wTimeout time.Duration
 	wArmed   bool
+	wMoved   bool
 	// The closures handed to rc, made once: a closure built per call
 	// would be allocated per call.
 	readFn, writeFn func(fd uintptr) bool
@@ -94,12 +96,16 @@ func (r *rawIO) writeSome(fd uintptr) bool {
 		switch e {
 		case 0:
 			r.wn += int(n)
+			r.wMoved = r.wArmed
 		case syscall.EINTR:
 		case syscall.EAGAIN:
 			// The socket buffer is full: wait in the poller, for a
-			// client that stopped reading no longer than wTimeout.
-			if !r.wArmed {
-				r.wArmed = true
+			// client that stopped reading no longer than wTimeout. A
+			// client that took some since the deadline was armed is
+			// reading, however slowly: the wait starts again (a large
+			// reply into a slow reader must not be cut in the middle).
+			if !r.wArmed || r.wMoved {
+				r.wArmed, r.wMoved = true, false
 				_ = r.conn.SetWriteDeadline(time.Now().Add(r.wTimeout))
 			}
 			return false
@@ -157,7 +163,7 @@ func (r *rawIO) write(p []byte) (int, error) {
 	r.wbuf = nil
 	if r.wArmed {
 		// The write waited for room: its deadline must not cut the next.
-		r.wArmed = false
+		r.wArmed, r.wMoved = false, false
 		_ = r.conn.SetWriteDeadline(time.Time{})
 	}
 	if err == nil && errno != 0 {
