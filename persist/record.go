@@ -293,12 +293,17 @@ const (
 // rides in the field records of user keys.
 func isVersionKey(k string) bool { return strings.HasPrefix(k, crdt.VersionKeyPrefix) }
 
+// pastVersionKeys reports whether a walk of a session's keys in order is
+// past every version entry at k: they start with a zero byte, and only the
+// empty key (which the codec refuses) would sort before them.
+func pastVersionKeys(k string) bool { return k != "" && k[0] != crdt.VersionKeyPrefix[0] }
+
 // ridersLen bounds the bytes appendRiders writes for s.
 func ridersLen(s *crdt.Session) int {
 	n := binary.MaxVarintLen64
 	for k, f := range s.Fields.All() {
-		if k == "" || k[0] != crdt.VersionKeyPrefix[0] {
-			break // reserved keys sort first
+		if pastVersionKeys(k) {
+			break
 		}
 		if isVersionKey(k) {
 			n += 2*binary.MaxVarintLen64 + len(k) + 2*binary.MaxVarintLen64 + 1 + len(f.Value)
@@ -321,7 +326,7 @@ func appendFieldRiders(b []byte, f crdt.Field, s *crdt.Session) []byte {
 	}
 	n := 0
 	for k := range s.Fields.All() {
-		if k == "" || k[0] != crdt.VersionKeyPrefix[0] {
+		if pastVersionKeys(k) {
 			break
 		}
 		if isVersionKey(k) {
