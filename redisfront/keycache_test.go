@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -31,5 +32,36 @@ func TestKeyCache(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Goroutines sharing the cache's slots (3 for 16 names, so they evict each
+// other's entries all along) each get the Key of the name they ask for.
+func TestKeyCacheConcurrent(t *testing.T) {
+	c := &keyCache{seed: maphash.MakeSeed(), slots: make([]atomic.Pointer[cachedKey], 3)}
+	want := make(map[string]node.Key)
+	for i := range 16 {
+		name := fmt.Sprintf("sess:%d", i)
+		want[name], _ = node.KeyOf(keyToken([]byte(name), 0))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				name := fmt.Sprintf("sess:%d", (i*7+g)%16)
+				if got := c.of([]byte(name), 0); got != want[name] {
+					errs <- fmt.Sprintf("of(%q) = %q, want %q", name, got.Token(), want[name].Token())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }
