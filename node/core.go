@@ -386,7 +386,10 @@ func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
 		// than that adds no wait to replication, and one writing more
 		// often sends one message per FlushDelay, which bounds the
 		// messages (and their signing and checking) per second.
-		if due := c.lastFlush.Add(c.cfg.FlushDelay); now.Before(due) {
+		// A clock stepped back behind the last batch (the simulator's
+		// clock faults; production's monotonic readings do not step)
+		// must not hold deltas back until it catches up.
+		if due := c.lastFlush.Add(c.cfg.FlushDelay); now.Before(due) && !now.Before(c.lastFlush) {
 			c.flushAt = due
 		} else {
 			c.flush(now)
