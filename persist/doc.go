@@ -15,7 +15,8 @@
 // last header change, plus one record per field written since, so a write
 // of one field rewrites that field's record only and a new session is one
 // record; a field record carries the session's version entries too, so a
-// versioned write is one record (record.go); hashes and encoded sizes are updated by what a write changes.
+// versioned write is one record (record.go); hashes and encoded sizes are
+// updated by what a write changes.
 //
 // Deltas are admitted first: one stamped beyond the drift bound comes back
 // in Result.Deferred to be offered again later; one for a session
