@@ -794,6 +794,11 @@ type PlacementStatus struct {
 	SlotsGained, SlotsToHandOff int
 	// RegionMembers is the placement members of this peer's region.
 	RegionMembers []PeerID
+	// Members counts the placement members of every region this peer
+	// places slots in (its own included): the peers its deltas go to are
+	// chosen among them, so a peer that has not yet heard every hello of
+	// a region sends that region's copies to holders placement will move.
+	Members map[string]int
 	// SessionsHandedOff and HandoffBytes count what left this peer by
 	// handoff since it started.
 	SessionsHandedOff, HandoffBytes uint64
@@ -811,6 +816,10 @@ func (c *Core) Placement() PlacementStatus {
 	st.SlotsToHandOff = len(c.notHeldBuckets())
 	for _, m := range c.part.tables[c.cfg.Region].Members() {
 		st.RegionMembers = append(st.RegionMembers, PeerID(m))
+	}
+	st.Members = make(map[string]int, len(c.part.tables))
+	for rg, t := range c.part.tables {
+		st.Members[rg] = len(t.Members())
 	}
 	st.SessionsHandedOff, st.HandoffBytes = c.part.handedOff, c.part.handoffBytes
 	return st

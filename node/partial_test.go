@@ -125,6 +125,11 @@ func (c *partCluster) settled(ids []string, want map[string]int) string {
 		if len(p.RegionMembers) != want[c.regions[i]+"/members"] {
 			return fmt.Sprintf("%s sees %d members of its region", n.ID(), len(p.RegionMembers))
 		}
+		for k, w := range want {
+			if rg, ok := strings.CutSuffix(k, "/members"); ok && p.Members[rg] != w {
+				return fmt.Sprintf("%s places slots over %d members of %s, want %d", n.ID(), p.Members[rg], rg, w)
+			}
+		}
 		if p.SlotsToHandOff != 0 {
 			return fmt.Sprintf("%s still has %d slots to hand off", n.ID(), p.SlotsToHandOff)
 		}

@@ -46,14 +46,27 @@ func startPartialMesh(ctx context.Context, e *env, perRegion, r int) (*partialMe
 		},
 		// Every peer connected to every other, in the gossip mesh of
 		// some (a 9-peer topic keeps about 6 mesh peers each), and,
-		// with R, placing slots over its whole region.
+		// with R, placing slots over every region's members.
 		formed: func(m *mesh) bool {
 			for _, n := range m.nodes {
 				if len(n.Peers()) != size-1 || len(n.Transport().MeshPeers()) < min(size-1, 3) {
 					return false
 				}
-				if r > 0 && len(n.Placement().RegionMembers) != perRegion {
+				if r == 0 {
+					continue
+				}
+				// Every region's placement complete on every peer: a
+				// writer that has not heard a hello of another region
+				// sends that region's copy to a holder placement then
+				// moves, and the copy arrives only by a later repair.
+				p := n.Placement()
+				if len(p.RegionMembers) != perRegion || len(p.Members) != len(partialRegions) {
 					return false
+				}
+				for _, c := range p.Members {
+					if c != perRegion {
+						return false
+					}
 				}
 			}
 			return true
