@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -48,8 +49,8 @@ var (
 )
 
 // currentCode finds the commit the running code was built from: the go
-// command's VCS stamp, else (go test, go run) the sessionmesh repository
-// around the working directory, asked with git.
+// command's VCS stamp, else (go test, go run, -buildvcs=false) the git
+// checkout the code was compiled from.
 func currentCode() Code {
 	codeOnce.Do(func() {
 		if bi, ok := debug.ReadBuildInfo(); ok {
@@ -66,20 +67,34 @@ func currentCode() Code {
 			}
 			code = Code{}
 		}
-		code = gitCode()
+		code = gitCode(sourceRoot())
 	})
 	return code
 }
 
-func gitCode() Code {
-	top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()
-	if err != nil {
+// sourceRoot is the directory the module was compiled from, "" when the
+// build does not say (-trimpath). The checkout around the working
+// directory is not asked: it may be another one, at another commit.
+func sourceRoot() string {
+	_, file, _, ok := runtime.Caller(0)
+	if !ok || !filepath.IsAbs(file) {
+		return ""
+	}
+	return filepath.Dir(filepath.Dir(file)) // <root>/simulations/commit.go
+}
+
+// gitCode asks git for the commit of the sessionmesh checkout at root.
+func gitCode(root string) Code {
+	if root == "" {
 		return Code{}
 	}
-	root := strings.TrimSpace(string(top))
 	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
 	if err != nil || !bytes.Contains(mod, []byte("module github.com/sessionmesh/sessionmesh\n")) {
-		return Code{} // another repository: its commit says nothing of ours
+		return Code{} // not our source tree (moved since the build)
+	}
+	top, err := exec.Command("git", "-C", root, "rev-parse", "--show-toplevel").Output()
+	if err != nil || !sameDir(strings.TrimSpace(string(top)), root) {
+		return Code{} // not a checkout of its own (an export inside another repository)
 	}
 	rev, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
 	if err != nil {
@@ -90,4 +105,11 @@ func gitCode() Code {
 		return Code{}
 	}
 	return Code{Commit: strings.TrimSpace(string(rev)), Modified: len(bytes.TrimSpace(st)) > 0, Source: "git"}
+}
+
+// sameDir reports whether a and b name one directory, through symlinks.
+func sameDir(a, b string) bool {
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
 }
