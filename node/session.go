@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -293,8 +294,18 @@ func readResult(s *crdt.Session, err error) (*crdt.Session, error) {
 
 // Set writes one field.
 func (n *Node) Set(ctx context.Context, token, key string, value []byte) error {
-	return n.Update(ctx, token, map[string][]byte{key: value})
+	m := setMaps.Get().(map[string][]byte)
+	m[key] = value
+	err := n.Update(ctx, token, m)
+	clear(m)
+	setMaps.Put(m)
+	return err
 }
+
+// setMaps keeps the one-field maps Set hands to Update, two allocations
+// a write otherwise: Update keeps nothing of the map once it returns (the
+// Core copies the values it stamps into the delta).
+var setMaps = sync.Pool{New: func() any { return make(map[string][]byte, 1) }}
 
 // Remove removes fields.
 func (n *Node) Remove(ctx context.Context, token string, keys ...string) error {
