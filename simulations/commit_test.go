@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -13,7 +14,10 @@ import (
 func TestCodeIsTheSourceTreesCommit(t *testing.T) {
 	root := sourceRoot()
 	if root == "" {
-		t.Fatal("sourceRoot: the test binary does not say where it was compiled from")
+		if os.Getenv("CI") == "true" {
+			t.Fatal("sourceRoot: the test binary does not say where it was compiled from")
+		}
+		t.Skip("built with -trimpath: the binary does not say where it was compiled from")
 	}
 	want := ""
 	if out, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output(); err == nil {
