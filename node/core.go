@@ -386,9 +386,10 @@ func (c *Core) LocalDelta(now time.Time, ds ...*crdt.Session) {
 		// than that adds no wait to replication, and one writing more
 		// often sends one message per FlushDelay, which bounds the
 		// messages (and their signing and checking) per second.
-		// A clock stepped back behind the last batch (the simulator's
-		// clock faults; production's monotonic readings do not step)
-		// must not hold deltas back until it catches up.
+		// A clock stepped back behind the last batch (times without a
+		// monotonic reading, from a clock that does not report its
+		// steps with ClockStepped) must not hold deltas back until it
+		// catches up.
 		if due := c.lastFlush.Add(c.cfg.FlushDelay); now.Before(due) && !now.Before(c.lastFlush) {
 			c.flushAt = due
 		} else {
@@ -511,6 +512,78 @@ func (c *Core) Next() time.Time {
 		earliest(r.deadline)
 	}
 	return next
+}
+
+// ClockStepped tells the core that the clock its times come from was
+// stepped by d (a wall-clock correction; d < 0 steps it back): every
+// pending timer, and every time kept to measure an elapsed interval
+// against a later now, moves by d, so that each fires or expires after the
+// interval it was set for, not d earlier or later. Times of wall-clock
+// meaning stay: the HLC, session expiry and lifetimes, lazy touches (last
+// access), the drift bound's admission of future stamps (a deferred delta
+// waits for the wall clock; its periodic retry is a timer and moves), and
+// the times reported as when something happened (PeerInfo.LastSync).
+//
+// Production never calls it: Node passes time.Now(), whose monotonic
+// reading makes a deadline made by now.Add and compared with a later now
+// immune to wall-clock steps, while the wall reading still drives stamps
+// and expiry. The simulator's virtual times have no monotonic reading, so
+// it calls ClockStepped when a fault steps a node's clock, to model that.
+func (c *Core) ClockStepped(d time.Duration) {
+	if d == 0 {
+		return
+	}
+	shift := func(t *time.Time) {
+		if !t.IsZero() {
+			*t = t.Add(d)
+		}
+	}
+	shift(&c.flushAt)
+	shift(&c.lastFlush)
+	shift(&c.retryAt)
+	shift(&c.nextSync)
+	shift(&c.nextGC)
+	shift(&c.gapDue)
+	shift(&c.warnedAt)
+	for id, at := range c.oldPeers {
+		c.oldPeers[id] = at.Add(d)
+	}
+	for _, p := range c.peers {
+		shift(&p.warnedAt)
+		for b, since := range p.deferred {
+			p.deferred[b] = since.Add(d)
+		}
+	}
+	for _, r := range c.rounds {
+		shift(&r.started)
+		shift(&r.deadline)
+	}
+	ms := d.Milliseconds()
+	for b, at := range c.changed {
+		if at != 0 {
+			c.changed[b] = at + ms
+		}
+	}
+	for id, at := range c.gapFetches {
+		c.gapFetches[id] = at.Add(d)
+	}
+	for id, p := range c.parked {
+		shift(&p.at)
+		shift(&p.fetchAt)
+		c.parked[id] = p
+	}
+	for _, m := range c.hellos {
+		shift(&m.downAt)
+	}
+	if p := c.part; p != nil {
+		shift(&p.expiry)
+		shift(&p.placeAt)
+		shift(&p.nextHandoff)
+		shift(&p.nextHello)
+		if h := p.inflight; h != nil {
+			shift(&h.deadline)
+		}
+	}
 }
 
 // Tick does whatever is due at now.

@@ -79,7 +79,10 @@
 // seed are inputs. Node drives it with goroutines over a Network (reads
 // stay lock-free: Core.Visible); the simulator drives the same Core, the
 // same Local operations and the same StorageOp.Run, on one goroutine over
-// a virtual network.
+// a virtual network. The times Node passes carry a monotonic reading, so
+// the Core's timers keep their intervals when the wall clock is stepped;
+// the simulator's virtual times have none, and it reports a step with
+// Core.ClockStepped instead.
 //
 // # Anti-entropy
 //

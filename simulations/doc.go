@@ -40,7 +40,13 @@
 //
 // Clocks: a node's local time is true time plus an offset, drifting by a
 // rate in parts per million; faults step it or change its drift, beyond the
-// drift bound if the scenario says so.
+// drift bound if the scenario says so. A step moves what has wall-clock
+// meaning (the HLC's stamps, session expiry, the drift bound's admission
+// of future stamps) but not the core's timers: in production those are
+// deadlines made by now.Add and compared with a later time.Now(), whose
+// monotonic readings no wall-clock step moves, and the virtual times have
+// no monotonic reading, so the engine tells the core of each step
+// (node.Core.ClockStepped), which moves its pending timers by the step.
 //
 // Network: each directed link has a delay and a uniform jitter (from the
 // region latency matrix, so jitter reorders), a loss and a duplication

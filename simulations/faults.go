@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // FaultPeriod is a fault as it happened, for the trace and the report's
@@ -203,6 +204,7 @@ func (e *engine) scheduleFaults() error {
 					e.fingerprint('K', i, 0, n.clock.off, 0)
 					n.clockSetMs = e.localTime(n).UnixMilli()
 					if n.up {
+						n.core.ClockStepped(time.Duration(cf.Step))
 						e.rearm(n)
 					}
 				}
@@ -218,6 +220,7 @@ func (e *engine) scheduleFaults() error {
 					e.fingerprint('K', i, 1, n.clock.off, 0)
 					n.clockSetMs = e.localTime(n).UnixMilli()
 					if n.up {
+						n.core.ClockStepped(-time.Duration(cf.Step))
 						e.rearm(n)
 					}
 				}
