@@ -68,8 +68,12 @@ type workload struct {
 	seq     int
 	values  int
 	pad     []byte
-	until   int64
-	zipfs   map[uint64]*rand.Zipf // by imax, for the run's skew
+	// One write's field map, value and removed key, reused (see set).
+	setMap map[string][]byte
+	val    []byte
+	rm     [1]string
+	until  int64
+	zipfs  map[uint64]*rand.Zipf // by imax, for the run's skew
 	// steps holds each node's next operation, made once rather than a
 	// closure per operation.
 	steps []func()
@@ -292,15 +296,31 @@ func (w *workload) forget(s *wsession) {
 	w.all = w.all[:len(w.all)-1]
 }
 
-func (w *workload) value(n *simNode) []byte {
+// set returns the one-field write of key to a new value of node n, for
+// one Core.Local. The map and the value are the workload's, reused for
+// every write: the Core copies the values it stamps into the delta and
+// keeps nothing of the map (as Node.Set hands it a pooled one).
+func (w *workload) set(n *simNode, key string) map[string][]byte {
 	w.values++
-	v := make([]byte, 0, max(len(w.pad), len(n.name)+8))
-	v = append(append(v, n.name...), '#')
+	v := append(append(w.val[:0], n.name...), '#')
 	v = strconv.AppendInt(v, int64(w.values), 10)
 	if len(v) < len(w.pad) {
 		v = append(v, w.pad[len(v):]...)
 	}
-	return v
+	w.val = v
+	if w.setMap == nil {
+		w.setMap = make(map[string][]byte, 1)
+	}
+	clear(w.setMap)
+	w.setMap[key] = v
+	return w.setMap
+}
+
+// remove returns the one-key removal of key, for one Core.Local, which
+// keeps nothing of it.
+func (w *workload) remove(key string) []string {
+	w.rm[0] = key
+	return w.rm[:]
 }
 
 // newID draws a session token from the run's token stream and returns
@@ -372,7 +392,7 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: "read", Session: s.h.id, Result: "ok"})
 	case opSet:
 		key := w.keys[e.rng.IntN(len(w.keys))]
-		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Set: map[string][]byte{key: w.value(n)}}, key))
+		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Set: w.set(n, key)}, key))
 	case opRemove:
 		keys := cur.Keys()
 		if len(keys) == 0 {
@@ -381,7 +401,7 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 			return
 		}
 		key := keys[e.rng.IntN(len(keys))]
-		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Remove: []string{key}}, key))
+		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Remove: w.remove(key)}, key))
 	case opTouch:
 		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpTouch, ID: s.h.id, Stored: cur}, ""))
 	case opDestroy:
@@ -404,7 +424,7 @@ func (w *workload) create(n *simNode, now time.Time) {
 	wl := e.sc.Workload
 	key := w.keys[e.rng.IntN(len(w.keys))]
 	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
-	op := node.LocalOp{Kind: node.OpCreate, ID: id, Set: map[string][]byte{key: w.value(n)},
+	op := node.LocalOp{Kind: node.OpCreate, ID: id, Set: w.set(n, key),
 		Idle: wl.IdleTimeout.D(), Lifetime: wl.Lifetime.D()}
 	if w.count(opCreate, w.local(n, now, opCreate, s, nil, op, key)) {
 		w.add(s)
