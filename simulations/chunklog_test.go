@@ -3,7 +3,10 @@ package simulations
 import (
 	"bytes"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 )
@@ -40,6 +43,37 @@ func TestTraceLogEncodesAsJSON(t *testing.T) {
 		l.encode(&got, skip)
 		if got.String() != want.String() {
 			t.Fatalf("skip %q: encoded\n%s\nwant\n%s", skip, got.String(), want.String())
+		}
+	}
+}
+
+// sortFloats orders as slices.Sort does: negatives, zeros, subnormals,
+// infinities and long runs of equal values included.
+func TestSortFloats(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 5, 1 << 10, 5000, 70000} {
+		xs := make([]float64, n)
+		for i := range xs {
+			switch rng.IntN(8) {
+			case 0:
+				xs[i] = -rng.ExpFloat64()
+			case 1:
+				xs[i] = 0
+			case 2:
+				xs[i] = math.Inf(1 - 2*rng.IntN(2))
+			case 3:
+				xs[i] = math.SmallestNonzeroFloat64 * float64(rng.IntN(5))
+			case 4:
+				xs[i] = 0.25 // many equal
+			default:
+				xs[i] = rng.ExpFloat64() * math.Pow(10, float64(rng.IntN(12)-6))
+			}
+		}
+		want := slices.Clone(xs)
+		slices.Sort(want)
+		sortFloats(xs)
+		if !slices.Equal(xs, want) {
+			t.Fatalf("%d values: sorted differently from slices.Sort", n)
 		}
 	}
 }

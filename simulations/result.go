@@ -212,7 +212,7 @@ func (e *engine) result() *Result {
 	}
 	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace.all(), Series: e.series, Faults: e.faults}
 	r.Lags = c.lags.all()
-	slices.Sort(r.Lags)
+	sortFloats(r.Lags)
 	f := &r.Figures
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
@@ -347,6 +347,54 @@ func (w *workload) writes() int64 {
 		}
 	}
 	return n
+}
+
+// sortFloats sorts xs, none of them NaN, in increasing order as
+// slices.Sort does, by radix on their bits for a long slice: a steady
+// hour has some 700k lags, which pdqsort took ~15x longer on, ~2% of the
+// run.
+func sortFloats(xs []float64) {
+	if len(xs) < 1<<10 {
+		slices.Sort(xs)
+		return
+	}
+	// Ordered as unsigned integers, keys order as their floats: the sign
+	// bit set for positives, every bit flipped for negatives.
+	keys, tmp := make([]uint64, len(xs)), make([]uint64, len(xs))
+	for i, x := range xs {
+		if b := math.Float64bits(x); b>>63 != 0 {
+			keys[i] = ^b
+		} else {
+			keys[i] = b | 1<<63
+		}
+	}
+	for shift := 0; shift < 64; shift += 8 {
+		var at [256]int
+		for _, k := range keys {
+			at[byte(k>>shift)]++
+		}
+		if at[byte(keys[0]>>shift)] == len(keys) {
+			continue // every key has this byte: nothing to move
+		}
+		pos := 0
+		for i, n := range at {
+			at[i] = pos
+			pos += n
+		}
+		for _, k := range keys {
+			b := byte(k >> shift)
+			tmp[at[b]] = k
+			at[b]++
+		}
+		keys, tmp = tmp, keys
+	}
+	for i, k := range keys {
+		if k>>63 != 0 {
+			xs[i] = math.Float64frombits(k &^ (1 << 63))
+		} else {
+			xs[i] = math.Float64frombits(^k)
+		}
+	}
 }
 
 func quantile(sorted []float64, q float64) float64 {
