@@ -319,6 +319,9 @@ func benchPartial(ctx context.Context, e *env) error {
 		}
 		ld, tokens, err := m.load(ctx, n, e.set.PartialWriters, within)
 		if err == nil {
+			// Kept before the checks: a failed check still leaves
+			// what the load measured in the results.
+			details[fmt.Sprintf("load_replicas_%d", r)] = ld
 			err = m.checkPlacement(ctx, tokens)
 		}
 		if err != nil {
@@ -326,7 +329,6 @@ func benchPartial(ctx context.Context, e *env) error {
 			return err
 		}
 		loads[r] = ld
-		details[fmt.Sprintf("load_replicas_%d", r)] = ld
 		if r == 1 {
 			// Reads are measured on this mesh below.
 			holderMesh, holderTokens = m, tokens
