@@ -164,14 +164,15 @@ func (m *mesh) cut(left, right []int, block bool) {
 }
 
 // createSessions creates count standard sessions on n with conc writers
-// and returns their tokens in order of seq (first seq = base).
-func createSessions(ctx context.Context, n *node.Node, base, count, conc int) ([]string, error) {
+// and returns their tokens in order of seq (first seq = base); opts are
+// added to each Create.
+func createSessions(ctx context.Context, n *node.Node, base, count, conc int, opts ...node.CreateOption) ([]string, error) {
 	tokens := make([]string, count)
 	errs := make(chan error, conc)
 	for w := range conc {
 		go func() {
 			for i := w; i < count; i += conc {
-				tk, err := n.Create(ctx, node.WithFields(sessionData(base+i)))
+				tk, err := n.Create(ctx, append([]node.CreateOption{node.WithFields(sessionData(base + i))}, opts...)...)
 				if err != nil {
 					errs <- err
 					return

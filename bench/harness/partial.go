@@ -134,6 +134,11 @@ func (m *partialMesh) progress(since time.Duration, count int) {
 		m.name, since.Seconds(), total, m.copiesWanted(count), hand, strings.Join(per, " "), dropped, undeliv, rejected, sendFailed)
 }
 
+// partialIdle is the idle timeout of the phase's sessions: a 1M load runs
+// for most of an hour on this machine, past the default 30 minutes, and
+// the first sessions created were then expired (not found) when checked.
+const partialIdle = 6 * time.Hour
+
 // placedPoll is how often load checks whether the mesh is placed: at the
 // 2 ms of waitFor, asking nine peers for their placement was a seventh of
 // the process's CPU and held their locks against the writes being timed.
@@ -176,7 +181,7 @@ func (m *partialMesh) load(ctx context.Context, count, conc int, within time.Dur
 		base := i * per
 		cnt := max(0, min(per, count-base))
 		go func() {
-			ts, err := createSessions(ctx, n.Node, base, cnt, conc)
+			ts, err := createSessions(ctx, n.Node, base, cnt, conc, node.WithIdleTimeout(partialIdle))
 			copy(tokens[base:], ts)
 			errs <- err
 		}()
