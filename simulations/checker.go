@@ -57,13 +57,64 @@ func (b *bitset) count() int {
 	}
 	return n
 }
-func (b *bitset) meets(o *bitset) bool {
-	for i := range b {
-		if b[i]&o[i] != 0 {
+
+// nodeSet is a set of nodes as long as the run needs (a word up to 64
+// nodes): a write's pending and covered nodes, two per write of a run.
+type nodeSet []uint64
+
+func (s nodeSet) set(i int)      { s[i/64] |= 1 << (i % 64) }
+func (s nodeSet) clear(i int)    { s[i/64] &^= 1 << (i % 64) }
+func (s nodeSet) has(i int) bool { return s[i/64]&(1<<(i%64)) != 0 }
+func (s nodeSet) empty() bool {
+	for _, w := range s {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// meets reports whether s and b have a node in common.
+func (s nodeSet) meets(b *bitset) bool {
+	for i, w := range s {
+		if w&b[i] != 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// opSets keeps the pending and covered sets of every write, words long
+// each, by the write's index in checker.ops: sized for the run's nodes
+// rather than for maxNodes, they are a quarter of what a write record
+// held.
+type opSets struct {
+	words  int
+	chunks [][]uint64
+	n      int
+}
+
+// add appends the sets of the next write.
+func (s *opSets) add(pend, covered *bitset) {
+	per := 2 * s.words
+	if s.n%chunkLen == 0 {
+		s.chunks = append(s.chunks, make([]uint64, 0, chunkLen*per))
+	}
+	last := &s.chunks[len(s.chunks)-1]
+	*last = append(append(*last, pend[:s.words]...), covered[:s.words]...)
+	s.n++
+}
+
+// pend returns the running nodes write i has not reached yet.
+func (s *opSets) pend(i int32) nodeSet {
+	off := int(i) % chunkLen * 2 * s.words
+	return nodeSet(s.chunks[int(i)/chunkLen][off : off+s.words : off+s.words])
+}
+
+// covered returns the nodes write i reached.
+func (s *opSets) covered(i int32) nodeSet {
+	off := (int(i)%chunkLen*2 + 1) * s.words
+	return nodeSet(s.chunks[int(i)/chunkLen][off : off+s.words : off+s.words])
 }
 
 // sessHist is everything acknowledged about one session.
@@ -148,9 +199,8 @@ type writeOp struct {
 	key     int32          // index in checker.keys; 0: no key
 	kind    opKind
 	removed bool
-	mayLose bool   // acknowledged under durability none just before a power loss
-	pend    bitset // running nodes it has not reached yet
-	covered bitset // nodes it reached
+	mayLose bool // acknowledged under durability none just before a power loss
+	// Its pending and covered nodes are in checker.sets.
 }
 
 // field is the write as a crdt field without its value.
@@ -161,6 +211,7 @@ type checker struct {
 	byID     map[string]*sessHist
 	sessions []*sessHist
 	ops      chunkLog[writeOp]
+	sets     opSets           // of ops, by index
 	keys     []string         // interned field keys; keys[0] is ""
 	keyIDs   map[string]int32 // index in keys
 
@@ -189,7 +240,7 @@ type checker struct {
 }
 
 func newChecker(e *engine) *checker {
-	return &checker{e: e, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{},
+	return &checker{e: e, sets: opSets{words: max(1, (len(e.nodes)+63)/64)}, byID: map[string]*sessHist{}, resurrected: map[string]bool{}, examples: map[string][]Violation{},
 		keys: []string{""}, keyIDs: map[string]int32{}, keepDeltas: e.sc.Expect.MergeDeterminism != nil}
 }
 
@@ -242,7 +293,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		// A node that already holds the session's tombstone, or a newer
 		// write of the same field, holds this write's effect already: its
 		// merge will report no change, so coverage would never move.
-		var already bitset
+		var already, pend bitset
 		if op.kind != opDestroy {
 			already = h.seen
 		}
@@ -251,25 +302,24 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			ks := h.byKey[op.key]
 			for _, j := range ks[max(0, len(ks)-4):] {
 				if w := c.ops.at(int(j)); w.field().Compare(op.field()) > 0 {
-					for b := range already {
-						already[b] |= w.covered[b]
+					for b, x := range c.sets.covered(j) {
+						already[b] |= x
 					}
 				}
 			}
 		}
 		for j, m := range c.e.nodes {
 			if j != n.idx && m.up && !already.has(j) && c.e.holds(m, h.id) {
-				op.pend.set(j)
+				pend.set(j)
 			}
 		}
-		op.covered.set(n.idx)
-		for b := range already {
-			op.covered[b] |= already[b]
-		}
-		c.pendingPairs += int64(op.pend.count())
+		covered := already
+		covered.set(n.idx)
+		c.pendingPairs += int64(pend.count())
 		i := int32(c.ops.add(op))
+		c.sets.add(&pend, &covered)
 		h.ops = append(h.ops, i)
-		if !op.pend.empty() {
+		if !pend.empty() {
 			h.pending = append(h.pending, i)
 		}
 		if op.key != 0 {
@@ -360,14 +410,14 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 	}
 	keep := h.pending[:0]
 	for _, i := range h.pending {
-		op := c.ops.at(int(i))
-		if op.pend.has(n.idx) && c.covers(st, op) {
-			op.pend.clear(n.idx)
-			op.covered.set(n.idx)
+		op, pend := c.ops.at(int(i)), c.sets.pend(i)
+		if pend.has(n.idx) && c.covers(st, op) {
+			pend.clear(n.idx)
+			c.sets.covered(i).set(n.idx)
 			c.coveredPair(op)
 			c.lags.add(time.Duration(c.e.now - op.at).Seconds())
 		}
-		if !op.pend.empty() {
+		if !pend.empty() {
 			keep = append(keep, i)
 		}
 	}
@@ -397,11 +447,11 @@ func (c *checker) sweep() int64 {
 			var st *crdt.Session
 			keep := h.pending[:0]
 			for _, i := range h.pending {
-				op := c.ops.at(int(i))
-				if op.pend.has(n.idx) && expired {
-					op.pend.clear(n.idx)
+				op, pend := c.ops.at(int(i)), c.sets.pend(i)
+				if pend.has(n.idx) && expired {
+					pend.clear(n.idx)
 					c.pendingPairs--
-				} else if op.pend.has(n.idx) {
+				} else if pend.has(n.idx) {
 					if st == nil {
 						var err error
 						if st, err = n.store.Get(h.id); err != nil {
@@ -409,13 +459,13 @@ func (c *checker) sweep() int64 {
 						}
 					}
 					if c.covers(st, op) {
-						op.pend.clear(n.idx)
-						op.covered.set(n.idx)
+						pend.clear(n.idx)
+						c.sets.covered(i).set(n.idx)
 						c.coveredPair(op)
 						cleared++
 					}
 				}
-				if !op.pend.empty() {
+				if !pend.empty() {
 					keep = append(keep, i)
 				}
 			}
@@ -442,9 +492,9 @@ func (c *checker) unreplicated() int64 {
 			if op.mayLose {
 				continue // a power loss took it from every store
 			}
-			p := op.pend
-			for b := range p {
-				p[b] &= live[b]
+			var p bitset
+			for b, x := range c.sets.pend(i) {
+				p[b] = x & live[b]
 			}
 			for _, m := range c.e.nodes {
 				if p.has(m.idx) && (c.expiredAt(h, m) || !c.e.holds(m, h.id)) {
@@ -495,7 +545,7 @@ func (c *checker) healConverged() (int64, bool) {
 				continue
 			}
 			for _, n := range c.e.nodes {
-				if n.up && op.pend.has(n.idx) && !c.expiredAt(h, n) && c.e.holds(n, h.id) {
+				if n.up && c.sets.pend(i).has(n.idx) && !c.expiredAt(h, n) && c.e.holds(n, h.id) {
 					return 0, false
 				}
 			}
@@ -600,6 +650,14 @@ func (c *checker) gone(h *sessHist, now time.Time) bool {
 	return ms >= h.absolute || ms >= h.maxLA+h.idle
 }
 
+// counted reports whether write i must be in the stores of the running
+// nodes live: not lost to a power loss, and its writer or a node it
+// reached is running.
+func (c *checker) counted(i int32, live *bitset) bool {
+	op := c.ops.at(int(i))
+	return !op.mayLose && (live.has(op.node) || c.sets.covered(i).meets(live))
+}
+
 // final checks every live node's store at the end of the run: writes
 // acknowledged and not superseded must be there, destroyed sessions must
 // stay destroyed.
@@ -611,17 +669,16 @@ func (c *checker) final() {
 			live.set(n.idx)
 		}
 	}
-	counted := func(op *writeOp) bool { return !op.mayLose && (live.has(op.node) || op.covered.meets(&live)) }
 	lost := map[int32]bool{}
-	for i := range c.ops.len() {
-		if op := c.ops.at(i); !counted(op) && !op.mayLose {
+	for i := range int32(c.ops.len()) {
+		if op := c.ops.at(int(i)); !c.counted(i, &live) && !op.mayLose {
 			c.stranded++
 		}
 	}
 	for _, h := range c.sessions {
 		destroyed := false
 		for _, i := range h.ops {
-			if op := c.ops.at(int(i)); op.kind == opDestroy && counted(op) {
+			if op := c.ops.at(int(i)); op.kind == opDestroy && c.counted(i, &live) {
 				destroyed = true
 			}
 		}
@@ -658,14 +715,14 @@ func (c *checker) final() {
 			switch {
 			case st == nil:
 				for _, i := range h.ops {
-					if counted(c.ops.at(int(i))) {
+					if c.counted(i, &live) {
 						lose(i, "session missing")
 					}
 				}
 			case st.IsDestroyed():
 				if !destroyed {
 					for _, i := range h.ops {
-						if counted(c.ops.at(int(i))) {
+						if c.counted(i, &live) {
 							lose(i, "session destroyed though no destroy was acknowledged")
 						}
 					}
@@ -676,10 +733,10 @@ func (c *checker) final() {
 					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
 				}
 				for _, i := range h.ops {
-					op := c.ops.at(int(i))
-					if !counted(op) {
+					if !c.counted(i, &live) {
 						continue
 					}
+					op := c.ops.at(int(i))
 					if why := c.missing(h, st, op); why != "" {
 						lose(i, why)
 					}
@@ -689,7 +746,7 @@ func (c *checker) final() {
 	}
 	c.lost = int64(len(lost))
 	if e.part != nil {
-		c.finalHolders(counted)
+		c.finalHolders(&live)
 	}
 }
 

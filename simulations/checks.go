@@ -125,7 +125,8 @@ func (c *checker) powerLost(n *simNode, synced int64) {
 			if op.node != n.idx || op.at <= synced {
 				continue
 			}
-			others := op.covered
+			var others bitset
+			copy(others[:], c.sets.covered(i))
 			others.clear(n.idx)
 			if others.empty() {
 				op.mayLose = true
@@ -149,11 +150,11 @@ func (c *checker) powerLost(n *simNode, synced int64) {
 		// What n held of others' writes is gone from it: pending again.
 		for _, i := range h.ops {
 			op := c.ops.at(int(i))
-			if op.node != n.idx && op.covered.has(n.idx) {
+			if covered := c.sets.covered(i); op.node != n.idx && covered.has(n.idx) {
 				if st, err := n.store.Get(h.id); err != nil || !c.covers(st, op) {
-					op.covered.clear(n.idx)
-					if !op.pend.has(n.idx) {
-						op.pend.set(n.idx)
+					covered.clear(n.idx)
+					if pend := c.sets.pend(i); !pend.has(n.idx) {
+						pend.set(n.idx)
 						c.pendingPairs++
 						if len(h.pending) == 0 || h.pending[len(h.pending)-1] != i {
 							h.pending = append(h.pending, i)
@@ -199,8 +200,7 @@ func (c *checker) mergeDeterminism() {
 		}
 		skip := false
 		for _, i := range h.ops {
-			op := c.ops.at(int(i))
-			if op.mayLose || !(live.has(op.node) || op.covered.meets(&live)) {
+			if !c.counted(i, &live) {
 				skip = true // may be missing from replicas for a good reason
 			}
 		}

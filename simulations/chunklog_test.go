@@ -77,3 +77,34 @@ func TestSortFloats(t *testing.T) {
 		}
 	}
 }
+
+// opSets keeps each write's two node sets apart from every other's, across
+// chunks, for meshes needing more than one word.
+func TestOpSets(t *testing.T) {
+	for _, nodes := range []int{5, 64, 65, 200, maxNodes} {
+		s := opSets{words: max(1, (nodes+63)/64)}
+		const writes = chunkLen + 7
+		node := func(i, k int) int { return (i*7 + k*13) % nodes }
+		for i := range writes {
+			var pend, covered bitset
+			pend.set(node(i, 0))
+			covered.set(node(i, 1))
+			s.add(&pend, &covered)
+		}
+		for i := range int32(writes) {
+			p, c := s.pend(i), s.covered(i)
+			if p.empty() || !p.has(node(int(i), 0)) || !c.has(node(int(i), 1)) {
+				t.Fatalf("%d nodes, write %d: sets %v %v", nodes, i, p, c)
+			}
+			p.clear(node(int(i), 0))
+			if !p.empty() || c.empty() {
+				t.Fatalf("%d nodes, write %d: pending %v after clearing its node, covered %v", nodes, i, p, c)
+			}
+			var b bitset
+			b.set(node(int(i), 1))
+			if !c.meets(&b) || s.covered(i).has(node(int(i), 0)) && node(int(i), 0) != node(int(i), 1) {
+				t.Fatalf("%d nodes, write %d: covered %v", nodes, i, c)
+			}
+		}
+	}
+}

@@ -374,8 +374,8 @@ func holdsAll(cur, st *crdt.Session) bool {
 // finalHolders judges, at the end, every live session acknowledged by a
 // node still running (or replicated to one): in each region with nodes
 // running, at least min(R, running nodes) of them hold every acknowledged
-// write of it.
-func (c *checker) finalHolders(counted func(*writeOp) bool) {
+// write of it. up holds the running nodes.
+func (c *checker) finalHolders(up *bitset) {
 	e := c.e
 	p := e.part
 	running := make([]int, p.regions)
@@ -389,7 +389,7 @@ func (c *checker) finalHolders(counted func(*writeOp) bool) {
 		live := len(h.ops) > 0
 		for _, i := range h.ops {
 			op := c.ops.at(int(i))
-			if op.kind == opDestroy || !counted(op) {
+			if op.kind == opDestroy || !c.counted(i, up) {
 				live = false // destroyed, or for a good reason missing
 			}
 		}
@@ -495,15 +495,13 @@ func (e *engine) probe() {
 			live.set(n.idx)
 		}
 	}
-	counted := func(op *writeOp) bool { return !op.mayLose && (live.has(op.node) || op.covered.meets(&live)) }
 	for _, h := range c.sessions {
 		judge, destroyed := len(h.ops) > 0, false
 		for _, i := range h.ops {
-			op := c.ops.at(int(i))
-			if !counted(op) {
+			if !c.counted(i, &live) {
 				judge = false // missing for a good reason
 			}
-			destroyed = destroyed || op.kind == opDestroy
+			destroyed = destroyed || c.ops.at(int(i)).kind == opDestroy
 		}
 		if !judge {
 			continue
