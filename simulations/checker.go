@@ -223,7 +223,7 @@ type checker struct {
 	// whether sweep found some (when they arrived is then unknown).
 	healing  bool
 	healLast int64
-	lags     chunkLog[float64] // seconds of true time from ack to reaching a node
+	lags     chunkLog[int64] // true time (ns) from ack to reaching a node
 
 	resurrected map[string]bool
 	expired     int64
@@ -415,7 +415,7 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 			pend.clear(n.idx)
 			c.sets.covered(i).set(n.idx)
 			c.coveredPair(op)
-			c.lags.add(time.Duration(c.e.now - op.at).Seconds())
+			c.lags.add(c.e.now - op.at)
 		}
 		if !pend.empty() {
 			keep = append(keep, i)

@@ -3,7 +3,6 @@ package simulations
 import (
 	"bytes"
 	"encoding/json"
-	"math"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -47,33 +46,34 @@ func TestTraceLogEncodesAsJSON(t *testing.T) {
 	}
 }
 
-// sortFloats orders as slices.Sort does: negatives, zeros, subnormals,
-// infinities and long runs of equal values included.
-func TestSortFloats(t *testing.T) {
+// sortedSeconds gives the seconds of the durations logged in the order
+// slices.Sort gives them: negatives, zeros, long runs of equal values and
+// durations of years included.
+func TestSortedSeconds(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, n := range []int{0, 1, 5, 1 << 10, 5000, 70000} {
-		xs := make([]float64, n)
-		for i := range xs {
-			switch rng.IntN(8) {
+		var l chunkLog[int64]
+		want := make([]float64, n)
+		for i := range want {
+			var d int64
+			switch rng.IntN(6) {
 			case 0:
-				xs[i] = -rng.ExpFloat64()
+				d = -rng.Int64N(1 << 40)
 			case 1:
-				xs[i] = 0
+				d = 0
 			case 2:
-				xs[i] = math.Inf(1 - 2*rng.IntN(2))
+				d = 250 * int64(time.Millisecond) // many equal
 			case 3:
-				xs[i] = math.SmallestNonzeroFloat64 * float64(rng.IntN(5))
-			case 4:
-				xs[i] = 0.25 // many equal
+				d = rng.Int64() - rng.Int64()
 			default:
-				xs[i] = rng.ExpFloat64() * math.Pow(10, float64(rng.IntN(12)-6))
+				d = rng.Int64N(1 << uint(rng.IntN(60)+1))
 			}
+			l.add(d)
+			want[i] = time.Duration(d).Seconds()
 		}
-		want := slices.Clone(xs)
 		slices.Sort(want)
-		sortFloats(xs)
-		if !slices.Equal(xs, want) {
-			t.Fatalf("%d values: sorted differently from slices.Sort", n)
+		if got := sortedSeconds(&l); !slices.Equal(got, want) {
+			t.Fatalf("%d durations: sorted differently from slices.Sort of their seconds", n)
 		}
 	}
 }
