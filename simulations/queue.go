@@ -19,14 +19,6 @@ type queue struct {
 
 func (q *queue) len() int { return len(q.h) }
 
-func (q *queue) less(i, j int) bool {
-	a, b := &q.h[i], &q.h[j]
-	if a.at != b.at {
-		return a.at < b.at
-	}
-	return a.seq < b.seq
-}
-
 func (q *queue) push(at int64, fn func()) { q.add(event{at: at, fn: fn}) }
 
 // add schedules ev (with its at and fn or m set).
@@ -34,15 +26,26 @@ func (q *queue) add(ev event) {
 	q.seq++
 	ev.seq = q.seq
 	q.h = append(q.h, ev)
+	// Sift up moving parents into the hole rather than swapping: half the
+	// writes (of two pointers each) per level.
 	i := len(q.h) - 1
 	for i > 0 {
 		p := (i - 1) / 2
-		if !q.less(i, p) {
+		if !before(&ev, &q.h[p]) {
 			break
 		}
-		q.h[i], q.h[p] = q.h[p], q.h[i]
+		q.h[i] = q.h[p]
 		i = p
 	}
+	q.h[i] = ev
+}
+
+// before orders events by (at, seq).
+func before(a, b *event) bool {
+	if a.at != b.at {
+		return a.at < b.at
+	}
+	return a.seq < b.seq
 }
 
 func (q *queue) peek() *event { return &q.h[0] }
@@ -50,23 +53,29 @@ func (q *queue) peek() *event { return &q.h[0] }
 func (q *queue) pop() event {
 	top := q.h[0]
 	last := len(q.h) - 1
-	q.h[0] = q.h[last]
+	ev := q.h[last]
 	q.h[last] = event{}
 	q.h = q.h[:last]
+	if last == 0 {
+		return top
+	}
+	// Sift the last event down from the root, moving the smaller child
+	// into the hole at each level.
 	i := 0
 	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < len(q.h) && q.less(l, m) {
-			m = l
-		}
-		if r < len(q.h) && q.less(r, m) {
-			m = r
-		}
-		if m == i {
+		m := 2*i + 1
+		if m >= last {
 			break
 		}
-		q.h[i], q.h[m] = q.h[m], q.h[i]
+		if r := m + 1; r < last && before(&q.h[r], &q.h[m]) {
+			m = r
+		}
+		if !before(&q.h[m], &ev) {
+			break
+		}
+		q.h[i] = q.h[m]
 		i = m
 	}
+	q.h[i] = ev
 	return top
 }

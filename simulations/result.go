@@ -349,7 +349,7 @@ func (w *workload) writes() int64 {
 }
 
 // sortedSeconds returns the durations logged, in seconds, in increasing
-// order. They are sorted as integers, by radix: a steady hour has some 700k
+// order. They are sorted as integers, by radix: a steady hour has some 1.6M
 // lags, which pdqsort took ~2% of the run on. Duration.Seconds never
 // inverts two durations, so this is the order of the seconds themselves.
 func sortedSeconds(l *chunkLog[int64]) []float64 {
