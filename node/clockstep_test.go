@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
-	"github.com/sessionmesh/sessionmesh/persist"
 )
 
 // A clock stepped back (ClockStepped, as the simulator reports its clock
@@ -20,15 +19,8 @@ import (
 func TestClockSteppedMovesTimers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	o := persist.InMemoryOptions()
-	o.Logger, o.GCInterval, o.MaxDrift = cfg.Logger, 0, cfg.MaxDrift
-	st, err := persist.Open(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
 	start := time.UnixMilli(1_700_000_000_000)
-	c := NewCore(cfg, "p0", st, 1, 1, start)
+	c, st := memCore(t, cfg, start)
 	c.PeerUp(start, "p1")
 	c.Recycle(c.Ready())
 	// store carries out a Ready's storage and reports the results; it
@@ -121,15 +113,8 @@ func TestClockSteppedMovesPartialTimers(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	cfg.Region, cfg.Replicas = "r", 1
-	o := persist.InMemoryOptions()
-	o.Logger, o.GCInterval = cfg.Logger, 0
-	st, err := persist.Open(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
 	start := time.UnixMilli(1_700_000_000_000)
-	c := NewCore(cfg, "p0", st, 1, 1, start)
+	c, _ := memCore(t, cfg, start)
 	c.PeerUp(start, "p1")
 	hello, err := encodeMsg(kindHello, &helloMsg{Region: "r", Replicas: 1})
 	if err != nil {

@@ -17,15 +17,8 @@ import (
 func TestFlushLeadingEdge(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	o := persist.InMemoryOptions()
-	o.Logger, o.GCInterval = cfg.Logger, 0
-	st, err := persist.Open(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
 	start := time.UnixMilli(1_700_000_000_000)
-	c := NewCore(cfg, "p0", st, 1, 1, start)
+	c, _ := memCore(t, cfg, start)
 	clock := crdt.NewClock(1, cfg.MaxDrift)
 	delta := func(at time.Time, id string) {
 		d := crdt.Create(id, clock.Now(at), at.Add(time.Hour), time.Hour)
@@ -60,4 +53,19 @@ func TestFlushLeadingEdge(t *testing.T) {
 	// The clock steps back 20 s: the next delta leaves at once.
 	delta(at.Add(d-20*time.Second), "e")
 	sent(1, "a delta after the clock stepped back")
+}
+
+// memCore returns a Core "p0" started at start on an in-memory store of
+// its own (cfg's logger and drift bound, no collection timer of the
+// store's), for tests that drive one Core by hand.
+func memCore(t *testing.T, cfg Config, start time.Time) (*Core, *persist.Store) {
+	t.Helper()
+	o := persist.InMemoryOptions()
+	o.Logger, o.GCInterval, o.MaxDrift = cfg.Logger, 0, cfg.MaxDrift
+	st, err := persist.Open(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return NewCore(cfg, "p0", st, 1, 1, start), st
 }

@@ -2,8 +2,6 @@ package persist
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -20,16 +18,7 @@ var format2Now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 // a lowered idle timeout stamped since beats them and survives a reopen,
 // and an unstamped larger one (a format-1 peer's) does not undo it.
 func TestRestoreBackupOfPreviousBuild(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "format2.backup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	o := testOptions(filepath.Join(t.TempDir(), "restored"))
-	if _, err := Restore(f, o); err != nil {
-		t.Fatalf("restoring the previous build's backup: %v", err)
-	}
-	s := openStore(t, o)
+	s, o := restoreBackup(t, "format2.backup")
 	// The previous build's digest root of the same data: peers of both
 	// builds compare equal data as equal.
 	if r := s.Digests().Root; r != 15905789344371512671 {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -30,16 +28,7 @@ var format3Now = time.Date(2026, 12, 1, 23, 0, 0, 0, time.UTC)
 // entries in their field records and write none of their own, and a
 // reopened store reads the latest entries from them.
 func TestFormat3StoreUpgrades(t *testing.T) {
-	f, err := os.Open(filepath.Join("testdata", "format3.backup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	o := testOptions(filepath.Join(t.TempDir(), "restored"))
-	if _, err := Restore(f, o); err != nil {
-		t.Fatalf("restoring the previous build's backup: %v", err)
-	}
-	s := openStore(t, o)
+	s, o := restoreBackup(t, "format3.backup")
 	if r := s.Digests().Root; r != 3875973602611266918 {
 		t.Fatalf("digest root %d, the previous build had 3875973602611266918", r)
 	}

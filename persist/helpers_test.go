@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -94,4 +96,20 @@ func putRaw(t testing.TB, s *Store, id string, raw []byte) {
 		t.Fatal(err)
 	}
 	s.cache.remove(id)
+}
+
+// restoreBackup restores testdata/name (a backup a previous build wrote)
+// into a new directory and opens it; o reopens it.
+func restoreBackup(t testing.TB, name string) (s *Store, o Options) {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o = testOptions(filepath.Join(t.TempDir(), "restored"))
+	if _, err := Restore(f, o); err != nil {
+		t.Fatalf("restoring the previous build's backup %s: %v", name, err)
+	}
+	return openStore(t, o), o
 }
