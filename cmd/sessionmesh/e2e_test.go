@@ -291,3 +291,28 @@ func TestReadyWithoutPeers(t *testing.T) {
 	b.stop()
 	c.stop()
 }
+
+// TestHangupShutsDownGracefully: SIGHUP (a closed terminal) stops the peer
+// the way SIGTERM does, exit code 0 after the logged shutdown, and what it
+// acknowledged is there after a restart; its default action would have
+// killed the process without a word.
+func TestHangupShutsDownGracefully(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "data")
+	p := startProc(t, "p", dir)
+	token := create(t, p, `{"fields": {"user": "ada"}}`)
+	p.signal(syscall.SIGHUP)
+	if code := p.wait(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d after SIGHUP, want 0\n%s", code, p.stderr.String())
+	}
+	for _, want := range []string{"signal received", "hangup", "shutdown: stopping the HTTP server"} {
+		if !strings.Contains(p.stderr.String(), want) {
+			t.Errorf("no %q in the log after SIGHUP:\n%s", want, p.stderr.String())
+		}
+	}
+	p = startProc(t, "p again", dir)
+	defer p.stop()
+	if !hasFields(p, token, map[string]string{"user": "ada"}) {
+		t.Errorf("the session acknowledged before SIGHUP is not there after a restart")
+	}
+}

@@ -13,8 +13,11 @@ import (
 	"github.com/sessionmesh/sessionmesh/internal/daemon"
 )
 
-// serve runs a peer until SIGINT or SIGTERM, then shuts it down gracefully;
-// a second signal during the shutdown exits at once with code 1.
+// serve runs a peer until SIGINT, SIGTERM or SIGHUP, then shuts it down
+// gracefully; a second signal during the shutdown exits at once with code 1.
+// SIGHUP is among them because its default action ends the process on the
+// spot (a closed terminal, a log rotator's HUP): the peer has no
+// configuration to reload, and a graceful stop flushes pending deltas.
 func serve(args []string, stdout, stderr io.Writer) int {
 	cfg, err := daemon.Load(args, os.LookupEnv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -30,7 +33,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
 	go func() {
 		s := <-sigs
