@@ -119,3 +119,43 @@ func BenchmarkClockNow(b *testing.B) {
 		c.Now(now)
 	}
 }
+
+// BenchmarkMergeWriteStream merges a stream of one-field writes, each with
+// a second register that every write rewrites (as a versioned write does
+// its writer's version entry), into sessions of 10 and 200 fields: the
+// replication lag benchmarks' shape, whose garbage per write is the lag
+// tail's lever.
+func BenchmarkMergeWriteStream(b *testing.B) {
+	for _, n := range []int{10, 200} {
+		b.Run(fmt.Sprintf("fields=%d", n), func(b *testing.B) {
+			s := sampleSession(n, 1)
+			ds := make([]*Session, 4096)
+			at := genBase.UnixMilli() + 100
+			fill := func() {
+				for i := range ds {
+					at++
+					ts := NewTimestamp(at, 0, 2)
+					d := s.Header().Set(fmt.Sprintf("field-%02d", int(at)%n), []byte("v"), ts)
+					d.Fields = d.Fields.With("~v", Field{Value: "vv", TS: ts})
+					ds[i] = d
+				}
+			}
+			fill()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(ds) {
+					b.StopTimer()
+					fill()
+					i = 0
+					b.StartTimer()
+				}
+				ch, err := s.Merge(ds[i])
+				if err != nil || len(ch.Fields) != 2 {
+					b.Fatal(ch, err)
+				}
+				i++
+			}
+		})
+	}
+}

@@ -242,36 +242,34 @@ func (c *cursor) next() (entry, bool) {
 
 // With returns fs with key's register set to f, whatever it held.
 func (fs Fields) With(key string, f Field) Fields {
-	i, found := search(fs.over, key)
-	over := make([]entry, 0, len(fs.over)+1)
-	over = append(over, fs.over[:i]...)
-	over = append(over, entry{key, f})
-	if found {
-		over = append(over, fs.over[i+1:]...)
-	} else {
-		over = append(over, fs.over[i:]...)
-	}
-	out := Fields{base: fs.base, over: over, n: fs.n}
-	if !found {
-		if _, inBase := fs.base.find(key); !inBase {
-			out.n++
-		}
-	}
-	if len(out.over) > overLimit(out.base.len()) {
-		out = out.compact()
-	}
-	return out
+	es := [1]entry{{key, f}}
+	return fs.withAll(es[:])
 }
 
 // withAll returns fs with the registers of es set, es sorted by key and
 // distinct: With for each, in one copy of the overlay (a versioned write
-// changes a field and its writer's version entry).
+// changes a field and its writer's version entry). When the overlay would
+// outgrow its limit, the new base is written straight from fs and es,
+// without the overlay that would only be copied into it.
 func (fs Fields) withAll(es []entry) Fields {
-	if len(es) == 1 {
-		return fs.With(es[0].key, es[0].f)
+	// The overlay the write leaves: fs's, less the keys es replaces, plus es.
+	size, n, i := len(fs.over)+len(es), fs.n, 0
+	for _, e := range es {
+		for i < len(fs.over) && fs.over[i].key < e.key {
+			i++
+		}
+		if i < len(fs.over) && fs.over[i].key == e.key {
+			size--
+			i++
+		} else if _, inBase := fs.base.find(e.key); !inBase {
+			n++
+		}
 	}
-	over := make([]entry, 0, len(fs.over)+len(es))
-	n, i := fs.n, 0
+	if size > overLimit(fs.base.len()) {
+		return fs.rebase(es, n)
+	}
+	over := make([]entry, 0, size)
+	i = 0
 	for _, e := range es {
 		for i < len(fs.over) && fs.over[i].key < e.key {
 			over = append(over, fs.over[i])
@@ -279,17 +277,44 @@ func (fs Fields) withAll(es []entry) Fields {
 		}
 		if i < len(fs.over) && fs.over[i].key == e.key {
 			i++
-		} else if _, inBase := fs.base.find(e.key); !inBase {
-			n++
 		}
 		over = append(over, e)
 	}
 	over = append(over, fs.over[i:]...)
-	out := Fields{base: fs.base, over: over, n: n}
-	if len(out.over) > overLimit(out.base.len()) {
-		out = out.compact()
+	return Fields{base: fs.base, over: over, n: n}
+}
+
+// rebase returns fs with the registers of es set (sorted, distinct) as a
+// single packed base of n registers: one pass to size it, one to write it.
+func (fs Fields) rebase(es []entry, n int) Fields {
+	keys, vals := 0, 0
+	fs.eachWith(es, func(e entry) {
+		keys += len(e.key)
+		vals += len(e.f.Value)
+	})
+	w := newTableWriter(n, keys, vals)
+	fs.eachWith(es, func(e entry) { w.add(e.key, e.f.Value, e.f.Removed, e.f.TS) })
+	return Fields{base: w.table(), n: n}
+}
+
+// eachWith calls fn, in key order, with each register of fs with those of
+// es (sorted, distinct) set.
+func (fs Fields) eachWith(es []entry, fn func(entry)) {
+	c := fs.cursor()
+	cur, ok := c.next()
+	for _, e := range es {
+		for ok && cur.key < e.key {
+			fn(cur)
+			cur, ok = c.next()
+		}
+		if ok && cur.key == e.key {
+			cur, ok = c.next()
+		}
+		fn(e)
 	}
-	return out
+	for ; ok; cur, ok = c.next() {
+		fn(cur)
+	}
 }
 
 // overLimit is how many entries the overlay of a base of n entries holds
@@ -344,60 +369,10 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 		return fs, nil
 	}
 	changed := make([]string, 0, len(wins))
-	if len(wins) <= 4 || len(fs.over)+len(wins) <= overLimit(fs.base.len()) {
-		for _, e := range wins {
-			changed = append(changed, e.key)
-		}
-		return fs.withAll(wins), changed
+	for _, e := range wins {
+		changed = append(changed, e.key)
 	}
-	// Many keys: one pass over both in key order, into a list (on the
-	// stack for a session of a few dozen fields) that sizes the new base,
-	// then the base written from it.
-	var stack [32]entry
-	merged := stack[:0]
-	if n := fs.n + o.n; n > len(stack) {
-		merged = make([]entry, 0, n)
-	}
-	keys, vals := 0, 0
-	joinEach(fs, o, func(e entry, won bool) {
-		merged = append(merged, e)
-		keys += len(e.key)
-		vals += len(e.f.Value)
-		if won {
-			changed = append(changed, e.key)
-		}
-	})
-	w := newTableWriter(len(merged), keys, vals)
-	for _, e := range merged {
-		w.add(e.key, e.f.Value, e.f.Removed, e.f.TS)
-	}
-	return Fields{base: w.table(), n: len(merged)}, changed
-}
-
-// joinEach calls fn, in key order, with each register of the join of a
-// and b, and whether b's won (it is absent from a or greater).
-func joinEach(a, b Fields, fn func(e entry, won bool)) {
-	ca, cb := a.cursor(), b.cursor()
-	ea, okA := ca.next()
-	eb, okB := cb.next()
-	for okA || okB {
-		switch {
-		case !okB || (okA && ea.key < eb.key):
-			fn(ea, false)
-			ea, okA = ca.next()
-		case !okA || eb.key < ea.key:
-			fn(eb, true)
-			eb, okB = cb.next()
-		default:
-			if eb.f.Compare(ea.f) > 0 {
-				fn(eb, true)
-			} else {
-				fn(ea, false)
-			}
-			ea, okA = ca.next()
-			eb, okB = cb.next()
-		}
-	}
+	return fs.withAll(wins), changed
 }
 
 // Equal reports whether fs and o hold the same registers.
