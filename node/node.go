@@ -247,6 +247,10 @@ func (n *Node) ready() Ready {
 		}
 		n.outMu.Unlock()
 	}
+	if len(r.Broadcasts) > 0 {
+		// Queued: the slice serves a later Ready (the data went on).
+		n.core.Recycle(Ready{Broadcasts: r.Broadcasts})
+	}
 	r.Broadcasts = nil
 	if len(r.Messages) > 0 {
 		r.Messages = n.queueDeltas(r.Messages)
@@ -266,9 +270,15 @@ func (n *Node) ready() Ready {
 // reports; then it hands the storage
 // results back to the core and carries out what that decided, until
 // nothing is left.
+//
+// Each Ready carried out goes back to the core (Core.Recycle), so that the
+// next one reuses its slices: the one before Stored under the lock taken
+// for it, the last one when the lock is free at once (a writer never waits
+// for it: under contention that Ready is left to the collector).
 func (n *Node) carry(r Ready, own *ownAck) {
 	var one [1]StorageResult // a write's step has one op: no allocation
 	for {
+		done := r // r's slices as the core made them, for Recycle
 		var results []StorageResult
 		if len(r.Storage) > 0 {
 			results = one[:0]
@@ -290,6 +300,10 @@ func (n *Node) carry(r Ready, own *ownAck) {
 		}
 		n.dispatch(r)
 		if len(results) == 0 {
+			if !done.Empty() && n.mu.TryLock() {
+				n.core.Recycle(done)
+				n.mu.Unlock()
+			}
 			return
 		}
 		n.mu.Lock()
@@ -297,6 +311,7 @@ func (n *Node) carry(r Ready, own *ownAck) {
 		for _, res := range results {
 			n.core.Stored(now, res)
 		}
+		n.core.Recycle(done)
 		r = n.ready()
 		n.mu.Unlock()
 	}

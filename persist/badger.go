@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -501,6 +502,10 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 		return rd
 	}
 	sl := newSlab(ws)
+	// Badger has copied the records out once Commit returned (its end of
+	// the transaction), and a transaction that failed before never reads
+	// them again: Discard only releases its read timestamp.
+	defer putSlab(sl)
 	for _, w := range ws {
 		if err := b.writeSession(txn, reader, sl, w); err != nil {
 			return err
@@ -525,8 +530,25 @@ func (b *badgerBackend) commitOnce(ws []write) error {
 // slab holds the keys and values of one transaction's field records in a
 // few large buffers rather than in two or three allocations each: Badger
 // copies them into its log and memtable, and keeps them no longer than the
-// transaction (Txn.Set: not to be modified until its end).
+// transaction (Txn.Set: not to be modified until its end), so a slab is
+// reused once its transaction is over (putSlab).
 type slab struct{ buf []byte }
+
+// slabs keeps slabs from one transaction to the next: a slab was about a
+// twentieth of the garbage of a replicated write.
+var slabs = sync.Pool{New: func() any { return new(slab) }}
+
+// maxPooledSlab bounds the slabs kept: a rare large transaction's goes.
+const maxPooledSlab = 1 << 20
+
+// putSlab returns sl for reuse, once the transaction that used it is
+// committed or discarded.
+func putSlab(sl *slab) {
+	if cap(sl.buf) <= maxPooledSlab {
+		sl.buf = sl.buf[:0]
+		slabs.Put(sl)
+	}
+}
 
 // newSlab sizes a slab for the field records of ws.
 func newSlab(ws []write) *slab {
@@ -544,7 +566,11 @@ func newSlab(ws []write) *slab {
 			n += fieldRecordLen(w.id, k, f) + riders
 		}
 	}
-	return &slab{buf: make([]byte, 0, n)}
+	sl := slabs.Get().(*slab)
+	if cap(sl.buf) < n {
+		sl.buf = make([]byte, 0, n)
+	}
+	return sl
 }
 
 // userFields reports whether keys hold a key that is not a version entry:
