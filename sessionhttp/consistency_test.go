@@ -6,6 +6,7 @@ import (
 	"net/http/cookiejar"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/sessionhttp"
@@ -44,6 +45,12 @@ func counterHandler(m *sessionhttp.Manager) http.Handler {
 	return m.LoadAndSave(mux)
 }
 
+// patientReads lets a read wait up to 10 s for the version its cookie
+// names: the default 200 ms answers 503 on a machine loaded enough to
+// delay replication that long (CI saw it at load 11), and these tests
+// are about no write being lost, which a longer wait does not hide.
+func patientReads(_ int, cfg *node.Config) { cfg.ConsistencyWait = 10 * time.Second }
+
 // The alternating counter: a browser (a cookie jar) sends requests
 // alternating between the apps of two peers with no delay, as a
 // round-robin balancer would; 200 increments, none lost. The version
@@ -51,7 +58,7 @@ func counterHandler(m *sessionhttp.Manager) http.Handler {
 // request wrote before it reads.
 func TestAlternatingCounterAcrossPeers(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, nil)
+	nodes := startNodes(t, 2, patientReads)
 	var srvs []string
 	for _, n := range nodes {
 		srvs = append(srvs, serve(t, counterHandler(newManager(t, n, testConfig(true))), false).URL)
@@ -75,7 +82,7 @@ func TestAlternatingCounterAcrossPeers(t *testing.T) {
 // one of them while keeping the caller's (moved to a new cookie).
 func TestRevokeOwnerKeepsCurrent(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, nil)
+	nodes := startNodes(t, 2, patientReads)
 	var srvs []string
 	for _, n := range nodes {
 		srvs = append(srvs, serve(t, counterHandler(newManager(t, n, testConfig(true))), false).URL)
