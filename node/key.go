@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"unsafe"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
 )
@@ -27,6 +28,24 @@ func KeyOf(token string) (Key, bool) {
 
 // Token returns the key's token.
 func (k Key) Token() string { return k.token }
+
+// KeyBytes is the room Key.CopyTo needs: a token and an id.
+const KeyBytes = 2 * idLen
+
+// CopyTo returns k with its token and id stored in buf instead of where
+// they were, so that a caller caching Keys can keep them in its entry's
+// own allocation: a read of a cached Key then touches one run of memory,
+// not three (the entry, the token's and the id's allocations), which on a
+// key space larger than the CPU's caches is a cache miss saved per read.
+// buf must not be modified afterwards. The zero Key copies as itself.
+func (k Key) CopyTo(buf *[KeyBytes]byte) Key {
+	if len(k.id) != idLen || len(k.token) != idLen {
+		return k
+	}
+	copy(buf[:idLen], k.id)
+	copy(buf[idLen:], k.token)
+	return Key{id: unsafe.String(&buf[0], idLen), token: unsafe.String(&buf[idLen], idLen)}
+}
 
 // GetKey is Get for a Key.
 func (n *Node) GetKey(ctx context.Context, k Key) (Session, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // A Key reaches the same session as its token, through every call that
@@ -17,9 +18,18 @@ func TestKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, ok := KeyOf(tok)
-	if !ok || k.Token() != tok {
-		t.Fatalf("KeyOf(%q) = %+v, %v", tok, k, ok)
+	k0, ok := KeyOf(tok)
+	if !ok || k0.Token() != tok {
+		t.Fatalf("KeyOf(%q) = %+v, %v", tok, k0, ok)
+	}
+	// A Key copied into a caller's buffer is the same Key, held there.
+	var buf [KeyBytes]byte
+	k := k0.CopyTo(&buf)
+	if k != k0 || unsafe.StringData(k.Token()) != &buf[idLen] || unsafe.StringData(k.id) != &buf[0] {
+		t.Fatalf("CopyTo: %+v (token in buf: %v), want %+v in buf", k, unsafe.StringData(k.Token()) == &buf[idLen], k0)
+	}
+	if (Key{}).CopyTo(&buf) != (Key{}) {
+		t.Fatal("the zero Key copied is not the zero Key")
 	}
 	if err := n.SaveKey(ctx, k, Save{Set: map[string][]byte{"y": []byte("2")}, Touch: true}); err != nil {
 		t.Fatal(err)
