@@ -127,6 +127,18 @@ func (c *keyCache) of(key []byte, gen int) node.Key {
 	return ck.k
 }
 
+// peek loads the entry of key's slot and returns a byte of it, for
+// warmKeys.
+func (c *keyCache) peek(key []byte) uint8 {
+	if len(key) > keyCacheMaxName {
+		return 0
+	}
+	if ck := c.slots[maphash.Bytes(c.seed, key)%uint64(len(c.slots))].Load(); ck != nil {
+		return ck.n
+	}
+	return 0
+}
+
 // kind is a key's Redis type.
 type kind int
 
