@@ -74,6 +74,23 @@ func (fs Fields) value(key string) (string, bool) {
 	return "", false
 }
 
+// FirstKey returns the lowest key with a register, removed or not: one
+// key read, by which a reader looking for a key that sorts low (the
+// node's own start with a control byte) learns that fs cannot hold it
+// without a search.
+func (fs Fields) FirstKey() (string, bool) {
+	switch {
+	case fs.base.len() == 0:
+		if len(fs.over) == 0 {
+			return "", false
+		}
+		return fs.over[0].key, true
+	case len(fs.over) > 0 && fs.over[0].key < fs.base.key(0):
+		return fs.over[0].key, true
+	}
+	return fs.base.key(0), true
+}
+
 // Has reports whether key has a register, removed or not.
 func (fs Fields) Has(key string) bool {
 	_, ok := fs.Get(key)

@@ -46,6 +46,9 @@ func checkFields(t *rapid.T, what string, fs Fields, m map[string]Field) {
 	if want := slices.Sorted(maps.Keys(m)); !slices.Equal(keys, want) {
 		t.Fatalf("%s: All yields keys %v, want %v", what, keys, want)
 	}
+	if k, ok := fs.FirstKey(); ok != (len(keys) > 0) || ok && k != keys[0] {
+		t.Fatalf("%s: FirstKey = %q %v, want the first of %v", what, k, ok, keys)
+	}
 	var set []string
 	for k, v := range fs.Values() {
 		set = append(set, k)

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"unsafe"
 )
 
 // ReservedKeyPrefix starts the field keys that adapters (sessionhttp) keep
@@ -18,8 +17,9 @@ const ReservedKeyPrefix = "\x00"
 // least 64).
 const tokenBytes = 32
 
-// tokenLen is the length of a token in unpadded base64url.
-var tokenLen = base64.RawURLEncoding.EncodedLen(tokenBytes)
+// tokenLen is the length of a token in unpadded base64url
+// (base64.RawURLEncoding.EncodedLen(tokenBytes)).
+const tokenLen = 43
 
 func newToken(r io.Reader) (string, error) {
 	var b [tokenBytes]byte
@@ -48,20 +48,61 @@ const idLen = 43
 // sessionIDTo is SessionID into the caller's array, so that a read, which
 // only looks the id up, allocates nothing.
 func sessionIDTo(token string, id *[idLen]byte) bool {
-	if len(token) != tokenLen {
+	var raw [tokenBytes]byte
+	if !decodeToken(&raw, token) {
 		return false
 	}
-	// Decode and hash on the stack. unsafe: Decode only reads its source.
-	var raw [tokenBytes + 1]byte
-	n, err := strictBase64.Decode(raw[:], unsafe.Slice(unsafe.StringData(token), len(token)))
-	if err != nil || n != tokenBytes {
-		return false
-	}
-	sum := sha256.Sum256(raw[:tokenBytes])
-	base64.RawURLEncoding.Encode(id[:], sum[:])
+	sum := sha256.Sum256(raw[:])
+	encodeID(id, &sum)
 	return true
 }
 
-// strictBase64 refuses set padding bits, so each token has exactly one
-// spelling: otherwise several cookie strings open the same session.
-var strictBase64 = base64.RawURLEncoding.Strict()
+// The token and id codecs are base64.RawURLEncoding for the two fixed
+// sizes every read converts, unrolled: the general codec's loops and
+// checks cost more than the hash on a machine with SHA instructions.
+// TestTokenCodec holds them to encoding/base64 (Strict for decoding).
+const base64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+// base64Index maps a byte to its 6 bits, or 0xff for a byte outside the
+// alphabet.
+var base64Index = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i := range len(base64URL) {
+		t[base64URL[i]] = uint8(i)
+	}
+	return t
+}()
+
+// decodeToken decodes a token: 43 characters of unpadded base64url whose
+// last one leaves no set padding bits (strict: each token has exactly one
+// spelling, otherwise several cookie strings open the same session).
+func decodeToken(raw *[tokenBytes]byte, token string) bool {
+	if len(token) != tokenLen {
+		return false
+	}
+	s := token[:tokenLen]
+	var bad uint8
+	for i := range 10 {
+		a, b, c, d := base64Index[s[4*i]], base64Index[s[4*i+1]], base64Index[s[4*i+2]], base64Index[s[4*i+3]]
+		bad |= a | b | c | d
+		v := uint32(a)<<18 | uint32(b)<<12 | uint32(c)<<6 | uint32(d)
+		raw[3*i], raw[3*i+1], raw[3*i+2] = byte(v>>16), byte(v>>8), byte(v)
+	}
+	a, b, c := base64Index[s[40]], base64Index[s[41]], base64Index[s[42]]
+	bad |= a | b | c
+	v := uint32(a)<<12 | uint32(b)<<6 | uint32(c)
+	raw[30], raw[31] = byte(v>>10), byte(v>>2)
+	return bad&0x80 == 0 && v&3 == 0
+}
+
+// encodeID writes the id of a token's hash.
+func encodeID(id *[idLen]byte, sum *[sha256.Size]byte) {
+	for i := range 10 {
+		v := uint32(sum[3*i])<<16 | uint32(sum[3*i+1])<<8 | uint32(sum[3*i+2])
+		id[4*i], id[4*i+1], id[4*i+2], id[4*i+3] = base64URL[v>>18], base64URL[v>>12&63], base64URL[v>>6&63], base64URL[v&63]
+	}
+	v := uint32(sum[30])<<8 | uint32(sum[31])
+	id[40], id[41], id[42] = base64URL[v>>10], base64URL[v>>4&63], base64URL[v<<2&63]
+}
