@@ -21,22 +21,34 @@ import (
 //
 //	go test ./p2pnode -run '^$' -bench Mesh -benchtime 1x
 
-// countingMetrics records sync rounds by result.
+// countingMetrics records sync rounds by result, and every counter's total.
 type countingMetrics struct {
 	mu     sync.Mutex
 	rounds map[string]int
+	totals map[string]float64
 }
 
 func (m *countingMetrics) Add(name string, delta float64, labels ...string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.totals == nil {
+		m.totals = map[string]float64{}
+	}
+	m.totals[name] += delta
 	if name != "sync_rounds" || len(labels) < 2 {
 		return
 	}
-	m.mu.Lock()
 	if m.rounds == nil {
 		m.rounds = map[string]int{}
 	}
 	m.rounds[labels[1]] += int(delta)
-	m.mu.Unlock()
+}
+
+// total returns the sum of counter name over all its labels.
+func (m *countingMetrics) total(name string) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.totals[name]
 }
 
 func (m *countingMetrics) Observe(string, float64, ...string) {}

@@ -48,6 +48,7 @@ func (t *Transport) startGossip() error {
 		pubsub.WithMaxMessageSize(t.cfg.MaxMessageBytes+envelopeSlack),
 		pubsub.WithPeerOutboundQueueSize(peerOutboundQueue),
 		pubsub.WithValidateQueueSize(validateQueue),
+		pubsub.WithValidateWorkers(1), // see RegisterTopicValidator below
 		pubsub.WithSubscriptionFilter(pubsub.WrapLimitSubscriptionFilter(
 			pubsub.NewAllowlistSubscriptionFilter(topic), 16)),
 		pubsub.WithPeerFilter(func(p peer.ID, _ string) bool { return t.gater.permitted(p) }),
@@ -58,7 +59,16 @@ func (t *Transport) startGossip() error {
 	if err != nil {
 		return fmt.Errorf("transport: gossipsub: %w", err)
 	}
-	if err := ps.RegisterTopicValidator(topic, t.validateGossip); err != nil {
+	// Inline, on one validation worker: gossipsub otherwise validates each
+	// message on a goroutine of its own (async validators) over NumCPU
+	// workers, and hands them on in the order they finish, so two deltas
+	// of one writer sent back to back could arrive swapped. A change-only
+	// delta's guard asks for the one before it, so a swapped pair parks
+	// the later one and merges it again (8% of the deltas of a three-peer
+	// mesh at 10k writes/s, each a retry and a copy of the parked delta);
+	// inline, messages keep the order their streams brought them in, and
+	// no goroutine is started per message.
+	if err := ps.RegisterTopicValidator(topic, t.validateGossip, pubsub.WithValidatorInline(true)); err != nil {
 		return fmt.Errorf("transport: register validator: %w", err)
 	}
 	tp, err := ps.Join(topic)
