@@ -23,6 +23,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -194,6 +195,8 @@ func runAll(args []string) error {
 	only := fs.String("only", "", "comma-separated phases to run (default all): "+phaseNames())
 	partialSessions := fs.Int("partial-sessions", -1, "sessions per mesh of the partial phase (default: the mode's, 1M full, 600 quick)")
 	partialFull := fs.Int("partial-full-sessions", -1, "sessions of the partial phase's full-replication mesh, when fewer than --partial-sessions (default: the mode's)")
+	partialScale := fs.String("partial-scale", "", "peers per region of the partial phase's scaling rows, comma-separated (default: the mode's, 1,2,3 full)")
+	partialScaleSessions := fs.Int("partial-scale-sessions", -1, "sessions per mesh of the partial phase's scaling rows; 0 skips them (default: the mode's, 20k full)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -229,6 +232,19 @@ func runAll(args []string) error {
 	}
 	if *partialFull >= 0 {
 		set.PartialFullSessions = *partialFull
+	}
+	if *partialScaleSessions >= 0 {
+		set.PartialScaleSessions = *partialScaleSessions
+	}
+	if *partialScale != "" {
+		set.PartialScale = nil
+		for _, f := range strings.Split(*partialScale, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("run: --partial-scale %q: want peers per region, positive integers separated by commas", *partialScale)
+			}
+			set.PartialScale = append(set.PartialScale, n)
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
