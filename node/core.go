@@ -580,7 +580,7 @@ func (c *Core) ClockStepped(d time.Duration) {
 		shift(&p.placeAt)
 		shift(&p.nextHandoff)
 		shift(&p.nextHello)
-		if h := p.inflight; h != nil {
+		for _, h := range p.inflight {
 			shift(&h.deadline)
 		}
 	}

@@ -49,14 +49,27 @@ type partMember struct {
 	learned  uint64 // order of its first hello: members are listed in it
 }
 
-// handoff is the one handoff in flight.
+// handoff is a handoff in flight: scanning (sessions not read yet),
+// waiting for its holders' acknowledgements, or dropping what they stored.
 type handoff struct {
 	seq      uint64
 	deadline time.Time
+	scanned  bool
 	waiting  map[PeerID]bool // holders yet to acknowledge
 	sessions []persist.Handed
+	// slots it carries sessions of: a handoff started meanwhile scans
+	// the others, or it would send the same sessions again.
+	slots    []int
 	dropping bool
 }
+
+// maxHandoffs bounds the handoffs in flight. One at a time waited a round
+// trip to the holders, their durable apply and this peer's drop for every
+// SyncChunkBytes: a 9-peer mesh loading sessions on every peer handed
+// hints off at about 300 a second while its writers ran, slower than they
+// wrote. Each handoff carries at most SyncChunkBytes, so this bounds what
+// is in flight to a few chunks.
+const maxHandoffs = 4
 
 // partial is the Core's partial replication state.
 type partial struct {
@@ -83,7 +96,7 @@ type partial struct {
 	// holders for good.
 	nextHello  time.Time
 	handoffSeq uint64
-	inflight   *handoff
+	inflight   map[uint64]*handoff // by seq, at most maxHandoffs
 	// Figures for status and metrics.
 	handedOff, handoffBytes uint64
 	lastScanEmpty           bool
@@ -99,7 +112,8 @@ const (
 )
 
 func newPartial(c *Core, now time.Time) *partial {
-	p := &partial{gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval), nextHello: now.Add(c.helloInterval())}
+	p := &partial{gained: newBucketSet(), nextHandoff: now.Add(c.cfg.HandoffInterval), nextHello: now.Add(c.helloInterval()),
+		inflight: map[uint64]*handoff{}}
 	c.part = p
 	c.announce = true
 	c.place(now)
@@ -465,8 +479,10 @@ func (c *Core) partPeerDown(now time.Time, q PeerID) {
 		return
 	}
 	c.replace(now) // the expiry is set then
-	if h := c.part.inflight; h != nil && h.waiting[q] && !h.dropping {
-		c.part.inflight = nil // it will not answer: start again
+	for seq, h := range c.part.inflight {
+		if h.waiting[q] && !h.dropping {
+			delete(c.part.inflight, seq) // it will not answer: start again
+		}
 	}
 }
 
@@ -509,13 +525,16 @@ func (c *Core) partNext() time.Time {
 	if c.part == nil {
 		return time.Time{}
 	}
-	// While a handoff is in flight only its deadline matters: the next
-	// one cannot start before it ends (a due nextHandoff would make the
-	// runtime tick in a loop).
-	next := c.part.nextHandoff
-	if h := c.part.inflight; h != nil {
-		next = time.Time{}
-		if !h.dropping {
+	// While no handoff can start (maxHandoffs in flight, or one still
+	// scanning: the next must skip the slots it will carry) only their
+	// deadlines matter: a due nextHandoff would make the runtime tick in a
+	// loop.
+	var next time.Time
+	if c.part.canStartHandoff() {
+		next = c.part.nextHandoff
+	}
+	for _, h := range c.part.inflight {
+		if !h.dropping && (next.IsZero() || h.deadline.Before(next)) {
 			next = h.deadline
 		}
 	}
@@ -535,11 +554,13 @@ func (c *Core) partTick(now time.Time) {
 	if !p.expiry.IsZero() && !now.Before(p.expiry) || !p.placeAt.IsZero() && !now.Before(p.placeAt) {
 		c.place(now)
 	}
-	if h := p.inflight; h != nil && !h.dropping && !now.Before(h.deadline) {
-		c.log.Debug("handoff timed out", "waiting", len(h.waiting))
-		p.inflight = nil
+	for seq, h := range p.inflight {
+		if !h.dropping && !now.Before(h.deadline) {
+			c.log.Debug("handoff timed out", "waiting", len(h.waiting))
+			delete(p.inflight, seq)
+		}
 	}
-	if p.inflight == nil && !now.Before(p.nextHandoff) {
+	if p.canStartHandoff() && !now.Before(p.nextHandoff) {
 		p.nextHandoff = now.Add(c.jitter(c.cfg.HandoffInterval))
 		c.startHandoff(now)
 	}
@@ -573,13 +594,36 @@ func (c *Core) notHeldBuckets() []int {
 	return out
 }
 
+// canStartHandoff reports whether another handoff may start: fewer than
+// maxHandoffs in flight and none of them still scanning.
+func (p *partial) canStartHandoff() bool {
+	if len(p.inflight) >= maxHandoffs {
+		return false
+	}
+	for _, h := range p.inflight {
+		if !h.scanned {
+			return false
+		}
+	}
+	return true
+}
+
 func (c *Core) startHandoff(now time.Time) {
 	bs := c.notHeldBuckets()
+	if len(c.part.inflight) > 0 {
+		taken := map[int]bool{}
+		for _, h := range c.part.inflight {
+			for _, s := range h.slots {
+				taken[s] = true
+			}
+		}
+		bs = slices.DeleteFunc(bs, func(b int) bool { return taken[b] })
+	}
 	if len(bs) == 0 {
 		return
 	}
 	c.part.handoffSeq++
-	c.part.inflight = &handoff{seq: c.part.handoffSeq, deadline: now.Add(c.cfg.SyncTimeout)}
+	c.part.inflight[c.part.handoffSeq] = &handoff{seq: c.part.handoffSeq, deadline: now.Add(c.cfg.SyncTimeout)}
 	op := StorageOp{Kind: StoreScan, Now: now, Buckets: bs, MaxBytes: c.cfg.SyncChunkBytes,
 		MaxSessions: c.cfg.Limits.MaxBatchSessions}
 	op.Ticket = c.newTicket(&task{part: partScan, partSeq: c.part.handoffSeq})
@@ -599,21 +643,22 @@ func (c *Core) partStored(now time.Time, t *task, res StorageResult) {
 			c.send(t.from, kindHandoffAck, &handoffMsg{Seq: t.partSeq}, nil)
 		}
 	case partScan:
-		h := p.inflight
-		if h == nil || h.seq != t.partSeq {
+		h := p.inflight[t.partSeq]
+		if h == nil {
 			return
 		}
+		h.scanned = true
 		if res.Err != nil {
 			c.log.Error("reading sessions to hand off", "err", res.Err)
-			p.inflight = nil
+			delete(p.inflight, h.seq)
 			return
 		}
 		c.sendHandoff(now, h, res.Sessions)
 		if res.More {
-			p.nextHandoff = now // the rest right after this part
+			p.nextHandoff = now // the rest right after this part, beside it
 		}
 	case partDrop:
-		p.inflight = nil
+		delete(p.inflight, t.partSeq)
 		if res.Err != nil {
 			c.log.Error("dropping handed-off sessions", "err", res.Err)
 			return
@@ -671,9 +716,12 @@ func (c *Core) sendHandoff(now time.Time, h *handoff, ss []*crdt.Session) {
 			b.Add(s)
 		}
 		h.sessions = append(h.sessions, persist.Handed{ID: s.ID, Hash: persist.SessionHash(s)})
+		if n := len(h.slots); n == 0 || h.slots[n-1] != slot {
+			h.slots = append(h.slots, slot)
+		}
 	}
 	if len(h.sessions) == 0 {
-		c.part.inflight = nil
+		delete(c.part.inflight, h.seq)
 		return
 	}
 	h.waiting = map[PeerID]bool{}
@@ -681,7 +729,7 @@ func (c *Core) sendHandoff(now time.Time, h *handoff, ss []*crdt.Session) {
 		data, err := crdt.MarshalBatch(per[q], c.cfg.Limits)
 		if err != nil {
 			c.log.Error("cannot encode a handoff", "err", err)
-			c.part.inflight = nil
+			delete(c.part.inflight, h.seq)
 			return
 		}
 		h.waiting[q] = true
@@ -721,8 +769,8 @@ func (c *Core) onHandoffAck(now time.Time, from PeerID, data []byte) error {
 	if err := decodeMsg(data, &m); err != nil {
 		return err
 	}
-	h := c.part.inflight
-	if h == nil || h.seq != m.Seq || h.dropping || !h.waiting[from] {
+	h := c.part.inflight[m.Seq]
+	if h == nil || h.dropping || !h.waiting[from] {
 		return nil
 	}
 	delete(h.waiting, from)

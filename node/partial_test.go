@@ -580,11 +580,11 @@ func TestHandoffInFlightDoesNotSpin(t *testing.T) {
 	eventually(t, 5*time.Second, "a handoff in flight", func() bool {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		return w.core.part.inflight != nil
+		return len(w.core.part.inflight) > 0
 	})
 	time.Sleep(4 * w.cfg.HandoffInterval)
 	w.mu.Lock()
-	next, inflight := w.core.Next(), w.core.part.inflight != nil
+	next, inflight := w.core.Next(), len(w.core.part.inflight) > 0
 	w.mu.Unlock()
 	if !inflight {
 		t.Fatal("the handoff completed without acknowledgement")
