@@ -18,7 +18,8 @@
 // deltas_deferred_total, batches_sent_total, sync_rounds_total{result},
 // sync_bytes_total{dir}, changes_dropped_total, sessions_collected_total,
 // send_queue_waits_total, whole_state_writes_total,
-// version_entries_dropped_total, gap_fetches_total; under partial replication
+// version_entries_dropped_total, gap_fetches_total,
+// sync_rounds_after_loss_total; under partial replication
 // slots_moved_total{dir}, sessions_handed_off_total, handoff_bytes_total,
 // deltas_not_held_total, remote_reads_total, remote_reads_widened_total,
 // remote_reads_failed_total{reason}, the gauges slots_held and slots_moving

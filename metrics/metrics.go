@@ -53,6 +53,7 @@ type Node struct {
 	wholeStateWrites  prometheus.Counter
 	versionsDropped   prometheus.Counter
 	gapFetches        prometheus.Counter
+	roundsAfterLoss   prometheus.Counter
 	syncBytesIn       prometheus.Counter
 	syncBytesOut      prometheus.Counter
 	dropped           prometheus.Counter
@@ -103,6 +104,8 @@ func New() *Node {
 			"Version entries of remote change-only writes not taken because this peer lacked what the writer held before (a lost or late delta); anti-entropy or a fetch brings them."),
 		gapFetches: counter("gap_fetches_total",
 			"Sessions asked of their writers because a change-only write showed this peer had missed an earlier one."),
+		roundsAfterLoss: counter("sync_rounds_after_loss_total",
+			"Anti-entropy rounds started early with a peer that deltas were lost on the way to (a gossip queue overflowed, a direct send failed)."),
 		dropped: counter("metrics_dropped_total",
 			"Node metric updates this build of the metrics package does not know (a bug: please report it)."),
 		deltasRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: "deltas_rejected_total",
@@ -140,7 +143,7 @@ func New() *Node {
 		ConstLabels: prometheus.Labels{"version": version, "revision": revision, "goversion": runtime.Version()}})
 	m.buildInfo.Set(1)
 	m.all = []prometheus.Collector{m.deltasSent, m.deltasReceived, m.deltasDeferred, m.batchesSent, m.changesDropped,
-		m.sessionsCollected, m.sendQueueWaits, m.wholeStateWrites, m.versionsDropped, m.gapFetches, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
+		m.sessionsCollected, m.sendQueueWaits, m.wholeStateWrites, m.versionsDropped, m.gapFetches, m.roundsAfterLoss, m.dropped, m.deltasRejected, m.syncRounds, m.syncBytes, m.batchDeltas, m.batchBytes, m.lag,
 		m.syncSeconds, m.consistencyWait, m.consistencyFetches, m.consistencyStale, m.clockOffset, m.buildInfo}
 	m.part = newPartialMetrics()
 	m.all = append(m.all, m.part.collectors()...)
@@ -191,6 +194,8 @@ func (m *Node) Add(name string, delta float64, labels ...string) {
 		m.versionsDropped.Add(delta)
 	case "gap_fetches":
 		m.gapFetches.Add(delta)
+	case "sync_rounds_after_loss":
+		m.roundsAfterLoss.Add(delta)
 	case "deltas_rejected":
 		m.labelled(m.deltasRejected, m.rejected, "reason", labels).Add(delta)
 	case "sync_rounds":

@@ -101,6 +101,9 @@ type peerState struct {
 	// deferred: buckets that differed and that periodic rounds with this
 	// peer left to gossip, since when (deferBucket).
 	deferred map[int]time.Time
+	// lost: deltas for this peer were lost on the way (DeltasLost); a
+	// round with it starts at the Core's lostSyncAt.
+	lost bool
 }
 
 // Core is the node's state machine: every decision (what a local operation
@@ -139,6 +142,9 @@ type Core struct {
 	rounds   map[roundKey]*round
 	roundSeq uint64
 	nextSync time.Time
+	// lostSyncAt is when rounds start with the peers that lost deltas
+	// (DeltasLost), zero when none did.
+	lostSyncAt time.Time
 	// changed is when a change last reached each bucket of the store here
 	// (Unix ms), local or merged: periodic rounds leave the buckets in
 	// motion to gossip (deferBucket).
@@ -505,6 +511,7 @@ func (c *Core) Next() time.Time {
 	earliest(c.flushAt)
 	earliest(c.gapDue)
 	earliest(c.partNext())
+	earliest(c.lostSyncAt)
 	if c.deferred.Len() > 0 {
 		earliest(c.retryAt)
 	}
@@ -542,6 +549,7 @@ func (c *Core) ClockStepped(d time.Duration) {
 	shift(&c.lastFlush)
 	shift(&c.retryAt)
 	shift(&c.nextSync)
+	shift(&c.lostSyncAt)
 	shift(&c.nextGC)
 	shift(&c.gapDue)
 	shift(&c.warnedAt)
@@ -605,6 +613,9 @@ func (c *Core) Tick(now time.Time) {
 		if p, ok := c.syncPeer(); ok {
 			c.startRound(now, p, true)
 		}
+	}
+	if !c.lostSyncAt.IsZero() && !now.Before(c.lostSyncAt) {
+		c.syncLost(now)
 	}
 	if c.deferred.Len() > 0 && !now.Before(c.retryAt) {
 		retry := c.deferred

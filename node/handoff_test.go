@@ -135,3 +135,56 @@ func TestHandoffsInFlightTogether(t *testing.T) {
 		t.Errorf("%d of 200 hints handed off", len(sent))
 	}
 }
+
+// Deltas lost on their way to a peer (a gossip queue overflowed, a direct
+// send failed) start one round with that peer lostSyncDelay after the
+// first loss, whatever the periodic timer says; a peer not connected is
+// ignored.
+func TestDeltasLostStartsARound(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.SyncInterval = time.Hour // no periodic round in the test
+	start := time.UnixMilli(1_700_000_000_000)
+	c, _ := memCore(t, cfg, start)
+	c.PeerUp(start, "p1")
+	c.PeerUp(start, "p2")
+	rounds := func() map[PeerID]int {
+		out := map[PeerID]int{}
+		for _, m := range c.Ready().Messages {
+			if k, _ := messageKind(m.Data); k == kindRoot {
+				out[m.To]++
+			}
+		}
+		return out
+	}
+	// The rounds of the new connections, done with.
+	rounds()
+	for k, r := range c.rounds {
+		c.end(start, k, r, "test")
+	}
+	c.Ready()
+
+	c.DeltasLost(start, "gone") // not connected: nothing
+	if !c.lostSyncAt.IsZero() {
+		t.Fatal("a loss to a peer not connected set a round")
+	}
+	at := start.Add(time.Second)
+	for i := range 50 {
+		c.DeltasLost(at.Add(time.Duration(i)*time.Millisecond), "p1")
+	}
+	want := at.Add(c.lostSyncDelay())
+	if next := c.Next(); !next.Equal(want) {
+		t.Fatalf("next tick %v after losses, want %v", next, want)
+	}
+	c.Tick(want.Add(-time.Millisecond))
+	if got := rounds(); len(got) != 0 {
+		t.Fatalf("rounds %v before lostSyncDelay", got)
+	}
+	c.Tick(want)
+	if got := rounds(); len(got) != 1 || got["p1"] != 1 {
+		t.Fatalf("rounds %v after 50 losses to p1, want one with p1", got)
+	}
+	if !c.lostSyncAt.IsZero() {
+		t.Fatalf("another round pending at %v", c.lostSyncAt)
+	}
+}

@@ -27,6 +27,17 @@ type Inbound interface {
 	PeerDown(id PeerID)
 }
 
+// LossInbound is the Inbound a Node gives its Dialer, for a network that
+// knows when a broadcast did not reach a peer (its queue to the peer
+// overflowed): GossipLost has anti-entropy start with that peer soon,
+// rather than at a periodic round that happens to choose it. It takes the
+// node's lock: call it from a goroutine of the network's own, not from one
+// that must not wait.
+type LossInbound interface {
+	Inbound
+	GossipLost(to PeerID)
+}
+
 // Dialer builds the node's Network once the node exists to receive from it.
 type Dialer func(ctx context.Context, in Inbound) (Network, error)
 

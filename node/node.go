@@ -499,7 +499,17 @@ func (n *Node) sendOne(p PeerID, data []byte) {
 	defer cancel()
 	if err := n.net.Send(ctx, p, data); err != nil {
 		n.log.Debug("send failed", "to", string(p), "err", err)
+		n.deltasLost(p)
 	}
+}
+
+// deltasLost has anti-entropy start soon with p, which lost what was sent
+// to it (Core.DeltasLost).
+func (n *Node) deltasLost(p PeerID) {
+	if n.isClosed() {
+		return
+	}
+	n.step(func(c *Core, now time.Time) { c.DeltasLost(now, p) })
 }
 
 func (n *Node) timerLoop() {
@@ -539,6 +549,9 @@ func (in inbound) HandleGossip(from PeerID, data []byte) { in.n.handleGossip(fro
 func (in inbound) HandleDirect(from PeerID, data []byte) { in.n.handleDirect(from, data) }
 func (in inbound) PeerUp(id PeerID)                      { in.n.peerUp(id) }
 func (in inbound) PeerDown(id PeerID)                    { in.n.peerDown(id) }
+
+// GossipLost implements LossInbound.
+func (in inbound) GossipLost(to PeerID) { in.n.deltasLost(to) }
 
 // HandleGossipBatch implements BatchInbound.
 func (in inbound) HandleGossipBatch(from PeerID, b *crdt.Batch) {

@@ -140,5 +140,13 @@ func (a *network) HandleDecodedGossip(from peer.ID, data []byte, decoded any) {
 func (a *network) HandleDirect(from peer.ID, data []byte) {
 	a.in.HandleDirect(toPeerID(from), data)
 }
+
+// GossipLost implements transport.GossipLossHandler.
+func (a *network) GossipLost(to peer.ID) {
+	if li, ok := a.in.(node.LossInbound); ok {
+		li.GossipLost(toPeerID(to))
+	}
+}
+
 func (a *network) PeerUp(id peer.ID)   { a.in.PeerUp(toPeerID(id)) }
 func (a *network) PeerDown(id peer.ID) { a.in.PeerDown(toPeerID(id)) }

@@ -83,7 +83,62 @@ func (t *Transport) startGossip() error {
 	t.ps, t.topic, t.sub = ps, tp, sub
 	t.wg.Add(1)
 	go t.gossipLoop()
+	if lh, ok := t.handler.(GossipLossHandler); ok {
+		t.wg.Add(1)
+		go t.lossLoop(lh)
+	}
 	return nil
+}
+
+// lossLoop reports the peers whose gossip queue dropped a message, off
+// gossipsub's event loop (the tracer must not block).
+func (t *Transport) lossLoop(lh GossipLossHandler) {
+	defer t.wg.Done()
+	for {
+		select {
+		case <-t.ctx.Done():
+			return
+		case <-t.tracer.lost.wake:
+		}
+		for _, p := range t.tracer.lost.take() {
+			lh.GossipLost(p)
+		}
+	}
+}
+
+// lossSet collects the peers gossip was dropped for until lossLoop takes
+// them.
+type lossSet struct {
+	mu    sync.Mutex
+	peers map[peer.ID]struct{}
+	wake  chan struct{}
+}
+
+func (l *lossSet) add(p peer.ID) {
+	l.mu.Lock()
+	_, had := l.peers[p]
+	if !had {
+		l.peers[p] = struct{}{}
+	}
+	l.mu.Unlock()
+	if !had {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *lossSet) take() []peer.ID {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]peer.ID, 0, len(l.peers))
+	for p := range l.peers {
+		out = append(out, p)
+	}
+	clear(l.peers)
+	slices.Sort(out)
+	return out
 }
 
 // validateGossip runs on every message of the topic, ours included, before
@@ -201,6 +256,7 @@ func (t *Transport) MeshPeers() []peer.ID {
 // Its methods run synchronously inside gossipsub and must not block.
 type gossipTracer struct {
 	stats *counters
+	lost  lossSet
 
 	mu   sync.Mutex
 	mesh map[peer.ID]struct{}
@@ -209,7 +265,8 @@ type gossipTracer struct {
 var _ pubsub.RawTracer = (*gossipTracer)(nil)
 
 func newGossipTracer(stats *counters) *gossipTracer {
-	return &gossipTracer{stats: stats, mesh: make(map[peer.ID]struct{})}
+	return &gossipTracer{stats: stats, mesh: make(map[peer.ID]struct{}),
+		lost: lossSet{peers: make(map[peer.ID]struct{}), wake: make(chan struct{}, 1)}}
 }
 
 func (g *gossipTracer) meshPeers() []peer.ID {
@@ -232,7 +289,14 @@ func (g *gossipTracer) RejectMessage(_ *pubsub.Message, reason string) {
 	}
 }
 
-func (g *gossipTracer) DropRPC(*pubsub.RPC, peer.ID) { g.stats.gossipDropped.Add(1) }
+// DropRPC counts an RPC gossipsub's queue to p had no room for; one that
+// carried messages (not only control) is reported to the handler.
+func (g *gossipTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
+	g.stats.gossipDropped.Add(1)
+	if len(rpc.GetPublish()) > 0 {
+		g.lost.add(p)
+	}
+}
 
 func (g *gossipTracer) UndeliverableMessage(*pubsub.Message) {
 	g.stats.gossipUndeliverable.Add(1)

@@ -3,10 +3,13 @@ package transport
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -128,5 +131,33 @@ func TestValidateRejects(t *testing.T) {
 	}
 	if n := c.Stats().GossipRejected[RejectInvalid]; n != 0 {
 		t.Errorf("c rejected %d, want 0 (it has no validator and should not see them)", n)
+	}
+}
+
+// The tracer reports a peer whose queue dropped an RPC carrying messages,
+// once for a burst, and not one that lost only control messages.
+func TestGossipTracerReportsLoss(t *testing.T) {
+	var st counters
+	g := newGossipTracer(&st)
+	msg := &pubsub.RPC{RPC: pb.RPC{Publish: []*pb.Message{{Data: []byte("x")}}}}
+	ctl := &pubsub.RPC{RPC: pb.RPC{Control: &pb.ControlMessage{}}}
+	g.DropRPC(ctl, "a")
+	for range 3 {
+		g.DropRPC(msg, "b")
+	}
+	g.DropRPC(msg, "c")
+	select {
+	case <-g.lost.wake:
+	default:
+		t.Fatal("no wake-up after a dropped message")
+	}
+	if got := g.lost.take(); !slices.Equal(got, []peer.ID{"b", "c"}) {
+		t.Fatalf("lost %v, want [b c]", got)
+	}
+	if got := st.gossipDropped.Load(); got != 5 {
+		t.Fatalf("%d drops counted, want 5", got)
+	}
+	if got := g.lost.take(); len(got) != 0 {
+		t.Fatalf("lost %v after take, want none", got)
 	}
 }

@@ -60,6 +60,16 @@ type DecodedGossipHandler interface {
 	HandleDecodedGossip(from peer.ID, data []byte, decoded any)
 }
 
+// GossipLossHandler is a Handler that hears which peers missed a gossip
+// message because gossipsub's queue to them was full (it drops rather than
+// wait), so that it can repair what they missed soon. GossipLost is called
+// from a goroutine of the transport's own, at most once per peer for a
+// burst of drops; it may block briefly.
+type GossipLossHandler interface {
+	Handler
+	GossipLost(to peer.ID)
+}
+
 // Transport is a libp2p host taking part in one mesh: it gossips on the
 // mesh topic, exchanges direct frames, and keeps its bootstrap peers
 // connected. Its methods are safe for concurrent use.
