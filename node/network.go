@@ -28,14 +28,15 @@ type Inbound interface {
 }
 
 // LossInbound is the Inbound a Node gives its Dialer, for a network that
-// knows when a broadcast did not reach a peer (its queue to the peer
-// overflowed): GossipLost has anti-entropy start with that peer soon,
-// rather than at a periodic round that happens to choose it. It takes the
-// node's lock: call it from a goroutine of the network's own, not from one
-// that must not wait.
+// knows when gossip was lost with a peer (a broadcast its queue to the peer
+// had no room for, a message from it this side could not take in):
+// GossipLost has anti-entropy start with that peer soon, rather than at a
+// periodic round that happens to choose it. It takes the node's lock: call
+// it from a goroutine of the network's own, not from one that must not
+// wait.
 type LossInbound interface {
 	Inbound
-	GossipLost(to PeerID)
+	GossipLost(p PeerID)
 }
 
 // Dialer builds the node's Network once the node exists to receive from it.

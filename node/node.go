@@ -551,7 +551,7 @@ func (in inbound) PeerUp(id PeerID)                      { in.n.peerUp(id) }
 func (in inbound) PeerDown(id PeerID)                    { in.n.peerDown(id) }
 
 // GossipLost implements LossInbound.
-func (in inbound) GossipLost(to PeerID) { in.n.deltasLost(to) }
+func (in inbound) GossipLost(p PeerID) { in.n.deltasLost(p) }
 
 // HandleGossipBatch implements BatchInbound.
 func (in inbound) HandleGossipBatch(from PeerID, b *crdt.Batch) {

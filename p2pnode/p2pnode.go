@@ -142,9 +142,9 @@ func (a *network) HandleDirect(from peer.ID, data []byte) {
 }
 
 // GossipLost implements transport.GossipLossHandler.
-func (a *network) GossipLost(to peer.ID) {
+func (a *network) GossipLost(p peer.ID) {
 	if li, ok := a.in.(node.LossInbound); ok {
-		li.GossipLost(toPeerID(to))
+		li.GossipLost(toPeerID(p))
 	}
 }
 

@@ -90,8 +90,8 @@ func (t *Transport) startGossip() error {
 	return nil
 }
 
-// lossLoop reports the peers whose gossip queue dropped a message, off
-// gossipsub's event loop (the tracer must not block).
+// lossLoop reports the peers that gossip was lost with, off gossipsub's
+// event loop (the tracer must not block).
 func (t *Transport) lossLoop(lh GossipLossHandler) {
 	defer t.wg.Done()
 	for {
@@ -106,7 +106,7 @@ func (t *Transport) lossLoop(lh GossipLossHandler) {
 	}
 }
 
-// lossSet collects the peers gossip was dropped for until lossLoop takes
+// lossSet collects the peers gossip was lost with until lossLoop takes
 // them.
 type lossSet struct {
 	mu    sync.Mutex
@@ -298,8 +298,14 @@ func (g *gossipTracer) DropRPC(rpc *pubsub.RPC, p peer.ID) {
 	}
 }
 
-func (g *gossipTracer) UndeliverableMessage(*pubsub.Message) {
+// UndeliverableMessage counts a message this host validated and could not
+// deliver (its subscription queue was full); its author is reported to
+// the handler, which repairs with it.
+func (g *gossipTracer) UndeliverableMessage(msg *pubsub.Message) {
 	g.stats.gossipUndeliverable.Add(1)
+	if from := msg.GetFrom(); from != "" {
+		g.lost.add(from)
+	}
 }
 
 func (g *gossipTracer) Graft(p peer.ID, _ string) {

@@ -135,7 +135,8 @@ func TestValidateRejects(t *testing.T) {
 }
 
 // The tracer reports a peer whose queue dropped an RPC carrying messages,
-// once for a burst, and not one that lost only control messages.
+// once for a burst, not one that lost only control messages, and the
+// author of a message it could not deliver.
 func TestGossipTracerReportsLoss(t *testing.T) {
 	var st counters
 	g := newGossipTracer(&st)
@@ -145,7 +146,7 @@ func TestGossipTracerReportsLoss(t *testing.T) {
 	for range 3 {
 		g.DropRPC(msg, "b")
 	}
-	g.DropRPC(msg, "c")
+	g.UndeliverableMessage(&pubsub.Message{Message: &pb.Message{From: []byte("c")}})
 	select {
 	case <-g.lost.wake:
 	default:
@@ -154,8 +155,8 @@ func TestGossipTracerReportsLoss(t *testing.T) {
 	if got := g.lost.take(); !slices.Equal(got, []peer.ID{"b", "c"}) {
 		t.Fatalf("lost %v, want [b c]", got)
 	}
-	if got := st.gossipDropped.Load(); got != 5 {
-		t.Fatalf("%d drops counted, want 5", got)
+	if got := st.gossipDropped.Load(); got != 4 {
+		t.Fatalf("%d drops counted, want 4", got)
 	}
 	if got := g.lost.take(); len(got) != 0 {
 		t.Fatalf("lost %v after take, want none", got)

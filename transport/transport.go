@@ -60,14 +60,16 @@ type DecodedGossipHandler interface {
 	HandleDecodedGossip(from peer.ID, data []byte, decoded any)
 }
 
-// GossipLossHandler is a Handler that hears which peers missed a gossip
-// message because gossipsub's queue to them was full (it drops rather than
-// wait), so that it can repair what they missed soon. GossipLost is called
+// GossipLossHandler is a Handler that hears which peers gossip was lost
+// with, so that it can repair soon what went missing: a peer that missed a
+// message because gossipsub's queue to it was full (gossipsub drops rather
+// than wait), and the author of a message this host validated but could
+// not deliver (the subscription's queue was full). GossipLost is called
 // from a goroutine of the transport's own, at most once per peer for a
-// burst of drops; it may block briefly.
+// burst of losses; it may block briefly.
 type GossipLossHandler interface {
 	Handler
-	GossipLost(to peer.ID)
+	GossipLost(p peer.ID)
 }
 
 // Transport is a libp2p host taking part in one mesh: it gossips on the
