@@ -15,14 +15,14 @@ import (
 )
 
 // The partial phase (issue 15): meshes of embedded peers in 3 regions on
-// loopback libp2p, data on disk (durability none), with full replication
-// and with R = 1 holder per region, one after the other in the same run.
+// loopback libp2p, data on disk (durability none), with R = 1 holder per
+// region and with full replication, one after the other in the same run.
 // Each mesh is loaded with N sessions created on all of its peers at once
 // (so 2 writes in 3 land on a peer that does not hold the session: hinted
 // handoff), and timed until every copy is where it belongs. Then, per
-// mesh, the disk of every peer, the resident memory of one peer reopened
-// alone on its data in a fresh process, and (R = 1) read latency on a
-// holder and on a non-holder against Redis HGETALL.
+// mesh, the disk of every peer, (R = 1) read latency on a holder and on a
+// non-holder against Redis HGETALL, and the resident memory of one peer
+// reopened alone on its data in a fresh process.
 
 var partialRegions = []string{"eu", "us", "ap"}
 
@@ -307,39 +307,38 @@ func benchPartial(ctx context.Context, e *env) error {
 	details := map[string]any{"sessions_replicas_1": count, "sessions_replicas_0": fullCount}
 	defer e.rep.detail("partial", details)
 
-	// Full replication, then R = 1: load, disk, memory of one peer.
+	// R = 1 first (the figures the phase is about, reads on its mesh),
+	// then full replication: a run cut short (interrupted, or full
+	// replication not placed in time) still reports R = 1's rows, with
+	// n/a for full replication. Each mesh: load, checks, the memory of
+	// one peer reopened alone, then its data goes.
 	loads := map[int]partialLoad{}
 	mems := map[int]memResult{}
-	var holderMesh *partialMesh
-	var holderTokens []string
-	for _, r := range []int{0, 1} {
+	defer func() { addPartialRows(e, sec, count, fullCount, loads, mems) }()
+	for _, r := range []int{1, 0} {
 		n := count
 		if r == 0 {
 			n = fullCount
 		}
-		within := placeWithin(e, n)
 		m, err := startPartialMesh(ctx, e, len(partialRegions), r)
 		if err != nil {
 			return err
 		}
-		ld, tokens, err := m.load(ctx, n, e.set.PartialWriters, within)
+		ld, tokens, err := m.load(ctx, n, e.set.PartialWriters, placeWithin(e, n))
 		if err == nil {
 			// Kept before the checks: a failed check still leaves
 			// what the load measured in the results.
 			details[fmt.Sprintf("load_replicas_%d", r)] = ld
 			err = m.checkPlacement(ctx, tokens)
 		}
+		if err == nil && r == 1 {
+			err = benchPartialReads(ctx, e, sec, m, tokens, details)
+		}
 		if err != nil {
 			m.close()
 			return err
 		}
 		loads[r] = ld
-		if r == 1 {
-			// Reads are measured on this mesh below.
-			holderMesh, holderTokens = m, tokens
-			defer m.close()
-			break
-		}
 		m.closeKeep()
 		mem, err := reopenChild(ctx, e, filepath.Join(m.dir, "node0"))
 		_ = os.RemoveAll(m.dir)
@@ -347,44 +346,57 @@ func benchPartial(ctx context.Context, e *env) error {
 			return err
 		}
 		mems[r] = mem
-		details["memory_replicas_0"] = mem
+		details[fmt.Sprintf("memory_replicas_%d", r)] = mem
 	}
-	if err := benchPartialReads(ctx, e, sec, holderMesh, holderTokens, details); err != nil {
-		return err
-	}
-	// The R = 1 mesh's memory last: its peers must be closed first.
-	holderMesh.closeKeep()
-	mem, err := reopenChild(ctx, e, filepath.Join(holderMesh.dir, "node0"))
-	if err != nil {
-		return err
-	}
-	mems[1] = mem
-	details["memory_replicas_1"] = mem
+	return nil
+}
 
-	full, part := loads[0], loads[1]
+// addPartialRows adds the partial phase's rows of R = 1 against full
+// replication, from what was reached: a figure not measured is n/a.
+func addPartialRows(e *env, sec string, count, fullCount int, loads map[int]partialLoad, mems map[int]memResult) {
+	part, okP := loads[1]
+	full, okF := loads[0]
+	if !okP && !okF {
+		return
+	}
 	// scale brings a full-replication figure that grows with the sessions
 	// stored to the R = 1 mesh's size, for the ratio (1 when both meshes
 	// were loaded with the same count).
 	scale := float64(count) / float64(fullCount)
-	sizeNote := ""
-	if scale != 1 {
-		sizeNote = fmt.Sprintf(" with %s sessions; ratio against it × %s/%s (per session)", fmtCount(fullCount), fmtCount(count), fmtCount(fullCount))
+	fig := func(ok bool, v float64) *float64 {
+		if !ok {
+			return nil
+		}
+		return num(v)
 	}
-	ratioRow := func(measure, unit string, f, p float64, perSession bool, setup string) row {
+	ratioRow := func(measure, unit string, f, p *float64, perSession bool, setup string) row {
+		rw := row{Section: sec, Measure: measure, Unit: unit, SM: p}
+		switch {
+		case f == nil:
+			rw.SMSetup = setup + "; full replication not reached in this run (ratio column: R = 1 ÷ full)"
+			return rw
+		case p == nil:
+			rw.SMSetup = setup + fmt.Sprintf("; R = 1 not reached; full replication %s (ratio column: R = 1 ÷ full)", fmtNum(f))
+			return rw
+		}
 		sc, note := 1.0, ""
 		if scale != 1 {
 			note = fmt.Sprintf(" with %s sessions", fmtCount(fullCount))
 			if perSession {
-				sc, note = scale, sizeNote
+				sc = scale
+				note = fmt.Sprintf(" with %s sessions; ratio against it × %s/%s (per session)", fmtCount(fullCount), fmtCount(count), fmtCount(fullCount))
 			}
 		}
-		return row{Section: sec, Measure: measure, Unit: unit, SM: num(p), Ratio: num(p / (f * sc)),
-			SMSetup: setup + fmt.Sprintf("; full replication %s%s (ratio column: R = 1 ÷ full)", fmtNum(num(f)), note)}
+		rw.Ratio = num(*p / (*f * sc))
+		rw.SMSetup = setup + fmt.Sprintf("; full replication %s%s (ratio column: R = 1 ÷ full)", fmtNum(f), note)
+		return rw
 	}
-	w := ratioRow("mesh writes/s, R = 1 (full replication in setup; ratio R=1/full)", "writes/s", full.WritesPerSec, part.WritesPerSec, false,
+	w := ratioRow("mesh writes/s, R = 1 (full replication in setup; ratio R=1/full)", "writes/s", fig(okF, full.WritesPerSec), fig(okP, part.WritesPerSec), false,
 		fmt.Sprintf("%d sessions created on all 9 peers at once (%d writers each), until every copy is placed (R = 1: one per region, handoffs done)", count, e.set.PartialWriters))
 	w.Target = "grows with peers: more than full replication's"
 	switch {
+	case w.Ratio == nil:
+		w.Standing = "not judged: one of the two meshes was not reached"
 	case count < 20_000:
 		// A smoke size: the time until placed is mostly the handoff
 		// interval (2 s) the last hints wait for.
@@ -395,17 +407,18 @@ func benchPartial(ctx context.Context, e *env) error {
 		w.Standing = fmt.Sprintf("missed, %.2f×", *w.Ratio)
 	}
 	e.rep.add(w)
-	e.rep.add(ratioRow("CPU per session placed, R = 1 (ratio R=1/full)", "µs", full.CPUPerSession(), part.CPUPerSession(), false,
+	e.rep.add(ratioRow("CPU per session placed, R = 1 (ratio R=1/full)", "µs", fig(okF, full.CPUPerSession()), fig(okP, part.CPUPerSession()), false,
 		"CPU time of the process running the 9 peers (all threads, /proc schedstat) from the first create until every copy is placed, ÷ sessions: what a write costs the whole mesh, whatever else shares the machine"))
-	e.rep.add(ratioRow("disk per peer, R = 1 (ratio R=1/full)", "MB", mean64(full.DiskPerPeer)/1e6, mean64(part.DiskPerPeer)/1e6, true,
+	e.rep.add(ratioRow("disk per peer, R = 1 (ratio R=1/full)", "MB", fig(okF, mean64(full.DiskPerPeer)/1e6), fig(okP, mean64(part.DiskPerPeer)/1e6), true,
 		"persist.Store.DiskUsage, mean over the 9 peers once placed"))
-	e.rep.add(ratioRow("sessions stored per peer, R = 1 (ratio R=1/full)", "sessions", meanInt(full.SessionsPerPeer), meanInt(part.SessionsPerPeer), true,
+	e.rep.add(ratioRow("sessions stored per peer, R = 1 (ratio R=1/full)", "sessions", fig(okF, meanInt(full.SessionsPerPeer)), fig(okP, meanInt(part.SessionsPerPeer)), true,
 		"persist.Store.Len, mean over the 9 peers"))
-	e.rep.add(ratioRow("resident memory of a peer, R = 1 (ratio R=1/full)", "MB", float64(mems[0].RSSReopened)/1e6, float64(mems[1].RSSReopened)/1e6, false,
+	mf, okMF := mems[0]
+	mp, okMP := mems[1]
+	e.rep.add(ratioRow("resident memory of a peer, R = 1 (ratio R=1/full)", "MB", fig(okMF, float64(mf.RSSReopened)/1e6), fig(okMP, float64(mp.RSSReopened)/1e6), false,
 		"VmRSS of peer 0 reopened alone on its data in a fresh process, after GC"))
-	e.rep.add(ratioRow("resident memory of a peer, anonymous, R = 1 (ratio R=1/full)", "MB", float64(mems[0].RSSAnonReopened)/1e6, float64(mems[1].RSSAnonReopened)/1e6, false,
+	e.rep.add(ratioRow("resident memory of a peer, anonymous, R = 1 (ratio R=1/full)", "MB", fig(okMF, float64(mf.RSSAnonReopened)/1e6), fig(okMP, float64(mp.RSSAnonReopened)/1e6), false,
 		"RssAnon of the same process"))
-	return nil
 }
 
 // benchPartialReads times node.Get of whole sessions on peer 0 of the R = 1
