@@ -7,9 +7,11 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/scsstore"
 )
 
@@ -18,7 +20,10 @@ import (
 // thanks to the version cookie of Consistent.
 func TestConsistentAlternatingCounter(t *testing.T) {
 	t.Parallel()
-	nodes := startNodes(t, 2, nil)
+	// Patient reads: the default 200 ms ConsistencyWait fails a read on
+	// a machine loaded enough to delay replication that long (seen in CI
+	// at load 18); this test is about no increment being lost.
+	nodes := startNodes(t, 2, func(cfg *node.Config) { cfg.ConsistencyWait = 10 * time.Second })
 	var urls []string
 	for _, n := range nodes {
 		sm := scs.New()

@@ -50,7 +50,13 @@ func (w *waitRecorder) percentiles() (n int, p50, p99 time.Duration) {
 // increments, none lost.
 func TestHTTPAlternatingCounterWithVersion(t *testing.T) {
 	rec := &waitRecorder{}
-	nodes := meshtest.Start(t, 2, func(_ int, cfg *node.Config) { cfg.Metrics = rec })
+	nodes := meshtest.Start(t, 2, func(_ int, cfg *node.Config) {
+		cfg.Metrics = rec
+		// Patient reads: under load (CI at load 11-18) replication can
+		// take longer than the default 200 ms, which would answer 409
+		// or 503; this test is about no increment being lost.
+		cfg.ConsistencyWait = 10 * time.Second
+	})
 	var urls []string
 	for _, n := range nodes {
 		srv := httptest.NewServer(NewHandler(APIOptions{Node: n}))
