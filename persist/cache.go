@@ -271,7 +271,10 @@ func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, p
 		sh.gen.Add(1)
 	}
 	t := sh.tab.Load()
-	if sh.n >= len(t.buckets) {
+	if 2*sh.n >= len(t.buckets) {
+		// At most half full: a replaced entry copies the nodes before it
+		// in its chain (without), a few hundred bytes each, while a bucket
+		// is 8 bytes.
 		t = sh.growLocked(t)
 	}
 	b := t.bucket(key)
