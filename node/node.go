@@ -8,7 +8,9 @@ import (
 	"hash/maphash"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -72,7 +74,11 @@ type Node struct {
 	broadcast chan []byte
 	direct    map[PeerID]*directQueue
 
-	wake      chan struct{}
+	wake chan struct{}
+	// lost: peers deltas were lost to (deltasLost), for timerLoop to
+	// hand to the Core.
+	lostMu    sync.Mutex
+	lost      map[PeerID]bool
 	done      chan struct{}
 	closeOnce sync.Once
 	closing   sync.WaitGroup // the timer loop
@@ -504,12 +510,38 @@ func (n *Node) sendOne(p PeerID, data []byte) {
 }
 
 // deltasLost has anti-entropy start soon with p, which lost what was sent
-// to it (Core.DeltasLost).
+// to it (Core.DeltasLost). It only notes p for timerLoop: its callers are
+// p's own send loop and the transport's, and stepping the Core here would
+// dispatch its messages from them, one of which may be for p, whose full
+// queue only this send loop drains (it waited sendTimeout and dropped the
+// message, an anti-entropy round's, and the round never repaired).
 func (n *Node) deltasLost(p PeerID) {
 	if n.isClosed() {
 		return
 	}
-	n.step(func(c *Core, now time.Time) { c.DeltasLost(now, p) })
+	n.lostMu.Lock()
+	if n.lost == nil {
+		n.lost = map[PeerID]bool{}
+	}
+	n.lost[p] = true
+	n.lostMu.Unlock()
+	n.kick()
+}
+
+// takeLost hands the peers noted by deltasLost to the Core.
+func (n *Node) takeLost() {
+	n.lostMu.Lock()
+	lost := n.lost
+	n.lost = nil
+	n.lostMu.Unlock()
+	if len(lost) == 0 {
+		return
+	}
+	n.step(func(c *Core, now time.Time) {
+		for _, p := range slices.Sorted(maps.Keys(lost)) {
+			c.DeltasLost(now, p)
+		}
+	})
 }
 
 func (n *Node) timerLoop() {
@@ -526,6 +558,7 @@ func (n *Node) timerLoop() {
 		case <-n.done:
 			return
 		case <-n.wake:
+			n.takeLost()
 			continue
 		case <-t.C:
 		}
