@@ -249,6 +249,10 @@ type groupScratch struct {
 	owners  []int // the request of each change
 	changes []crdt.Change
 	out     [1]commitRes
+
+	// spareIndex is a previous group's index, emptied, for the next group
+	// that needs one.
+	spareIndex map[string]int
 }
 
 // indexFrom is the size from which a group finds its staged states through
@@ -275,7 +279,10 @@ func (g *groupScratch) add(st staged) int {
 	case g.index != nil:
 		g.index[st.id] = i
 	case len(g.states) == indexFrom:
-		g.index = make(map[string]int, 2*indexFrom)
+		g.index, g.spareIndex = g.spareIndex, nil
+		if g.index == nil {
+			g.index = make(map[string]int, 2*indexFrom)
+		}
 		for j := range g.states {
 			g.index[g.states[j].id] = j
 		}
@@ -295,6 +302,10 @@ func (g *groupScratch) reset() {
 	g.wsOf, g.owners = g.wsOf[:0], g.owners[:0]
 	if cap(g.states) > keep {
 		g.states, g.ws, g.entries, g.changes, g.wsOf, g.owners = nil, nil, nil, nil, nil, nil
+	}
+	if g.index != nil && len(g.index) <= keep {
+		clear(g.index)
+		g.spareIndex = g.index
 	}
 	g.index = nil
 	g.out = [1]commitRes{}
@@ -404,6 +415,11 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	for _, w := range ws[written:] {
 		// Not written: the next commit reads the stored state back.
 		s.cache.remove(w.id)
+	}
+	if len(group) == 1 && len(g.changes) > 1 {
+		// Sized once: appending one by one grew it log2(n) times for a
+		// remote batch of n sessions. The slice is the caller's.
+		out[0].res.Changes = make([]crdt.Change, 0, len(g.changes))
 	}
 	for k, ch := range g.changes {
 		// A guarded delta that merged nothing (Change.Dropped) wrote
