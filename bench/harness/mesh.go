@@ -172,6 +172,12 @@ func createSessions(ctx context.Context, n *node.Node, base, count, conc int, op
 	for w := range conc {
 		go func() {
 			for i := w; i < count; i += conc {
+				if err := ctx.Err(); err != nil {
+					// Create may not look at ctx (durability none): an
+					// interrupted run stops its writers here.
+					errs <- err
+					return
+				}
 				tk, err := n.Create(ctx, append([]node.CreateOption{node.WithFields(sessionData(base + i))}, opts...)...)
 				if err != nil {
 					errs <- err
