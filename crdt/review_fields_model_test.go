@@ -73,6 +73,9 @@ func TestReviewFieldsMatchModel(t *testing.T) {
 			if !slices.IsSorted(keys) || len(keys) != len(model) {
 				t.Fatalf("seed %d step %d: All gave %d keys (sorted %v), model %d", seed, step, len(keys), slices.IsSorted(keys), len(model))
 			}
+			if fk, ok := fs.FirstKey(); ok != (len(keys) > 0) || ok && fk != keys[0] {
+				t.Fatalf("seed %d step %d: FirstKey = %q %v, lowest key %v", seed, step, fk, ok, keys[:min(1, len(keys))])
+			}
 			for k, f := range model {
 				if g, ok := fs.Get(k); !ok || g != f {
 					t.Fatalf("seed %d step %d: Get(%s) = %+v %v, model %+v", seed, step, k, g, ok, f)
