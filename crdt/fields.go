@@ -175,6 +175,32 @@ func (fs Fields) MemSize() int {
 	return n
 }
 
+// PackedLen returns the size of fs's packed base when fs is that base
+// alone (no register written since it was built): what CopyPacked copies.
+func (fs Fields) PackedLen() (int, bool) {
+	if len(fs.over) > 0 {
+		return 0, false
+	}
+	return len(fs.base), true
+}
+
+// CopyPacked returns fs, a packed base alone (PackedLen), reading from a
+// copy of its base at the start of buf: for a cache that keeps a session's
+// registers in the allocation that holds the rest of the session, where a
+// read finds them beside what it has just read. The returned Fields
+// shares buf, so buf must never be written again. It panics if fs has an
+// overlay or buf is too short.
+func (fs Fields) CopyPacked(buf []byte) Fields {
+	if len(fs.over) > 0 || len(buf) < len(fs.base) {
+		panic("crdt: CopyPacked of an overlay or into a short buffer")
+	}
+	if len(fs.base) == 0 {
+		return fs
+	}
+	copy(buf, fs.base)
+	return Fields{base: table(unsafe.String(unsafe.SliceData(buf), len(fs.base))), n: fs.n}
+}
+
 // each calls fn with the entries in key order until it returns false.
 func (fs Fields) each(fn func(entry) bool) {
 	if len(fs.over) == 0 {

@@ -84,6 +84,16 @@ type cacheTable struct {
 // that a lookup compares the id and finds the state in the allocation it
 // already reads, a few adjacent cache lines, rather than in two more.
 // Readers get a pointer to the state in the node, which never changes.
+//
+// A node is 256 bytes, a size class whose objects start on a cache line:
+// what a read touches (the key, the id, the state's header and where its
+// registers are) then spans three lines rather than four. A node made for
+// a session created, loaded or moved (its shard's table grew), whose
+// registers are one packed base (crdt.Fields.PackedLen) that fits, has
+// room for them after it (inlineNode), so that a read finds them in the
+// allocation it has just read, not in one more elsewhere in memory. A
+// write's node refers to the registers where they are (see
+// insertNodeLocked).
 type cacheNode struct {
 	key   uint64 // the hash of the id
 	idLen uint8  // noInlineID when the id does not fit id
@@ -93,15 +103,92 @@ type cacheNode struct {
 	size  int
 	cost  int64
 	next  *cacheNode
+	_     [16]byte // to 256 bytes
 }
+
+// The node's size is the size class it fills.
+var _ = [1]struct{}{}[unsafe.Sizeof(cacheNode{})-256]
 
 const (
 	inlineID   = 47 // the key, length and id fill the node's first line
 	noInlineID = 0xff
+	// maxInlineRegs is the most registers' bytes a node holds (a 4 KiB
+	// object): a larger session's are apart, as they are built.
+	maxInlineRegs = 4096 - 8 - 256
 )
 
+// inlineNode is a node with room for its state's packed registers.
+type inlineNode[B any] struct {
+	cacheNode
+	regs B
+}
+
+// allocNode returns a new node and the room after it for size bytes of
+// registers, 0 < size <= maxInlineRegs.
+// The sizes fill size classes whose objects start on a cache line; above
+// 512 bytes the allocator puts an 8-byte header before an object that
+// holds pointers, and the node then starts 8 bytes into its first line,
+// which still holds the whole of its key and id.
+func allocNode(size int) (*cacheNode, []byte) {
+	const n, h = 256, 8 + 256
+	switch {
+	case size <= 320-n:
+		return inline[[320 - n]byte]()
+	case size <= 384-n:
+		return inline[[384 - n]byte]()
+	case size <= 448-n:
+		return inline[[448 - n]byte]()
+	case size <= 512-n:
+		return inline[[512 - n]byte]()
+	case size <= 640-h:
+		return inline[[640 - h]byte]()
+	case size <= 768-h:
+		return inline[[768 - h]byte]()
+	case size <= 896-h:
+		return inline[[896 - h]byte]()
+	case size <= 1024-h:
+		return inline[[1024 - h]byte]()
+	case size <= 1152-h:
+		return inline[[1152 - h]byte]()
+	case size <= 1280-h:
+		return inline[[1280 - h]byte]()
+	case size <= 1408-h:
+		return inline[[1408 - h]byte]()
+	case size <= 1536-h:
+		return inline[[1536 - h]byte]()
+	case size <= 1792-h:
+		return inline[[1792 - h]byte]()
+	case size <= 2048-h:
+		return inline[[2048 - h]byte]()
+	case size <= 2304-h:
+		return inline[[2304 - h]byte]()
+	case size <= 2688-h:
+		return inline[[2688 - h]byte]()
+	case size <= 3072-h:
+		return inline[[3072 - h]byte]()
+	case size <= 3456-h:
+		return inline[[3456 - h]byte]()
+	}
+	return inline[[maxInlineRegs]byte]()
+}
+
+func inline[B any]() (*cacheNode, []byte) {
+	p := new(inlineNode[B])
+	return &p.cacheNode, unsafe.Slice((*byte)(unsafe.Pointer(&p.regs)), unsafe.Sizeof(p.regs))
+}
+
+// newNode returns a node holding a copy of e's state, its registers in
+// the node when they fit (allocNode).
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := newOwnedNode(e.s)
+	var n *cacheNode
+	if size, ok := e.s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs { // inlines
+		var regs []byte
+		n, regs = allocNode(size)
+		n.setState(e.s)
+		n.s.Fields = e.s.Fields.CopyPacked(regs)
+	} else {
+		n = newOwnedNode(e.s)
+	}
 	n.key, n.hash, n.size, n.cost, n.next = key, e.hash, e.size, e.cost, next
 	return n
 }
@@ -109,12 +196,25 @@ func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
 // newOwnedNode returns an unpublished node holding a copy of s, for the
 // committer to merge into and then publish (cache.putNode).
 func newOwnedNode(s *crdt.Session) *cacheNode {
-	n := &cacheNode{idLen: noInlineID, s: *s}
+	n := &cacheNode{}
+	n.setState(s)
+	return n
+}
+
+// setState makes n's state a copy of s, its id in n when it fits.
+func (n *cacheNode) setState(s *crdt.Session) {
+	n.idLen, n.s = noInlineID, *s
 	if id := s.ID; len(id) <= inlineID {
 		n.idLen = uint8(copy(n.id[:], id))
 		n.rehome()
 	}
-	return n
+}
+
+// inlines reports whether newNode would keep the registers of n's state
+// in the node it makes.
+func (n *cacheNode) inlines() bool {
+	size, ok := n.s.Fields.PackedLen()
+	return ok && size > 0 && size <= maxInlineRegs
 }
 
 // rehome points the state's id at the node's copy of it, so that a cached
@@ -256,7 +356,8 @@ func (sh *cacheShard) insertLocked(key uint64, e cacheEntry, perShard int, maxBy
 // putNode).
 func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, perShard int, maxBytes int64) bool {
 	ce := cachedEntry{cacheEntry: e, cost: e.cost()}
-	if _, ok := sh.deleteLocked(key, e.s.ID); ok {
+	_, replaces := sh.deleteLocked(key, e.s.ID)
+	if replaces {
 		if ce.cost > maxBytes {
 			sh.gen.Add(1)
 			return false
@@ -278,7 +379,13 @@ func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, p
 		t = sh.growLocked(t)
 	}
 	b := t.bucket(key)
-	if n == nil || e.s != &n.s {
+	// The committer's own node is published as it is, but for a new
+	// session whose registers fit a node: copying them into one on every
+	// write that builds a new base (one in a few) would add their size to
+	// the garbage of a write. A write's node refers to the registers
+	// where they are (in an older node, or apart), until the entry is
+	// made again (shard growth, eviction and reload).
+	if n == nil || e.s != &n.s || !replaces && n.inlines() {
 		n = newNode(key, ce, b.Load())
 	} else {
 		n.key, n.hash, n.size, n.cost, n.next = key, ce.hash, ce.size, ce.cost, b.Load()
@@ -310,6 +417,8 @@ func without(head, x *cacheNode) *cacheNode {
 	if head == x {
 		return x.next
 	}
+	// A plain copy: its registers stay where they are (in head, when
+	// head holds them), as a write's do (insertNodeLocked).
 	c := *head
 	c.rehome()
 	c.next = without(head.next, x)

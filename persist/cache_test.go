@@ -5,6 +5,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unsafe"
+
+	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // TestCacheReadersDuringWrites: readers, which take no lock, find either
@@ -80,4 +83,86 @@ func TestCacheReadersDuringWrites(t *testing.T) {
 	if total == 0 {
 		t.Fatal("nothing left cached")
 	}
+}
+
+// nodeOf returns the cache node whose state s is.
+func nodeOf(s *crdt.Session) *cacheNode {
+	return (*cacheNode)(unsafe.Add(unsafe.Pointer(s), -int(unsafe.Offsetof(cacheNode{}.s))))
+}
+
+// inNode reports whether every value of s lies in the registers' room of
+// its cache node, and the node starts on a cache line (or 8 bytes into
+// one, after the allocator's header).
+func inNode(s *crdt.Session) bool {
+	n := uintptr(unsafe.Pointer(nodeOf(s)))
+	if n%64 > 8 {
+		return false
+	}
+	for _, v := range s.Fields.Values() {
+		if v == "" {
+			continue
+		}
+		p := uintptr(unsafe.Pointer(unsafe.StringData(v)))
+		if p < n+unsafe.Sizeof(cacheNode{}) || p+uintptr(len(v)) > n+unsafe.Sizeof(cacheNode{})+maxInlineRegs {
+			return false
+		}
+	}
+	return true
+}
+
+// TestCacheRegistersInNode: a state whose registers are one packed base
+// that fits is cached with them in its node, through puts, the growth of
+// the shards' tables; one with an overlay, or too big, keeps them apart;
+// every state reads back equal to what was put, also after removals of
+// chain neighbours.
+func TestCacheRegistersInNode(t *testing.T) {
+	c := newCache(cacheShards*1024, 1<<40) // no eviction
+	type kase struct {
+		s      *crdt.Session
+		inline bool
+	}
+	var cases []kase
+	for i, fields := range []int{0, 1, 3, 10, 40, 200} {
+		for packed := range 2 {
+			s := newSession(fmt.Sprintf("r%d-%d", i, packed), 1, t0, fields)
+			if packed == 1 {
+				m := map[string]crdt.Field{}
+				for k, f := range s.Fields.All() {
+					m[k] = f
+				}
+				s.Fields = crdt.FieldsOf(m)
+			}
+			size, ok := s.Fields.PackedLen()
+			cases = append(cases, kase{s, ok && size > 0 && size <= maxInlineRegs})
+		}
+	}
+	check := func(when string, placed bool) {
+		t.Helper()
+		for _, k := range cases {
+			e, ok := c.entry(k.s.ID)
+			if !ok || !e.s.Equal(k.s) {
+				t.Fatalf("%s: %s reads back %v %v", when, k.s.ID, ok, e.s)
+			}
+			if placed && k.s.Fields.Len() > 0 && inNode(e.s) != k.inline {
+				t.Fatalf("%s: %s registers in its node: %v, want %v", when, k.s.ID, !k.inline, k.inline)
+			}
+		}
+	}
+	for _, k := range cases {
+		c.put(newEntry(k.s))
+	}
+	check("after put", true)
+	if _, packed := cases[4].s.Fields.PackedLen(); !cases[5].inline || packed || cases[11].inline {
+		t.Fatalf("the cases do not cover a packed, an overlay and a big session")
+	}
+	for i := range 5000 { // grows every table, chains form
+		c.put(newEntry(newSession(fmt.Sprintf("g%d", i), 1, t0, 1)))
+	}
+	check("after growth", true)
+	for i := range 5000 {
+		c.remove(fmt.Sprintf("g%d", i))
+	}
+	// A node copied when a neighbour leaves its chain reads its
+	// registers where they were.
+	check("after removals", false)
 }
