@@ -280,13 +280,24 @@ func (g *gossipTracer) meshPeers() []peer.ID {
 	return ids
 }
 
-func (g *gossipTracer) RejectMessage(_ *pubsub.Message, reason string) {
+// RejectMessage counts gossipsub's rejections; those of a message it
+// dropped unvalidated are losses (lost.add).
+func (g *gossipTracer) RejectMessage(msg *pubsub.Message, reason string) {
 	switch reason {
 	case pubsub.RejectValidationFailed, pubsub.RejectValidationIgnored:
 		// Our validator's decisions, already counted under our reasons.
-	default:
-		g.stats.reject("pubsub: " + reason)
+		return
+	case pubsub.RejectValidationQueueFull, pubsub.RejectValidationThrottled:
+		// Dropped before validation (one inline worker validates everyone's
+		// gossip): lost like a message dropped on its way out. The peer that
+		// sent it is reported, not its author: the sender is who this stream
+		// is authenticated as, and it validated the message and holds it, so
+		// a round with it repairs the loss.
+		if msg != nil && msg.ReceivedFrom != "" {
+			g.lost.add(msg.ReceivedFrom)
+		}
 	}
+	g.stats.reject("pubsub: " + reason)
 }
 
 // DropRPC counts an RPC gossipsub's queue to p had no room for; one that

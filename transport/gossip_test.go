@@ -162,3 +162,29 @@ func TestGossipTracerReportsLoss(t *testing.T) {
 		t.Fatalf("lost %v after take, want none", got)
 	}
 }
+
+// A message gossipsub dropped before validation (its validation queue was
+// full: one inline worker validates everyone's gossip) is lost as surely
+// as one dropped on the way out: the peer that sent it, which validated
+// and holds it, is reported, so the node repairs with it soon; our own
+// validator's rejections and duplicates are not losses.
+func TestGossipTracerReportsValidationQueueLoss(t *testing.T) {
+	var st counters
+	g := newGossipTracer(&st)
+	m := func(from peer.ID) *pubsub.Message {
+		return &pubsub.Message{Message: &pb.Message{From: []byte("author")}, ReceivedFrom: from}
+	}
+	g.RejectMessage(m("fwd1"), pubsub.RejectValidationQueueFull)
+	g.RejectMessage(m("fwd2"), pubsub.RejectValidationThrottled)
+	g.RejectMessage(m("bad"), pubsub.RejectValidationFailed)
+	g.RejectMessage(m("ign"), pubsub.RejectValidationIgnored)
+	g.RejectMessage(m(""), pubsub.RejectValidationQueueFull)
+	select {
+	case <-g.lost.wake:
+	default:
+		t.Fatal("no wake-up after a message the validation queue dropped")
+	}
+	if got := g.lost.take(); !slices.Equal(got, []peer.ID{"fwd1", "fwd2"}) {
+		t.Fatalf("lost %v, want [fwd1 fwd2]", got)
+	}
+}

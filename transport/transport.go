@@ -63,8 +63,10 @@ type DecodedGossipHandler interface {
 // GossipLossHandler is a Handler that hears which peers gossip was lost
 // with, so that it can repair soon what went missing: a peer that missed a
 // message because gossipsub's queue to it was full (gossipsub drops rather
-// than wait), and the author of a message this host validated but could
-// not deliver (the subscription's queue was full). GossipLost is called
+// than wait), the author of a message this host validated but could not
+// deliver (the subscription's queue was full), and the peer that sent a
+// message dropped before validation (the validation queue was full).
+// GossipLost is called
 // from a goroutine of the transport's own, at most once per peer for a
 // burst of losses; it may block briefly.
 type GossipLossHandler interface {
