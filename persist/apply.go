@@ -223,8 +223,16 @@ func (c *committer) take() []*commitReq {
 // staged is a session as a group leaves it.
 type staged struct {
 	id     string
+	bucket int           // BucketOf(id), hashed once for the backend and digests
 	stored *crdt.Session // as the backend holds it; nil when absent
 	hash   uint64        // sessionHash(stored)
+	// fieldHash is the XOR of the record hashes of the field registers the
+	// group's merges replaced and of those they put in their place: what
+	// the digest of a stored session changes by (write), computed as each
+	// merge learns both registers rather than looked up again.
+	fieldHash uint64
+	// slot is where the cache keeps id: found by base, used to publish.
+	slot   cacheSlot
 	state  *crdt.Session // stored, or the group's own copy once a delta merged
 	owned  bool          // state is the group's copy
 	node   *cacheNode    // holds state when owned and the store caches
@@ -371,7 +379,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	}
 	for i := range g.states {
 		st := &g.states[i]
-		w, h, ok := st.write(st.id)
+		w, h, ok := st.write()
 		if ok {
 			g.ws = append(g.ws, w)
 			g.wsOf = append(g.wsOf, i)
@@ -406,10 +414,10 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			s.dirty.Store(true)
 		}
 	}
-	for i, w := range ws[:written] {
+	for i := range ws[:written] {
 		st := &g.states[g.wsOf[i]]
-		s.digests.update(BucketOf(w.id), st.hash, g.entries[i].hash)
-		s.cache.putNode(g.entries[i], st.node)
+		s.digests.update(st.bucket, st.hash, g.entries[i].hash)
+		s.cache.putNodeAt(st.slot, g.entries[i], st.node)
 		st.landed = true
 	}
 	for _, w := range ws[written:] {
@@ -481,12 +489,22 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 	if cur.IsDestroyed() {
 		st.size = crdt.HeaderSize(cur, 0)
 	} else {
+		// Each changed register, before and after, once: for the size and,
+		// when the store holds the session live, the digest (write).
+		hashed := st.stored != nil && !st.stored.IsDestroyed()
+		fh := uint64(0)
 		for _, k := range ch.Fields {
 			if f, ok := before.Fields.Get(k); ok {
 				fieldBytes -= crdt.FieldSize(k, f)
+				if hashed {
+					fh ^= fieldHash(st.id, k, f)
+				}
 			}
 			f, _ := cur.Fields.Get(k)
 			fieldBytes += crdt.FieldSize(k, f)
+			if hashed {
+				fh ^= fieldHash(st.id, k, f)
+			}
 		}
 		size := crdt.HeaderSize(cur, cur.Fields.Len()) + fieldBytes
 		var over error
@@ -501,6 +519,7 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 			return crdt.Change{}, over
 		}
 		st.size = size
+		st.fieldHash ^= fh
 	}
 	st.merged = true
 	if st.fields == nil {
@@ -516,7 +535,7 @@ func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 
 // write returns the backend write that brings the stored state to the
 // group's, with the new hash, or false when nothing changed.
-func (st *staged) write(id string) (write, uint64, bool) {
+func (st *staged) write() (write, uint64, bool) {
 	final, stored := st.state, st.stored
 	if !st.merged {
 		return write{}, 0, false
@@ -525,25 +544,20 @@ func (st *staged) write(id string) (write, uint64, bool) {
 	if !header && len(st.fields) == 0 {
 		return write{}, 0, false
 	}
-	w := write{id: id, state: final, old: stored, header: header, newDeadline: final.Absolute}
+	w := write{id: st.id, bucket: st.bucket, state: final, old: stored, header: header, newDeadline: final.Absolute}
 	if stored != nil {
 		w.oldDeadline = stored.Absolute
 	}
 	var h uint64
 	switch {
-	case final.IsDestroyed() || stored == nil:
+	case final.IsDestroyed() || stored == nil || stored.IsDestroyed():
 		h = sessionHash(final)
 	default:
-		h = st.hash
+		// The registers a merge replaced and their replacements (merge
+		// hashed both), and the header when it moved.
+		h = st.hash ^ st.fieldHash
 		if header {
-			h ^= headerHash(id, headerOf(stored)) ^ headerHash(id, headerOf(final))
-		}
-		for _, k := range st.fields {
-			if f, ok := stored.Fields.Get(k); ok {
-				h ^= fieldHash(id, k, f)
-			}
-			f, _ := final.Fields.Get(k)
-			h ^= fieldHash(id, k, f)
+			h ^= headerHash(st.id, headerOf(stored)) ^ headerHash(st.id, headerOf(final))
 		}
 	}
 	if !final.IsDestroyed() {
@@ -556,20 +570,21 @@ func (st *staged) write(id string) (write, uint64, bool) {
 // base returns the committed state of id for a merge: from the cache when
 // there, else from the backend.
 func (s *Store) base(id string) (staged, error) {
-	e, ok := s.cache.entry(id)
+	e, slot, ok := s.cache.lookup(id)
+	bucket := BucketOf(id)
 	if !ok {
 		cur, err := s.read(id)
 		if err != nil {
 			return staged{}, err
 		}
 		if cur == nil {
-			st := staged{id: id, size: crdt.HeaderSize(&crdt.Session{ID: id}, 0)}
+			st := staged{id: id, bucket: bucket, slot: slot, size: crdt.HeaderSize(&crdt.Session{ID: id}, 0)}
 			s.own(&st, &crdt.Session{ID: id})
 			return st, nil
 		}
 		e = newEntry(cur)
 	}
-	return staged{id: id, stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
+	return staged{id: id, bucket: bucket, slot: slot, stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
 }
 
 // own gives st its own copy of s to merge into. When the store caches, the

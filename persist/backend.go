@@ -58,6 +58,7 @@ var errTooBig = errors.New("persist: writes too big for one transaction")
 // deletion, when it could not be read.
 type write struct {
 	id          string
+	bucket      int // BucketOf(id)
 	state, old  *crdt.Session
 	header      bool
 	fields      []string

@@ -273,16 +273,31 @@ func (c *cache) get(id string) *crdt.Session {
 }
 
 func (c *cache) entry(id string) (cacheEntry, bool) {
+	e, _, ok := c.lookup(id)
+	return e, ok
+}
+
+// cacheSlot is where the cache keeps an id: its shard and its key there,
+// found once by the committer for the lookup and the publication of a
+// write.
+type cacheSlot struct {
+	sh  *cacheShard
+	key uint64
+}
+
+// lookup is entry, and also returns where id's entry is or would go.
+func (c *cache) lookup(id string) (cacheEntry, cacheSlot, bool) {
 	if c == nil {
-		return cacheEntry{}, false
+		return cacheEntry{}, cacheSlot{}, false
 	}
 	sh, key := c.locate(id)
+	slot := cacheSlot{sh, key}
 	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
 		if n.is(key, id) {
-			return n.entry().cacheEntry, true
+			return n.entry().cacheEntry, slot, true
 		}
 	}
-	return cacheEntry{}, false
+	return cacheEntry{}, slot, false
 }
 
 // generation returns the generation of id's shard, for fill.
@@ -329,6 +344,15 @@ func (c *cache) putNode(e cacheEntry, n *cacheNode) {
 		return
 	}
 	sh, key := c.locate(e.s.ID)
+	c.putNodeAt(cacheSlot{sh, key}, e, n)
+}
+
+// putNodeAt is putNode at e's slot, from lookup.
+func (c *cache) putNodeAt(slot cacheSlot, e cacheEntry, n *cacheNode) {
+	if c == nil {
+		return
+	}
+	sh, key := slot.sh, slot.key
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	sh.insertNodeLocked(key, e, n, c.perShard, c.shardBytes)

@@ -48,7 +48,7 @@ func (s *Store) dropChunk(hs []Handed) (int, error) {
 	hashes := make([]uint64, 0, len(hs))
 	for _, h := range hs {
 		var cur uint64
-		w := write{id: h.ID}
+		w := write{id: h.ID, bucket: BucketOf(h.ID)}
 		if ce, ok := s.cache.entry(h.ID); ok {
 			w.old, cur = ce.s, ce.hash
 		} else {
@@ -72,7 +72,7 @@ func (s *Store) dropChunk(hs []Handed) (int, error) {
 	for i, w := range ws {
 		s.cache.remove(w.id)
 		if i < written {
-			s.digests.update(BucketOf(w.id), hashes[i], 0)
+			s.digests.update(w.bucket, hashes[i], 0)
 		}
 	}
 	if err != nil {

@@ -54,7 +54,7 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int, last **dueE
 		// The index is written with the sessions, so an entry in it is the
 		// session's current deadline: the session need not be readable to
 		// go; its hash is needed for the digest, and its fields to delete.
-		w := write{id: e.id, oldDeadline: e.deadline}
+		w := write{id: e.id, bucket: BucketOf(e.id), oldDeadline: e.deadline}
 		var h uint64
 		exists := true
 		if ce, ok := s.cache.entry(e.id); ok {
@@ -80,7 +80,7 @@ func (s *Store) collectChunk(cutoff int64, now time.Time, limit int, last **dueE
 	for i, w := range ws {
 		s.cache.remove(w.id)
 		if i < written {
-			s.digests.update(BucketOf(w.id), hashes[i], 0)
+			s.digests.update(w.bucket, hashes[i], 0)
 			if gone[i] {
 				removed++
 			}

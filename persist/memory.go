@@ -112,7 +112,7 @@ func (m *memBackend) commit(ws []write) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, w := range ws {
-		b := BucketOf(w.id)
+		b := w.bucket
 		if w.state == nil {
 			delete(m.buckets[b], w.id)
 			continue
