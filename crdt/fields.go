@@ -295,8 +295,22 @@ func (fs Fields) With(key string, f Field) Fields {
 // outgrow its limit, the new base is written straight from fs and es,
 // without the overlay that would only be copied into it.
 func (fs Fields) withAll(es []entry) Fields {
+	fresh := 0
+	for _, e := range es {
+		if _, ok := search(fs.over, e.key); !ok {
+			if _, inBase := fs.base.find(e.key); !inBase {
+				fresh++
+			}
+		}
+	}
+	return fs.withFresh(es, fresh)
+}
+
+// withFresh is withAll for a caller that knows how many keys of es fs
+// lacks (Join looked each up already).
+func (fs Fields) withFresh(es []entry, fresh int) Fields {
 	// The overlay the write leaves: fs's, less the keys es replaces, plus es.
-	size, n, i := len(fs.over)+len(es), fs.n, 0
+	size, n, i := len(fs.over)+len(es), fs.n+fresh, 0
 	for _, e := range es {
 		for i < len(fs.over) && fs.over[i].key < e.key {
 			i++
@@ -304,8 +318,6 @@ func (fs Fields) withAll(es []entry) Fields {
 		if i < len(fs.over) && fs.over[i].key == e.key {
 			size--
 			i++
-		} else if _, inBase := fs.base.find(e.key); !inBase {
-			n++
 		}
 	}
 	if size > overLimit(fs.base.len()) {
@@ -401,11 +413,14 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 	// registers fs already has, and the few it changes are cheap to write
 	// through the overlay.
 	var buf [8]entry
-	wins := buf[:0]
+	wins, fresh := buf[:0], 0
 	c := o.cursor()
 	for e, ok := c.next(); ok; e, ok = c.next() {
 		if cur, ok := fs.Get(e.key); !ok || e.f.Compare(cur) > 0 {
 			wins = append(wins, e)
+			if !ok {
+				fresh++
+			}
 		}
 	}
 	if len(wins) == 0 {
@@ -415,7 +430,7 @@ func (fs Fields) Join(o Fields) (Fields, []string) {
 	for _, e := range wins {
 		changed = append(changed, e.key)
 	}
-	return fs.withAll(wins), changed
+	return fs.withFresh(wins, fresh), changed
 }
 
 // Equal reports whether fs and o hold the same registers.

@@ -122,7 +122,11 @@ func (m *memBackend) commit(ws []write) (int, error) {
 			set = make(map[string]*crdt.Session)
 			m.buckets[b] = set
 		}
-		set[w.id] = w.state
+		// Keyed by the state's own id: a cached state's lies in its cache
+		// node, which the commit has just written, so the map keeps no
+		// other copy of it, and a lookup compares ids in memory at hand
+		// rather than in one more allocation a key.
+		set[w.state.ID] = w.state
 		if w.newDeadline != w.oldDeadline && w.newDeadline != 0 {
 			m.expiry.push(dueEntry{deadline: w.newDeadline, id: w.id})
 		}
