@@ -385,10 +385,11 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 		return nil, fmt.Errorf("%w: batch of %d sessions (max %d)", ErrTooLarge, n, l.MaxBatchSessions)
 	}
 	b := &Batch{}
+	ss := b.ones[:0] // a batch of one (most gossip) needs no slice of its own
 	if n > 1 {
 		b.m = make(map[string]*Session, n)
+		ss = make([]*Session, 0, n)
 	}
-	ss := make([]*Session, 0, n)
 	prev := ""
 	for i := range n {
 		s, err := r.session(l)
@@ -500,17 +501,19 @@ func (r *reader) release() {
 	r.fields = nil
 }
 
-func newReader(data []byte, kind byte) (*reader, error) {
+// newReader returns a reader of data, by value: callers keep it on their
+// stack (every gossip message a peer receives is decoded through one).
+func newReader(data []byte, kind byte) (reader, error) {
 	if len(data) < 2 {
-		return nil, fmt.Errorf("%w: %d bytes, too short for a header", ErrMalformed, len(data))
+		return reader{}, fmt.Errorf("%w: %d bytes, too short for a header", ErrMalformed, len(data))
 	}
 	if data[0] != FormatVersion && data[0] != formatV1 {
-		return nil, fmt.Errorf("%w: %d (this build reads %d and %d)", ErrVersion, data[0], formatV1, FormatVersion)
+		return reader{}, fmt.Errorf("%w: %d (this build reads %d and %d)", ErrVersion, data[0], formatV1, FormatVersion)
 	}
 	if data[1] != kind {
-		return nil, fmt.Errorf("%w: payload kind %q, want %q", ErrMalformed, data[1], kind)
+		return reader{}, fmt.Errorf("%w: payload kind %q, want %q", ErrMalformed, data[1], kind)
 	}
-	return &reader{b: data, off: 2, version: data[0]}, nil
+	return reader{b: data, off: 2, version: data[0]}, nil
 }
 
 func (r *reader) errf(format string, args ...any) error {
