@@ -456,8 +456,15 @@ func (r *reader) guards(ss []*Session, l Limits) error {
 		return r.errf("guarded batch without a guard")
 	}
 	r.off = from
-	gs := make([]Guard, 0, guards)
-	all := make(Version, 0, entries)
+	var gs []Guard
+	var all Version
+	if guards == 1 && entries <= len(oneGuard{}.entries) {
+		// A batch of one guarded delta (most gossip): one allocation.
+		one := new(oneGuard)
+		gs, all = one.guard[:0], one.entries[:0:entries]
+	} else {
+		gs, all = make([]Guard, 0, guards), make(Version, 0, entries)
+	}
 	for _, s := range ss {
 		p, isNil, _ := r.binOrNil(16 * l.MaxFields) // read once above
 		if isNil {
@@ -474,6 +481,12 @@ func (r *reader) guards(ss []*Session, l Limits) error {
 		}
 	}
 	return nil
+}
+
+// oneGuard holds a batch's only guard and its entries, when they are few.
+type oneGuard struct {
+	guard   [1]Guard
+	entries [4]VersionEntry
 }
 
 // reader is a strict msgpack reader over a byte slice. It accepts exactly the
