@@ -379,7 +379,7 @@ func Parse(data []byte) (*Scenario, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: empty file", ErrScenario)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrScenario, strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, fmt.Errorf("%w: %s", ErrScenario, withPaths(strings.TrimPrefix(err.Error(), "yaml: "), data))
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {

@@ -22,10 +22,12 @@ func TestBadScenariosGiveClearErrors(t *testing.T) {
 		name, yaml, want string
 	}{
 		{"empty", "", "empty file"},
-		{"unknown field", minimal + "lattency: []\n", "field lattency not found"},
-		{"unknown nested field", strings.Replace(minimal, "rates:", "ratez:", 1), "field ratez not found"},
-		{"bad duration", strings.Replace(minimal, "duration: 10s", "duration: 10 minutes", 1), `"10 minutes" is not a duration`},
-		{"wrong type", strings.Replace(minimal, "count: 2", "count: two", 1), "cannot unmarshal"},
+		{"unknown field", minimal + "lattency: []\n", "line 10, lattency: field lattency not found"},
+		{"unknown nested field", strings.Replace(minimal, "rates:", "ratez:", 1), "workload.ratez: field ratez not found"},
+		{"bad duration", strings.Replace(minimal, "duration: 10s", "duration: 10 minutes", 1), `line 3, duration: "10 minutes" is not a duration`},
+		{"wrong type", strings.Replace(minimal, "count: 2", "count: two", 1), "line 7, nodes[0].count: cannot unmarshal"},
+		{"wrong type, block style", minimal + "faults:\n  - at: 1s\n    for: 1s\n    crash: a-1\n", "line 13, faults[0].crash: cannot unmarshal"},
+		{"two errors", strings.Replace(strings.Replace(minimal, "count: 2", "count: two", 1), "{create: 1,", "{create: many,", 1), "line 9, workload.rates.create: cannot unmarshal"},
 		{"no name", strings.Replace(minimal, "name: tiny", "", 1), "name is missing"},
 		{"missing latency", strings.Replace(minimal, "regions: [{name: a}, {name: b}]", "regions: [{name: a}, {name: b}, {name: c}]", 1), "no entry between regions a and c"},
 		{"unknown region", strings.Replace(minimal, "name: b-1, region: b", "name: b-1, region: mars", 1), `unknown region "mars"`},
