@@ -18,7 +18,7 @@ import (
 // every peer), by the final reads on every peer, and by reading the
 // Badger files again after the peers closed.
 func TestReviewNoBufferReuseUnderLoad(t *testing.T) {
-	const peers, writers, sessionsPer, rounds = 3, 3, 4, 40
+	const peers, writers, sessionsPer, rounds = 3, 3, 4, 30
 	dirs := make([]string, peers)
 	for i := range dirs {
 		dirs[i] = t.TempDir()
