@@ -200,6 +200,12 @@ func TestReviewNoBufferReuseUnderLoad(t *testing.T) {
 			return m, nil
 		})
 	}
+	// The digests kept up write by write must be the ones recomputed from
+	// the stored sessions when the store opens (anti-entropy compares them).
+	roots := make([]uint64, peers)
+	for i, n := range c.nodes {
+		roots[i] = n.Store().Root()
+	}
 	cancel()
 	closeAll()
 	subWG.Wait()
@@ -217,6 +223,9 @@ func TestReviewNoBufferReuseUnderLoad(t *testing.T) {
 		nd, err := Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
+		}
+		if got := nd.Store().Root(); got != roots[i] {
+			t.Errorf("peer %d: digest root %x kept while running, %x recomputed on open", i, roots[i], got)
 		}
 		verify(fmt.Sprintf("peer %d reopened", i), func(id string) (map[string]string, error) {
 			s, err := nd.Store().Get(id)
