@@ -80,6 +80,7 @@ type Node struct {
 	lostMu    sync.Mutex
 	lost      map[PeerID]bool
 	done      chan struct{}
+	closed    atomic.Bool // set as done closes: what isClosed reads
 	closeOnce sync.Once
 	closing   sync.WaitGroup // the timer loop
 	senders   sync.WaitGroup // outbound goroutines
@@ -181,14 +182,9 @@ func (n *Node) ID() PeerID { return n.self }
 // Store returns the node's store, read-only use (digests, inspection).
 func (n *Node) Store() Store { return n.store }
 
-func (n *Node) isClosed() bool {
-	select {
-	case <-n.done:
-		return true
-	default:
-		return false
-	}
-}
+// isClosed reports whether done is closed: one load, which every read
+// pays, where a select on done took a channel receive.
+func (n *Node) isClosed() bool { return n.closed.Load() }
 
 // step runs fn on the core at the current time and carries out the work it
 // hands back.
@@ -670,6 +666,7 @@ func (n *Node) Close(ctx context.Context) error {
 			c.Flush()
 		})
 		n.outMu.Lock()
+		n.closed.Store(true)
 		close(n.done)
 		close(n.broadcast)
 		for id, q := range n.direct {

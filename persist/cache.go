@@ -267,9 +267,14 @@ func (t *cacheTable) bucket(key uint64) *atomic.Pointer[cacheNode] {
 	return &t.buckets[key&uint64(len(t.buckets)-1)]
 }
 
+// get is entry for a reader, which needs the state alone: the node's
+// hash and size lie on a cache line of their own, which a read leaves
+// alone.
 func (c *cache) get(id string) *crdt.Session {
-	e, _ := c.entry(id)
-	return e.s
+	if n := c.node(id); n != nil {
+		return &n.s
+	}
+	return nil
 }
 
 func (c *cache) entry(id string) (cacheEntry, bool) {
@@ -292,12 +297,29 @@ func (c *cache) lookup(id string) (cacheEntry, cacheSlot, bool) {
 	}
 	sh, key := c.locate(id)
 	slot := cacheSlot{sh, key}
-	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
-		if n.is(key, id) {
-			return n.entry().cacheEntry, slot, true
-		}
+	if n := sh.find(key, id); n != nil {
+		return n.entry().cacheEntry, slot, true
 	}
 	return cacheEntry{}, slot, false
+}
+
+// node returns the node of id, nil if there is none.
+func (c *cache) node(id string) *cacheNode {
+	if c == nil {
+		return nil
+	}
+	sh, key := c.locate(id)
+	return sh.find(key, id)
+}
+
+// find returns the node of the id whose key is key, nil if there is none.
+func (sh *cacheShard) find(key uint64, id string) *cacheNode {
+	for n := sh.tab.Load().bucket(key).Load(); n != nil; n = n.next {
+		if n.is(key, id) {
+			return n
+		}
+	}
+	return nil
 }
 
 // generation returns the generation of id's shard, for fill.
