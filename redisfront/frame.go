@@ -116,6 +116,13 @@ func (f *framer) filled(n int) {
 		return
 	}
 	for f.s < f.w {
+		if k := emptyMultibulk(f.buf[f.s:f.w]); k > 0 {
+			// Redis reads "*0\r\n" (or a negative count) as no command
+			// and goes on; redcon would close the connection on it.
+			copy(f.buf[f.s:], f.buf[f.s+k:f.w])
+			f.w -= k
+			continue
+		}
 		end, need, ok := requestScan(f.buf[f.s:f.w])
 		if !ok {
 			f.broken = true
@@ -155,6 +162,20 @@ func (f *framer) over(max int) bool {
 func requestEnd(b []byte) (int, bool) {
 	end, _, ok := requestScan(b)
 	return end, ok
+}
+
+// emptyMultibulk returns the length of the multibulk header at b's start
+// when it declares no arguments ("*0\r\n", "*-1\r\n"), which Redis skips
+// without a reply; 0 for anything else, an incomplete header included.
+func emptyMultibulk(b []byte) int {
+	if len(b) == 0 || b[0] != '*' {
+		return 0
+	}
+	i, n, ok := lineInt(b, 1)
+	if !ok || i == 0 || n > 0 {
+		return 0
+	}
+	return i
 }
 
 // minBulk is the smallest bulk string ("$0\r\n\r\n").

@@ -40,6 +40,15 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+	// An empty multibulk request ("*0", or a negative count) is no
+	// command: Redis skips it without a reply and keeps the connection,
+	// also when it comes in pieces or between two commands of a pipeline.
+	r0 := dialRaw(t, f.addr)
+	r0.send(t, "*0\r\n*1\r\n$4\r\nPING\r\n*-1\r\n*")
+	r0.send(t, "0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+	if got := r0.line(t) + r0.line(t) + r0.line(t); got != "+PONG$1v" {
+		t.Errorf("PING and GET around empty requests: %q, want +PONG $1 v", got)
+	}
 	// Inline commands, as telnet users type them, work.
 	r := dialRaw(t, f.addr)
 	r.send(t, "GET k\r\n")
