@@ -150,39 +150,58 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// loadMembers reads the member list saved by an earlier run and learns its
-// members. Entries that do not parse, fail their record's signature check,
-// or are outside the allowlist are skipped with a warning: a damaged file
-// costs those members, not the start.
-func (t *Transport) loadMembers() {
+// readMembers reads the member list saved by an earlier run; nil when
+// there is none or it cannot be used (logged: a damaged file costs its
+// members, not the start).
+func (t *Transport) readMembers() *savedMembers {
 	if t.cfg.DataDir == "" {
-		return
+		return nil
 	}
 	path := filepath.Join(t.cfg.DataDir, MembersFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return
+		return nil
 	}
 	if err != nil {
 		t.log.Warn("transport: could not read the member list", "path", path, "err", err)
-		return
+		return nil
 	}
 	var list savedMembers
 	if err := json.Unmarshal(data, &list); err != nil {
 		t.log.Warn("transport: ignoring a damaged member list", "path", path, "err", err)
-		return
+		return nil
 	}
 	if list.Version != membersFileVersion {
 		t.log.Warn("transport: ignoring a member list of an unknown version", "path", path, "version", list.Version)
+		return nil
+	}
+	return &list
+}
+
+// loadForgotten restores the saved list's tombstones. It runs before the
+// host listens: a member that connects at once pushes its records, and
+// one of a forgotten peer, taken before its tombstone is back, would make
+// that peer a member again.
+func (t *Transport) loadForgotten(list *savedMembers) {
+	if list == nil {
 		return
 	}
 	t.mem.mu.Lock()
+	defer t.mem.mu.Unlock()
 	for _, f := range list.Forgotten {
 		if id, err := peer.Decode(f.ID); err == nil && time.Since(f.At) < t.tombstoneTTL() {
 			t.mem.forgotten[id] = tombstone{seq: f.Seq, at: f.At}
 		}
 	}
-	t.mem.mu.Unlock()
+}
+
+// loadMembers learns the members of the saved list. Entries that do not
+// parse, fail their record's signature check, or are outside the
+// allowlist are skipped with a warning.
+func (t *Transport) loadMembers(list *savedMembers) {
+	if list == nil {
+		return
+	}
 	n := 0
 	for _, sm := range list.Members {
 		id, err := peer.Decode(sm.ID)
@@ -231,7 +250,7 @@ func (t *Transport) loadMembers() {
 		t.mem.mu.Unlock()
 		n++
 	}
-	t.log.Info("transport: loaded the member list", "path", path, "members", n)
+	t.log.Info("transport: loaded the member list", "path", filepath.Join(t.cfg.DataDir, MembersFile), "members", n)
 }
 
 // openPeerRecord checks a serialized signed peer record: a valid envelope

@@ -169,6 +169,8 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 	t.tracer = newGossipTracer(&t.stats)
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 
+	saved := t.readMembers()
+	t.loadForgotten(saved)
 	if err := t.startHost(key); err != nil {
 		t.cancel()
 		return nil, err
@@ -196,7 +198,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 	go t.identifyLoop(sub)
 	go t.pushLoop()
 	go t.saveLoop()
-	t.loadMembers()
+	t.loadMembers(saved)
 	for _, ai := range r.bootstrap {
 		if m, _ := t.learn(ai.ID, ai.Addrs, "bootstrap"); m != nil {
 			t.mem.mu.Lock()
