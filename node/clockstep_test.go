@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -17,8 +15,7 @@ import (
 // meaning stays: the retried delta, still beyond the drift bound of the
 // stepped clock, is deferred again, and the HLC keeps its last stamp.
 func TestClockSteppedMovesTimers(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	start := time.UnixMilli(1_700_000_000_000)
 	c, st := memCore(t, cfg, start)
 	c.PeerUp(start, "p1")
@@ -110,8 +107,7 @@ func TestClockSteppedMovesTimers(t *testing.T) {
 // Under partial replication the placement, handoff and hello timers move
 // with a step too, and a member's time down counts from when it went down.
 func TestClockSteppedMovesPartialTimers(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	cfg.Region, cfg.Replicas = "r", 1
 	start := time.UnixMilli(1_700_000_000_000)
 	c, _ := memCore(t, cfg, start)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -35,8 +33,7 @@ type coreRun struct {
 
 func newCoreRun(t *testing.T, n int, seed uint64) *coreRun {
 	r := &coreRun{t: t, now: time.UnixMilli(1_700_000_000_000), cores: map[PeerID]*Core{}, cut: map[PeerID]int{}}
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	cfg.SyncInterval = time.Second
 	cfg.SyncTimeout = 3 * time.Second // rounds cut off by the partition end sooner
 	for i := range n {

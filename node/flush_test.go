@@ -1,8 +1,6 @@
 package node
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -15,8 +13,7 @@ import (
 // FlushDelay, and a clock stepped back behind the last batch does not hold
 // deltas back until it catches up.
 func TestFlushLeadingEdge(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	start := time.UnixMilli(1_700_000_000_000)
 	c, _ := memCore(t, cfg, start)
 	clock := crdt.NewClock(1, cfg.MaxDrift)

@@ -3,8 +3,6 @@ package node
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -18,8 +16,7 @@ import (
 // tick in a loop while they wait; and once acknowledged every hint is
 // handed off and dropped.
 func TestHandoffsInFlightTogether(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	cfg.Region, cfg.Replicas = "r", 1
 	cfg.SyncChunkBytes = 4 << 10 // a few sessions a handoff
 	start := time.UnixMilli(1_700_000_000_000)
@@ -141,8 +138,7 @@ func TestHandoffsInFlightTogether(t *testing.T) {
 // first loss, whatever the periodic timer says; a peer not connected is
 // ignored.
 func TestDeltasLostStartsARound(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	cfg.SyncInterval = time.Hour // no periodic round in the test
 	start := time.UnixMilli(1_700_000_000_000)
 	c, _ := memCore(t, cfg, start)

@@ -17,9 +17,15 @@ import (
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
-func testConfig() Config {
+// quietConfig is DefaultConfig with its logs discarded.
+func quietConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return cfg
+}
+
+func testConfig() Config {
+	cfg := quietConfig()
 	cfg.SyncInterval = 200 * time.Millisecond
 	cfg.SyncTimeout = 2 * time.Second
 	return cfg

@@ -1,8 +1,6 @@
 package node
 
 import (
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 )
@@ -12,8 +10,7 @@ import (
 // still open, and none once the losses stop: lost-delta repair is bounded
 // by its debounce, not a round per loss.
 func TestReviewSustainedLossBounded(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := quietConfig()
 	cfg.SyncInterval = time.Hour // no periodic round in the test
 	start := time.UnixMilli(1_700_000_000_000)
 	c, _ := memCore(t, cfg, start)
