@@ -27,6 +27,7 @@ func TestBadScenariosGiveClearErrors(t *testing.T) {
 		{"bad duration", strings.Replace(minimal, "duration: 10s", "duration: 10 minutes", 1), `line 3, duration: "10 minutes" is not a duration`},
 		{"wrong type", strings.Replace(minimal, "count: 2", "count: two", 1), "line 7, nodes[0].count: cannot unmarshal"},
 		{"wrong type, block style", minimal + "faults:\n  - at: 1s\n    for: 1s\n    crash: a-1\n", "line 13, faults[0].crash: cannot unmarshal"},
+		{"duration not a scalar", strings.Replace(minimal, "duration: 10s", "duration: {a: 1}", 1), "line 3, duration: want a duration"},
 		{"two errors", strings.Replace(strings.Replace(minimal, "count: 2", "count: two", 1), "{create: 1,", "{create: many,", 1), "line 9, workload.rates.create: cannot unmarshal"},
 		{"no name", strings.Replace(minimal, "name: tiny", "", 1), "name is missing"},
 		{"missing latency", strings.Replace(minimal, "regions: [{name: a}, {name: b}]", "regions: [{name: a}, {name: b}, {name: c}]", 1), "no entry between regions a and c"},
