@@ -78,6 +78,13 @@ type badgerBackend struct {
 	// noPageout is set once the kernel refuses MADV_PAGEOUT.
 	noPageout atomic.Bool
 	log       *slog.Logger
+	// seekHook, set only by tests, is called with nil, nil as a scan
+	// starts and, at every seek, with the key sought and the one the
+	// iterator rests on (nil before the first seek, past every session
+	// record once it ran off their end): what keeps scans
+	// linear after churn is where they seek, which timings on a shared
+	// machine cannot tell reliably.
+	seekHook func(key, at []byte)
 }
 
 func openBadger(o Options) (*badgerBackend, error) {
@@ -367,6 +374,9 @@ func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*cr
 		defer it.Close()
 		var d decoder
 		sought := false
+		if b.seekHook != nil {
+			b.seekHook(nil, nil)
+		}
 		emit := func() error {
 			s, err := d.finish()
 			if err != nil {
@@ -389,6 +399,16 @@ func (b *badgerBackend) scan(ctx context.Context, prefixes [][]byte, fn func(*cr
 			// run off the end, nothing live is left to find.
 			switch {
 			case !sought || it.Valid() && bytes.Compare(it.Item().Key(), prefix) < 0:
+				if b.seekHook != nil {
+					var at []byte
+					switch {
+					case sought && it.Valid():
+						at = it.Item().Key()
+					case sought: // run off the end of the sessions
+						at = []byte{prefixSession + 1}
+					}
+					b.seekHook(prefix, at)
+				}
 				it.Seek(prefix)
 				sought = true
 			case !it.Valid():
