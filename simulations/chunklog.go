@@ -3,7 +3,9 @@ package simulations
 import (
 	"encoding/json"
 	"io"
+	"slices"
 	"time"
+	"unsafe"
 )
 
 // chunkLog is an append-only log kept in fixed chunks. A run records an
@@ -35,6 +37,27 @@ func (l *chunkLog[T]) at(i int) *T { return &l.chunks[i/chunkLen][i%chunkLen] }
 
 func (l *chunkLog[T]) len() int { return l.n }
 
+// frozen returns the log as it is now, for a goroutine to read while this
+// one goes on adding: its own copy of the chunk list, whose entries adds
+// never touch again (they write past them, or to new chunks).
+func (l *chunkLog[T]) frozen() chunkLog[T] {
+	return chunkLog[T]{chunks: slices.Clone(l.chunks), n: l.n}
+}
+
+// from calls fn with every entry from index i on, in order.
+func (l *chunkLog[T]) from(i int, fn func(*T)) {
+	for k := i / chunkLen; k < len(l.chunks); k++ {
+		c := l.chunks[k]
+		j := 0
+		if k == i/chunkLen {
+			j = i % chunkLen
+		}
+		for ; j < len(c); j++ {
+			fn(&c[j])
+		}
+	}
+}
+
 // all returns the entries in one slice of their own.
 func (l *chunkLog[T]) all() []T {
 	if l.n == 0 {
@@ -55,6 +78,19 @@ type traceLog struct {
 	recs  chunkLog[traceRec]
 	strs  []string // strs[0] is ""
 	index map[string]int32
+	// recent caches interned strings by the address of their bytes: the
+	// engine hands the same strings again and again (kinds, node names,
+	// results, a session's id), and comparing an address and a length
+	// costs less than hashing the string for the map. An entry holds its
+	// string, so the address cannot be reused for other bytes meanwhile.
+	recent *[internSlots]internSlot
+}
+
+const internSlots = 1024
+
+type internSlot struct {
+	s string
+	i int32
 }
 
 // traceRec is a TraceEvent with its strings as indexes in traceLog.strs,
@@ -69,20 +105,27 @@ func (l *traceLog) intern(s string) int32 {
 	if s == "" {
 		return 0
 	}
+	p := unsafe.StringData(s)
+	slot := &l.recent[uintptr(unsafe.Pointer(p))*0x9e3779b97f4a7c15>>(64-10)]
+	if unsafe.StringData(slot.s) == p && len(slot.s) == len(s) {
+		return slot.i
+	}
 	i, ok := l.index[s]
 	if !ok {
-		if l.index == nil {
-			l.index = map[string]int32{}
-			l.strs = []string{""}
-		}
 		i = int32(len(l.strs))
 		l.strs = append(l.strs, s)
 		l.index[s] = i
 	}
+	*slot = internSlot{s, i}
 	return i
 }
 
 func (l *traceLog) add(ev TraceEvent) {
+	if l.index == nil {
+		l.index = map[string]int32{}
+		l.strs = []string{""}
+		l.recent = new([internSlots]internSlot)
+	}
 	l.recs.add(traceRec{t: ev.T, s: [9]int32{
 		l.intern(ev.Kind), l.intern(ev.Node), l.intern(ev.Peer), l.intern(ev.Op), l.intern(ev.Session),
 		l.intern(ev.Key), l.intern(ev.Result), l.intern(ev.Fault), l.intern(ev.Detail),
@@ -96,34 +139,36 @@ func (l *traceLog) event(r *traceRec) TraceEvent {
 
 func (l *traceLog) len() int { return l.recs.len() }
 
-// each calls fn with every event in order.
-func (l *traceLog) each(fn func(TraceEvent)) {
-	for _, c := range l.recs.chunks {
-		for i := range c {
-			fn(l.event(&c[i]))
-		}
-	}
+// frozen returns the trace as it is now, for a goroutine to read (all,
+// encode) while this one goes on adding: the strings interned so far
+// never change either.
+func (l *traceLog) frozen() traceLog {
+	return traceLog{recs: l.recs.frozen(), strs: l.strs[:len(l.strs):len(l.strs)]}
 }
 
 // all returns the trace.
-func (l *traceLog) all() []TraceEvent {
-	out := make([]TraceEvent, 0, l.len())
-	l.each(func(ev TraceEvent) { out = append(out, ev) })
+func (l *traceLog) all() []TraceEvent { return l.appendFrom(make([]TraceEvent, 0, l.len()), 0) }
+
+// appendFrom appends the events from index i on to out.
+func (l *traceLog) appendFrom(out []TraceEvent, i int) []TraceEvent {
+	l.recs.from(i, func(r *traceRec) { out = append(out, l.event(r)) })
 	return out
 }
 
 // traceFields are TraceEvent's JSON names, in traceRec order.
 var traceFields = [9]string{"kind", "node", "peer", "op", "session", "key", "result", "fault", "detail"}
 
-// encode writes the events, but those of kind skip, to w byte for byte as
-// encoding/json's Encoder writes TraceEvents (one object a line, "t" and
-// "kind" always, the others when set, HTML-safe strings): the form the
-// fingerprint has always hashed, without reflection, each string quoted
-// once.
-func (l *traceLog) encode(w io.Writer, skip string) {
-	skipped, ok := l.index[skip]
-	if !ok {
-		skipped = -1
+// encode writes the events from index from on, but those of kind skip, to
+// w byte for byte as encoding/json's Encoder writes TraceEvents (one
+// object a line, "t" and "kind" always, the others when set, HTML-safe
+// strings): the form the fingerprint has always hashed, without
+// reflection, each string quoted once. Encoding a log in two parts writes
+// what encoding it whole does.
+func (l *traceLog) encode(w io.Writer, from int, skip string) {
+	skipped := int32(-1)
+	if skip != "" {
+		// Read from strs, not index: a frozen log has none.
+		skipped = int32(slices.Index(l.strs, skip))
 	}
 	quoted := make([][]byte, len(l.strs))
 	q := func(i int32) []byte {
@@ -133,32 +178,32 @@ func (l *traceLog) encode(w io.Writer, skip string) {
 		return quoted[i]
 	}
 	var buf []byte
-	for _, c := range l.recs.chunks {
-		for i := range c {
-			r := &c[i]
-			if r.s[0] == skipped {
-				continue
-			}
-			buf = append(buf, `{"t":"`...)
-			// Digits, '.', '-' and unit letters ("µ" included) need no
-			// escaping; the string stays on the stack.
-			buf = append(buf, time.Duration(r.t).String()...)
-			buf = append(buf, '"')
-			buf = append(buf, `,"kind":`...)
-			buf = append(buf, q(r.s[0])...)
-			for f := 1; f < len(r.s); f++ {
-				if r.s[f] != 0 {
-					buf = append(buf, ',', '"')
-					buf = append(buf, traceFields[f]...)
-					buf = append(buf, '"', ':')
-					buf = append(buf, q(r.s[f])...)
-				}
-			}
-			buf = append(buf, '}', '\n')
+	l.recs.from(from, func(r *traceRec) {
+		if r.s[0] == skipped {
+			return
 		}
-		_, _ = w.Write(buf)
-		buf = buf[:0]
-	}
+		buf = append(buf, `{"t":"`...)
+		// Digits, '.', '-' and unit letters ("µ" included) need no
+		// escaping; the string stays on the stack.
+		buf = append(buf, time.Duration(r.t).String()...)
+		buf = append(buf, '"')
+		buf = append(buf, `,"kind":`...)
+		buf = append(buf, q(r.s[0])...)
+		for f := 1; f < len(r.s); f++ {
+			if r.s[f] != 0 {
+				buf = append(buf, ',', '"')
+				buf = append(buf, traceFields[f]...)
+				buf = append(buf, '"', ':')
+				buf = append(buf, q(r.s[f])...)
+			}
+		}
+		buf = append(buf, '}', '\n')
+		if len(buf) >= 64<<10 {
+			_, _ = w.Write(buf)
+			buf = buf[:0]
+		}
+	})
+	_, _ = w.Write(buf)
 }
 
 // jsonString quotes s as encoding/json does, HTML escaping included.

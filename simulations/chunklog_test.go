@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -39,9 +40,46 @@ func TestTraceLogEncodesAsJSON(t *testing.T) {
 			}
 		}
 		var got bytes.Buffer
-		l.encode(&got, skip)
+		l.encode(&got, 0, skip)
 		if got.String() != want.String() {
 			t.Fatalf("skip %q: encoded\n%s\nwant\n%s", skip, got.String(), want.String())
+		}
+	}
+}
+
+// TestTraceLogFrozen: a frozen trace keeps the events it had while the log
+// goes on (across chunks), and encoding or listing it, then the log from
+// where it stopped, gives what the whole log gives.
+func TestTraceLogFrozen(t *testing.T) {
+	var l traceLog
+	add := func(i int) {
+		ev := TraceEvent{T: Duration(i), Kind: "op", Node: "n" + strconv.Itoa(i%3), Session: strconv.Itoa(i)}
+		if i%7 == 0 {
+			ev = TraceEvent{T: Duration(i), Kind: "violation", Detail: strconv.Itoa(i)}
+		}
+		l.add(ev)
+	}
+	for _, split := range []int{0, 1, chunkLen - 1, chunkLen, chunkLen + 5} {
+		l = traceLog{}
+		for i := range split {
+			add(i)
+		}
+		f := l.frozen()
+		for i := split; i < 2*chunkLen+3; i++ {
+			add(i)
+		}
+		if f.len() != split {
+			t.Fatalf("split %d: frozen log holds %d events", split, f.len())
+		}
+		if got, want := l.appendFrom(f.all(), f.len()), l.all(); !reflect.DeepEqual(got, want) {
+			t.Fatalf("split %d: frozen events then the rest differ from the whole trace", split)
+		}
+		var whole, parts bytes.Buffer
+		l.encode(&whole, 0, "violation")
+		f.encode(&parts, 0, "violation")
+		l.encode(&parts, f.len(), "violation")
+		if whole.String() != parts.String() {
+			t.Fatalf("split %d: encoded in two parts differs from encoded whole", split)
 		}
 	}
 }

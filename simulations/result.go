@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/persist"
@@ -202,6 +203,26 @@ type TraceEvent struct {
 // result assembles the Result once the engine has run.
 func (e *engine) result() *Result {
 	c := e.chk
+	// The run's events are all in: the checkers below only add violations
+	// to the trace. What the trace and the lags make (the Result's copy of
+	// the trace, the sorted lags, the fingerprint) is worked out on
+	// another core meanwhile, from frozen views, and joined before use;
+	// the rest of the trace follows once the checkers are done.
+	trace, lags := e.trace.frozen(), c.lags.frozen()
+	var wg sync.WaitGroup
+	var events []TraceEvent
+	var sorted []float64
+	wg.Go(func() {
+		// Room for the violations to come (maxExamples per check).
+		events = trace.appendFrom(make([]TraceEvent, 0, trace.len()+16*maxExamples), 0)
+	})
+	wg.Go(func() { sorted = sortedSeconds(&lags) })
+	wg.Go(func() {
+		e.fp.Write(e.fpBuf)
+		// Violations are the checkers' judgement, not events: a change
+		// to a checker does not change the fingerprint of a run.
+		trace.encode(e.fp, 0, "violation")
+	})
 	c.sweep()
 	c.final()
 	c.finalDeferrals()
@@ -210,8 +231,13 @@ func (e *engine) result() *Result {
 	if e.convergedAt < 0 {
 		e.explainDivergence()
 	}
-	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace.all(), Series: e.series, Faults: e.faults}
-	r.Lags = sortedSeconds(&c.lags)
+	wg.Wait()
+	e.fpBuf = nil
+	if lags.len() != c.lags.len() {
+		sorted = sortedSeconds(&c.lags) // not expected: a checker added lags
+	}
+	r := &Result{Scenario: e.sc, Seed: e.seed, Trace: e.trace.appendFrom(events, trace.len()), Series: e.series, Faults: e.faults}
+	r.Lags = sorted
 	f := &r.Figures
 	f.Simulated = time.Duration(e.end).Seconds()
 	f.Settle = time.Duration(e.settle).Seconds()
@@ -288,7 +314,7 @@ func (e *engine) result() *Result {
 	}
 	f.FaultPeakDigests, f.FaultPeakUnreplicated = r.faultDivergence()
 	r.Verdict = e.verdict(f)
-	r.Fingerprint = e.finalFingerprint()
+	r.Fingerprint = e.finalFingerprint(trace.len())
 	return r
 }
 
@@ -467,14 +493,10 @@ func (e *engine) verdict(f *Figures) Verdict {
 	return v
 }
 
-// finalFingerprint closes the fingerprint with the trace and every node's
-// final digests.
-func (e *engine) finalFingerprint() string {
-	e.fp.Write(e.fpBuf)
-	e.fpBuf = nil
-	// Violations are the checkers' judgement, not events: a change to a
-	// checker does not change the fingerprint of a run.
-	e.trace.encode(e.fp, "violation")
+// finalFingerprint closes the fingerprint, which holds the trace up to
+// event from, with the rest of the trace and every node's final digests.
+func (e *engine) finalFingerprint(from int) string {
+	e.trace.encode(e.fp, from, "violation")
 	var b [8]byte
 	for _, n := range e.nodes {
 		d := n.store.Digests()
