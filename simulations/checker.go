@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -129,9 +128,38 @@ type sessHist struct {
 	seen     bitset // nodes that applied its tombstone
 	views    []*view
 	ops      []int32
-	deltas   []*crdt.Session   // every acknowledged delta, for re-merging
-	pending  []int32           // ops still to reach some node
-	byKey    map[int32][]int32 // ops per interned key
+	deltas   []*crdt.Session // every acknowledged delta, for re-merging
+	pending  []int32         // ops still to reach some node
+	// lastOf is the newest write of each field key written (a handful),
+	// whose writeOp.prev chains the older ones: no allocation per write.
+	lastOf []keyLast
+}
+
+type keyLast struct{ key, last int32 }
+
+// lastWrite returns the newest write of key, -1 if none.
+func (h *sessHist) lastWrite(key int32) int32 {
+	for _, kl := range h.lastOf {
+		if kl.key == key {
+			return kl.last
+		}
+	}
+	return -1
+}
+
+// setLastWrite makes write i the newest of key; keys is how many the
+// workload writes (the room to make at the first).
+func (h *sessHist) setLastWrite(key, i int32, keys int) {
+	for k := range h.lastOf {
+		if h.lastOf[k].key == key {
+			h.lastOf[k].last = i
+			return
+		}
+	}
+	if h.lastOf == nil {
+		h.lastOf = make([]keyLast, 0, min(max(keys, 1), 16))
+	}
+	h.lastOf = append(h.lastOf, keyLast{key, i})
 }
 
 // view is what one node wrote to a session: read-your-writes holds it to
@@ -149,32 +177,13 @@ type view struct {
 }
 
 // viewKeys are the fields a node wrote, sorted by key: a handful, which a
-// slice holds and searches faster than a map (read on every read).
+// slice holds and walks faster than a map (read on every read, in step
+// with the session's own fields).
 type viewKeys []viewKey
 
 type viewKey struct {
 	k string
 	f crdt.Field
-}
-
-func (vk viewKeys) search(k string) (int, bool) {
-	return slices.BinarySearchFunc(vk, k, func(e viewKey, k string) int { return strings.Compare(e.k, k) })
-}
-
-func (vk viewKeys) get(k string) (crdt.Field, bool) {
-	if i, ok := vk.search(k); ok {
-		return vk[i].f, true
-	}
-	return crdt.Field{}, false
-}
-
-func (vk *viewKeys) set(k string, f crdt.Field) {
-	i, ok := vk.search(k)
-	if ok {
-		(*vk)[i].f = f
-		return
-	}
-	*vk = slices.Insert(*vk, i, viewKey{k, f})
 }
 
 func (h *sessHist) view(n int) *view {
@@ -197,6 +206,7 @@ type writeOp struct {
 	vh      uint64         // hash of the value
 	ts      crdt.Timestamp // of the field, create or destroy
 	key     int32          // index in checker.keys; 0: no key
+	prev    int32          // the session's previous write of key (-1: none)
 	kind    opKind
 	removed bool
 	mayLose bool // acknowledged under durability none just before a power loss
@@ -276,6 +286,52 @@ func (c *checker) session(id string, origin int) *sessHist {
 	return &sessHist{id: id, origin: origin, idx: -1}
 }
 
+// add records write op of node n to session h.
+func (c *checker) add(n *simNode, h *sessHist, op writeOp) {
+	op.node, op.at = n.idx, c.e.now
+	// A node that already holds the session's tombstone, or a newer write
+	// of the same field, holds this write's effect already: its merge will
+	// report no change, so coverage would never move.
+	var already, pend bitset
+	if op.kind != opDestroy {
+		already = h.seen
+	}
+	op.prev = -1
+	if op.key != 0 {
+		op.prev = h.lastWrite(op.key)
+		// The newest few suffice: a newer write is recent.
+		for j, k := op.prev, 0; j >= 0 && k < 4; k++ {
+			w := c.ops.at(int(j))
+			if w.field().Compare(op.field()) > 0 {
+				for b, x := range c.sets.covered(j) {
+					already[b] |= x
+				}
+			}
+			j = w.prev
+		}
+	}
+	for j, m := range c.e.nodes {
+		if j != n.idx && m.up && !already.has(j) && c.e.holds(m, h.id) {
+			pend.set(j)
+		}
+	}
+	covered := already
+	covered.set(n.idx)
+	c.pendingPairs += int64(pend.count())
+	i := int32(c.ops.add(op))
+	c.sets.add(&pend, &covered)
+	if h.ops == nil {
+		h.ops = make([]int32, 0, 8) // a session takes about as many writes
+	}
+	h.ops = append(h.ops, i)
+	if !pend.empty() {
+		h.pending = append(h.pending, i)
+	}
+	if op.key != 0 {
+		h.setLastWrite(op.key, i, c.e.sc.Workload.Keys)
+	}
+}
+
 // ack records an acknowledged local write by node n of delta d.
 func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	if h.idx < 0 {
@@ -288,47 +344,6 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 		v = &view{node: n.idx, first: c.e.localTime(n).UnixMilli()}
 		h.views = append(h.views, v)
 	}
-	add := func(op writeOp) {
-		op.node, op.at = n.idx, c.e.now
-		// A node that already holds the session's tombstone, or a newer
-		// write of the same field, holds this write's effect already: its
-		// merge will report no change, so coverage would never move.
-		var already, pend bitset
-		if op.kind != opDestroy {
-			already = h.seen
-		}
-		if op.key != 0 {
-			// The newest few suffice: a newer write is recent.
-			ks := h.byKey[op.key]
-			for _, j := range ks[max(0, len(ks)-4):] {
-				if w := c.ops.at(int(j)); w.field().Compare(op.field()) > 0 {
-					for b, x := range c.sets.covered(j) {
-						already[b] |= x
-					}
-				}
-			}
-		}
-		for j, m := range c.e.nodes {
-			if j != n.idx && m.up && !already.has(j) && c.e.holds(m, h.id) {
-				pend.set(j)
-			}
-		}
-		covered := already
-		covered.set(n.idx)
-		c.pendingPairs += int64(pend.count())
-		i := int32(c.ops.add(op))
-		c.sets.add(&pend, &covered)
-		h.ops = append(h.ops, i)
-		if !pend.empty() {
-			h.pending = append(h.pending, i)
-		}
-		if op.key != 0 {
-			if h.byKey == nil {
-				h.byKey = map[int32][]int32{}
-			}
-			h.byKey[op.key] = append(h.byKey[op.key], i)
-		}
-	}
 	if c.keepDeltas {
 		h.deltas = append(h.deltas, d.Clone())
 	}
@@ -339,27 +354,42 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 	if !d.Created.IsZero() {
 		h.created = true
 		h.idle = d.Idle
-		add(writeOp{kind: opCreate, ts: d.Created, la: d.LastAccess})
+		c.add(n, h, writeOp{kind: opCreate, ts: d.Created, la: d.LastAccess})
 	}
+	// The delta's fields and the node's own come in key order: one walk
+	// through both.
+	j := 0
 	for k, f := range d.Fields.All() {
-		if own, ok := v.keys.get(k); ok && own.TS == f.TS && own.Removed == f.Removed {
+		for j < len(v.keys) && v.keys[j].k < k {
+			j++
+		}
+		if j < len(v.keys) && v.keys[j].k == k && v.keys[j].f.TS == f.TS && v.keys[j].f.Removed == f.Removed {
 			// A write carries its writer's whole state: a field this
 			// node already wrote is not a new write.
+			j++
 			continue
 		}
 		op := writeOp{kind: opSet, key: c.keyID(k), vh: xxhash.Sum64String(f.Value), ts: f.TS, removed: f.Removed}
 		if f.Removed {
 			op.kind = opRemove
 		}
-		add(op)
-		v.keys.set(k, op.field())
+		c.add(n, h, op)
+		if j < len(v.keys) && v.keys[j].k == k {
+			v.keys[j].f = op.field()
+		} else {
+			if v.keys == nil {
+				v.keys = make(viewKeys, 0, min(max(c.e.sc.Workload.Keys, 1), 4))
+			}
+			v.keys = slices.Insert(v.keys, j, viewKey{k, op.field()})
+		}
+		j++
 	}
 	switch kind {
 	case opTouch:
-		add(writeOp{kind: opTouch, la: d.LastAccess})
+		c.add(n, h, writeOp{kind: opTouch, la: d.LastAccess})
 	}
 	if d.IsDestroyed() {
-		add(writeOp{kind: opDestroy, ts: d.Destroyed})
+		c.add(n, h, writeOp{kind: opDestroy, ts: d.Destroyed})
 		h.seen.set(n.idx)
 	}
 	c.cover(h, n)
@@ -780,11 +810,12 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 		}
 		// Superseded: by a write somebody made, or the state is wrong.
 		vh := xxhash.Sum64String(f.Value)
-		for _, j := range h.byKey[op.key] {
+		for j := h.lastWrite(op.key); j >= 0; {
 			w := c.ops.at(int(j))
 			if w.ts == f.TS && w.removed == f.Removed && (f.Removed || w.vh == vh) {
 				return ""
 			}
+			j = w.prev
 		}
 		return "superseded by " + fieldString(f, true) + ", which no client wrote"
 	}

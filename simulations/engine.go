@@ -98,17 +98,19 @@ type engine struct {
 	rng   *rand.Rand
 	hooks *hooks
 
-	now    int64
-	q      queue
-	spare  []*message // delivered messages, for send to reuse
-	nodes  []*simNode
-	byPeer map[node.PeerID]int
-	net    *network
-	wl     *workload
-	part   *partialSim // nil: full replication
-	cw     *consistencyWorkload
-	chk    *checker
-	stats  stats
+	now   int64
+	q     queue
+	spare []*message // delivered messages, for send to reuse
+	// sparePayloads are gossip payloads no message refers to any more.
+	sparePayloads []*gossipPayload
+	nodes         []*simNode
+	byPeer        map[node.PeerID]int
+	net           *network
+	wl            *workload
+	part          *partialSim // nil: full replication
+	cw            *consistencyWorkload
+	chk           *checker
+	stats         stats
 
 	settle, end int64
 	// heal is when convergence is measured from (Scenario.lastHeal);
@@ -586,12 +588,14 @@ func (e *engine) dispatch(n *simNode, r Ready) {
 		n.acks[a.Ticket] = a
 	}
 	for _, b := range r.Broadcasts {
-		p := &gossipPayload{data: b}
+		p := e.payload(b)
+		p.copies++ // held until every copy is sent
 		for j := range e.nodes {
 			if j != n.idx && e.net.conn(n.idx, j).up {
 				e.send(n.idx, j, b, p)
 			}
 		}
+		e.release(p)
 	}
 	for _, m := range r.Messages {
 		j, ok := e.byPeer[m.To]

@@ -107,6 +107,7 @@ type gossipPayload struct {
 	decoded bool
 	batch   *crdt.Batch
 	err     error
+	copies  int // in flight: once none is, it serves another broadcast
 }
 
 // receiveGossip hands node to the gossip m carries.
@@ -266,6 +267,28 @@ func (e *engine) send(from, to int, data []byte, g *gossipPayload) {
 	}
 }
 
+// payload returns a gossip payload for broadcast b: one whose copies were
+// all delivered when there is one (a run broadcasts a hundred thousand).
+func (e *engine) payload(b []byte) *gossipPayload {
+	if n := len(e.sparePayloads); n > 0 {
+		p := e.sparePayloads[n-1]
+		e.sparePayloads = e.sparePayloads[:n-1]
+		p.data = b
+		return p
+	}
+	return &gossipPayload{data: b}
+}
+
+// release notes that a copy of p is gone (or that none was sent): with no
+// copy left in flight, nothing refers to p any more. The batch it decoded
+// is the cores' to keep.
+func (e *engine) release(p *gossipPayload) {
+	if p.copies--; p.copies <= 0 {
+		*p = gossipPayload{}
+		e.sparePayloads = append(e.sparePayloads, p)
+	}
+}
+
 // message returns a message to fill: a delivered one when there is one
 // (a run sends hundreds of thousands, each gone once delivered).
 func (e *engine) message() *message {
@@ -280,11 +303,17 @@ func (e *engine) message() *message {
 // recycle takes back a delivered message, which nothing refers to any
 // more.
 func (e *engine) recycle(m *message) {
+	if m.payload != nil {
+		e.release(m.payload)
+	}
 	*m = message{}
 	e.spare = append(e.spare, m)
 }
 
 func (e *engine) schedule(m *message, p linkParams) {
+	if m.payload != nil {
+		m.payload.copies++
+	}
 	delay := p.delay
 	if p.jitter > 0 {
 		delay += e.rng.Int64N(p.jitter)
