@@ -45,7 +45,8 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 	}
 	opts := []libp2p.Option{
 		libp2p.Identity(key),
-		libp2p.ListenAddrs(t.cfg.listen...),
+		// Listening starts in listen, once every handler is in place.
+		libp2p.NoListenAddrs,
 		libp2p.Transport(tcp.NewTCPTransport, tcp.WithDialerForAddr(t.tcpDialer)),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
@@ -84,6 +85,18 @@ func (t *Transport) startHost(key crypto.PrivKey) error {
 	}
 	h.SetStreamHandler(SyncProtocol, t.handleStream)
 	h.SetStreamHandler(MembersProtocol(t.cfg.Mesh), t.handleRecords)
+	return nil
+}
+
+// listen starts accepting connections on the configured addresses. It runs
+// once the stream handlers and gossipsub are in place: a member redialing
+// a restarted peer connects within milliseconds, and a push of its member
+// records or its gossip subscription refused in that moment as an
+// unsupported protocol waited for the next periodic push (30 s).
+func (t *Transport) listen() error {
+	if err := t.h.Network().Listen(t.cfg.listen...); err != nil {
+		return fmt.Errorf("transport: listen on %v: %w", t.cfg.listen, err)
+	}
 	return nil
 }
 

@@ -440,7 +440,11 @@ func TestForgottenStaysForgotten(t *testing.T) {
 	rc := &recorder{}
 	c := startTransport(t, cfg, rc)
 	idB := b.ID()
-	waitFor(t, 10*time.Second, "c knowing b", func() bool { return connectedTo(c, idB) && connectedTo(a, idB) })
+	// c passes on only the records it holds: connected before identify
+	// brought b's record, it would have none of b to pass on.
+	waitFor(t, 10*time.Second, "c holding b's record", func() bool {
+		return connectedTo(c, idB) && connectedTo(a, idB) && c.cab().GetPeerRecord(idB) != nil
+	})
 	b.Close()
 	waitFor(t, 10*time.Second, "a losing b", func() bool { return !connectedTo(a, idB) })
 	if err := a.Forget(idB); err != nil {

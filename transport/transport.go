@@ -179,6 +179,10 @@ func New(ctx context.Context, cfg Config, h Handler) (*Transport, error) {
 		t.Close()
 		return nil, err
 	}
+	if err := t.listen(); err != nil {
+		t.Close()
+		return nil, err
+	}
 	if r.MDNS {
 		t.mdns = mdns.NewMdnsService(t.h, mdnsServiceName(r.Mesh), mdnsNotifee{t})
 		if err := t.mdns.Start(); err != nil {
