@@ -50,6 +50,14 @@ func parseExpiryOpt(opt string) (expiry, bool) {
 }
 
 // ttl returns the time left until the expiry, from now.
+// expiryNow is the node's time in whole milliseconds, the unit Redis
+// keeps expiry in: computed from it, a TTL set and read back in the same
+// millisecond is the one set, and EXPIRE GT or LT giving a key the
+// deadline it already has changes nothing, as in Redis.
+func (s *Server) expiryNow() time.Time {
+	return time.UnixMilli(s.n.Now().UnixMilli())
+}
+
 func (x expiry) ttl(now time.Time) time.Duration {
 	ms := x.v
 	if x.sec {
@@ -156,7 +164,7 @@ func (s *Server) set(c *client, conn redcon.Conn, key, value []byte, o setOpts) 
 			return nil
 		}
 		applied = true
-		now := s.n.Now()
+		now := s.expiryNow()
 		w := write{set: map[string][]byte{fieldString: value}, replace: true, touch: !o.keepTTL}
 		if o.exp.set {
 			if w.idle = o.exp.ttl(now); w.idle <= 0 {
@@ -256,7 +264,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		case persist:
 			return s.put(e, write{idle: s.cfg.Lifetime, touch: true})
 		case x.set:
-			ttl := x.ttl(s.n.Now())
+			ttl := x.ttl(s.expiryNow())
 			if ttl <= 0 {
 				return s.destroy(e)
 			}
@@ -433,7 +441,7 @@ func cmdExpire(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		if e.kind() == kindNone || nx {
 			return nil
 		}
-		now := s.n.Now()
+		now := s.expiryNow()
 		ttl, cur := x.ttl(now), e.ttl(now)
 		if (gt && ttl <= cur) || (lt && ttl >= cur) {
 			return nil
@@ -482,7 +490,7 @@ func cmdTTL(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		conn.WriteInt(-2)
 		return
 	}
-	ttl := e.ttl(s.n.Now())
+	ttl := e.ttl(s.expiryNow())
 	if ttl <= 0 {
 		conn.WriteInt(-2)
 		return

@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sessionmesh/sessionmesh/internal/meshtest"
+	"github.com/sessionmesh/sessionmesh/node"
 )
 
 // A value written through one peer's front is read through the others',
@@ -363,5 +366,51 @@ func TestRESP3(t *testing.T) {
 		if got := raw.line(t); got != want {
 			t.Fatalf("got %q, want %q", got, want)
 		}
+	}
+}
+
+// frozenClock stands still between the calls of one test.
+type frozenClock struct{ t time.Time }
+
+func (c frozenClock) Now() time.Time { return c.t }
+
+// EXPIRE GT and LT compare deadlines in whole milliseconds, as Redis does:
+// giving a key the deadline it already has, in the millisecond its expiry
+// was set, neither raises nor lowers it, however far into that millisecond
+// the clock is.
+func TestExpireComparesWholeMilliseconds(t *testing.T) {
+	at := time.Now().Truncate(time.Millisecond).Add(500 * time.Microsecond)
+	nodes := meshtest.Start(t, 1, func(_ int, cfg *node.Config) { cfg.Clock = frozenClock{at} })
+	r := serveFront(t, nodes[0], "127.0.0.1:0", nil).client(t)
+	ctx := context.Background()
+	do := func(args ...any) int64 {
+		t.Helper()
+		n, err := r.Do(ctx, args...).Int64()
+		if err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return n
+	}
+	if err := r.Set(ctx, "k", "v", 100*time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []any
+		want int64
+	}{
+		{[]any{"EXPIRE", "k", 100, "GT"}, 0},
+		{[]any{"EXPIRE", "k", 100, "LT"}, 0},
+		{[]any{"PEXPIRE", "k", 100_000, "GT"}, 0},
+		{[]any{"PEXPIREAT", "k", at.Truncate(time.Millisecond).Add(100 * time.Second).UnixMilli(), "GT"}, 0},
+		{[]any{"PEXPIRE", "k", 100_001, "GT"}, 1},
+		{[]any{"PEXPIRE", "k", 100_001, "LT"}, 0},
+		{[]any{"PEXPIRE", "k", 100_000, "LT"}, 1},
+	} {
+		if got := do(c.args...); got != c.want {
+			t.Errorf("%v = %d, want %d", c.args, got, c.want)
+		}
+	}
+	if got := r.PTTL(ctx, "k").Val(); got != 100*time.Second {
+		t.Errorf("PTTL = %v, want 1m40s", got)
 	}
 }
