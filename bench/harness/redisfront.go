@@ -183,7 +183,7 @@ func benchRedisFront(ctx context.Context, e *env) error {
 				}
 				cmd := strings.Join(op.command, " ")
 				if op.name == "SET" {
-					cmd = "SET key:__rand_int__ <70-byte JSON> EX 1800"
+					cmd = fmt.Sprintf("SET key:__rand_int__ <%d-byte JSON> EX 1800", len(benchValue))
 				}
 				rps := rbRow(sec, op.name+" requests/s, "+w, "req/s", sm, rr, func(x rbResult) float64 { return x.RPS }, setSM, setR)
 				if op.name == "GET" || op.name == "HGETALL" {
