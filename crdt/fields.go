@@ -462,14 +462,28 @@ func search(es []entry, key string) (int, bool) {
 	// Linear for the short slices most sessions have: no calls, and the
 	// keys compared are in cache.
 	if len(es) <= 8 {
+		// Operators rather than strings.Compare, through which key
+		// escapes (its assembly has no noescape): a lookup by a key built
+		// on the stack (versionCovers) would allocate it.
 		for i := range es {
-			if c := strings.Compare(es[i].key, key); c >= 0 {
-				return i, c == 0
+			if k := es[i].key; k >= key {
+				return i, k == key
 			}
 		}
 		return len(es), false
 	}
-	return slices.BinarySearchFunc(es, key, func(e entry, k string) int { return strings.Compare(e.key, k) })
+	// By hand rather than slices.BinarySearchFunc, whose comparison, a
+	// func value, makes key escape.
+	lo, hi := 0, len(es)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if es[m].key < key {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(es) && es[lo].key == key
 }
 
 // table is a sorted run of registers packed into one string, which holds
@@ -679,10 +693,11 @@ func (t table) find(key string) (int, bool) {
 		if m > 0 {
 			start = t.u32(tableHead + 4*(m-1))
 		}
-		switch c := strings.Compare(string(t[start:t.u32(tableHead+4*m)]), key); {
-		case c == 0:
+		// Operators rather than strings.Compare: see search.
+		switch k := string(t[start:t.u32(tableHead+4*m)]); {
+		case k == key:
 			return m, true
-		case c < 0:
+		case k < key:
 			lo = m + 1
 		default:
 			hi = m

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 )
 
 // VersionKeyPrefix starts the field keys that hold a session's version
@@ -274,7 +275,42 @@ func ParseVersion(s string) (Version, error) {
 
 // versionCovers reports whether the version entries among fs cover need,
 // as fs's Version().Covers(need) would, without building the Version.
+// Every guarded delta asks it: need is a writer's version, a few entries,
+// each looked up by its key, which is cheaper than walking the entries
+// of fs and parsing their keys.
 func (fs Fields) versionCovers(need Version) bool {
+	var buf [len(VersionKeyPrefix) + 16]byte
+	for i, e := range need {
+		if i > 0 && need[i-1].Node >= e.Node {
+			// Not a Version (out of order or repeated): the walk gives
+			// the answer it always gave.
+			return fs.versionCoversWalk(need)
+		}
+		// A key that parses to e.Node is exactly VersionKey(e.Node): the
+		// keys are 16 lower-case hex digits. Made on the stack: Get keeps
+		// no reference to it.
+		f, ok := fs.Get(versionKeyIn(&buf, e.Node))
+		if !ok || f.TS.Time == 0 || f.TS.Time < e.Time {
+			return false
+		}
+	}
+	return true
+}
+
+// versionKeyIn writes VersionKey(node) into buf and returns it as a string
+// that shares buf: for a lookup that keeps no reference to it.
+func versionKeyIn(buf *[len(VersionKeyPrefix) + 16]byte, node NodeID) string {
+	const digits = "0123456789abcdef"
+	copy(buf[:], VersionKeyPrefix)
+	for i, n := len(buf)-1, uint64(node); i >= len(VersionKeyPrefix); i, n = i-1, n>>4 {
+		buf[i] = digits[n&0xf]
+	}
+	return unsafe.String(&buf[0], len(buf))
+}
+
+// versionCoversWalk is versionCovers by a walk of fs's entries in key
+// order, for any need.
+func (fs Fields) versionCoversWalk(need Version) bool {
 	i := 0
 	c := fs.cursor()
 	for e, ok := c.next(); ok && i < len(need); e, ok = c.next() {

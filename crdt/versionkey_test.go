@@ -1,9 +1,13 @@
 package crdt
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // TestVersionKeySpelling: the key is the prefix and the node in 16
@@ -18,4 +22,58 @@ func TestVersionKeySpelling(t *testing.T) {
 			t.Fatalf("VersionKey(%#x) parses back as %#x, %v", uint64(n), got, ok)
 		}
 	}
+}
+
+// TestVersionCoversLookups: versionCovers, which looks need's entries up
+// by key, answers as the walk of every entry does and, for a need that is
+// a Version, as Version().Covers: over fields holding valid entries, entries
+// with a zero time, keys that only look like entries, and plain fields,
+// both in a packed base and in an overlay, with needs in order, out of
+// order, repeated, or with zero times.
+func TestVersionCoversLookups(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		keys := map[string]Field{}
+		for i := range rapid.IntRange(0, 8).Draw(t, "n") {
+			node := NodeID(rapid.IntRange(1, 4).Draw(t, "node"))
+			tm := uint64(rapid.IntRange(0, 3).Draw(t, "time"))
+			k := VersionKey(node)
+			switch rapid.IntRange(0, 5).Draw(t, "kind") {
+			case 0:
+				k = VersionKeyPrefix + fmt.Sprintf("%016X", uint64(node)+10) // upper case: not an entry
+			case 1:
+				k = VersionKeyPrefix + fmt.Sprintf("%x", uint64(node)) // short: not an entry
+			case 2:
+				k = fmt.Sprintf("k%d", i)
+			}
+			keys[k] = Field{TS: Timestamp{Time: tm, Node: node}}
+		}
+		fs := FieldsOf(keys)
+		// Some of the registers written again, through the overlay.
+		for range rapid.IntRange(0, 3).Draw(t, "writes") {
+			node := NodeID(rapid.IntRange(1, 4).Draw(t, "wnode"))
+			fs = fs.With(VersionKey(node), Field{TS: Timestamp{Time: uint64(rapid.IntRange(0, 3).Draw(t, "wtime")), Node: node}})
+		}
+		var need Version
+		for range rapid.IntRange(0, 4).Draw(t, "need") {
+			need = append(need, VersionEntry{Node: NodeID(rapid.IntRange(1, 4).Draw(t, "nnode")), Time: uint64(rapid.IntRange(0, 3).Draw(t, "ntime"))})
+		}
+		if rapid.Bool().Draw(t, "sorted") {
+			slices.SortFunc(need, func(a, b VersionEntry) int { return cmp.Compare(a.Node, b.Node) })
+		}
+		got, walk := fs.versionCovers(need), fs.versionCoversWalk(need)
+		if got != walk {
+			t.Fatalf("versionCovers(%v) = %v, the walk says %v, fields %v", need, got, walk, fs)
+		}
+		isVersion := true
+		for i, e := range need {
+			if e.Time == 0 || i > 0 && need[i-1].Node >= e.Node {
+				isVersion = false
+			}
+		}
+		if isVersion {
+			if want := fs.version().Covers(need); got != want {
+				t.Fatalf("versionCovers(%v) = %v, Version().Covers says %v, fields %v", need, got, want, fs)
+			}
+		}
+	})
 }

@@ -232,7 +232,9 @@ func (c *Core) ReceiveDirect(now time.Time, from PeerID, data []byte) error {
 		}
 		return nil
 	case kindDigests:
-		var m digestsMsg
+		// Decoded into the core's buffer (msgpack reuses a slice large
+		// enough): onDigests reads it before anything else does.
+		m := digestsMsg{Buckets: c.digestBuf()}
 		if err := decodeMsg(data, &m); err != nil {
 			return err
 		}
@@ -333,7 +335,7 @@ func (c *Core) onRoot(now time.Time, from PeerID, m *rootMsg) error {
 	r := newRound(now, c.cfg.SyncTimeout)
 	r.held = heldBuckets(root)
 	c.rounds[k] = r
-	c.send(from, kindDigests, &digestsMsg{Round: m.Round, SentAt: now.UnixMilli(), Buckets: packDigests(root)}, r)
+	c.send(from, kindDigests, &digestsMsg{Round: m.Round, SentAt: now.UnixMilli(), Buckets: c.packDigests(root)}, r)
 	return nil
 }
 

@@ -127,6 +127,10 @@ type Core struct {
 	// digests is where the core reads the store's digests, which it
 	// needs at every anti-entropy round (32 KiB each).
 	digests persist.Digests
+	// digestBytes is where a digests message is packed before it is
+	// encoded (which copies it) and where one received is decoded: 32 KiB
+	// a round that would otherwise be garbage twice over.
+	digestBytes []byte
 
 	pending      *crdt.Batch
 	pendingBytes int

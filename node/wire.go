@@ -162,12 +162,29 @@ func encodeMsg(kind byte, v any) ([]byte, error) {
 	return bytes.Clone(buf.Bytes()), nil
 }
 
+// msgDecoder is a decoder with the reader it reads, kept from one message
+// to the next (decodeDecoders): a new one cost three allocations, its
+// buffers included, for every anti-entropy message.
+type msgDecoder struct {
+	dec *msgpack.Decoder
+	r   bytes.Reader
+}
+
+var msgDecoders = sync.Pool{New: func() any { return &msgDecoder{dec: msgpack.NewDecoder(nil)} }}
+
 func decodeMsg(data []byte, v any) error {
-	dec := msgpack.NewDecoder(bytes.NewReader(data[2:]))
-	if err := dec.Decode(v); err != nil {
+	md := msgDecoders.Get().(*msgDecoder)
+	defer func() {
+		md.r.Reset(nil)
+		md.dec.Reset(&md.r) // forgets data
+		msgDecoders.Put(md)
+	}()
+	md.r.Reset(data[2:])
+	md.dec.Reset(&md.r)
+	if err := md.dec.Decode(v); err != nil {
 		return fmt.Errorf("%w: %c: %w", ErrBadMessage, data[1], err)
 	}
-	if dec.Buffered().(*bytes.Reader).Len() != 0 {
+	if md.r.Len() != 0 {
 		return fmt.Errorf("%w: %c: trailing bytes", ErrBadMessage, data[1])
 	}
 	return nil
@@ -187,12 +204,22 @@ func messageKind(data []byte) (byte, error) {
 	return data[1], nil
 }
 
-func packDigests(d *persist.Digests) []byte {
-	out := make([]byte, 8*persist.Buckets)
+// packDigests packs d into the core's digestBytes, valid until the next
+// call: send encodes it (a copy) at once.
+func (c *Core) packDigests(d *persist.Digests) []byte {
+	out := c.digestBuf()[:8*persist.Buckets]
 	for i, v := range d.Buckets {
 		binary.BigEndian.PutUint64(out[8*i:], v)
 	}
 	return out
+}
+
+// digestBuf returns the core's buffer for a digests message, empty.
+func (c *Core) digestBuf() []byte {
+	if c.digestBytes == nil {
+		c.digestBytes = make([]byte, 8*persist.Buckets)
+	}
+	return c.digestBytes[:0]
 }
 
 func unpackDigests(b []byte) ([persist.Buckets]uint64, error) {
