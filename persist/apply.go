@@ -232,7 +232,10 @@ type staged struct {
 	// merge learns both registers rather than looked up again.
 	fieldHash uint64
 	// slot is where the cache keeps id: found by base, used to publish.
-	slot   cacheSlot
+	slot cacheSlot
+	// rec is the in-memory backend's record of id, from the cache entry
+	// (cacheEntry.rec), nil when not known.
+	rec    *memRecord
 	state  *crdt.Session // stored, or the group's own copy once a delta merged
 	owned  bool          // state is the group's copy
 	node   *cacheNode    // holds state when owned and the store caches
@@ -416,6 +419,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	}
 	for i := range ws[:written] {
 		st := &g.states[g.wsOf[i]]
+		g.entries[i].rec = ws[i].rec // what the backend wrote, for the next commit
 		s.digests.update(st.bucket, st.hash, g.entries[i].hash)
 		s.cache.putNodeAt(st.slot, g.entries[i], st.node)
 		st.landed = true
@@ -544,7 +548,7 @@ func (st *staged) write() (write, uint64, bool) {
 	if !header && len(st.fields) == 0 {
 		return write{}, 0, false
 	}
-	w := write{id: st.id, bucket: st.bucket, state: final, old: stored, header: header, newDeadline: final.Absolute}
+	w := write{id: st.id, bucket: st.bucket, state: final, old: stored, header: header, newDeadline: final.Absolute, rec: st.rec}
 	if stored != nil {
 		w.oldDeadline = stored.Absolute
 	}
@@ -584,7 +588,7 @@ func (s *Store) base(id string) (staged, error) {
 		}
 		e = newEntry(cur)
 	}
-	return staged{id: id, bucket: bucket, slot: slot, stored: e.s, hash: e.hash, state: e.s, size: e.size}, nil
+	return staged{id: id, bucket: bucket, slot: slot, stored: e.s, hash: e.hash, state: e.s, size: e.size, rec: e.rec}, nil
 }
 
 // own gives st its own copy of s to merge into. When the store caches, the

@@ -64,6 +64,11 @@ type write struct {
 	fields      []string
 	oldDeadline int64
 	newDeadline int64
+	// rec is the in-memory backend's record of id when the committer
+	// knows it (from the cache), so that commit updates it without a map
+	// lookup; commit leaves there the record it wrote. Other backends
+	// ignore it.
+	rec *memRecord
 }
 
 // dueEntry is a session found due in the deadline index.

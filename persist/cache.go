@@ -39,6 +39,9 @@ type cacheEntry struct {
 	s    *crdt.Session
 	hash uint64 // sessionHash(s)
 	size int    // crdt.EncodedSize(s)
+	// rec is the in-memory backend's record of the session, when known
+	// (see memRecord); nil with other backends.
+	rec *memRecord
 }
 
 func newEntry(s *crdt.Session) cacheEntry {
@@ -103,7 +106,8 @@ type cacheNode struct {
 	size  int
 	cost  int64
 	next  *cacheNode
-	_     [16]byte // to 256 bytes
+	rec   *memRecord // cacheEntry.rec
+	_     [8]byte    // to 256 bytes
 }
 
 // The node's size is the size class it fills.
@@ -189,7 +193,7 @@ func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
 	} else {
 		n = newOwnedNode(e.s)
 	}
-	n.key, n.hash, n.size, n.cost, n.next = key, e.hash, e.size, e.cost, next
+	n.key, n.hash, n.size, n.cost, n.next, n.rec = key, e.hash, e.size, e.cost, next, e.rec
 	return n
 }
 
@@ -227,7 +231,7 @@ func (n *cacheNode) rehome() {
 }
 
 func (n *cacheNode) entry() cachedEntry {
-	return cachedEntry{cacheEntry: cacheEntry{s: &n.s, hash: n.hash, size: n.size}, cost: n.cost}
+	return cachedEntry{cacheEntry: cacheEntry{s: &n.s, hash: n.hash, size: n.size, rec: n.rec}, cost: n.cost}
 }
 
 // is reports whether n holds the entry of id, whose key is key.
@@ -434,7 +438,7 @@ func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, p
 	if n == nil || e.s != &n.s || !replaces && n.inlines() {
 		n = newNode(key, ce, b.Load())
 	} else {
-		n.key, n.hash, n.size, n.cost, n.next = key, ce.hash, ce.size, ce.cost, b.Load()
+		n.key, n.hash, n.size, n.cost, n.next, n.rec = key, ce.hash, ce.size, ce.cost, b.Load(), ce.rec
 	}
 	b.Store(n)
 	sh.n++

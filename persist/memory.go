@@ -5,6 +5,7 @@ import (
 	"container/heap"
 	"context"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -18,15 +19,25 @@ type memBackend struct {
 	// buckets holds each digest bucket's sessions by id: a write
 	// updates one small map (a store of a million sessions has about 250
 	// a bucket) and a bucket's scan reads its own. nil once closed.
-	buckets []map[string]*crdt.Session
+	buckets []map[string]*memRecord
 	// expiry holds (deadline, id) pairs, stale ones included: a pair is
 	// current only while the session's deadline still equals it. Deadlines
 	// are fixed at creation, so stale pairs are rare.
 	expiry expiryHeap
 }
 
+// memRecord holds a session's latest state. The cache keeps a pointer to
+// it beside the state (cacheNode.rec), so that a commit of a cached
+// session replaces the state in place rather than through a map
+// assignment, which hashed the id and probed a large map on every write.
+// Under mu; s is nil once the record left its map (a deletion): a commit
+// that comes with it then goes through the map.
+type memRecord struct {
+	s *crdt.Session
+}
+
 func newMemBackend() *memBackend {
-	return &memBackend{buckets: make([]map[string]*crdt.Session, Buckets)}
+	return &memBackend{buckets: make([]map[string]*memRecord, Buckets)}
 }
 
 func (m *memBackend) load(id string) (*crdt.Session, error) {
@@ -40,7 +51,10 @@ func (m *memBackend) get(id string) *crdt.Session {
 	if m.buckets == nil {
 		return nil
 	}
-	return m.buckets[BucketOf(id)][id]
+	if r := m.buckets[BucketOf(id)][id]; r != nil {
+		return r.s
+	}
+	return nil
 }
 
 // storageOrder orders ids as Badger's keys do: by length, then bytes.
@@ -56,8 +70,8 @@ func (m *memBackend) scanBuckets(ctx context.Context, buckets []int, fn func(*cr
 	m.mu.RLock()
 	for _, b := range buckets {
 		start := len(ss)
-		for _, s := range m.buckets[b] {
-			ss = append(ss, s)
+		for _, r := range m.buckets[b] {
+			ss = append(ss, r.s)
 		}
 		slices.SortFunc(ss[start:], func(a, b *crdt.Session) int { return storageOrder(a.ID, b.ID) })
 	}
@@ -77,8 +91,8 @@ func (m *memBackend) scanAll(fn func(*crdt.Session) error, _ func(error)) error 
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, set := range m.buckets {
-		for _, s := range set {
-			if err := fn(s); err != nil {
+		for _, r := range set {
+			if err := fn(r.s); err != nil {
 				return err
 			}
 		}
@@ -111,22 +125,35 @@ func (m *memBackend) due(cutoff int64, limit int, _ *dueEntry) ([]dueEntry, bool
 func (m *memBackend) commit(ws []write) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, w := range ws {
+	for i := range ws {
+		w := &ws[i]
 		b := w.bucket
 		if w.state == nil {
-			delete(m.buckets[b], w.id)
+			if r := m.buckets[b][w.id]; r != nil {
+				r.s = nil
+				delete(m.buckets[b], w.id)
+			}
+			w.rec = nil
 			continue
 		}
-		set := m.buckets[b]
-		if set == nil {
-			set = make(map[string]*crdt.Session)
-			m.buckets[b] = set
+		if r := w.rec; r != nil && r.s != nil {
+			r.s = w.state
+		} else {
+			set := m.buckets[b]
+			if set == nil {
+				set = make(map[string]*memRecord)
+				m.buckets[b] = set
+			}
+			if r = set[w.id]; r == nil {
+				// The key is a copy of its own: the id of a state lies
+				// in its cache node or its delta, which the map would
+				// otherwise keep alive after they are replaced.
+				r = &memRecord{}
+				set[strings.Clone(w.id)] = r
+			}
+			r.s = w.state
+			w.rec = r
 		}
-		// Keyed by the state's own id: a cached state's lies in its cache
-		// node, which the commit has just written, so the map keeps no
-		// other copy of it, and a lookup compares ids in memory at hand
-		// rather than in one more allocation a key.
-		set[w.state.ID] = w.state
 		if w.newDeadline != w.oldDeadline && w.newDeadline != 0 {
 			m.expiry.push(dueEntry{deadline: w.newDeadline, id: w.id})
 		}
