@@ -130,36 +130,50 @@ type sessHist struct {
 	ops      []int32
 	deltas   []*crdt.Session // every acknowledged delta, for re-merging
 	pending  []int32         // ops still to reach some node
-	// lastOf is the newest write of each field key written (a handful),
-	// whose writeOp.prev chains the older ones: no allocation per write.
+	// lastOf is the last write of each field key written (a handful),
+	// whose writeOp.prev chains the earlier ones: no allocation per write.
 	lastOf []keyLast
 }
 
-type keyLast struct{ key, last int32 }
+// keyLast is the last write of a key, and the greatest field any write
+// of it set (in crdt order: a write's field is not always the greatest).
+type keyLast struct {
+	key, last int32
+	max       crdt.Field // timestamp and removal only
+}
 
-// lastWrite returns the newest write of key, -1 if none.
-func (h *sessHist) lastWrite(key int32) int32 {
-	for _, kl := range h.lastOf {
-		if kl.key == key {
-			return kl.last
+// keyLast returns the entry of key, nil if none was written.
+func (h *sessHist) keyLast(key int32) *keyLast {
+	for k := range h.lastOf {
+		if h.lastOf[k].key == key {
+			return &h.lastOf[k]
 		}
+	}
+	return nil
+}
+
+// lastWrite returns the last write of key, -1 if none.
+func (h *sessHist) lastWrite(key int32) int32 {
+	if kl := h.keyLast(key); kl != nil {
+		return kl.last
 	}
 	return -1
 }
 
-// setLastWrite makes write i the newest of key; keys is how many the
-// workload writes (the room to make at the first).
-func (h *sessHist) setLastWrite(key, i int32, keys int) {
-	for k := range h.lastOf {
-		if h.lastOf[k].key == key {
-			h.lastOf[k].last = i
-			return
+// setLastWrite makes write i, of field f, the last of key; keys is how
+// many the workload writes (the room to make at the first).
+func (h *sessHist) setLastWrite(key, i int32, f crdt.Field, keys int) {
+	if kl := h.keyLast(key); kl != nil {
+		kl.last = i
+		if f.Compare(kl.max) > 0 {
+			kl.max = f
 		}
+		return
 	}
 	if h.lastOf == nil {
 		h.lastOf = make([]keyLast, 0, min(max(keys, 1), 16))
 	}
-	h.lastOf = append(h.lastOf, keyLast{key, i})
+	h.lastOf = append(h.lastOf, keyLast{key, i, f})
 }
 
 // view is what one node wrote to a session: read-your-writes holds it to
@@ -297,9 +311,17 @@ func (c *checker) add(n *simNode, h *sessHist, op writeOp) {
 		already = h.seen
 	}
 	op.prev = -1
+	var kl *keyLast
 	if op.key != 0 {
-		op.prev = h.lastWrite(op.key)
-		// The newest few suffice: a newer write is recent.
+		kl = h.keyLast(op.key)
+	}
+	if kl != nil {
+		op.prev = kl.last
+	}
+	// Unless an earlier write of the key is newer (rare: the greatest
+	// field written says), none is: its writes need no look.
+	if kl != nil && kl.max.Compare(op.field()) > 0 {
+		// The last few suffice: a newer write is recent.
 		for j, k := op.prev, 0; j >= 0 && k < 4; k++ {
 			w := c.ops.at(int(j))
 			if w.field().Compare(op.field()) > 0 {
@@ -328,7 +350,7 @@ func (c *checker) add(n *simNode, h *sessHist, op writeOp) {
 		h.pending = append(h.pending, i)
 	}
 	if op.key != 0 {
-		h.setLastWrite(op.key, i, c.e.sc.Workload.Keys)
+		h.setLastWrite(op.key, i, op.field(), c.e.sc.Workload.Keys)
 	}
 }
 
@@ -451,7 +473,6 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 			keep = append(keep, i)
 		}
 	}
-	clear(h.pending[len(keep):])
 	h.pending = keep
 }
 
@@ -499,7 +520,6 @@ func (c *checker) sweep() int64 {
 					keep = append(keep, i)
 				}
 			}
-			clear(h.pending[len(keep):])
 			h.pending = keep
 		}
 	}

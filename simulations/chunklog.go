@@ -5,7 +5,6 @@ import (
 	"io"
 	"slices"
 	"time"
-	"unsafe"
 )
 
 // chunkLog is an append-only log kept in fixed chunks. A run records an
@@ -78,19 +77,6 @@ type traceLog struct {
 	recs  chunkLog[traceRec]
 	strs  []string // strs[0] is ""
 	index map[string]int32
-	// recent caches interned strings by the address of their bytes: the
-	// engine hands the same strings again and again (kinds, node names,
-	// results, a session's id), and comparing an address and a length
-	// costs less than hashing the string for the map. An entry holds its
-	// string, so the address cannot be reused for other bytes meanwhile.
-	recent *[internSlots]internSlot
-}
-
-const internSlots = 1024
-
-type internSlot struct {
-	s string
-	i int32
 }
 
 // traceRec is a TraceEvent with its strings as indexes in traceLog.strs,
@@ -105,18 +91,12 @@ func (l *traceLog) intern(s string) int32 {
 	if s == "" {
 		return 0
 	}
-	p := unsafe.StringData(s)
-	slot := &l.recent[uintptr(unsafe.Pointer(p))*0x9e3779b97f4a7c15>>(64-10)]
-	if unsafe.StringData(slot.s) == p && len(slot.s) == len(s) {
-		return slot.i
-	}
 	i, ok := l.index[s]
 	if !ok {
 		i = int32(len(l.strs))
 		l.strs = append(l.strs, s)
 		l.index[s] = i
 	}
-	*slot = internSlot{s, i}
 	return i
 }
 
@@ -124,7 +104,6 @@ func (l *traceLog) add(ev TraceEvent) {
 	if l.index == nil {
 		l.index = map[string]int32{}
 		l.strs = []string{""}
-		l.recent = new([internSlots]internSlot)
 	}
 	l.recs.add(traceRec{t: ev.T, s: [9]int32{
 		l.intern(ev.Kind), l.intern(ev.Node), l.intern(ev.Peer), l.intern(ev.Op), l.intern(ev.Session),

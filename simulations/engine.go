@@ -564,13 +564,13 @@ func (e *engine) carry(n *simNode, r Ready) {
 			}
 			results = append(results, res)
 		}
-		e.dispatch(n, r)
+		e.dispatch(n, &r)
 		if len(results) == 0 {
 			break
 		}
 		now := e.localTime(n)
-		for _, res := range results {
-			n.core.Stored(now, res)
+		for i := range results {
+			n.core.Stored(now, results[i])
 		}
 		next := n.core.Ready()
 		n.core.Recycle(r) // carried out: its slices serve a later Ready
@@ -583,7 +583,7 @@ func (e *engine) carry(n *simNode, r Ready) {
 // Ready is node.Ready.
 type Ready = node.Ready
 
-func (e *engine) dispatch(n *simNode, r Ready) {
+func (e *engine) dispatch(n *simNode, r *Ready) {
 	for _, a := range r.Acks {
 		n.acks[a.Ticket] = a
 	}
