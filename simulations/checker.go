@@ -130,6 +130,7 @@ type sessHist struct {
 	ops      []int32
 	deltas   []*crdt.Session // every acknowledged delta, for re-merging
 	pending  []int32         // ops still to reach some node
+	busy     bool            // listed in checker.busy
 	// lastOf is the last write of each field key written (a handful),
 	// whose writeOp.prev chains the earlier ones: no allocation per write.
 	lastOf []keyLast
@@ -231,8 +232,11 @@ type writeOp struct {
 func (op *writeOp) field() crdt.Field { return crdt.Field{Removed: op.removed, TS: op.ts} }
 
 type checker struct {
-	e        *engine
-	byID     map[string]*sessHist
+	e    *engine
+	byID map[string]*sessHist
+	// busy lists the sessions that may have pending writes, each once
+	// (sessHist.busy): a sample sweeps them, not every session.
+	busy     []*sessHist
 	sessions []*sessHist
 	ops      chunkLog[writeOp]
 	sets     opSets           // of ops, by index
@@ -347,7 +351,7 @@ func (c *checker) add(n *simNode, h *sessHist, op writeOp) {
 	}
 	h.ops = append(h.ops, i)
 	if !pend.empty() {
-		h.pending = append(h.pending, i)
+		c.addPending(h, i)
 	}
 	if op.key != 0 {
 		h.setLastWrite(op.key, i, op.field(), c.e.sc.Workload.Keys)
@@ -402,7 +406,7 @@ func (c *checker) ack(n *simNode, kind opKind, h *sessHist, d *crdt.Session) {
 			if v.keys == nil {
 				v.keys = make(viewKeys, 0, min(max(c.e.sc.Workload.Keys, 1), 4))
 			}
-			v.keys = slices.Insert(v.keys, j, viewKey{k, op.field()})
+			v.keys = slices.Insert(v.keys, j, viewKey{c.keys[op.key], op.field()})
 		}
 		j++
 	}
@@ -476,6 +480,15 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 	h.pending = keep
 }
 
+// addPending lists write i as pending in session h, and h as busy.
+func (c *checker) addPending(h *sessHist, i int32) {
+	if !h.busy {
+		h.busy = true
+		c.busy = append(c.busy, h)
+	}
+	h.pending = append(h.pending, i)
+}
+
 // sweep looks at every still pending (write, running node) pair in the
 // node's store: a merge that changed nothing (a write arriving after a
 // newer one, or after the tombstone) reports no change event, so cover
@@ -483,47 +496,65 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 // arrived is unknown); it returns how many.
 func (c *checker) sweep() int64 {
 	var cleared int64
-	for _, h := range c.sessions {
-		if len(h.pending) == 0 {
-			continue
-		}
-		for _, n := range c.e.nodes {
-			if !n.up {
-				continue
-			}
-			// Expired there: it may be collected, and its replication no
-			// longer matters (nor is it looked at again). Likewise where
-			// partial replication does not place it (any more).
-			expired := c.gone(h, c.e.localTime(n)) || !c.e.holds(n, h.id)
-			var st *crdt.Session
-			keep := h.pending[:0]
-			for _, i := range h.pending {
-				op, pend := c.ops.at(int(i)), c.sets.pend(i)
-				if pend.has(n.idx) && expired {
-					pend.clear(n.idx)
-					c.pendingPairs--
-				} else if pend.has(n.idx) {
-					if st == nil {
-						var err error
-						if st, err = n.store.Get(h.id); err != nil {
-							st = &crdt.Session{} // missing: covers nothing
-						}
-					}
-					if c.covers(st, op) {
-						pend.clear(n.idx)
-						c.sets.covered(i).set(n.idx)
-						c.coveredPair(op)
-						cleared++
-					}
-				}
-				if !pend.empty() {
-					keep = append(keep, i)
-				}
-			}
-			h.pending = keep
+	// Only the sessions listed busy have pending writes; those left with
+	// none leave the list. (Their order does not matter: a sweep updates
+	// counts.)
+	busy := c.busy[:0]
+	for _, h := range c.busy {
+		cleared += c.sweepSession(h)
+		if len(h.pending) > 0 {
+			busy = append(busy, h)
+		} else {
+			h.busy = false
 		}
 	}
+	clear(c.busy[len(busy):])
+	c.busy = busy
 	c.silent += cleared
+	return cleared
+}
+
+// sweepSession is sweep for session h.
+func (c *checker) sweepSession(h *sessHist) int64 {
+	var cleared int64
+	if len(h.pending) == 0 {
+		return 0
+	}
+	for _, n := range c.e.nodes {
+		if !n.up {
+			continue
+		}
+		// Expired there: it may be collected, and its replication no
+		// longer matters (nor is it looked at again). Likewise where
+		// partial replication does not place it (any more).
+		expired := c.gone(h, c.e.localTime(n)) || !c.e.holds(n, h.id)
+		var st *crdt.Session
+		keep := h.pending[:0]
+		for _, i := range h.pending {
+			op, pend := c.ops.at(int(i)), c.sets.pend(i)
+			if pend.has(n.idx) && expired {
+				pend.clear(n.idx)
+				c.pendingPairs--
+			} else if pend.has(n.idx) {
+				if st == nil {
+					var err error
+					if st, err = n.store.Get(h.id); err != nil {
+						st = &crdt.Session{} // missing: covers nothing
+					}
+				}
+				if c.covers(st, op) {
+					pend.clear(n.idx)
+					c.sets.covered(i).set(n.idx)
+					c.coveredPair(op)
+					cleared++
+				}
+			}
+			if !pend.empty() {
+				keep = append(keep, i)
+			}
+		}
+		h.pending = keep
+	}
 	return cleared
 }
 

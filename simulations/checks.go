@@ -157,7 +157,7 @@ func (c *checker) powerLost(n *simNode, synced int64) {
 						pend.set(n.idx)
 						c.pendingPairs++
 						if len(h.pending) == 0 || h.pending[len(h.pending)-1] != i {
-							h.pending = append(h.pending, i)
+							c.addPending(h, i)
 						}
 					}
 				}
