@@ -388,23 +388,22 @@ func sortedSeconds(l *chunkLog[int64]) []float64 {
 	return out
 }
 
-// sortInt64s sorts xs in increasing order, by radix for a long slice.
+// sortInt64s sorts xs in increasing order, by radix for a long slice:
+// byte by byte from the lowest, each pass stable, through one buffer as
+// long as xs. With the sign bit flipped, the keys order as unsigned
+// integers as xs do.
 func sortInt64s(xs []int64) {
 	if len(xs) < 1<<10 {
 		slices.Sort(xs)
 		return
 	}
-	// The sign bit flipped, keys order as unsigned integers as xs do.
-	keys, tmp := make([]uint64, len(xs)), make([]uint64, len(xs))
-	for i, x := range xs {
-		keys[i] = uint64(x) ^ 1<<63
-	}
+	src, dst := xs, make([]int64, len(xs))
 	for shift := 0; shift < 64; shift += 8 {
 		var at [256]int
-		for _, k := range keys {
-			at[byte(k>>shift)]++
+		for _, x := range src {
+			at[byte((uint64(x)^1<<63)>>shift)]++
 		}
-		if at[byte(keys[0]>>shift)] == len(keys) {
+		if at[byte((uint64(src[0])^1<<63)>>shift)] == len(src) {
 			continue // every key has this byte (lags' high bytes): nothing to move
 		}
 		pos := 0
@@ -412,15 +411,15 @@ func sortInt64s(xs []int64) {
 			at[i] = pos
 			pos += n
 		}
-		for _, k := range keys {
-			b := byte(k >> shift)
-			tmp[at[b]] = k
+		for _, x := range src {
+			b := byte((uint64(x) ^ 1<<63) >> shift)
+			dst[at[b]] = x
 			at[b]++
 		}
-		keys, tmp = tmp, keys
+		src, dst = dst, src
 	}
-	for i, k := range keys {
-		xs[i] = int64(k ^ 1<<63)
+	if &src[0] != &xs[0] {
+		copy(xs, src)
 	}
 }
 
