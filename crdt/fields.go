@@ -74,6 +74,23 @@ func (fs Fields) value(key string) (string, bool) {
 	return "", false
 }
 
+// CountPrefix returns the number of keys, removed ones included, that
+// start with prefix: a walk of the keys up to the end of their run, which
+// reads no value and no timestamp.
+func (fs Fields) CountPrefix(prefix string) int {
+	n := 0
+	c := fs.cursor()
+	c.noTS = true
+	for e, ok := c.next(); ok; e, ok = c.next() {
+		if strings.HasPrefix(e.key, prefix) {
+			n++
+		} else if e.key > prefix {
+			break // sorted: the run of keys with prefix is behind
+		}
+	}
+	return n
+}
+
 // FirstKey returns the lowest key with a register, removed or not: one
 // key read, by which a reader looking for a key that sorts low (the
 // node's own start with a control byte) learns that fs cannot hold it

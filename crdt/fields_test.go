@@ -258,3 +258,30 @@ func TestParseNodeHex(t *testing.T) {
 		}
 	}
 }
+
+// TestCountPrefix: CountPrefix counts what a walk of All counts, in a
+// packed base, an overlay, and both, for prefixes that match a run of
+// keys, a single key, every key, or none.
+func TestCountPrefix(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		keys := []string{"", "\x00", "\x00sm/", "\x00sm/v/1", "\x00sm/v/2", "\x00sm/o", "\x00x", "a", "ab", "abc", "b"}
+		m := map[string]Field{}
+		for range rapid.IntRange(0, 8).Draw(t, "base") {
+			m[rapid.SampledFrom(keys).Draw(t, "key")] = Field{Value: "v", Removed: rapid.Bool().Draw(t, "removed")}
+		}
+		fs := FieldsOf(m)
+		for range rapid.IntRange(0, 4).Draw(t, "writes") {
+			fs = fs.With(rapid.SampledFrom(keys).Draw(t, "wkey"), Field{Value: "w"})
+		}
+		prefix := rapid.SampledFrom(append(keys, "\x00sm/v/", "z")).Draw(t, "prefix")
+		want := 0
+		for k := range fs.All() {
+			if strings.HasPrefix(k, prefix) {
+				want++
+			}
+		}
+		if got := fs.CountPrefix(prefix); got != want {
+			t.Fatalf("CountPrefix(%q) = %d, want %d, fields %v", prefix, got, want, fs)
+		}
+	})
+}

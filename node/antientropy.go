@@ -355,15 +355,23 @@ func (c *Core) onDigests(now time.Time, k roundKey, r *round, m *digestsMsg) err
 	for i := range theirs {
 		switch {
 		case theirs[i] == mine.Buckets[i]:
-			if ps != nil && len(ps.deferred) > 0 {
-				delete(ps.deferred, i)
-			}
+			// No longer deferred (below).
 		case !c.sharedBucket(k.peer, i):
 		case r.periodic && !c.gainedSlot(i) && c.deferBucket(now, ps, i):
 		case theirs[i] == 0 || mine.Buckets[i] == 0:
 			full.add(i)
 		default:
 			summ.add(i)
+		}
+	}
+	if ps != nil {
+		// The buckets that agree now are no longer deferred: a pass over
+		// the few deferred rather than a map deletion for each of the
+		// thousands that agree.
+		for b := range ps.deferred {
+			if theirs[b] == mine.Buckets[b] {
+				delete(ps.deferred, b)
+			}
 		}
 	}
 	c.send(k.peer, kindPlan, &planMsg{Round: k.id, Full: full, Summary: summ}, r)

@@ -771,9 +771,12 @@ func (c *Core) applied(now time.Time, t *task, sr StorageResult) {
 		return
 	}
 	res := sr.Apply
-	deferred := make(map[string]bool, len(res.Deferred))
-	for _, d := range res.Deferred {
-		deferred[d.ID] = true
+	var deferred map[string]bool // nil, and read as empty, for most batches
+	if len(res.Deferred) > 0 {
+		deferred = make(map[string]bool, len(res.Deferred))
+		for _, d := range res.Deferred {
+			deferred[d.ID] = true
+		}
 	}
 	c.defer_(now, res.Deferred)
 	for _, r := range res.Refused {

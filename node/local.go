@@ -226,16 +226,7 @@ func (c *Core) addFields(s, d *crdt.Session, set map[string][]byte, remove []str
 	// Counted before merging: on a create s and d are the same session, so
 	// the merges below grow s.Fields too. The node's own keys (version
 	// entries, owner) do not count.
-	had, fresh := s.Fields.Len(), 0
-	for k := range s.Fields.All() {
-		// Reserved keys (ReservedKeyPrefix, a zero byte) sort first.
-		if k == "" || k[0] != ReservedKeyPrefix[0] {
-			break
-		}
-		if strings.HasPrefix(k, internalPrefix) {
-			had--
-		}
-	}
+	had, fresh := s.Fields.Len()-s.Fields.CountPrefix(internalPrefix), 0
 	var one [1]string
 	keys := one[:0]
 	if len(set) == 1 {
