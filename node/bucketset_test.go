@@ -20,10 +20,17 @@ func TestBucketSetCount(t *testing.T) {
 				want++
 			}
 		}
-		visited := 0
-		s.each(func(int) { visited++ })
-		if got := s.count(); got != want || visited != want {
-			t.Fatalf("set %d: count %d, each visited %d, want %d", i, got, visited, want)
+		var visited []int
+		s.each(func(b int) { visited = append(visited, b) })
+		if got := s.count(); got != want || len(visited) != want {
+			t.Fatalf("set %d: count %d, each visited %d, want %d", i, got, len(visited), want)
+		}
+		// each visits exactly the buckets in s, in ascending order (the
+		// rounds' plans rely on it: sortedBuckets does not sort).
+		for k, b := range visited {
+			if !s.has(b) || k > 0 && visited[k-1] >= b {
+				t.Fatalf("set %d: each visited %v", i, visited)
+			}
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -173,7 +172,6 @@ type Ack struct {
 // sortedBuckets returns the buckets of s in ascending order.
 func sortedBuckets(s bucketSet) []int {
 	var out []int
-	s.each(func(b int) { out = append(out, b) })
-	slices.Sort(out)
+	s.each(func(b int) { out = append(out, b) }) // ascending
 	return out
 }
