@@ -235,14 +235,18 @@ type staged struct {
 	slot cacheSlot
 	// rec is the in-memory backend's record of id, from the cache entry
 	// (cacheEntry.rec), nil when not known.
-	rec    *memRecord
-	state  *crdt.Session // stored, or the group's own copy once a delta merged
-	owned  bool          // state is the group's copy
-	node   *cacheNode    // holds state when owned and the store caches
-	size   int           // crdt.EncodedSize(state)
-	merged bool          // a delta merged
-	fields []string      // keys whose register changed, each once
-	landed bool          // written: its changes are reported
+	rec   *memRecord
+	state *crdt.Session // stored, or the group's own copy once a delta merged
+	owned bool          // state is the group's copy
+	// fresh says state is a blank in the group's scratch (groupScratch.
+	// blanks): the session is new here, and its node is made once the
+	// merges are done (publishable), with its registers in it.
+	fresh  bool
+	node   *cacheNode // holds state when owned and the store caches
+	size   int        // crdt.EncodedSize(state)
+	merged bool       // a delta merged
+	fields []string   // keys whose register changed, each once
+	landed bool       // written: its changes are reported
 	// keys holds fields while they are few (most writes change a key or
 	// two): no allocation for them.
 	keys [2]string
@@ -260,6 +264,10 @@ type groupScratch struct {
 	owners  []int // the request of each change
 	changes []crdt.Change
 	out     [1]commitRes
+	// blanks holds the states of sessions new here while the group merges
+	// into them; sized before the group's first merge, never grown during
+	// it, as staged states point into it.
+	blanks []crdt.Session
 
 	// spareIndex is a previous group's index, emptied, for the next group
 	// that needs one.
@@ -281,6 +289,12 @@ func (g *groupScratch) find(id string) (int, bool) {
 		}
 	}
 	return 0, false
+}
+
+// blank returns a blank state of id in blanks, which has room for it.
+func (g *groupScratch) blank(id string) *crdt.Session {
+	g.blanks = append(g.blanks, crdt.Session{ID: id})
+	return &g.blanks[len(g.blanks)-1]
 }
 
 func (g *groupScratch) add(st staged) int {
@@ -309,10 +323,14 @@ func (g *groupScratch) reset() {
 	clear(g.ws)
 	clear(g.entries)
 	clear(g.changes)
+	clear(g.blanks)
 	g.states, g.ws, g.entries, g.changes = g.states[:0], g.ws[:0], g.entries[:0], g.changes[:0]
-	g.wsOf, g.owners = g.wsOf[:0], g.owners[:0]
+	g.wsOf, g.owners, g.blanks = g.wsOf[:0], g.owners[:0], g.blanks[:0]
 	if cap(g.states) > keep {
 		g.states, g.ws, g.entries, g.changes, g.wsOf, g.owners = nil, nil, nil, nil, nil, nil
+	}
+	if cap(g.blanks) > keep {
+		g.blanks = nil
 	}
 	if g.index != nil && len(g.index) <= keep {
 		clear(g.index)
@@ -341,12 +359,23 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	refuse := func(owner int, id string, err error) {
 		out[owner].res.Refused = append(out[owner].res.Refused, Refusal{ID: id, Err: err})
 	}
+	if s.cache != nil {
+		// Room for a blank per item: base takes one for each session new
+		// here, and states point into it.
+		n := 0
+		for _, r := range group {
+			n += len(r.items)
+		}
+		if cap(g.blanks) < n {
+			g.blanks = make([]crdt.Session, 0, n)
+		}
+	}
 	for owner, r := range group {
 		for _, it := range r.items {
 			d := it.d
 			i, ok := g.find(d.ID)
 			if !ok {
-				st, err := s.base(d.ID)
+				st, err := s.base(d.ID, g)
 				if errors.Is(err, ErrCorrupt) {
 					// Refuse the delta rather than overwrite what cannot
 					// be read.
@@ -383,6 +412,13 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	for i := range g.states {
 		st := &g.states[i]
 		w, h, ok := st.write()
+		if ok && st.fresh {
+			// Written: the state leaves the scratch for the node that
+			// publishes it.
+			st.node = makeNode(st.state)
+			st.state, w.state = &st.node.s, &st.node.s
+			st.fresh = false
+		}
 		if ok {
 			g.ws = append(g.ws, w)
 			g.wsOf = append(g.wsOf, i)
@@ -572,8 +608,9 @@ func (st *staged) write() (write, uint64, bool) {
 }
 
 // base returns the committed state of id for a merge: from the cache when
-// there, else from the backend.
-func (s *Store) base(id string) (staged, error) {
+// there, else from the backend. A session absent from both merges into a
+// blank of g (staged.fresh) when the store caches.
+func (s *Store) base(id string, g *groupScratch) (staged, error) {
 	e, slot, ok := s.cache.lookup(id)
 	bucket := BucketOf(id)
 	if !ok {
@@ -583,6 +620,14 @@ func (s *Store) base(id string) (staged, error) {
 		}
 		if cur == nil {
 			st := staged{id: id, bucket: bucket, slot: slot, size: crdt.HeaderSize(&crdt.Session{ID: id}, 0)}
+			if s.cache != nil {
+				// Its node is made once it is written (commitGroup): a
+				// node made now would be copied into one that holds its
+				// registers, and a delta that merges nothing (a guarded
+				// one) needs none.
+				st.state, st.owned, st.fresh = g.blank(id), true, true
+				return st, nil
+			}
 			s.own(&st, &crdt.Session{ID: id})
 			return st, nil
 		}

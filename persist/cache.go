@@ -107,7 +107,10 @@ type cacheNode struct {
 	cost  int64
 	next  *cacheNode
 	rec   *memRecord // cacheEntry.rec
-	_     [8]byte    // to 256 bytes
+	// inl says the state's registers lie in this node's allocation
+	// (allocNode), as a read finds them best.
+	inl bool
+	_   [7]byte // to 256 bytes
 }
 
 // The node's size is the size class it fills.
@@ -184,17 +187,22 @@ func inline[B any]() (*cacheNode, []byte) {
 // newNode returns a node holding a copy of e's state, its registers in
 // the node when they fit (allocNode).
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	var n *cacheNode
-	if size, ok := e.s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs { // inlines
-		var regs []byte
-		n, regs = allocNode(size)
-		n.setState(e.s)
-		n.s.Fields = e.s.Fields.CopyPacked(regs)
-	} else {
-		n = newOwnedNode(e.s)
-	}
+	n := makeNode(e.s)
 	n.key, n.hash, n.size, n.cost, n.next, n.rec = key, e.hash, e.size, e.cost, next, e.rec
 	return n
+}
+
+// makeNode returns an unpublished node holding a copy of s, its registers
+// in the node when they fit (inlines).
+func makeNode(s *crdt.Session) *cacheNode {
+	if size, ok := s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs {
+		n, regs := allocNode(size)
+		n.setState(s)
+		n.s.Fields = s.Fields.CopyPacked(regs)
+		n.inl = true
+		return n
+	}
+	return newOwnedNode(s)
 }
 
 // newOwnedNode returns an unpublished node holding a copy of s, for the
@@ -435,7 +443,7 @@ func (sh *cacheShard) insertNodeLocked(key uint64, e cacheEntry, n *cacheNode, p
 	// the garbage of a write. A write's node refers to the registers
 	// where they are (in an older node, or apart), until the entry is
 	// made again (shard growth, eviction and reload).
-	if n == nil || e.s != &n.s || !replaces && n.inlines() {
+	if n == nil || e.s != &n.s || !replaces && n.inlines() && !n.inl {
 		n = newNode(key, ce, b.Load())
 	} else {
 		n.key, n.hash, n.size, n.cost, n.next, n.rec = key, ce.hash, ce.size, ce.cost, b.Load(), ce.rec
@@ -471,6 +479,7 @@ func without(head, x *cacheNode) *cacheNode {
 	// head holds them), as a write's do (insertNodeLocked).
 	c := *head
 	c.rehome()
+	c.inl = false // its registers are where head's are
 	c.next = without(head.next, x)
 	return &c
 }

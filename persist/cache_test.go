@@ -1,10 +1,12 @@
 package persist
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -165,4 +167,45 @@ func TestCacheRegistersInNode(t *testing.T) {
 	// A node copied when a neighbour leaves its chain reads its
 	// registers where they were.
 	check("after removals", false)
+}
+
+// TestNewSessionPublishedOnce: a session new to an in-memory store is
+// published in one node holding its registers, and the backend keeps that
+// same state, not a second copy; merges that write nothing (a guarded
+// delta whose guard fails) leave nothing behind.
+func TestNewSessionPublishedOnce(t *testing.T) {
+	for _, serial := range []bool{false, true} {
+		o := testOptions("")
+		o.Serial = serial
+		st := openStore(t, o)
+		var ds []*crdt.Session
+		for i := range 3 {
+			ds = append(ds, newSession(fmt.Sprintf("n%d-%v", i, serial), 1, t0, 1+3*i))
+		}
+		// Guarded on an entry no store holds: nothing merges.
+		ghost := crdt.Create(fmt.Sprintf("ghost-%v", serial), crdt.NewTimestamp(t0.UnixMilli(), 0, 2), t0.Add(time.Hour), time.Hour)
+		ghost.Guard = &crdt.Guard{Need: crdt.Version{{Node: 9, Time: 1}}}
+		res, err := st.Apply(crdt.NewBatch(append(ds, ghost)...), t0)
+		if err != nil || len(res.Changes) != len(ds)+1 {
+			t.Fatalf("apply: %v, %d changes", err, len(res.Changes))
+		}
+		for _, d := range ds {
+			e, ok := st.cache.entry(d.ID)
+			if !ok || !e.s.Equal(d) {
+				t.Fatalf("%s: cached %v %v", d.ID, ok, e.s)
+			}
+			if !inNode(e.s) {
+				t.Fatalf("%s: registers apart from the node", d.ID)
+			}
+			if b, err := st.be.load(d.ID); err != nil || b != e.s {
+				t.Fatalf("%s: the backend holds %p (%v), the cache %p", d.ID, b, err, e.s)
+			}
+		}
+		if _, err := st.Get(ghost.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("a dropped delta left a session: %v", err)
+		}
+		if b, _ := st.be.load(ghost.ID); b != nil {
+			t.Fatalf("a dropped delta left a record: %v", b)
+		}
+	}
 }
