@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -741,7 +742,9 @@ func (c *checker) counted(i int32, live *bitset) bool {
 
 // final checks every live node's store at the end of the run: writes
 // acknowledged and not superseded must be there, destroyed sessions must
-// stay destroyed.
+// stay destroyed. Each node's store is read by a goroutine of its own
+// (finalNode, which only reads); what they find is then judged in the
+// order of sessions, then nodes, as one loop over both would.
 func (c *checker) final() {
 	e := c.e
 	var live bitset
@@ -750,77 +753,46 @@ func (c *checker) final() {
 			live.set(n.idx)
 		}
 	}
-	lost := map[int32]bool{}
 	for i := range int32(c.ops.len()) {
 		if op := c.ops.at(int(i)); !c.counted(i, &live) && !op.mayLose {
 			c.stranded++
 		}
 	}
-	for _, h := range c.sessions {
-		destroyed := false
+	destroyed := make([]bool, len(c.sessions))
+	for k, h := range c.sessions {
 		for _, i := range h.ops {
 			if op := c.ops.at(int(i)); op.kind == opDestroy && c.counted(i, &live) {
-				destroyed = true
+				destroyed[k] = true
 			}
 		}
+	}
+	if e.part != nil {
+		e.placement() // made now: the goroutines only read it
+	}
+	found := make([][]finding, len(e.nodes))
+	var wg sync.WaitGroup
+	for _, n := range e.nodes {
+		if n.up {
+			wg.Go(func() { found[n.idx] = c.finalNode(n, destroyed, &live) })
+		}
+	}
+	wg.Wait()
+	lost := map[int32]bool{}
+	next := make([]int, len(e.nodes))
+	for k, h := range c.sessions {
 		for _, n := range e.nodes {
-			if !n.up {
-				continue
-			}
-			now := e.localTime(n)
-			if now.UnixMilli() >= h.absolute {
-				continue // past its deadline: collected or about to be
-			}
-			if !e.holds(n, h.id) {
-				// Partial replication: a node that does not hold the
-				// session owes none of its writes (finalHolders
-				// counts the holders), but must not serve it after
-				// its destroy.
-				if st, err := n.store.Get(h.id); err == nil && destroyed && st.Visible(now) && !c.resurrected[h.id] {
-					c.resurrected[h.id] = true
-					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
-				}
-				continue
-			}
-			st, err := n.store.Get(h.id)
-			if err != nil {
-				st = nil
-			}
-			lose := func(i int32, why string) {
-				if !lost[i] {
-					lost[i] = true
-					op := c.ops.at(int(i))
-					c.violation(CheckLostWrites, n, h.id, "%s by %s at %v: %s", c.describe(op), e.nodes[op.node].name, time.Duration(op.at), why)
-				}
-			}
-			switch {
-			case st == nil:
-				for _, i := range h.ops {
-					if c.counted(i, &live) {
-						lose(i, "session missing")
+			fs := found[n.idx]
+			for ; next[n.idx] < len(fs) && fs[next[n.idx]].session == k; next[n.idx]++ {
+				f := &fs[next[n.idx]]
+				if f.op < 0 {
+					if !c.resurrected[h.id] {
+						c.resurrected[h.id] = true
+						c.violation(CheckResurrections, n, h.id, "%s", f.why)
 					}
-				}
-			case st.IsDestroyed():
-				if !destroyed {
-					for _, i := range h.ops {
-						if c.counted(i, &live) {
-							lose(i, "session destroyed though no destroy was acknowledged")
-						}
-					}
-				}
-			default:
-				if destroyed && st.Visible(now) && !c.resurrected[h.id] {
-					c.resurrected[h.id] = true
-					c.violation(CheckResurrections, n, h.id, "visible at the end though destroyed")
-				}
-				for _, i := range h.ops {
-					if !c.counted(i, &live) {
-						continue
-					}
-					op := c.ops.at(int(i))
-					if why := c.missing(h, st, op); why != "" {
-						lose(i, why)
-					}
+				} else if !lost[f.op] {
+					lost[f.op] = true
+					op := c.ops.at(int(f.op))
+					c.violation(CheckLostWrites, n, h.id, "%s by %s at %v: %s", c.describe(op), e.nodes[op.node].name, time.Duration(op.at), f.why)
 				}
 			}
 		}
@@ -829,6 +801,71 @@ func (c *checker) final() {
 	if e.part != nil {
 		c.finalHolders(&live)
 	}
+}
+
+// finding is what final found wrong with a session on a node: write op
+// lost, or (op -1) the session visible though destroyed; why says how.
+type finding struct {
+	session int // index in checker.sessions
+	op      int32
+	why     string
+}
+
+// finalNode is final's look at node n's store, session by session: it
+// reads the checker's records and the store, and changes neither.
+// destroyed says which sessions a counted destroy ended.
+func (c *checker) finalNode(n *simNode, destroyed []bool, live *bitset) []finding {
+	e := c.e
+	var out []finding
+	now := e.localTime(n)
+	for k, h := range c.sessions {
+		if now.UnixMilli() >= h.absolute {
+			continue // past its deadline: collected or about to be
+		}
+		if !e.holds(n, h.id) {
+			// Partial replication: a node that does not hold the session
+			// owes none of its writes (finalHolders counts the holders),
+			// but must not serve it after its destroy.
+			if st, err := n.store.Get(h.id); err == nil && destroyed[k] && st.Visible(now) {
+				out = append(out, finding{k, -1, "visible at the end though destroyed"})
+			}
+			continue
+		}
+		st, err := n.store.Get(h.id)
+		if err != nil {
+			st = nil
+		}
+		lose := func(i int32, why string) { out = append(out, finding{k, i, why}) }
+		switch {
+		case st == nil:
+			for _, i := range h.ops {
+				if c.counted(i, live) {
+					lose(i, "session missing")
+				}
+			}
+		case st.IsDestroyed():
+			if !destroyed[k] {
+				for _, i := range h.ops {
+					if c.counted(i, live) {
+						lose(i, "session destroyed though no destroy was acknowledged")
+					}
+				}
+			}
+		default:
+			if destroyed[k] && st.Visible(now) {
+				out = append(out, finding{k, -1, "visible at the end though destroyed"})
+			}
+			for _, i := range h.ops {
+				if !c.counted(i, live) {
+					continue
+				}
+				if why := c.missing(h, st, c.ops.at(int(i))); why != "" {
+					lose(i, why)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // missing says why a live state st lacks op, or "" if it holds it.
