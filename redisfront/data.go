@@ -49,7 +49,6 @@ func parseExpiryOpt(opt string) (expiry, bool) {
 	return expiry{}, false
 }
 
-// ttl returns the time left until the expiry, from now.
 // expiryNow is the node's time in whole milliseconds, the unit Redis
 // keeps expiry in: computed from it, a TTL set and read back in the same
 // millisecond is the one set, and EXPIRE GT or LT giving a key the
@@ -58,6 +57,7 @@ func (s *Server) expiryNow() time.Time {
 	return time.UnixMilli(s.n.Now().UnixMilli())
 }
 
+// ttl returns the time left until the expiry, from now.
 func (x expiry) ttl(now time.Time) time.Duration {
 	ms := x.v
 	if x.sec {
