@@ -753,15 +753,18 @@ func (c *checker) final() {
 			live.set(n.idx)
 		}
 	}
+	// Whether each write counts does not depend on the node looking.
+	counted := make([]bool, c.ops.len())
 	for i := range int32(c.ops.len()) {
-		if op := c.ops.at(int(i)); !c.counted(i, &live) && !op.mayLose {
+		counted[i] = c.counted(i, &live)
+		if op := c.ops.at(int(i)); !counted[i] && !op.mayLose {
 			c.stranded++
 		}
 	}
 	destroyed := make([]bool, len(c.sessions))
 	for k, h := range c.sessions {
 		for _, i := range h.ops {
-			if op := c.ops.at(int(i)); op.kind == opDestroy && c.counted(i, &live) {
+			if op := c.ops.at(int(i)); op.kind == opDestroy && counted[i] {
 				destroyed[k] = true
 			}
 		}
@@ -773,7 +776,7 @@ func (c *checker) final() {
 	var wg sync.WaitGroup
 	for _, n := range e.nodes {
 		if n.up {
-			wg.Go(func() { found[n.idx] = c.finalNode(n, destroyed, &live) })
+			wg.Go(func() { found[n.idx] = c.finalNode(n, destroyed, counted) })
 		}
 	}
 	wg.Wait()
@@ -813,8 +816,9 @@ type finding struct {
 
 // finalNode is final's look at node n's store, session by session: it
 // reads the checker's records and the store, and changes neither.
-// destroyed says which sessions a counted destroy ended.
-func (c *checker) finalNode(n *simNode, destroyed []bool, live *bitset) []finding {
+// destroyed says which sessions a counted destroy ended, counted which
+// writes count (checker.counted).
+func (c *checker) finalNode(n *simNode, destroyed, counted []bool) []finding {
 	e := c.e
 	var out []finding
 	now := e.localTime(n)
@@ -839,14 +843,14 @@ func (c *checker) finalNode(n *simNode, destroyed []bool, live *bitset) []findin
 		switch {
 		case st == nil:
 			for _, i := range h.ops {
-				if c.counted(i, live) {
+				if counted[i] {
 					lose(i, "session missing")
 				}
 			}
 		case st.IsDestroyed():
 			if !destroyed[k] {
 				for _, i := range h.ops {
-					if c.counted(i, live) {
+					if counted[i] {
 						lose(i, "session destroyed though no destroy was acknowledged")
 					}
 				}
@@ -856,7 +860,7 @@ func (c *checker) finalNode(n *simNode, destroyed []bool, live *bitset) []findin
 				out = append(out, finding{k, -1, "visible at the end though destroyed"})
 			}
 			for _, i := range h.ops {
-				if !c.counted(i, live) {
+				if !counted[i] {
 					continue
 				}
 				if why := c.missing(h, st, c.ops.at(int(i))); why != "" {
