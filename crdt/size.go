@@ -16,11 +16,12 @@ func EncodedSize(s *Session) int {
 // HeaderSize returns the bytes of s's encoding that are not its fields,
 // for a session holding fields fields.
 func HeaderSize(s *Session, fields int) int {
-	n := 2 + 1 + strSize(len(s.ID)) // version, kind, array header, id
-	for _, v := range []uint64{s.Created.Time, uint64(s.Created.Node), uint64(s.Absolute), uint64(s.Idle),
-		uint64(s.LastAccess), s.Destroyed.Time, uint64(s.Destroyed.Node)} {
-		n += uintSize(v)
-	}
+	// Each integer written out: a loop over a slice of them cost twice
+	// as much, and a store sizes the header twice a merge.
+	n := 2 + 1 + strSize(len(s.ID)) + // version, kind, array header, id
+		uintSize(s.Created.Time) + uintSize(uint64(s.Created.Node)) + uintSize(uint64(s.Absolute)) +
+		uintSize(uint64(s.Idle)) + uintSize(uint64(s.LastAccess)) +
+		uintSize(s.Destroyed.Time) + uintSize(uint64(s.Destroyed.Node))
 	if !s.IdleTS.IsZero() {
 		n += uintSize(s.IdleTS.Time) + uintSize(uint64(s.IdleTS.Node))
 	}
