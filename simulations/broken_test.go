@@ -78,6 +78,23 @@ func rewriteSessions(t *testing.T, fn func(e *engine, to int, s *crdt.Session) *
 	}}
 }
 
+// corruptValuesTo returns a hook that prefixes every live value in flight
+// to the node named to with a byte that wins every tie-break.
+func corruptValuesTo(t *testing.T, to string) *hooks {
+	return rewriteSessions(t, func(e *engine, n int, s *crdt.Session) *crdt.Session {
+		if e.nodes[n].name != to || s.IsDestroyed() {
+			return s
+		}
+		for k, f := range s.Fields.All() {
+			if !f.Removed && !strings.HasPrefix(f.Value, "\xff") {
+				f.Value = "\xff" + f.Value
+				s.Fields = s.Fields.With(k, f)
+			}
+		}
+		return s
+	})
+}
+
 // splitBrain is a partition with clients that roam across it and keep
 // using sessions after destroying them: writes after a destroy, on the
 // other side, are common.
@@ -177,19 +194,7 @@ func TestBrokenMergeWriteBeatsDestroyIsCaught(t *testing.T) {
 // corrupted in flight to ap-1 that wins every tie-break). The mesh even
 // converges, on the wrong value: only the lost-write checker can tell.
 func TestBrokenMergeCorruptValueIsCaught(t *testing.T) {
-	h := rewriteSessions(t, func(e *engine, to int, s *crdt.Session) *crdt.Session {
-		if e.nodes[to].name != "ap-1" || s.IsDestroyed() {
-			return s
-		}
-		for k, f := range s.Fields.All() {
-			if !f.Removed && !strings.HasPrefix(f.Value, "\xff") {
-				f.Value = "\xff" + f.Value
-				s.Fields = s.Fields.With(k, f)
-			}
-		}
-		return s
-	})
-	r := runHooked(t, "three-region-split-heal", 1, h)
+	r := runHooked(t, "three-region-split-heal", 1, corruptValuesTo(t, "ap-1"))
 	mustFail(t, r, CheckLostWrites)
 	if c := checkOf(t, r, CheckConvergence); !c.Pass {
 		t.Logf("convergence also failed: %s", c.Measured)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
-	"strings"
 	"testing"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -42,20 +41,7 @@ func TestReviewFailingRunDeterministic(t *testing.T) {
 			return s
 		})
 	}
-	corruptValue := func() *hooks {
-		return rewriteSessions(t, func(e *engine, to int, s *crdt.Session) *crdt.Session {
-			if e.nodes[to].name != "ap-1" || s.IsDestroyed() {
-				return s
-			}
-			for k, f := range s.Fields.All() {
-				if !f.Removed && !strings.HasPrefix(f.Value, "\xff") {
-					f.Value = "\xff" + f.Value
-					s.Fields = s.Fields.With(k, f)
-				}
-			}
-			return s
-		})
-	}
+	corruptValue := func() *hooks { return corruptValuesTo(t, "ap-1") }
 	skipSets := func() *hooks {
 		return &hooks{skipApply: func(e *engine, n int, op opKind) bool {
 			return e.nodes[n].name == "us-1" && op == opSet
