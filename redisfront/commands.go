@@ -139,6 +139,8 @@ func commandTable() []*command {
 		{name: "persist", arity: 2, flags: rw, first: 1, last: 1, step: 1, fn: cmdPersist},
 		{name: "ttl", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
 		{name: "pttl", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
+		{name: "expiretime", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
+		{name: "pexpiretime", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdTTL},
 		{name: "type", arity: 2, flags: ro, first: 1, last: 1, step: 1, fn: cmdType},
 		{name: "rename", arity: 3, flags: []string{"write"}, first: 1, last: 2, step: 1, fn: cmdRename},
 		{name: "renamenx", arity: 3, flags: rw, first: 1, last: 2, step: 1, fn: cmdRename},

@@ -480,6 +480,11 @@ func cmdPersist(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	conn.WriteInt(boolInt(applied))
 }
 
+// cmdTTL answers TTL and PTTL (the time left, rounded to the second or in
+// milliseconds) and EXPIRETIME and PEXPIRETIME (the deadline as a Unix
+// time, in seconds rounded as TTL's or in milliseconds, as Redis 7 gives
+// them); -2 for a missing key. Every
+// session expires, so the -1 of a key without expiry never comes.
 func cmdTTL(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	e, err := s.lookup(args[1])
 	if err != nil {
@@ -490,16 +495,22 @@ func cmdTTL(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		conn.WriteInt(-2)
 		return
 	}
-	ttl := e.ttl(s.expiryNow())
+	now := s.expiryNow()
+	ttl := e.ttl(now)
 	if ttl <= 0 {
 		conn.WriteInt(-2)
 		return
 	}
 	ms := ttl.Milliseconds()
-	if strings.EqualFold(string(args[0]), "ttl") {
+	switch name := args[0]; {
+	case strings.EqualFold(string(name), "ttl"):
 		conn.WriteInt64((ms + 500) / 1000)
-	} else {
+	case strings.EqualFold(string(name), "pttl"):
 		conn.WriteInt64(ms)
+	case strings.EqualFold(string(name), "expiretime"):
+		conn.WriteInt64((now.UnixMilli() + ms + 500) / 1000) // rounded, as TTL
+	default: // pexpiretime
+		conn.WriteInt64(now.UnixMilli() + ms)
 	}
 }
 

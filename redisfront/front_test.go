@@ -413,4 +413,23 @@ func TestExpireComparesWholeMilliseconds(t *testing.T) {
 	if got := r.PTTL(ctx, "k").Val(); got != 100*time.Second {
 		t.Errorf("PTTL = %v, want 1m40s", got)
 	}
+	// EXPIRETIME and PEXPIRETIME give the deadline itself.
+	deadline := at.Truncate(time.Millisecond).Add(100 * time.Second).UnixMilli()
+	for _, c := range []struct {
+		args []any
+		want int64
+	}{
+		{[]any{"PEXPIRETIME", "k"}, deadline},
+		{[]any{"EXPIRETIME", "k"}, (deadline + 500) / 1000},
+		{[]any{"pexpiretime", "missing"}, -2},
+		{[]any{"EXPIRETIME", "missing"}, -2},
+		{[]any{"PEXPIREAT", "k", deadline + 1234}, 1},
+		{[]any{"PEXPIRETIME", "k"}, deadline + 1234},
+		{[]any{"PEXPIREAT", "k", deadline/1000*1000 + 1789}, 1},
+		{[]any{"EXPIRETIME", "k"}, deadline/1000 + 2}, // 1.789 s past a second rounds up, as in Redis
+	} {
+		if got := do(c.args...); got != c.want {
+			t.Errorf("%v = %d, want %d", c.args, got, c.want)
+		}
+	}
 }
