@@ -34,6 +34,10 @@ type expiry struct {
 	v        int64
 }
 
+// sameKind reports whether x and y are the same option: Redis takes the
+// last of repeated EX (or PX, EXAT, PXAT) options and refuses two kinds.
+func (x expiry) sameKind(y expiry) bool { return x.abs == y.abs && x.sec == y.sec }
+
 // parseExpiryOpt recognizes an expiry option name.
 func parseExpiryOpt(opt string) (expiry, bool) {
 	switch opt {
@@ -114,7 +118,7 @@ func cmdSet(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	var o setOpts
 	for i := 3; i < len(args); i++ {
 		opt := strings.ToLower(string(args[i]))
-		if x, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && !o.exp.set && !o.keepTTL {
+		if x, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && (!o.exp.set || o.exp.sameKind(x)) && !o.keepTTL {
 			ok, pos := x.parseValue(args[i+1])
 			if !ok {
 				c.fail(conn, errNotInt)
@@ -238,7 +242,7 @@ func cmdGetex(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 	persist := false
 	for i := 2; i < len(args); i++ {
 		opt := strings.ToLower(string(args[i]))
-		if y, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && !x.set && !persist {
+		if y, ok := parseExpiryOpt(opt); ok && i+1 < len(args) && (!x.set || x.sameKind(y)) && !persist {
 			ok, pos := y.parseValue(args[i+1])
 			if !ok {
 				c.fail(conn, errNotInt)

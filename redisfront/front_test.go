@@ -374,14 +374,53 @@ type frozenClock struct{ t time.Time }
 
 func (c frozenClock) Now() time.Time { return c.t }
 
+// frozenFront starts one node on a clock frozen 0.5 ms into a millisecond,
+// with a front, and returns a client and the clock's time.
+func frozenFront(t *testing.T) (*redis.Client, time.Time) {
+	t.Helper()
+	at := time.Now().Truncate(time.Millisecond).Add(500 * time.Microsecond)
+	nodes := meshtest.Start(t, 1, func(_ int, cfg *node.Config) { cfg.Clock = frozenClock{at} })
+	return serveFront(t, nodes[0], "127.0.0.1:0", nil).client(t), at
+}
+
+// A repeated expiry option of one kind takes the last value, as in Redis
+// 7; two kinds are a syntax error.
+func TestRepeatedExpiryOptionTakesTheLast(t *testing.T) {
+	r, _ := frozenFront(t)
+	ctx := context.Background()
+	pttl := func(want time.Duration) {
+		t.Helper()
+		if got := r.PTTL(ctx, "k").Val(); got != want {
+			t.Errorf("PTTL = %v, want %v", got, want)
+		}
+	}
+	if err := r.Do(ctx, "SET", "k", "v", "EX", 1, "EX", 100).Err(); err != nil {
+		t.Fatalf("SET EX 1 EX 100: %v", err)
+	}
+	pttl(100 * time.Second)
+	if err := r.Do(ctx, "GETEX", "k", "PX", 5000, "px", 7000).Err(); err != nil {
+		t.Fatalf("GETEX PX 5000 PX 7000: %v", err)
+	}
+	pttl(7 * time.Second)
+	for _, args := range [][]any{
+		{"SET", "k", "w", "EX", 1, "PX", 100},
+		{"SET", "k", "w", "PX", 100, "KEEPTTL"},
+		{"GETEX", "k", "EX", 1, "EXAT", 2000000000},
+		{"GETEX", "k", "PX", 100, "PERSIST"},
+	} {
+		if err := r.Do(ctx, args...).Err(); err == nil || err.Error() != "ERR syntax error" {
+			t.Errorf("%v: %v, want ERR syntax error", args, err)
+		}
+	}
+	pttl(7 * time.Second)
+}
+
 // EXPIRE GT and LT compare deadlines in whole milliseconds, as Redis does:
 // giving a key the deadline it already has, in the millisecond its expiry
 // was set, neither raises nor lowers it, however far into that millisecond
 // the clock is.
 func TestExpireComparesWholeMilliseconds(t *testing.T) {
-	at := time.Now().Truncate(time.Millisecond).Add(500 * time.Microsecond)
-	nodes := meshtest.Start(t, 1, func(_ int, cfg *node.Config) { cfg.Clock = frozenClock{at} })
-	r := serveFront(t, nodes[0], "127.0.0.1:0", nil).client(t)
+	r, at := frozenFront(t)
 	ctx := context.Background()
 	do := func(args ...any) int64 {
 		t.Helper()
