@@ -31,13 +31,8 @@ func VersionKey(node NodeID) string {
 	if e := slot.Load(); e != nil && e.node == node {
 		return e.key
 	}
-	const digits = "0123456789abcdef"
 	var b [len(VersionKeyPrefix) + 16]byte
-	copy(b[:], VersionKeyPrefix)
-	for i, n := len(b)-1, uint64(node); i >= len(VersionKeyPrefix); i, n = i-1, n>>4 {
-		b[i] = digits[n&0xf]
-	}
-	k := string(b[:])
+	k := strings.Clone(versionKeyIn(&b, node))
 	slot.Store(&versionKeyEntry{node: node, key: k})
 	return k
 }

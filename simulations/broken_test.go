@@ -78,6 +78,30 @@ func rewriteSessions(t *testing.T, fn func(e *engine, to int, s *crdt.Session) *
 	}}
 }
 
+// writeBeatsDestroy returns a hook that drops a tombstone in flight to a
+// node holding a write newer than the destroy: last writer wins between
+// them instead of destroy being final.
+func writeBeatsDestroy(t *testing.T) *hooks {
+	return rewriteSessions(t, func(e *engine, to int, s *crdt.Session) *crdt.Session {
+		if !s.IsDestroyed() {
+			return s
+		}
+		cur, err := e.nodes[to].store.Get(s.ID)
+		if err != nil || cur.IsDestroyed() {
+			return s
+		}
+		for _, f := range cur.Fields.All() {
+			if f.TS.Compare(s.Destroyed) > 0 {
+				return nil // the newer write "wins": the tombstone is ignored
+			}
+		}
+		if cur.LastAccess > s.Destroyed.Millis() {
+			return nil
+		}
+		return s
+	})
+}
+
 // corruptValuesTo returns a hook that prefixes every live value in flight
 // to the node named to with a byte that wins every tie-break.
 func corruptValuesTo(t *testing.T, to string) *hooks {
@@ -167,25 +191,7 @@ func TestBrokenMergeWriteBeatsDestroyIsCaught(t *testing.T) {
 	if r := runHooked(t, "split-brain", 1, nil); !r.Verdict.Pass {
 		t.Fatalf("the scenario fails without the broken merge:\n%s", r.Summary())
 	}
-	h := rewriteSessions(t, func(e *engine, to int, s *crdt.Session) *crdt.Session {
-		if !s.IsDestroyed() {
-			return s
-		}
-		cur, err := e.nodes[to].store.Get(s.ID)
-		if err != nil || cur.IsDestroyed() {
-			return s
-		}
-		for _, f := range cur.Fields.All() {
-			if f.TS.Compare(s.Destroyed) > 0 {
-				return nil // the newer write "wins": the tombstone is ignored
-			}
-		}
-		if cur.LastAccess > s.Destroyed.Millis() {
-			return nil
-		}
-		return s
-	})
-	r := runHooked(t, "split-brain", 1, h)
+	r := runHooked(t, "split-brain", 1, writeBeatsDestroy(t))
 	mustFail(t, r, CheckResurrections)
 	mustFail(t, r, CheckConvergence)
 }

@@ -7,8 +7,6 @@ import (
 	"reflect"
 	"runtime"
 	"testing"
-
-	"github.com/sessionmesh/sessionmesh/crdt"
 )
 
 // TestReviewFailingRunDeterministic: a run whose end-of-run checkers add
@@ -21,26 +19,7 @@ import (
 // judges from the stores read on goroutines of their own) and
 // TestBrokenStoreReadYourWritesIsCaught.
 func TestReviewFailingRunDeterministic(t *testing.T) {
-	writeBeatsDestroy := func() *hooks {
-		return rewriteSessions(t, func(e *engine, to int, s *crdt.Session) *crdt.Session {
-			if !s.IsDestroyed() {
-				return s
-			}
-			cur, err := e.nodes[to].store.Get(s.ID)
-			if err != nil || cur.IsDestroyed() {
-				return s
-			}
-			for _, f := range cur.Fields.All() {
-				if f.TS.Compare(s.Destroyed) > 0 {
-					return nil
-				}
-			}
-			if cur.LastAccess > s.Destroyed.Millis() {
-				return nil
-			}
-			return s
-		})
-	}
+	writeBeats := func() *hooks { return writeBeatsDestroy(t) }
 	corruptValue := func() *hooks { return corruptValuesTo(t, "ap-1") }
 	skipSets := func() *hooks {
 		return &hooks{skipApply: func(e *engine, n int, op opKind) bool {
@@ -52,7 +31,7 @@ func TestReviewFailingRunDeterministic(t *testing.T) {
 		hook     func() *hooks
 		check    string
 	}{
-		{"split-brain", writeBeatsDestroy, CheckResurrections},
+		{"split-brain", writeBeats, CheckResurrections},
 		{"three-region-split-heal", corruptValue, CheckLostWrites},
 		{"three-region-split-heal", skipSets, CheckReadYourWrites},
 	} {
