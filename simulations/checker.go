@@ -761,14 +761,7 @@ func (c *checker) final() {
 			c.stranded++
 		}
 	}
-	destroyed := make([]bool, len(c.sessions))
-	for k, h := range c.sessions {
-		for _, i := range h.ops {
-			if op := c.ops.at(int(i)); op.kind == opDestroy && counted[i] {
-				destroyed[k] = true
-			}
-		}
-	}
+	j := c.judged(counted)
 	if e.part != nil {
 		e.placement() // made now: the goroutines only read it
 	}
@@ -776,7 +769,7 @@ func (c *checker) final() {
 	var wg sync.WaitGroup
 	for _, n := range e.nodes {
 		if n.up {
-			wg.Go(func() { found[n.idx] = c.finalNode(n, destroyed, counted) })
+			wg.Go(func() { found[n.idx] = c.finalNode(n, j) })
 		}
 	}
 	wg.Wait()
@@ -806,6 +799,45 @@ func (c *checker) final() {
 	}
 }
 
+// judgedWrites are the writes final judges, gathered once for every
+// node's look: each session's writes in its order, side by side. The log
+// keeps a session's writes apart, among everybody's, so a look that went
+// through it would miss the cache at nearly every write, and every node
+// looks at all of them.
+type judgedWrites struct {
+	ops     []writeOp
+	index   []int32 // of ops[x] in checker.ops
+	counted []bool  // ops[x] counts (checker.counted)
+	// Session k's writes are ops[start[k]:start[k+1]]; destroyed[k] says
+	// whether a counted destroy ended it, absolute[k] is its deadline.
+	start     []int
+	destroyed []bool
+	absolute  []int64
+}
+
+// judged gathers the writes of every session (counted: checker.counted,
+// by index).
+func (c *checker) judged(counted []bool) *judgedWrites {
+	j := &judgedWrites{
+		ops: make([]writeOp, 0, c.ops.len()), index: make([]int32, 0, c.ops.len()), counted: make([]bool, 0, c.ops.len()),
+		start: make([]int, len(c.sessions)+1), destroyed: make([]bool, len(c.sessions)), absolute: make([]int64, len(c.sessions)),
+	}
+	for k, h := range c.sessions {
+		j.start[k], j.absolute[k] = len(j.ops), h.absolute
+		for _, i := range h.ops {
+			op := c.ops.at(int(i))
+			if op.kind == opDestroy && counted[i] {
+				j.destroyed[k] = true
+			}
+			j.ops = append(j.ops, *op)
+			j.index = append(j.index, i)
+			j.counted = append(j.counted, counted[i])
+		}
+	}
+	j.start[len(c.sessions)] = len(j.ops)
+	return j
+}
+
 // finding is what final found wrong with a session on a node: write op
 // lost, or (op -1) the session visible though destroyed; why says how.
 type finding struct {
@@ -815,56 +847,58 @@ type finding struct {
 }
 
 // finalNode is final's look at node n's store, session by session: it
-// reads the checker's records and the store, and changes neither.
-// destroyed says which sessions a counted destroy ended, counted which
-// writes count (checker.counted).
-func (c *checker) finalNode(n *simNode, destroyed, counted []bool) []finding {
+// reads the checker's records and the store, and changes neither. j holds
+// the writes that count (checker.judged).
+func (c *checker) finalNode(n *simNode, j *judgedWrites) []finding {
 	e := c.e
 	var out []finding
 	now := e.localTime(n)
-	for k, h := range c.sessions {
-		if now.UnixMilli() >= h.absolute {
+	ms := now.UnixMilli()
+	var look stateLook
+	for k, abs := range j.absolute {
+		if ms >= abs {
 			continue // past its deadline: collected or about to be
 		}
+		h, destroyed := c.sessions[k], j.destroyed[k]
 		if !e.holds(n, h.id) {
 			// Partial replication: a node that does not hold the session
 			// owes none of its writes (finalHolders counts the holders),
 			// but must not serve it after its destroy.
-			if st, err := n.store.Get(h.id); err == nil && destroyed[k] && st.Visible(now) {
+			if st, err := n.store.Get(h.id); err == nil && destroyed && st.Visible(now) {
 				out = append(out, finding{k, -1, "visible at the end though destroyed"})
 			}
 			continue
 		}
+		from, to := j.start[k], j.start[k+1]
 		st, err := n.store.Get(h.id)
 		if err != nil {
 			st = nil
 		}
-		lose := func(i int32, why string) { out = append(out, finding{k, i, why}) }
+		lose := func(why string) {
+			for x := from; x < to; x++ {
+				if j.counted[x] {
+					out = append(out, finding{k, j.index[x], why})
+				}
+			}
+		}
 		switch {
 		case st == nil:
-			for _, i := range h.ops {
-				if counted[i] {
-					lose(i, "session missing")
-				}
-			}
+			lose("session missing")
 		case st.IsDestroyed():
-			if !destroyed[k] {
-				for _, i := range h.ops {
-					if counted[i] {
-						lose(i, "session destroyed though no destroy was acknowledged")
-					}
-				}
+			if !destroyed {
+				lose("session destroyed though no destroy was acknowledged")
 			}
 		default:
-			if destroyed[k] && st.Visible(now) {
+			if destroyed && st.Visible(now) {
 				out = append(out, finding{k, -1, "visible at the end though destroyed"})
 			}
-			for _, i := range h.ops {
-				if !counted[i] {
+			look.reset(h, st, j.ops[from:to])
+			for x := from; x < to; x++ {
+				if !j.counted[x] {
 					continue
 				}
-				if why := c.missing(h, st, c.ops.at(int(i))); why != "" {
-					lose(i, why)
+				if why := c.missingIn(&look, &j.ops[x]); why != "" {
+					out = append(out, finding{k, j.index[x], why})
 				}
 			}
 		}
@@ -872,8 +906,60 @@ func (c *checker) finalNode(n *simNode, destroyed, counted []bool) []finding {
 	return out
 }
 
+// stateLook is a session's state as missing reads it, key by key: what
+// it holds of each key, its value's hash and whether a client wrote it
+// are looked up once for all the writes judged against the state.
+type stateLook struct {
+	h  *sessHist
+	st *crdt.Session
+	// writes are h's writes, when at hand (judgedWrites): whether a
+	// client wrote a field is then read there rather than in the log.
+	writes []writeOp
+	keys   []keyLook
+}
+
+type keyLook struct {
+	key     int32
+	f       crdt.Field
+	ok      bool
+	hashed  bool
+	vh      uint64 // of f's value
+	sought  bool
+	written bool // some client wrote f
+}
+
+func (l *stateLook) reset(h *sessHist, st *crdt.Session, writes []writeOp) {
+	l.h, l.st, l.writes, l.keys = h, st, writes, l.keys[:0]
+}
+
+// key returns what the state holds of key.
+func (l *stateLook) key(c *checker, key int32) *keyLook {
+	for i := range l.keys {
+		if l.keys[i].key == key {
+			return &l.keys[i]
+		}
+	}
+	f, ok := l.st.Fields.Get(c.keys[key])
+	l.keys = append(l.keys, keyLook{key: key, f: f, ok: ok})
+	return &l.keys[len(l.keys)-1]
+}
+
+func (k *keyLook) hash() uint64 {
+	if !k.hashed {
+		k.vh, k.hashed = xxhash.Sum64String(k.f.Value), true
+	}
+	return k.vh
+}
+
 // missing says why a live state st lacks op, or "" if it holds it.
 func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
+	l := stateLook{h: h, st: st}
+	return c.missingIn(&l, op)
+}
+
+// missingIn is missing against the state l looks at.
+func (c *checker) missingIn(l *stateLook, op *writeOp) string {
+	st := l.st
 	switch op.kind {
 	case opCreate:
 		if st.Created.IsZero() || st.Created.Compare(op.ts) < 0 {
@@ -886,12 +972,13 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	case opDestroy:
 		return "destroy missing: the session is live"
 	case opSet, opRemove:
-		f, ok := st.Fields.Get(c.keys[op.key])
-		if !ok {
+		k := l.key(c, op.key)
+		if !k.ok {
 			return "field missing"
 		}
+		f := k.f
 		if f.TS == op.ts && f.Removed == op.removed {
-			if !f.Removed && xxhash.Sum64String(f.Value) != op.vh {
+			if !f.Removed && k.hash() != op.vh {
 				return "field holds another value under the write's timestamp"
 			}
 			return ""
@@ -901,17 +988,38 @@ func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 			return "older " + fieldString(f, true) + " kept"
 		}
 		// Superseded: by a write somebody made, or the state is wrong.
-		vh := xxhash.Sum64String(f.Value)
-		for j := h.lastWrite(op.key); j >= 0; {
-			w := c.ops.at(int(j))
-			if w.ts == f.TS && w.removed == f.Removed && (f.Removed || w.vh == vh) {
-				return ""
-			}
-			j = w.prev
+		if !k.sought {
+			k.written, k.sought = c.wrote(l, op.key, f, k.hash()), true
 		}
-		return "superseded by " + fieldString(f, true) + ", which no client wrote"
+		if !k.written {
+			return "superseded by " + fieldString(f, true) + ", which no client wrote"
+		}
 	}
 	return ""
+}
+
+// wrote reports whether a client wrote f to key of l's session (vh
+// hashes f's value).
+func (c *checker) wrote(l *stateLook, key int32, f crdt.Field, vh uint64) bool {
+	is := func(w *writeOp) bool {
+		return w.key == key && w.ts == f.TS && w.removed == f.Removed && (f.Removed || w.vh == vh)
+	}
+	if l.writes != nil {
+		for x := range l.writes {
+			if is(&l.writes[x]) {
+				return true
+			}
+		}
+		return false
+	}
+	for j := l.h.lastWrite(key); j >= 0; {
+		w := c.ops.at(int(j))
+		if is(w) {
+			return true
+		}
+		j = w.prev
+	}
+	return false
 }
 
 func (c *checker) describe(op *writeOp) string {

@@ -547,8 +547,11 @@ func (e *engine) carry(n *simNode, r Ready) {
 	// nested carry would get its own).
 	results := e.results[:0]
 	e.results = nil
+	// The buffer goes back cleared (its results hold sessions), as far
+	// as this carry used it: past that it is still zero.
+	used := 0
 	defer func() {
-		clear(results[:cap(results)])
+		clear(results[:used])
 		e.results = results[:0]
 	}()
 	for {
@@ -564,6 +567,7 @@ func (e *engine) carry(n *simNode, r Ready) {
 			}
 			results = append(results, res)
 		}
+		used = max(used, len(results))
 		e.dispatch(n, &r)
 		if len(results) == 0 {
 			break
