@@ -287,7 +287,12 @@ func (c Change) Empty() bool {
 // neither read nor changed (deltas join with Batch). d is not modified,
 // but s may share field values with it afterwards. Merging sessions with
 // different ids fails with ErrIDMismatch.
-func (s *Session) Merge(d *Session) (Change, error) {
+func (s *Session) Merge(d *Session) (Change, error) { return s.MergeIn(d, nil) }
+
+// MergeIn is Merge, building the overlay of the registers it writes in a
+// (see Arena) when a is not nil: s then refers to a until its overlay is
+// copied out (Fields.WithOverlayIn).
+func (s *Session) MergeIn(d *Session, a *Arena) (Change, error) {
 	if s.ID != d.ID {
 		return Change{}, fmt.Errorf("%w: %q into %q", ErrIDMismatch, d.ID, s.ID)
 	}
@@ -310,7 +315,7 @@ func (s *Session) Merge(d *Session) (Change, error) {
 		// its entries do not stand for.
 		s.covered = d.Fields.dominates(s.Fields)
 	}
-	ch := s.join(d, in)
+	ch := s.join(d, in, a)
 	if !backed && unversioned(ch.Fields) {
 		ch.Unbacked = true
 		s.covered = false
@@ -327,8 +332,9 @@ func (s *Session) joinTombstone(d *Session) Change {
 	return Change{ID: s.ID, Destroyed: wasLive}
 }
 
-// join joins the header of live d and the registers in into live s.
-func (s *Session) join(d *Session, in Fields) Change {
+// join joins the header of live d and the registers in into live s,
+// building an overlay in a when a is not nil.
+func (s *Session) join(d *Session, in Fields, a *Arena) Change {
 	ch := Change{ID: s.ID}
 	if s.Created.IsZero() && !d.Created.IsZero() {
 		ch.Created = true
@@ -347,7 +353,7 @@ func (s *Session) join(d *Session, in Fields) Change {
 		s.LastAccess = d.LastAccess
 	}
 	before := s.Fields
-	s.Fields, ch.Fields = s.Fields.Join(in)
+	s.Fields, ch.Fields = s.Fields.join(in, a)
 	if arrivalTieBreak() {
 		s.Fields = plantArrival(before, in, s.Fields)
 	}

@@ -95,8 +95,8 @@ type cacheTable struct {
 // registers are one packed base (crdt.Fields.PackedLen) that fits, has
 // room for them after it (inlineNode), so that a read finds them in the
 // allocation it has just read, not in one more elsewhere in memory. A
-// write's node refers to the registers where they are (see
-// insertNodeLocked).
+// write's node refers to the base where it is (see insertNodeLocked) and
+// holds the overlay of registers written since (newOwnedNode).
 type cacheNode struct {
 	key   uint64 // the hash of the id
 	idLen uint8  // noInlineID when the id does not fit id
@@ -206,11 +206,61 @@ func makeNode(s *crdt.Session) *cacheNode {
 }
 
 // newOwnedNode returns an unpublished node holding a copy of s, for the
-// committer to merge into and then publish (cache.putNode).
+// committer to publish (cache.putNode), with a copy of s's overlay (the
+// registers written since its base was built) in the node when it has
+// one: a write's node and overlay are one allocation, and the node never
+// refers to memory the committer reuses (crdt.Arena). Its base stays
+// where it is.
 func newOwnedNode(s *crdt.Session) *cacheNode {
-	n := &cacheNode{}
+	k := s.Fields.OverlayLen()
+	if k == 0 {
+		n := &cacheNode{}
+		n.setState(s)
+		return n
+	}
+	n, regs := allocOverlayNode(k)
 	n.setState(s)
+	n.s.Fields = s.Fields.WithOverlayIn(regs)
 	return n
+}
+
+// maxInlineOverlay is the most overlay registers a node holds; a larger
+// overlay (of a session of hundreds of fields) is apart.
+const maxInlineOverlay = 16
+
+// allocOverlayNode returns a new node and room for k overlay registers,
+// after it when k <= maxInlineOverlay. Overlays hold at most 8 registers
+// below 64 fields (crdt's overLimit).
+func allocOverlayNode(k int) (*cacheNode, []crdt.Register) {
+	switch {
+	case k == 1:
+		return overlayNode[[1]crdt.Register]()
+	case k == 2:
+		return overlayNode[[2]crdt.Register]()
+	case k == 3:
+		return overlayNode[[3]crdt.Register]()
+	case k == 4:
+		return overlayNode[[4]crdt.Register]()
+	case k == 5:
+		return overlayNode[[5]crdt.Register]()
+	case k == 6:
+		return overlayNode[[6]crdt.Register]()
+	case k == 7:
+		return overlayNode[[7]crdt.Register]()
+	case k == 8:
+		return overlayNode[[8]crdt.Register]()
+	case k <= 12:
+		return overlayNode[[12]crdt.Register]()
+	case k <= maxInlineOverlay:
+		return overlayNode[[maxInlineOverlay]crdt.Register]()
+	}
+	return &cacheNode{}, make([]crdt.Register, k)
+}
+
+func overlayNode[B any]() (*cacheNode, []crdt.Register) {
+	p := new(inlineNode[B])
+	n := int(unsafe.Sizeof(p.regs) / unsafe.Sizeof(crdt.Register{}))
+	return &p.cacheNode, unsafe.Slice((*crdt.Register)(unsafe.Pointer(&p.regs)), n)
 }
 
 // setState makes n's state a copy of s, its id in n when it fits.
