@@ -77,6 +77,20 @@ type traceLog struct {
 	recs  chunkLog[traceRec]
 	strs  []string // strs[0] is ""
 	index map[string]int32
+	// seen remembers recent strings and their indexes, by a hash of a
+	// few of their bytes: nearly every string a record takes (a node's
+	// name, an operation, a session's id) is one of a few hundred, and
+	// usually the very string it was last time, which == tells from
+	// its pointer. Six map lookups an operation cost a steady hour 2%.
+	seen *[internSlots]interned
+}
+
+// internSlots is the size of traceLog.seen.
+const internSlots = 1024
+
+type interned struct {
+	s string
+	i int32
 }
 
 // traceRec is a TraceEvent with its strings as indexes in traceLog.strs,
@@ -91,12 +105,18 @@ func (l *traceLog) intern(s string) int32 {
 	if s == "" {
 		return 0
 	}
+	h := uint(len(s))*0x9e3779b1 ^ uint(s[0]) ^ uint(s[len(s)/2])<<6 ^ uint(s[len(s)-1])<<12
+	e := &l.seen[(h^h>>10)%internSlots]
+	if e.s == s {
+		return e.i
+	}
 	i, ok := l.index[s]
 	if !ok {
 		i = int32(len(l.strs))
 		l.strs = append(l.strs, s)
 		l.index[s] = i
 	}
+	*e = interned{s, i}
 	return i
 }
 
@@ -104,6 +124,7 @@ func (l *traceLog) add(ev TraceEvent) {
 	if l.index == nil {
 		l.index = map[string]int32{}
 		l.strs = []string{""}
+		l.seen = new([internSlots]interned)
 	}
 	l.recs.add(traceRec{t: ev.T, s: [9]int32{
 		l.intern(ev.Kind), l.intern(ev.Node), l.intern(ev.Peer), l.intern(ev.Op), l.intern(ev.Session),

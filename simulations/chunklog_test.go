@@ -159,3 +159,33 @@ func TestOpSets(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceLogInternsByValue: a string gets one index however it is
+// passed (another copy of the same bytes included), and strings that the
+// remembered ones' hash cannot tell apart (same length, same first, middle
+// and last byte) get their own.
+func TestTraceLogInternsByValue(t *testing.T) {
+	var l traceLog
+	l.add(TraceEvent{Kind: "op"})
+	idx := map[string]int32{}
+	for round := range 3 {
+		for i := range 5000 {
+			// "a" + 4 digits + "z": the hashed bytes are the same for all.
+			s := "a" + strconv.Itoa(10000 + i)[1:3] + "m" + strconv.Itoa(10000 + i)[3:] + "z"
+			if round == 1 {
+				s = string([]byte(s)) // another copy
+			}
+			got := l.intern(s)
+			if want, ok := idx[s]; ok && got != want {
+				t.Fatalf("round %d: %q interned as %d, before as %d", round, s, got, want)
+			}
+			idx[s] = got
+			if l.strs[got] != s {
+				t.Fatalf("%q interned as %d, which holds %q", s, got, l.strs[got])
+			}
+		}
+	}
+	if len(l.strs) != 5000+2 { // "", "op", the 5000
+		t.Fatalf("%d strings interned, want %d", len(l.strs), 5002)
+	}
+}
