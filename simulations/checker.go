@@ -761,18 +761,24 @@ func (c *checker) final() {
 			c.stranded++
 		}
 	}
-	j := c.judged(counted)
 	if e.part != nil {
 		e.placement() // made now: the goroutines only read it
 	}
+	// A block of sessions at a time, gathered once for every node's look
+	// (judged), in one buffer: a run's writes gathered at once would be a
+	// last allocation as large as the log.
 	found := make([][]finding, len(e.nodes))
-	var wg sync.WaitGroup
-	for _, n := range e.nodes {
-		if n.up {
-			wg.Go(func() { found[n.idx] = c.finalNode(n, j) })
+	var j judgedWrites
+	for k := 0; k < len(c.sessions); k = j.end {
+		c.judged(&j, counted, k, judgedBlock)
+		var wg sync.WaitGroup
+		for _, n := range e.nodes {
+			if n.up {
+				wg.Go(func() { found[n.idx] = c.finalNode(found[n.idx], n, &j) })
+			}
 		}
+		wg.Wait()
 	}
-	wg.Wait()
 	lost := map[int32]bool{}
 	next := make([]int, len(e.nodes))
 	for k, h := range c.sessions {
@@ -800,42 +806,70 @@ func (c *checker) final() {
 }
 
 // judgedWrites are the writes final judges, gathered once for every
-// node's look: each session's writes in its order, side by side. The log
-// keeps a session's writes apart, among everybody's, so a look that went
+// node's look: the writes of sessions first to end-1, each session's in
+// its order, side by side, as much of each as a look reads. The log keeps
+// a session's writes apart, among everybody's, so a look that went
 // through it would miss the cache at nearly every write, and every node
 // looks at all of them.
 type judgedWrites struct {
-	ops     []writeOp
-	index   []int32 // of ops[x] in checker.ops
-	counted []bool  // ops[x] counts (checker.counted)
-	// Session k's writes are ops[start[k]:start[k+1]]; destroyed[k] says
-	// whether a counted destroy ended it, absolute[k] is its deadline.
+	first, end int
+	ops        []judgedOp
+	// Session first+k's writes are ops[start[k]:start[k+1]]; destroyed[k]
+	// says whether a counted destroy ended it, absolute[k] is its
+	// deadline.
 	start     []int
 	destroyed []bool
 	absolute  []int64
 }
 
-// judged gathers the writes of every session (counted: checker.counted,
-// by index).
-func (c *checker) judged(counted []bool) *judgedWrites {
-	j := &judgedWrites{
-		ops: make([]writeOp, 0, c.ops.len()), index: make([]int32, 0, c.ops.len()), counted: make([]bool, 0, c.ops.len()),
-		start: make([]int, len(c.sessions)+1), destroyed: make([]bool, len(c.sessions)), absolute: make([]int64, len(c.sessions)),
+// judgedBlock is about how many writes judgedWrites holds at a time.
+const judgedBlock = 1 << 14
+
+// judgedOp is a writeOp as missing reads it.
+type judgedOp struct {
+	ts crdt.Timestamp
+	// x is the write's vh (a set or a removal) or la (the others).
+	x       uint64
+	i       int32 // in checker.ops
+	key     int32
+	kind    opKind
+	removed bool
+	counted bool // checker.counted
+}
+
+func (op *writeOp) judged(i int32, counted bool) judgedOp {
+	j := judgedOp{ts: op.ts, x: uint64(op.la), i: i, key: op.key, kind: op.kind, removed: op.removed, counted: counted}
+	if op.kind == opSet || op.kind == opRemove {
+		j.x = op.vh
 	}
-	for k, h := range c.sessions {
-		j.start[k], j.absolute[k] = len(j.ops), h.absolute
+	return j
+}
+
+func (op *judgedOp) field() crdt.Field { return crdt.Field{Removed: op.removed, TS: op.ts} }
+
+// judged gathers into j the writes of sessions from first on, until
+// it holds about max of them (counted: checker.counted, by index).
+func (c *checker) judged(j *judgedWrites, counted []bool, first, max int) {
+	if j.ops == nil {
+		j.ops = make([]judgedOp, 0, max+max/4)
+	}
+	j.first, j.ops, j.start, j.destroyed, j.absolute = first, j.ops[:0], j.start[:0], j.destroyed[:0], j.absolute[:0]
+	k := first
+	for ; k < len(c.sessions) && len(j.ops) < max; k++ {
+		h := c.sessions[k]
+		j.start, j.absolute = append(j.start, len(j.ops)), append(j.absolute, h.absolute)
+		destroyed := false
 		for _, i := range h.ops {
 			op := c.ops.at(int(i))
 			if op.kind == opDestroy && counted[i] {
-				j.destroyed[k] = true
+				destroyed = true
 			}
-			j.ops = append(j.ops, *op)
-			j.index = append(j.index, i)
-			j.counted = append(j.counted, counted[i])
+			j.ops = append(j.ops, op.judged(i, counted[i]))
 		}
+		j.destroyed = append(j.destroyed, destroyed)
 	}
-	j.start[len(c.sessions)] = len(j.ops)
-	return j
+	j.end = k
+	j.start = append(j.start, len(j.ops))
 }
 
 // finding is what final found wrong with a session on a node: write op
@@ -846,20 +880,20 @@ type finding struct {
 	why     string
 }
 
-// finalNode is final's look at node n's store, session by session: it
-// reads the checker's records and the store, and changes neither. j holds
-// the writes that count (checker.judged).
-func (c *checker) finalNode(n *simNode, j *judgedWrites) []finding {
+// finalNode is final's look at node n's store, session by session, at
+// the sessions j holds (checker.judged), appending what it finds to out:
+// it reads the checker's records and the store, and changes neither.
+func (c *checker) finalNode(out []finding, n *simNode, j *judgedWrites) []finding {
 	e := c.e
-	var out []finding
 	now := e.localTime(n)
 	ms := now.UnixMilli()
 	var look stateLook
-	for k, abs := range j.absolute {
+	for b, abs := range j.absolute {
 		if ms >= abs {
 			continue // past its deadline: collected or about to be
 		}
-		h, destroyed := c.sessions[k], j.destroyed[k]
+		k := j.first + b
+		h, destroyed := c.sessions[k], j.destroyed[b]
 		if !e.holds(n, h.id) {
 			// Partial replication: a node that does not hold the session
 			// owes none of its writes (finalHolders counts the holders),
@@ -869,15 +903,15 @@ func (c *checker) finalNode(n *simNode, j *judgedWrites) []finding {
 			}
 			continue
 		}
-		from, to := j.start[k], j.start[k+1]
+		from, to := j.start[b], j.start[b+1]
 		st, err := n.store.Get(h.id)
 		if err != nil {
 			st = nil
 		}
 		lose := func(why string) {
 			for x := from; x < to; x++ {
-				if j.counted[x] {
-					out = append(out, finding{k, j.index[x], why})
+				if j.ops[x].counted {
+					out = append(out, finding{k, j.ops[x].i, why})
 				}
 			}
 		}
@@ -894,11 +928,11 @@ func (c *checker) finalNode(n *simNode, j *judgedWrites) []finding {
 			}
 			look.reset(h, st, j.ops[from:to])
 			for x := from; x < to; x++ {
-				if !j.counted[x] {
+				if !j.ops[x].counted {
 					continue
 				}
 				if why := c.missingIn(&look, &j.ops[x]); why != "" {
-					out = append(out, finding{k, j.index[x], why})
+					out = append(out, finding{k, j.ops[x].i, why})
 				}
 			}
 		}
@@ -914,7 +948,7 @@ type stateLook struct {
 	st *crdt.Session
 	// writes are h's writes, when at hand (judgedWrites): whether a
 	// client wrote a field is then read there rather than in the log.
-	writes []writeOp
+	writes []judgedOp
 	keys   []keyLook
 }
 
@@ -928,7 +962,7 @@ type keyLook struct {
 	written bool // some client wrote f
 }
 
-func (l *stateLook) reset(h *sessHist, st *crdt.Session, writes []writeOp) {
+func (l *stateLook) reset(h *sessHist, st *crdt.Session, writes []judgedOp) {
 	l.h, l.st, l.writes, l.keys = h, st, writes, l.keys[:0]
 }
 
@@ -954,11 +988,12 @@ func (k *keyLook) hash() uint64 {
 // missing says why a live state st lacks op, or "" if it holds it.
 func (c *checker) missing(h *sessHist, st *crdt.Session, op *writeOp) string {
 	l := stateLook{h: h, st: st}
-	return c.missingIn(&l, op)
+	j := op.judged(-1, true)
+	return c.missingIn(&l, &j)
 }
 
 // missingIn is missing against the state l looks at.
-func (c *checker) missingIn(l *stateLook, op *writeOp) string {
+func (c *checker) missingIn(l *stateLook, op *judgedOp) string {
 	st := l.st
 	switch op.kind {
 	case opCreate:
@@ -966,8 +1001,8 @@ func (c *checker) missingIn(l *stateLook, op *writeOp) string {
 			return "create missing"
 		}
 	case opTouch:
-		if st.LastAccess < op.la {
-			return fmt.Sprintf("last access %s behind %s", fmtMs(st.LastAccess), fmtMs(op.la))
+		if la := int64(op.x); st.LastAccess < la {
+			return fmt.Sprintf("last access %s behind %s", fmtMs(st.LastAccess), fmtMs(la))
 		}
 	case opDestroy:
 		return "destroy missing: the session is live"
@@ -978,7 +1013,7 @@ func (c *checker) missingIn(l *stateLook, op *writeOp) string {
 		}
 		f := k.f
 		if f.TS == op.ts && f.Removed == op.removed {
-			if !f.Removed && k.hash() != op.vh {
+			if !f.Removed && k.hash() != op.x {
 				return "field holds another value under the write's timestamp"
 			}
 			return ""
@@ -1001,12 +1036,12 @@ func (c *checker) missingIn(l *stateLook, op *writeOp) string {
 // wrote reports whether a client wrote f to key of l's session (vh
 // hashes f's value).
 func (c *checker) wrote(l *stateLook, key int32, f crdt.Field, vh uint64) bool {
-	is := func(w *writeOp) bool {
-		return w.key == key && w.ts == f.TS && w.removed == f.Removed && (f.Removed || w.vh == vh)
+	is := func(ts crdt.Timestamp, removed bool, wvh uint64) bool {
+		return ts == f.TS && removed == f.Removed && (f.Removed || wvh == vh)
 	}
 	if l.writes != nil {
 		for x := range l.writes {
-			if is(&l.writes[x]) {
+			if w := &l.writes[x]; w.key == key && is(w.ts, w.removed, w.x) {
 				return true
 			}
 		}
@@ -1014,7 +1049,7 @@ func (c *checker) wrote(l *stateLook, key int32, f crdt.Field, vh uint64) bool {
 	}
 	for j := l.h.lastWrite(key); j >= 0; {
 		w := c.ops.at(int(j))
-		if is(w) {
+		if is(w.ts, w.removed, w.vh) {
 			return true
 		}
 		j = w.prev

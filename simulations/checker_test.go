@@ -6,8 +6,9 @@ import (
 )
 
 // final judges each node's store from the writes gathered once for every
-// node (checker.judged), looking each key of a state up once: it must find
-// exactly what missing, write by write through the log, finds. The run
+// node, a block of sessions at a time (checker.judged), looking each key
+// of a state up once: it must find exactly what missing, write by write
+// through the log, finds. The run
 // has values corrupted in flight, so that both kinds of finding a merge
 // bug leaves (another value under a write's timestamp; a newer value no
 // client wrote) are among those compared.
@@ -41,7 +42,24 @@ func TestFinalFindsWhatMissingFinds(t *testing.T) {
 	for i := range int32(c.ops.len()) {
 		counted[i] = c.counted(i, &live)
 	}
-	j := c.judged(counted)
+	// Small blocks: sessions across many of them.
+	var found []finding
+	blocks := 0
+	for _, n := range e.nodes {
+		if !n.up {
+			continue
+		}
+		var j judgedWrites
+		for k := 0; k < len(c.sessions); k = j.end {
+			c.judged(&j, counted, k, 100)
+			found = c.finalNode(found, n, &j)
+			blocks++
+		}
+		found = append(found, finding{session: -1}) // the next node's
+	}
+	if blocks < 10*len(e.nodes) {
+		t.Fatalf("%d blocks", blocks)
+	}
 	whys := map[string]int{}
 	for _, n := range e.nodes {
 		if !n.up {
@@ -52,11 +70,12 @@ func TestFinalFindsWhatMissingFinds(t *testing.T) {
 			op      int32
 		}
 		got := map[key]string{}
-		for _, f := range c.finalNode(n, j) {
-			if f.op >= 0 {
+		for ; found[0].session >= 0; found = found[1:] {
+			if f := found[0]; f.op >= 0 {
 				got[key{f.session, f.op}] = f.why
 			}
 		}
+		found = found[1:]
 		ms := e.localTime(n).UnixMilli()
 		for k, h := range c.sessions {
 			st, err := n.store.Get(h.id)
