@@ -46,9 +46,11 @@ const maxExamples = 20
 
 type bitset [maxNodes / 64]uint64
 
-func (b *bitset) set(i int)      { b[i/64] |= 1 << (i % 64) }
-func (b *bitset) clear(i int)    { b[i/64] &^= 1 << (i % 64) }
-func (b *bitset) has(i int) bool { return b[i/64]&(1<<(i%64)) != 0 }
+// Node indexes are not negative: as unsigned, dividing and taking the
+// remainder are a shift and a mask.
+func (b *bitset) set(i int)      { b[uint(i)/64] |= 1 << (uint(i) % 64) }
+func (b *bitset) clear(i int)    { b[uint(i)/64] &^= 1 << (uint(i) % 64) }
+func (b *bitset) has(i int) bool { return b[uint(i)/64]&(1<<(uint(i)%64)) != 0 }
 func (b *bitset) empty() bool    { return *b == bitset{} }
 func (b *bitset) count() int {
 	n := 0
@@ -62,9 +64,9 @@ func (b *bitset) count() int {
 // nodes): a write's pending and covered nodes, two per write of a run.
 type nodeSet []uint64
 
-func (s nodeSet) set(i int)      { s[i/64] |= 1 << (i % 64) }
-func (s nodeSet) clear(i int)    { s[i/64] &^= 1 << (i % 64) }
-func (s nodeSet) has(i int) bool { return s[i/64]&(1<<(i%64)) != 0 }
+func (s nodeSet) set(i int)      { s[uint(i)/64] |= 1 << (uint(i) % 64) }
+func (s nodeSet) clear(i int)    { s[uint(i)/64] &^= 1 << (uint(i) % 64) }
+func (s nodeSet) has(i int) bool { return s[uint(i)/64]&(1<<(uint(i)%64)) != 0 }
 func (s nodeSet) empty() bool {
 	for _, w := range s {
 		if w != 0 {
@@ -107,14 +109,14 @@ func (s *opSets) add(pend, covered *bitset) {
 
 // pend returns the running nodes write i has not reached yet.
 func (s *opSets) pend(i int32) nodeSet {
-	off := int(i) % chunkLen * 2 * s.words
-	return nodeSet(s.chunks[int(i)/chunkLen][off : off+s.words : off+s.words])
+	off := int(uint32(i)%chunkLen) * 2 * s.words
+	return nodeSet(s.chunks[uint32(i)/chunkLen][off : off+s.words : off+s.words])
 }
 
 // covered returns the nodes write i reached.
 func (s *opSets) covered(i int32) nodeSet {
-	off := (int(i)%chunkLen*2 + 1) * s.words
-	return nodeSet(s.chunks[int(i)/chunkLen][off : off+s.words : off+s.words])
+	off := (int(uint32(i)%chunkLen)*2 + 1) * s.words
+	return nodeSet(s.chunks[uint32(i)/chunkLen][off : off+s.words : off+s.words])
 }
 
 // sessHist is everything acknowledged about one session.
@@ -458,15 +460,26 @@ func (c *checker) change(n *simNode, ch node.Change) {
 // cover marks the pending writes of h that node n's state now holds (or
 // supersedes), recording how long they took to get there.
 func (c *checker) cover(h *sessHist, n *simNode) {
-	if len(h.pending) == 0 {
-		return
+	// The state is read once a pending write is pending on n (a fifth of
+	// the calls find none).
+	var st *crdt.Session
+	for x, i := range h.pending {
+		if c.sets.pend(i).has(n.idx) {
+			var err error
+			if st, err = n.store.Get(h.id); err != nil {
+				return
+			}
+			h.pending = c.coverFrom(h, n, st, x)
+			return
+		}
 	}
-	st, err := n.store.Get(h.id)
-	if err != nil {
-		return
-	}
-	keep := h.pending[:0]
-	for _, i := range h.pending {
+}
+
+// coverFrom is cover from h.pending[x] on, with n's state st; it returns
+// what stays pending.
+func (c *checker) coverFrom(h *sessHist, n *simNode, st *crdt.Session, x int) []int32 {
+	keep := h.pending[:x]
+	for _, i := range h.pending[x:] {
 		op, pend := c.ops.at(int(i)), c.sets.pend(i)
 		if pend.has(n.idx) && c.covers(st, op) {
 			pend.clear(n.idx)
@@ -478,7 +491,7 @@ func (c *checker) cover(h *sessHist, n *simNode) {
 			keep = append(keep, i)
 		}
 	}
-	h.pending = keep
+	return keep
 }
 
 // addPending lists write i as pending in session h, and h as busy.

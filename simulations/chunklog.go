@@ -32,7 +32,7 @@ func (l *chunkLog[T]) add(v T) int {
 }
 
 // at returns entry i, which stays where it is.
-func (l *chunkLog[T]) at(i int) *T { return &l.chunks[i/chunkLen][i%chunkLen] }
+func (l *chunkLog[T]) at(i int) *T { return &l.chunks[uint(i)/chunkLen][uint(i)%chunkLen] }
 
 func (l *chunkLog[T]) len() int { return l.n }
 

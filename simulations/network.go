@@ -108,6 +108,23 @@ type gossipPayload struct {
 	batch   *crdt.Batch
 	err     error
 	copies  int // in flight: once none is, it serves another broadcast
+	// sum is data's hash for the fingerprint, taken at the first
+	// delivery (summed): every copy delivers the same bytes.
+	sum    uint64
+	summed bool
+}
+
+// sum returns the hash of m's bytes the fingerprint takes: a broadcast's
+// copies share it, hashed once.
+func (m *message) sum() uint64 {
+	p := m.payload
+	if p == nil {
+		return xxhash.Sum64(m.data)
+	}
+	if !p.summed {
+		p.sum, p.summed = xxhash.Sum64(p.data), true
+	}
+	return p.sum
 }
 
 // receiveGossip hands node to the gossip m carries.
@@ -332,7 +349,7 @@ func (e *engine) deliver(m *message) {
 		return
 	}
 	st.Delivered++
-	e.fingerprint('M', m.from, m.to, int64(m.channel), int64(xxhash.Sum64(m.data)))
+	e.fingerprint('M', m.from, m.to, int64(m.channel), int64(m.sum()))
 	now := e.localTime(to)
 	var err error
 	if m.gossip {
