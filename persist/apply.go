@@ -271,13 +271,25 @@ type groupScratch struct {
 	// first merge, never grown during it, as staged states point into it.
 	blanks []crdt.Session
 	// arena holds the overlays the group's merges build, until the
-	// written states' nodes take copies of them (newOwnedNode).
-	arena crdt.Arena
+	// written states' nodes take copies of them (newOwnedNode), when
+	// useArena says the group uses it: a group of a few Apply calls of a
+	// delta or a few, the writes and gossip of every moment. The large
+	// groups of a repair build theirs on the heap, which their nodes then
+	// share rather than copy: they would make the arena large, or
+	// allocate one a group.
+	arena    crdt.Arena
+	useArena bool
 
 	// spareIndex is a previous group's index, emptied, for the next group
 	// that needs one.
 	spareIndex map[string]int
 }
+
+// arenaItems is the most deltas of a group whose merges build their
+// overlays in the committer's arena (groupScratch.useArena): up to 8
+// registers each in sessions of fewer than 64 fields, an arena of a few
+// hundred registers that reset keeps.
+const arenaItems = 64
 
 // indexFrom is the size from which a group finds its staged states through
 // a map rather than by scanning them.
@@ -338,6 +350,7 @@ func (g *groupScratch) reset() {
 		g.blanks = nil
 	}
 	g.arena.Reset()
+	g.useArena = false
 	if g.index != nil && len(g.index) <= keep {
 		clear(g.index)
 		g.spareIndex = g.index
@@ -375,6 +388,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 		if cap(g.blanks) < n {
 			g.blanks = make([]crdt.Session, 0, n)
 		}
+		g.useArena = n <= arenaItems
 	}
 	for owner, r := range group {
 		for _, it := range r.items {
@@ -425,9 +439,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			// fit (makeNode); a write of one that was here refers to its
 			// base where it is (see insertNodeLocked).
 			if st.fresh {
-				st.node = makeNode(st.state)
+				st.node = makeNode(st.state, g.useArena)
 			} else {
-				st.node = newOwnedNode(st.state)
+				st.node = newOwnedNode(st.state, g.useArena)
 			}
 			st.state, w.state = &st.node.s, &st.node.s
 		}
@@ -531,7 +545,7 @@ func (s *Store) merge(st *staged, d *crdt.Session, g *groupScratch) (crdt.Change
 	before := *cur
 	fieldBytes := st.size - crdt.HeaderSize(cur, cur.Fields.Len())
 	var arena *crdt.Arena
-	if s.cache != nil {
+	if g.useArena {
 		arena = &g.arena
 	}
 	ch, err := cur.MergeIn(d, arena)

@@ -187,14 +187,14 @@ func inline[B any]() (*cacheNode, []byte) {
 // newNode returns a node holding a copy of e's state, its registers in
 // the node when they fit (allocNode).
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := makeNode(e.s)
+	n := makeNode(e.s, false)
 	n.key, n.hash, n.size, n.cost, n.next, n.rec = key, e.hash, e.size, e.cost, next, e.rec
 	return n
 }
 
 // makeNode returns an unpublished node holding a copy of s, its registers
-// in the node when they fit (inlines).
-func makeNode(s *crdt.Session) *cacheNode {
+// in the node when they fit (inlines), else as newOwnedNode says.
+func makeNode(s *crdt.Session, scratch bool) *cacheNode {
 	if size, ok := s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs {
 		n, regs := allocNode(size)
 		n.setState(s)
@@ -202,18 +202,20 @@ func makeNode(s *crdt.Session) *cacheNode {
 		n.inl = true
 		return n
 	}
-	return newOwnedNode(s)
+	return newOwnedNode(s, scratch)
 }
 
 // newOwnedNode returns an unpublished node holding a copy of s, for the
-// committer to publish (cache.putNode), with a copy of s's overlay (the
-// registers written since its base was built) in the node when it has
-// one: a write's node and overlay are one allocation, and the node never
-// refers to memory the committer reuses (crdt.Arena). Its base stays
+// committer to publish (cache.putNode). An overlay of s (the registers
+// written since its base was built) of up to maxInlineOverlay registers
+// is copied into the node: a write's node and overlay are one allocation,
+// beside each other where a read finds them. A larger one stays where it
+// is, unless scratch says it lies in memory the committer reuses
+// (crdt.Arena): then the node gets a copy of its own. The base stays
 // where it is.
-func newOwnedNode(s *crdt.Session) *cacheNode {
+func newOwnedNode(s *crdt.Session, scratch bool) *cacheNode {
 	k := s.Fields.OverlayLen()
-	if k == 0 {
+	if k == 0 || k > maxInlineOverlay && !scratch {
 		n := &cacheNode{}
 		n.setState(s)
 		return n
@@ -224,34 +226,24 @@ func newOwnedNode(s *crdt.Session) *cacheNode {
 	return n
 }
 
-// maxInlineOverlay is the most overlay registers a node holds; a larger
-// overlay (of a session of hundreds of fields) is apart.
-const maxInlineOverlay = 16
+// maxInlineOverlay is the most overlay registers a node holds: up to 4,
+// node and overlay stay within 512 bytes, the largest objects the
+// allocator and the collector handle as small ones (no header, scanned a
+// span at a time), where a larger node costs more than the allocation it
+// saves. A larger overlay is apart, in an allocation of its own.
+const maxInlineOverlay = 4
 
 // allocOverlayNode returns a new node and room for k overlay registers,
-// after it when k <= maxInlineOverlay. Overlays hold at most 8 registers
-// below 64 fields (crdt's overLimit).
+// after it when k <= maxInlineOverlay.
 func allocOverlayNode(k int) (*cacheNode, []crdt.Register) {
-	switch {
-	case k == 1:
+	switch k {
+	case 1:
 		return overlayNode[[1]crdt.Register]()
-	case k == 2:
+	case 2:
 		return overlayNode[[2]crdt.Register]()
-	case k == 3:
+	case 3:
 		return overlayNode[[3]crdt.Register]()
-	case k == 4:
-		return overlayNode[[4]crdt.Register]()
-	case k == 5:
-		return overlayNode[[5]crdt.Register]()
-	case k == 6:
-		return overlayNode[[6]crdt.Register]()
-	case k == 7:
-		return overlayNode[[7]crdt.Register]()
-	case k == 8:
-		return overlayNode[[8]crdt.Register]()
-	case k <= 12:
-		return overlayNode[[12]crdt.Register]()
-	case k <= maxInlineOverlay:
+	case maxInlineOverlay:
 		return overlayNode[[maxInlineOverlay]crdt.Register]()
 	}
 	return &cacheNode{}, make([]crdt.Register, k)

@@ -65,3 +65,43 @@ func TestWriteNodeHoldsItsOverlay(t *testing.T) {
 		}
 	}
 }
+
+// A group too large for the committer's arena (a repair's chunk) merges
+// its overlays on the heap and its nodes share them; the states it
+// published read as written while later small groups reuse the arena.
+func TestLargeGroupOverlays(t *testing.T) {
+	o := testOptions("")
+	o.Serial = true
+	s := openStore(t, o)
+	clock := crdt.NewClock(2, o.MaxDrift)
+	const sessions = 3 * arenaItems
+	var ids []string
+	for i := range sessions {
+		id := fmt.Sprintf("large-group-%03d", i)
+		ids = append(ids, id)
+		apply(t, s, t0, newSession(id, 1, t0, 4))
+	}
+	for round := range 6 {
+		at := t0.Add(time.Duration(round+1) * time.Millisecond)
+		large := crdt.NewBatch()
+		for i, id := range ids {
+			large.Add(mustGet(t, s, id).SetString(fmt.Sprintf("f%02d", (i+round)%4), fmt.Sprintf("large %d", round), clock.Now(at)))
+		}
+		if res := apply(t, s, t0, large.Sessions()...); len(res.Changes) != sessions {
+			t.Fatalf("round %d: %d changes, want %d", round, len(res.Changes), sessions)
+		}
+		published := make([]*crdt.Session, len(ids))
+		for i, id := range ids {
+			published[i] = mustGet(t, s, id)
+		}
+		// Small groups after it, each through the arena.
+		for i, id := range ids[:arenaItems] {
+			apply(t, s, t0, mustGet(t, s, id).SetString("small", fmt.Sprintf("small %d %d", round, i), clock.Now(at)))
+		}
+		for i, st := range published {
+			if v, _ := st.Get(fmt.Sprintf("f%02d", (i+round)%4)); v != fmt.Sprintf("large %d", round) {
+				t.Fatalf("round %d: %s reads %q after later writes", round, ids[i], v)
+			}
+		}
+	}
+}
