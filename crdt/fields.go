@@ -223,6 +223,50 @@ func (fs Fields) CopyPacked(buf []byte) Fields {
 	return Fields{base: table(unsafe.String(unsafe.SliceData(buf), len(fs.base))), n: fs.n}
 }
 
+// DataLen returns the bytes of the keys and values of fs's registers, as
+// All yields them. A packed base alone holds them back to back: its size
+// less its offsets and timestamps.
+func (fs Fields) DataLen() int {
+	if len(fs.over) == 0 {
+		if len(fs.base) == 0 {
+			return 0
+		}
+		return len(fs.base) - tableHead - tableEntry*fs.base.len()
+	}
+	n := 0
+	fs.each(func(e entry) bool {
+		n += len(e.key) + len(e.f.Value)
+		return true
+	})
+	return n
+}
+
+// maxStamp returns the greatest timestamp of fs's registers (zero when
+// there are none): what admission (Session.MaxMillis) and the clock
+// (Session.MaxTimestamp) read of every delta. A packed base alone, as a
+// decoded delta is, keeps its timestamps together at its end, which one
+// walk reads without the keys and values.
+func (fs Fields) maxStamp() Timestamp {
+	var m Timestamp
+	if len(fs.over) > 0 {
+		// Registers the overlay shadows do not count.
+		fs.each(func(e entry) bool {
+			m = maxTimestamp(m, e.f.TS)
+			return true
+		})
+		return m
+	}
+	n := fs.base.len()
+	if n == 0 {
+		return m
+	}
+	ts := fs.base.bytes()[fs.base.tsAt(n, 0):]
+	for i := range n {
+		m = maxTimestamp(m, Timestamp{Time: ne.Uint64(ts[16*i:]), Node: NodeID(ne.Uint64(ts[16*i+8:]))})
+	}
+	return m
+}
+
 // each calls fn with the entries in key order until it returns false.
 func (fs Fields) each(fn func(entry) bool) {
 	if len(fs.over) == 0 {

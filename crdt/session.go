@@ -373,20 +373,12 @@ func unversioned(keys []string) bool {
 // MaxMillis returns the latest physical time any part of s claims: its
 // timestamps and its last access. Admission compares it with the drift bound.
 func (s *Session) MaxMillis() int64 {
-	m := max(s.Created.Millis(), s.Destroyed.Millis(), s.IdleTS.Millis(), s.LastAccess)
-	for _, f := range s.Fields.All() {
-		m = max(m, f.TS.Millis())
-	}
-	return m
+	return max(s.Created.Millis(), s.Destroyed.Millis(), s.IdleTS.Millis(), s.LastAccess, s.Fields.maxStamp().Millis())
 }
 
 // MaxTimestamp returns the greatest HLC timestamp in s, for Clock.Observe.
 func (s *Session) MaxTimestamp() Timestamp {
-	m := maxTimestamp(maxTimestamp(s.Created, s.Destroyed), s.IdleTS)
-	for _, f := range s.Fields.All() {
-		m = maxTimestamp(m, f.TS)
-	}
-	return m
+	return maxTimestamp(maxTimestamp(maxTimestamp(s.Created, s.Destroyed), s.IdleTS), s.Fields.maxStamp())
 }
 
 // Admit decides whether a replica whose physical time is now may merge the

@@ -263,9 +263,5 @@ func (s bucketSet) count() int {
 // approxSize estimates a session's encoded size without encoding it, to cut
 // batches into chunks.
 func approxSize(s *crdt.Session) int {
-	n := 48 + len(s.ID)
-	for k, f := range s.Fields.All() {
-		n += len(k) + len(f.Value) + 24
-	}
-	return n
+	return 48 + len(s.ID) + s.Fields.DataLen() + 24*s.Fields.Len()
 }
