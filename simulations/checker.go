@@ -237,6 +237,9 @@ func (op *writeOp) field() crdt.Field { return crdt.Field{Removed: op.removed, T
 type checker struct {
 	e    *engine
 	byID map[string]*sessHist
+	// recentIDs remembers the sessions of recent byID lookups (every remote
+	// change looks one up).
+	recentIDs recent[*sessHist]
 	// busy lists the sessions that may have pending writes, each once
 	// (sessHist.busy): a sample sweeps them, not every session.
 	busy     []*sessHist
@@ -438,10 +441,13 @@ func (c *checker) lazyTouch(n *simNode, h *sessHist, ms int64) {
 }
 
 // change follows a remote change applied on node n.
-func (c *checker) change(n *simNode, ch node.Change) {
-	h, ok := c.byID[ch.ID]
+func (c *checker) change(n *simNode, ch *node.Change) {
+	h, ok := c.recentIDs.get(ch.ID)
 	if !ok {
-		return
+		if h, ok = c.byID[ch.ID]; !ok {
+			return
+		}
+		c.recentIDs.put(h.id, h)
 	}
 	if ch.Destroyed {
 		h.seen.set(n.idx)

@@ -77,20 +77,48 @@ type traceLog struct {
 	recs  chunkLog[traceRec]
 	strs  []string // strs[0] is ""
 	index map[string]int32
-	// seen remembers recent strings and their indexes, by a hash of a
-	// few of their bytes: nearly every string a record takes (a node's
-	// name, an operation, a session's id) is one of a few hundred, and
-	// usually the very string it was last time, which == tells from
-	// its pointer. Six map lookups an operation cost a steady hour 2%.
-	seen *[internSlots]interned
+	// seen remembers recent strings and their indexes: nearly every
+	// string a record takes (a node's name, an operation, a session's
+	// id) is one of a few hundred. Six map lookups an operation cost a
+	// steady hour 2%.
+	seen *recent[int32]
 }
 
-// internSlots is the size of traceLog.seen.
-const internSlots = 1024
+// recent remembers the values of the strings last looked up, in front of
+// a map, each in a slot chosen by a hash of three of its bytes: strings
+// looked up again and again (node names, session ids) are then found
+// without hashing them whole, usually as the very string (== tells from
+// the pointer).
+type recent[V any] [recentSlots]recentSlot[V]
 
-type interned struct {
+type recentSlot[V any] struct {
 	s string
-	i int32
+	v V
+}
+
+const recentSlots = 1024
+
+// slot returns where s (not "") is remembered, if it is.
+func (r *recent[V]) slot(s string) *recentSlot[V] {
+	h := uint(len(s))*0x9e3779b1 ^ uint(s[0]) ^ uint(s[len(s)/2])<<6 ^ uint(s[len(s)-1])<<12
+	return &r[(h^h>>10)%recentSlots]
+}
+
+// get returns the value remembered for s.
+func (r *recent[V]) get(s string) (V, bool) {
+	if s != "" {
+		if e := r.slot(s); e.s == s {
+			return e.v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+// put remembers v for s (not "").
+func (r *recent[V]) put(s string, v V) {
+	e := r.slot(s)
+	e.s, e.v = s, v
 }
 
 // traceRec is a TraceEvent with its strings as indexes in traceLog.strs,
@@ -105,10 +133,8 @@ func (l *traceLog) intern(s string) int32 {
 	if s == "" {
 		return 0
 	}
-	h := uint(len(s))*0x9e3779b1 ^ uint(s[0]) ^ uint(s[len(s)/2])<<6 ^ uint(s[len(s)-1])<<12
-	e := &l.seen[(h^h>>10)%internSlots]
-	if e.s == s {
-		return e.i
+	if i, ok := l.seen.get(s); ok {
+		return i
 	}
 	i, ok := l.index[s]
 	if !ok {
@@ -116,7 +142,7 @@ func (l *traceLog) intern(s string) int32 {
 		l.strs = append(l.strs, s)
 		l.index[s] = i
 	}
-	*e = interned{s, i}
+	l.seen.put(s, i)
 	return i
 }
 
@@ -124,7 +150,7 @@ func (l *traceLog) add(ev TraceEvent) {
 	if l.index == nil {
 		l.index = map[string]int32{}
 		l.strs = []string{""}
-		l.seen = new([internSlots]interned)
+		l.seen = new(recent[int32])
 	}
 	l.recs.add(traceRec{t: ev.T, s: [9]int32{
 		l.intern(ev.Kind), l.intern(ev.Node), l.intern(ev.Peer), l.intern(ev.Op), l.intern(ev.Session),

@@ -556,7 +556,8 @@ func (e *engine) carry(n *simNode, r Ready) {
 	}()
 	for {
 		results = results[:0]
-		for _, op := range r.Storage {
+		for i := range r.Storage {
+			op := &r.Storage[i] // not copied: a StorageOp is large
 			var st node.Store = n.sim
 			if op.Local {
 				st = localStore{n.sim}
@@ -609,8 +610,8 @@ func (e *engine) dispatch(n *simNode, r *Ready) {
 		}
 		e.send(n.idx, j, m.Data, nil)
 	}
-	for _, ch := range r.Changes {
-		if ch.Remote {
+	for i := range r.Changes {
+		if ch := &r.Changes[i]; ch.Remote {
 			e.chk.change(n, ch)
 		}
 	}
