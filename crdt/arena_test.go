@@ -74,3 +74,53 @@ func TestWithOverlayInShortBuffer(t *testing.T) {
 	}()
 	fs.WithOverlayIn(make([]Register, 1))
 }
+
+// An arena builds overlays of up to Max registers and reports holding
+// them; a larger overlay, one built before the arena moved to a new
+// buffer (never written again), and one built without it are not its to
+// reuse.
+func TestArenaHolds(t *testing.T) {
+	a := Arena{Max: 3}
+	ts := NewTimestamp(genBase.UnixMilli(), 0, 1)
+	d := func(keys ...string) *Session {
+		s := &Session{ID: genID, Created: ts, Absolute: genBase.UnixMilli() + 1000, Idle: 100}
+		for _, k := range keys {
+			s.Fields = s.Fields.With(k, Field{Value: k, TS: ts})
+		}
+		s.Fields = s.Fields.compact()
+		return s
+	}
+	base := d("a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+	s := base.Clone()
+	if _, err := s.MergeIn(d("a0", "b0"), &a); err != nil {
+		t.Fatal(err)
+	}
+	if s.Fields.OverlayLen() != 2 || !a.Holds(s.Fields) {
+		t.Fatalf("an overlay of %d registers, held %v: want 2, held", s.Fields.OverlayLen(), a.Holds(s.Fields))
+	}
+	small := s.Fields
+	if _, err := s.MergeIn(d("c0", "d0"), &a); err != nil {
+		t.Fatal(err)
+	}
+	if s.Fields.OverlayLen() != 4 || a.Holds(s.Fields) {
+		t.Fatalf("an overlay of %d registers over Max, held %v: want 4, not held", s.Fields.OverlayLen(), a.Holds(s.Fields))
+	}
+	if !a.Holds(small) {
+		t.Fatal("the earlier overlay is no longer held")
+	}
+	// Fill the buffer: the arena moves to a new one, and the overlays of
+	// the old one are no longer its.
+	for range 64 {
+		x := base.Clone()
+		if _, err := x.MergeIn(d("z"), &a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Holds(small) {
+		t.Fatal("an overlay of a buffer the arena left is still held")
+	}
+	var heap Arena
+	if heap.Holds(small) || (*Arena)(nil).Holds(small) {
+		t.Fatal("an overlay is held by an arena that never built it")
+	}
+}

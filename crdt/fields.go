@@ -534,14 +534,18 @@ func (fs Fields) WithOverlayIn(dst []Register) Fields {
 // the version before it) until then. The zero Arena is ready to use; an
 // Arena is not safe for concurrent use.
 type Arena struct {
+	// Max, when positive, is the largest overlay the arena builds: a
+	// larger one goes on the heap, for a caller that copies only small
+	// overlays and keeps the others where they are.
+	Max int
 	buf []entry
 }
 
 // alloc returns room for n registers, empty, in a, or on the heap when a
-// is nil. A full arena starts a new buffer rather than moving the
-// overlays it holds.
+// is nil or n is over a.Max. A full arena starts a new buffer rather than
+// moving the overlays it holds: only the current one is reused (Reset).
 func (a *Arena) alloc(n int) []entry {
-	if a == nil {
+	if a == nil || a.Max > 0 && n > a.Max {
 		return make([]entry, 0, n)
 	}
 	if cap(a.buf)-len(a.buf) < n {
@@ -550,6 +554,18 @@ func (a *Arena) alloc(n int) []entry {
 	at := len(a.buf)
 	a.buf = a.buf[:at+n]
 	return a.buf[at : at : at+n]
+}
+
+// Holds reports whether fs's overlay lies in the memory a reuses after a
+// Reset: a caller keeping fs past it must copy the overlay out
+// (WithOverlayIn).
+func (a *Arena) Holds(fs Fields) bool {
+	if a == nil || len(fs.over) == 0 || cap(a.buf) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(a.buf)))
+	at := uintptr(unsafe.Pointer(unsafe.SliceData(fs.over)))
+	return at >= start && at < start+uintptr(cap(a.buf))*unsafe.Sizeof(entry{})
 }
 
 // Reset makes a's memory free for new overlays. Versions built in a

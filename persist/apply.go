@@ -270,13 +270,12 @@ type groupScratch struct {
 	// (staged.owned), blank for those new here; sized before the group's
 	// first merge, never grown during it, as staged states point into it.
 	blanks []crdt.Session
-	// arena holds the overlays the group's merges build, until the
-	// written states' nodes take copies of them (newOwnedNode), when
-	// useArena says the group uses it: a group of a few Apply calls of a
-	// delta or a few, the writes and gossip of every moment. The large
-	// groups of a repair build theirs on the heap, which their nodes then
-	// share rather than copy: they would make the arena large, or
-	// allocate one a group.
+	// arena holds the small overlays the group's merges build (of up to
+	// maxInlineOverlay registers, which the written states' nodes take
+	// copies of: newOwnedNode), when useArena says the group uses it: a
+	// group of a few Apply calls of a delta or a few, the writes and
+	// gossip of every moment. Larger overlays, and those of the large
+	// groups of a repair, are built on the heap.
 	arena    crdt.Arena
 	useArena bool
 
@@ -286,9 +285,8 @@ type groupScratch struct {
 }
 
 // arenaItems is the most deltas of a group whose merges build their
-// overlays in the committer's arena (groupScratch.useArena): up to 8
-// registers each in sessions of fewer than 64 fields, an arena of a few
-// hundred registers that reset keeps.
+// overlays in the committer's arena (groupScratch.useArena): an arena of a
+// few hundred registers, which reset keeps.
 const arenaItems = 64
 
 // indexFrom is the size from which a group finds its staged states through
@@ -389,6 +387,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			g.blanks = make([]crdt.Session, 0, n)
 		}
 		g.useArena = n <= arenaItems
+		g.arena.Max = maxInlineOverlay
 	}
 	for owner, r := range group {
 		for _, it := range r.items {
@@ -439,9 +438,9 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 			// fit (makeNode); a write of one that was here refers to its
 			// base where it is (see insertNodeLocked).
 			if st.fresh {
-				st.node = makeNode(st.state, g.useArena)
+				st.node = makeNode(st.state, &g.arena)
 			} else {
-				st.node = newOwnedNode(st.state, g.useArena)
+				st.node = newOwnedNode(st.state, &g.arena)
 			}
 			st.state, w.state = &st.node.s, &st.node.s
 		}

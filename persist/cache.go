@@ -187,14 +187,14 @@ func inline[B any]() (*cacheNode, []byte) {
 // newNode returns a node holding a copy of e's state, its registers in
 // the node when they fit (allocNode).
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := makeNode(e.s, false)
+	n := makeNode(e.s, nil)
 	n.key, n.hash, n.size, n.cost, n.next, n.rec = key, e.hash, e.size, e.cost, next, e.rec
 	return n
 }
 
 // makeNode returns an unpublished node holding a copy of s, its registers
 // in the node when they fit (inlines), else as newOwnedNode says.
-func makeNode(s *crdt.Session, scratch bool) *cacheNode {
+func makeNode(s *crdt.Session, arena *crdt.Arena) *cacheNode {
 	if size, ok := s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs {
 		n, regs := allocNode(size)
 		n.setState(s)
@@ -202,7 +202,7 @@ func makeNode(s *crdt.Session, scratch bool) *cacheNode {
 		n.inl = true
 		return n
 	}
-	return newOwnedNode(s, scratch)
+	return newOwnedNode(s, arena)
 }
 
 // newOwnedNode returns an unpublished node holding a copy of s, for the
@@ -210,17 +210,29 @@ func makeNode(s *crdt.Session, scratch bool) *cacheNode {
 // written since its base was built) of up to maxInlineOverlay registers
 // is copied into the node: a write's node and overlay are one allocation,
 // beside each other where a read finds them. A larger one stays where it
-// is, unless scratch says it lies in memory the committer reuses
-// (crdt.Arena): then the node gets a copy of its own. The base stays
-// where it is.
-func newOwnedNode(s *crdt.Session, scratch bool) *cacheNode {
+// is, unless it lies in the committer's arena (which builds none so
+// large): then the node gets a copy of its own. The base stays where it
+// is.
+func newOwnedNode(s *crdt.Session, arena *crdt.Arena) *cacheNode {
 	k := s.Fields.OverlayLen()
-	if k == 0 || k > maxInlineOverlay && !scratch {
-		n := &cacheNode{}
+	var n *cacheNode
+	var regs []crdt.Register
+	switch {
+	case k == 0 || k > maxInlineOverlay && !arena.Holds(s.Fields):
+		n = &cacheNode{}
 		n.setState(s)
 		return n
+	case k == 1:
+		n, regs = overlayNode[[1]crdt.Register]()
+	case k == 2:
+		n, regs = overlayNode[[2]crdt.Register]()
+	case k == 3:
+		n, regs = overlayNode[[3]crdt.Register]()
+	case k == maxInlineOverlay:
+		n, regs = overlayNode[[maxInlineOverlay]crdt.Register]()
+	default:
+		n, regs = &cacheNode{}, make([]crdt.Register, k)
 	}
-	n, regs := allocOverlayNode(k)
 	n.setState(s)
 	n.s.Fields = s.Fields.WithOverlayIn(regs)
 	return n
@@ -230,24 +242,8 @@ func newOwnedNode(s *crdt.Session, scratch bool) *cacheNode {
 // node and overlay stay within 512 bytes, the largest objects the
 // allocator and the collector handle as small ones (no header, scanned a
 // span at a time), where a larger node costs more than the allocation it
-// saves. A larger overlay is apart, in an allocation of its own.
+// saves. The committer's arena builds overlays of this size at most.
 const maxInlineOverlay = 4
-
-// allocOverlayNode returns a new node and room for k overlay registers,
-// after it when k <= maxInlineOverlay.
-func allocOverlayNode(k int) (*cacheNode, []crdt.Register) {
-	switch k {
-	case 1:
-		return overlayNode[[1]crdt.Register]()
-	case 2:
-		return overlayNode[[2]crdt.Register]()
-	case 3:
-		return overlayNode[[3]crdt.Register]()
-	case maxInlineOverlay:
-		return overlayNode[[maxInlineOverlay]crdt.Register]()
-	}
-	return &cacheNode{}, make([]crdt.Register, k)
-}
 
 func overlayNode[B any]() (*cacheNode, []crdt.Register) {
 	p := new(inlineNode[B])
