@@ -142,29 +142,19 @@ func (l Limits) Check(s *Session) error {
 	if s.Fields.Len() > l.MaxFields {
 		return fmt.Errorf("%w: session %q has %d fields (max %d)", ErrTooLarge, s.ID, s.Fields.Len(), l.MaxFields)
 	}
-	// Through each rather than All: one call a register rather than two,
-	// on every delta a store admits.
-	var err error
-	s.Fields.each(func(e entry) bool {
-		err = l.checkField(s.ID, e.key, e.f)
-		return err == nil
-	})
-	return err
-}
-
-// checkField checks register f of key in session id against l.
-func (l Limits) checkField(id, k string, f Field) error {
-	switch {
-	case k == "":
-		return fmt.Errorf("%w: session %q has an empty field key", ErrInvalid, id)
-	case len(k) > l.MaxKeyBytes:
-		return fmt.Errorf("%w: session %q key of %d bytes (max %d)", ErrTooLarge, id, len(k), l.MaxKeyBytes)
-	case len(f.Value) > l.MaxValueBytes:
-		return fmt.Errorf("%w: session %q field %q value of %d bytes (max %d)", ErrTooLarge, id, k, len(f.Value), l.MaxValueBytes)
-	case f.TS.IsZero():
-		return fmt.Errorf("%w: session %q field %q has no timestamp", ErrInvalid, id, k)
-	case f.Removed && len(f.Value) != 0:
-		return fmt.Errorf("%w: session %q field %q is removed but has a value", ErrInvalid, id, k)
+	for k, f := range s.Fields.All() {
+		switch {
+		case k == "":
+			return fmt.Errorf("%w: session %q has an empty field key", ErrInvalid, s.ID)
+		case len(k) > l.MaxKeyBytes:
+			return fmt.Errorf("%w: session %q key of %d bytes (max %d)", ErrTooLarge, s.ID, len(k), l.MaxKeyBytes)
+		case len(f.Value) > l.MaxValueBytes:
+			return fmt.Errorf("%w: session %q field %q value of %d bytes (max %d)", ErrTooLarge, s.ID, k, len(f.Value), l.MaxValueBytes)
+		case f.TS.IsZero():
+			return fmt.Errorf("%w: session %q field %q has no timestamp", ErrInvalid, s.ID, k)
+		case f.Removed && len(f.Value) != 0:
+			return fmt.Errorf("%w: session %q field %q is removed but has a value", ErrInvalid, s.ID, k)
+		}
 	}
 	return nil
 }
