@@ -343,7 +343,7 @@ func (e *engine) run() {
 	}
 	e.at(e.heal, e.checkReconnected)
 	for e.q.len() > 0 && e.err == nil {
-		if e.q.peek().at > e.end {
+		if e.q.nextAt() > e.end {
 			break
 		}
 		ev := e.q.pop()
