@@ -136,3 +136,34 @@ func TestPartialReplayIdentical(t *testing.T) {
 		t.Fatalf("same seed, different traces (%d and %d bytes)", ta.Len(), tb.Len())
 	}
 }
+
+// steadyHourFingerprint is the fingerprint of the speed benchmark's run
+// (testdata/steady-hour.yaml, seed 1) on amd64.
+const steadyHourFingerprint = "ff0a7f16c538ac46037eb04dd00db7d9d3e0a0c9268b65fa087916085c6f099d"
+
+// The run BenchmarkSteadyHour times is the one it has always been: work on
+// the simulator's speed (or on the node code it drives) must leave every
+// delivery, tick, operation and final digest as they were. If a change of
+// behaviour is meant, say so and update the constant.
+func TestSteadyHourFingerprint(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an hour simulated takes seconds; run without -short")
+	}
+	if runtime.GOARCH != "amd64" {
+		t.Skipf("pinned on amd64: floating-point results (and so the run) may differ on %s", runtime.GOARCH)
+	}
+	sc, err := Load("testdata/steady-hour.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Verdict.Pass {
+		t.Fatalf("the steady hour fails:\n%s", res.Summary())
+	}
+	if res.Fingerprint != steadyHourFingerprint {
+		t.Fatalf("steady hour, seed 1: fingerprint %s, pinned %s", res.Fingerprint, steadyHourFingerprint)
+	}
+}
