@@ -766,20 +766,8 @@ func (c *checker) counted(i int32, live *bitset) bool {
 // order of sessions, then nodes, as one loop over both would.
 func (c *checker) final() {
 	e := c.e
-	var live bitset
-	for _, n := range e.nodes {
-		if n.up {
-			live.set(n.idx)
-		}
-	}
-	// Whether each write counts does not depend on the node looking.
-	counted := make([]bool, c.ops.len())
-	for i := range int32(c.ops.len()) {
-		counted[i] = c.counted(i, &live)
-		if op := c.ops.at(int(i)); !counted[i] && !op.mayLose {
-			c.stranded++
-		}
-	}
+	live, counted, stranded := c.countedWrites()
+	c.stranded += stranded
 	if e.part != nil {
 		e.placement() // made now: the goroutines only read it
 	}
@@ -822,6 +810,25 @@ func (c *checker) final() {
 	if e.part != nil {
 		c.finalHolders(&live)
 	}
+}
+
+// countedWrites returns the running nodes, whether each write counts
+// (checker.counted, by index: it does not depend on the node looking) and
+// how many do not though no power loss took them (stranded).
+func (c *checker) countedWrites() (live bitset, counted []bool, stranded int64) {
+	for _, n := range c.e.nodes {
+		if n.up {
+			live.set(n.idx)
+		}
+	}
+	counted = make([]bool, c.ops.len())
+	for i := range int32(c.ops.len()) {
+		counted[i] = c.counted(i, &live)
+		if op := c.ops.at(int(i)); !counted[i] && !op.mayLose {
+			stranded++
+		}
+	}
+	return live, counted, stranded
 }
 
 // judgedWrites are the writes final judges, gathered once for every

@@ -32,16 +32,7 @@ func TestFinalFindsWhatMissingFinds(t *testing.T) {
 	}
 	c := e.chk
 	c.sweep()
-	var live bitset
-	for _, n := range e.nodes {
-		if n.up {
-			live.set(n.idx)
-		}
-	}
-	counted := make([]bool, c.ops.len())
-	for i := range int32(c.ops.len()) {
-		counted[i] = c.counted(i, &live)
-	}
+	_, counted, _ := c.countedWrites()
 	// Small blocks: sessions across many of them.
 	var found []finding
 	blocks := 0
