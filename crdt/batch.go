@@ -147,10 +147,10 @@ func (s *Session) joinDelta(d *Session) {
 	}
 	switch {
 	case s.Guard == nil && d.Guard == nil:
-		s.join(d, d.Fields, nil)
+		s.join(d, d.Fields)
 	case s.Guard != nil && d.Guard != nil:
 		need := joinGuards(s.Guard.Need, s.Fields.version(), d.Guard.Need, d.Fields.version())
-		s.join(d, d.Fields, nil)
+		s.join(d, d.Fields)
 		s.Guard = &Guard{Need: need}
 	default:
 		if s.Guard != nil && len(s.Guard.Need) > 0 {
@@ -160,7 +160,7 @@ func (s *Session) joinDelta(d *Session) {
 		if d.Guard != nil && len(d.Guard.Need) > 0 {
 			in, _ = in.withoutVersion()
 		}
-		s.join(d, in, nil)
+		s.join(d, in)
 		s.Guard = nil
 	}
 }

@@ -34,15 +34,10 @@ type Fields struct {
 	n    int     // distinct keys
 }
 
-// Register is a field register with its key, as a Fields overlay holds
-// it. Its contents are the package's: a caller declares room for
-// registers (Fields.WithOverlayIn) and never reads them itself.
-type Register struct {
+type entry struct {
 	key string
 	f   Field
 }
-
-type entry = Register
 
 // Len returns the number of keys, removed ones included.
 func (fs Fields) Len() int { return fs.n }
@@ -375,13 +370,12 @@ func (fs Fields) withAll(es []entry) Fields {
 			}
 		}
 	}
-	return fs.withFresh(es, fresh, nil)
+	return fs.withFresh(es, fresh)
 }
 
 // withFresh is withAll for a caller that knows how many keys of es fs
-// lacks (Join looked each up already), building the overlay in a when a
-// is not nil.
-func (fs Fields) withFresh(es []entry, fresh int, a *Arena) Fields {
+// lacks (Join looked each up already).
+func (fs Fields) withFresh(es []entry, fresh int) Fields {
 	// The overlay the write leaves: fs's, less the keys es replaces, plus es.
 	size, n, i := len(fs.over)+len(es), fs.n+fresh, 0
 	for _, e := range es {
@@ -396,7 +390,7 @@ func (fs Fields) withFresh(es []entry, fresh int, a *Arena) Fields {
 	if size > overLimit(fs.base.len()) {
 		return fs.rebase(es, n)
 	}
-	over := a.alloc(size)
+	over := make([]entry, 0, size)
 	i = 0
 	for _, e := range es {
 		for i < len(fs.over) && fs.over[i].key < e.key {
@@ -473,10 +467,7 @@ func (fs Fields) compact() Fields {
 // Join returns the per-key join of fs and o, the greater register under
 // Field.Compare winning, and the keys whose register in fs changed, sorted.
 // A join into an empty fs returns o packed.
-func (fs Fields) Join(o Fields) (Fields, []string) { return fs.join(o, nil) }
-
-// join is Join, building an overlay in a when a is not nil.
-func (fs Fields) join(o Fields, a *Arena) (Fields, []string) {
+func (fs Fields) Join(o Fields) (Fields, []string) {
 	switch {
 	case o.n == 0:
 		return fs, nil
@@ -506,83 +497,7 @@ func (fs Fields) join(o Fields, a *Arena) (Fields, []string) {
 	for _, e := range wins {
 		changed = append(changed, e.key)
 	}
-	return fs.withFresh(wins, fresh, a), changed
-}
-
-// OverlayLen returns the number of registers written since fs's packed
-// base was built: what WithOverlayIn copies.
-func (fs Fields) OverlayLen() int { return len(fs.over) }
-
-// WithOverlayIn returns fs with its overlay copied to the start of dst:
-// for a cache that keeps a session's overlay in the allocation that holds
-// the rest of the session (one allocation a write rather than two), and
-// for a caller whose fs refers to an Arena it is about to reset. The
-// returned Fields shares dst, which must never be written again. It
-// panics if dst is shorter than the overlay.
-func (fs Fields) WithOverlayIn(dst []Register) Fields {
-	if len(dst) < len(fs.over) {
-		panic("crdt: WithOverlayIn into a short buffer")
-	}
-	if len(fs.over) == 0 {
-		return fs
-	}
-	n := copy(dst, fs.over)
-	fs.over = dst[:n:n]
-	return fs
-}
-
-// Arena is memory that merges (Session.MergeIn) build overlays in, which a
-// caller making many short-lived versions of sessions reuses: a committer
-// that merges deltas into its own copies of sessions and then copies each
-// result once into the memory it keeps (Fields.WithOverlayIn). Overlays
-// in an arena are never written again until Reset, so a version that
-// refers to one stays valid (and a merge can be undone by going back to
-// the version before it) until then. The zero Arena is ready to use; an
-// Arena is not safe for concurrent use.
-type Arena struct {
-	// Max, when positive, is the largest overlay the arena builds: a
-	// larger one goes on the heap, for a caller that copies only small
-	// overlays and keeps the others where they are.
-	Max int
-	buf []entry
-}
-
-// alloc returns room for n registers, empty, in a, or on the heap when a
-// is nil or n is over a.Max. A full arena starts a new buffer rather than
-// moving the overlays it holds: only the current one is reused (Reset).
-func (a *Arena) alloc(n int) []entry {
-	if a == nil || a.Max > 0 && n > a.Max {
-		return make([]entry, 0, n)
-	}
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]entry, 0, max(n, 2*cap(a.buf), 64))
-	}
-	at := len(a.buf)
-	a.buf = a.buf[:at+n]
-	return a.buf[at : at : at+n]
-}
-
-// Holds reports whether fs's overlay lies in the memory a reuses after a
-// Reset: a caller keeping fs past it must copy the overlay out
-// (WithOverlayIn).
-func (a *Arena) Holds(fs Fields) bool {
-	if a == nil || len(fs.over) == 0 || cap(a.buf) == 0 {
-		return false
-	}
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(a.buf)))
-	at := uintptr(unsafe.Pointer(unsafe.SliceData(fs.over)))
-	return at >= start && at < start+uintptr(cap(a.buf))*unsafe.Sizeof(entry{})
-}
-
-// Reset makes a's memory free for new overlays. Versions built in a
-// before must not be used any more.
-func (a *Arena) Reset() {
-	const keep = 4096
-	clear(a.buf) // what the overlays referred to is free
-	a.buf = a.buf[:0]
-	if cap(a.buf) > keep {
-		a.buf = nil
-	}
+	return fs.withFresh(wins, fresh), changed
 }
 
 // Equal reports whether fs and o hold the same registers.

@@ -287,12 +287,7 @@ func (c Change) Empty() bool {
 // neither read nor changed (deltas join with Batch). d is not modified,
 // but s may share field values with it afterwards. Merging sessions with
 // different ids fails with ErrIDMismatch.
-func (s *Session) Merge(d *Session) (Change, error) { return s.MergeIn(d, nil) }
-
-// MergeIn is Merge, building the overlay of the registers it writes in a
-// (see Arena) when a is not nil: s then refers to a until its overlay is
-// copied out (Fields.WithOverlayIn).
-func (s *Session) MergeIn(d *Session, a *Arena) (Change, error) {
+func (s *Session) Merge(d *Session) (Change, error) {
 	if s.ID != d.ID {
 		return Change{}, fmt.Errorf("%w: %q into %q", ErrIDMismatch, d.ID, s.ID)
 	}
@@ -315,7 +310,7 @@ func (s *Session) MergeIn(d *Session, a *Arena) (Change, error) {
 		// its entries do not stand for.
 		s.covered = d.Fields.dominates(s.Fields)
 	}
-	ch := s.join(d, in, a)
+	ch := s.join(d, in)
 	if !backed && unversioned(ch.Fields) {
 		ch.Unbacked = true
 		s.covered = false
@@ -332,9 +327,8 @@ func (s *Session) joinTombstone(d *Session) Change {
 	return Change{ID: s.ID, Destroyed: wasLive}
 }
 
-// join joins the header of live d and the registers in into live s,
-// building an overlay in a when a is not nil.
-func (s *Session) join(d *Session, in Fields, a *Arena) Change {
+// join joins the header of live d and the registers in into live s.
+func (s *Session) join(d *Session, in Fields) Change {
 	ch := Change{ID: s.ID}
 	if s.Created.IsZero() && !d.Created.IsZero() {
 		ch.Created = true
@@ -353,7 +347,7 @@ func (s *Session) join(d *Session, in Fields, a *Arena) Change {
 		s.LastAccess = d.LastAccess
 	}
 	before := s.Fields
-	s.Fields, ch.Fields = s.Fields.join(in, a)
+	s.Fields, ch.Fields = s.Fields.Join(in)
 	if arrivalTieBreak() {
 		s.Fields = plantArrival(before, in, s.Fields)
 	}

@@ -237,14 +237,12 @@ type staged struct {
 	// (cacheEntry.rec), nil when not known.
 	rec   *memRecord
 	state *crdt.Session // stored, or the group's own copy once a delta merged
-	// owned says state is the group's copy: when the store caches, a copy
-	// in the group's scratch (groupScratch.blanks, its overlay in the
-	// group's arena) until it is written, when its node is made with the
-	// merges done, overlay and all, in one allocation.
-	owned bool
-	// fresh says the session is new here: its state started blank.
+	owned bool          // state is the group's copy
+	// fresh says state is a blank in the group's scratch (groupScratch.
+	// blanks): the session is new here, and its node is made once the
+	// merges are done (publishable), with its registers in it.
 	fresh  bool
-	node   *cacheNode // holds state once it is written, when the store caches
+	node   *cacheNode // holds state when owned and the store caches
 	size   int        // crdt.EncodedSize(state)
 	merged bool       // a delta merged
 	fields []string   // keys whose register changed, each once
@@ -266,28 +264,15 @@ type groupScratch struct {
 	owners  []int // the request of each change
 	changes []crdt.Change
 	out     [1]commitRes
-	// blanks holds the group's copies of the sessions it merges into
-	// (staged.owned), blank for those new here; sized before the group's
-	// first merge, never grown during it, as staged states point into it.
+	// blanks holds the states of sessions new here while the group merges
+	// into them; sized before the group's first merge, never grown during
+	// it, as staged states point into it.
 	blanks []crdt.Session
-	// arena holds the small overlays the group's merges build (of up to
-	// maxInlineOverlay registers, which the written states' nodes take
-	// copies of: newOwnedNode), when useArena says the group uses it: a
-	// group of a few Apply calls of a delta or a few, the writes and
-	// gossip of every moment. Larger overlays, and those of the large
-	// groups of a repair, are built on the heap.
-	arena    crdt.Arena
-	useArena bool
 
 	// spareIndex is a previous group's index, emptied, for the next group
 	// that needs one.
 	spareIndex map[string]int
 }
-
-// arenaItems is the most deltas of a group whose merges build their
-// overlays in the committer's arena (groupScratch.useArena): an arena of a
-// few hundred registers, which reset keeps.
-const arenaItems = 64
 
 // indexFrom is the size from which a group finds its staged states through
 // a map rather than by scanning them.
@@ -306,9 +291,9 @@ func (g *groupScratch) find(id string) (int, bool) {
 	return 0, false
 }
 
-// copyOf returns a copy of s in blanks, which has room for it.
-func (g *groupScratch) copyOf(s *crdt.Session) *crdt.Session {
-	g.blanks = append(g.blanks, *s)
+// blank returns a blank state of id in blanks, which has room for it.
+func (g *groupScratch) blank(id string) *crdt.Session {
+	g.blanks = append(g.blanks, crdt.Session{ID: id})
 	return &g.blanks[len(g.blanks)-1]
 }
 
@@ -347,8 +332,6 @@ func (g *groupScratch) reset() {
 	if cap(g.blanks) > keep {
 		g.blanks = nil
 	}
-	g.arena.Reset()
-	g.useArena = false
 	if g.index != nil && len(g.index) <= keep {
 		clear(g.index)
 		g.spareIndex = g.index
@@ -377,8 +360,8 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 		out[owner].res.Refused = append(out[owner].res.Refused, Refusal{ID: id, Err: err})
 	}
 	if s.cache != nil {
-		// Room for a copy per item: merge takes one for each session the
-		// group changes, and states point into it.
+		// Room for a blank per item: base takes one for each session new
+		// here, and states point into it.
 		n := 0
 		for _, r := range group {
 			n += len(r.items)
@@ -386,8 +369,6 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 		if cap(g.blanks) < n {
 			g.blanks = make([]crdt.Session, 0, n)
 		}
-		g.useArena = n <= arenaItems
-		g.arena.Max = maxInlineOverlay
 	}
 	for owner, r := range group {
 		for _, it := range r.items {
@@ -417,7 +398,7 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 					crdt.ErrExpired, d.ID, time.UnixMilli(deadline).UTC().Format(time.RFC3339)))
 				continue
 			}
-			ch, err := s.merge(st, d, g)
+			ch, err := s.merge(st, d)
 			if err != nil {
 				refuse(owner, d.ID, err)
 				continue
@@ -431,18 +412,12 @@ func (c *committer) commitGroup(group []*commitReq) []commitRes {
 	for i := range g.states {
 		st := &g.states[i]
 		w, h, ok := st.write()
-		if ok && s.cache != nil {
+		if ok && st.fresh {
 			// Written: the state leaves the scratch for the node that
-			// publishes it, the overlay its merges built with it. A
-			// session new here has its registers in its node when they
-			// fit (makeNode); a write of one that was here refers to its
-			// base where it is (see insertNodeLocked).
-			if st.fresh {
-				st.node = makeNode(st.state, &g.arena)
-			} else {
-				st.node = newOwnedNode(st.state, &g.arena)
-			}
+			// publishes it.
+			st.node = makeNode(st.state)
 			st.state, w.state = &st.node.s, &st.node.s
+			st.fresh = false
 		}
 		if ok {
 			g.ws = append(g.ws, w)
@@ -534,20 +509,15 @@ func (s *Store) commitWrites(ws []write) (int, error) {
 // merge joins d into the group's copy of a session, within the limits: a
 // delta that would take the merged state over them is refused and leaves
 // the copy as it was.
-func (s *Store) merge(st *staged, d *crdt.Session, g *groupScratch) (crdt.Change, error) {
+func (s *Store) merge(st *staged, d *crdt.Session) (crdt.Change, error) {
 	if !st.owned {
-		s.own(st, st.state, g)
+		s.own(st, st.state)
 	}
 	cur := st.state
-	// Fields is persistent: before keeps the registers as they were (the
-	// arena too keeps every overlay until the group is done).
+	// Fields is persistent: before keeps the registers as they were.
 	before := *cur
 	fieldBytes := st.size - crdt.HeaderSize(cur, cur.Fields.Len())
-	var arena *crdt.Arena
-	if g.useArena {
-		arena = &g.arena
-	}
-	ch, err := cur.MergeIn(d, arena)
+	ch, err := cur.Merge(d)
 	if err != nil {
 		return ch, err
 	}
@@ -639,7 +609,7 @@ func (st *staged) write() (write, uint64, bool) {
 
 // base returns the committed state of id for a merge: from the cache when
 // there, else from the backend. A session absent from both merges into a
-// blank (staged.fresh).
+// blank of g (staged.fresh) when the store caches.
 func (s *Store) base(id string, g *groupScratch) (staged, error) {
 	e, slot, ok := s.cache.lookup(id)
 	bucket := BucketOf(id)
@@ -650,8 +620,15 @@ func (s *Store) base(id string, g *groupScratch) (staged, error) {
 		}
 		if cur == nil {
 			st := staged{id: id, bucket: bucket, slot: slot, size: crdt.HeaderSize(&crdt.Session{ID: id}, 0)}
-			st.fresh = true
-			s.own(&st, &crdt.Session{ID: id}, g)
+			if s.cache != nil {
+				// Its node is made once it is written (commitGroup): a
+				// node made now would be copied into one that holds its
+				// registers, and a delta that merges nothing (a guarded
+				// one) needs none.
+				st.state, st.owned, st.fresh = g.blank(id), true, true
+				return st, nil
+			}
+			s.own(&st, &crdt.Session{ID: id})
 			return st, nil
 		}
 		e = newEntry(cur)
@@ -660,15 +637,14 @@ func (s *Store) base(id string, g *groupScratch) (staged, error) {
 }
 
 // own gives st its own copy of s to merge into. When the store caches, the
-// copy lives in g's scratch until it is written, when commitGroup makes
-// the node that publishes it: one allocation for the merged state, its
-// overlay and its cache entry, and none for a merge that changes nothing
-// (a delta seen before, a guarded one that waits).
-func (s *Store) own(st *staged, from *crdt.Session, g *groupScratch) {
+// copy lives in the cache node that will publish it: one allocation for
+// the merged state and its cache entry.
+func (s *Store) own(st *staged, from *crdt.Session) {
 	if s.cache == nil {
 		st.state = from.Clone()
 	} else {
-		st.state = g.copyOf(from)
+		st.node = newOwnedNode(from)
+		st.state = &st.node.s
 	}
 	st.owned = true
 }

@@ -95,8 +95,8 @@ type cacheTable struct {
 // registers are one packed base (crdt.Fields.PackedLen) that fits, has
 // room for them after it (inlineNode), so that a read finds them in the
 // allocation it has just read, not in one more elsewhere in memory. A
-// write's node refers to the base where it is (see insertNodeLocked) and
-// holds the overlay of registers written since (newOwnedNode).
+// write's node refers to the registers where they are (see
+// insertNodeLocked).
 type cacheNode struct {
 	key   uint64 // the hash of the id
 	idLen uint8  // noInlineID when the id does not fit id
@@ -187,14 +187,14 @@ func inline[B any]() (*cacheNode, []byte) {
 // newNode returns a node holding a copy of e's state, its registers in
 // the node when they fit (allocNode).
 func newNode(key uint64, e cachedEntry, next *cacheNode) *cacheNode {
-	n := makeNode(e.s, nil)
+	n := makeNode(e.s)
 	n.key, n.hash, n.size, n.cost, n.next, n.rec = key, e.hash, e.size, e.cost, next, e.rec
 	return n
 }
 
 // makeNode returns an unpublished node holding a copy of s, its registers
-// in the node when they fit (inlines), else as newOwnedNode says.
-func makeNode(s *crdt.Session, arena *crdt.Arena) *cacheNode {
+// in the node when they fit (inlines).
+func makeNode(s *crdt.Session) *cacheNode {
 	if size, ok := s.Fields.PackedLen(); ok && size > 0 && size <= maxInlineRegs {
 		n, regs := allocNode(size)
 		n.setState(s)
@@ -202,53 +202,15 @@ func makeNode(s *crdt.Session, arena *crdt.Arena) *cacheNode {
 		n.inl = true
 		return n
 	}
-	return newOwnedNode(s, arena)
+	return newOwnedNode(s)
 }
 
 // newOwnedNode returns an unpublished node holding a copy of s, for the
-// committer to publish (cache.putNode). An overlay of s (the registers
-// written since its base was built) of up to maxInlineOverlay registers
-// is copied into the node: a write's node and overlay are one allocation,
-// beside each other where a read finds them. A larger one stays where it
-// is, unless it lies in the committer's arena (which builds none so
-// large): then the node gets a copy of its own. The base stays where it
-// is.
-func newOwnedNode(s *crdt.Session, arena *crdt.Arena) *cacheNode {
-	k := s.Fields.OverlayLen()
-	var n *cacheNode
-	var regs []crdt.Register
-	switch {
-	case k == 0 || k > maxInlineOverlay && !arena.Holds(s.Fields):
-		n = &cacheNode{}
-		n.setState(s)
-		return n
-	case k == 1:
-		n, regs = overlayNode[[1]crdt.Register]()
-	case k == 2:
-		n, regs = overlayNode[[2]crdt.Register]()
-	case k == 3:
-		n, regs = overlayNode[[3]crdt.Register]()
-	case k == maxInlineOverlay:
-		n, regs = overlayNode[[maxInlineOverlay]crdt.Register]()
-	default:
-		n, regs = &cacheNode{}, make([]crdt.Register, k)
-	}
+// committer to merge into and then publish (cache.putNode).
+func newOwnedNode(s *crdt.Session) *cacheNode {
+	n := &cacheNode{}
 	n.setState(s)
-	n.s.Fields = s.Fields.WithOverlayIn(regs)
 	return n
-}
-
-// maxInlineOverlay is the most overlay registers a node holds: up to 4,
-// node and overlay stay within 512 bytes, the largest objects the
-// allocator and the collector handle as small ones (no header, scanned a
-// span at a time), where a larger node costs more than the allocation it
-// saves. The committer's arena builds overlays of this size at most.
-const maxInlineOverlay = 4
-
-func overlayNode[B any]() (*cacheNode, []crdt.Register) {
-	p := new(inlineNode[B])
-	n := int(unsafe.Sizeof(p.regs) / unsafe.Sizeof(crdt.Register{}))
-	return &p.cacheNode, unsafe.Slice((*crdt.Register)(unsafe.Pointer(&p.regs)), n)
 }
 
 // setState makes n's state a copy of s, its id in n when it fits.
