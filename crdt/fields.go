@@ -260,8 +260,8 @@ func (fs Fields) maxStamp() Timestamp {
 	for len(ts) >= 16 {
 		// Timestamp order, written out: maxTimestamp's two comparisons
 		// cost more than the walk.
-		if t, node := ne.Uint64(ts), NodeID(ne.Uint64(ts[8:])); t > m.Time || t == m.Time && node > m.Node {
-			m = Timestamp{Time: t, Node: node}
+		if t := readStamp(ts); t.Time > m.Time || t.Time == m.Time && t.Node > m.Node {
+			m = t
 		}
 		ts = ts[16:]
 	}
@@ -315,7 +315,7 @@ func (c *cursor) baseEntry(key string) entry {
 	}}
 	if !c.noTS {
 		ts := c.t.bytes()[c.t.tsAt(c.n, c.i):]
-		e.f.TS = Timestamp{Time: ne.Uint64(ts), Node: NodeID(ne.Uint64(ts[8:]))}
+		e.f.TS = readStamp(ts)
 	}
 	c.i++
 	c.kAt, c.vAt = kEnd, vEnd&^removedBit
@@ -593,6 +593,12 @@ func (t table) len() int {
 
 func (t table) u32(off int) int { return int(ne.Uint32(t.bytes()[off:])) }
 
+// readStamp reads a register's timestamp where the table writer put it
+// (tableWriter.add): its time, then its node, 8 bytes each.
+func readStamp(b []byte) Timestamp {
+	return Timestamp{Time: ne.Uint64(b), Node: NodeID(ne.Uint64(b[8:]))}
+}
+
 // tsAt returns where the timestamp of register i of n starts.
 func (t table) tsAt(n, i int) int { return len(t) - 16*(n-i) }
 
@@ -626,7 +632,7 @@ func (t table) field(i int) Field {
 	n := t.len()
 	v, removed := t.value(i)
 	b := t.bytes()[t.tsAt(n, i):]
-	return Field{Value: v, Removed: removed, TS: Timestamp{Time: ne.Uint64(b), Node: NodeID(ne.Uint64(b[8:]))}}
+	return Field{Value: v, Removed: removed, TS: readStamp(b)}
 }
 
 func (t table) entry(i int) entry { return entry{t.key(i), t.field(i)} }
@@ -649,7 +655,7 @@ func (t table) each(fn func(entry) bool) {
 		e := entry{string(t[kAt:kEnd]), Field{
 			Value:   string(t[vAt:v]),
 			Removed: vEnd&removedBit != 0,
-			TS:      Timestamp{Time: ne.Uint64(ts[16*i:]), Node: NodeID(ne.Uint64(ts[16*i+8:]))},
+			TS:      readStamp(ts[16*i:]),
 		}}
 		if !fn(e) {
 			return
