@@ -8,10 +8,10 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/sessionmesh/sessionmesh/internal/cputime"
 	"github.com/sessionmesh/sessionmesh/node"
 	"github.com/sessionmesh/sessionmesh/persist"
 )
@@ -140,7 +140,7 @@ func measureLag(b *testing.B, onDisk bool, rate int, d time.Duration) {
 	// half to two thirds on a loaded machine).
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	start := time.Now()
 	writes := 0
 	for i := 0; time.Since(start) < d; i++ {
@@ -157,7 +157,7 @@ func measureLag(b *testing.B, onDisk bool, rate int, d time.Duration) {
 		writes++
 	}
 	runtime.ReadMemStats(&m1)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	eventually(b, 10*time.Second, "convergence", c.converged)
 	cancel()
 	wg.Wait()
@@ -323,7 +323,7 @@ func meshWrites(b *testing.B, onDisk bool, writers int, d time.Duration) {
 	var writes atomic.Int64
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	cpu0 := cpuTime()
+	cpu0 := cputime.Process()
 	start := time.Now()
 	for w := range writers {
 		wg.Go(func() {
@@ -340,7 +340,7 @@ func meshWrites(b *testing.B, onDisk bool, writers int, d time.Duration) {
 	wg.Wait()
 	elapsed := time.Since(start)
 	eventually(b, 60*time.Second, "convergence", c.converged)
-	cpu := cpuTime() - cpu0
+	cpu := cputime.Process() - cpu0
 	runtime.ReadMemStats(&m1)
 	n := float64(writes.Load())
 	b.ReportMetric(n/elapsed.Seconds(), "writes/s")
@@ -348,13 +348,4 @@ func meshWrites(b *testing.B, onDisk bool, writers int, d time.Duration) {
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/n, "alloc-B/write")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/write")
 	b.ReportMetric(time.Since(start.Add(elapsed)).Seconds(), "s-to-identical")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
