@@ -43,12 +43,20 @@ func loopbackPair(t *testing.T) (server, client net.Conn) {
 // close reads as io.EOF.
 func TestRawIO(t *testing.T) {
 	server, client := loopbackPair(t)
+	// Small socket buffers: the write below waits for room many times,
+	// and each wait ends after the reader drained a few KiB. With the
+	// kernel's autotuned buffers (MiBs on loopback) one wait lasted until
+	// the reader had drained half of them, which under the race detector
+	// on a loaded machine took more than the write timeout (a flake seen
+	// once in five -race runs).
+	_ = client.(*net.TCPConn).SetReadBuffer(64 << 10)
+	_ = server.(*net.TCPConn).SetWriteBuffer(64 << 10)
 	raw := newRawIO(server, 0)
 	if raw == nil {
 		t.Fatal("no raw I/O for a TCP connection")
 	}
 
-	big := make([]byte, 16<<20)
+	big := make([]byte, 4<<20)
 	for i := range big {
 		big[i] = byte(i * 7)
 	}
@@ -56,7 +64,8 @@ func TestRawIO(t *testing.T) {
 	got := make(chan []byte, 1)
 	go func() {
 		var b bytes.Buffer
-		buf := make([]byte, 64<<10)
+		b.Grow(len(big))
+		buf := make([]byte, 256<<10)
 		time.Sleep(50 * time.Millisecond) // the writer fills the buffers and waits
 		for b.Len() < len(big) {
 			n, err := client.Read(buf)
