@@ -1,7 +1,6 @@
 package simulations
 
 import (
-	"math/rand/v2"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/crdt"
@@ -16,9 +15,6 @@ const (
 	CheckMergeDeterminism = "merge_determinism"
 	CheckDeferred         = "deferred_stranded"
 )
-
-// mergeStream separates the re-merge orders from the engine's generator.
-const mergeStream = 0x6d_65_72_67_65
 
 // mergeOrders is how many seeded orders every session's deltas are
 // re-merged in.
@@ -179,7 +175,7 @@ func (c *checker) mergeDeterminism() {
 		return
 	}
 	e := c.e
-	rng := rand.New(rand.NewPCG(e.seed, mergeStream))
+	rng := e.stream(streamMerge)
 	converged := e.convergedAt >= 0
 	var live bitset
 	for _, n := range e.nodes {

@@ -2,6 +2,7 @@ package simulations
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"time"
 
@@ -69,6 +70,7 @@ type vclient struct {
 
 type consistencyWorkload struct {
 	e       *engine
+	rng     *rand.Rand // streamConsistency
 	cfg     ConsistencyWorkload
 	clients []*vclient
 	// revokedAt is each owner's revocation stamp once acknowledged.
@@ -79,7 +81,7 @@ type consistencyWorkload struct {
 }
 
 func newConsistencyWorkload(e *engine) *consistencyWorkload {
-	cw := &consistencyWorkload{e: e, revokedAt: map[string]crdt.Timestamp{}}
+	cw := &consistencyWorkload{e: e, rng: e.stream(streamConsistency), revokedAt: map[string]crdt.Timestamp{}}
 	if c := e.sc.Workload.Consistency; c != nil {
 		cw.cfg = *c
 	}
@@ -103,7 +105,7 @@ func (cw *consistencyWorkload) start() {
 
 func (cw *consistencyWorkload) next(c *vclient) {
 	e := cw.e
-	t := e.now + int64(e.rng.ExpFloat64()/cw.cfg.Rate*float64(time.Second))
+	t := e.now + int64(cw.rng.ExpFloat64()/cw.cfg.Rate*float64(time.Second))
 	if t >= int64(e.sc.Duration) {
 		return
 	}
@@ -121,7 +123,7 @@ func (cw *consistencyWorkload) pickNode() *simNode {
 	if len(up) == 0 {
 		return nil
 	}
-	return up[cw.e.rng.IntN(len(up))]
+	return up[cw.rng.IntN(len(up))]
 }
 
 // request serves one request of client c on node n, begun at began, and
@@ -240,7 +242,7 @@ func (cw *consistencyWorkload) checkServed(c *vclient, n *simNode, cur *crdt.Ses
 // create gives client c a new session, owned, on node n.
 func (cw *consistencyWorkload) create(c *vclient, n *simNode, now time.Time) {
 	e := cw.e
-	id := e.wl.newID()
+	id := e.wl.newID(n)
 	op := node.LocalOp{Kind: node.OpCreate, ID: id, Idle: e.cfg.IdleTimeout, Lifetime: e.cfg.AbsoluteLifetime,
 		Extra: func(ds []*crdt.Session, ts crdt.Timestamp) []*crdt.Session {
 			node.WithOwnerField(ds[0], ownerHashOf(c.owner), ts)

@@ -21,11 +21,15 @@
 //
 // One goroutine runs one event loop over a priority queue ordered by (true
 // time, sequence number), so that events due at the same instant run in the
-// order they were scheduled. Every random choice (message delays, loss,
-// duplication, the workload, the cores' seeds) comes from one math/rand/v2
-// PCG generator seeded by the run's seed and drawn in event order: the same
-// scenario and seed give the same run, bit for bit, on the same
-// architecture. The run ends with a fingerprint, a SHA-256 over every event
+// order they were scheduled. Every random choice comes from a math/rand/v2
+// PCG stream of its own, seeded by the run's seed and named by what it is
+// for and the nodes it concerns (streams.go): a link's delays, losses and
+// duplicates; a node's clients and their tokens; a node's core seeds; a
+// dialer's jitter; the faults. A draw therefore depends on what its own
+// part of the mesh did and not on how the rest was interleaved with it,
+// and removing a node or a fault (sim shrink) leaves the other streams as
+// they were. The same scenario and seed give the same run, bit for bit, on
+// the same architecture. The run ends with a fingerprint, a SHA-256 over every event
 // (deliveries with a hash of their bytes, ticks, operations, faults,
 // connection changes) and every node's final digests.
 //

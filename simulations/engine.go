@@ -23,10 +23,6 @@ var discardLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 // epoch is true time 0 of every run.
 var epoch = time.UnixMilli(1_700_000_000_000)
 
-// rngStream separates the engine's generator from any other use of the
-// seed.
-const rngStream = 0x5e55_10_4e5b
-
 // simNode is one simulated peer: its store outlives crashes, its core does
 // not.
 type simNode struct {
@@ -36,11 +32,13 @@ type simNode struct {
 	region int
 	start  int64
 	clock  vclock
-	store  *persist.Store
-	core   *node.Core
-	up     bool
-	inc    uint32 // incremented at every start and crash
-	ever   bool   // has run at some point
+	// coreSeeds gives each start of the node's core its seed.
+	coreSeeds *rand.Rand
+	store     *persist.Store
+	core      *node.Core
+	up        bool
+	inc       uint32 // incremented at every start and crash
+	ever      bool   // has run at some point
 
 	tickArmed bool
 	tickAt    int64
@@ -95,7 +93,6 @@ type engine struct {
 	sc    *Scenario
 	seed  uint64
 	cfg   node.Config
-	rng   *rand.Rand
 	hooks *hooks
 
 	now   int64
@@ -131,8 +128,10 @@ type engine struct {
 	fpBuf  []byte
 	trace  traceLog
 	faults []FaultPeriod
-	series []Sample
-	err    error
+	// faultRNG draws random flap periods (streamFaults).
+	faultRNG *rand.Rand
+	series   []Sample
+	err      error
 }
 
 type stats struct {
@@ -155,7 +154,6 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		sc:            sc,
 		seed:          seed,
 		cfg:           cfg,
-		rng:           rand.New(rand.NewPCG(seed, rngStream)),
 		hooks:         h,
 		byPeer:        map[node.PeerID]int{},
 		fp:            sha256.New(),
@@ -170,6 +168,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		e.heal = int64(sc.Duration)
 	}
 	e.healCover = e.heal < int64(sc.Duration)
+	e.faultRNG = e.stream(streamFaults)
 	e.stats.core = coreMetrics{}
 	e.cfg.Metrics = &e.stats.core
 	regionIdx := map[string]int{}
@@ -197,6 +196,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		}
 		n.dur = durableState{mode: mode, interval: int64(persist.DefaultOptions("").SyncInterval)}
 		n.sim = &simStore{e: e, n: n}
+		n.coreSeeds = e.stream(streamCore, n.name)
 		e.nodes = append(e.nodes, n)
 		st, err := e.openStore(n, "store")
 		if err != nil {
@@ -204,7 +204,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 			return nil, err
 		}
 		if mode == persist.DurabilityNone {
-			n.dur.phase = e.rng.Int64N(n.dur.interval)
+			n.dur.phase = e.stream(streamDurability, n.name).Int64N(n.dur.interval)
 			if n.dur.shadow, err = e.openStore(n, "shadow"); err != nil {
 				_ = st.Close()
 				e.close()
@@ -214,7 +214,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 		n.store = st
 		e.byPeer[n.peer] = i
 	}
-	e.net = newNetwork(sc, e.nodes)
+	e.net = newNetwork(sc, e.nodes, e.stream)
 	if e.cfg.Replicas > 0 {
 		e.part = newPartialSim(e)
 	}
@@ -228,7 +228,7 @@ func newEngine(sc *Scenario, seed uint64, h *hooks) (*engine, error) {
 	return e, nil
 }
 
-func newNetwork(sc *Scenario, nodes []*simNode) *network {
+func newNetwork(sc *Scenario, nodes []*simNode, stream func(string, ...string) *rand.Rand) *network {
 	n := len(nodes)
 	nw := &network{
 		n:       n,
@@ -237,6 +237,7 @@ func newNetwork(sc *Scenario, nodes []*simNode) *network {
 		block:   make([]int32, n*n),
 		conns:   make([]conn, n*n),
 		dialers: make([]dialer, n*n),
+		rngs:    make([]*rand.Rand, n*n),
 	}
 	lat := map[[2]string]Latency{}
 	for _, l := range sc.Latency {
@@ -254,6 +255,10 @@ func newNetwork(sc *Scenario, nodes []*simNode) *network {
 			}
 			p.loss, p.dup = sc.Network.Loss, sc.Network.Duplicate
 			nw.base[a*n+b] = p
+			if a != b {
+				nw.rngs[a*n+b] = stream(streamLink, na.name, nb.name)
+				nw.dialers[a*n+b].rng = stream(streamDial, na.name, nb.name)
+			}
 		}
 	}
 	return nw
@@ -444,7 +449,7 @@ func (e *engine) startNode(n *simNode) {
 	if cfg.Replicas > 0 {
 		cfg.Region = e.sc.Regions[n.region].Name // placement is per region
 	}
-	n.core = node.NewCore(cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), e.rng.Uint64(), e.localTime(n))
+	n.core = node.NewCore(cfg, n.peer, n.sim, crdt.NodeID(n.idx+1), n.coreSeeds.Uint64(), e.localTime(n))
 	e.membershipChanged()
 	n.acks = map[uint64]node.Ack{}
 	e.fingerprint('S', n.idx, 0, int64(n.inc), 0)

@@ -257,7 +257,7 @@ func (e *engine) flap(start, end, period, down int64, random bool, pairs [][2]in
 		if !random {
 			return mean
 		}
-		return max(1, int64(e.rng.ExpFloat64()*float64(mean)))
+		return max(1, int64(e.faultRNG.ExpFloat64()*float64(mean)))
 	}
 	var goDown func()
 	goDown = func() {

@@ -1,6 +1,7 @@
 package simulations
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/transport/timing"
@@ -64,6 +65,7 @@ type dialer struct {
 	gen      uint64
 	active   bool
 	failures int
+	rng      *rand.Rand // streamDial
 }
 
 // watch starts or cancels failure detection on the connection of a and b
@@ -142,7 +144,7 @@ func (e *engine) dial(i, j int, gen uint64) {
 	if nw.life.backoff > 1 {
 		pause = min(pause, float64(nw.life.maxPause))
 	}
-	jf := 1 + nw.life.jitter*(2*e.rng.Float64()-1)
+	jf := 1 + nw.life.jitter*(2*d.rng.Float64()-1)
 	next := start + int64(pause*jf)
 	fail := func() {
 		d.failures++

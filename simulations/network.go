@@ -3,6 +3,7 @@ package simulations
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -56,9 +57,10 @@ type network struct {
 	n        int
 	base     []linkParams // from*n+to
 	life     lifecycle
-	block    []int32  // from*n+to: active faults blocking the link
-	conns    []conn   // min*n+max
-	dialers  []dialer // from*n+to: from's redial loop towards to
+	block    []int32      // from*n+to: active faults blocking the link
+	conns    []conn       // min*n+max
+	dialers  []dialer     // from*n+to: from's redial loop towards to
+	rngs     []*rand.Rand // from*n+to: the link's stream (streamLink)
 	degrades []*degradeFault
 }
 
@@ -267,7 +269,8 @@ func (e *engine) send(from, to int, data []byte, g *gossipPayload) {
 		}
 	}
 	p := nw.params(from, to)
-	if nw.blocked(from, to) || (p.loss > 0 && e.rng.Float64() < p.loss) {
+	rng := nw.rngs[from*nw.n+to]
+	if nw.blocked(from, to) || (p.loss > 0 && rng.Float64() < p.loss) {
 		st.Lost++
 		return
 	}
@@ -275,7 +278,7 @@ func (e *engine) send(from, to int, data []byte, g *gossipPayload) {
 	*m = message{from: from, to: to, fromInc: e.nodes[from].inc, toInc: e.nodes[to].inc,
 		epoch: c.epoch, gossip: gossip, data: data, payload: g, channel: ch}
 	e.schedule(m, p)
-	if p.dup > 0 && e.rng.Float64() < p.dup {
+	if p.dup > 0 && rng.Float64() < p.dup {
 		st.Duplicated++
 		d := e.message()
 		*d = *m
@@ -333,7 +336,7 @@ func (e *engine) schedule(m *message, p linkParams) {
 	}
 	delay := p.delay
 	if p.jitter > 0 {
-		delay += e.rng.Int64N(p.jitter)
+		delay += e.net.rngs[m.from*e.net.n+m.to].Int64N(p.jitter)
 	}
 	e.q.add(event{at: e.now + delay, m: m})
 }
@@ -397,7 +400,7 @@ func (e *engine) connect(a, b int) {
 	c.gen++
 	c.epoch++
 	c.since = e.now
-	c.phase = e.rng.Int64N(e.net.life.ping)
+	c.phase = e.net.rngs[a*e.net.n+b].Int64N(e.net.life.ping)
 	e.stopDialing(a, b)
 	e.stopDialing(b, a)
 	e.stats.connects++

@@ -277,7 +277,9 @@ func (e *engine) result() *Result {
 		f.LagMax = r.Lags[len(r.Lags)-1]
 	}
 	f.Unavailable = e.wl.unavailable
-	f.Sessions = int64(e.wl.seq)
+	for _, k := range e.wl.made {
+		f.Sessions += int64(k)
+	}
 	bk := e.wl.buckets // a copy: the run's workload is not kept alive
 	r.Buckets = &bk
 	for _, b := range e.wl.buckets {

@@ -14,9 +14,6 @@ import (
 	"github.com/sessionmesh/sessionmesh/persist"
 )
 
-// tokenStream separates the session tokens from the engine's generator.
-const tokenStream = 0x70_6b_65_6e
-
 // opKind is a workload operation.
 type opKind uint8
 
@@ -54,8 +51,15 @@ type wsession struct {
 // takes traffic, operation kinds drawn by their rates, sessions by a Zipf
 // law over the clients' live sessions (newest hottest).
 type workload struct {
-	e      *engine
-	tokens *rand.Rand // session tokens: their own stream
+	e *engine
+	// Per node: its clients' stream (streamWorkload), its sessions'
+	// tokens (streamTokens), its Zipf laws by imax, its count of values
+	// written (a value names its node and that count).
+	rngs   []*rand.Rand
+	tokens []*rand.Rand
+	zipfs  []map[uint64]*rand.Zipf
+	values []int
+	made   []int // sessions given a token, by the node they were made on
 	// buckets marks the digest buckets the run's sessions fall in.
 	buckets [persist.Buckets]bool
 	rates   [numOps]float64
@@ -65,15 +69,12 @@ type workload struct {
 	homes   [][]*wsession
 	all     []*wsession
 	keys    []string
-	seq     int
-	values  int
 	pad     []byte
 	// One write's field map, value and removed key, reused (see set).
 	setMap map[string][]byte
 	val    []byte
 	rm     [1]string
 	until  int64
-	zipfs  map[uint64]*rand.Zipf // by imax, for the run's skew
 	// steps holds each node's next operation, made once rather than a
 	// closure per operation.
 	steps []func()
@@ -89,13 +90,21 @@ func newWorkload(e *engine) *workload {
 	r := sc.Workload.Rates
 	w := &workload{
 		e:      e,
-		tokens: rand.New(rand.NewPCG(e.seed, tokenStream)),
+		rngs:   make([]*rand.Rand, len(e.nodes)),
+		tokens: make([]*rand.Rand, len(e.nodes)),
+		zipfs:  make([]map[uint64]*rand.Zipf, len(e.nodes)),
+		values: make([]int, len(e.nodes)),
+		made:   make([]int, len(e.nodes)),
 		rates:  [numOps]float64{r.Create, r.Set, r.Remove, r.Touch, r.Renew, r.Destroy, r.Read},
 		homes:  make([][]*wsession, len(e.nodes)),
 		until:  int64(sc.Duration),
 	}
 	for _, x := range w.rates {
 		w.total += x
+	}
+	for i, n := range e.nodes {
+		w.rngs[i] = e.stream(streamWorkload, n.name)
+		w.tokens[i] = e.stream(streamTokens, n.name)
 	}
 	for i := range sc.Workload.Keys {
 		w.keys = append(w.keys, fmt.Sprintf("k%d", i))
@@ -190,7 +199,7 @@ func (w *workload) next(n *simNode) {
 	_, total := w.ratesAt(n.idx)
 	t := int64(-1)
 	if total > 0 {
-		t = w.e.now + int64(w.e.rng.ExpFloat64()/total*float64(time.Second))
+		t = w.e.now + int64(w.rngs[n.idx].ExpFloat64()/total*float64(time.Second))
 	}
 	if b := w.boundary(n.idx); b >= 0 && (t < 0 || t >= b) {
 		if b < w.until {
@@ -220,7 +229,7 @@ func (w *workload) step(n *simNode) func() {
 
 func (w *workload) pickKind(n int) opKind {
 	rates, total := w.ratesAt(n)
-	u := w.e.rng.Float64() * total
+	u := w.rngs[n].Float64() * total
 	for k, r := range rates {
 		if u < r {
 			return opKind(k)
@@ -233,7 +242,8 @@ func (w *workload) pickKind(n int) opKind {
 // pick draws a live session for an operation on node n.
 func (w *workload) pick(n int) *wsession {
 	list := w.homes[n]
-	if len(list) == 0 || (w.e.sc.Workload.Roam > 0 && w.e.rng.Float64() < w.e.sc.Workload.Roam) {
+	rng := w.rngs[n]
+	if len(list) == 0 || (w.e.sc.Workload.Roam > 0 && rng.Float64() < w.e.sc.Workload.Roam) {
 		list = w.all
 	}
 	if len(list) == 0 {
@@ -241,23 +251,23 @@ func (w *workload) pick(n int) *wsession {
 	}
 	var r int
 	if s := w.e.sc.Workload.Skew; s > 1 && len(list) > 1 {
-		r = int(w.zipf(s, uint64(len(list)-1)).Uint64())
+		r = int(w.zipf(n, s, uint64(len(list)-1)).Uint64())
 	} else {
-		r = w.e.rng.IntN(len(list))
+		r = rng.IntN(len(list))
 	}
 	return list[len(list)-1-r]
 }
 
-// zipf returns the Zipf distribution over [0, imax] with skew s (the
+// zipf returns node n's Zipf distribution over [0, imax] with skew s (the
 // run's): the same draws as a new one, without its setup on every pick.
-func (w *workload) zipf(s float64, imax uint64) *rand.Zipf {
-	z, ok := w.zipfs[imax]
+func (w *workload) zipf(n int, s float64, imax uint64) *rand.Zipf {
+	z, ok := w.zipfs[n][imax]
 	if !ok {
-		if w.zipfs == nil {
-			w.zipfs = map[uint64]*rand.Zipf{}
+		if w.zipfs[n] == nil {
+			w.zipfs[n] = map[uint64]*rand.Zipf{}
 		}
-		z = rand.NewZipf(w.e.rng, s, 1, imax)
-		w.zipfs[imax] = z
+		z = rand.NewZipf(w.rngs[n], s, 1, imax)
+		w.zipfs[n][imax] = z
 	}
 	return z
 }
@@ -301,9 +311,9 @@ func (w *workload) forget(s *wsession) {
 // every write: the Core copies the values it stamps into the delta and
 // keeps nothing of the map (as Node.Set hands it a pooled one).
 func (w *workload) set(n *simNode, key string) map[string][]byte {
-	w.values++
+	w.values[n.idx]++
 	v := append(append(w.val[:0], n.name...), '#')
-	v = strconv.AppendInt(v, int64(w.values), 10)
+	v = strconv.AppendInt(v, int64(w.values[n.idx]), 10)
 	if len(v) < len(w.pad) {
 		v = append(v, w.pad[len(v):]...)
 	}
@@ -323,15 +333,15 @@ func (w *workload) remove(key string) []string {
 	return w.rm[:]
 }
 
-// newID draws a session token from the run's token stream and returns
+// newID draws a session token from node n's token stream and returns
 // the id production stores it under (node.SessionID: a hash of the
 // token), so that sessions spread over the digest buckets as they do in
 // production, differently for every seed.
-func (w *workload) newID() string {
-	w.seq++
+func (w *workload) newID(n *simNode) string {
+	w.made[n.idx]++
 	var raw [32]byte
 	for i := 0; i < len(raw); i += 8 {
-		binary.LittleEndian.PutUint64(raw[i:], w.tokens.Uint64())
+		binary.LittleEndian.PutUint64(raw[i:], w.tokens[n.idx].Uint64())
 	}
 	id, ok := node.SessionID(base64.RawURLEncoding.EncodeToString(raw[:]))
 	if !ok {
@@ -391,7 +401,7 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 		w.acked[kind]++
 		e.record(TraceEvent{Kind: "op", Node: n.name, Op: "read", Session: s.h.id, Result: "ok"})
 	case opSet:
-		key := w.keys[e.rng.IntN(len(w.keys))]
+		key := w.keys[w.rngs[n.idx].IntN(len(w.keys))]
 		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Set: w.set(n, key)}, key))
 	case opRemove:
 		keys := cur.Keys()
@@ -400,7 +410,7 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 			e.record(TraceEvent{Kind: "op", Node: n.name, Op: "remove", Session: s.h.id, Result: "no_field"})
 			return
 		}
-		key := keys[e.rng.IntN(len(keys))]
+		key := keys[w.rngs[n.idx].IntN(len(keys))]
 		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpUpdate, ID: s.h.id, Stored: cur, Remove: w.remove(key)}, key))
 	case opTouch:
 		w.count(kind, w.local(n, now, kind, s, nil, node.LocalOp{Kind: node.OpTouch, ID: s.h.id, Stored: cur}, ""))
@@ -409,7 +419,7 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 			w.retire(s)
 		}
 	case opRenew:
-		id := w.newID()
+		id := w.newID(n)
 		fresh := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
 		if w.count(kind, w.local(n, now, kind, fresh, s, node.LocalOp{Kind: node.OpRenew, ID: s.h.id, Stored: cur, NewID: id}, "")) {
 			w.add(fresh)
@@ -420,9 +430,9 @@ func (w *workload) opOn(n *simNode, kind opKind, s *wsession, cur *crdt.Session,
 
 func (w *workload) create(n *simNode, now time.Time) {
 	e := w.e
-	id := w.newID()
+	id := w.newID(n)
 	wl := e.sc.Workload
-	key := w.keys[e.rng.IntN(len(w.keys))]
+	key := w.keys[w.rngs[n.idx].IntN(len(w.keys))]
 	s := &wsession{h: e.chk.session(id, n.idx), home: n.idx}
 	op := node.LocalOp{Kind: node.OpCreate, ID: id, Set: w.set(n, key),
 		Idle: wl.IdleTimeout.D(), Lifetime: wl.Lifetime.D()}
