@@ -173,6 +173,16 @@ type msgDecoder struct {
 var msgDecoders = sync.Pool{New: func() any { return &msgDecoder{dec: msgpack.NewDecoder(nil)} }}
 
 func decodeMsg(data []byte, v any) error {
+	// msgpack/v5 (v5.4.1) sizes a decoded slice by the length the message
+	// declares, whatever follows: its allocation limit is never applied
+	// (decode_slice.go tests its flag against 1). A 20-byte message
+	// declaring an array of two billion buckets made a peer allocate 16
+	// GB and spend minutes zeroing it (FuzzReceiveDirect). The shape is
+	// checked first, so that every length the decoder trusts fits in the
+	// message.
+	if err := checkShape(data[2:], maxMsgDepth); err != nil {
+		return fmt.Errorf("%w: %c: %w", ErrBadMessage, data[1], err)
+	}
 	md := msgDecoders.Get().(*msgDecoder)
 	defer func() {
 		md.r.Reset(nil)
@@ -264,4 +274,115 @@ func (s bucketSet) count() int {
 // batches into chunks.
 func approxSize(s *crdt.Session) int {
 	return 48 + len(s.ID) + s.Fields.DataLen() + 24*s.Fields.Len()
+}
+
+// maxMsgDepth bounds how deeply a message's values may nest: ours nest
+// three deep at most, and each level is a frame on the decoder's stack.
+const maxMsgDepth = 16
+
+// checkShape reports whether b holds exactly one msgpack value, nested at
+// most maxDepth deep, whose every declared length fits in b: a string,
+// binary or extension no longer than what is left, an array or map of no
+// more values than bytes left (each value takes one at least). It reads b
+// once and allocates nothing but its stack of open arrays and maps.
+func checkShape(b []byte, maxDepth int) error {
+	open := make([]int, 1, 8) // values still to read, per open level
+	open[0] = 1
+	for len(open) > 0 {
+		top := len(open) - 1
+		if open[top] == 0 {
+			open = open[:top]
+			continue
+		}
+		open[top]--
+		if len(b) == 0 {
+			return errors.New("truncated")
+		}
+		c := b[0]
+		b = b[1:]
+		var size, values int // bytes the value holds, values it contains
+		var err error
+		switch {
+		case c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3:
+			// fixint, nil, bool: the code is the value
+		case c <= 0x8f:
+			values = 2 * int(c&0x0f)
+		case c <= 0x9f:
+			values = int(c & 0x0f)
+		case c <= 0xbf:
+			size = int(c & 0x1f)
+		default:
+			switch c {
+			case 0xcc, 0xd0:
+				size = 1
+			case 0xcd, 0xd1:
+				size = 2
+			case 0xca, 0xce, 0xd2:
+				size = 4
+			case 0xcb, 0xcf, 0xd3:
+				size = 8
+			case 0xd4, 0xd5, 0xd6, 0xd7, 0xd8: // fixext 1 to 16, and its type
+				size = 1 + 1<<(c-0xd4)
+			case 0xc4, 0xd9:
+				size, b, err = shapeLen(b, 1)
+			case 0xc5, 0xda:
+				size, b, err = shapeLen(b, 2)
+			case 0xc6, 0xdb:
+				size, b, err = shapeLen(b, 4)
+			case 0xc7, 0xc8, 0xc9: // ext 8, 16, 32: length, type, data
+				size, b, err = shapeLen(b, 1<<(c-0xc7))
+				size++
+			case 0xdc:
+				values, b, err = shapeLen(b, 2)
+			case 0xdd:
+				values, b, err = shapeLen(b, 4)
+			case 0xde:
+				values, b, err = shapeLen(b, 2)
+				values *= 2
+			case 0xdf:
+				values, b, err = shapeLen(b, 4)
+				values *= 2
+			default:
+				return fmt.Errorf("unknown code 0x%02x", c)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if size > len(b) {
+			return fmt.Errorf("a value of %d bytes with %d left", size, len(b))
+		}
+		b = b[size:]
+		if values > 0 {
+			if values > len(b) {
+				return fmt.Errorf("%d values declared with %d bytes left", values, len(b))
+			}
+			if len(open) == maxDepth {
+				return fmt.Errorf("nested deeper than %d", maxDepth)
+			}
+			open = append(open, values)
+		}
+	}
+	if len(b) != 0 {
+		return errors.New("trailing bytes")
+	}
+	return nil
+}
+
+// shapeLen reads a big-endian length of w bytes from b. No length, of
+// bytes or of values, can exceed the bytes after it, which also keeps it
+// within an int wherever int is 32 bits.
+func shapeLen(b []byte, w int) (int, []byte, error) {
+	if len(b) < w {
+		return 0, b, errors.New("truncated length")
+	}
+	var n uint64
+	for _, x := range b[:w] {
+		n = n<<8 | uint64(x)
+	}
+	b = b[w:]
+	if n > uint64(len(b)) {
+		return 0, b, fmt.Errorf("a length of %d with %d bytes left", n, len(b))
+	}
+	return int(n), b, nil
 }
