@@ -1,6 +1,9 @@
 package simulations
 
-import "math/rand/v2"
+import (
+	"hash/fnv"
+	"math/rand/v2"
+)
 
 // Random streams. Every draw of a run comes from a stream of its own,
 // named by what it is for and by the nodes it concerns: a link's losses,
@@ -34,23 +37,14 @@ func (e *engine) stream(kind string, names ...string) *rand.Rand {
 	return rand.New(rand.NewPCG(e.seed, streamKey(kind, names...)))
 }
 
-// streamKey is the stream's identity: an FNV-1a hash of its kind and names,
-// each followed by a zero byte so that "a"+"bc" and "ab"+"c" differ (the
-// same in every process, unlike maphash's).
+// streamKey is the stream's identity: the FNV-1a hash of its kind and
+// names, each followed by a zero byte so that "a"+"bc" and "ab"+"c" differ
+// (the same in every process, unlike maphash's).
 func streamKey(kind string, names ...string) uint64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
-	add := func(s string) {
-		for i := 0; i < len(s); i++ {
-			h ^= uint64(s[i])
-			h *= prime
-		}
-		h ^= 0
-		h *= prime
+	h := fnv.New64a()
+	for _, s := range append([]string{kind}, names...) {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
 	}
-	add(kind)
-	for _, n := range names {
-		add(n)
-	}
-	return h
+	return h.Sum64()
 }
