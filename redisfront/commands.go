@@ -30,6 +30,8 @@ type client struct {
 	multi    bool
 	queue    [][][]byte
 	queueErr bool
+	// queued is the memory the queue holds (queueCost).
+	queued int
 	// errs counts error replies, for the per-command error metric.
 	errs int
 }
@@ -237,7 +239,17 @@ func (s *Server) serveDef(c *client, conn redcon.Conn, def *command, args [][]by
 		case !def.arityOK(len(cmd.Args)):
 			c.queueErr = true
 			c.fail(conn, arityError(def.name))
+		case c.queueErr:
+			// EXEC will discard the transaction: nothing more is
+			// kept for it.
+			conn.WriteString("QUEUED")
 		default:
+			c.queued += queueCost(cmd.Args)
+			if limit := s.maxQueued(); c.queued > limit {
+				c.queue, c.queued, c.queueErr = nil, 0, true
+				c.fail(conn, fmt.Sprintf("ERR MULTI queue over %d bytes: EXEC will discard the transaction", limit))
+				return start
+			}
 			c.queue = append(c.queue, cmd.Args)
 			conn.WriteString("QUEUED")
 		}
@@ -248,6 +260,21 @@ func (s *Server) serveDef(c *client, conn redcon.Conn, def *command, args [][]by
 		return start
 	}
 	return s.runFrom(c, conn, def, cmd.Args, start)
+}
+
+// maxQueued bounds the memory one client's MULTI queue holds: four
+// requests of the largest size. Without a bound a client could queue
+// without end (64 requests of 4 MiB of one-byte arguments held 1.1 GB).
+func (s *Server) maxQueued() int { return 4 * s.cfg.MaxRequestBytes }
+
+// queueCost is what a queued command holds: its arguments and the slice
+// headers that refer to them.
+func queueCost(args [][]byte) int {
+	n := 24
+	for _, a := range args {
+		n += 24 + len(a)
+	}
+	return n
 }
 
 // epoch is what run measures commands' durations from: time.Since reads
@@ -630,7 +657,7 @@ func cmdQuit(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 }
 
 func cmdReset(s *Server, c *client, conn redcon.Conn, args [][]byte) {
-	c.multi, c.queue, c.queueErr, c.name, c.resp3 = false, nil, false, "", false
+	c.multi, c.queue, c.queued, c.queueErr, c.name, c.resp3 = false, nil, 0, false, "", false
 	c.authed = s.cfg.Password == ""
 	conn.WriteString("RESET")
 }
@@ -649,7 +676,7 @@ func cmdDiscard(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		c.fail(conn, "ERR DISCARD without MULTI")
 		return
 	}
-	c.multi, c.queue, c.queueErr = false, nil, false
+	c.multi, c.queue, c.queued, c.queueErr = false, nil, 0, false
 	conn.WriteString("OK")
 }
 
@@ -664,7 +691,7 @@ func cmdExec(s *Server, c *client, conn redcon.Conn, args [][]byte) {
 		return
 	}
 	queue, bad := c.queue, c.queueErr
-	c.multi, c.queue, c.queueErr = false, nil, false
+	c.multi, c.queue, c.queued, c.queueErr = false, nil, 0, false
 	if bad {
 		c.fail(conn, "EXECABORT Transaction discarded because of previous errors.")
 		return

@@ -44,6 +44,9 @@ type framer struct {
 	// need is the size the partial request in buf[s:w] declares it will
 	// at least have (requestScan).
 	need int
+	// scan is how far requestScan got in the partial request, where the
+	// next read's scan resumes.
+	scan scanState
 }
 
 // frameBufMin is the framer's smallest buffer; frameBufKeep the largest it
@@ -116,17 +119,21 @@ func (f *framer) filled(n int) {
 		return
 	}
 	for f.s < f.w {
-		if k := emptyMultibulk(f.buf[f.s:f.w]); k > 0 {
-			// Redis reads "*0\r\n" (or a negative count) as no command
-			// and goes on; redcon would close the connection on it.
-			copy(f.buf[f.s:], f.buf[f.s+k:f.w])
-			f.w -= k
-			continue
+		if f.scan.at == 0 {
+			if k := emptyMultibulk(f.buf[f.s:f.w]); k > 0 {
+				// Redis reads "*0\r\n" (or a negative count) as no
+				// command and goes on; redcon would close the
+				// connection on it.
+				copy(f.buf[f.s:], f.buf[f.s+k:f.w])
+				f.w -= k
+				continue
+			}
 		}
-		end, need, ok := requestScan(f.buf[f.s:f.w])
+		end, need, ok := requestScan(f.buf[f.s:f.w], &f.scan)
 		if !ok {
 			f.broken = true
 			f.need = 0
+			f.scan = scanState{}
 			f.passed = f.w - f.s
 			f.s = f.w
 			return
@@ -136,6 +143,7 @@ func (f *framer) filled(n int) {
 			return
 		}
 		f.need = 0
+		f.scan = scanState{}
 		f.s += end
 		f.ends = append(f.ends, f.s)
 		f.largest = max(f.largest, end)
@@ -160,9 +168,32 @@ func (f *framer) over(max int) bool {
 // requestEnd returns the length of the first request in b, 0 if b holds
 // only part of it, and ok false where redcon would refuse the input.
 func requestEnd(b []byte) (int, bool) {
-	end, _, ok := requestScan(b)
+	end, _, ok := requestScan(b, &scanState{})
 	return end, ok
 }
+
+// scanState is where requestScan stopped in a request it found
+// incomplete. The next scan of the same request, with more bytes after
+// it, resumes there: rescanning from the request's start on every socket
+// read cost time quadratic in the request's size, so a client that sent
+// a 4 MiB request in 1 KiB pieces, before authenticating, kept a core
+// busy for 14 s.
+type scanState struct {
+	// at is how much of the request is scanned: an inline line's bytes
+	// without its end, or a multibulk's header and its whole arguments
+	// (0: nothing yet, or the header is incomplete).
+	at int
+	// left is how many arguments of a multibulk are still to come once
+	// at is past its header.
+	left int
+}
+
+// maxNumberLine bounds an unfinished "*N" or "$N" line: a number has at
+// most 20 characters, so a longer line is refused without waiting for its
+// end (and scanning it again at every read). Only a number padded with
+// dozens of zeros, which redcon would take, is refused by this; Redis
+// itself refuses such a line (string2ll takes no leading zeros).
+const maxNumberLine = 64
 
 // emptyMultibulk returns the length of the multibulk header at b's start
 // when it declares no arguments ("*0\r\n", "*-1\r\n"), which Redis skips
@@ -187,21 +218,32 @@ const minBulk = 6
 // refused at its header, as Redis refuses a bulk length over its
 // proto-max-bulk-len, rather than waited for. Declared sizes saturate at
 // math.MaxInt: "$9223372036854775807" must not wrap around.
-func requestScan(b []byte) (end, need int, ok bool) {
+//
+// st carries the scan across calls for one request: zero for a new one,
+// left as the call left it for the same request with more bytes.
+func requestScan(b []byte, st *scanState) (end, need int, ok bool) {
 	if b[0] != '*' {
-		i := bytes.IndexByte(b, '\n')
-		return i + 1, 0, true // 0 while the line is incomplete
+		i := bytes.IndexByte(b[st.at:], '\n')
+		if i < 0 {
+			st.at = len(b)
+			return 0, 0, true
+		}
+		return st.at + i + 1, 0, true
 	}
-	i, n, ok := lineInt(b, 1)
-	switch {
-	case !ok:
-		return 0, 0, false
-	case i == 0:
-		return 0, 0, true
-	case n <= 0:
-		return 0, 0, false
+	i, n := st.at, st.left
+	if i == 0 {
+		i, n, ok = lineInt(b, 1)
+		switch {
+		case !ok:
+			return 0, 0, false
+		case i == 0:
+			return 0, 0, true
+		case n <= 0:
+			return 0, 0, false
+		}
 	}
 	for k := range n {
+		st.at, st.left = i, n-k
 		if i >= len(b) {
 			return 0, atLeast(i, n-k), true
 		}
@@ -247,6 +289,9 @@ func atLeast(at, left int) int {
 func lineInt(b []byte, from int) (next, v int, ok bool) {
 	nl := bytes.IndexByte(b[from:], '\n')
 	if nl < 0 {
+		if len(b)-from > maxNumberLine {
+			return 0, 0, false
+		}
 		return 0, 0, true
 	}
 	end := from + nl

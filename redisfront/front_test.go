@@ -12,6 +12,7 @@ import (
 
 	"github.com/sessionmesh/sessionmesh/internal/meshtest"
 	"github.com/sessionmesh/sessionmesh/node"
+	"github.com/sessionmesh/sessionmesh/redisfront"
 )
 
 // A value written through one peer's front is read through the others',
@@ -469,6 +470,55 @@ func TestExpireComparesWholeMilliseconds(t *testing.T) {
 	} {
 		if got := do(c.args...); got != c.want {
 			t.Errorf("%v = %d, want %d", c.args, got, c.want)
+		}
+	}
+}
+
+// A MULTI queue holds at most four requests' worth: the command that would
+// pass it is refused, the queue is dropped (later commands are answered
+// QUEUED and kept nowhere), EXEC discards the transaction, and the next
+// transaction starts empty. Unbounded, one client queued 1.1 GB.
+func TestMultiQueueBounded(t *testing.T) {
+	f := startFronts(t, 1, func(cfg *redisfront.Config) { cfg.MaxRequestBytes = 1 << 10 })[0]
+	raw := dialRaw(t, f.addr)
+	raw.cmd(t, "MULTI")
+	if got := raw.line(t); got != "+OK" {
+		t.Fatalf("MULTI: %q", got)
+	}
+	value := strings.Repeat("v", 600)
+	refused := 0
+	for i := range 12 {
+		raw.cmd(t, "SET", "k"+itoa(i), value)
+		got := raw.line(t)
+		switch {
+		case got == "+QUEUED":
+		case strings.HasPrefix(got, "-ERR MULTI queue over 4096 bytes"):
+			refused++
+			if i < 5 || refused > 1 {
+				t.Fatalf("command %d: %q", i, got)
+			}
+		default:
+			t.Fatalf("command %d: %q", i, got)
+		}
+	}
+	if refused != 1 {
+		t.Fatalf("%d commands refused, want 1", refused)
+	}
+	raw.cmd(t, "EXEC")
+	if got := raw.line(t); got != "-EXECABORT Transaction discarded because of previous errors." {
+		t.Fatalf("EXEC: %q", got)
+	}
+	r := f.client(t)
+	if n := r.Exists(context.Background(), "k0", "k11").Val(); n != 0 {
+		t.Fatalf("%d keys of a discarded transaction exist", n)
+	}
+	// The next transaction is not held to the last one's size.
+	raw.cmd(t, "MULTI")
+	raw.cmd(t, "SET", "k0", value)
+	raw.cmd(t, "EXEC")
+	for _, want := range []string{"+OK", "+QUEUED", "*1", "+OK"} {
+		if got := raw.line(t); got != want {
+			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
 }

@@ -21,7 +21,7 @@ func TestReviewRequestScanHugeBulkLength(t *testing.T) {
 		{"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n", 26 + 100 + 2},
 		{"*3\r\n$3\r\nSET\r\n", 13 + 2*minBulk},
 	} {
-		end, need, ok := requestScan([]byte(tc.in))
+		end, need, ok := requestScan([]byte(tc.in), &scanState{})
 		if end != 0 || !ok || need != tc.need {
 			t.Errorf("requestScan(%q) = %d, %d, %v; want 0, %d, true", tc.in, end, need, ok, tc.need)
 		}

@@ -42,7 +42,9 @@ type Config struct {
 	MaxClients int
 	// MaxRequestBytes bounds one request (a command and its arguments, or
 	// what is read while waiting for one); beyond it the client gets
-	// "ERR Protocol error: invalid bulk length" and is closed. Default
+	// "ERR Protocol error: invalid bulk length" and is closed. A client's
+	// MULTI queue holds at most four times this; a command beyond it is
+	// refused and EXEC discards the transaction. Default
 	// DefaultMaxRequestBytes.
 	MaxRequestBytes int
 	// IdleTimeout closes a connection that sent nothing for this long;
