@@ -181,12 +181,16 @@ func restore(r io.Reader, o Options) (BackupInfo, error) {
 	}
 	// Load reads until the frame reader's io.EOF, which it returns only
 	// after the end frame has matched; any damage surfaces as an error.
-	lerr := b.db.Load(fr, 64)
+	lr := &loadReader{fr: fr}
+	lerr := b.db.Load(lr, 64)
 	if cerr := b.close(); lerr == nil && cerr != nil {
 		lerr = fmt.Errorf("persist: restore: %w", cerr)
 	}
 	if fr.err != nil {
 		return BackupInfo{}, fr.err // the reason Load saw a bad stream
+	}
+	if lr.err != nil {
+		return BackupInfo{}, lr.err
 	}
 	if lerr != nil {
 		return BackupInfo{}, fmt.Errorf("%w: loading: %w", ErrBadBackup, lerr)
@@ -319,14 +323,18 @@ type frameReader struct {
 
 func newFrameReader(r io.Reader, key []byte) (*frameReader, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
-	magic, err := br.ReadString('\n')
-	if err != nil || magic != backupMagic+"\n" {
+	// ReadSlice reads no further than the buffer: a file that is not a
+	// backup, with no newline for gigabytes, was read whole (ReadString)
+	// before it was refused.
+	magic, err := br.ReadSlice('\n')
+	if err != nil || string(magic) != backupMagic+"\n" {
 		return nil, fmt.Errorf("%w: no backup header (want %q first)", ErrBadBackup, backupMagic)
 	}
-	hline, err := br.ReadBytes('\n')
+	hline, err := br.ReadSlice('\n')
 	if err != nil || len(hline) > 4096 {
 		return nil, fmt.Errorf("%w: header line unreadable", ErrBadBackup)
 	}
+	hline = bytes.Clone(hline) // the buffer's next read overwrites it
 	fr := &frameReader{r: br, hline: hline, sum: sha256.New()}
 	dec := json.NewDecoder(bytes.NewReader(hline))
 	dec.DisallowUnknownFields()
@@ -417,6 +425,67 @@ func (fr *frameReader) next() error {
 		return fr.fail("frame %d: unknown kind %q", fr.seq-1, body[0])
 	}
 	return nil
+}
+
+// maxLoadRecord bounds one record of Badger's backup stream. Badger cuts
+// its stream into lists of about 16 MB (100 MB at most, a soft limit).
+const maxLoadRecord = 1 << 30
+
+// loadReader hands Badger's Load its stream a whole record at a time.
+// Load reads each record's 8-byte length and allocates that much before
+// reading the record: a damaged length alone (an unencrypted backup's
+// checksum is only checked at its end) made a 120-byte file allocate
+// 1 GiB, or crash the process with a length over what a slice can hold.
+// Here a record is read, its buffer growing with the bytes that arrive,
+// before Load sees its length.
+type loadReader struct {
+	fr  *frameReader
+	rec bytes.Buffer // the current record, length first
+	err error        // the damage found, sticky
+}
+
+func (l *loadReader) Read(p []byte) (int, error) {
+	if l.rec.Len() == 0 {
+		if l.err != nil {
+			return 0, l.err
+		}
+		if err := l.fill(); err != nil {
+			return 0, err
+		}
+	}
+	return l.rec.Read(p)
+}
+
+// fill reads the next record; io.EOF where the stream ends between two.
+func (l *loadReader) fill() error {
+	var n [8]byte
+	if _, err := io.ReadFull(l.fr, n[:]); err != nil {
+		if err == io.EOF {
+			return io.EOF
+		}
+		return l.fail("truncated in a record's length")
+	}
+	size := binary.LittleEndian.Uint64(n[:])
+	if size > maxLoadRecord {
+		return l.fail("a record of %d bytes (at most %d)", size, maxLoadRecord)
+	}
+	l.rec.Reset()
+	l.rec.Write(n[:])
+	if k, err := io.CopyN(&l.rec, l.fr, int64(size)); err != nil {
+		return l.fail("a record of %d bytes ends after %d", size, k)
+	}
+	return nil
+}
+
+// fail records the damage: the frame reader's when it found some (the
+// underlying reason), else the stream's.
+func (l *loadReader) fail(format string, args ...any) error {
+	if l.fr.err != nil {
+		l.err = l.fr.err
+	} else {
+		l.err = fmt.Errorf("%w: "+format, append([]any{ErrBadBackup}, args...)...)
+	}
+	return l.err
 }
 
 type countingWriter struct {

@@ -2,10 +2,14 @@ package persist
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -195,4 +199,57 @@ func TestRestoreRefuses(t *testing.T) {
 			t.Errorf("backup of a store in memory: %v, %d bytes written", err, buf.Len())
 		}
 	})
+}
+
+// A damaged length in Badger's stream is refused before anything that
+// size is allocated: Badger's Load sizes its buffer by a record's length
+// before reading it, and an unencrypted backup's checksum is only checked
+// at its end, so 120 bytes declaring 1 GiB allocated it, and one declaring
+// 2^50 bytes crashed the process. A file that is not a backup is refused
+// after its first 64 KiB, not read whole in search of a newline.
+func TestRestoreRefusesDeclaredLengths(t *testing.T) {
+	frame := func(kind byte, data []byte) []byte {
+		body := append([]byte{kind}, data...)
+		return append(binary.LittleEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
+	head := backupMagic + "\n" + `{"format":"` + string(formatMarker) + `","created":"2026-12-01T00:00:00Z","encrypted":false}` + "\n"
+	declaring := func(size uint64, data int) []byte {
+		d := binary.LittleEndian.AppendUint64(nil, size)
+		d = append(d, bytes.Repeat([]byte{0x0a}, data)...)
+		return append([]byte(head), frame(frameData, d)...)
+	}
+	for _, tc := range []struct {
+		name string
+		r    io.Reader
+	}{
+		{"1 GiB declared", bytes.NewReader(declaring(1<<30, 0))},
+		{"2^50 declared", bytes.NewReader(declaring(1<<50, 100))},
+		{"over the bound", bytes.NewReader(declaring(maxLoadRecord+1, 0))},
+		{"2^64-1 declared", bytes.NewReader(declaring(^uint64(0), 10))},
+		{"no newline", io.LimitReader(repeatReader('x'), 256<<20)},
+		{"header line without end", io.MultiReader(strings.NewReader(backupMagic+"\n"), io.LimitReader(repeatReader('{'), 256<<20))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m0, m1 runtime.MemStats
+			runtime.ReadMemStats(&m0)
+			_, err := Restore(tc.r, testOptions(filepath.Join(t.TempDir(), "restored")))
+			runtime.ReadMemStats(&m1)
+			if !errors.Is(err, ErrBadBackup) {
+				t.Fatalf("Restore: %v, want ErrBadBackup", err)
+			}
+			if grew := m1.TotalAlloc - m0.TotalAlloc; grew > 64<<20 {
+				t.Errorf("refusing it allocated %d MiB", grew>>20)
+			}
+		})
+	}
+}
+
+// repeatReader reads as an endless run of one byte.
+type repeatReader byte
+
+func (r repeatReader) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = byte(r)
+	}
+	return len(p), nil
 }
