@@ -387,8 +387,11 @@ func UnmarshalBatch(data []byte, l Limits) (*Batch, error) {
 	b := &Batch{}
 	ss := b.ones[:0] // a batch of one (most gossip) needs no slice of its own
 	if n > 1 {
-		b.m = make(map[string]*Session, n)
-		ss = make([]*Session, 0, n)
+		// Sized by what the bytes left can hold, not by the count alone:
+		// five bytes declaring 4096 sessions allocated room for them.
+		hint := min(n, (len(r.b)-r.off)/minSessionBytes)
+		b.m = make(map[string]*Session, hint)
+		ss = make([]*Session, 0, hint)
 	}
 	prev := ""
 	for i := range n {
@@ -493,6 +496,10 @@ type oneGuard struct {
 // forms msgpack.Encoder writes for our types (shortest integer and length
 // encodings), so that a decoded value re-encodes to the same bytes (but for
 // the version byte of a format-1 payload).
+// minSessionBytes is the smallest encoded session: an array header, an id,
+// seven numbers and the fields, a byte each at least.
+const minSessionBytes = 10
+
 type reader struct {
 	b   []byte
 	off int

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -209,5 +210,45 @@ func TestLifetimeAndSessionSizeBounds(t *testing.T) {
 	bad.MaxSessionBytes = bad.MaxBatchBytes
 	if err := bad.Validate(); err == nil {
 		t.Fatal("MaxSessionBytes above half a batch accepted")
+	}
+}
+
+// A batch's count is only a claim: the slice and map for its sessions are
+// sized by what the bytes left can hold. Five bytes declaring 4096
+// sessions allocated 250 KB; minSessionBytes is no more than the smallest
+// session encodes to, so a real batch still gets its room at once.
+func TestUnmarshalBatchSizedByItsBytes(t *testing.T) {
+	l := DefaultLimits()
+	in := []byte{FormatVersion, 'b', 0xdc, 0x10, 0x00} // array of 4096, nothing after
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	for range 16 {
+		if _, err := UnmarshalBatch(in, l); err == nil {
+			t.Fatal("a batch of nothing declaring 4096 sessions decoded")
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	if per := (m1.TotalAlloc - m0.TotalAlloc) / 16; per > 8<<10 {
+		t.Errorf("refusing it allocated %d bytes", per)
+	}
+
+	var ss []*Session
+	for i := range 3 {
+		ss = append(ss, &Session{ID: string(rune('a' + i)), Absolute: 10, Idle: 1, Created: NewTimestamp(1, 0, 1)})
+	}
+	data, err := MarshalBatch(NewBatch(ss...), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := MarshalBatch(NewBatch(ss[0]), l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if per := (len(data) - len(one)) / 2; per < minSessionBytes {
+		t.Fatalf("a minimal session encodes to %d bytes, under minSessionBytes %d", per, minSessionBytes)
+	}
+	b, err := UnmarshalBatch(data, l)
+	if err != nil || b.Len() != 3 || cap(b.sorted) != 3 {
+		t.Fatalf("minimal sessions: %v, %d back, room for %d", err, b.Len(), cap(b.sorted))
 	}
 }

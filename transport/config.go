@@ -51,6 +51,9 @@ const (
 	// short enough that a decommissioned peer leaves the member list,
 	// /v1/peers and the probes within days.
 	DefaultForgetAfter = 72 * time.Hour
+	// DefaultMaxUnconnectedMembers: a mesh of up to a thousand peers
+	// learns all of them from one record exchange.
+	DefaultMaxUnconnectedMembers = 1024
 )
 
 // DefaultListenAddrs is used when Config.ListenAddrs is empty: TCP on the
@@ -116,6 +119,17 @@ type Config struct {
 	// down for long does not forget everyone on restart. Default
 	// DefaultForgetAfter; negative means never; else at least a minute.
 	ForgetAfter time.Duration
+
+	// MaxUnconnectedMembers bounds the members this host has never been
+	// connected to that it takes from other members' peer records: a
+	// record naming a new peer beyond it is ignored (counted as
+	// RecordTooMany) until some of them connect or are forgotten. Each
+	// such member is dialled until ForgetAfter, so without a bound one
+	// peer passing on records of made-up identities made this host dial
+	// thousands of them for three days. Bootstrap peers, the persisted
+	// member list and peers that connect are always taken. Default
+	// DefaultMaxUnconnectedMembers.
+	MaxUnconnectedMembers int
 
 	// Mesh names the mesh: the gossip topic is "/sessionmesh/<Mesh>/deltas/1"
 	// and mDNS only finds hosts of the same mesh. Letters, digits, '.', '_'
@@ -189,6 +203,8 @@ func DefaultConfig() Config {
 		RedialInterval:  DefaultRedialInterval,
 		DialTimeout:     DefaultDialTimeout,
 		ForgetAfter:     DefaultForgetAfter,
+
+		MaxUnconnectedMembers: DefaultMaxUnconnectedMembers,
 	}
 }
 
@@ -217,6 +233,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ForgetAfter == 0 {
 		c.ForgetAfter = DefaultForgetAfter
+	}
+	if c.MaxUnconnectedMembers <= 0 {
+		c.MaxUnconnectedMembers = DefaultMaxUnconnectedMembers
 	}
 	return c
 }

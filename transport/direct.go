@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -267,8 +268,15 @@ func (t *Transport) handleStream(s network.Stream) {
 	}
 }
 
+// frameChunk is the most readFrame allocates for a frame ahead of its
+// bytes.
+const frameChunk = 64 << 10
+
 // readFrame reads one frame: a uvarint length of at most max, then that
-// many bytes. The length is checked before anything is allocated.
+// many bytes. The length is checked before anything is allocated, and the
+// buffer grows with the bytes that arrive: a peer's 3-byte header
+// declaring 1 MiB, with nothing after it, held 1 MiB for as long as the
+// stream stayed open.
 func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 	n, err := binary.ReadUvarint(r)
 	if err != nil {
@@ -280,9 +288,17 @@ func readFrame(r *bufio.Reader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: length %d exceeds %d: %w", errMalformed, n, max, ErrTooLarge)
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, fmt.Errorf("%w: body: %w", errMalformed, err)
+	size := int(n)
+	buf := make([]byte, 0, min(size, frameChunk))
+	for len(buf) < size {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(size-len(buf), len(buf)))
+		}
+		k, err := io.ReadFull(r, buf[len(buf):min(cap(buf), size)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return nil, fmt.Errorf("%w: body: %w", errMalformed, err)
+		}
 	}
 	return buf, nil
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -233,4 +235,44 @@ func FuzzReadFrame(f *testing.F) {
 			t.Fatalf("decoded more than the input")
 		}
 	})
+}
+
+// readFrame's buffer grows with the bytes that arrive: a header declaring
+// a large frame, with nothing after it, costs no more than frameChunk
+// (it cost the whole declared size, held while the stream stayed open),
+// and frames of every size around the chunk come back whole.
+func TestReadFrameGrowsWithItsBytes(t *testing.T) {
+	header := binary.AppendUvarint(nil, DefaultMaxMessageBytes)
+	var m0, m1 runtime.MemStats
+	const runs = 32
+	runtime.ReadMemStats(&m0)
+	for range runs {
+		r := bufio.NewReaderSize(bytes.NewReader(header), 16)
+		if _, err := readFrame(r, DefaultMaxMessageBytes); !errors.Is(err, errMalformed) {
+			t.Fatalf("a header alone: %v", err)
+		}
+	}
+	runtime.ReadMemStats(&m1)
+	if per := (m1.TotalAlloc - m0.TotalAlloc) / runs; per > 2*frameChunk {
+		t.Errorf("a header declaring %d bytes, alone, allocated %d", DefaultMaxMessageBytes, per)
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, size := range []int{0, 1, frameChunk - 1, frameChunk, frameChunk + 1, 3*frameChunk + 7, DefaultMaxMessageBytes} {
+		body := make([]byte, size)
+		for i := range body {
+			body[i] = byte(rng.Uint32())
+		}
+		in := append(binary.AppendUvarint(nil, uint64(size)), body...)
+		got, err := readFrame(bufio.NewReader(bytes.NewReader(in)), DefaultMaxMessageBytes)
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("frame of %d bytes: %d bytes back, %v", size, len(got), err)
+		}
+		if size > 0 {
+			cut := in[:len(in)-1]
+			if _, err := readFrame(bufio.NewReader(bytes.NewReader(cut)), DefaultMaxMessageBytes); !errors.Is(err, errMalformed) {
+				t.Fatalf("frame of %d bytes cut by one: %v", size, err)
+			}
+		}
+	}
 }

@@ -488,3 +488,69 @@ func TestOtherMeshNotPassedOn(t *testing.T) {
 		t.Error("c connected to a host of another mesh")
 	}
 }
+
+// In an open mesh a member can pass on records of peers that do not exist;
+// this host takes at most MaxUnconnectedMembers of the never-connected
+// peers they name (each is dialled until ForgetAfter), ignores the rest
+// as RecordTooMany, and still takes a real peer that connects. Unbounded,
+// one member's 12,288 made-up records became 12,288 members and 40,000
+// goroutines.
+func TestRecordsOfUnconnectedPeersBounded(t *testing.T) {
+	t.Parallel()
+	const limit, made = 20, 200
+	dirA, _ := identity(t)
+	dirM, _ := identity(t)
+	ra := &recorder{}
+	ac := testConfig()
+	ac.DataDir, ac.MaxUnconnectedMembers = dirA, limit
+	a := startTransport(t, ac, ra)
+	mc := testConfig()
+	mc.DataDir, mc.Bootstrap = dirM, addrsOf(a)
+	m := startTransport(t, mc, &recorder{})
+	waitFor(t, 10*time.Second, "m connected to a", func() bool { return ra.isUp(m.ID()) })
+
+	dead := multiaddr.StringCast("/ip4/127.0.10.99/tcp/1")
+	var buf bytes.Buffer
+	for range made {
+		k, _, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := peer.IDFromPrivateKey(k)
+		env, err := record.Seal(&peer.PeerRecord{PeerID: id, Addrs: []multiaddr.Multiaddr{dead}, Seq: 1}, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := env.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf.Write(binary.AppendUvarint(nil, uint64(len(raw))))
+		buf.Write(raw)
+	}
+	s, err := m.h.NewStream(context.Background(), a.ID(), MembersProtocol(DefaultMesh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	waitFor(t, 10*time.Second, "records counted", func() bool {
+		st := a.Stats()
+		return st.RecordsRejected[RecordTooMany] >= made-limit
+	})
+	if n := len(a.Members()); n != limit+1 {
+		t.Fatalf("a has %d members, want m and %d others", n, limit)
+	}
+
+	// A real peer that connects is taken with the bound reached.
+	dirC, _ := identity(t)
+	cc := testConfig()
+	cc.DataDir, cc.Bootstrap = dirC, addrsOf(a)
+	c := startTransport(t, cc, &recorder{})
+	waitFor(t, 10*time.Second, "c connected to a", func() bool { return ra.isUp(c.ID()) })
+	if _, ok := memberOf(a, c.ID()); !ok {
+		t.Fatal("a did not take a peer that connected to it")
+	}
+}

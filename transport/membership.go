@@ -83,6 +83,9 @@ type membership struct {
 	mu        sync.Mutex
 	members   map[peer.ID]*member
 	forgotten map[peer.ID]tombstone // records not newer than these are ignored
+	// unconnected counts the members never connected since learned
+	// (member.wasUp false), which Config.MaxUnconnectedMembers bounds.
+	unconnected int
 }
 
 // tombstone remembers a forgotten member: its record's seq when it was
@@ -141,6 +144,7 @@ func (t *Transport) learn(id peer.ID, addrs []multiaddr.Multiaddr, source string
 		learned: now,
 	}
 	ms.members[id] = m
+	ms.unconnected++
 	t.persistDirty()
 	ms.mu.Unlock()
 
@@ -175,6 +179,9 @@ func (t *Transport) memberUp(id peer.ID) {
 	t.mem.mu.Lock()
 	away := now.Sub(m.since)
 	back := m.wasUp && !m.connected
+	if !m.wasUp {
+		t.mem.unconnected--
+	}
 	m.connected, m.since, m.lastSeen, m.upAt, m.wasUp = true, now, now, now, true
 	// A dial still in flight is moot (the other side dialled us): stop
 	// it, so that the member loop starts pinging at once.
@@ -303,6 +310,9 @@ func (t *Transport) forget(id peer.ID, why string) bool {
 		return false
 	}
 	delete(t.mem.members, id)
+	if !m.wasUp {
+		t.mem.unconnected--
+	}
 	t.mem.forgotten[id] = tombstone{seq: seq, at: time.Now()}
 	close(m.stop)
 	t.persistDirty()

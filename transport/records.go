@@ -40,6 +40,7 @@ const (
 	RecordNotMember = "not_member" // the peer is not in AllowedPeers
 	RecordForgotten = "forgotten"  // the peer was forgotten and the record is not newer
 	RecordRefused   = "refused"    // the peerstore refused it (too many records)
+	RecordTooMany   = "too_many"   // a new peer, with Config.MaxUnconnectedMembers never-connected members known
 )
 
 // Limits of the member exchange.
@@ -81,9 +82,14 @@ func (t *Transport) consumeRecord(raw []byte, from peer.ID) bool {
 	}
 	t.mem.mu.Lock()
 	ts, forgotten := t.mem.forgotten[id]
+	full := t.mem.members[id] == nil && t.mem.unconnected >= t.cfg.MaxUnconnectedMembers
 	t.mem.mu.Unlock()
 	if forgotten && pr.Seq <= ts.seq && time.Since(ts.at) < t.tombstoneTTL() {
 		t.rejectRecord(RecordForgotten, from, id, nil)
+		return false
+	}
+	if full {
+		t.rejectRecord(RecordTooMany, from, id, nil)
 		return false
 	}
 	ok, err := t.cab().ConsumePeerRecord(env, peerstore.PermanentAddrTTL)
