@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"math/bits"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -581,17 +584,11 @@ func (c *checker) sweepSession(h *sessHist) int64 {
 // unreplicated counts the (write, running node) pairs still pending.
 func (c *checker) unreplicated() int64 {
 	var n int64
-	var live bitset
-	for _, m := range c.e.nodes {
-		if m.up {
-			live.set(m.idx)
-		}
-	}
+	live := c.running()
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
-			op := c.ops.at(int(i))
-			if op.mayLose {
-				continue // a power loss took it from every store
+			if !c.counted(i, &live) {
+				continue // a power loss took it, or only stopped nodes hold it
 			}
 			var p bitset
 			for b, x := range c.sets.pend(i) {
@@ -634,15 +631,18 @@ func (c *checker) coveredPair(op *writeOp) {
 
 // healConverged returns when every write acknowledged before the heal had
 // reached every node running at the end, and false if one has not (or
-// when is unknown).
+// when is unknown). Writes that no running node could get (stranded, or
+// taken by a power loss) are not waited for.
 func (c *checker) healConverged() (int64, bool) {
 	if !c.healing {
 		return 0, false
 	}
+	live := c.running()
 	for _, h := range c.sessions {
 		for _, i := range h.pending {
-			op := c.ops.at(int(i))
-			if op.at > c.e.heal || op.mayLose {
+			// A write only stopped nodes hold is stranded (reported
+			// apart): no running node can get it.
+			if op := c.ops.at(int(i)); op.at > c.e.heal || !c.counted(i, &live) {
 				continue
 			}
 			for _, n := range c.e.nodes {
@@ -751,6 +751,16 @@ func (c *checker) gone(h *sessHist, now time.Time) bool {
 	return ms >= h.absolute || ms >= h.maxLA+h.idle
 }
 
+// running returns the nodes running now.
+func (c *checker) running() (live bitset) {
+	for _, n := range c.e.nodes {
+		if n.up {
+			live.set(n.idx)
+		}
+	}
+	return live
+}
+
 // counted reports whether write i must be in the stores of the running
 // nodes live: not lost to a power loss, and its writer or a node it
 // reached is running.
@@ -816,11 +826,7 @@ func (c *checker) final() {
 // (checker.counted, by index: it does not depend on the node looking) and
 // how many do not though no power loss took them (stranded).
 func (c *checker) countedWrites() (live bitset, counted []bool, stranded int64) {
-	for _, n := range c.e.nodes {
-		if n.up {
-			live.set(n.idx)
-		}
-	}
+	live = c.running()
 	counted = make([]bool, c.ops.len())
 	for i := range int32(c.ops.len()) {
 		counted[i] = c.counted(i, &live)
@@ -1083,10 +1089,20 @@ func (c *checker) wrote(l *stateLook, key int32, f crdt.Field, vh uint64) bool {
 	return false
 }
 
+// printableKey is a field key as a message shows it: quoted when it holds
+// what a terminal or a page would not show (the node's version entries
+// start with a NUL byte).
+func printableKey(k string) string {
+	if strings.IndexFunc(k, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(k)
+	}
+	return k
+}
+
 func (c *checker) describe(op *writeOp) string {
 	switch op.kind {
 	case opSet, opRemove:
-		return fmt.Sprintf("%s %s@%s", op.kind, c.keys[op.key], op.ts)
+		return fmt.Sprintf("%s %s@%s", op.kind, printableKey(c.keys[op.key]), op.ts)
 	case opTouch:
 		return fmt.Sprintf("touch to %s", fmtMs(op.la))
 	}

@@ -3,6 +3,7 @@ package simulations
 import (
 	"embed"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -94,6 +95,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 // parseArgs parses flags anywhere among the positional arguments.
+// flagError is the exit code for a command line the flags refused: 0 for
+// -h (the usage was asked for and printed), 2 for a mistake.
+func flagError(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
+}
+
 func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
@@ -127,11 +137,11 @@ func scenarioArg(cmd string, pos []string, stderr io.Writer) (*Scenario, bool) {
 func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sim run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	seed := fs.Uint64("seed", 1, "seed (default: the scenario's, else 1)")
+	seed := fs.Uint64("seed", 0, "seed (default: the scenario's, else 1)")
 	out := fs.String("out", "", "directory for scenario.yaml, trace.jsonl, verdict.json, metrics.csv, report.html")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagError(err)
 	}
 	sc, ok := scenarioArg("run", pos, stderr)
 	if !ok {
@@ -139,8 +149,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	seedSet := false
 	fs.Visit(func(f *flag.Flag) { seedSet = seedSet || f.Name == "seed" })
-	if !seedSet && sc.Seed != 0 {
-		*seed = sc.Seed
+	if !seedSet {
+		*seed = max(sc.Seed, 1)
 	}
 	res, err := Run(sc, *seed)
 	if err != nil {
@@ -201,7 +211,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "directory to write the re-run to")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagError(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprint(stderr, "sim replay: want one DIR\n", usage)
@@ -236,6 +246,9 @@ func cmdReplay(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "reproduced: fingerprint %s\n", res.Fingerprint)
+	if now := currentCode(); !v.Code.Same(now) {
+		fmt.Fprintf(stdout, "recorded with %s, replayed with %s: the change did not alter this run\n", v.Code, now)
+	}
 	return 0
 }
 
@@ -333,7 +346,7 @@ func cmdSweep(args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "directory to write failing runs to (DIR/seed-N, replayable)")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagError(err)
 	}
 	sc, ok := scenarioArg("sweep", pos, stderr)
 	if !ok {

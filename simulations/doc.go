@@ -11,7 +11,7 @@
 //	fmt.Print(res.Summary())                                       // res.Verdict.Pass, res.Figures
 //	err = res.WriteDir("out")  // scenario.yaml, trace.jsonl, verdict.json, metrics.csv, report.html
 //
-// Main implements the command line (`sessionmesh sim run|replay|sweep`):
+// Main implements the command line (`sessionmesh sim run|replay|sweep|shrink|list`):
 // run exits 0 when every expectation holds, 1 when one fails and 2 when the
 // run could not be judged; replay re-runs a recorded directory and fails
 // unless it reproduces the recorded fingerprint; sweep runs many seeds on
@@ -182,7 +182,7 @@
 // once membership is stable (internal/placement over the running nodes of
 // each region): lost_writes and merge_determinism look at the holders only,
 // converge_within waits until the holders of every slot agree and no other
-// node stores any of it, and two more checks run:
+// node stores any of it, and three more checks run:
 //
 //   - under_replicated: at the end, every live session (its writes
 //     acknowledged by, or replicated to, a node still running) has at least

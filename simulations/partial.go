@@ -489,12 +489,7 @@ func (e *engine) scheduleProbes() {
 
 func (e *engine) probe() {
 	c := e.chk
-	var live bitset
-	for _, n := range e.nodes {
-		if n.up {
-			live.set(n.idx)
-		}
-	}
+	live := c.running()
 	for _, h := range c.sessions {
 		judge, destroyed := len(h.ops) > 0, false
 		for _, i := range h.ops {

@@ -16,7 +16,7 @@ import (
 // CDF, as inline SVG.
 func (r *Result) WriteReport(w io.Writer) error {
 	var b strings.Builder
-	esc := html.EscapeString
+	esc := htmlText
 	status, color := "PASS", "#1a7f37"
 	if !r.Verdict.Pass {
 		status, color = "FAIL", "#cf222e"
@@ -136,7 +136,7 @@ func (r *Result) legend() string {
 	for _, p := range r.Faults {
 		if !seen[p.Kind] {
 			seen[p.Kind] = true
-			swatch(fmt.Sprintf("background:%s;opacity:0.35", faultColor(p.Kind)), html.EscapeString(p.Kind)+" (shaded)")
+			swatch(fmt.Sprintf("background:%s;opacity:0.35", faultColor(p.Kind)), htmlText(p.Kind)+" (shaded)")
 		}
 	}
 	b.WriteString("</p>\n")
@@ -175,7 +175,7 @@ func (r *Result) divergenceSVG() string {
 			e = p.End.D().Seconds()
 		}
 		fmt.Fprintf(&b, `<rect x="%.1f" y="%d" width="%.1f" height="%.0f" fill="%s" fill-opacity="0.14"><title>%s</title></rect>`,
-			x(s), padT, math.Max(x(e)-x(s), 1), innerH, faultColor(p.Kind), html.EscapeString(p.Label))
+			x(s), padT, math.Max(x(e)-x(s), 1), innerH, faultColor(p.Kind), htmlText(p.Label))
 	}
 	// axes
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#57606a"/>`, padL, padT+innerH, padL+innerW, padT+innerH)
@@ -283,3 +283,22 @@ func ticks(maxV float64, n int) []float64 {
 	}
 	return out
 }
+
+// htmlText escapes s for an HTML page, control characters (which a page
+// may not hold: a NUL is a parse error) written as \xNN.
+func htmlText(s string) string {
+	if strings.IndexFunc(s, isControl) < 0 {
+		return html.EscapeString(s)
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if isControl(r) {
+			fmt.Fprintf(&b, "\\x%02x", r)
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return html.EscapeString(b.String())
+}
+
+func isControl(r rune) bool { return (r < 0x20 && r != '\n' && r != '\t') || r == 0x7f }

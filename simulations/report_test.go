@@ -80,6 +80,16 @@ func TestFailingReportLayout(t *testing.T) {
 	if !strings.Contains(html, "partition (shaded)") {
 		t.Fatal("no legend for the partition's shading")
 	}
+	// A node's version entry (its key starts with a NUL) named in a
+	// violation is shown escaped: a NUL in a page is a parse error.
+	res.Violations = append(res.Violations, Violation{Check: CheckLostWrites, Session: "s", Detail: "set " + printableKey("\x00sm/v/0000000000000003") + "@x; raw \x00 too"})
+	b.Reset()
+	if err := res.WriteReport(&b); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.IndexByte(b.Bytes(), 0) >= 0 || !strings.Contains(b.String(), `set &#34;\x00sm/v/0000000000000003&#34;@x; raw \x00 too`) {
+		t.Fatalf("a violation with a NUL byte is not shown escaped")
+	}
 	var vb bytes.Buffer
 	if err := res.WriteVerdict(&vb); err != nil {
 		t.Fatal(err)

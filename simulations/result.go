@@ -614,6 +614,9 @@ func (r *Result) Summary() string {
 	b = fmt.Appendf(b, "  writes %d, messages %d, bytes %d (%.0f per write), lag p50 %.3fs p99 %.3fs max %.3fs\n",
 		f.Writes, f.Messages, f.Bytes, f.BytesPerWrite, f.LagP50, f.LagP99, f.LagMax)
 	b = fmt.Appendf(b, "  sessions %d in %d of %d buckets, unreplicated at the end %d\n", f.Sessions, f.Buckets, persist.Buckets, f.Unreplicated)
+	if f.Stranded > 0 {
+		b = fmt.Appendf(b, "  stranded (not judged): %d writes only ever held by nodes down at the end\n", f.Stranded)
+	}
 	if len(r.Faults) > 0 {
 		b = fmt.Appendf(b, "  during faults (not judged): up to %d distinct digests, %d unreplicated pairs\n", f.FaultPeakDigests, f.FaultPeakUnreplicated)
 	}

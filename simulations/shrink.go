@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -91,8 +92,14 @@ func Shrink(sc *Scenario, seed uint64, maxRuns int, progress func(step string, r
 			break // start again from the smaller scenario
 		}
 	}
+	orig := sc.Name
 	out.Scenario.Seed = seed
-	out.Scenario.Name += "-shrunk"
+	out.Scenario.Name = orig + "-shrunk"
+	// The original's description no longer says what this one does.
+	out.Scenario.Description = fmt.Sprintf("Shrunk by sim shrink from %s (seed %d): a smaller scenario that still fails %s.", orig, seed, strings.Join(out.Checks, ", "))
+	if out.Result != nil && out.Result.Scenario != nil {
+		out.Result.Scenario.Name = out.Scenario.Name // its summary names the file's scenario
+	}
 	return out, nil
 }
 
@@ -241,7 +248,7 @@ func cmdShrink(args []string, stdout, stderr io.Writer) int {
 	maxRuns := fs.Int("max-runs", 200, "runs the search may make")
 	pos, err := parseArgs(fs, args)
 	if err != nil {
-		return 2
+		return flagError(err)
 	}
 	if len(pos) != 1 {
 		fmt.Fprint(stderr, "sim shrink: want one DIR (a failing run, as sim run --out or sim sweep --out write)\n", usage)

@@ -40,6 +40,10 @@ expect: {converge_within: 0s}
 	if sc.Seed != 3 {
 		t.Fatalf("shrunk scenario has seed %d, want 3", sc.Seed)
 	}
+	// It is named and described as what it is, and so is its run.
+	if !strings.HasSuffix(sc.Name, "-shrunk") || !strings.Contains(sc.Description, "Shrunk by sim shrink from tiny (seed 3)") || !strings.Contains(out, "FAIL "+sc.Name+" seed=3") {
+		t.Fatalf("shrunk scenario %q described %q; output:\n%s", sc.Name, sc.Description, out)
+	}
 	code, out2, _ := sim(t, "run", shrunk)
 	if code != 1 || !strings.Contains(out2, "!! converge_within") {
 		t.Fatalf("the shrunk scenario does not fail converge_within: exit %d\n%s", code, out2)

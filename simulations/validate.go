@@ -3,6 +3,7 @@ package simulations
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/persist"
@@ -15,7 +16,7 @@ import (
 
 // Validate checks a scenario, resolved or not.
 func (sc *Scenario) Validate() error {
-	v := &validation{regions: map[string]bool{}, names: map[string]bool{}}
+	v := &validation{regions: map[string]bool{}, names: map[string]bool{}, regionOf: map[string]string{}}
 	sc.validate(v)
 	if v.problem == "" {
 		return nil
@@ -29,9 +30,10 @@ func (sc *Scenario) Validate() error {
 
 // validation collects the first problem and what later parts refer to.
 type validation struct {
-	problem string
-	regions map[string]bool // region names
-	names   map[string]bool // node names
+	problem  string
+	regions  map[string]bool   // region names
+	names    map[string]bool   // node names
+	regionOf map[string]string // node name to region name
 }
 
 // fail records a problem at path (the first one wins) and returns false.
@@ -71,6 +73,25 @@ func (v *validation) sel(path string, list []string) bool {
 		}
 	}
 	return true
+}
+
+// nodesOf lists the nodes a (checked) selector list names, directly or
+// by region, sorted.
+func (v *validation) nodesOf(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if v.names[s] {
+			out = append(out, s)
+			continue
+		}
+		for name, r := range v.regionOf {
+			if r == s {
+				out = append(out, name)
+			}
+		}
+	}
+	slices.Sort(out) // the map's order is not the same twice
+	return slices.Compact(out)
 }
 
 func (sc *Scenario) validate(v *validation) {
@@ -246,6 +267,7 @@ func (n NodeSpec) validate(v *validation, path string) int {
 			v.fail(path, "node %q has the name of a region", name)
 		}
 		v.names[name] = true
+		v.regionOf[name] = n.Region
 		if n.Start == 0 {
 			atStart++
 		}
@@ -360,8 +382,19 @@ func (f Fault) validate(v *validation, path, storage string) {
 		if len(f.Partition) == 0 {
 			v.fail(path+".partition", "no groups")
 		}
+		group := map[string]int{} // node name to the group that has it
 		for j, g := range f.Partition {
-			v.sel(fmt.Sprintf("%s.partition[%d]", path, j), g)
+			gp := fmt.Sprintf("%s.partition[%d]", path, j)
+			if !v.sel(gp, g) {
+				break
+			}
+			for _, name := range v.nodesOf(g) {
+				if k, ok := group[name]; ok && k != j {
+					v.fail(gp, "node %q is also in partition[%d]: the groups must not overlap", name, k)
+					break
+				}
+				group[name] = j
+			}
 		}
 	case f.OneWay != nil:
 		needFor("one_way partition")

@@ -35,7 +35,7 @@ Commands:
   serve     run a peer: session store, mesh replication, HTTP API
   keygen    write a key file: identity, psk, encryption-key or api-token
   version   print the version of sessionmesh and of Go
-  sim       run, replay or sweep a partition simulation (sessionmesh sim help)
+  sim       run, replay, sweep, shrink or list partition simulations (sessionmesh sim help)
 
 Admin commands, talking to a running peer's HTTP API (sessionmesh help admin):
   status    this peer, its members and their reachability, its store
