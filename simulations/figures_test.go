@@ -1,6 +1,9 @@
 package simulations
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // A node that crashes for good while cut off takes the writes only it
 // holds with it: they are reported as stranded, not waited for. The nodes
@@ -75,5 +78,40 @@ workload:
 	}
 	if ops.Acked < 50 || refused > 0 {
 		t.Fatalf("removes: %+v, %d refused", ops, refused)
+	}
+}
+
+// A late joiner's clients start with it: none of its operations is turned
+// away as unavailable before it joins.
+func TestLateJoinerClientsStartWithIt(t *testing.T) {
+	sc, err := Parse([]byte(`
+name: late
+duration: 20s
+quiet: 5s
+regions: [{name: a}]
+nodes:
+  - {region: a, count: 2}
+  - {name: late-1, region: a, start: 10s}
+workload:
+  rates: {create: 2, set: 5, read: 5}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Run(sc, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, ops int
+	for _, ev := range res.Trace {
+		if ev.Kind == "op" && ev.Node == "late-1" {
+			ops++
+			if ev.Result == "unavailable" || time.Duration(ev.T) < 10*time.Second {
+				first++
+			}
+		}
+	}
+	if ops < 50 || first > 0 || res.Figures.Unavailable != 0 {
+		t.Fatalf("late-1: %d operations, %d before it joined or turned away; %d unavailable in all", ops, first, res.Figures.Unavailable)
 	}
 }

@@ -65,8 +65,12 @@ svg{background:#fff;border:1px solid #d0d7de}code{font-size:12px}
 	b.WriteString(r.divergenceSVG())
 	b.WriteString(r.legend())
 	b.WriteString("<h2>Replication lag</h2>\n")
-	fmt.Fprintf(&b, `<p class="muted">CDF over %d (write, node) pairs of the time from acknowledgement to the node holding the write or something newer; %d more pairs were found held by a look at the stores (a write merged into a newer state changes nothing, so when it arrived is unknown) and are not in it. p50 %s, p90 %s, p99 %s, max %s.</p>`,
-		len(r.Lags), f.SilentlyCovered, secs(f.LagP50), secs(f.LagP90), secs(f.LagP99), secs(f.LagMax))
+	if len(r.Lags) == 0 {
+		b.WriteString(`<p class="muted">No write reached another node: no lag to show.</p>`)
+	} else {
+		fmt.Fprintf(&b, `<p class="muted">CDF over %d (write, node) pairs of the time from acknowledgement to the node holding the write or something newer, a write being one field set or removed, or a create, touch or destroy (a client's write of several fields counts each); %d more pairs were found held by a look at the stores (a write merged into a newer state changes nothing, so when it arrived is unknown), and %d never arrived (unreplicated at the end): neither is in it. p50 %s, p90 %s, p99 %s, max %s.</p>`,
+			len(r.Lags), f.SilentlyCovered, f.Unreplicated, secs(f.LagP50), secs(f.LagP90), secs(f.LagP99), secs(f.LagMax))
+	}
 	b.WriteString(r.lagSVG())
 	if len(r.Violations) > 0 {
 		fmt.Fprintf(&b, "<h2>Violations</h2><details><summary>%d example(s), at most %d per check</summary><table><tr><th>check</th><th>t</th><th>node</th><th>session</th><th>detail</th></tr>\n", len(r.Violations), maxExamples)
@@ -131,7 +135,9 @@ func (r *Result) legend() string {
 	swatch("border-top:2px solid #0969da", "distinct digests")
 	swatch("border-top:2px solid #bc4c00", "unreplicated pairs")
 	swatch("border-top:2px dashed #57606a", "settle (workload stopped, faults healed)")
-	swatch("border-top:2px dashed #1a7f37", "converged")
+	if r.Figures.Converge >= 0 {
+		swatch("border-top:2px dashed #1a7f37", "converged")
+	}
 	seen := map[string]bool{}
 	for _, p := range r.Faults {
 		if !seen[p.Kind] {

@@ -115,7 +115,7 @@ type NodeSpec struct {
 	Region string `yaml:"region"`
 	Count  int    `yaml:"count,omitempty"`
 	// Start, when positive, makes a late joiner: the node starts then with
-	// an empty store.
+	// an empty store, and its clients start then too.
 	Start Duration  `yaml:"start,omitempty"`
 	Clock ClockSpec `yaml:"clock,omitempty,flow"`
 	// Durability is persist's durability mode: sync (the default), group
@@ -253,7 +253,8 @@ type Fault struct {
 	// Crash stops the nodes' processes; they restart after For, or never
 	// without it. The stores keep what the process acknowledged, unless
 	// PowerLoss: then a node under durability none loses the writes its
-	// background fsync had not synced.
+	// background fsync had not synced. Not modelled on storage badger (a
+	// process cannot make the kernel drop its page cache): refused there.
 	Crash     []string `yaml:"crash,omitempty,flow"`
 	PowerLoss bool     `yaml:"power_loss,omitempty"`
 	// Disk fails every write of the nodes (a failed write or fsync) for

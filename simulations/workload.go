@@ -188,7 +188,13 @@ func (w *workload) boundary(n int) int64 {
 
 func (w *workload) start() {
 	for _, n := range w.e.nodes {
-		if n.traffic {
+		switch {
+		case !n.traffic:
+		case n.start > 0:
+			// A late joiner's clients come with it: before it starts,
+			// they are not turned away, they are not there.
+			w.e.at(n.start, func() { w.next(n) })
+		default:
 			w.next(n)
 		}
 	}
