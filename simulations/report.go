@@ -54,7 +54,7 @@ svg{background:#fff;border:1px solid #d0d7de}code{font-size:12px}
 		fmt.Fprintf(&b, ` While faults were active (not judged): up to %d distinct digests and %d unreplicated (write, node) pairs.`, f.FaultPeakDigests, f.FaultPeakUnreplicated)
 	}
 	if f.AllowedLost > 0 || f.DiskErrors > 0 {
-		fmt.Fprintf(&b, ` Durability: %d writes a power loss was allowed to lose (durability none), %d writes failed by disk faults.`, f.AllowedLost, f.DiskErrors)
+		fmt.Fprintf(&b, ` Durability: %d writes a power loss was allowed to lose (durability none), %d store calls failed by disk faults (clients' writes and peers' batches).`, f.AllowedLost, f.DiskErrors)
 	}
 	b.WriteString("</p>\n")
 

@@ -138,8 +138,8 @@ type Figures struct {
 	DeferredStranded int64 `json:"deferred_stranded"`
 	MergeViolations  int64 `json:"merge_violations"`
 	// AllowedLost counts writes acknowledged under durability none that a
-	// power loss may lose (not judged as lost); DiskErrors the writes a
-	// disk fault failed.
+	// power loss may lose (not judged as lost); DiskErrors the store calls
+	// a disk fault failed: clients' writes and batches from peers alike.
 	AllowedLost int64 `json:"allowed_lost"`
 	DiskErrors  int64 `json:"disk_errors"`
 	// Divergence while faults were active (reported, not judged): the
@@ -621,7 +621,7 @@ func (r *Result) Summary() string {
 		b = fmt.Appendf(b, "  during faults (not judged): up to %d distinct digests, %d unreplicated pairs\n", f.FaultPeakDigests, f.FaultPeakUnreplicated)
 	}
 	if f.AllowedLost > 0 || f.DiskErrors > 0 {
-		b = fmt.Appendf(b, "  durability: %d writes a power loss may lose (allowed), %d writes failed by disk faults\n", f.AllowedLost, f.DiskErrors)
+		b = fmt.Appendf(b, "  durability: %d writes a power loss may lose (allowed), %d store calls failed by disk faults (clients' writes and peers' batches)\n", f.AllowedLost, f.DiskErrors)
 	}
 	b = fmt.Appendf(b, "  fingerprint %s\n", r.Fingerprint)
 	return string(b)
