@@ -330,6 +330,10 @@ func (n *Node) Now() time.Time { return n.cfg.Clock.Now() }
 // Limits returns the bounds the node enforces on sessions and messages.
 func (n *Node) Limits() crdt.Limits { return n.cfg.Limits }
 
+// MaxFields returns the most fields a local write may give a session
+// (Config.MaxFields).
+func (n *Node) MaxFields() int { return n.cfg.MaxFields }
+
 // Destroy ends the session of token on every peer, for good: no write from
 // any peer, however late, brings it back.
 func (n *Node) Destroy(ctx context.Context, token string) error {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/sessionmesh/sessionmesh/crdt"
 	"github.com/sessionmesh/sessionmesh/node"
 )
 
@@ -346,7 +347,15 @@ func (s *Server) failErr(c *client, conn redcon.Conn, err error) {
 		c.fail(conn, errWrongType)
 	case errors.Is(err, errKeyExhausted):
 		c.fail(conn, "ERR "+err.Error())
-	case errors.Is(err, node.ErrTooManyFields), errors.Is(err, node.ErrInvalid):
+	case errors.Is(err, errTooLarge):
+		c.fail(conn, "ERR "+err.Error())
+	case errors.Is(err, crdt.ErrTooLarge):
+		// What fits checks is in range: the whole is over.
+		c.fail(conn, fmt.Sprintf("ERR sessionmesh: over the mesh's size limit: the key's data would take over %d bytes", s.n.Limits().MaxSessionBytes))
+	case errors.Is(err, node.ErrTooManyFields):
+		// The key's name takes one of the session's fields.
+		c.fail(conn, fmt.Sprintf("ERR sessionmesh: a hash holds at most %d fields", s.n.MaxFields()-1))
+	case errors.Is(err, node.ErrInvalid):
 		c.fail(conn, "ERR sessionmesh: "+err.Error())
 	case errors.Is(err, node.ErrClosed):
 		c.fail(conn, "ERR sessionmesh: this peer is shutting down")

@@ -522,3 +522,47 @@ func TestMultiQueueBounded(t *testing.T) {
 		}
 	}
 }
+
+// Writes over the mesh's size limits are refused in a Redis user's words:
+// the node's own errors named the key's session and the internal fields a
+// key maps to ("field \"\x00s\" value of 100000 bytes"). Values up to the
+// limit are taken.
+func TestSizeLimitsInRedisWords(t *testing.T) {
+	f := startFronts(t, 1, nil)[0]
+	ctx := context.Background()
+	r := f.client(t)
+	max := f.n.Limits().MaxValueBytes
+	if err := r.Set(ctx, "fits", strings.Repeat("v", max), 0).Err(); err != nil {
+		t.Fatalf("SET of %d bytes: %v", max, err)
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  []any
+		want string
+	}{
+		{"value", []any{"SET", "big", strings.Repeat("v", 100000)}, "ERR sessionmesh: over the mesh's size limit: value of 100000 bytes (max 65536)"},
+		{"hash value", []any{"HSET", "h", "f", strings.Repeat("v", 70000)}, `ERR sessionmesh: over the mesh's size limit: value of hash field "f" of 70000 bytes (max 65536)`},
+		{"field name", []any{"HSET", "h", strings.Repeat("f", 300), "v"}, "ERR sessionmesh: over the mesh's size limit: hash field name of 300 bytes (max 256)"},
+		{"key name", []any{"SET", strings.Repeat("k", 70000), "v"}, "ERR sessionmesh: over the mesh's size limit: key name of 70000 bytes (max 65536)"},
+		{"fields", append([]any{"HSET", "many"}, manyFields(300)...), "ERR sessionmesh: a hash holds at most 255 fields"},
+		{"whole", []any{"HSET", "h", "a", strings.Repeat("v", 60000), "b", strings.Repeat("v", 60000), "c", strings.Repeat("v", 60000),
+			"d", strings.Repeat("v", 60000), "e", strings.Repeat("v", 60000), "f", strings.Repeat("v", 60000), "g", strings.Repeat("v", 60000),
+			"i", strings.Repeat("v", 60000), "j", strings.Repeat("v", 60000)}, "ERR sessionmesh: over the mesh's size limit: the key's data would take over 524288 bytes"},
+	} {
+		err := r.Do(ctx, tc.cmd...).Err()
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if n := r.Exists(ctx, "big", "h", "many").Val(); n != 0 {
+		t.Errorf("%d refused keys exist", n)
+	}
+}
+
+func manyFields(n int) []any {
+	var out []any
+	for i := range n {
+		out = append(out, "f"+itoa(i), "v")
+	}
+	return out
+}

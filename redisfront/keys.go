@@ -320,8 +320,35 @@ type write struct {
 	lifetime time.Duration
 }
 
+// errTooLarge reports a write over a size limit of the mesh (the node's
+// crdt.Limits), in words a Redis user reads: the node's own error names
+// the session and the internal fields a key maps to.
+var errTooLarge = errors.New("sessionmesh: over the mesh's size limit")
+
+// fits checks w's names and values against the node's limits.
+func (s *Server) fits(e *entry, w write) error {
+	l := s.n.Limits()
+	if len(e.key) > l.MaxValueBytes {
+		return fmt.Errorf("%w: key name of %d bytes (max %d)", errTooLarge, len(e.key), l.MaxValueBytes)
+	}
+	for k, v := range w.set {
+		switch {
+		case k == fieldString && len(v) > l.MaxValueBytes:
+			return fmt.Errorf("%w: value of %d bytes (max %d)", errTooLarge, len(v), l.MaxValueBytes)
+		case len(k) > l.MaxKeyBytes:
+			return fmt.Errorf("%w: hash field name of %d bytes (max %d)", errTooLarge, len(k), l.MaxKeyBytes)
+		case len(v) > l.MaxValueBytes:
+			return fmt.Errorf("%w: value of hash field %q of %d bytes (max %d)", errTooLarge, k, len(v), l.MaxValueBytes)
+		}
+	}
+	return nil
+}
+
 // put applies w to e, creating the key's session when it has none.
 func (s *Server) put(e *entry, w write) error {
+	if err := s.fits(e, w); err != nil {
+		return err
+	}
 	if w.idle > s.cfg.Lifetime {
 		w.idle = s.cfg.Lifetime
 	}
