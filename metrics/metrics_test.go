@@ -272,3 +272,62 @@ func BenchmarkAdd(b *testing.B) {
 		m.Add("deltas_sent", 1)
 	}
 }
+
+// TestDocumented: every metric New exports, and each label value it
+// exports from the start, is in the metrics table of docs/http-api.md
+// (which listed a label value the node never uses and left out fifteen
+// metrics).
+func TestDocumented(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "http-api.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{} // metric name to its table row
+	for _, line := range strings.Split(string(doc), "\n") {
+		if m := regexp.MustCompile("^\\| `(sessionmesh_[a-z_]+)` \\|").FindStringSubmatch(line); m != nil {
+			rows[m[1]] = line
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(metrics.New())
+	fams := gather(t, reg)
+	// And every label value a row lists for a node metric is exported.
+	listed := regexp.MustCompile("\\(((?:`[a-z_]+`(?:, )?)+)\\)")
+	for name, row := range rows {
+		fam, ok := fams[name]
+		if !ok {
+			continue // the transport's or the store's, read at each scrape
+		}
+		for _, l := range listed.FindAllStringSubmatch(row, -1) {
+			for _, v := range strings.Split(l[1], ", ") {
+				v = strings.Trim(v, "`")
+				found := false
+				for _, m := range fam.GetMetric() {
+					for _, lp := range m.GetLabel() {
+						found = found || lp.GetValue() == v
+					}
+				}
+				if !found {
+					t.Errorf("docs/http-api.md lists %s label value %q, which is not exported", name, v)
+				}
+			}
+		}
+	}
+	for name, fam := range fams {
+		row, ok := rows[name]
+		if !ok {
+			t.Errorf("%s is exported but not in docs/http-api.md's metrics table", name)
+			continue
+		}
+		for _, m := range fam.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if name == "sessionmesh_build_info" {
+					continue // values are the build's
+				}
+				if !strings.Contains(row, "`"+l.GetValue()+"`") {
+					t.Errorf("%s{%s=%q} is exported but its row does not list it: %s", name, l.GetName(), l.GetValue(), row)
+				}
+			}
+		}
+	}
+}

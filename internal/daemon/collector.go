@@ -118,13 +118,14 @@ func (c *transportCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(s.desc, prometheus.CounterValue, s.value(st), values...)
 	}
-	for reason, n := range st.GossipRejected {
+	for reason, n := range withZeros(st.GossipRejected, transport.RejectTooLarge, transport.RejectNotMember, transport.RejectBlocked, transport.RejectInvalid) {
 		ch <- prometheus.MustNewConstMetric(c.rejected, prometheus.CounterValue, float64(n), reason)
 	}
-	for reason, n := range st.Refused {
+	for reason, n := range withZeros(st.Refused, transport.RefuseNotMember, transport.RefuseBlocked, transport.RefuseHandshake, transport.RefuseRateLimited) {
 		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(n), reason)
 	}
-	for reason, n := range st.RecordsRejected {
+	for reason, n := range withZeros(st.RecordsRejected, transport.RecordInvalid, transport.RecordForged, transport.RecordNotMember,
+		transport.RecordForgotten, transport.RecordRefused, transport.RecordTooMany) {
 		ch <- prometheus.MustNewConstMetric(c.recordsRejected, prometheus.CounterValue, float64(n), reason)
 	}
 	ch <- prometheus.MustNewConstMetric(c.peers, prometheus.GaugeValue, float64(len(t.Peers())))
@@ -179,4 +180,18 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	if du, err := st.DiskUsage(); err == nil {
 		ch <- prometheus.MustNewConstMetric(c.disk, prometheus.GaugeValue, float64(du))
 	}
+}
+
+// withZeros is counts with every known reason in it, at 0 where it has not
+// happened: a series that appears only at its first event leaves an alert
+// on its rate (operations.md alerts on refusals) without data until then.
+func withZeros(counts map[string]uint64, known ...string) map[string]uint64 {
+	out := make(map[string]uint64, len(counts)+len(known))
+	for _, r := range known {
+		out[r] = 0
+	}
+	for r, n := range counts {
+		out[r] = n
+	}
+	return out
 }

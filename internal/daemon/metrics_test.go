@@ -82,6 +82,11 @@ func TestTransportCollector(t *testing.T) {
 		{"sessionmesh_transport_gossip_bytes_total", []string{"dir", "in"}, 0},
 		{"sessionmesh_transport_peers", nil, 0},
 		{"sessionmesh_transport_bootstrap_dials_failed_total", nil, 0},
+		// Counted by reason, every known reason from the start.
+		{"sessionmesh_transport_refusals_total", []string{"reason", transport.RefuseNotMember}, 0},
+		{"sessionmesh_transport_refusals_total", []string{"reason", transport.RefuseHandshake}, 0},
+		{"sessionmesh_transport_gossip_rejected_total", []string{"reason", transport.RejectInvalid}, 0},
+		{"sessionmesh_transport_records_rejected_total", []string{"reason", transport.RecordTooMany}, 0},
 	} {
 		if got, ok := value(fams[c.name], c.labels...); !ok || got != c.want {
 			t.Errorf("%s%v = %v (found %v), want %v", c.name, c.labels, got, ok, c.want)

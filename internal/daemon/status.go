@@ -35,7 +35,8 @@ type memberResponse struct {
 	// an anti-entropy message from the peer has carried its time.
 	ClockOffsetSeconds *float64 `json:"clock_offset_seconds"`
 	// LastSync is when the last anti-entropy round with it completed;
-	// null before the first.
+	// null before the first. Both are of the current connection: the
+	// Core forgets a peer's state when its connection closes.
 	LastSync *jsonTime `json:"last_sync"`
 	// GossipMesh reports whether the peer is in this peer's gossip
 	// forwarding mesh: deltas flow to it directly. A new connection joins
