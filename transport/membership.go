@@ -179,6 +179,10 @@ func (t *Transport) memberUp(id peer.ID) {
 	t.mem.mu.Lock()
 	away := now.Sub(m.since)
 	back := m.wasUp && !m.connected
+	// A member that closed the last connection right after it opened
+	// (refused?) is not reported back at each retry: the quick drop is
+	// what is logged, and a connection that lasts resets quickDrops.
+	refusing := m.quickDrops > 0
 	if !m.wasUp {
 		t.mem.unconnected--
 	}
@@ -190,7 +194,10 @@ func (t *Transport) memberUp(id peer.ID) {
 	}
 	t.persistDirty()
 	t.mem.mu.Unlock()
-	if back {
+	switch {
+	case back && refusing:
+		t.log.Debug("transport: member connected again after closing the last connection at once", "peer", id, "away", away.Round(time.Millisecond))
+	case back:
 		t.memberLog.Info(string(id)+"/up", "transport: member back", "peer", id, "away", away.Round(time.Millisecond))
 	}
 	m.wakeUp()

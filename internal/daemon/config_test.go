@@ -270,3 +270,17 @@ func TestIsLoopback(t *testing.T) {
 		}
 	}
 }
+
+// The banner's "add a peer" line gives a command that runs: under go run
+// there is no sessionmesh on the PATH.
+func TestSelfCommand(t *testing.T) {
+	for arg0, want := range map[string]string{
+		"/tmp/go-build2311/b001/exe/sessionmesh": "go run ./cmd/sessionmesh",
+		"/usr/local/bin/sessionmesh":             "sessionmesh",
+		"./sessionmesh":                          "sessionmesh",
+	} {
+		if got := selfCommand(arg0); got != want {
+			t.Errorf("selfCommand(%q) = %q, want %q", arg0, got, want)
+		}
+	}
+}

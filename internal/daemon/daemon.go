@@ -10,6 +10,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -279,9 +282,18 @@ func printBanner(w io.Writer, n *p2pnode.Node, cfg Config, httpAddr string, redi
 	}
 	fmt.Fprintf(w, "http api:     http://%s\n", httpAddr)
 	if len(addrs) > 0 {
-		fmt.Fprintf(w, "add a peer:   sessionmesh serve --bootstrap %s\n", addrs[0])
+		fmt.Fprintf(w, "add a peer:   %s serve --bootstrap %s\n", selfCommand(os.Args[0]), addrs[0])
 		fmt.Fprintf(w, "              (on this machine, also give it its own --data-dir, --listen and --http)\n")
 	}
+}
+
+// selfCommand is how to run this program again, for the banner: under
+// `go run` (a binary in Go's build cache) no sessionmesh is on the PATH.
+func selfCommand(arg0 string) string {
+	if strings.Contains(filepath.ToSlash(arg0), "/go-build") {
+		return "go run ./cmd/sessionmesh"
+	}
+	return "sessionmesh"
 }
 
 // redisIdle maps the daemon's "0 means never" to the front's negative.
