@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"testing"
 	"time"
@@ -50,6 +51,70 @@ func TestConsistentAlternatingCounter(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != 200 || string(body) != strconv.Itoa(i+1) {
 			t.Fatalf("increment %d on peer %d: %d %q", i+1, i%2, resp.StatusCode, body)
+		}
+	}
+}
+
+// The version a client shows is of the session it shows: a login that
+// renews the token, a login after a logout and the first write after the
+// session expired start a new session, which the old version says nothing
+// of. Consistent applied it to the new token, so each of them waited
+// ConsistencyWait and failed (500), and kept failing, as logout left the
+// version cookie in place. With and without scs's HashTokenInStore (the
+// store then sees hashes of the cookie's token).
+func TestConsistentAcrossNewSessions(t *testing.T) {
+	t.Parallel()
+	for _, hashed := range []bool{false, true} {
+		n := startNodes(t, 1, nil)[0]
+		sm := scs.New()
+		sm.Store = scsstore.New(n)
+		sm.Cookie.Secure = false
+		sm.IdleTimeout = time.Second
+		sm.HashTokenInStore = hashed
+		mux := http.NewServeMux()
+		mux.HandleFunc("POST /count", func(w http.ResponseWriter, r *http.Request) {
+			sm.Put(r.Context(), "n", sm.GetInt(r.Context(), "n")+1)
+		})
+		mux.HandleFunc("POST /login", func(w http.ResponseWriter, r *http.Request) {
+			if err := sm.RenewToken(r.Context()); err != nil {
+				t.Error(err)
+			}
+			sm.Put(r.Context(), "user", "ada")
+		})
+		mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+			if err := sm.Destroy(r.Context()); err != nil {
+				t.Error(err)
+			}
+		})
+		srv := httptest.NewServer(scsstore.Consistent(sm.Cookie, sm.LoadAndSave(mux)))
+		t.Cleanup(srv.Close)
+		jar, _ := cookiejar.New(nil)
+		client := &http.Client{Jar: jar}
+		versionCookie := func() bool {
+			u, _ := url.Parse(srv.URL)
+			for _, c := range jar.Cookies(u) {
+				if c.Name == sm.Cookie.Name+"_version" {
+					return true
+				}
+			}
+			return false
+		}
+		for i, step := range []string{"count", "count", "login", "logout", "login", "idle", "count"} {
+			if step == "idle" {
+				time.Sleep(sm.IdleTimeout + 200*time.Millisecond)
+				continue
+			}
+			resp, err := client.Post(srv.URL+"/"+step, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("hashed %v, step %d (%s): %d", hashed, i, step, resp.StatusCode)
+			}
+			if has := versionCookie(); has == (step == "logout") {
+				t.Fatalf("hashed %v, after %s: version cookie held %v", hashed, step, has)
+			}
 		}
 	}
 }

@@ -119,6 +119,7 @@ func (s *Store) All() (map[string][]byte, error) {
 // FindCtx returns the data of token. An unknown, malformed, expired or
 // destroyed token is not found, without error.
 func (s *Store) FindCtx(ctx context.Context, token string) ([]byte, bool, error) {
+	ctx = versioned(ctx, token)
 	sess, err := s.n.Get(ctx, token)
 	if errors.Is(err, node.ErrNotFound) {
 		return nil, false, nil
@@ -142,6 +143,7 @@ func (s *Store) FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 // session, the later wins whole. A commit to a destroyed session is
 // dropped (logout is final); a commit with an expiry already past deletes.
 func (s *Store) CommitCtx(ctx context.Context, token string, b []byte, expiry time.Time) error {
+	ctx = versioned(ctx, token)
 	if _, ok := node.SessionID(token); !ok {
 		return fmt.Errorf("%w: got %d characters", ErrToken, len(token))
 	}
@@ -204,6 +206,7 @@ func (s *Store) commitErr(token string, size int, expiry time.Time, err error) e
 // DeleteCtx destroys the session of token on every peer, for good. An
 // unknown token is not an error.
 func (s *Store) DeleteCtx(ctx context.Context, token string) error {
+	ctx = versioned(ctx, token)
 	err := s.n.Destroy(ctx, token)
 	if err != nil && !errors.Is(err, node.ErrNotFound) {
 		return fmt.Errorf("scsstore: delete: %w", err)
