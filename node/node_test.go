@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -209,6 +210,11 @@ func TestReplicationAndWatch(t *testing.T) {
 		id, _ := SessionID(token)
 		if ch.ID != id || !ch.Remote || !ch.Created || ch.From != c.nodes[0].ID() {
 			t.Fatalf("feed entry %+v", ch)
+		}
+		// The feed shows the keys a caller reads, not the node's own
+		// version entries (every write carries one).
+		if !slices.Equal(ch.Fields, []string{"user"}) {
+			t.Fatalf("feed entry's fields %q, want [user]", ch.Fields)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no remote change on the feed")

@@ -464,6 +464,9 @@ func (n *Node) local(ctx context.Context, op LocalOp, read bool) ([]*crdt.Sessio
 // Watch returns a feed of changes, local and remote, until ctx ends or the
 // node closes. A subscriber that falls behind by more than its buffer loses
 // changes (counted as changes_dropped): the feed never slows the node down.
+// A change's Fields are the keys a caller can read (Session.Keys): the
+// node's own fields (version entries) are left out, and a change of those
+// alone is not sent.
 func (n *Node) Watch(ctx context.Context) <-chan Change {
 	ch := make(chan Change, 1024)
 	n.watchMu.Lock()
@@ -488,6 +491,22 @@ func (n *Node) Watch(ctx context.Context) <-chan Change {
 	return ch
 }
 
+// callerChange is c as a Watch subscriber sees it: without the node's own
+// fields; false when nothing else changed.
+func callerChange(c Change) (Change, bool) {
+	internal := 0
+	for _, k := range c.Fields {
+		if strings.HasPrefix(k, internalPrefix) {
+			internal++
+		}
+	}
+	if internal == 0 {
+		return c, true
+	}
+	c.Fields = slices.DeleteFunc(slices.Clone(c.Fields), func(k string) bool { return strings.HasPrefix(k, internalPrefix) })
+	return c, !c.Empty()
+}
+
 func (n *Node) notify(changes []Change) {
 	if len(changes) == 0 {
 		return
@@ -495,8 +514,17 @@ func (n *Node) notify(changes []Change) {
 	n.wakeWaiters(changes)
 	n.watchMu.Lock()
 	defer n.watchMu.Unlock()
+	if len(n.watchers) == 0 {
+		return
+	}
+	shown := changes[:0:0]
+	for _, c := range changes {
+		if c, ok := callerChange(c); ok {
+			shown = append(shown, c)
+		}
+	}
 	for ch := range n.watchers {
-		for _, c := range changes {
+		for _, c := range shown {
 			select {
 			case ch <- c:
 			default:

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -114,19 +115,23 @@ func TestCodecErrorSurfaces(t *testing.T) {
 	t.Parallel()
 	n := startNodes(t, 1, nil)[0]
 	m := newManager(t, n, testConfig(true))
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		errc <- m.Put(r.Context(), "ch", make(chan int))
 		errc <- m.Put(r.Context(), "obj", unregistered{1})
-		if m.Exists(r.Context(), "ch") || m.Exists(r.Context(), "obj") {
+		// Over the mesh's bounds: refused by Put, not at commit (which
+		// failed the whole request).
+		errc <- m.Put(r.Context(), "big", strings.Repeat("v", n.Limits().MaxValueBytes+1))
+		errc <- m.Put(r.Context(), strings.Repeat("k", n.Limits().MaxKeyBytes+1), "v")
+		if m.Exists(r.Context(), "ch") || m.Exists(r.Context(), "obj") || m.Exists(r.Context(), "big") {
 			t.Error("a failed Put changed the session")
 		}
 		io.WriteString(w, "handled")
 	}))
 	resp, body := call(t, serve(t, h, false), "POST", "/", nil)
-	for range 2 {
-		if err := <-errc; !errors.Is(err, sessionhttp.ErrEncode) {
-			t.Fatalf("Put of an unencodable value: %v", err)
+	for _, want := range []error{sessionhttp.ErrEncode, sessionhttp.ErrEncode, sessionhttp.ErrTooLarge, sessionhttp.ErrInvalidKey} {
+		if err := <-errc; !errors.Is(err, want) {
+			t.Fatalf("Put: %v, want %v", err, want)
 		}
 	}
 	if resp.StatusCode != 200 || body != "handled" {

@@ -12,9 +12,17 @@ var (
 	ErrEncode = errors.New("sessionhttp: cannot encode value")
 	// ErrDecode reports stored bytes the codec cannot decode.
 	ErrDecode = errors.New("sessionhttp: cannot decode value")
-	// ErrInvalidKey reports an empty key or one in the reserved namespace
-	// (keys starting with a NUL byte).
+	// ErrInvalidKey reports an empty key, one in the reserved namespace
+	// (keys starting with a NUL byte), or one longer than the mesh takes
+	// (crdt.Limits.MaxKeyBytes, 256 bytes by default).
 	ErrInvalidKey = errors.New("sessionhttp: invalid key")
+	// ErrTooLarge reports a value over the mesh's bound on one value
+	// (crdt.Limits.MaxValueBytes of the node, 64 KiB by default). Put
+	// returns it and leaves the session unchanged: it would fail the
+	// whole request at commit. A session's values together are bounded
+	// too (Limits.MaxSessionBytes, 512 KiB, and node.Config.MaxFields
+	// keys): beyond those the commit fails and ErrorFunc answers.
+	ErrTooLarge = errors.New("sessionhttp: value over the mesh's size limit")
 	// ErrTooLate reports a call that would need a new token to reach the
 	// client (RenewToken, or the first Put of a request without a session)
 	// after the response header was written. Nothing is changed.

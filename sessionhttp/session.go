@@ -52,12 +52,14 @@ func (m *Manager) get(st *state, key string) any {
 // Put sets key to val. The value is encoded now (later changes to val are
 // not seen) and committed with the request; a request without a session
 // gets one. It returns an error wrapping ErrEncode, and changes nothing,
-// when the codec cannot encode val, ErrInvalidKey for an empty or reserved
-// key, and ErrTooLate when the request has no session and the response
-// header is already written.
+// when the codec cannot encode val, ErrTooLarge when its encoding is over
+// the mesh's bound on one value, ErrInvalidKey for an empty, reserved or
+// too long key, and ErrTooLate when the request has no session and the
+// response header is already written.
 func (m *Manager) Put(ctx context.Context, key string, val any) error {
-	if key == "" || strings.HasPrefix(key, reservedPrefix) {
-		return fmt.Errorf("%w: %q", ErrInvalidKey, key)
+	l := m.n.Limits()
+	if key == "" || strings.HasPrefix(key, reservedPrefix) || len(key) > l.MaxKeyBytes {
+		return fmt.Errorf("%w: %q", ErrInvalidKey, trimKey(key))
 	}
 	st := m.state(ctx)
 	if st == nil {
@@ -69,6 +71,9 @@ func (m *Manager) Put(ctx context.Context, key string, val any) error {
 			return fmt.Errorf("sessionhttp: put %q: %w", key, err)
 		}
 		return fmt.Errorf("%w: put %q: %w", ErrEncode, key, err)
+	}
+	if len(raw) > l.MaxValueBytes {
+		return fmt.Errorf("%w: put %q: %d bytes encoded (max %d)", ErrTooLarge, key, len(raw), l.MaxValueBytes)
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -184,7 +189,9 @@ func (m *Manager) RenewToken(ctx context.Context) error {
 // Destroy ends the session on every peer, for good (logout). The response
 // expires the cookie and carries Cache-Control: no-store and
 // Clear-Site-Data (Config.ClearSiteData). Values written after Destroy in
-// the same request go to a new session under a new token.
+// the same request go to a new session under a new token: the response
+// then sets that session's cookie instead, without Clear-Site-Data (which
+// would clear it).
 //
 // Destroy completes even if the request's context is cancelled (the client
 // went away): a logout must not depend on the client waiting for it. Called
@@ -317,4 +324,13 @@ func (m *Manager) RevokeOwner(ctx context.Context, owner string, keepCurrent boo
 		st.version = nil
 	}
 	return nil
+}
+
+// trimKey is key as an error message shows it: a key over the bound may be
+// of any length.
+func trimKey(key string) string {
+	if len(key) > 64 {
+		return key[:64] + "..."
+	}
+	return key
 }

@@ -164,9 +164,10 @@ func TestResponseControllerPassThrough(t *testing.T) {
 	}
 }
 
-// TestCommitErrorReachesErrorFunc: a commit the node refuses (a value over
-// its size limit) goes to ErrorFunc, and the handler's own response is
-// dropped rather than appended to the error.
+// TestCommitErrorReachesErrorFunc: a commit the node refuses (a session
+// over its size limit: values each within the bound on one, which Put
+// checks, but over the bound on a session together) goes to ErrorFunc, and
+// the handler's own response is dropped rather than appended to the error.
 func TestCommitErrorReachesErrorFunc(t *testing.T) {
 	t.Parallel()
 	n := startNodes(t, 1, nil)[0]
@@ -179,8 +180,10 @@ func TestCommitErrorReachesErrorFunc(t *testing.T) {
 	m := newManager(t, n, cfg)
 	writeErr := make(chan error, 1)
 	h := m.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := m.Put(r.Context(), "huge", strings.Repeat("x", 1<<20)); err != nil {
-			t.Error(err) // encodable: the node refuses it at commit
+		for i := range 10 {
+			if err := m.Put(r.Context(), fmt.Sprintf("part%d", i), strings.Repeat("x", 60<<10)); err != nil {
+				t.Error(err) // each within bounds: the node refuses the whole at commit
+			}
 		}
 		_, err := io.WriteString(w, "handler body")
 		writeErr <- err
