@@ -65,7 +65,9 @@
 // which serves the request only from a copy at least that recent: it waits
 // for replication, then asks the peers that wrote it, and after
 // node.Config.ConsistencyWait (200 ms) fails with node.ErrStale (the
-// default ErrorFunc answers 503 with Retry-After) rather than let the
+// default ErrorFunc answers 503 with Retry-After, as it does for
+// node.ErrUnavailable, a session no holder answered for under partial
+// replication) rather than let the
 // handler read, and write back, older data. So a client reads its own
 // writes and never goes back in time, on any peer. The version is sent
 // when a request wrote, or saw newer data than the client carried; a

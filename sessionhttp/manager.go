@@ -65,8 +65,16 @@ func New(n *node.Node, cfg Config) (*Manager, error) {
 func (m *Manager) CookieName() string { return m.cookieName }
 
 func (m *Manager) defaultErrorFunc(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, node.ErrStale) {
+	switch {
+	case errors.Is(err, node.ErrStale):
 		m.log.Warn("session not at the client's version on this peer in time", "method", r.Method, "path", r.URL.Path)
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
+		return
+	case errors.Is(err, node.ErrUnavailable):
+		// Partial replication: no holder of the session answered.
+		// Retryable, and not a not-found (which would log it out).
+		m.log.Warn("no holder of the session answered", "method", r.Method, "path", r.URL.Path)
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, http.StatusText(http.StatusServiceUnavailable), http.StatusServiceUnavailable)
 		return

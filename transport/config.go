@@ -51,6 +51,10 @@ const (
 	// short enough that a decommissioned peer leaves the member list,
 	// /v1/peers and the probes within days.
 	DefaultForgetAfter = 72 * time.Hour
+	// MinFailureTimeout and MinForgetAfter are the least FailureTimeout and
+	// (unless negative) ForgetAfter.
+	MinFailureTimeout = 200 * time.Millisecond
+	MinForgetAfter    = time.Minute
 	// DefaultMaxUnconnectedMembers: a mesh of up to a thousand peers
 	// learns all of them from one record exchange.
 	DefaultMaxUnconnectedMembers = 1024
@@ -282,8 +286,8 @@ func (c Config) resolve() (*resolved, error) {
 	if c.MaxMessageBytes < 0 || c.MaxMessageBytes > MaxMaxMessageBytes {
 		bad("MaxMessageBytes %d: want 1..%d", c.MaxMessageBytes, MaxMaxMessageBytes)
 	}
-	if c.FailureTimeout < 200*time.Millisecond {
-		bad("FailureTimeout %v: want at least 200ms", c.FailureTimeout)
+	if c.FailureTimeout < MinFailureTimeout {
+		bad("FailureTimeout %v: want at least %v", c.FailureTimeout, MinFailureTimeout)
 	}
 	if c.RedialInterval < 100*time.Millisecond {
 		bad("RedialInterval %v: want at least 100ms", c.RedialInterval)
@@ -291,8 +295,8 @@ func (c Config) resolve() (*resolved, error) {
 	if c.DialTimeout < 100*time.Millisecond {
 		bad("DialTimeout %v: want at least 100ms", c.DialTimeout)
 	}
-	if c.ForgetAfter > 0 && c.ForgetAfter < time.Minute {
-		bad("ForgetAfter %v: want at least 1m, or negative for never", c.ForgetAfter)
+	if c.ForgetAfter > 0 && c.ForgetAfter < MinForgetAfter {
+		bad("ForgetAfter %v: want at least %v, or negative for never", c.ForgetAfter, MinForgetAfter)
 	}
 	if c.PSK != nil && len(c.PSK) != PSKSize {
 		bad("PSK is %d bytes, want %d", len(c.PSK), PSKSize)

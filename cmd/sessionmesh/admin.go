@@ -586,7 +586,7 @@ func backup(args []string, stdout, stderr io.Writer) int {
 		if c.json {
 			return json.NewEncoder(stdout).Encode(map[string]any{"file": file, "bytes": n, "duration_seconds": time.Since(start).Seconds()})
 		}
-		fmt.Fprintf(stdout, "wrote %s: %s in %s\nrestore it with: sessionmesh restore %s --data-dir NEW_DIR\n",
+		fmt.Fprintf(stdout, "wrote %s: %s in %s\nrestore it with: sessionmesh restore %s --data-dir NEW_DIR (and --encryption-key-file KEY if the peer's store is encrypted)\n",
 			file, humanBytes(n), roundDuration(time.Since(start)), file)
 		return nil
 	})
@@ -644,7 +644,11 @@ func restore(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "restored %d sessions (digest root %016x, snapshot taken %s) into %s\n",
 		info.Sessions, info.Root, info.Created.Format(time.RFC3339), *dataDir)
-	fmt.Fprintf(stdout, "start it with: sessionmesh serve --data-dir %s ...\n", *dataDir)
+	if info.Encrypted {
+		fmt.Fprintf(stdout, "start it with: sessionmesh serve --data-dir %s --encryption-key-file %s ...\n", *dataDir, *keyFile)
+	} else {
+		fmt.Fprintf(stdout, "start it with: sessionmesh serve --data-dir %s ...\n", *dataDir)
+	}
 	fmt.Fprintln(stdout, "it starts as a new peer (new identity) holding the snapshot; the mesh fills in what came after.")
 	return exitOK
 }

@@ -1,16 +1,21 @@
 package daemon
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sessionmesh/sessionmesh/node"
 )
 
 const testBearer = "test-bearer-token-0123456789"
@@ -332,5 +337,21 @@ func TestHealth(t *testing.T) {
 	// No gatherer: no metrics, even with the right token.
 	if r := do(t, h, request{method: "GET", path: "/metrics", headers: auth(nil)}); r.status != 404 {
 		t.Errorf("metrics without gatherer: %d", r.status)
+	}
+}
+
+// A read that no holder answered (partial replication) is a retryable 503,
+// not a 500 logged as a failure: 108 of 200 reads answered 500 "internal"
+// with three of four peers down.
+func TestHolderUnavailableIsRetryable(t *testing.T) {
+	var logged bytes.Buffer
+	a := &api{o: APIOptions{Logger: slog.New(slog.NewTextHandler(&logged, nil))}}
+	rec := httptest.NewRecorder()
+	a.nodeError(rec, httptest.NewRequest("GET", "/v1/session", nil), fmt.Errorf("read: %w", node.ErrUnavailable))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || !strings.Contains(rec.Body.String(), `"holder_unavailable"`) {
+		t.Fatalf("got %d, Retry-After %q: %s", rec.Code, rec.Header().Get("Retry-After"), rec.Body.String())
+	}
+	if logged.Len() != 0 {
+		t.Errorf("logged as a failure: %s", logged.String())
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/sessionmesh/sessionmesh/persist"
+	"github.com/sessionmesh/sessionmesh/transport"
 )
 
 // EnvPrefix prefixes the environment variable of every setting:
@@ -61,6 +62,21 @@ func dur(dst func(*Config) *time.Duration) func(*Config, []string) error {
 			return fmt.Errorf("want a duration such as 30m or 12h: %w", err)
 		}
 		*dst(c) = d
+		return nil
+	}
+}
+
+// durAtLeast is dur for a setting with a least value, checked here so that
+// the error names the setting and where it came from (Validate's own check
+// stays, for configurations built in code).
+func durAtLeast(dst func(*Config) *time.Duration, least time.Duration) func(*Config, []string) error {
+	return func(c *Config, v []string) error {
+		if err := dur(dst)(c, v); err != nil {
+			return err
+		}
+		if d := *dst(c); d < least {
+			return fmt.Errorf("%v is too short: want at least %v", d, least)
+		}
 		return nil
 	}
 }
@@ -121,7 +137,7 @@ var settings = []setting{
 	{name: "lifetime", arg: "DURATION", usage: "default absolute lifetime of new sessions",
 		set: dur(func(c *Config) *time.Duration { return &c.Lifetime }), show: func(c Config) string { return c.Lifetime.String() }},
 	{name: "gc-interval", arg: "DURATION", usage: "period of garbage collection of expired sessions and tombstones (at least 1s)",
-		set: dur(func(c *Config) *time.Duration { return &c.GCInterval }), show: func(c Config) string { return c.GCInterval.String() }},
+		set: durAtLeast(func(c *Config) *time.Duration { return &c.GCInterval }, MinGCInterval), show: func(c Config) string { return c.GCInterval.String() }},
 	{name: "consistency-wait", arg: "DURATION", usage: "how long a request with X-Session-Version waits for this peer to reach it before 503 stale_session",
 		set: dur(func(c *Config) *time.Duration { return &c.ConsistencyWait }), show: func(c Config) string { return c.ConsistencyWait.String() }},
 	{name: "log-level", arg: "LEVEL", usage: "debug, info, warn or error",
@@ -155,14 +171,20 @@ var settings = []setting{
 			return nil
 		}, show: func(c Config) string { return strconv.Itoa(c.ReadyMinPeers) }},
 	{name: "failure-timeout", arg: "DURATION", usage: "a member silent this long is reported unreachable (pinged every quarter of it; at least 200ms)",
-		set: dur(func(c *Config) *time.Duration { return &c.FailureTimeout }), show: func(c Config) string { return c.FailureTimeout.String() }},
+		set: durAtLeast(func(c *Config) *time.Duration { return &c.FailureTimeout }, transport.MinFailureTimeout), show: func(c Config) string { return c.FailureTimeout.String() }},
 	{name: "forget-after", arg: "DURATION", usage: "a member unreachable this long is forgotten (bootstrap peers never are; 'never' or a negative duration: never; else at least 1m)",
 		set: func(c *Config, v []string) error {
 			if v[0] == "never" {
 				c.ForgetAfter = -1
 				return nil
 			}
-			return dur(func(c *Config) *time.Duration { return &c.ForgetAfter })(c, v)
+			if err := dur(func(c *Config) *time.Duration { return &c.ForgetAfter })(c, v); err != nil {
+				return err
+			}
+			if c.ForgetAfter >= 0 && c.ForgetAfter < transport.MinForgetAfter {
+				return fmt.Errorf("%v is too short: want at least %v, or never", c.ForgetAfter, transport.MinForgetAfter)
+			}
+			return nil
 		}, show: func(c Config) string {
 			if c.ForgetAfter < 0 {
 				return "never"

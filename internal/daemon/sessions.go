@@ -136,6 +136,13 @@ func (a *api) nodeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", "1")
 		e = errorf(http.StatusServiceUnavailable, codeStaleSession,
 			"this peer does not hold the session at the version in %s yet, and could not fetch it from the peers that wrote it in time: retry, here or on another peer", VersionHeader)
+	case errors.Is(err, node.ErrUnavailable):
+		// Partial replication: no holder of the session answered. Not
+		// a not-found (that would log a live session out), nor a fault
+		// of this peer: retry, here or on another peer.
+		w.Header().Set("Retry-After", "1")
+		e = errorf(http.StatusServiceUnavailable, codeHolderUnavailable,
+			"this peer does not hold the session and no peer that holds it answered: retry, here or on another peer")
 	case errors.Is(err, node.ErrInvalid):
 		e = errorf(http.StatusBadRequest, codeInvalidArgument, "%v", err)
 	case errors.Is(err, node.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
