@@ -2,8 +2,9 @@ package scsstore
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"net/http"
-	"strings"
 	"sync"
 
 	"github.com/alexedwards/scs/v2"
@@ -26,9 +27,10 @@ import (
 // scs passes to its ErrorFunc). A request without the version cookie
 // behaves as without Consistent. The version is that of the session the
 // client shows: the Store's calls about another token in the request (a
-// new one from RenewToken, or a session started after the shown one ended)
-// start from no version, and the cookie leaves with the session's at
-// Destroy.
+// new one from RenewToken, a session started after the shown one ended,
+// sessions walked with Iterate) start from no version; the response
+// carries the version of the session it leaves the client with, and the
+// cookie leaves with the session's at Destroy.
 func Consistent(cookie scs.SessionCookie, next http.Handler) http.Handler {
 	name := cookie.Name + "_version"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,27 +42,39 @@ func Consistent(cookie scs.SessionCookie, next http.Handler) http.Handler {
 		if err != nil {
 			v = nil // tampered with: served as a request without
 		}
-		if _, err := r.Cookie(cookie.Name); err != nil {
+		shown := ""
+		if c, err := r.Cookie(cookie.Name); err == nil {
+			shown = c.Value
+		} else {
 			// No session shown: the version is of one that ended
 			// (its cookie gone at logout or expiry) and says nothing
 			// of the session this request may start.
 			v = nil
 		}
-		b := &bound{v: &v}
+		b := &bound{shown: v, versions: map[string]*node.Version{}}
 		r = r.WithContext(context.WithValue(r.Context(), boundKey{}, b))
 		cookieOf := func(value string, maxAge int) string {
 			c := &http.Cookie{Name: name, Value: value, MaxAge: maxAge, Path: cookie.Path, Domain: cookie.Domain, HttpOnly: cookie.HttpOnly,
 				Secure: cookie.Secure, SameSite: cookie.SameSite, Partitioned: cookie.Partitioned}
 			return c.String()
 		}
-		vw := &versionWriter{ResponseWriter: w, set: func(h http.Header, ended bool) {
-			now := v.String()
+		vw := &versionWriter{ResponseWriter: w, set: func(h http.Header) {
+			// The version to send is that of the session the response
+			// leaves the client with: the one of the session cookie it
+			// sets, else the one the client showed; never that of
+			// another session the handler touched (scs's Iterate).
+			token, ended := sessionCookie(h, cookie.Name)
 			switch {
 			case ended && sent != "":
 				// The session's cookie goes: so does its version.
 				h.Add("Set-Cookie", cookieOf("", -1))
-			case ended, now == sent, now == "":
-			default:
+				return
+			case ended:
+				return
+			case token == "":
+				token = shown
+			}
+			if now := b.of(token).String(); now != sent && now != "" {
 				h.Add("Set-Cookie", cookieOf(now, 0))
 			}
 		}}
@@ -69,23 +83,43 @@ func Consistent(cookie scs.SessionCookie, next http.Handler) http.Handler {
 	})
 }
 
-// bound is the version a request carries, bound to the first session the
-// Store is asked about in it (the one whose cookie the client showed). A
-// call about another token, a session scs's RenewToken made or one started
-// after the shown one ended, starts from an empty version: the shown
-// version says nothing of it, and waiting for this peer to reach it made
-// every login with a session, every login after a logout and the first
-// write after an expiry fail with ErrStale.
+// sessionCookie returns the token of the session cookie named name that
+// header h sets, "" if it sets none, and whether it expires it (scs
+// writes an expired cookie for a destroyed session).
+func sessionCookie(h http.Header, name string) (token string, ended bool) {
+	for _, line := range h.Values("Set-Cookie") {
+		c, err := http.ParseSetCookie(line)
+		if err != nil || c.Name != name {
+			continue
+		}
+		if c.MaxAge < 0 || c.Value == "" {
+			return "", true
+		}
+		token = c.Value
+	}
+	return token, false
+}
+
+// bound holds, for one request, the version of each session the Store was
+// asked about. The first is the session whose cookie the client showed
+// (scs's LoadAndSave finds it before anything else) and starts from the
+// version the client showed; any other (a new token from RenewToken, a
+// session started after the shown one ended, sessions a handler walks with
+// scs's Iterate) starts from none: the shown version says nothing of them.
+// Applying it to them made every login with a session, every login after
+// a logout and the first write after an expiry wait and fail with
+// ErrStale.
 type bound struct {
-	mu    sync.Mutex
-	token string
-	v     *node.Version
+	mu       sync.Mutex
+	shown    node.Version
+	first    bool // the first token has been seen
+	versions map[string]*node.Version
 }
 
 type boundKey struct{}
 
-// versioned returns ctx for a Store call about token: with the request's
-// version when Consistent carries one.
+// versioned returns ctx for a Store call about token: with that session's
+// version in this request, when Consistent carries one.
 func versioned(ctx context.Context, token string) context.Context {
 	b, _ := ctx.Value(boundKey{}).(*bound)
 	if b == nil {
@@ -93,32 +127,48 @@ func versioned(ctx context.Context, token string) context.Context {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	switch {
-	case b.token == "":
-		b.token = token
-	case b.token != token:
-		b.token, *b.v = token, nil
+	p, ok := b.versions[token]
+	if !ok {
+		p = new(node.Version)
+		if !b.first {
+			*p = b.shown
+		}
+		b.first = true
+		b.versions[token] = p
 	}
-	return node.WithVersion(ctx, b.v)
+	return node.WithVersion(ctx, p)
+}
+
+// of returns the version of the session whose cookie holds token: the
+// Store saw token itself, or its hash under scs's HashTokenInStore.
+func (b *bound) of(token string) node.Version {
+	if token == "" {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p, ok := b.versions[token]; ok {
+		return *p
+	}
+	h := sha256.Sum256([]byte(token)) // as scs hashes tokens
+	if p, ok := b.versions[base64.RawURLEncoding.EncodeToString(h[:])]; ok {
+		return *p
+	}
+	return nil
 }
 
 // versionWriter adds the version cookie right before the header goes out:
 // scs has committed the session by then.
 type versionWriter struct {
 	http.ResponseWriter
-	set  func(h http.Header, ended bool)
+	set  func(h http.Header)
 	done bool
 }
 
 func (w *versionWriter) commit() {
 	if !w.done {
 		w.done = true
-		// scs writes an expired Set-Cookie for a destroyed session.
-		ended := false
-		for _, c := range w.Header().Values("Set-Cookie") {
-			ended = ended || strings.Contains(c, "Max-Age=0") || strings.Contains(c, "Max-Age=-1")
-		}
-		w.set(w.Header(), ended)
+		w.set(w.Header())
 	}
 }
 

@@ -1,6 +1,7 @@
 package scsstore_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -116,5 +117,69 @@ func TestConsistentAcrossNewSessions(t *testing.T) {
 				t.Fatalf("hashed %v, after %s: version cookie held %v", hashed, step, has)
 			}
 		}
+	}
+}
+
+// The version cookie a response sets is that of the session it leaves the
+// client with, never that of another session the handler touched: an
+// admin handler that walks every session with scs's Iterate and commits
+// some of them sent back the version of the last one it committed, and
+// the admin's next requests waited for a version their own session could
+// never reach, and failed, for good.
+func TestConsistentVersionIsOfTheClientsSession(t *testing.T) {
+	t.Parallel()
+	n := startNodes(t, 1, func(cfg *node.Config) { cfg.ConsistencyWait = 300 * time.Millisecond })[0]
+	sm := scs.New()
+	st, err := scsstore.NewWithOptions(n, scsstore.Options{Lifetime: 24 * time.Hour, Iterable: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm.Store = st
+	sm.Cookie.Secure = false
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /put", func(w http.ResponseWriter, r *http.Request) {
+		sm.Put(r.Context(), "who", r.URL.Query().Get("who"))
+	})
+	mux.HandleFunc("GET /get", func(w http.ResponseWriter, r *http.Request) {
+		_ = sm.GetString(r.Context(), "who")
+	})
+	mux.HandleFunc("POST /flag", func(w http.ResponseWriter, r *http.Request) {
+		err := sm.Iterate(r.Context(), func(ctx context.Context) error {
+			if sm.GetString(ctx, "who") == "admin" {
+				return nil
+			}
+			sm.Put(ctx, "reauth", true)
+			_, _, err := sm.Commit(ctx)
+			return err
+		})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+		}
+	})
+	srv := httptest.NewServer(scsstore.Consistent(sm.Cookie, sm.LoadAndSave(mux)))
+	t.Cleanup(srv.Close)
+	newClient := func() *http.Client { jar, _ := cookiejar.New(nil); return &http.Client{Jar: jar} }
+	admin, bob := newClient(), newClient()
+	do := func(c *http.Client, method, path string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	do(admin, "POST", "/put?who=admin")
+	do(bob, "POST", "/put?who=bob")
+	if c := do(admin, "POST", "/flag"); c != 200 {
+		t.Fatalf("flag: %d", c)
+	}
+	for i := range 3 {
+		if c := do(admin, "GET", "/get"); c != 200 {
+			t.Fatalf("admin's request %d after Iterate: %d", i, c)
+		}
+	}
+	if c := do(bob, "GET", "/get"); c != 200 {
+		t.Fatalf("bob's request after the admin's Iterate: %d", c)
 	}
 }

@@ -63,7 +63,10 @@ type member struct {
 	quickDrops int       // consecutive connections that closed within quickDrop
 	reset      bool      // next probe without waiting (set by Unblock)
 	wasUp      bool      // has been connected since learned
-	dialCancel func()    // cancels the dial in flight, if any
+	// hearsay: learned from another member's record and not connected
+	// since (counted in membership.unconnected).
+	hearsay    bool
+	dialCancel func() // cancels the dial in flight, if any
 	// foreign: identify showed it does not speak this mesh's
 	// MembersProtocol (another mesh, or an older sessionmesh): its record
 	// is not passed on, so a misconfigured bootstrap address does not
@@ -83,8 +86,9 @@ type membership struct {
 	mu        sync.Mutex
 	members   map[peer.ID]*member
 	forgotten map[peer.ID]tombstone // records not newer than these are ignored
-	// unconnected counts the members never connected since learned
-	// (member.wasUp false), which Config.MaxUnconnectedMembers bounds.
+	// unconnected counts the members learned from records and never
+	// connected since (member.hearsay), which Config.MaxUnconnectedMembers
+	// bounds.
 	unconnected int
 }
 
@@ -111,6 +115,12 @@ func (t *Transport) tombstoneTTL() time.Duration {
 // the member (nil if refused) and whether it is new or its addresses
 // changed. addrs, when non-empty, replace the known ones.
 func (t *Transport) learn(id peer.ID, addrs []multiaddr.Multiaddr, source string) (*member, bool) {
+	return t.learnFrom(id, addrs, source, false)
+}
+
+// learnFrom is learn; hearsay marks a member learned from another member's
+// record, counted in unconnected until it connects.
+func (t *Transport) learnFrom(id peer.ID, addrs []multiaddr.Multiaddr, source string, hearsay bool) (*member, bool) {
 	if id == "" || id == t.h.ID() || !t.gater.member(id) || t.closed.Load() {
 		return nil, false
 	}
@@ -144,7 +154,10 @@ func (t *Transport) learn(id peer.ID, addrs []multiaddr.Multiaddr, source string
 		learned: now,
 	}
 	ms.members[id] = m
-	ms.unconnected++
+	if hearsay {
+		m.hearsay = true
+		ms.unconnected++
+	}
 	t.persistDirty()
 	ms.mu.Unlock()
 
@@ -183,7 +196,8 @@ func (t *Transport) memberUp(id peer.ID) {
 	// (refused?) is not reported back at each retry: the quick drop is
 	// what is logged, and a connection that lasts resets quickDrops.
 	refusing := m.quickDrops > 0
-	if !m.wasUp {
+	if m.hearsay {
+		m.hearsay = false
 		t.mem.unconnected--
 	}
 	m.connected, m.since, m.lastSeen, m.upAt, m.wasUp = true, now, now, now, true
@@ -317,7 +331,7 @@ func (t *Transport) forget(id peer.ID, why string) bool {
 		return false
 	}
 	delete(t.mem.members, id)
-	if !m.wasUp {
+	if m.hearsay {
 		t.mem.unconnected--
 	}
 	t.mem.forgotten[id] = tombstone{seq: seq, at: time.Now()}

@@ -101,7 +101,7 @@ func (t *Transport) consumeRecord(raw []byte, from peer.ID) bool {
 		return false // older than the one we have
 	}
 	t.stats.recordsAccepted.Add(1)
-	_, changed := t.learn(id, pr.Addrs, "record from "+from.String())
+	_, changed := t.learnFrom(id, pr.Addrs, "record from "+from.String(), true)
 	return changed
 }
 
