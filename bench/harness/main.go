@@ -203,6 +203,13 @@ func runAll(args []string) error {
 	if *redisAddr == "" || *aofAddr == "" || *daemonBin == "" || *work == "" {
 		return errors.New("run: --redis, --redis-aof, --daemon and --work are required")
 	}
+	// A misspelt phase ran nothing and exited 0, writing an empty
+	// table over the day's partial results.
+	for _, p := range strings.Split(*only, ",") {
+		if p = strings.TrimSpace(p); p != "" && !slices.ContainsFunc(phases, func(x phase) bool { return x.name == p }) {
+			return fmt.Errorf("run: --only: unknown phase %q (phases: %s)", p, phaseNames())
+		}
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
