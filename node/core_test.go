@@ -239,3 +239,35 @@ func TestBusyResponderFreesInitiator(t *testing.T) {
 		t.Fatal("the initiator kept its round after a busy answer")
 	}
 }
+
+// A local write made on a stored state is stamped after every stamp of
+// that state, even before the Core has seen the store's result for the
+// peer's delta that brought it (the store shows a merged state as soon as
+// it commits, and Core.Stored comes after): stamped before, the write lost
+// to the state it was made on, at its own peer.
+func TestLocalWriteFollowsTheStateItIsMadeOn(t *testing.T) {
+	cfg := testConfig()
+	now := time.UnixMilli(1_700_000_000_000)
+	c, _ := memCore(t, cfg, now)
+	peer := crdt.NewClock(2, cfg.MaxDrift)
+	// The peer's clock runs ahead, within the drift bound.
+	ahead := now.Add(cfg.MaxDrift / 2)
+	stored := crdt.Create("s", peer.Now(ahead), now.Add(time.Hour), time.Hour)
+	stored.Fields = stored.Fields.With("n", crdt.Field{Value: "199", TS: peer.Now(ahead)})
+	if _, err := c.Local(now, LocalOp{Kind: OpUpdate, ID: "s", Stored: stored, Set: map[string][]byte{"n": []byte("200")}}); err != nil {
+		t.Fatal(err)
+	}
+	r := c.Ready()
+	if len(r.Storage) == 0 || r.Storage[0].Batch == nil {
+		t.Fatalf("no storage for the write: %+v", r)
+	}
+	d := r.Storage[0].Batch.Get("s")
+	f, ok := d.Fields.Get("n")
+	if !ok || f.Value != "200" {
+		t.Fatalf("the write's delta: %+v", d)
+	}
+	was, _ := stored.Fields.Get("n")
+	if f.TS.Compare(was.TS) <= 0 {
+		t.Fatalf("the write is stamped %v, not after the state it was made on (%v)", f.TS, was.TS)
+	}
+}
