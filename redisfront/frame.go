@@ -120,7 +120,7 @@ func (f *framer) filled(n int) {
 	}
 	for f.s < f.w {
 		if f.scan.at == 0 {
-			if k := emptyMultibulk(f.buf[f.s:f.w]); k > 0 {
+			if k := emptyMultibulk(f.buf[f.s:f.w], &f.scan); k > 0 {
 				// Redis reads "*0\r\n" (or a negative count) as no
 				// command and goes on; redcon would close the
 				// connection on it.
@@ -186,23 +186,24 @@ type scanState struct {
 	// left is how many arguments of a multibulk are still to come once
 	// at is past its header.
 	left int
+	// nl is how far the unfinished number line ("*N" or "$N") was
+	// searched for its end: redcon takes any number of leading zeros, so
+	// the line may be long, and is searched once, not again at every
+	// read.
+	nl int
+	// bulk, when not 0, is where the data of the argument at at starts
+	// (its "$N" line read), size its length.
+	bulk, size int
 }
-
-// maxNumberLine bounds an unfinished "*N" or "$N" line: a number has at
-// most 20 characters, so a longer line is refused without waiting for its
-// end (and scanning it again at every read). Only a number padded with
-// dozens of zeros, which redcon would take, is refused by this; Redis
-// itself refuses such a line (string2ll takes no leading zeros).
-const maxNumberLine = 64
 
 // emptyMultibulk returns the length of the multibulk header at b's start
 // when it declares no arguments ("*0\r\n", "*-1\r\n"), which Redis skips
 // without a reply; 0 for anything else, an incomplete header included.
-func emptyMultibulk(b []byte) int {
+func emptyMultibulk(b []byte, st *scanState) int {
 	if len(b) == 0 || b[0] != '*' {
 		return 0
 	}
-	i, n, ok := lineInt(b, 1)
+	i, n, ok := lineInt(b, 1, st)
 	if !ok || i == 0 || n > 0 {
 		return 0
 	}
@@ -232,7 +233,7 @@ func requestScan(b []byte, st *scanState) (end, need int, ok bool) {
 	}
 	i, n := st.at, st.left
 	if i == 0 {
-		i, n, ok = lineInt(b, 1)
+		i, n, ok = lineInt(b, 1, st)
 		switch {
 		case !ok:
 			return 0, 0, false
@@ -250,15 +251,20 @@ func requestScan(b []byte, st *scanState) (end, need int, ok bool) {
 		if b[i] != '$' {
 			return 0, 0, false
 		}
-		j, size, ok := lineInt(b, i+1)
-		if !ok {
-			return 0, 0, false
-		}
+		j, size := st.bulk, st.size
 		if j == 0 {
-			return 0, atLeast(i, n-k), true
-		}
-		if size < 0 {
-			return 0, 0, false
+			var ok bool
+			j, size, ok = lineInt(b, i+1, st)
+			if !ok {
+				return 0, 0, false
+			}
+			if j == 0 {
+				return 0, atLeast(i, n-k), true
+			}
+			if size < 0 {
+				return 0, 0, false
+			}
+			st.bulk, st.size = j, size
 		}
 		if size > len(b)-j-2 {
 			if size > math.MaxInt-j-2 {
@@ -270,6 +276,7 @@ func requestScan(b []byte, st *scanState) (end, need int, ok bool) {
 			return 0, 0, false
 		}
 		i = j + size + 2
+		st.bulk, st.size = 0, 0
 	}
 	return i, 0, true
 }
@@ -285,16 +292,17 @@ func atLeast(at, left int) int {
 
 // lineInt parses the number from b[from:] to the next CRLF and returns the
 // index after the CRLF; next 0 when the line is incomplete, ok false when
-// it is not a CRLF-terminated number.
-func lineInt(b []byte, from int) (next, v int, ok bool) {
-	nl := bytes.IndexByte(b[from:], '\n')
+// it is not a CRLF-terminated number. The search for the line's end starts
+// where st says the last call's stopped.
+func lineInt(b []byte, from int, st *scanState) (next, v int, ok bool) {
+	start := max(from, st.nl)
+	nl := bytes.IndexByte(b[start:], '\n')
 	if nl < 0 {
-		if len(b)-from > maxNumberLine {
-			return 0, 0, false
-		}
+		st.nl = len(b)
 		return 0, 0, true
 	}
-	end := from + nl
+	st.nl = 0
+	end := start + nl
 	if end == from || b[end-1] != '\r' {
 		return 0, 0, false
 	}

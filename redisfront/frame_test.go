@@ -126,10 +126,11 @@ func TestRequestEnd(t *testing.T) {
 		{"*1\r\n$-3\r\n", 0, false},
 		{"*1\r\n$4\r\nPINGxx", 0, false},
 		{"*1\r\n$99999999999999999999\r\n", 0, false},
-		// A number line longer than any number is refused before its end.
-		{"*1\r\n$" + strings.Repeat("1", maxNumberLine+1), 0, false},
-		{"*" + strings.Repeat("1", maxNumberLine+1), 0, false},
-		{"*1\r\n$" + strings.Repeat("1", maxNumberLine-2), 0, true},
+		// redcon takes any number of leading zeros: a long number line
+		// is waited for, and framed.
+		{"*1\r\n$" + strings.Repeat("0", 1000), 0, true},
+		{"*1\r\n$" + strings.Repeat("0", 1000) + "4\r\nPING\r\n", 1000 + 14, true},
+		{"*" + strings.Repeat("0", 1000) + "1\r\n$4\r\nPING\r\n", 1000 + 14, true},
 	} {
 		end, ok := requestEnd([]byte(tc.in))
 		if end != tc.end || ok != tc.okay {
@@ -141,12 +142,16 @@ func TestRequestEnd(t *testing.T) {
 // TestFramerScanResumes: a request that arrives in pieces is scanned once,
 // not again from its start at every read. After each 1 KiB read of a
 // multibulk request of one-byte arguments, the scan has reached the last
-// whole argument; of an inline line, the last byte. Rescanning from the
+// whole argument; of an inline line or a long (zero-padded) number line,
+// the last byte; of a large bulk, it waits for the data without a look. Rescanning from the
 // start (the scan state dropped) cost time quadratic in the request's
 // size: 14 s of CPU for 4 MiB in 1 KiB pieces, before AUTH.
 func TestFramerScanResumes(t *testing.T) {
 	multibulk := frameArgsRequest(1 << 20)
 	inline := append(bytes.Repeat([]byte("a"), 256<<10), "\r\n"...)
+	// Leading zeros, which redcon takes: the number lines are long.
+	padded := []byte("*" + strings.Repeat("0", 256<<10) + "2\r\n$4\r\nECHO\r\n$" + strings.Repeat("0", 256<<10) + "1\r\na\r\n")
+	bulk := []byte("*2\r\n$4\r\nECHO\r\n$1048576\r\n" + strings.Repeat("b", 1<<20) + "\r\n")
 	for _, tc := range []struct {
 		name  string
 		req   []byte
@@ -154,6 +159,8 @@ func TestFramerScanResumes(t *testing.T) {
 	}{
 		{"multibulk", multibulk, len("$1\r\na\r\n")},
 		{"inline", inline, 0},
+		{"padded numbers", padded, 0},
+		{"large bulk", bulk, 0},
 	} {
 		var f framer
 		for off := 0; off < len(tc.req); {
@@ -166,7 +173,7 @@ func TestFramerScanResumes(t *testing.T) {
 			if off == len(tc.req) {
 				break
 			}
-			if got, held := f.scan.at, f.w-f.s; got < held-tc.slack {
+			if got, held := scanned(f.scan, f.w-f.s), f.w-f.s; got < held-tc.slack {
 				t.Fatalf("%s: after %d bytes the scan stopped at %d of %d in hand", tc.name, off, got, held)
 			}
 		}
@@ -174,6 +181,16 @@ func TestFramerScanResumes(t *testing.T) {
 			t.Fatalf("%s: request of %d bytes: s %d, ends %v, scan %+v", tc.name, len(tc.req), f.s, f.ends, f.scan)
 		}
 	}
+}
+
+// scanned is how much of the held bytes of a request st has looked at:
+// past its scanned arguments, its searched number line, or, waiting for a
+// bulk's data, all of it (the data needs no scan until it is whole).
+func scanned(st scanState, held int) int {
+	if st.bulk > 0 {
+		return held
+	}
+	return max(st.at, st.nl)
 }
 
 // frameArgsRequest is a multibulk request of about size bytes of one-byte
@@ -187,27 +204,36 @@ func frameArgsRequest(size int) []byte {
 	return b
 }
 
-// BenchmarkFramerPieces frames a request just under the default bound on
-// one request, as one read and in 1 KiB reads: the two cost the same per
-// byte when each read's scan resumes where the last one stopped.
+// BenchmarkFramerPieces frames requests just under the default bound on
+// one request (one-byte arguments; one zero-padded number line), as one
+// read and in 1 KiB reads: the two cost the same per byte when each read's
+// scan resumes where the last one stopped.
 //
 //	go test ./redisfront -run '^$' -bench FramerPieces
 func BenchmarkFramerPieces(b *testing.B) {
-	req := frameArgsRequest(DefaultMaxRequestBytes - 64)
-	for _, piece := range []int{len(req), 1024} {
-		b.Run("read="+strconv.Itoa(piece), func(b *testing.B) {
-			b.SetBytes(int64(len(req)))
-			for b.Loop() {
-				var f framer
-				for off := 0; off < len(req); {
-					n := copy(f.room(), req[off:min(off+piece, len(req))])
-					off += n
-					f.filled(n)
+	args := frameArgsRequest(DefaultMaxRequestBytes - 64)
+	// One number line of 4 MiB of leading zeros, which redcon takes.
+	padded := []byte("*1\r\n$" + strings.Repeat("0", DefaultMaxRequestBytes-64) + "4\r\nPING\r\n")
+	for _, in := range []struct {
+		name string
+		req  []byte
+	}{{"args", args}, {"padded", padded}} {
+		for _, piece := range []int{len(in.req), 1024} {
+			req := in.req
+			b.Run(in.name+"/read="+strconv.Itoa(piece), func(b *testing.B) {
+				b.SetBytes(int64(len(req)))
+				for b.Loop() {
+					var f framer
+					for off := 0; off < len(req); {
+						n := copy(f.room(), req[off:min(off+piece, len(req))])
+						off += n
+						f.filled(n)
+					}
+					if f.s != len(req) {
+						b.Fatalf("framed %d of %d bytes", f.s, len(req))
+					}
 				}
-				if f.s != len(req) {
-					b.Fatalf("framed %d of %d bytes", f.s, len(req))
-				}
-			}
-		})
+			})
+		}
 	}
 }

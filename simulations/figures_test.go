@@ -12,7 +12,7 @@ import (
 // end of the workload (30 s here), and "unreplicated at the end" counted
 // the stranded writes once per running node.
 func TestStrandedWritesNotWaitedFor(t *testing.T) {
-	sc, err := Parse([]byte(`
+	res := runText(t, `
 name: stranded
 duration: 90s
 quiet: 30s
@@ -29,14 +29,7 @@ faults:
 expect:
   converge_within: 5s
   lost_writes: 0
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, nil)
 	f := res.Figures
 	if !res.Verdict.Pass || f.Converge < 0 || f.Converge > 1 {
 		t.Errorf("converged %.3fs after the heal; verdict:\n%s", f.Converge, res.Summary())
@@ -50,7 +43,7 @@ expect:
 // version entries, which the node refuses: a third of the removes used to
 // be refused and go nowhere, without any figure saying so.
 func TestRemovesPickClientFields(t *testing.T) {
-	sc, err := Parse([]byte(`
+	res := runText(t, `
 name: removes
 duration: 20s
 quiet: 5s
@@ -58,14 +51,7 @@ regions: [{name: a}]
 nodes: [{region: a, count: 2}]
 workload:
   rates: {create: 2, set: 5, remove: 5, read: 1}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, nil)
 	ops := res.Figures.Ops["remove"]
 	refused := 0
 	for _, ev := range res.Trace {
@@ -84,7 +70,7 @@ workload:
 // A late joiner's clients start with it: none of its operations is turned
 // away as unavailable before it joins.
 func TestLateJoinerClientsStartWithIt(t *testing.T) {
-	sc, err := Parse([]byte(`
+	res := runText(t, `
 name: late
 duration: 20s
 quiet: 5s
@@ -94,14 +80,7 @@ nodes:
   - {name: late-1, region: a, start: 10s}
 workload:
   rates: {create: 2, set: 5, read: 5}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Run(sc, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
+`, nil)
 	var first, ops int
 	for _, ev := range res.Trace {
 		if ev.Kind == "op" && ev.Node == "late-1" {

@@ -195,38 +195,14 @@ func TestForgedRecordIgnored(t *testing.T) {
 
 	evil := multiaddr.StringCast("/ip4/127.0.10.99/tcp/1")
 	mKey := m.h.Peerstore().PrivKey(m.ID())
-	seal := func(rec *peer.PeerRecord, key crypto.PrivKey) []byte {
-		env, err := record.Seal(rec, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := env.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return raw
-	}
-	forged := seal(&peer.PeerRecord{PeerID: b.ID(), Addrs: []multiaddr.Multiaddr{evil}, Seq: uint64(time.Now().UnixNano()) * 2}, mKey)
+	forged := sealRecord(t, &peer.PeerRecord{PeerID: b.ID(), Addrs: []multiaddr.Multiaddr{evil}, Seq: uint64(time.Now().UnixNano()) * 2}, mKey)
 	oKey, _, err := crypto.GenerateEd25519Key(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	oID, _ := peer.IDFromPrivateKey(oKey)
-	stranger := seal(&peer.PeerRecord{PeerID: oID, Addrs: []multiaddr.Multiaddr{evil}, Seq: 1}, oKey)
-
-	var buf bytes.Buffer
-	for _, r := range [][]byte{forged, stranger, []byte("not an envelope")} {
-		buf.Write(binary.AppendUvarint(nil, uint64(len(r))))
-		buf.Write(r)
-	}
-	s, err := m.h.NewStream(context.Background(), a.ID(), MembersProtocol(DefaultMesh))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	stranger := sealRecord(t, &peer.PeerRecord{PeerID: oID, Addrs: []multiaddr.Multiaddr{evil}, Seq: 1}, oKey)
+	pushRawRecords(t, m, a, forged, stranger, []byte("not an envelope"))
 	waitFor(t, 5*time.Second, "records rejected", func() bool {
 		r := a.Stats().RecordsRejected
 		return r[RecordForged] >= 1 && r[RecordNotMember] >= 1 && r[RecordInvalid] >= 1
@@ -510,32 +486,16 @@ func TestRecordsOfUnconnectedPeersBounded(t *testing.T) {
 	waitFor(t, 10*time.Second, "m connected to a", func() bool { return ra.isUp(m.ID()) })
 
 	dead := multiaddr.StringCast("/ip4/127.0.10.99/tcp/1")
-	var buf bytes.Buffer
+	var raws [][]byte
 	for range made {
 		k, _, err := crypto.GenerateEd25519Key(nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		id, _ := peer.IDFromPrivateKey(k)
-		env, err := record.Seal(&peer.PeerRecord{PeerID: id, Addrs: []multiaddr.Multiaddr{dead}, Seq: 1}, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := env.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		buf.Write(binary.AppendUvarint(nil, uint64(len(raw))))
-		buf.Write(raw)
+		raws = append(raws, sealRecord(t, &peer.PeerRecord{PeerID: id, Addrs: []multiaddr.Multiaddr{dead}, Seq: 1}, k))
 	}
-	s, err := m.h.NewStream(context.Background(), a.ID(), MembersProtocol(DefaultMesh))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Write(buf.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
+	pushRawRecords(t, m, a, raws...)
 	waitFor(t, 10*time.Second, "records counted", func() bool {
 		st := a.Stats()
 		return st.RecordsRejected[RecordTooMany] >= made-limit
@@ -553,4 +513,38 @@ func TestRecordsOfUnconnectedPeersBounded(t *testing.T) {
 	if _, ok := memberOf(a, c.ID()); !ok {
 		t.Fatal("a did not take a peer that connected to it")
 	}
+}
+
+// sealRecord signs rec with key and marshals the envelope, as a member's
+// record exchange carries it.
+func sealRecord(t *testing.T, rec *peer.PeerRecord, key crypto.PrivKey) []byte {
+	t.Helper()
+	env, err := record.Seal(rec, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := env.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// pushRawRecords sends raws to "to" on from's member-exchange stream, each
+// framed by its uvarint length, as pushRecords frames them.
+func pushRawRecords(t *testing.T, from, to *Transport, raws ...[]byte) {
+	t.Helper()
+	var buf bytes.Buffer
+	for _, r := range raws {
+		buf.Write(binary.AppendUvarint(nil, uint64(len(r))))
+		buf.Write(r)
+	}
+	s, err := from.h.NewStream(context.Background(), to.ID(), MembersProtocol(DefaultMesh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(buf.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 }
